@@ -1,0 +1,149 @@
+"""`Connection`: packets of typed messages over a byte stream, with limits enforced.
+
+A connection is used by at most one sending task and one receiving task at a time
+(actors send through a `BatchedSender`). Payloads are refused until `authenticated`
+is set, which the handshake does.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import attrs
+
+from ..protocol.errors import ProtocolError
+from ..protocol.wire import (
+    DEFAULT_MAX_ENVELOPE_BYTES,
+    DEFAULT_MAX_FRAME_BYTES,
+    DEFAULT_MAX_FRAMES,
+    decode_batch,
+    encode_batch,
+    packet_chunks,
+    parse_frame_count,
+    parse_frame_lengths,
+)
+from .streams import ByteStream, StreamClosed
+
+_BUFFER_BYTES = 256 * 1024
+
+
+class ConnectionClosed(Exception):
+    """The peer closed the connection (cleanly, between packets)."""
+
+
+@attrs.frozen
+class Limits:
+    """Bounds on what a peer may send in one packet."""
+
+    max_frames: int = DEFAULT_MAX_FRAMES
+    max_frame_bytes: int = DEFAULT_MAX_FRAME_BYTES
+    max_envelope_bytes: int = DEFAULT_MAX_ENVELOPE_BYTES
+
+
+class PacketReader:
+    """Reads whole packets (lists of frames) from a stream through one reusable buffer.
+
+    Small frames are copied out of the buffer; frames larger than the buffer are read
+    straight into a buffer of their own.
+    """
+
+    def __init__(self, stream: ByteStream, limits: Limits):
+        self._stream = stream
+        self._limits = limits
+        self._buffer = bytearray(_BUFFER_BYTES)
+        self._view = memoryview(self._buffer)
+        self._start = 0
+        self._end = 0
+
+    async def _fill(self, n: int, *, at_boundary: bool = False) -> bool:
+        """Make at least `n` bytes available; False on EOF at a packet boundary."""
+        while self._end - self._start < n:
+            if self._start and (self._end == self._start or len(self._buffer) - self._start < n):
+                remaining = self._end - self._start
+                self._view[:remaining] = self._view[self._start : self._end]
+                self._start, self._end = 0, remaining
+            received = await self._stream.receive_into(self._view[self._end :])
+            if received == 0:
+                if at_boundary and self._end == self._start:
+                    return False
+                raise ProtocolError("connection closed in the middle of a packet")
+            self._end += received
+        return True
+
+    async def _read(self, n: int) -> bytes | bytearray:
+        if n <= len(self._buffer):
+            await self._fill(n)
+            out = bytes(self._view[self._start : self._start + n])
+            self._start += n
+            return out
+        out = bytearray(n)
+        target = memoryview(out)
+        have = self._end - self._start
+        target[:have] = self._view[self._start : self._end]
+        self._start = self._end = 0
+        while have < n:
+            received = await self._stream.receive_into(target[have:])
+            if received == 0:
+                raise ProtocolError("connection closed in the middle of a frame")
+            have += received
+        return out
+
+    async def read_packet(self) -> list[bytes | bytearray] | None:
+        """The next packet's frames, or None if the peer closed between packets."""
+        if not await self._fill(4, at_boundary=True):
+            return None
+        count = parse_frame_count(await self._read(4), self._limits.max_frames)
+        lengths = parse_frame_lengths(
+            await self._read(8 * count),
+            count,
+            max_frame_bytes=self._limits.max_frame_bytes,
+            max_envelope_bytes=self._limits.max_envelope_bytes,
+        )
+        return [await self._read(n) for n in lengths]
+
+
+class Connection:
+    """Typed messages over a byte stream. `peer` names the other end in logs."""
+
+    def __init__(self, stream: ByteStream, *, peer: str = "?", limits: Limits | None = None):
+        self.stream = stream
+        self.peer = peer
+        self.authenticated = False
+        self.closed = False
+        self._reader = PacketReader(stream, limits or Limits())
+
+    async def send(self, messages: Sequence[Any]) -> None:
+        """Write one packet holding `messages`. Raises `StreamClosed` if the peer is gone."""
+        if self.closed:
+            raise StreamClosed(f"connection to {self.peer} is closed")
+        for chunk in packet_chunks(encode_batch(messages)):
+            await self.stream.send_all(chunk)
+
+    async def receive(self) -> list[Any]:
+        """Read the next packet's messages.
+
+        Raises `ConnectionClosed` when the peer closed cleanly, `ProtocolError` when it
+        sent something invalid, `StreamClosed` when the connection broke.
+        """
+        frames = await self._reader.read_packet()
+        if frames is None:
+            raise ConnectionClosed(f"{self.peer} closed the connection")
+        return decode_batch(frames, allow_payloads=self.authenticated)
+
+    async def receive_one(self, *types: type) -> Any:
+        """Read a packet that must hold exactly one message of one of `types`."""
+        messages = await self.receive()
+        if len(messages) != 1 or not isinstance(messages[0], types):
+            names = " or ".join(t.__name__ for t in types)
+            got = ", ".join(type(m).__name__ for m in messages)
+            raise ProtocolError(f"expected one {names}, got [{got}]")
+        return messages[0]
+
+    async def aclose(self) -> None:
+        if not self.closed:
+            self.closed = True
+            await self.stream.aclose()
+
+    def __repr__(self) -> str:
+        return f"<Connection to {self.peer}>"

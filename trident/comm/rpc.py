@@ -1,0 +1,156 @@
+"""`PeerPool`: request/reply over pooled, authenticated connections to workers.
+
+Clients gather and scatter through it; workers fetch dependencies from each other
+through it. One connection per remote address carries any number of concurrent
+requests, matched to replies by ``request_id``. Works under trio and asyncio (anyio).
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+from collections.abc import Callable
+from typing import Any, Protocol
+
+import anyio
+
+from ..protocol.errors import ProtocolError
+from . import handshake
+from .batched import BatchedSender
+from .connection import Connection, ConnectionClosed
+from .streams import StreamClosed
+from .transports import connect
+
+logger = logging.getLogger("trident.comm")
+
+CONNECT_TIMEOUT = 10.0
+
+
+class Spawner(Protocol):
+    def start_soon(self, func: Callable[..., Any], *args: Any, name: object = None) -> None: ...
+
+
+class PeerUnavailable(ConnectionError):
+    """The peer could not be reached or the connection broke before it replied."""
+
+
+class _Pending:
+    __slots__ = ("error", "event", "reply")
+
+    def __init__(self) -> None:
+        self.event = anyio.Event()
+        self.reply: Any = None
+        self.error: BaseException | None = None
+
+
+class _Channel:
+    def __init__(self, address: str) -> None:
+        self.address = address
+        self.ready = anyio.Event()
+        self.sender: BatchedSender | None = None
+        self.connection: Connection | None = None
+        self.error: BaseException | None = None
+        self.pending: dict[int, _Pending] = {}
+        self.scope: anyio.CancelScope | None = None
+
+
+class PeerPool:
+    """Connections to peers, opened on first use and kept until `close`."""
+
+    def __init__(self, spawner: Spawner, *, role: str, name: str, token: str | None):
+        self._spawner = spawner
+        self._role = role
+        self._name = name
+        self._token = token
+        self._channels: dict[str, _Channel] = {}
+        self._ids = itertools.count(1)
+        self.closed = False
+
+    async def request(self, address: str, build: Callable[[int], Any]) -> Any:
+        """Send ``build(request_id)`` to `address` and return the matching reply.
+
+        Raises `PeerUnavailable` if the peer cannot be reached or drops the connection.
+        Cancelling the caller abandons the request (a late reply is ignored).
+        """
+        channel = await self._channel(address)
+        request_id = next(self._ids)
+        pending = _Pending()
+        channel.pending[request_id] = pending
+        try:
+            assert channel.sender is not None
+            channel.sender.send(build(request_id))
+            await pending.event.wait()
+        finally:
+            channel.pending.pop(request_id, None)
+        if pending.error is not None:
+            raise PeerUnavailable(f"{address}: {pending.error}") from pending.error
+        return pending.reply
+
+    async def _channel(self, address: str) -> _Channel:
+        if self.closed:
+            raise PeerUnavailable("the peer pool is closed")
+        channel = self._channels.get(address)
+        if channel is None or channel.error is not None:
+            channel = _Channel(address)
+            self._channels[address] = channel
+            self._spawner.start_soon(self._run_channel, channel)
+        await channel.ready.wait()
+        if channel.error is not None:
+            raise PeerUnavailable(f"cannot reach {address}: {channel.error}") from channel.error
+        return channel
+
+    async def _run_channel(self, channel: _Channel) -> None:
+        try:
+            with anyio.CancelScope() as scope:
+                channel.scope = scope
+                try:
+                    with anyio.fail_after(CONNECT_TIMEOUT):
+                        stream = await connect(channel.address)
+                        connection = Connection(stream, peer=channel.address)
+                        await handshake.offer(
+                            connection, role=self._role, name=self._name, token=self._token
+                        )
+                except Exception as exc:
+                    channel.error = exc
+                    return
+                channel.connection = connection
+                channel.sender = BatchedSender(connection)
+                channel.ready.set()
+                async with anyio.create_task_group() as tg:
+                    tg.start_soon(channel.sender.run)
+                    try:
+                        await self._receive_replies(channel)
+                    finally:
+                        tg.cancel_scope.cancel()
+        finally:
+            if channel.error is None:
+                channel.error = PeerUnavailable(f"connection to {channel.address} closed")
+            channel.ready.set()
+            for pending in channel.pending.values():
+                pending.error = channel.error
+                pending.event.set()
+            if self._channels.get(channel.address) is channel:
+                del self._channels[channel.address]
+            if channel.connection is not None:
+                with anyio.CancelScope(shield=True):
+                    await channel.connection.aclose()
+
+    async def _receive_replies(self, channel: _Channel) -> None:
+        assert channel.connection is not None
+        try:
+            while True:
+                for reply in await channel.connection.receive():
+                    request_id = getattr(reply, "request_id", None)
+                    pending = channel.pending.get(request_id) if request_id is not None else None
+                    if pending is not None:
+                        pending.reply = reply
+                        pending.event.set()
+        except (ConnectionClosed, StreamClosed, ProtocolError) as exc:
+            channel.error = exc
+
+    def close(self) -> None:
+        """Close every connection (their tasks end soon after; pending requests fail)."""
+        self.closed = True
+        for channel in list(self._channels.values()):
+            if channel.scope is not None:
+                channel.scope.cancel()

@@ -1,0 +1,129 @@
+"""Opening connections (`connect`) and accepting them (`serve`) for every transport.
+
+`connect` works under trio and asyncio (tcp) or trio only (inproc). `serve` is trio only:
+servers are actors, and actors run on trio.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import logging
+import socket
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import sniffio
+import trio
+
+from .address import AddressError, format_tcp, parse_address, parse_host_port
+from .streams import AsyncioTcpStream, ByteStream, InprocStream, StreamClosed, TrioTcpStream
+
+logger = logging.getLogger("trident.comm")
+
+Handler = Callable[[ByteStream], Awaitable[None]]
+
+_inproc_listeners: dict[str, tuple[trio.Nursery, Handler]] = {}
+_inproc_counter = itertools.count(1)
+
+
+def unique_inproc_address(prefix: str) -> str:
+    return f"inproc://{prefix}-{next(_inproc_counter)}"
+
+
+async def connect(address: str) -> ByteStream:
+    """Open a byte stream to `address`. Raises `OSError` if nobody listens there.
+
+    Checkpoints; bound its time with a cancel scope (``anyio.fail_after``).
+    """
+    scheme, location = parse_address(address)
+    library = sniffio.current_async_library()
+    if scheme == "inproc":
+        if library != "trio":
+            raise AddressError(f"{address}: in-process addresses only work under trio")
+        entry = _inproc_listeners.get(location)
+        if entry is None:
+            raise ConnectionRefusedError(f"nothing listens on {address}")
+        nursery, handler = entry
+        server_end, client_end = InprocStream.pair(location)
+        nursery.start_soon(_run_handler, handler, server_end, address)
+        await trio.lowlevel.checkpoint()
+        return client_end
+    host, port = parse_host_port(location)
+    if library == "trio":
+        return TrioTcpStream(await trio.open_tcp_stream(host, port))
+    loop = asyncio.get_running_loop()
+    infos = await loop.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    error: OSError | None = None
+    for family, type_, proto, _, sockaddr in infos:
+        sock = socket.socket(family, type_, proto)
+        sock.setblocking(False)
+        try:
+            await loop.sock_connect(sock, sockaddr)
+        except OSError as exc:
+            sock.close()
+            error = exc
+            continue
+        except BaseException:
+            sock.close()
+            raise
+        return AsyncioTcpStream(sock, loop)
+    raise error or OSError(f"cannot resolve {host!r}")
+
+
+async def _run_handler(handler: Handler, stream: ByteStream, address: str) -> None:
+    """Run one connection's handler; its failure closes that connection only."""
+    try:
+        await handler(stream)
+    except StreamClosed:
+        pass
+    except Exception:
+        logger.exception("connection handler on %s failed", address)
+    finally:
+        with trio.CancelScope(shield=True):
+            await stream.aclose()
+
+
+async def serve(
+    address: str,
+    handler: Handler,
+    *,
+    task_status: trio.TaskStatus[str] = trio.TASK_STATUS_IGNORED,
+) -> None:
+    """Accept connections on `address`, running `handler(stream)` for each in its own task.
+
+    Reports the bound address (with the real port for ``tcp://host:0``) through
+    `task_status`; serves until cancelled. A handler that raises closes its connection
+    and is logged; the listener keeps serving.
+    """
+    scheme, location = parse_address(address)
+    if scheme == "inproc":
+        async with trio.open_nursery() as nursery:
+            if location in _inproc_listeners:
+                raise OSError(f"{address} is already in use")
+            _inproc_listeners[location] = (nursery, handler)
+            try:
+                task_status.started(address)
+                await trio.sleep_forever()
+            finally:
+                _inproc_listeners.pop(location, None)
+        return
+    host, port = parse_host_port(location)
+    listeners = await trio.open_tcp_listeners(port, host=host, backlog=1024)
+    bound = listeners[0].socket.getsockname()
+    bound_address = format_tcp(host or bound[0], bound[1])
+
+    async def on_stream(stream: trio.SocketStream) -> None:
+        await _run_handler(handler, TrioTcpStream(stream), bound_address)
+
+    async with trio.open_nursery() as nursery:
+        await nursery.start(trio.serve_listeners, on_stream, listeners)
+        task_status.started(bound_address)
+
+
+def is_inproc(address: str) -> bool:
+    return address.startswith("inproc://")
+
+
+def describe(stream: Any) -> str:
+    return getattr(stream, "peer", "?")

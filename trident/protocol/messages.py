@@ -1,0 +1,360 @@
+"""Every message that crosses a trident connection, grouped by who sends it.
+
+Each class is a frozen, slotted attrs class registered under a short tag (see
+`registry.message`). Fields are validated on decode. Keys are strings; user data is
+always a `Serialized` payload that only clients and workers ever unpickle.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from .registry import message
+from .serialize import Serialized
+
+PROTOCOL_VERSION = 1
+
+# --- handshake (msgpack only: no payloads are accepted before it completes) -----------
+
+
+@message("challenge")
+class Challenge:
+    """Server -> peer, first message on every connection: prove you know the token."""
+
+    nonce: bytes
+    server_id: str
+    protocol: int
+    auth_required: bool
+
+
+@message("hello")
+class Hello:
+    """Peer -> server: who the peer is and its proof of the cluster token."""
+
+    role: str  # "client", "worker" or "peer"
+    name: str
+    protocol: int
+    proof: bytes
+    nonce: bytes
+
+
+@message("welcome")
+class Welcome:
+    """Server -> peer: the handshake succeeded; `proof` lets the peer check the server."""
+
+    proof: bytes
+    server_id: str
+
+
+@message("refused")
+class Refused:
+    """Server -> peer: the handshake failed, with a reason; the server then closes."""
+
+    reason: str
+
+
+# --- shared pieces -----------------------------------------------------------------------
+
+
+@message("wi")
+class WorkerInfo:
+    """What clients and the scheduler know about one worker."""
+
+    address: str
+    name: str
+    nthreads: int
+    memory_limit: int
+    resources: dict[str, float]
+
+
+@message("task")
+class TaskSpec:
+    """One task of a graph submitted by a client.
+
+    `function` names a function token defined in the same or an earlier `UpdateGraph`.
+    `args` is `(args, kwargs)` pickled with futures replaced by their keys, which are
+    listed in `dependencies`. A task with `args` None and no function is a placeholder
+    for data that already lives on the cluster.
+    """
+
+    key: str
+    function: str
+    args: Serialized
+    dependencies: list[str]
+    priority: int
+    retries: int
+    workers: list[str] | None
+    allow_other_workers: bool
+    resources: dict[str, float] | None
+
+
+@message("error")
+class ErrorInfo:
+    """A task's exception, pickled, with its traceback and a plain-text rendering."""
+
+    exception: Serialized
+    traceback: Serialized | None
+    text: str
+    worker: str
+
+
+# --- client -> scheduler -------------------------------------------------------------------
+
+
+@message("reg-client")
+class RegisterClient:
+    """First message of a client after the handshake."""
+
+    client_id: str
+    name: str
+
+
+@message("graph")
+class UpdateGraph:
+    """Submit tasks (`Client.submit`, `Client.map`) and define the functions they use.
+
+    Every task in `tasks` becomes wanted by the sending client.
+    """
+
+    functions: dict[str, Serialized]
+    tasks: list[TaskSpec]
+
+
+@message("release")
+class ReleaseKeys:
+    """The client dropped its last future for these keys."""
+
+    keys: list[str]
+
+
+@message("cancel")
+class CancelKeys:
+    """`Client.cancel`: stop these keys; `force` also cancels them for other clients."""
+
+    keys: list[str]
+    force: bool
+
+
+@message("ff")
+class FireAndForget:
+    """`fire_and_forget`: run these keys to completion even with no client wanting them."""
+
+    keys: list[str]
+
+
+@message("scattered")
+class RegisterScattered:
+    """`Client.scatter`: the client stored these keys on workers; the client wants them."""
+
+    who_has: dict[str, list[str]]
+    nbytes: dict[str, int]
+    type_names: dict[str, str]
+
+
+@message("who-has")
+class WhoHasRequest:
+    """Ask which workers hold each key; answered by a `Reply` with a key -> addresses map."""
+
+    request_id: int
+    keys: list[str]
+
+
+@message("info")
+class InfoRequest:
+    """Ask for `Client.scheduler_info`; answered by a `Reply`."""
+
+    request_id: int
+
+
+@message("bye")
+class Goodbye:
+    """The client (or worker) closes on purpose; the connection ends after it."""
+
+    reason: str
+
+
+# --- scheduler -> client -------------------------------------------------------------------
+
+
+@message("client-welcome")
+class ClientWelcome:
+    """Answer to `RegisterClient`: the scheduler's id and the current workers."""
+
+    scheduler_id: str
+    workers: list[WorkerInfo]
+
+
+@message("done")
+class KeyDone:
+    """A wanted key is in memory; small results travel inline in `value`."""
+
+    key: str
+    type_name: str
+    nbytes: int
+    value: Serialized | None
+
+
+@message("erred")
+class KeyErred:
+    """A wanted key failed (or depends on a key that failed)."""
+
+    key: str
+    error: ErrorInfo
+
+
+@message("cancelled")
+class KeysCancelled:
+    """These keys were cancelled on the cluster; `reason` says why."""
+
+    keys: list[str]
+    reason: str
+
+
+@message("workers")
+class WorkersChanged:
+    """Workers joined or left the cluster."""
+
+    added: list[WorkerInfo]
+    removed: list[str]
+
+
+@message("reply")
+class Reply:
+    """Answer to a request message carrying the same `request_id`."""
+
+    request_id: int
+    value: Any
+    error: str | None
+
+
+# --- worker -> scheduler -------------------------------------------------------------------
+
+
+@message("reg-worker")
+class RegisterWorker:
+    """First message of a worker after the handshake."""
+
+    info: WorkerInfo
+    keys: dict[str, int]
+
+
+@message("worker-welcome")
+class WorkerWelcome:
+    """Answer to `RegisterWorker`."""
+
+    scheduler_id: str
+
+
+@message("finished")
+class TaskFinished:
+    """A task ran to completion; `value` is set when the scheduler asked for it inline."""
+
+    key: str
+    nbytes: int
+    type_name: str
+    start: float
+    stop: float
+    value: Serialized | None
+
+
+@message("failed")
+class TaskFailed:
+    """A task raised; the error is sent back to whoever waits for the key."""
+
+    key: str
+    error: ErrorInfo
+    start: float
+    stop: float
+
+
+@message("missing")
+class MissingData:
+    """The worker could not get `dependency` (for task `key`) from any of `tried`."""
+
+    key: str
+    dependency: str
+    tried: list[str]
+
+
+@message("keys-released")
+class KeysReleased:
+    """The worker dropped these keys on its own (a task it could not run, for example)."""
+
+    keys: list[str]
+
+
+# --- scheduler -> worker -------------------------------------------------------------------
+
+
+@message("def")
+class DefineFunction:
+    """A function the worker has not seen yet, under its content token."""
+
+    token: str
+    function: Serialized
+
+
+@message("run")
+class RunTask:
+    """Run a task once its dependencies are local; `who_has` says where to fetch them.
+
+    `priority` orders tasks on the worker (smaller first); `inline_result` asks for the
+    result inside `TaskFinished` when it is small.
+    """
+
+    key: str
+    function: str
+    args: Serialized
+    who_has: dict[str, list[str]]
+    priority: list[int]
+    inline_result: bool
+    resources: dict[str, float] | None
+
+
+@message("free")
+class FreeKeys:
+    """Forget these keys: drop their data and any queued work for them."""
+
+    keys: list[str]
+
+
+@message("forget-functions")
+class ForgetFunctions:
+    """No task uses these function tokens any more; the worker may drop them."""
+
+    tokens: list[str]
+
+
+@message("stop-task")
+class CancelTask:
+    """Cancel these tasks: dropped if queued, interrupted if async, discarded if running."""
+
+    keys: list[str]
+
+
+# --- peer (client or worker) -> worker ---------------------------------------------------
+
+
+@message("get")
+class GetData:
+    """Ask a worker for the data of some keys; answered by `DataReply`."""
+
+    request_id: int
+    keys: list[str]
+
+
+@message("data")
+class DataReply:
+    """Answer to `GetData`: the data it has and the keys it does not have."""
+
+    request_id: int
+    data: dict[str, Serialized]
+    missing: list[str]
+
+
+@message("put")
+class PutData:
+    """Store data on a worker (`Client.scatter`); answered by a `Reply` with nbytes."""
+
+    request_id: int
+    data: dict[str, Serialized]

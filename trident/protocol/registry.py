@@ -1,0 +1,264 @@
+"""Typed wire messages: the `message` decorator, the tag registry and the codecs.
+
+A message class is a frozen, slotted attrs class with a short tag. On the wire it is the
+msgpack array ``[tag, field1, field2, ...]``. For every class this module compiles two
+plain functions from the field annotations: an encoder (``msg -> list``) and a decoder
+(``list -> msg``) that checks the field count and every field's type. Decoding never
+trusts the peer: anything off raises `ProtocolError`.
+
+Supported field types: ``str``, ``int``, ``float``, ``bool``, ``bytes``, ``Serialized``,
+``Any`` (any msgpack value, unchecked), another message class (nested), ``list[T]``,
+``dict[str, T]`` and ``T | None``.
+"""
+
+from __future__ import annotations
+
+import types
+import typing
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+import attrs
+
+from .errors import ProtocolError
+from .serialize import Serialized
+
+T = TypeVar("T")
+
+#: tag -> message class
+MESSAGE_TYPES: dict[str, type] = {}
+
+# Per class, attached by `message`: the compiled encoder and decoder.
+_ENCODE_ATTR = "_trident_encode"
+_DECODE_ATTR = "_trident_decode"
+
+Checker = Callable[[Any], Any]  # validates (and possibly converts) one decoded value
+
+
+def message(tag: str) -> Callable[[type[T]], type[T]]:
+    """Class decorator: make `cls` a frozen slotted attrs message registered under `tag`."""
+
+    def decorate(cls: type[T]) -> type[T]:
+        if tag in MESSAGE_TYPES:
+            raise ValueError(f"message tag {tag!r} is used by {MESSAGE_TYPES[tag].__name__}")
+        cls = attrs.frozen(cls)
+        cls.tag = tag  # type: ignore[attr-defined]
+        MESSAGE_TYPES[tag] = cls
+        _compile(cls, tag)
+        return cls
+
+    return decorate
+
+
+def is_message(obj: object) -> bool:
+    return hasattr(type(obj), _ENCODE_ATTR)
+
+
+def encode(msg: Any) -> list:
+    """Turn a message into its msgpack-ready list form (payloads stay `Serialized`)."""
+    return getattr(msg, _ENCODE_ATTR)(msg)
+
+
+def decode(item: Any) -> Any:
+    """Turn a decoded msgpack array back into a message; raises `ProtocolError` if invalid."""
+    if type(item) is not list or not item:
+        raise ProtocolError(f"a message must be a non-empty array, got {type(item).__name__}")
+    tag = item[0]
+    cls = MESSAGE_TYPES.get(tag) if type(tag) is str else None
+    if cls is None:
+        raise ProtocolError(f"unknown message tag {tag!r}")
+    return getattr(cls, _DECODE_ATTR)(item)
+
+
+# --- compilation ---------------------------------------------------------------------
+
+
+def _type_name(tp: Any) -> str:
+    return getattr(tp, "__name__", None) or repr(tp)
+
+
+def _checker(tp: Any, where: str) -> tuple[Checker | None, bool]:
+    """Return (checker, is_trivial). A trivial checker means "accept as is"."""
+    origin = typing.get_origin(tp)
+    if tp is Any:
+        return None, True
+    if origin in (typing.Union, types.UnionType):
+        options = typing.get_args(tp)
+        non_none = [o for o in options if o is not type(None)]
+        if len(non_none) != 1 or len(options) != 2:
+            raise TypeError(f"{where}: only 'T | None' unions are supported, got {tp!r}")
+        inner, trivial = _checker(non_none[0], where)
+        if trivial:
+            return None, True
+
+        def check_optional(v: Any) -> Any:
+            return None if v is None else inner(v)  # type: ignore[misc]
+
+        return check_optional, False
+    if tp in (str, bytes, bool):
+
+        def check_exact(v: Any, tp: type = tp) -> Any:
+            if type(v) is not tp:
+                raise ProtocolError(f"{where}: expected {tp.__name__}, got {type(v).__name__}")
+            return v
+
+        return check_exact, False
+    if tp is int:
+
+        def check_int(v: Any) -> Any:
+            if type(v) is not int:
+                raise ProtocolError(f"{where}: expected int, got {type(v).__name__}")
+            return v
+
+        return check_int, False
+    if tp is float:
+
+        def check_float(v: Any) -> Any:
+            t = type(v)
+            if t is float:
+                return v
+            if t is int:
+                return float(v)
+            raise ProtocolError(f"{where}: expected float, got {t.__name__}")
+
+        return check_float, False
+    if tp is Serialized:
+
+        def check_payload(v: Any) -> Any:
+            if type(v) is not Serialized:
+                raise ProtocolError(f"{where}: expected a serialized payload, got {type(v).__name__}")
+            return v
+
+        return check_payload, False
+    if origin is list:
+        (item_tp,) = typing.get_args(tp)
+        item_check, trivial = _checker(item_tp, f"{where}[]")
+
+        def check_list(v: Any) -> Any:
+            if type(v) is not list:
+                raise ProtocolError(f"{where}: expected array, got {type(v).__name__}")
+            if not trivial:
+                return [item_check(x) for x in v]  # type: ignore[misc]
+            return v
+
+        return check_list, False
+    if origin is dict:
+        key_tp, value_tp = typing.get_args(tp)
+        if key_tp is not str:
+            raise TypeError(f"{where}: dict keys must be str")
+        value_check, trivial = _checker(value_tp, f"{where}{{}}")
+
+        def check_dict(v: Any) -> Any:
+            if type(v) is not dict:
+                raise ProtocolError(f"{where}: expected map, got {type(v).__name__}")
+            for k in v:
+                if type(k) is not str:
+                    raise ProtocolError(f"{where}: map keys must be strings")
+            if not trivial:
+                return {k: value_check(x) for k, x in v.items()}  # type: ignore[misc]
+            return v
+
+        return check_dict, False
+    if isinstance(tp, type) and hasattr(tp, _DECODE_ATTR):
+        nested_decode = getattr(tp, _DECODE_ATTR)
+
+        def check_nested(v: Any) -> Any:
+            if type(v) is not list:
+                raise ProtocolError(f"{where}: expected {tp.__name__} array")
+            return nested_decode(v)
+
+        return check_nested, False
+    raise TypeError(f"{where}: unsupported field type {_type_name(tp)}")
+
+
+def _nested_encoder(tp: Any) -> Callable[[Any], Any] | None:
+    """An encoder for fields holding nested messages (or lists/optionals of them)."""
+    origin = typing.get_origin(tp)
+    if isinstance(tp, type) and hasattr(tp, _ENCODE_ATTR):
+        return getattr(tp, _ENCODE_ATTR)
+    if origin in (typing.Union, types.UnionType):
+        (inner,) = [o for o in typing.get_args(tp) if o is not type(None)]
+        enc = _nested_encoder(inner)
+        if enc is None:
+            return None
+        return lambda v: None if v is None else enc(v)
+    if origin is list:
+        enc = _nested_encoder(typing.get_args(tp)[0])
+        if enc is None:
+            return None
+        return lambda v: [enc(x) for x in v]
+    if origin is dict:
+        enc = _nested_encoder(typing.get_args(tp)[1])
+        if enc is None:
+            return None
+        return lambda v: {k: enc(x) for k, x in v.items()}
+    return None
+
+
+def _simple_type(tp: Any) -> tuple[type, bool] | None:
+    """(type, optional) for fields checked inline by an exact type test, else None."""
+    exact = (str, bytes, bool, int, Serialized)
+    if tp in exact:
+        return tp, False
+    if typing.get_origin(tp) in (typing.Union, types.UnionType):
+        options = typing.get_args(tp)
+        non_none = [o for o in options if o is not type(None)]
+        if len(options) == 2 and len(non_none) == 1 and non_none[0] in exact:
+            return non_none[0], True
+    return None
+
+
+def _compile(cls: type, tag: str) -> None:
+    hints = typing.get_type_hints(cls, include_extras=False)
+    fields = [f for f in attrs.fields(cls) if f.name != "tag"]
+    names = [f.name for f in fields]
+    checks: dict[str, Checker] = {}
+    nested: dict[str, Callable[[Any], Any]] = {}
+    for name in names:
+        check, trivial = _checker(hints[name], f"{tag}.{name}")
+        if not trivial:
+            checks[name] = check  # type: ignore[assignment]
+        enc = _nested_encoder(hints[name])
+        if enc is not None:
+            nested[name] = enc
+
+    # Generated code keeps the per-message cost to one function call and no loops.
+    namespace: dict[str, Any] = {"cls": cls, "ProtocolError": ProtocolError}
+    enc_parts = []
+    for name in names:
+        if name in nested:
+            namespace[f"enc_{name}"] = nested[name]
+            enc_parts.append(f"enc_{name}(m.{name})")
+        else:
+            enc_parts.append(f"m.{name}")
+    enc_src = f"def encode(m):\n    return [{tag!r}, {', '.join(enc_parts)}]\n"
+
+    count = len(names) + 1
+    dec_lines = [
+        "def decode(v):",
+        f"    if len(v) != {count}:",
+        f"        raise ProtocolError('{tag}: expected {count - 1} fields, got %d' % (len(v) - 1))",
+        f"    _, {', '.join(names)}{',' if len(names) == 1 else ''} = v" if names else "    pass",
+    ]
+    for name in names:
+        simple = _simple_type(hints[name])
+        if simple is not None:
+            tp, optional = simple
+            namespace[f"T_{name}"] = tp
+            cond = f"type({name}) is not T_{name}"
+            if optional:
+                cond = f"{name} is not None and {cond}"
+            expected = tp.__name__ + (" or nil" if optional else "")
+            dec_lines.append(f"    if {cond}:")
+            dec_lines.append(
+                f"        raise ProtocolError('{tag}.{name}: expected {expected}, got '"
+                f" + type({name}).__name__)"
+            )
+        elif name in checks:
+            namespace[f"check_{name}"] = checks[name]
+            dec_lines.append(f"    {name} = check_{name}({name})")
+    dec_lines.append(f"    return cls({', '.join(names)})")
+    exec(enc_src, namespace)
+    exec("\n".join(dec_lines) + "\n", namespace)
+    setattr(cls, _ENCODE_ATTR, staticmethod(namespace["encode"]))
+    setattr(cls, _DECODE_ATTR, staticmethod(namespace["decode"]))

@@ -1,0 +1,272 @@
+"""User data <-> `Serialized` payloads: pickle protocol 5 with out-of-band buffers.
+
+The scheduler never calls `loads`: payloads pass through it as opaque bytes. Functions
+are pickled once per process and cached (`dumps_function`); task arguments are pickled
+with a pickler that replaces every `Future` it meets by a persistent id, which is how
+dependencies are found anywhere inside arguments and how workers substitute the data.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import pickle
+import sys
+import threading
+from collections import OrderedDict
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any
+
+import cloudpickle
+
+#: Pickle buffers at least this large travel as their own frame; smaller ones are copied
+#: into the pickle stream, where one more frame would cost more than the copy.
+OUT_OF_BAND_MIN_BYTES = 2048
+
+_PROTOCOL = 5
+
+
+class Serialized:
+    """A pickled object: the pickle stream (`header`) and its out-of-band `buffers`.
+
+    Instances are immutable by convention and cheap to pass around; `nbytes` is the total
+    size on the wire. Equality compares content, which keeps messages comparable in tests.
+    """
+
+    __slots__ = ("buffers", "header")
+
+    def __init__(self, header: bytes | memoryview, buffers: list[memoryview] | None = None):
+        self.header = header
+        self.buffers = buffers if buffers is not None else []
+
+    @property
+    def nbytes(self) -> int:
+        return len(self.header) + sum(b.nbytes for b in self.buffers)
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Serialized):
+            return NotImplemented
+        return bytes(self.header) == bytes(other.header) and [bytes(b) for b in self.buffers] == [
+            bytes(b) for b in other.buffers
+        ]
+
+    def __hash__(self) -> int:
+        return hash(bytes(self.header))
+
+    def __repr__(self) -> str:
+        return f"<Serialized {self.nbytes} bytes, {len(self.buffers)} buffers>"
+
+
+def _buffer_collector(buffers: list[memoryview]) -> Callable[[pickle.PickleBuffer], bool]:
+    def collect(buf: pickle.PickleBuffer) -> bool:
+        view = buf.raw()
+        if view.nbytes < OUT_OF_BAND_MIN_BYTES:
+            return True  # serialize in-band
+        buffers.append(view)
+        return False
+
+    return collect
+
+
+def _needs_cloudpickle(header: bytes) -> bool:
+    # pickle stores functions and classes of __main__ by reference, which only resolves in
+    # the process that made them; cloudpickle ships them by value instead.
+    return b"__main__" in header
+
+
+def dumps(obj: object) -> Serialized:
+    """Serialize `obj`; large buffers (numpy arrays, PickleBuffer) stay out of band.
+
+    Plain pickle is tried first for speed; objects it cannot handle (lambdas, local
+    classes, anything defined in `__main__`) go through cloudpickle. Raises the pickling
+    error of cloudpickle when neither works.
+    """
+    buffers: list[memoryview] = []
+    try:
+        header = pickle.dumps(obj, protocol=_PROTOCOL, buffer_callback=_buffer_collector(buffers))
+        if not _needs_cloudpickle(header):
+            return Serialized(header, buffers)
+    except Exception:
+        pass
+    buffers = []
+    header = cloudpickle.dumps(obj, protocol=_PROTOCOL, buffer_callback=_buffer_collector(buffers))
+    return Serialized(header, buffers)
+
+
+def loads(payload: Serialized) -> Any:
+    """Deserialize a payload made by `dumps` (or by `dumps_task_args` without futures)."""
+    return pickle.loads(payload.header, buffers=payload.buffers)
+
+
+# --- task arguments -------------------------------------------------------------------
+
+
+class _FutureRefPickler(pickle.Pickler):
+    """Pickler that records `Future` objects as persistent ids naming their key."""
+
+    future_type: type = type(None)
+
+    def __init__(self, file: io.BytesIO, buffers: list[memoryview]):
+        super().__init__(file, protocol=_PROTOCOL, buffer_callback=_buffer_collector(buffers))
+        self.dependencies: dict[str, None] = {}
+
+    def persistent_id(self, obj: object) -> str | None:
+        if isinstance(obj, self.future_type):
+            key: str = obj.key  # type: ignore[attr-defined]
+            self.dependencies[key] = None
+            return key
+        return None
+
+
+class _CloudFutureRefPickler(cloudpickle.Pickler):
+    """The cloudpickle flavour of `_FutureRefPickler`."""
+
+    future_type: type = type(None)
+
+    def __init__(self, file: io.BytesIO, buffers: list[memoryview]):
+        super().__init__(file, protocol=_PROTOCOL, buffer_callback=_buffer_collector(buffers))
+        self.dependencies: dict[str, None] = {}
+
+    def persistent_id(self, obj: object) -> str | None:
+        if isinstance(obj, self.future_type):
+            key: str = obj.key  # type: ignore[attr-defined]
+            self.dependencies[key] = None
+            return key
+        return None
+
+
+_ATOMIC_TYPES = frozenset({int, float, str, bytes, bool, type(None), complex})
+
+
+def register_future_type(future_type: type) -> None:
+    """Tell the argument pickler which class is a future (set once by the client package)."""
+    _FutureRefPickler.future_type = future_type
+    _CloudFutureRefPickler.future_type = future_type
+
+
+def dumps_task_args(args: tuple, kwargs: Mapping[str, Any]) -> tuple[Serialized, list[str]]:
+    """Pickle `(args, kwargs)` and return the payload and the keys of the futures inside.
+
+    Futures may sit anywhere in the arguments, inside containers or other objects; each is
+    replaced by its key. Raises whatever the pickler raises for unpicklable arguments.
+    """
+    value = (args, kwargs)
+    if all(type(a) in _ATOMIC_TYPES for a in args) and all(
+        type(v) in _ATOMIC_TYPES for v in kwargs.values()
+    ):
+        return Serialized(pickle.dumps(value, protocol=_PROTOCOL)), []
+    for pickler_type in (_FutureRefPickler, _CloudFutureRefPickler):
+        buffers: list[memoryview] = []
+        file = io.BytesIO()
+        pickler = pickler_type(file, buffers)
+        try:
+            pickler.dump(value)
+        except Exception:
+            if pickler_type is _CloudFutureRefPickler:
+                raise
+            continue
+        header = file.getvalue()
+        if pickler_type is _FutureRefPickler and _needs_cloudpickle(header):
+            continue
+        return Serialized(header, buffers), list(pickler.dependencies)
+    raise AssertionError("unreachable")
+
+
+class _DataUnpickler(pickle.Unpickler):
+    def __init__(self, file: io.BytesIO, buffers: Iterable[Any], data: Mapping[str, Any]):
+        super().__init__(file, buffers=buffers)
+        self._data = data
+
+    def persistent_load(self, pid: Any) -> Any:
+        return self._data[pid]
+
+
+def loads_task_args(
+    payload: Serialized, data: Mapping[str, Any]
+) -> tuple[tuple, dict[str, Any]]:
+    """Inverse of `dumps_task_args`: each future's key is replaced by `data[key]`."""
+    unpickler = _DataUnpickler(io.BytesIO(payload.header), payload.buffers, data)
+    args, kwargs = unpickler.load()
+    return args, kwargs
+
+
+# --- functions --------------------------------------------------------------------------
+
+
+class _FunctionCache:
+    """A bounded, thread-safe map from function objects to their payload and token."""
+
+    def __init__(self, capacity: int = 2000):
+        self._capacity = capacity
+        self._entries: OrderedDict[Any, tuple[Serialized, str]] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, func: Callable) -> tuple[Serialized, str]:
+        try:
+            with self._lock:
+                entry = self._entries.get(func)
+        except TypeError:  # unhashable callable: pickle each time
+            return _pickle_function(func)
+        if entry is None:
+            entry = _pickle_function(func)
+            with self._lock:
+                self._entries[func] = entry
+                if len(self._entries) > self._capacity:
+                    self._entries.popitem(last=False)
+        return entry
+
+
+def _pickle_function(func: Callable) -> tuple[Serialized, str]:
+    payload = dumps(func)
+    token = hashlib.blake2b(payload.header, digest_size=12).hexdigest()
+    return payload, token
+
+
+_function_cache = _FunctionCache()
+
+
+def dumps_function(func: Callable) -> tuple[Serialized, str]:
+    """Pickle a function once per process; return its payload and a content token."""
+    return _function_cache.get(func)
+
+
+def token_of(*parts: bytes | memoryview | str) -> str:
+    """A short hex digest over byte strings, used for deterministic task keys."""
+    h = hashlib.blake2b(digest_size=16)
+    for part in parts:
+        h.update(part.encode() if isinstance(part, str) else part)
+    return h.hexdigest()
+
+
+# --- sizes -----------------------------------------------------------------------------
+
+
+def sizeof(obj: object) -> int:
+    """Estimate the memory an object holds, in bytes (buffers counted, not headers).
+
+    Exact for bytes-like objects and numpy arrays; containers are sampled so the cost
+    stays bounded for huge lists.
+    """
+    nbytes = getattr(obj, "nbytes", None)
+    if isinstance(nbytes, int):
+        return nbytes
+    if isinstance(obj, (bytes, bytearray, str)):
+        return sys.getsizeof(obj)
+    if isinstance(obj, (list, tuple, set, frozenset)):
+        n = len(obj)
+        if n == 0:
+            return sys.getsizeof(obj)
+        sample = obj if n <= 10 else list(obj)[:10]
+        per_item = sum(sizeof(x) for x in sample) / len(sample)
+        return sys.getsizeof(obj) + int(per_item * n)
+    if isinstance(obj, dict):
+        n = len(obj)
+        items = list(obj.items())[:10]
+        if not items:
+            return sys.getsizeof(obj)
+        per_item = sum(sizeof(k) + sizeof(v) for k, v in items) / len(items)
+        return sys.getsizeof(obj) + int(per_item * n)
+    try:
+        return sys.getsizeof(obj)
+    except TypeError:
+        return 64

@@ -1,0 +1,146 @@
+"""Batches of messages <-> frames, and frames <-> packets on a byte stream.
+
+A packet is ``u32 frame count | u64 length per frame | frames``. Frame 0 is the msgpack
+envelope: an array of messages. `Serialized` payloads inside messages are msgpack
+extension values: small pickles travel inline (extension 1), anything with out-of-band
+buffers or a large pickle stream refers to frames of its own (extension 2), so big
+buffers are never copied into the envelope.
+
+Everything here is pure; the reading and writing of packets lives in `trident.comm`.
+"""
+
+from __future__ import annotations
+
+import struct
+from collections.abc import Sequence
+from typing import Any
+
+import msgpack
+
+from .errors import ProtocolError
+from .registry import decode, encode
+from .serialize import Serialized
+
+EXT_INLINE = 1
+EXT_FRAMES = 2
+
+#: A pickle stream larger than this leaves the envelope for a frame of its own.
+INLINE_MAX_BYTES = 64 * 1024
+#: Frames smaller than this are joined into one write; larger ones are written as they are.
+COALESCE_MAX_BYTES = 64 * 1024
+
+DEFAULT_MAX_FRAME_BYTES = 4 * 2**30
+DEFAULT_MAX_ENVELOPE_BYTES = 256 * 2**20
+DEFAULT_MAX_FRAMES = 1_000_000
+
+_FRAME_REF = struct.Struct("<II")
+_COUNT = struct.Struct("<I")
+
+Frame = bytes | bytearray | memoryview
+
+
+def encode_batch(messages: Sequence[Any]) -> list[Frame]:
+    """Encode messages into frames: the envelope first, then payload frames in order."""
+    frames: list[Frame] = [b""]
+
+    def default(obj: Any) -> Any:
+        if type(obj) is Serialized:
+            header = obj.header
+            if not obj.buffers and len(header) <= INLINE_MAX_BYTES:
+                return msgpack.ExtType(EXT_INLINE, header)
+            first = len(frames)
+            frames.append(header)
+            frames.extend(obj.buffers)
+            return msgpack.ExtType(EXT_FRAMES, _FRAME_REF.pack(first, 1 + len(obj.buffers)))
+        if isinstance(obj, tuple):
+            return list(obj)
+        raise TypeError(f"cannot encode {type(obj).__name__} in a message envelope")
+
+    frames[0] = msgpack.packb([encode(m) for m in messages], default=default, use_bin_type=True)
+    return frames
+
+
+def decode_batch(frames: Sequence[Frame], *, allow_payloads: bool = True) -> list[Any]:
+    """Decode the frames of one packet into messages; raises `ProtocolError` if invalid.
+
+    With ``allow_payloads=False`` (used before a peer is authenticated) any payload
+    extension is refused, so no pickled data is ever accepted from an unknown peer.
+    """
+    if not frames:
+        raise ProtocolError("empty packet")
+    used: set[int] = set()
+
+    def ext_hook(code: int, data: bytes) -> Any:
+        if not allow_payloads:
+            raise ProtocolError("serialized payloads are not accepted before authentication")
+        if code == EXT_INLINE:
+            return Serialized(data)
+        if code == EXT_FRAMES:
+            if len(data) != _FRAME_REF.size:
+                raise ProtocolError("malformed payload frame reference")
+            first, count = _FRAME_REF.unpack(data)
+            if first < 1 or count < 1 or first + count > len(frames):
+                raise ProtocolError(f"payload refers to frames {first}..{first + count - 1} "
+                                    f"of a packet with {len(frames)} frames")
+            span = range(first, first + count)
+            if not used.isdisjoint(span):
+                raise ProtocolError("two payloads refer to the same frame")
+            used.update(span)
+            return Serialized(frames[first], [memoryview(f) for f in frames[first + 1 : first + count]])
+        raise ProtocolError(f"unknown extension type {code}")
+
+    try:
+        envelope = msgpack.unpackb(
+            frames[0], ext_hook=ext_hook, raw=False, use_list=True, strict_map_key=True
+        )
+    except ProtocolError:
+        raise
+    except Exception as exc:  # msgpack raises several unrelated types for garbage
+        raise ProtocolError(f"undecodable envelope: {type(exc).__name__}: {exc}") from None
+    if type(envelope) is not list:
+        raise ProtocolError(f"envelope must be an array, got {type(envelope).__name__}")
+    return [decode(item) for item in envelope]
+
+
+def packet_prefix(frames: Sequence[Frame]) -> bytes:
+    """The bytes that precede the frames of a packet: frame count and lengths."""
+    lengths = [f.nbytes if isinstance(f, memoryview) else len(f) for f in frames]
+    return struct.pack(f"<I{len(lengths)}Q", len(lengths), *lengths)
+
+
+def packet_chunks(frames: Sequence[Frame]) -> list[Frame]:
+    """The whole packet as a few writes: small pieces joined, large frames as they are."""
+    chunks: list[Frame] = []
+    pending: list[Frame] = [packet_prefix(frames)]
+    pending_size = len(pending[0])
+    for frame in frames:
+        size = frame.nbytes if isinstance(frame, memoryview) else len(frame)
+        if size >= COALESCE_MAX_BYTES:
+            chunks.append(b"".join(pending))
+            chunks.append(frame)
+            pending, pending_size = [], 0
+        else:
+            pending.append(frame)
+            pending_size += size
+    if pending:
+        chunks.append(b"".join(pending) if len(pending) > 1 else pending[0])
+    return chunks
+
+
+def parse_frame_count(data: Frame, max_frames: int) -> int:
+    (count,) = _COUNT.unpack(data)
+    if count == 0 or count > max_frames:
+        raise ProtocolError(f"packet announces {count} frames (limit {max_frames})")
+    return count
+
+
+def parse_frame_lengths(
+    data: Frame, count: int, *, max_frame_bytes: int, max_envelope_bytes: int
+) -> list[int]:
+    lengths = list(struct.unpack(f"<{count}Q", data))
+    if lengths[0] > max_envelope_bytes:
+        raise ProtocolError(f"envelope of {lengths[0]} bytes exceeds {max_envelope_bytes}")
+    for n in lengths:
+        if n > max_frame_bytes:
+            raise ProtocolError(f"frame of {n} bytes exceeds the limit of {max_frame_bytes}")
+    return lengths

@@ -1,0 +1,159 @@
+"""`Scheduler`: the actor that accepts clients and workers and runs `SchedulerState`.
+
+Each connection gets its own task (a child of the scheduler's nursery) that reads
+batches of messages, feeds them to the state machine and hands the resulting messages
+to per-peer `BatchedSender`s. A peer that sends garbage or breaks the rules loses its
+connection, with the reason logged; every other peer is unaffected.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from typing import Any
+
+import trio
+
+from ..comm import handshake
+from ..comm.batched import BatchedSender
+from ..comm.connection import Connection, ConnectionClosed
+from ..comm.streams import ByteStream, StreamClosed
+from ..comm.transports import describe, serve
+from ..protocol import messages as m
+from ..protocol.errors import ProtocolError
+from .state import InvalidMessage, SchedulerState
+
+logger = logging.getLogger("trident.scheduler")
+
+REGISTRATION_TIMEOUT = 10.0
+
+
+class Scheduler:
+    """Coordinates workers and clients.
+
+    Arguments:
+        address: where to listen, e.g. ``tcp://127.0.0.1:0`` (a free port) or
+            ``inproc://name``.
+        extra_addresses: more addresses to listen on (an in-process address next to TCP
+            lets an in-process client skip the network).
+        token: the cluster token peers must prove they know; None disables auth.
+
+    Run it with ``await nursery.start(scheduler.serve)``, which returns once it listens.
+    """
+
+    def __init__(
+        self,
+        address: str = "tcp://127.0.0.1:0",
+        *,
+        extra_addresses: tuple[str, ...] = (),
+        token: str | None = None,
+    ):
+        self.id = f"scheduler-{uuid.uuid4().hex[:12]}"
+        self._listen = (address, *extra_addresses)
+        self._token = token
+        self.addresses: list[str] = []
+        self.state = SchedulerState(self.id)
+        self._senders: dict[str, BatchedSender] = {}
+        self._worker_registered = trio.Event()
+        self._cancel_scope: trio.CancelScope | None = None
+
+    @property
+    def address(self) -> str:
+        """The first address the scheduler listens on (available once serving)."""
+        return self.addresses[0] if self.addresses else ""
+
+    def __repr__(self) -> str:
+        return (f"<Scheduler {self.address or 'not started'} workers={len(self.state.workers)} "
+                f"clients={len(self.state.clients)}>")
+
+    async def serve(self, *, task_status: trio.TaskStatus[Scheduler] = trio.TASK_STATUS_IGNORED) -> None:
+        """Listen and serve until cancelled (or `close` is called)."""
+        async with trio.open_nursery() as nursery:
+            self._cancel_scope = nursery.cancel_scope
+            for address in self._listen:
+                self.addresses.append(await nursery.start(serve, address, self._handle_connection))
+            task_status.started(self)
+
+    def close(self) -> None:
+        """Stop serving; every connection is closed."""
+        if self._cancel_scope is not None:
+            self._cancel_scope.cancel()
+
+    async def wait_for_workers(self, n: int) -> None:
+        """Return once at least `n` workers are registered."""
+        while len(self.state.workers) < n:
+            self._worker_registered = trio.Event()
+            await self._worker_registered.wait()
+
+    # --- connections -------------------------------------------------------------------
+
+    def _flush(self) -> None:
+        for peer, messages in self.state.flush().items():
+            sender = self._senders.get(peer)
+            if sender is not None:
+                sender.send_many(messages)
+
+    async def _handle_connection(self, stream: ByteStream) -> None:
+        connection = Connection(stream, peer=describe(stream))
+        try:
+            hello = await handshake.accept(connection, token=self._token, server_id=self.id)
+            with trio.fail_after(REGISTRATION_TIMEOUT):
+                if hello.role == "client":
+                    first = await connection.receive_one(m.RegisterClient)
+                elif hello.role == "worker":
+                    first = await connection.receive_one(m.RegisterWorker)
+                else:
+                    raise ProtocolError(f"role {hello.role!r} cannot connect to a scheduler")
+        except (ProtocolError, handshake.AuthenticationError, trio.TooSlowError) as exc:
+            logger.warning("scheduler: refused connection from %s: %s", connection.peer, exc)
+            return
+        except (ConnectionClosed, StreamClosed):
+            return
+        if isinstance(first, m.RegisterClient):
+            await self._serve_peer(connection, first.client_id, first, client=True)
+        else:
+            await self._serve_peer(connection, first.info.address, first, client=False)
+
+    async def _serve_peer(
+        self, connection: Connection, peer_id: str, registration: Any, *, client: bool
+    ) -> None:
+        state = self.state
+        if peer_id in self._senders:
+            logger.warning("scheduler: refused duplicate peer id %s", peer_id)
+            return
+        sender = BatchedSender(connection)
+        handle = state.handle_client_message if client else state.handle_worker_message
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(sender.run)
+            self._senders[peer_id] = sender
+            try:
+                if client:
+                    state.add_client(peer_id, registration.name)
+                    logger.info("scheduler: client %s connected", peer_id)
+                else:
+                    state.add_worker(registration.info, registration.keys)
+                    logger.info("scheduler: worker %s registered (%d threads)",
+                                peer_id, registration.info.nthreads)
+                    self._worker_registered.set()
+                self._flush()
+                while True:
+                    messages = await connection.receive()
+                    for msg in messages:
+                        if type(msg) is m.Goodbye:
+                            return
+                        handle(peer_id, msg)
+                    self._flush()
+            except (ConnectionClosed, StreamClosed):
+                pass
+            except (ProtocolError, InvalidMessage) as exc:
+                logger.warning("scheduler: closing connection to %s: %s", peer_id, exc)
+            finally:
+                del self._senders[peer_id]
+                if client:
+                    state.remove_client(peer_id)
+                    logger.info("scheduler: client %s left", peer_id)
+                else:
+                    state.remove_worker(peer_id)
+                    logger.info("scheduler: worker %s left", peer_id)
+                self._flush()
+                nursery.cancel_scope.cancel()

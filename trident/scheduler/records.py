@@ -1,0 +1,150 @@
+"""What the scheduler remembers about each task, worker and client.
+
+Plain slotted classes with no behaviour beyond small helpers; `SchedulerState` owns and
+mutates them. Sets that most tasks never need are created lazily to keep the per-task
+footprint small.
+"""
+
+from __future__ import annotations
+
+from ..protocol.messages import ErrorInfo, WorkerInfo
+from ..protocol.serialize import Serialized
+
+# Task states. A task that is forgotten is simply no longer in `SchedulerState.tasks`.
+RELEASED = "released"  # known (for lineage), no data, not scheduled
+WAITING = "waiting"  # waits for dependencies to reach memory
+QUEUED = "queued"  # ready root task, held back until a worker has room
+NO_WORKER = "no-worker"  # ready, but no worker can run it now
+PROCESSING = "processing"  # sent to a worker
+MEMORY = "memory"  # result held by at least one worker
+ERRED = "erred"  # failed, or depends on a failure
+
+TASK_STATES = (RELEASED, WAITING, QUEUED, NO_WORKER, PROCESSING, MEMORY, ERRED)
+
+
+def key_prefix(key: str) -> str:
+    """The function-name part of a key: ``inc-1f3a...`` -> ``inc``."""
+    head, sep, _ = key.rpartition("-")
+    return head if sep else key
+
+
+class TaskRecord:
+    """One key in the scheduler's graph."""
+
+    __slots__ = (
+        "allow_other_workers",
+        "args",
+        "dependencies",
+        "dependents",
+        "error",
+        "function",
+        "key",
+        "nbytes",
+        "prefix",
+        "priority",
+        "processing_on",
+        "resources",
+        "restrictions",
+        "retries",
+        "state",
+        "suspicious",
+        "type_name",
+        "waiters",
+        "waiting_on",
+        "who_has",
+        "who_wants",
+        "workers_died",
+    )
+
+    def __init__(
+        self,
+        key: str,
+        function: str | None,
+        args: Serialized | None,
+        priority: tuple[int, int],
+    ):
+        self.key = key
+        self.prefix = key_prefix(key)
+        self.function = function
+        self.args = args
+        self.priority = priority
+        self.state = RELEASED
+        self.dependencies: list[TaskRecord] = []
+        #: every record that names this one as a dependency (kept for lineage)
+        self.dependents: set[TaskRecord] = set()
+        #: dependents that still need this task's data
+        self.waiters: set[TaskRecord] = set()
+        #: dependencies not yet in memory
+        self.waiting_on: set[TaskRecord] = set()
+        self.who_has: set[WorkerRecord] = set()
+        self.who_wants: set[ClientRecord] = set()
+        self.processing_on: WorkerRecord | None = None
+        self.restrictions: frozenset[str] | None = None
+        self.allow_other_workers = False
+        self.resources: dict[str, float] | None = None
+        self.retries = 0
+        self.suspicious = 0
+        self.workers_died: list[str] | None = None
+        self.nbytes = 0
+        self.type_name = ""
+        self.error: ErrorInfo | None = None
+
+    @property
+    def is_root(self) -> bool:
+        """A task the scheduler may hold back in its queue: no inputs, no restrictions."""
+        return not self.dependencies and self.restrictions is None and self.resources is None
+
+    def __lt__(self, other: TaskRecord) -> bool:
+        return self.priority < other.priority
+
+    def __repr__(self) -> str:
+        return f"<TaskRecord {self.key!r} {self.state}>"
+
+
+class WorkerRecord:
+    """One connected worker, as the scheduler sees it."""
+
+    __slots__ = (
+        "address",
+        "functions",
+        "has_what",
+        "info",
+        "name",
+        "nbytes",
+        "nthreads",
+        "occupancy",
+        "processing",
+        "resources_free",
+    )
+
+    def __init__(self, info: WorkerInfo):
+        self.info = info
+        self.address = info.address
+        self.name = info.name
+        self.nthreads = max(1, info.nthreads)
+        #: task -> estimated seconds; insertion-ordered
+        self.processing: dict[TaskRecord, float] = {}
+        self.has_what: dict[TaskRecord, None] = {}
+        self.occupancy = 0.0
+        self.nbytes = 0
+        self.functions: set[str] = set()
+        self.resources_free: dict[str, float] = dict(info.resources)
+
+    def __repr__(self) -> str:
+        return f"<WorkerRecord {self.address} processing={len(self.processing)}>"
+
+
+class ClientRecord:
+    """One connected client (or the fire-and-forget pseudo-client)."""
+
+    __slots__ = ("client_id", "functions", "name", "wants")
+
+    def __init__(self, client_id: str, name: str):
+        self.client_id = client_id
+        self.name = name
+        self.wants: set[TaskRecord] = set()
+        #: function tokens this client defined; the client never sends them again
+        self.functions: set[str] = set()
+
+    def __repr__(self) -> str:
+        return f"<ClientRecord {self.client_id}>"

@@ -1,0 +1,737 @@
+"""`SchedulerState`: the scheduler's whole logic as a sans-IO state machine.
+
+Events come in as method calls (`add_client`, `handle_client_message`,
+`handle_worker_message`, `remove_worker`, ...); the messages to send come out of
+`flush()` as ``{peer id: [messages]}``, where a peer id is a worker address or a client
+id. Nothing here awaits, sleeps or touches a socket, so tests drive it directly and
+simulations run it at scales no machine could host.
+
+Task lifecycle (see `records` for the states)::
+
+    released -> waiting -> (queued | no-worker) -> processing -> memory
+                                                            \\-> erred
+
+A task stays known (possibly `released`, without data) while any dependent record needs
+its lineage; it is forgotten when no client wants it and no record depends on it. A
+task's data is released as soon as no client wants it and no unfinished dependent needs
+it.
+"""
+
+from __future__ import annotations
+
+import heapq
+import itertools
+import logging
+from collections import defaultdict
+from collections.abc import Iterable
+from typing import Any
+
+from .._exceptions import DependencyError, FutureLostError, KilledWorker
+from ..protocol import messages as m
+from ..protocol.serialize import Serialized, dumps
+from .placement import DurationEstimates, choose_worker, saturation_limit
+from .records import (
+    ERRED,
+    MEMORY,
+    NO_WORKER,
+    PROCESSING,
+    QUEUED,
+    RELEASED,
+    WAITING,
+    ClientRecord,
+    TaskRecord,
+    WorkerRecord,
+)
+
+logger = logging.getLogger("trident.scheduler")
+
+FIRE_AND_FORGET = "fire-and-forget"
+
+
+class InvalidMessage(Exception):
+    """A peer sent a well-formed message that its role may not send."""
+
+
+def scheduler_error(exc: BaseException) -> m.ErrorInfo:
+    """An `ErrorInfo` for an error the scheduler itself decides (lost data, dead workers)."""
+    return m.ErrorInfo(dumps(exc), None, f"{type(exc).__name__}: {exc}", "")
+
+
+class SchedulerState:
+    """Tasks, workers and clients, and every transition between task states."""
+
+    def __init__(self, scheduler_id: str = "scheduler", *, allowed_failures: int = 3):
+        self.id = scheduler_id
+        self.allowed_failures = allowed_failures
+        self.tasks: dict[str, TaskRecord] = {}
+        self.workers: dict[str, WorkerRecord] = {}
+        self.clients: dict[str, ClientRecord] = {}
+        self.functions: dict[str, Serialized] = {}
+        self.durations = DurationEstimates()
+        #: workers with at least one free thread, in the order they became free
+        self.idle: dict[WorkerRecord, None] = {}
+        self.no_worker: dict[TaskRecord, None] = {}
+        self.transitions = 0
+        self._function_refs: dict[str, int] = defaultdict(int)
+        self._queue: list[TaskRecord] = []  # heap; entries whose state moved on are stale
+        self._queue_dirty = False
+        self._sequence = itertools.count()
+        self._outbox: dict[str, list[Any]] = defaultdict(list)
+        self._fire_and_forget = ClientRecord(FIRE_AND_FORGET, FIRE_AND_FORGET)
+        self._client_handlers = {
+            m.UpdateGraph: self._on_update_graph,
+            m.ReleaseKeys: self._on_release_keys,
+            m.CancelKeys: self._on_cancel_keys,
+            m.FireAndForget: self._on_fire_and_forget,
+            m.RegisterScattered: self._on_register_scattered,
+            m.WhoHasRequest: self._on_who_has,
+            m.InfoRequest: self._on_info,
+        }
+        self._worker_handlers = {
+            m.TaskFinished: self._on_task_finished,
+            m.TaskFailed: self._on_task_failed,
+            m.MissingData: self._on_missing_data,
+            m.KeysReleased: self._on_keys_released,
+        }
+
+    # --- output -------------------------------------------------------------------------
+
+    def _send(self, peer: str, message: Any) -> None:
+        self._outbox[peer].append(message)
+
+    def _broadcast_to_clients(self, message: Any) -> None:
+        for client_id in self.clients:
+            self._send(client_id, message)
+
+    def flush(self) -> dict[str, list[Any]]:
+        """Finish deferred scheduling and return (and forget) the messages to send."""
+        if self._queue_dirty:
+            self._schedule_queued()
+        out, self._outbox = self._outbox, defaultdict(list)
+        return out
+
+    # --- clients ------------------------------------------------------------------------
+
+    def add_client(self, client_id: str, name: str = "") -> None:
+        if client_id in self.clients:
+            raise InvalidMessage(f"client id {client_id!r} is already connected")
+        self.clients[client_id] = ClientRecord(client_id, name)
+        workers = [ws.info for ws in self.workers.values()]
+        self._send(client_id, m.ClientWelcome(self.id, workers))
+
+    def remove_client(self, client_id: str) -> None:
+        """The client left: drop everything it wanted and the functions it defined."""
+        cs = self.clients.pop(client_id, None)
+        if cs is None:
+            return
+        self._outbox.pop(client_id, None)
+        for ts in list(cs.wants):
+            ts.who_wants.discard(cs)
+            self._check_release(ts)
+        cs.wants.clear()
+        for token in cs.functions:
+            self._unref_function(token)
+
+    def handle_client_message(self, client_id: str, message: Any) -> None:
+        """Apply one message from a client. Raises `InvalidMessage` for disallowed types."""
+        handler = self._client_handlers.get(type(message))
+        if handler is None:
+            raise InvalidMessage(f"clients may not send {type(message).__name__}")
+        handler(self.clients[client_id], message)
+
+    # --- workers ------------------------------------------------------------------------
+
+    def add_worker(self, info: m.WorkerInfo, keys: dict[str, int] | None = None) -> None:
+        """A worker joined; `keys` is data it already holds (key -> nbytes)."""
+        if info.address in self.workers:
+            raise InvalidMessage(f"worker {info.address} is already registered")
+        ws = WorkerRecord(info)
+        self.workers[ws.address] = ws
+        self.idle[ws] = None
+        self._send(ws.address, m.WorkerWelcome(self.id))
+        unknown = []
+        for key, nbytes in (keys or {}).items():
+            ts = self.tasks.get(key)
+            if ts is None or ts.state != MEMORY:
+                unknown.append(key)
+            else:
+                self._add_replica(ts, ws, nbytes)
+        if unknown:
+            self._send(ws.address, m.FreeKeys(unknown))
+        self._broadcast_to_clients(m.WorkersChanged([info], []))
+        for ts in list(self.no_worker):
+            del self.no_worker[ts]
+            self._compute(ts)
+        self._queue_dirty = True
+
+    def remove_worker(self, address: str, reason: str = "connection closed") -> None:
+        """A worker is gone: rerun what it was running, recompute what only it held."""
+        ws = self.workers.pop(address, None)
+        if ws is None:
+            return
+        self.idle.pop(ws, None)
+        self._outbox.pop(address, None)
+        lost: list[TaskRecord] = []
+        for ts in ws.has_what:
+            ts.who_has.discard(ws)
+            if not ts.who_has and ts.state == MEMORY:
+                lost.append(ts)
+        ws.has_what.clear()
+        for ts in lost:
+            self._data_lost(ts)
+        for ts in list(ws.processing):
+            del ws.processing[ts]
+            ts.processing_on = None
+            ts.suspicious += 1
+            if ts.workers_died is None:
+                ts.workers_died = []
+            ts.workers_died.append(address)
+            if ts.suspicious > self.allowed_failures:
+                error = KilledWorker(ts.key, ts.workers_died, reason)
+                self._fail(ts, scheduler_error(error))
+            else:
+                self._compute(ts)
+        self._broadcast_to_clients(m.WorkersChanged([], [address]))
+        self._queue_dirty = True
+
+    def handle_worker_message(self, address: str, message: Any) -> None:
+        """Apply one message from a worker. Raises `InvalidMessage` for disallowed types."""
+        handler = self._worker_handlers.get(type(message))
+        if handler is None:
+            raise InvalidMessage(f"workers may not send {type(message).__name__}")
+        handler(self.workers[address], message)
+
+    # --- graph updates ------------------------------------------------------------------
+
+    def _on_update_graph(self, cs: ClientRecord, msg: m.UpdateGraph) -> None:
+        for token, payload in msg.functions.items():
+            if token not in cs.functions:
+                cs.functions.add(token)
+                self._function_refs[token] += 1
+                self.functions.setdefault(token, payload)
+        for spec in msg.tasks:
+            ts = self.tasks.get(spec.key)
+            if ts is not None:
+                self._want(cs, ts)
+                continue
+            if spec.function not in self.functions:
+                raise InvalidMessage(f"task {spec.key!r} uses undefined function {spec.function!r}")
+            ts = TaskRecord(spec.key, spec.function, spec.args, (-spec.priority, next(self._sequence)))
+            self._function_refs[spec.function] += 1
+            ts.retries = spec.retries
+            if spec.workers is not None:
+                ts.restrictions = frozenset(spec.workers)
+                ts.allow_other_workers = spec.allow_other_workers
+            ts.resources = spec.resources or None
+            self.tasks[spec.key] = ts
+            cs.wants.add(ts)
+            ts.who_wants.add(cs)
+            missing = [key for key in spec.dependencies if key not in self.tasks]
+            if missing:
+                error = DependencyError(f"task {spec.key!r} depends on unknown keys {missing}")
+                self._fail(ts, scheduler_error(error))
+                continue
+            for dep_key in spec.dependencies:
+                dep = self.tasks[dep_key]
+                ts.dependencies.append(dep)
+                dep.dependents.add(ts)
+            self._compute(ts)
+
+    def _want(self, cs: ClientRecord, ts: TaskRecord) -> None:
+        """`cs` now wants an existing task: report its outcome if it already has one."""
+        cs.wants.add(ts)
+        ts.who_wants.add(cs)
+        if ts.state == MEMORY:
+            self._send(cs.client_id, m.KeyDone(ts.key, ts.type_name, ts.nbytes, None))
+        elif ts.state == ERRED:
+            assert ts.error is not None
+            self._send(cs.client_id, m.KeyErred(ts.key, ts.error))
+        elif ts.state == RELEASED:
+            self._compute(ts)
+
+    def _compute(self, root: TaskRecord) -> None:
+        """Bring a task towards memory, recomputing released inputs first (lineage)."""
+        order: list[TaskRecord] = []
+        stack: list[tuple[TaskRecord, bool]] = [(root, False)]
+        seen: set[TaskRecord] = set()
+        while stack:  # iterative post-order: long chains must not hit the recursion limit
+            ts, expanded = stack.pop()
+            if expanded:
+                order.append(ts)
+                continue
+            if ts in seen:
+                continue
+            seen.add(ts)
+            stack.append((ts, True))
+            for dep in ts.dependencies:
+                if dep.state == RELEASED and dep not in seen:
+                    stack.append((dep, False))
+        for ts in order:
+            self._compute_one(ts)
+
+    def _compute_one(self, ts: TaskRecord) -> None:
+        """Move one task to waiting (or further) once its released inputs are handled."""
+        if ts.function is None:
+            self._fail(ts, scheduler_error(FutureLostError(
+                f"the data of {ts.key!r} was lost and cannot be recomputed")))
+            return
+        ts.waiting_on.clear()
+        for dep in ts.dependencies:
+            if dep.state == ERRED:
+                assert dep.error is not None
+                self._fail(ts, dep.error)
+                return
+        ts.state = WAITING
+        self.transitions += 1
+        for dep in ts.dependencies:
+            dep.waiters.add(ts)
+            if dep.state != MEMORY:
+                ts.waiting_on.add(dep)
+        if not ts.waiting_on:
+            self._make_ready(ts)
+
+    def _make_ready(self, ts: TaskRecord) -> None:
+        """All inputs are in memory: queue the task or send it to a worker."""
+        if ts.is_root:
+            ts.state = QUEUED
+            heapq.heappush(self._queue, ts)
+            self._queue_dirty = True
+            return
+        ws = choose_worker(ts, self.workers, self.idle)
+        if ws is None:
+            ts.state = NO_WORKER
+            self.no_worker[ts] = None
+        else:
+            self._assign(ts, ws)
+
+    def _schedule_queued(self) -> None:
+        """Hand queued root tasks to workers below their saturation limit, round robin."""
+        self._queue_dirty = False
+        queue = self._queue
+        while queue and queue[0].state != QUEUED:
+            heapq.heappop(queue)
+        if not queue or not self.workers:
+            return
+        duration = self.durations.get(queue[0].prefix)
+        room = {}
+        for ws in self.workers.values():
+            free = saturation_limit(ws, duration) - len(ws.processing)
+            if free > 0:
+                room[ws] = free
+        while queue and room:
+            for ws in list(room):
+                ts = heapq.heappop(queue)
+                while ts.state != QUEUED:
+                    if not queue:
+                        return
+                    ts = heapq.heappop(queue)
+                self._assign(ts, ws)
+                room[ws] -= 1
+                if not room[ws]:
+                    del room[ws]
+                if not queue:
+                    return
+
+    def _assign(self, ts: TaskRecord, ws: WorkerRecord) -> None:
+        ts.state = PROCESSING
+        self.transitions += 1
+        ts.processing_on = ws
+        estimate = self.durations.get(ts.prefix)
+        ws.processing[ts] = estimate
+        ws.occupancy += estimate
+        if len(ws.processing) >= ws.nthreads:
+            self.idle.pop(ws, None)
+        assert ts.function is not None and ts.args is not None
+        if ts.function not in ws.functions:
+            ws.functions.add(ts.function)
+            self._send(ws.address, m.DefineFunction(ts.function, self.functions[ts.function]))
+        who_has = {
+            dep.key: [holder.address for holder in dep.who_has] for dep in ts.dependencies
+        }
+        self._send(
+            ws.address,
+            m.RunTask(
+                ts.key,
+                ts.function,
+                ts.args,
+                who_has,
+                list(ts.priority),
+                bool(ts.who_wants),
+                ts.resources,
+            ),
+        )
+
+    def _unassign(self, ts: TaskRecord) -> WorkerRecord | None:
+        """Take a processing task off its worker's books; return that worker."""
+        ws = ts.processing_on
+        if ws is None:
+            return None
+        ts.processing_on = None
+        estimate = ws.processing.pop(ts, None)
+        if estimate is not None:
+            ws.occupancy = max(0.0, ws.occupancy - estimate)
+        if len(ws.processing) < ws.nthreads and ws.address in self.workers:
+            self.idle[ws] = None
+        self._queue_dirty = True
+        return ws
+
+    # --- results --------------------------------------------------------------------------
+
+    def _on_task_finished(self, ws: WorkerRecord, msg: m.TaskFinished) -> None:
+        ts = self.tasks.get(msg.key)
+        if ts is None or ts.state != PROCESSING or ts.processing_on is not ws:
+            if ts is not None and ts.state == MEMORY:
+                self._add_replica(ts, ws, msg.nbytes)
+            else:
+                self._send(ws.address, m.FreeKeys([msg.key]))
+            return
+        self._unassign(ts)
+        self.durations.observe(ts.prefix, msg.stop - msg.start)
+        ts.state = MEMORY
+        self.transitions += 1
+        ts.type_name = msg.type_name
+        self._add_replica(ts, ws, msg.nbytes)
+        if ts.who_wants:
+            done = m.KeyDone(ts.key, msg.type_name, msg.nbytes, msg.value)
+            for cs in list(ts.who_wants):
+                if cs is self._fire_and_forget:
+                    self._unwant(cs, ts)
+                else:
+                    self._send(cs.client_id, done)
+        for dep in ts.dependencies:
+            dep.waiters.discard(ts)
+            self._check_release(dep)
+        for dependent in ts.dependents:
+            if dependent.state == WAITING and ts in dependent.waiting_on:
+                dependent.waiting_on.discard(ts)
+                if not dependent.waiting_on:
+                    self._make_ready(dependent)
+        self._check_release(ts)
+
+    def _add_replica(self, ts: TaskRecord, ws: WorkerRecord, nbytes: int) -> None:
+        if ws not in ts.who_has:
+            ts.who_has.add(ws)
+            ws.has_what[ts] = None
+            ws.nbytes += nbytes
+        ts.nbytes = nbytes
+
+    def _on_task_failed(self, ws: WorkerRecord, msg: m.TaskFailed) -> None:
+        ts = self.tasks.get(msg.key)
+        if ts is None or ts.state != PROCESSING or ts.processing_on is not ws:
+            return
+        self._unassign(ts)
+        if ts.retries > 0:
+            ts.retries -= 1
+            ts.state = WAITING
+            self._make_ready(ts)
+            return
+        self._fail(ts, msg.error)
+
+    def _fail(self, ts: TaskRecord, error: m.ErrorInfo) -> None:
+        """Mark `ts` and every dependent that cannot finish without it as erred."""
+        stack = [ts]
+        while stack:
+            task = stack.pop()
+            if task.state in (ERRED, MEMORY):
+                continue
+            self._stop(task)
+            task.state = ERRED
+            self.transitions += 1
+            task.error = error
+            for cs in list(task.who_wants):
+                if cs is self._fire_and_forget:
+                    self._unwant(cs, task)
+                else:
+                    self._send(cs.client_id, m.KeyErred(task.key, error))
+            for dep in task.dependencies:
+                dep.waiters.discard(task)
+                self._check_release(dep)
+            stack.extend(task.dependents)
+            self._maybe_forget(task)
+
+    def _on_missing_data(self, ws: WorkerRecord, msg: m.MissingData) -> None:
+        """A worker could not fetch a dependency: fix `who_has` and try the task again."""
+        dep = self.tasks.get(msg.dependency)
+        if dep is not None:
+            for address in msg.tried:
+                holder = self.workers.get(address)
+                if holder is not None and holder in dep.who_has:
+                    dep.who_has.discard(holder)
+                    holder.has_what.pop(dep, None)
+            if dep.state == MEMORY and not dep.who_has:
+                self._data_lost(dep)
+        ts = self.tasks.get(msg.key)
+        if ts is not None and ts.state == PROCESSING and ts.processing_on is ws:
+            self._unassign(ts)
+            self._compute(ts)
+
+    def _on_keys_released(self, ws: WorkerRecord, msg: m.KeysReleased) -> None:
+        for key in msg.keys:
+            ts = self.tasks.get(key)
+            if ts is not None and ws in ts.who_has:
+                ts.who_has.discard(ws)
+                ws.has_what.pop(ts, None)
+                if ts.state == MEMORY and not ts.who_has:
+                    self._data_lost(ts)
+
+    def _data_lost(self, ts: TaskRecord) -> None:
+        """The last copy of `ts` is gone: recompute it if needed, else just release it."""
+        ts.state = RELEASED
+        self.transitions += 1
+        for dependent in ts.dependents:
+            if dependent.state == WAITING:
+                dependent.waiting_on.add(ts)
+        if ts.function is None:
+            if ts.who_wants or ts.waiters:
+                self._fail(ts, scheduler_error(FutureLostError(
+                    f"the only workers holding {ts.key!r} are gone and it cannot be recomputed")))
+            return
+        if ts.who_wants or ts.waiters:
+            self._compute(ts)
+        else:
+            self._maybe_forget(ts)
+
+    # --- releasing --------------------------------------------------------------------
+
+    def _unwant(self, cs: ClientRecord, ts: TaskRecord) -> None:
+        cs.wants.discard(ts)
+        ts.who_wants.discard(cs)
+
+    def _on_release_keys(self, cs: ClientRecord, msg: m.ReleaseKeys) -> None:
+        for key in msg.keys:
+            ts = self.tasks.get(key)
+            if ts is not None and cs in ts.who_wants:
+                self._unwant(cs, ts)
+                self._check_release(ts)
+
+    def _check_release(self, ts: TaskRecord) -> None:
+        """Drop work and data that no client wants and no unfinished dependent needs."""
+        if ts.who_wants or ts.waiters:
+            return
+        if ts.state == MEMORY:
+            self._release_data(ts)
+        elif ts.state in (WAITING, QUEUED, NO_WORKER, PROCESSING):
+            self._stop(ts)
+            ts.state = RELEASED
+            self.transitions += 1
+            for dep in ts.dependencies:
+                dep.waiters.discard(ts)
+                self._check_release(dep)
+        self._maybe_forget(ts)
+
+    def _stop(self, ts: TaskRecord) -> None:
+        """Undo scheduling of a task that will not run after all."""
+        if ts.state == PROCESSING:
+            ws = self._unassign(ts)
+            if ws is not None:
+                self._send(ws.address, m.CancelTask([ts.key]))
+        elif ts.state == NO_WORKER:
+            self.no_worker.pop(ts, None)
+        ts.waiting_on.clear()
+
+    def _release_data(self, ts: TaskRecord) -> None:
+        for ws in ts.who_has:
+            ws.has_what.pop(ts, None)
+            ws.nbytes -= ts.nbytes
+            self._send(ws.address, m.FreeKeys([ts.key]))
+        ts.who_has.clear()
+        ts.state = RELEASED
+        self.transitions += 1
+
+    def _maybe_forget(self, ts: TaskRecord) -> None:
+        """Forget a task nobody wants and nothing depends on, then its orphaned inputs."""
+        stack = [ts]
+        while stack:
+            task = stack.pop()
+            if task.who_wants or task.dependents or task.key not in self.tasks:
+                continue
+            if task.state == MEMORY:
+                if task.waiters:
+                    continue
+                self._release_data(task)
+            elif task.state not in (RELEASED, ERRED):
+                continue
+            del self.tasks[task.key]
+            if task.function is not None:
+                self._unref_function(task.function)
+            for dep in task.dependencies:
+                dep.dependents.discard(task)
+                dep.waiters.discard(task)
+                if dep.state == MEMORY and not dep.waiters and not dep.who_wants:
+                    self._release_data(dep)
+                stack.append(dep)
+
+    def _unref_function(self, token: str) -> None:
+        self._function_refs[token] -= 1
+        if self._function_refs[token] <= 0:
+            del self._function_refs[token]
+            self.functions.pop(token, None)
+            for ws in self.workers.values():
+                if token in ws.functions:
+                    ws.functions.discard(token)
+                    self._send(ws.address, m.ForgetFunctions([token]))
+
+    # --- cancel, fire and forget, scatter -----------------------------------------
+
+    def _on_cancel_keys(self, cs: ClientRecord, msg: m.CancelKeys) -> None:
+        """Drop the keys (and their dependents) for this client, or for everyone if forced.
+
+        A task other clients still want keeps running unless `force` is set; its
+        dependents are then left alone too. Work nobody needs any more stops through
+        the usual release cascade.
+        """
+        requested = set(msg.keys)
+        stack = [self.tasks[key] for key in msg.keys if key in self.tasks]
+        seen: set[TaskRecord] = set()
+        sole = {cs, self._fire_and_forget}
+        while stack:
+            ts = stack.pop()
+            if ts in seen or ts.key not in self.tasks:
+                continue
+            seen.add(ts)
+            if not msg.force and not ts.who_wants <= sole:
+                if cs in ts.who_wants:
+                    self._unwant(cs, ts)
+                    self._check_release(ts)
+                continue
+            for client in list(ts.who_wants):
+                self._unwant(client, ts)
+                if client is not self._fire_and_forget and (
+                    client is not cs or ts.key not in requested
+                ):
+                    self._send(client.client_id, m.KeysCancelled([ts.key], "cancelled"))
+            stack.extend(ts.dependents)
+            self._check_release(ts)
+
+    def _on_fire_and_forget(self, cs: ClientRecord, msg: m.FireAndForget) -> None:
+        ff = self._fire_and_forget
+        for key in msg.keys:
+            ts = self.tasks.get(key)
+            if ts is not None and ts.state not in (MEMORY, ERRED):
+                ff.wants.add(ts)
+                ts.who_wants.add(ff)
+
+    def _on_register_scattered(self, cs: ClientRecord, msg: m.RegisterScattered) -> None:
+        for key, addresses in msg.who_has.items():
+            ts = self.tasks.get(key)
+            if ts is None:
+                ts = TaskRecord(key, None, None, (0, next(self._sequence)))
+                self.tasks[key] = ts
+            elif ts.state not in (MEMORY, RELEASED):
+                self._stop(ts)
+                for dep in ts.dependencies:
+                    dep.waiters.discard(ts)
+            ts.state = MEMORY
+            ts.error = None
+            ts.type_name = msg.type_names.get(key, "")
+            cs.wants.add(ts)
+            ts.who_wants.add(cs)
+            for address in addresses:
+                ws = self.workers.get(address)
+                if ws is not None:
+                    self._add_replica(ts, ws, msg.nbytes.get(key, 0))
+            if not ts.who_has:
+                self._data_lost(ts)
+                continue
+            for dependent in ts.dependents:
+                if dependent.state == WAITING and ts in dependent.waiting_on:
+                    dependent.waiting_on.discard(ts)
+                    if not dependent.waiting_on:
+                        self._make_ready(dependent)
+
+    # --- queries --------------------------------------------------------------------
+
+    def _on_who_has(self, cs: ClientRecord, msg: m.WhoHasRequest) -> None:
+        result = {}
+        for key in msg.keys:
+            ts = self.tasks.get(key)
+            result[key] = [ws.address for ws in ts.who_has] if ts is not None else []
+        self._send(cs.client_id, m.Reply(msg.request_id, result, None))
+
+    def _on_info(self, cs: ClientRecord, msg: m.InfoRequest) -> None:
+        self._send(cs.client_id, m.Reply(msg.request_id, self.info(), None))
+
+    def info(self) -> dict[str, Any]:
+        """A msgpack-friendly summary for `Client.scheduler_info`."""
+        return {
+            "type": "Scheduler",
+            "id": self.id,
+            "workers": {
+                ws.address: {
+                    "name": ws.name,
+                    "nthreads": ws.nthreads,
+                    "memory_limit": ws.info.memory_limit,
+                    "resources": dict(ws.info.resources),
+                    "processing": len(ws.processing),
+                    "nbytes": ws.nbytes,
+                    "keys": len(ws.has_what),
+                }
+                for ws in self.workers.values()
+            },
+            "tasks": len(self.tasks),
+            "clients": len(self.clients),
+        }
+
+    def task_counts(self) -> dict[str, int]:
+        counts: dict[str, int] = defaultdict(int)
+        for ts in self.tasks.values():
+            counts[ts.state] += 1
+        return dict(counts)
+
+    # --- invariants -------------------------------------------------------------------
+
+    def validate(self) -> None:
+        """Check every invariant between records; raise AssertionError on the first broken.
+
+        Costs a pass over all tasks and workers: for tests, not for production.
+        """
+        for key, ts in self.tasks.items():
+            assert ts.key == key
+            for dep in ts.dependencies:
+                assert dep.key in self.tasks, f"{ts} depends on forgotten {dep}"
+                assert ts in dep.dependents, f"{ts} not among dependents of {dep}"
+            for dependent in ts.dependents:
+                assert ts in dependent.dependencies
+            for waiter in ts.waiters:
+                assert waiter in ts.dependents
+            for cs in ts.who_wants:
+                assert ts in cs.wants
+            if ts.state == MEMORY:
+                assert ts.who_has, f"{ts} in memory without holders"
+                assert ts.processing_on is None
+            else:
+                assert not ts.who_has, f"{ts} has holders {ts.who_has}"
+            if ts.state == PROCESSING:
+                ws = ts.processing_on
+                assert ws is not None and ts in ws.processing, f"{ts} not on its worker"
+                assert ws.address in self.workers
+                assert all(dep.state == MEMORY for dep in ts.dependencies), ts
+            else:
+                assert ts.processing_on is None, f"{ts} still on {ts.processing_on}"
+            if ts.state == WAITING:
+                assert ts.waiting_on, f"{ts} waits on nothing"
+                for dep in ts.waiting_on:
+                    assert dep.state != MEMORY, f"{ts} waits on {dep} in memory"
+            if ts.state == NO_WORKER:
+                assert ts in self.no_worker
+            if ts.state == ERRED:
+                assert ts.error is not None
+            assert ts.who_wants or ts.dependents, f"{ts} should have been forgotten"
+            if ts.state == MEMORY and not ts.who_wants and not ts.waiters:
+                raise AssertionError(f"{ts} holds data nobody needs")
+        for address, ws in self.workers.items():
+            assert ws.address == address
+            for ts in ws.processing:
+                assert ts.processing_on is ws and ts.state == PROCESSING
+            for ts in ws.has_what:
+                assert ws in ts.who_has
+            assert (len(ws.processing) < ws.nthreads) == (ws in self.idle), ws
+        for cs in self.clients.values():
+            for ts in cs.wants:
+                assert cs in ts.who_wants and ts.key in self.tasks
+        for ts in self.no_worker:
+            assert ts.state == NO_WORKER
+
+
+def keys_of(tasks: Iterable[TaskRecord]) -> list[str]:
+    return [ts.key for ts in tasks]

@@ -1,0 +1,324 @@
+"""`Worker`: the actor that runs tasks, holds their results and serves them to peers.
+
+A thin shell around `WorkerState`: it feeds the state messages from the scheduler,
+outcomes from the executor and results of fetches, and carries out what the state asks
+for. Everything it runs is a child of the nursery `serve` owns.
+"""
+
+from __future__ import annotations
+
+import inspect
+import logging
+import os
+import uuid
+from collections.abc import Callable
+from typing import Any
+
+import trio
+
+from ..comm import handshake
+from ..comm.batched import BatchedSender
+from ..comm.connection import Connection, ConnectionClosed
+from ..comm.rpc import PeerPool, PeerUnavailable
+from ..comm.streams import ByteStream, StreamClosed
+from ..comm.transports import connect, describe, is_inproc, serve, unique_inproc_address
+from ..protocol import messages as m
+from ..protocol.errors import ProtocolError
+from ..protocol.serialize import dumps, loads, sizeof
+from .executor import Job, Outcome, ThreadExecutor, error_info, run_async_job
+from .state import Execute, Fetch, Interrupt, WorkerState
+
+logger = logging.getLogger("trident.worker")
+
+CONNECT_TIMEOUT = 10.0
+
+
+class _FunctionLoadError:
+    """Stands in for a function that could not be unpickled; calling it re-raises."""
+
+    def __init__(self, exc: BaseException):
+        self.exc = exc
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        raise self.exc
+
+
+class Worker:
+    """Runs tasks for the scheduler at `scheduler_address`.
+
+    Arguments:
+        scheduler_address: where the scheduler listens.
+        nthreads: threads for sync task functions (also the number of task slots).
+        name: a human-friendly name (defaults to the listen address).
+        listen_address: where peers reach this worker; defaults to an in-process address
+            for in-process schedulers and ``tcp://127.0.0.1:0`` otherwise.
+        memory_limit: bytes this worker should stay under (reported to the scheduler).
+        resources: abstract resources this worker offers, e.g. ``{"GPU": 1}``.
+        token: the cluster token, when the scheduler requires one.
+
+    Run it with ``await nursery.start(worker.serve)``; it stops when cancelled or when
+    the scheduler goes away.
+    """
+
+    def __init__(
+        self,
+        scheduler_address: str,
+        *,
+        nthreads: int = 1,
+        name: str | None = None,
+        listen_address: str | None = None,
+        memory_limit: int = 0,
+        resources: dict[str, float] | None = None,
+        token: str | None = None,
+    ):
+        self.scheduler_address = scheduler_address
+        self.nthreads = max(1, int(nthreads))
+        self.name = name
+        self.memory_limit = int(memory_limit)
+        self.resources = dict(resources or {})
+        self._token = token
+        if listen_address is None:
+            listen_address = (
+                unique_inproc_address("worker")
+                if is_inproc(scheduler_address)
+                else "tcp://127.0.0.1:0"
+            )
+        self._listen_address = listen_address
+        self.address = ""
+        self.state: WorkerState | None = None
+        self._functions: dict[str, Callable[..., Any]] = {}
+        self._async_functions: set[str] = set()
+        self._jobs: dict[str, Job] = {}
+        self._sender: BatchedSender | None = None
+        self._executor: ThreadExecutor | None = None
+        self._nursery: trio.Nursery | None = None
+        self._peers: PeerPool | None = None
+        self._stopped = trio.Event()
+
+    def __repr__(self) -> str:
+        return f"<Worker {self.address or 'not started'} nthreads={self.nthreads}>"
+
+    @property
+    def data(self) -> dict[str, Any]:
+        """The values this worker holds, by key."""
+        return self.state.data if self.state is not None else {}
+
+    # --- lifecycle -----------------------------------------------------------------------
+
+    async def serve(self, *, task_status: trio.TaskStatus[Worker] = trio.TASK_STATUS_IGNORED) -> None:
+        """Register with the scheduler and work until cancelled or the scheduler leaves."""
+        async with trio.open_nursery() as nursery:
+            self._nursery = nursery
+            self.address = await nursery.start(serve, self._listen_address, self._serve_peer)
+            if self.name is None:
+                self.name = self.address
+            state = self.state = WorkerState(self.address, self.nthreads, self.resources)
+            self._peers = PeerPool(nursery, role="peer", name=self.name, token=self._token)
+            self._executor = ThreadExecutor(self.nthreads, self._on_outcomes, self.address)
+            await nursery.start(self._executor.run)
+            connection = await self._connect_to_scheduler()
+            sender = self._sender = BatchedSender(connection)
+            nursery.start_soon(sender.run)
+            sender.send(m.RegisterWorker(self.info(), state.keys_in_memory()))
+            try:
+                with trio.fail_after(CONNECT_TIMEOUT):
+                    welcome = await connection.receive()
+                if not welcome or not isinstance(welcome[0], m.WorkerWelcome):
+                    raise ProtocolError(f"expected WorkerWelcome, got {welcome!r}")
+                task_status.started(self)
+                await self._receive_from_scheduler(connection, welcome[1:])
+            finally:
+                self._stopped.set()
+                self._peers.close()
+                nursery.cancel_scope.cancel()
+                with trio.CancelScope(shield=True):
+                    await connection.aclose()
+
+    def info(self) -> m.WorkerInfo:
+        return m.WorkerInfo(
+            self.address, self.name or self.address, self.nthreads, self.memory_limit, self.resources
+        )
+
+    async def _connect_to_scheduler(self) -> Connection:
+        with trio.fail_after(CONNECT_TIMEOUT):
+            stream = await connect(self.scheduler_address)
+            connection = Connection(stream, peer=self.scheduler_address)
+            await handshake.offer(
+                connection, role="worker", name=self.name or self.address, token=self._token
+            )
+        return connection
+
+    async def _receive_from_scheduler(self, connection: Connection, first: list[Any]) -> None:
+        assert self.state is not None
+        handle = self.state.handle_scheduler_message
+        messages = first
+        try:
+            while True:
+                for msg in messages:
+                    if type(msg) is m.DefineFunction:
+                        self._load_function(msg)
+                    handle(msg)
+                self._flush()
+                messages = await connection.receive()
+        except ConnectionClosed:
+            logger.info("worker %s: the scheduler closed the connection", self.address)
+        except StreamClosed as exc:
+            logger.warning("worker %s: lost the scheduler: %s", self.address, exc)
+
+    def _load_function(self, msg: m.DefineFunction) -> None:
+        try:
+            function = loads(msg.function)
+        except Exception as exc:
+            function = _FunctionLoadError(exc)
+        self._functions[msg.token] = function
+        if inspect.iscoroutinefunction(function):
+            self._async_functions.add(msg.token)
+
+    # --- carrying out the state's decisions -------------------------------------------------
+
+    def _flush(self) -> None:
+        assert self.state is not None and self._sender is not None
+        out, instructions = self.state.flush()
+        if out:
+            self._sender.send_many(out)
+        for instruction in instructions:
+            if type(instruction) is Execute:
+                self._execute(instruction.key)
+            elif type(instruction) is Fetch:
+                assert self._nursery is not None
+                self._nursery.start_soon(self._fetch, instruction.peer, instruction.keys)
+            elif type(instruction) is Interrupt:
+                self._interrupt(instruction.key)
+
+    def _execute(self, key: str) -> None:
+        assert self.state is not None and self._executor is not None
+        ts = self.state.tasks[key]
+        assert ts.args is not None
+        function = self._functions.get(ts.function)
+        if function is None:
+            function = _FunctionLoadError(
+                RuntimeError(f"worker {self.address} does not know function {ts.function!r}")
+            )
+        job = Job(key, function, ts.args, self.state.data, ts.inline_result)
+        self._jobs[key] = job
+        if ts.function in self._async_functions:
+            assert self._nursery is not None
+            self._nursery.start_soon(self._run_async, job)
+        else:
+            self._executor.submit(job)
+
+    async def _run_async(self, job: Job) -> None:
+        outcome = await run_async_job(job, self.address)
+        self._on_outcomes([outcome])
+
+    def _interrupt(self, key: str) -> None:
+        job = self._jobs.get(key)
+        if job is not None:
+            job.cancelled = True
+            if job.scope is not None:
+                job.scope.cancel()
+
+    def _on_outcomes(self, outcomes: list[Outcome]) -> None:
+        state = self.state
+        if state is None or self._stopped.is_set():
+            return
+        for outcome in outcomes:
+            key = outcome.key
+            self._jobs.pop(key, None)
+            if outcome.skipped:
+                state.task_skipped(key)
+            elif outcome.error is not None:
+                state.task_failed(key, outcome.error, start=outcome.start, stop=outcome.stop)
+            else:
+                state.task_finished(
+                    key,
+                    outcome.value,
+                    nbytes=outcome.nbytes,
+                    type_name=outcome.type_name,
+                    start=outcome.start,
+                    stop=outcome.stop,
+                    payload=outcome.payload,
+                )
+        self._flush()
+
+    async def _fetch(self, peer: str, keys: list[str]) -> None:
+        assert self.state is not None and self._peers is not None
+        try:
+            reply = await self._peers.request(peer, lambda rid: m.GetData(rid, keys))
+            if not isinstance(reply, m.DataReply):
+                raise ProtocolError(f"expected DataReply from {peer}, got {type(reply).__name__}")
+            values = {key: loads(payload) for key, payload in reply.data.items()}
+        except (PeerUnavailable, ProtocolError) as exc:
+            logger.info("worker %s: fetching %d keys from %s failed: %s",
+                        self.address, len(keys), peer, exc)
+            self.state.fetch_failed(peer, keys)
+        except Exception as exc:
+            logger.warning("worker %s: data from %s could not be loaded: %r", self.address, peer, exc)
+            self.state.fetch_failed(peer, keys)
+        else:
+            nbytes = {key: sizeof(value) for key, value in values.items()}
+            self.state.fetch_done(peer, keys, values, nbytes)
+        self._flush()
+
+    # --- peers --------------------------------------------------------------------------
+
+    async def _serve_peer(self, stream: ByteStream) -> None:
+        """Answer `GetData` and `PutData` from clients and other workers."""
+        connection = Connection(stream, peer=describe(stream))
+        try:
+            await handshake.accept(connection, token=self._token, server_id=self.address)
+        except (ProtocolError, handshake.AuthenticationError, trio.TooSlowError) as exc:
+            logger.warning("worker %s: refused peer %s: %s", self.address, connection.peer, exc)
+            return
+        sender = BatchedSender(connection)
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(sender.run)
+            try:
+                while True:
+                    for msg in await connection.receive():
+                        if type(msg) is m.GetData:
+                            sender.send(self._get_data(msg))
+                        elif type(msg) is m.PutData:
+                            sender.send(self._put_data(msg))
+                        else:
+                            raise ProtocolError(f"peers may not send {type(msg).__name__}")
+            except (ConnectionClosed, StreamClosed):
+                pass
+            except ProtocolError as exc:
+                logger.warning("worker %s: closing connection from %s: %s",
+                               self.address, connection.peer, exc)
+            finally:
+                nursery.cancel_scope.cancel()
+
+    def _get_data(self, msg: m.GetData) -> m.DataReply:
+        data = self.data
+        found = {}
+        missing = []
+        for key in msg.keys:
+            if key not in data:
+                missing.append(key)
+                continue
+            try:
+                found[key] = dumps(data[key])
+            except Exception as exc:
+                logger.error("worker %s: cannot serialize %r: %r", self.address, key, exc)
+                missing.append(key)
+        return m.DataReply(msg.request_id, found, missing)
+
+    def _put_data(self, msg: m.PutData) -> m.Reply:
+        assert self.state is not None
+        try:
+            values = {key: loads(payload) for key, payload in msg.data.items()}
+        except Exception as exc:
+            return m.Reply(msg.request_id, None, f"cannot load scattered data: {exc!r}")
+        nbytes = {key: sizeof(value) for key, value in values.items()}
+        self.state.put_data(values, nbytes)
+        self._flush()
+        return m.Reply(msg.request_id, nbytes, None)
+
+
+def default_worker_name() -> str:
+    return f"worker-{os.getpid()}-{uuid.uuid4().hex[:6]}"
+
+
+__all__ = ["Worker", "error_info"]

@@ -1,0 +1,462 @@
+"""`WorkerState`: one worker's logic as a sans-IO state machine.
+
+Events come in as method calls: messages from the scheduler (`handle_scheduler_message`),
+outcomes from the executor (`task_finished`, `task_failed`, `task_skipped`) and from
+dependency fetches (`fetch_done`, `fetch_failed`). What to do comes out of `flush()`:
+messages for the scheduler and `Instruction`s for the actor (execute a task, fetch from
+a peer, interrupt a running task). The state also owns `data`, the key -> value map the
+executor reads dependencies from.
+
+Task kinds on a worker: *compute* tasks the scheduler assigned (kept in memory until the
+scheduler frees them) and *data* tasks, dependencies fetched from peers (kept only while
+a local task needs them).
+
+States: ``waiting`` (for dependencies) -> ``ready`` -> ``executing`` -> ``memory``;
+dependencies go ``fetch`` -> ``flight`` -> ``memory``.
+"""
+
+from __future__ import annotations
+
+import heapq
+from collections import defaultdict
+from typing import Any
+
+import attrs
+
+from ..protocol import messages as m
+from ..protocol.serialize import Serialized
+
+WAITING = "waiting"
+READY = "ready"
+EXECUTING = "executing"
+MEMORY = "memory"
+FETCH = "fetch"
+FLIGHT = "flight"
+
+#: Tasks shorter than this (on average) are handed to the executor a few at a time so
+#: threads never wait for the event loop between them.
+SHORT_TASK_SECONDS = 0.002
+#: How many tasks per thread may wait in the executor's queue when tasks are short.
+PREFETCH_PER_THREAD = 8
+#: Concurrent fetches from one peer.
+FETCHES_PER_PEER = 2
+
+
+class WorkerTask:
+    """One key on this worker."""
+
+    __slots__ = (
+        "args",
+        "cancelled",
+        "dependencies",
+        "dependents",
+        "function",
+        "inline_result",
+        "is_compute",
+        "key",
+        "nbytes",
+        "priority",
+        "resources",
+        "state",
+        "tried",
+        "waiting_for",
+        "who_has",
+    )
+
+    def __init__(self, key: str, *, is_compute: bool):
+        self.key = key
+        self.is_compute = is_compute
+        self.state = WAITING
+        self.function = ""
+        self.args: Serialized | None = None
+        self.priority: tuple[int, ...] = ()
+        self.inline_result = False
+        self.resources: dict[str, float] | None = None
+        self.dependencies: list[WorkerTask] = []
+        self.dependents: set[WorkerTask] = set()
+        self.waiting_for: set[WorkerTask] = set()
+        self.who_has: list[str] = []
+        self.tried: set[str] = set()
+        self.cancelled = False
+        self.nbytes = 0
+
+    def __lt__(self, other: WorkerTask) -> bool:
+        return self.priority < other.priority
+
+    def __repr__(self) -> str:
+        return f"<WorkerTask {self.key!r} {self.state}>"
+
+
+@attrs.frozen
+class Execute:
+    """Run task `key` (its function, arguments and inputs are in the state)."""
+
+    key: str
+
+
+@attrs.frozen
+class Fetch:
+    """Get the data of `keys` from the worker at `peer`."""
+
+    peer: str
+    keys: list[str]
+
+
+@attrs.frozen
+class Interrupt:
+    """Cancel the running task `key`: async tasks are cancelled, sync results discarded."""
+
+    key: str
+
+
+Instruction = Execute | Fetch | Interrupt
+
+
+class WorkerState:
+    """Tasks, data and execution slots of one worker."""
+
+    def __init__(self, address: str, nthreads: int, resources: dict[str, float] | None = None):
+        self.address = address
+        self.nthreads = max(1, nthreads)
+        self.tasks: dict[str, WorkerTask] = {}
+        self.data: dict[str, Any] = {}
+        self.functions: set[str] = set()
+        self.executing: set[WorkerTask] = set()
+        self.resources_total = dict(resources or {})
+        self.resources_free = dict(resources or {})
+        self.mean_duration = 0.5
+        self._ready: list[WorkerTask] = []
+        self._constrained: list[WorkerTask] = []
+        self._fetch_queue: dict[WorkerTask, None] = {}
+        self._fetches_in_flight: dict[str, int] = defaultdict(int)
+        self._to_scheduler: list[Any] = []
+        self._instructions: list[Instruction] = []
+        self._scheduler_handlers = {
+            m.RunTask: self._on_run_task,
+            m.DefineFunction: self._on_define_function,
+            m.ForgetFunctions: self._on_forget_functions,
+            m.FreeKeys: self._on_free_keys,
+            m.CancelTask: self._on_cancel_task,
+        }
+
+    # --- output -------------------------------------------------------------------
+
+    def flush(self) -> tuple[list[Any], list[Instruction]]:
+        """Start whatever can start now; return (messages for the scheduler, instructions)."""
+        self._start_fetches()
+        self._start_ready()
+        out, self._to_scheduler = self._to_scheduler, []
+        instructions, self._instructions = self._instructions, []
+        return out, instructions
+
+    # --- scheduler messages -----------------------------------------------------------
+
+    def handle_scheduler_message(self, message: Any) -> None:
+        handler = self._scheduler_handlers.get(type(message))
+        if handler is None:
+            raise TypeError(f"the scheduler may not send {type(message).__name__} to a worker")
+        handler(message)
+
+    def _on_define_function(self, msg: m.DefineFunction) -> None:
+        self.functions.add(msg.token)
+
+    def _on_forget_functions(self, msg: m.ForgetFunctions) -> None:
+        self.functions.difference_update(msg.tokens)
+
+    def _on_run_task(self, msg: m.RunTask) -> None:
+        ts = self.tasks.get(msg.key)
+        if ts is not None:
+            if ts.state == EXECUTING and ts.cancelled:
+                ts.cancelled = False  # asked again while a cancelled run is still going
+                ts.inline_result = msg.inline_result
+                return
+            if ts.state == MEMORY:
+                ts.is_compute = True
+                self._to_scheduler.append(m.TaskFinished(ts.key, ts.nbytes, "", 0.0, 0.0, None))
+                return
+            if ts.is_compute:
+                return  # duplicate assignment
+            # We were fetching a key the scheduler now wants computed here (its data was
+            # lost): hand the tasks that waited for it back, then compute it afresh.
+            self._report_missing(ts)
+        ts = WorkerTask(msg.key, is_compute=True)
+        ts.function = msg.function
+        ts.args = msg.args
+        ts.priority = tuple(msg.priority)
+        ts.inline_result = msg.inline_result
+        ts.resources = msg.resources or None
+        self.tasks[msg.key] = ts
+        for dep_key, holders in msg.who_has.items():
+            dep = self.tasks.get(dep_key)
+            if dep is None:
+                dep = WorkerTask(dep_key, is_compute=False)
+                dep.state = FETCH
+                self.tasks[dep_key] = dep
+                self._fetch_queue[dep] = None
+            if dep.state in (FETCH, FLIGHT):
+                for holder in holders:
+                    if holder not in dep.who_has and holder != self.address:
+                        dep.who_has.append(holder)
+            ts.dependencies.append(dep)
+            dep.dependents.add(ts)
+            if dep.state != MEMORY:
+                ts.waiting_for.add(dep)
+                if dep.state == FETCH and not dep.who_has:
+                    self._report_missing(dep)
+                    return
+        if not ts.waiting_for:
+            self._make_ready(ts)
+
+    def _on_free_keys(self, msg: m.FreeKeys) -> None:
+        for key in msg.keys:
+            ts = self.tasks.get(key)
+            if ts is None:
+                continue
+            if ts.state == MEMORY and ts.dependents:
+                ts.is_compute = False  # local tasks still read it; dropped after them
+            elif ts.state == EXECUTING:
+                self._interrupt(ts)
+            else:
+                self._drop(ts)
+
+    def _on_cancel_task(self, msg: m.CancelTask) -> None:
+        for key in msg.keys:
+            ts = self.tasks.get(key)
+            if ts is None or not ts.is_compute:
+                continue
+            if ts.state == EXECUTING:
+                self._interrupt(ts)
+            elif ts.state == MEMORY and ts.dependents:
+                ts.is_compute = False
+            else:
+                self._drop(ts)
+
+    def _interrupt(self, ts: WorkerTask) -> None:
+        if not ts.cancelled:
+            ts.cancelled = True
+            self._instructions.append(Interrupt(ts.key))
+
+    # --- execution ------------------------------------------------------------------
+
+    def _make_ready(self, ts: WorkerTask) -> None:
+        ts.state = READY
+        if ts.resources:
+            self._constrained.append(ts)
+            self._constrained.sort()
+        else:
+            heapq.heappush(self._ready, ts)
+
+    def _slots(self) -> int:
+        if self.mean_duration < SHORT_TASK_SECONDS:
+            return self.nthreads * (1 + PREFETCH_PER_THREAD)
+        return self.nthreads
+
+    def _start_ready(self) -> None:
+        slots = self._slots()
+        if self._constrained and len(self.executing) < self.nthreads:
+            for ts in list(self._constrained):
+                if len(self.executing) >= self.nthreads:
+                    break
+                assert ts.resources is not None
+                if ts.state != READY:
+                    self._constrained.remove(ts)
+                elif all(self.resources_free.get(r, 0.0) >= n for r, n in ts.resources.items()):
+                    self._constrained.remove(ts)
+                    for r, n in ts.resources.items():
+                        self.resources_free[r] -= n
+                    self._execute(ts)
+        ready = self._ready
+        while ready and len(self.executing) < slots:
+            ts = heapq.heappop(ready)
+            if ts.state == READY:
+                self._execute(ts)
+
+    def _execute(self, ts: WorkerTask) -> None:
+        ts.state = EXECUTING
+        self.executing.add(ts)
+        self._instructions.append(Execute(ts.key))
+
+    def _finish_execution(self, key: str, duration: float | None) -> WorkerTask | None:
+        """Common bookkeeping when an execution ends; returns the task unless it was dropped."""
+        ts = self.tasks.get(key)
+        if ts is None or ts.state != EXECUTING:
+            return None
+        self.executing.discard(ts)
+        if ts.resources:
+            for r, n in ts.resources.items():
+                self.resources_free[r] = self.resources_free.get(r, 0.0) + n
+        if duration is not None:
+            self.mean_duration = 0.8 * self.mean_duration + 0.2 * duration
+        if ts.cancelled:
+            self._drop(ts)
+            return None
+        return ts
+
+    def task_finished(
+        self,
+        key: str,
+        value: Any,
+        *,
+        nbytes: int,
+        type_name: str,
+        start: float,
+        stop: float,
+        payload: Serialized | None = None,
+    ) -> None:
+        """The executor ran `key` to completion; `payload` is its value when inlined."""
+        ts = self._finish_execution(key, stop - start)
+        if ts is None:
+            return
+        ts.state = MEMORY
+        ts.nbytes = nbytes
+        self.data[key] = value
+        ts.args = None
+        self._to_scheduler.append(m.TaskFinished(key, nbytes, type_name, start, stop, payload))
+        self._release_inputs(ts)
+        self._inputs_arrived(ts)
+
+    def task_failed(self, key: str, error: m.ErrorInfo, *, start: float, stop: float) -> None:
+        """The task raised: report it and forget it."""
+        ts = self._finish_execution(key, stop - start)
+        if ts is None:
+            return
+        self._to_scheduler.append(m.TaskFailed(key, error, start, stop))
+        self._drop(ts)
+
+    def task_skipped(self, key: str) -> None:
+        """The executor did not run `key` because it was cancelled before it started."""
+        self._finish_execution(key, None)
+
+    # --- data movement -----------------------------------------------------------------
+
+    def _start_fetches(self) -> None:
+        if not self._fetch_queue:
+            return
+        by_peer: dict[str, list[str]] = defaultdict(list)
+        for ts in list(self._fetch_queue):
+            peer = next((p for p in ts.who_has if p not in ts.tried), None)
+            if peer is None:
+                del self._fetch_queue[ts]
+                self._report_missing(ts)
+                continue
+            if self._fetches_in_flight[peer] >= FETCHES_PER_PEER and peer not in by_peer:
+                continue
+            del self._fetch_queue[ts]
+            ts.state = FLIGHT
+            by_peer[peer].append(ts.key)
+        for peer, keys in by_peer.items():
+            self._fetches_in_flight[peer] += 1
+            self._instructions.append(Fetch(peer, keys))
+
+    def fetch_done(
+        self, peer: str, keys: list[str], data: dict[str, Any], nbytes: dict[str, int]
+    ) -> None:
+        """A fetch of `keys` from `peer` returned `data`; keys it lacked are absent."""
+        self._fetch_ended(peer)
+        for key, value in data.items():
+            ts = self.tasks.get(key)
+            if ts is None or ts.state != FLIGHT:
+                continue
+            ts.state = MEMORY
+            ts.nbytes = nbytes.get(key, 0)
+            self.data[key] = value
+            self._inputs_arrived(ts)
+            if not ts.dependents and not ts.is_compute:
+                self._drop(ts)
+        self._fetch_missed(peer, [k for k in keys if k not in data])
+
+    def fetch_failed(self, peer: str, keys: list[str]) -> None:
+        """The connection to `peer` failed while fetching `keys`."""
+        self._fetch_ended(peer)
+        self._fetch_missed(peer, keys)
+
+    def _fetch_ended(self, peer: str) -> None:
+        self._fetches_in_flight[peer] -= 1
+        if self._fetches_in_flight[peer] <= 0:
+            del self._fetches_in_flight[peer]
+
+    def _fetch_missed(self, peer: str, keys: list[str]) -> None:
+        for key in keys:
+            ts = self.tasks.get(key)
+            if ts is None or ts.state != FLIGHT:
+                continue
+            ts.tried.add(peer)
+            ts.state = FETCH
+            self._fetch_queue[ts] = None
+
+    def _report_missing(self, dep: WorkerTask) -> None:
+        """No peer could give us `dep`: hand its dependents back to the scheduler."""
+        for ts in list(dep.dependents):
+            self._to_scheduler.append(m.MissingData(ts.key, dep.key, sorted(dep.tried)))
+            self._drop(ts)
+        if dep.key in self.tasks and not dep.dependents:
+            self._drop(dep)
+
+    def put_data(self, data: dict[str, Any], nbytes: dict[str, int]) -> None:
+        """Data stored directly by a client (`scatter`); kept until the scheduler frees it."""
+        for key, value in data.items():
+            ts = self.tasks.get(key)
+            if ts is None:
+                ts = WorkerTask(key, is_compute=True)
+                self.tasks[key] = ts
+            elif ts.state not in (MEMORY,):
+                self._fetch_queue.pop(ts, None)
+            ts.is_compute = True
+            ts.state = MEMORY
+            ts.nbytes = nbytes.get(key, 0)
+            self.data[key] = value
+            self._inputs_arrived(ts)
+
+    def _inputs_arrived(self, ts: WorkerTask) -> None:
+        for dependent in ts.dependents:
+            if dependent.state == WAITING:
+                dependent.waiting_for.discard(ts)
+                if not dependent.waiting_for:
+                    self._make_ready(dependent)
+
+    # --- cleanup -------------------------------------------------------------------------
+
+    def _release_inputs(self, ts: WorkerTask) -> None:
+        for dep in ts.dependencies:
+            dep.dependents.discard(ts)
+            if not dep.dependents and not dep.is_compute and dep.state in (MEMORY, FETCH):
+                self._drop(dep)
+        ts.dependencies = []
+
+    def _drop(self, ts: WorkerTask) -> None:
+        """Forget a task that is not executing, and fetched inputs only it needed."""
+        if self.tasks.get(ts.key) is ts:
+            del self.tasks[ts.key]
+        self.data.pop(ts.key, None)
+        self._fetch_queue.pop(ts, None)
+        ts.state = "forgotten"
+        for dependent in list(ts.dependents):
+            if dependent.state in (WAITING, READY):
+                # Cannot run without this input: the scheduler must place it again.
+                self._to_scheduler.append(m.MissingData(dependent.key, ts.key, []))
+                self._drop(dependent)
+        self._release_inputs(ts)
+
+    # --- queries ---------------------------------------------------------------------------
+
+    def keys_in_memory(self) -> dict[str, int]:
+        return {key: ts.nbytes for key, ts in self.tasks.items() if ts.state == MEMORY}
+
+    def validate(self) -> None:
+        """Check invariants between tasks, data and slots (for tests)."""
+        for key, ts in self.tasks.items():
+            assert ts.key == key
+            assert (ts.state == MEMORY) == (key in self.data), ts
+            for dep in ts.dependencies:
+                assert ts in dep.dependents, (ts, dep)
+            for dependent in ts.dependents:
+                assert ts in dependent.dependencies, (ts, dependent)
+            if ts.state == WAITING:
+                assert ts.waiting_for, ts
+            if ts.state == EXECUTING:
+                assert ts in self.executing
+            if not ts.is_compute:
+                assert ts.dependents or ts.state == FLIGHT, f"{ts} is an orphan input"
+        for ts in self.executing:
+            assert ts.state == EXECUTING
+        assert set(self.data) <= set(self.tasks)
