@@ -1,0 +1,57 @@
+"""trident: a distributed task and actor runtime for Python, built on trio.
+
+The public API follows dask.distributed's Client API; every remote operation obeys trio
+cancel scopes and timeouts. Import what you need from here::
+
+    from trident import Client, LocalCluster, as_completed, wait
+"""
+
+from ._exceptions import AuthenticationError as AuthenticationError
+from ._exceptions import CancelledError as CancelledError
+from ._exceptions import DependencyError as DependencyError
+from ._exceptions import FutureLostError as FutureLostError
+from ._exceptions import KilledWorker as KilledWorker
+from ._exceptions import ProtocolError as ProtocolError
+from ._exceptions import SchedulerError as SchedulerError
+from ._version import __version__ as __version__
+from .client.client import Client as Client
+from .client.client import Security as Security
+from .client.client import default_client as default_client
+from .client.future import Future as Future
+from .client.structures import futures_of as futures_of
+from .client.waiting import ALL_COMPLETED as ALL_COMPLETED
+from .client.waiting import FIRST_COMPLETED as FIRST_COMPLETED
+from .client.waiting import FIRST_EXCEPTION as FIRST_EXCEPTION
+from .client.waiting import as_completed as as_completed
+from .client.waiting import fire_and_forget as fire_and_forget
+from .client.waiting import wait as wait
+from .cluster.local import LocalCluster as LocalCluster
+from .scheduler.actor import Scheduler as Scheduler
+from .worker.actor import Worker as Worker
+from .worker.executor import RemoteException as RemoteException
+
+__all__ = [
+    "ALL_COMPLETED",
+    "FIRST_COMPLETED",
+    "FIRST_EXCEPTION",
+    "AuthenticationError",
+    "CancelledError",
+    "Client",
+    "DependencyError",
+    "Future",
+    "FutureLostError",
+    "KilledWorker",
+    "LocalCluster",
+    "ProtocolError",
+    "RemoteException",
+    "Scheduler",
+    "SchedulerError",
+    "Security",
+    "Worker",
+    "__version__",
+    "as_completed",
+    "default_client",
+    "fire_and_forget",
+    "futures_of",
+    "wait",
+]

@@ -151,6 +151,17 @@ class RegisterScattered:
     type_names: dict[str, str]
 
 
+@message("want")
+class WantKeys:
+    """A client holds futures for keys it did not submit (``Future(key)``, unpickling).
+
+    The scheduler answers with each key's current outcome; unknown keys are reported
+    lost.
+    """
+
+    keys: list[str]
+
+
 @message("who-has")
 class WhoHasRequest:
     """Ask which workers hold each key; answered by a `Reply` with a key -> addresses map."""
@@ -208,6 +219,13 @@ class KeysCancelled:
 
     keys: list[str]
     reason: str
+
+
+@message("lost")
+class KeysLost:
+    """The data of these finished keys is gone; they are being recomputed."""
+
+    keys: list[str]
 
 
 @message("workers")

@@ -85,6 +85,7 @@ class SchedulerState:
             m.FireAndForget: self._on_fire_and_forget,
             m.RegisterScattered: self._on_register_scattered,
             m.WhoHasRequest: self._on_who_has,
+            m.WantKeys: self._on_want_keys,
             m.InfoRequest: self._on_info,
         }
         self._worker_handlers = {
@@ -478,6 +479,9 @@ class SchedulerState:
         """The last copy of `ts` is gone: recompute it if needed, else just release it."""
         ts.state = RELEASED
         self.transitions += 1
+        for cs in ts.who_wants:
+            if cs is not self._fire_and_forget:
+                self._send(cs.client_id, m.KeysLost([ts.key]))
         for dependent in ts.dependents:
             if dependent.state == WAITING:
                 dependent.waiting_on.add(ts)
@@ -602,6 +606,15 @@ class SchedulerState:
                     self._send(client.client_id, m.KeysCancelled([ts.key], "cancelled"))
             stack.extend(ts.dependents)
             self._check_release(ts)
+
+    def _on_want_keys(self, cs: ClientRecord, msg: m.WantKeys) -> None:
+        for key in msg.keys:
+            ts = self.tasks.get(key)
+            if ts is None:
+                error = FutureLostError(f"the scheduler does not know key {key!r}")
+                self._send(cs.client_id, m.KeyErred(key, scheduler_error(error)))
+            elif cs not in ts.who_wants:
+                self._want(cs, ts)
 
     def _on_fire_and_forget(self, cs: ClientRecord, msg: m.FireAndForget) -> None:
         ff = self._fire_and_forget

@@ -1,0 +1,563 @@
+"""`Client`: the public face of trident, with the API of dask.distributed's Client.
+
+One class serves both worlds. ``Client(asynchronous=True)`` is used with ``async with``
+in trio or asyncio programs and its waiting methods return coroutines. A blocking
+``Client()`` runs its engine in trident's background loop thread and its methods block
+the calling thread only. Submitting never waits in either mode: tasks are queued and
+sent in batches by the event loop.
+"""
+
+from __future__ import annotations
+
+import atexit
+import json
+import os
+import threading
+import uuid
+import weakref
+from collections.abc import Callable, Generator, Iterable, Iterator
+from types import TracebackType
+from typing import TYPE_CHECKING, Any
+
+import anyio
+import attrs
+import sniffio
+
+from ..protocol import messages as m
+from ..protocol.serialize import dumps_function, dumps_task_args, loads, token_of
+from .core import ClientCore
+from .future import FINISHED, PENDING, Future, FutureState
+from .loop import LoopThread
+from .structures import futures_of, substitute
+
+if TYPE_CHECKING:
+    from ..cluster.local import LocalCluster
+
+DEFAULT_TIMEOUT = 30.0
+_NO_DEFAULT = "__no_default__"
+
+_default_client: Client | None = None
+_default_lock = threading.Lock()
+_live_blocking_clients: weakref.WeakSet[Client] = weakref.WeakSet()
+
+
+@attrs.frozen
+class Security:
+    """Credentials for a cluster: today the cluster token (``TRIDENT_TOKEN`` by default)."""
+
+    token: str | None = None
+
+
+def default_client() -> Client:
+    """The client most recently created with ``set_as_default=True`` and still open.
+
+    Raises `ValueError` if there is none.
+    """
+    client = _default_client
+    if client is None or client.status in ("closing", "closed"):
+        raise ValueError("no trident client is running; create one with trident.Client()")
+    return client
+
+
+def _set_default(client: Client | None) -> None:
+    global _default_client
+    with _default_lock:
+        _default_client = client
+
+
+def _function_name(func: Callable[..., Any]) -> str:
+    while hasattr(func, "func"):  # functools.partial
+        func = func.func
+    name = getattr(func, "__name__", None) or type(func).__name__
+    return "lambda" if name == "<lambda>" else name
+
+
+def _as_name_list(workers: Any) -> list[str] | None:
+    if workers is None:
+        return None
+    if isinstance(workers, (str, int)):
+        workers = [workers]
+    return [str(w) for w in workers]
+
+
+class Client:
+    """Connect to a trident cluster and run computations on it.
+
+    Arguments:
+        address: a scheduler address (``tcp://host:port``), a `LocalCluster`, or None to
+            start a `LocalCluster` owned by this client (extra keyword arguments such as
+            ``n_workers``, ``threads_per_worker`` and ``processes`` go to it).
+        timeout: seconds to wait for the scheduler when connecting.
+        set_as_default: make this the client `Future(key)` and tasks use by default.
+        scheduler_file: a JSON file written by `write_scheduler_file` or ``trident up``.
+        security: a `Security` (or a token string); defaults to ``TRIDENT_TOKEN``.
+        asynchronous: use from async code (``async with Client(asynchronous=True)``).
+        name: a name for this client in logs.
+    """
+
+    def __init__(
+        self,
+        address: str | LocalCluster | None = None,
+        loop: Any = None,
+        timeout: float | str = _NO_DEFAULT,
+        set_as_default: bool = True,
+        scheduler_file: str | None = None,
+        security: Security | str | None = None,
+        asynchronous: bool = False,
+        name: str | None = None,
+        heartbeat_interval: float | None = None,
+        direct_to_workers: bool | None = None,
+        **cluster_kwargs: Any,
+    ):
+        from ..cluster.local import LocalCluster
+
+        self.asynchronous = asynchronous
+        self.id = f"Client-{uuid.uuid4()}"
+        self._timeout = DEFAULT_TIMEOUT if timeout == _NO_DEFAULT else float(timeout)
+        self._set_as_default = set_as_default
+        self._closed = False
+        self._started = False
+        self.cluster: LocalCluster | None = None
+        self._owns_cluster = False
+        self._cluster_kwargs = cluster_kwargs
+        self._loop: LoopThread | None = None
+        self._task_group: Any = None
+        token = security.token if isinstance(security, Security) else security
+        if scheduler_file is not None:
+            with open(scheduler_file) as f:
+                info = json.load(f)
+            address = info["address"]
+            token = token or info.get("token")
+        if isinstance(address, LocalCluster):
+            self.cluster = address
+            token = token or address.token
+        elif address is None:
+            self._owns_cluster = True
+        elif cluster_kwargs:
+            raise TypeError(f"unexpected arguments for a remote cluster: {sorted(cluster_kwargs)}")
+        if token is None:
+            token = os.environ.get("TRIDENT_TOKEN") or None
+        self._address = address if isinstance(address, str) else None
+        self._token = token
+        self._name = name or f"client-{os.getpid()}"
+        self._core = ClientCore(
+            "",
+            name=self._name,
+            token=token,
+            timeout=self._timeout,
+            callbacks_in_thread=not asynchronous,
+        )
+        if not asynchronous:
+            self._start_blocking()
+
+    # --- lifecycle ---------------------------------------------------------------------
+
+    def _start_blocking(self) -> None:
+        from ..cluster.local import LocalCluster
+
+        self._loop = LoopThread.acquire()
+        try:
+            if self._owns_cluster:
+                self.cluster = LocalCluster(**self._cluster_kwargs)
+                self._token = self._token or self.cluster.token
+            self._core.address = self._address_to_use()
+            self._core._token = self._token
+            self._loop.start_service(self._core.serve)
+        except BaseException:
+            self._teardown_blocking()
+            raise
+        self._started = True
+        _live_blocking_clients.add(self)
+        if self._set_as_default:
+            _set_default(self)
+
+    def _address_to_use(self) -> str:
+        if self.cluster is not None:
+            if self.cluster.loop_thread is not None and self.cluster.loop_thread is self._loop:
+                return self.cluster._address_for_client(same_loop=True)
+            if self.cluster.loop_thread is None and self.asynchronous:
+                return self.cluster._address_for_client()
+            return self.cluster.scheduler_address
+        assert self._address is not None
+        return self._address
+
+    async def _start_async(self) -> Client:
+        from ..cluster.local import LocalCluster
+
+        if self._started:
+            return self
+        self._task_group = anyio.create_task_group()
+        await self._task_group.__aenter__()
+        try:
+            if self._owns_cluster:
+                kwargs = dict(self._cluster_kwargs)
+                self.cluster = LocalCluster(asynchronous=True, **kwargs)
+                await self.cluster._start_async()
+                self._token = self._token or self.cluster.token
+            if self.cluster is not None and self.cluster.loop_thread is not None:
+                self._core.address = self.cluster.scheduler_address
+            else:
+                self._core.address = self._address_to_use()
+            self._core._token = self._token
+            await self._task_group.start(self._core.serve)
+        except BaseException as exc:
+            if self._owns_cluster and self.cluster is not None:
+                with anyio.CancelScope(shield=True):
+                    await self.cluster._close_async()
+            self._task_group.cancel_scope.cancel()
+            await self._task_group.__aexit__(type(exc), exc, exc.__traceback__)
+            raise
+        self._started = True
+        if self._set_as_default:
+            _set_default(self)
+        return self
+
+    def close(self, timeout: float | str = _NO_DEFAULT) -> Any:
+        """Close the client (and the cluster it started). Idempotent.
+
+        Pending futures are cancelled. A coroutine for asynchronous clients.
+        """
+        if self.asynchronous:
+            return self._close_async()
+        if self._closed:
+            return None
+        self._closed = True
+        wait = self._timeout if timeout == _NO_DEFAULT else float(timeout)
+        self._core.close()
+        self._core.stopped.wait(wait)
+        self._teardown_blocking()
+        return None
+
+    def _teardown_blocking(self) -> None:
+        _live_blocking_clients.discard(self)
+        if self._owns_cluster and self.cluster is not None:
+            self.cluster.close()
+        if self._loop is not None:
+            self._loop.release()
+            self._loop = None
+        self._unset_default()
+
+    async def _close_async(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        self._core.close()
+        if self._task_group is not None:
+            await self._task_group.__aexit__(None, None, None)
+            self._task_group = None
+        if self._owns_cluster and self.cluster is not None:
+            await self.cluster._close_async()
+        self._unset_default()
+
+    def _unset_default(self) -> None:
+        if _default_client is self:
+            _set_default(None)
+
+    def shutdown(self) -> Any:
+        """Close the client; a cluster it started is closed too."""
+        return self.close()
+
+    @property
+    def status(self) -> str:
+        if self._closed:
+            return "closed"
+        return self._core.status
+
+    @property
+    def scheduler_address(self) -> str:
+        return self._core.address
+
+    def __enter__(self) -> Client:
+        if self.asynchronous:
+            raise TypeError("use 'async with' for an asynchronous client")
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    async def __aenter__(self) -> Client:
+        if not self.asynchronous:
+            raise TypeError("use 'with' for a blocking client (or pass asynchronous=True)")
+        return await self._start_async()
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self._close_async()
+
+    def __await__(self) -> Generator[Any, None, Client]:
+        return self._start_async().__await__()
+
+    def __repr__(self) -> str:
+        workers = self._core.workers
+        threads = sum(info.nthreads for info in workers.values())
+        return (f"<Client: scheduler={self._core.address!r} workers={len(workers)} "
+                f"threads={threads} status={self.status}>")
+
+    # --- running things -----------------------------------------------------------
+
+    def _sync(self, async_fn: Callable[..., Any], *args: Any) -> Any:
+        """Return a coroutine (asynchronous) or run it in the loop thread and block."""
+        if self.asynchronous:
+            return async_fn(*args)
+        if self._loop is None:
+            raise RuntimeError(f"the client is {self.status}")
+        return self._loop.run(async_fn, *args)
+
+    def _check_open(self) -> None:
+        if self._closed or self._core.status in ("closing", "closed"):
+            raise RuntimeError(f"the client is {self.status}")
+
+    def submit(
+        self,
+        func: Callable[..., Any],
+        *args: Any,
+        key: str | None = None,
+        workers: Any = None,
+        resources: dict[str, float] | None = None,
+        retries: int | None = None,
+        priority: int = 0,
+        fifo_timeout: Any = None,
+        allow_other_workers: bool = False,
+        pure: bool = True,
+        **kwargs: Any,
+    ) -> Future:
+        """Run ``func(*args, **kwargs)`` on the cluster; return its `Future` at once.
+
+        Futures anywhere in `args`/`kwargs` become dependencies and are replaced by their
+        values on the worker. With ``pure=True`` identical calls share one key (and run
+        once); ``pure=False`` always makes a new task. `workers` restricts placement
+        (addresses or names) unless `allow_other_workers`; `retries` re-runs a failing
+        task; higher `priority` runs first.
+        """
+        if not callable(func):
+            raise TypeError("the first argument to submit must be callable")
+        self._check_open()
+        function_payload, function_token = dumps_function(func)
+        spec = self._task_spec(
+            func, function_token, args, kwargs, key, pure, priority, retries, workers,
+            allow_other_workers, resources,
+        )
+        (state,) = self._core.add_tasks([spec], {function_token: function_payload})
+        return Future._adopt(spec.key, self, state)
+
+    def _task_spec(
+        self, func: Callable[..., Any], function_token: str, args: tuple, kwargs: dict[str, Any],
+        key: str | None, pure: bool, priority: int, retries: int | None, workers: Any,
+        allow_other_workers: bool, resources: dict[str, float] | None,
+        prefix: str | None = None,
+    ) -> m.TaskSpec:
+        payload, dependencies = dumps_task_args(args, kwargs)
+        if key is None:
+            name = prefix or _function_name(func)
+            if pure:
+                key = f"{name}-{token_of(function_token, payload.header, *payload.buffers)}"
+            else:
+                key = f"{name}-{uuid.uuid4().hex}"
+        return m.TaskSpec(
+            key,
+            function_token,
+            payload,
+            dependencies,
+            int(priority),
+            int(retries or 0),
+            _as_name_list(workers),
+            bool(allow_other_workers),
+            dict(resources) if resources else None,
+        )
+
+    def map(
+        self,
+        func: Callable[..., Any],
+        *iterables: Iterable[Any],
+        key: str | list[str] | None = None,
+        workers: Any = None,
+        retries: int | None = None,
+        resources: dict[str, float] | None = None,
+        priority: int = 0,
+        allow_other_workers: bool = False,
+        fifo_timeout: Any = None,
+        pure: bool = True,
+        batch_size: int | None = None,
+        **kwargs: Any,
+    ) -> list[Future]:
+        """``submit(func, *args)`` for each tuple of `iterables`, sent as one graph.
+
+        `key` may be a list of keys or a prefix for generated ones. Returns the futures
+        in input order.
+        """
+        if not callable(func):
+            raise TypeError("the first argument to map must be callable")
+        if not iterables:
+            raise TypeError("map needs at least one iterable")
+        self._check_open()
+        function_payload, function_token = dumps_function(func)
+        argument_tuples = list(zip(*iterables, strict=False))
+        if isinstance(key, (list, tuple)):
+            if len(key) != len(argument_tuples):
+                raise ValueError(f"map got {len(key)} keys for {len(argument_tuples)} tasks")
+            keys: list[str | None] = list(key)
+            prefix = None
+        else:
+            keys = [None] * len(argument_tuples)
+            prefix = key
+        specs = [
+            self._task_spec(
+                func, function_token, args, kwargs, k, pure, priority, retries, workers,
+                allow_other_workers, resources, prefix,
+            )
+            for args, k in zip(argument_tuples, keys, strict=True)
+        ]
+        states = self._core.add_tasks(specs, {function_token: function_payload})
+        return [Future._adopt(spec.key, self, st) for spec, st in zip(specs, states, strict=True)]
+
+    # --- results ---------------------------------------------------------------------
+
+    def _wait_blocking(self, state: FutureState, timeout: float | None) -> None:
+        if state.status != PENDING:
+            return
+        if self._core.in_loop_thread:
+            raise RuntimeError("cannot block on a future inside the client's event loop")
+        if not state.wait_blocking(self._core.lock, timeout):
+            raise TimeoutError(f"future {state.key!r} is not done after {timeout} s")
+
+    def _result_blocking(self, state: FutureState, timeout: float | None) -> Any:
+        self._wait_blocking(state, timeout)
+        if state.status == FINISHED and state.payload is not None:
+            return loads(state.payload)
+        if state.status != FINISHED:
+            raise state.exception_object()
+        return self._sync(self._core.result_async, state, None)
+
+    def gather(self, futures: Any, errors: str = "raise", direct: bool | None = None,
+               asynchronous: bool | None = None) -> Any:
+        """Replace the futures in `futures` (a future or nested containers) by values.
+
+        ``errors="raise"`` raises the first failure; ``"skip"`` leaves failed futures
+        out of their containers. Returns a coroutine for asynchronous clients.
+        """
+        if errors not in ("raise", "skip"):
+            raise ValueError("errors must be 'raise' or 'skip'")
+        if isinstance(futures, Iterator):
+            return (self.gather(f, errors=errors) for f in futures)
+        found = futures_of(futures)
+        states = [f._state for f in found]
+        if self.asynchronous:
+            return self._gather_async(futures, states, errors)
+        for state in states:
+            self._wait_blocking(state, None)
+            if state.status != FINISHED and errors == "raise":
+                raise state.exception_object()
+        if all(s.status != FINISHED or s.payload is not None for s in states):
+            values = {s.key: loads(s.payload) for s in states if s.status == FINISHED and s.payload}
+        else:
+            values = self._sync(self._core.gather_values, states, errors)
+        return substitute(futures, values, skip_missing=errors == "skip")
+
+    async def _gather_async(self, futures: Any, states: list[FutureState], errors: str) -> Any:
+        values = await self._core.gather_values(states, errors)
+        return substitute(futures, values, skip_missing=errors == "skip")
+
+    def scatter(self, data: Any, workers: Any = None, broadcast: bool = False,
+                direct: bool | None = None, hash: bool = True, timeout: float | str = _NO_DEFAULT,
+                asynchronous: bool | None = None) -> Any:
+        """Move local data to workers and return futures pointing to it.
+
+        A list/tuple/set gives a list of futures, a dict gives a dict of futures keyed
+        like the input, anything else a single future. ``broadcast=True`` copies every
+        item to every chosen worker; ``hash=True`` names data by its content so the same
+        data scattered twice shares a key.
+        """
+        self._check_open()
+        wait = self._timeout if timeout == _NO_DEFAULT else float(timeout)
+        names = _as_name_list(workers)
+        if isinstance(data, dict):
+            values, keys = list(data.values()), [str(k) for k in data]
+        elif isinstance(data, (list, tuple, set, frozenset)):
+            values, keys = list(data), None
+        else:
+            values, keys = [data], None
+        coroutine_fn = self._scatter_async
+        args = (data, values, keys, hash, names, broadcast, wait)
+        return self._sync(coroutine_fn, *args)
+
+    async def _scatter_async(self, data: Any, values: list[Any], keys: list[str] | None,
+                             hash: bool, workers: list[str] | None, broadcast: bool,
+                             timeout: float) -> Any:
+        states = await self._core.scatter(
+            values, keys, hash=hash, workers=workers, broadcast=broadcast, timeout=timeout
+        )
+        futures = [Future._adopt(s.key, self, s) for s in states]
+        if isinstance(data, dict):
+            return dict(zip(data, futures, strict=True))
+        if isinstance(data, (list, tuple, set, frozenset)):
+            return type(data)(futures) if not isinstance(data, (set, frozenset)) else futures
+        return futures[0]
+
+    def cancel(self, futures: Any, asynchronous: bool | None = None, force: bool = False,
+               reason: str | None = None) -> Any:
+        """Cancel futures (and what depends on them) on the cluster.
+
+        Without `force`, keys another client still wants keep running for that client.
+        """
+        keys = [f.key for f in futures_of(futures)]
+        return self._sync(self._core.cancel, keys, force, reason)
+
+    # --- cluster information --------------------------------------------------------------
+
+    def scheduler_info(self, **kwargs: Any) -> Any:
+        """Workers, threads and memory of the cluster, as a dict."""
+        return self._sync(self._core.request, lambda rid: m.InfoRequest(rid))
+
+    def who_has(self, futures: Any = None) -> Any:
+        """The workers holding each future's data: ``{key: [address, ...]}``."""
+        keys = [f.key for f in futures_of(futures)] if futures is not None else list(
+            self._core.futures
+        )
+        return self._sync(self._core.request, lambda rid: m.WhoHasRequest(rid, keys))
+
+    def nthreads(self, workers: Any = None) -> dict[str, int]:
+        """Threads per worker address (from the client's live view of the cluster)."""
+        names = _as_name_list(workers)
+        return {
+            address: info.nthreads
+            for address, info in self._core.workers.items()
+            if names is None or address in names or info.name in names
+        }
+
+    ncores = nthreads
+
+    def wait_for_workers(self, n_workers: int = 1, timeout: float | None = None) -> Any:
+        """Block until at least `n_workers` workers are connected."""
+        return self._sync(self._core.wait_for_workers, n_workers, timeout)
+
+    def write_scheduler_file(self, scheduler_file: str) -> None:
+        """Write the scheduler's address (and the cluster token) to a JSON file (mode 0600)."""
+        info = {"address": self.scheduler_address_for_others, "token": self._token}
+        fd = os.open(scheduler_file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as f:
+            json.dump(info, f)
+
+    @property
+    def scheduler_address_for_others(self) -> str:
+        """An address other processes can reach (TCP even when this client uses inproc)."""
+        if self.cluster is not None:
+            return self.cluster.scheduler_address
+        return self._core.address
+
+
+@atexit.register
+def _close_blocking_clients() -> None:
+    for client in list(_live_blocking_clients):
+        try:
+            client.close(timeout=5)
+        except Exception:
+            pass
+
+
+def current_async_library() -> str | None:
+    try:
+        return sniffio.current_async_library()
+    except sniffio.AsyncLibraryNotFoundError:
+        return None

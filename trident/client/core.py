@@ -1,0 +1,636 @@
+"""`ClientCore`: the client's engine, written against anyio (trio and asyncio).
+
+It owns the connection to the scheduler and the pool of connections to workers, keeps
+the `FutureState` of every key the client holds, and counts the `Future` objects per
+key. `serve` runs in the client's event loop (the caller's own loop for asynchronous
+clients, the `LoopThread` for blocking ones).
+
+Thread safety: `add_tasks`, `acquire`, `release`, `enqueue` and `close` may be called
+from any thread; they append to an ordered outgoing queue under `lock` and schedule a
+flush in the loop. Everything else runs in the loop. The outgoing queue keeps submits
+and releases in the order the user made them, which the scheduler relies on.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import itertools
+import logging
+import random
+import threading
+import uuid
+from collections import defaultdict, deque
+from collections.abc import Callable, Iterable
+from typing import TYPE_CHECKING, Any
+
+import anyio
+import sniffio
+import trio
+
+from .._exceptions import FutureLostError, SchedulerError
+from ..comm import handshake
+from ..comm.batched import BatchedSender
+from ..comm.connection import Connection, ConnectionClosed
+from ..comm.rpc import PeerPool, PeerUnavailable
+from ..comm.streams import StreamClosed
+from ..comm.transports import connect
+from ..protocol import messages as m
+from ..protocol.errors import ProtocolError
+from ..protocol.serialize import Serialized, dumps, loads, token_of
+from ..scheduler.state import scheduler_error
+from .future import CANCELLED, FINISHED, LOST, PENDING, FutureState
+
+if TYPE_CHECKING:
+    from .future import Future
+
+logger = logging.getLogger("trident.client")
+
+#: How often a gather retries keys whose data moved or was lost before giving up.
+GATHER_ATTEMPTS = 20
+
+
+class _Release:
+    """Marker in the outgoing queue: the last future of `key` was dropped."""
+
+    __slots__ = ("key",)
+
+    def __init__(self, key: str):
+        self.key = key
+
+
+class _Pending:
+    __slots__ = ("event", "reply")
+
+    def __init__(self) -> None:
+        self.event = anyio.Event()
+        self.reply: m.Reply | None = None
+
+
+class ClientCore:
+    """Connection, futures and bookkeeping of one client."""
+
+    def __init__(
+        self,
+        address: str,
+        *,
+        name: str,
+        token: str | None,
+        timeout: float,
+        callbacks_in_thread: bool,
+    ):
+        self.address = address
+        self.client_id = f"client-{uuid.uuid4().hex}"
+        self.name = name
+        self.timeout = timeout
+        self.status = "newly-created"
+        self.scheduler_id = ""
+        self.lock = threading.Lock()
+        self.futures: dict[str, FutureState] = {}
+        self.workers: dict[str, m.WorkerInfo] = {}
+        self.stopped = threading.Event()
+        self._token = token
+        self._refcount: dict[str, int] = {}
+        self._released: deque[str] = deque()
+        self._outgoing: list[Any] = []
+        self._functions_sent: set[str] = set()
+        self._pending_functions: dict[str, Serialized] = {}
+        self._flush_scheduled = False
+        self._call_soon: Callable[..., Any] | None = None
+        self._loop_thread: threading.Thread | None = None
+        self._sender: BatchedSender | None = None
+        self._peers: PeerPool | None = None
+        self._closing: anyio.Event | None = None
+        self._workers_changed: anyio.Event | None = None
+        self._requests: dict[int, _Pending] = {}
+        self._request_ids = itertools.count(1)
+        self._callbacks_in_thread = callbacks_in_thread
+        self._callback_executor: concurrent.futures.ThreadPoolExecutor | None = None
+        self._handlers: dict[type, Callable[[Any], None]] = {
+            m.KeyDone: self._on_key_done,
+            m.KeyErred: self._on_key_erred,
+            m.KeysCancelled: self._on_keys_cancelled,
+            m.KeysLost: self._on_keys_lost,
+            m.WorkersChanged: self._on_workers_changed,
+            m.Reply: self._on_reply,
+        }
+
+    # --- lifecycle --------------------------------------------------------------------
+
+    async def serve(self, *, task_status: Any = anyio.TASK_STATUS_IGNORED) -> None:
+        """Connect, register and serve until `close` (or the scheduler goes away).
+
+        Reports readiness through `task_status`; raises `OSError`, `TimeoutError` or
+        `AuthenticationError` if the scheduler cannot be reached or refuses us.
+        """
+        self._bind_loop()
+        self._closing = anyio.Event()
+        self._workers_changed = anyio.Event()
+        connection = None
+        try:
+            with anyio.fail_after(self.timeout):
+                stream = await connect(self.address)
+                connection = Connection(stream, peer=self.address)
+                await handshake.offer(connection, role="client", name=self.name, token=self._token)
+                await connection.send([m.RegisterClient(self.client_id, self.name)])
+                welcome = await connection.receive_one(m.ClientWelcome)
+            self.scheduler_id = welcome.scheduler_id
+            self.workers = {info.address: info for info in welcome.workers}
+            self._sender = BatchedSender(connection)
+            async with anyio.create_task_group() as tg:
+                self._peers = PeerPool(tg, role="client", name=self.name, token=self._token)
+                tg.start_soon(self._sender.run)
+                tg.start_soon(self._receive_loop, connection)
+                self.status = "running"
+                task_status.started()
+                self._flush()
+                await self._closing.wait()
+                self.status = "closing"
+                self._sender.send(m.Goodbye("client closing"))
+                with anyio.move_on_after(2):
+                    await self._sender.flush()
+                self._peers.close()
+                tg.cancel_scope.cancel()
+        finally:
+            self.status = "closed"
+            self._fail_pending("the client is closed")
+            if connection is not None:
+                with anyio.CancelScope(shield=True):
+                    await connection.aclose()
+            if self._callback_executor is not None:
+                self._callback_executor.shutdown(wait=False)
+            self.stopped.set()
+
+    def _bind_loop(self) -> None:
+        self._loop_thread = threading.current_thread()
+        if sniffio.current_async_library() == "trio":
+            self._call_soon = trio.lowlevel.current_trio_token().run_sync_soon
+        else:
+            self._call_soon = asyncio.get_running_loop().call_soon_threadsafe
+
+    def close(self) -> None:
+        """Ask `serve` to finish; safe from any thread, and idempotent."""
+        if self.status in ("closing", "closed"):
+            return
+        if self._closing is None or self._call_soon is None:
+            self.status = "closed"
+            self.stopped.set()
+            return
+        self.status = "closing"
+        try:
+            self._call_soon(self._closing.set)
+        except (trio.RunFinishedError, RuntimeError):
+            self.stopped.set()
+
+    @property
+    def in_loop_thread(self) -> bool:
+        return threading.current_thread() is self._loop_thread
+
+    async def _receive_loop(self, connection: Connection) -> None:
+        handlers = self._handlers
+        try:
+            while True:
+                for msg in await connection.receive():
+                    handler = handlers.get(type(msg))
+                    if handler is None:
+                        raise ProtocolError(f"the scheduler sent an unexpected {type(msg).__name__}")
+                    handler(msg)
+        except (ConnectionClosed, StreamClosed) as exc:
+            if self.status == "running":
+                logger.warning("client %s lost the scheduler: %s", self.client_id, exc)
+        except ProtocolError as exc:
+            logger.error("client %s: bad message from the scheduler: %s", self.client_id, exc)
+        self._fail_pending("the connection to the scheduler was lost", lost=True)
+        assert self._closing is not None
+        self._closing.set()
+
+    def _fail_pending(self, reason: str, *, lost: bool = False) -> None:
+        error = scheduler_error(FutureLostError(reason))
+        for fs in list(self.futures.values()):
+            if fs.status == PENDING:
+                if lost:
+                    self._transition(fs, fs.set_lost, error)
+                else:
+                    self._transition(fs, fs.set_cancelled, reason)
+        for pending in self._requests.values():
+            pending.event.set()
+
+    # --- outgoing (any thread) -------------------------------------------------------
+
+    def add_tasks(self, specs: Iterable[m.TaskSpec], functions: dict[str, Serialized]) -> list[FutureState]:
+        """Queue tasks for the scheduler; return their states, one reference each."""
+        states = []
+        with self.lock:
+            for token, payload in functions.items():
+                if token not in self._functions_sent:
+                    self._functions_sent.add(token)
+                    self._pending_functions[token] = payload
+            futures = self.futures
+            refcount = self._refcount
+            outgoing = self._outgoing
+            for spec in specs:
+                key = spec.key
+                fs = futures.get(key)
+                if fs is None:
+                    fs = futures[key] = FutureState(key)
+                    refcount[key] = 1
+                    outgoing.append(spec)
+                else:
+                    refcount[key] += 1
+                    if fs.status in (CANCELLED, LOST):
+                        fs.reset()
+                        outgoing.append(spec)
+                states.append(fs)
+        self._schedule_flush()
+        return states
+
+    def add_finished(
+        self, keys: list[str], type_names: dict[str, str], nbytes: dict[str, int],
+        who_has: dict[str, list[str]],
+    ) -> list[FutureState]:
+        """Register data this client stored on workers itself (scatter)."""
+        states = []
+        with self.lock:
+            for key in keys:
+                fs = self.futures.get(key)
+                if fs is None:
+                    fs = self.futures[key] = FutureState(key)
+                    self._refcount[key] = 1
+                else:
+                    self._refcount[key] += 1
+                fs.set_finished(type_names[key], nbytes[key], None)
+                states.append(fs)
+            self._outgoing.append(m.RegisterScattered(who_has, nbytes, type_names))
+        for fs in states:
+            self._wake(fs)
+        self._schedule_flush()
+        return states
+
+    def acquire(self, key: str, *, inform: bool) -> FutureState:
+        """One more `Future` object for `key`; asks the scheduler about unknown keys."""
+        with self.lock:
+            fs = self.futures.get(key)
+            if fs is None:
+                fs = self.futures[key] = FutureState(key)
+                self._refcount[key] = 1
+                if inform:
+                    self._outgoing.append(m.WantKeys([key]))
+            else:
+                self._refcount[key] += 1
+        self._schedule_flush()
+        return fs
+
+    def release(self, key: str) -> None:
+        """One `Future` object of `key` is gone (called from `Future.__del__`)."""
+        self._released.append(key)
+        self._schedule_flush()
+
+    def enqueue(self, message: Any) -> None:
+        """Send `message` to the scheduler, in order with submits and releases."""
+        with self.lock:
+            self._outgoing.append(message)
+        self._schedule_flush()
+
+    def _schedule_flush(self) -> None:
+        if self._flush_scheduled or self._call_soon is None or self.status == "closed":
+            return
+        self._flush_scheduled = True
+        try:
+            self._call_soon(self._flush)
+        except (trio.RunFinishedError, RuntimeError):
+            self._flush_scheduled = False
+
+    def _flush(self) -> None:
+        """Turn the outgoing queue into messages (runs in the loop)."""
+        self._flush_scheduled = False
+        sender = self._sender
+        if sender is None:
+            return
+        try:
+            with self.lock:
+                released = self._released
+                while released:
+                    key = released.popleft()
+                    count = self._refcount.get(key)
+                    if count is None:
+                        continue
+                    if count > 1:
+                        self._refcount[key] = count - 1
+                    else:
+                        del self._refcount[key]
+                        self.futures.pop(key, None)
+                        self._outgoing.append(_Release(key))
+                outgoing, self._outgoing = self._outgoing, []
+                functions, self._pending_functions = self._pending_functions, {}
+            if outgoing:
+                sender.send_many(_batch_messages(outgoing, functions))
+        except Exception:
+            logger.exception("client %s failed to send its queue", self.client_id)
+
+    # --- incoming (loop) -------------------------------------------------------------
+
+    def _transition(self, fs: FutureState, apply: Callable[..., None], *args: Any) -> None:
+        with self.lock:
+            apply(*args)
+            events, listeners = fs.take_waiters()
+        for event in events:
+            event.set()
+        for listener in listeners:
+            try:
+                listener(fs)
+            except Exception:
+                logger.exception("future listener failed")
+
+    def _wake(self, fs: FutureState) -> None:
+        with self.lock:
+            events, listeners = fs.take_waiters()
+        for event in events:
+            event.set()
+        for listener in listeners:
+            listener(fs)
+
+    def _on_key_done(self, msg: m.KeyDone) -> None:
+        fs = self.futures.get(msg.key)
+        if fs is not None and fs.status in (PENDING, LOST):
+            self._transition(fs, fs.set_finished, msg.type_name, msg.nbytes, msg.value)
+
+    def _on_key_erred(self, msg: m.KeyErred) -> None:
+        fs = self.futures.get(msg.key)
+        if fs is not None and fs.status == PENDING:
+            self._transition(fs, fs.set_error, msg.error)
+
+    def _on_keys_cancelled(self, msg: m.KeysCancelled) -> None:
+        for key in msg.keys:
+            fs = self.futures.get(key)
+            if fs is not None and fs.status != CANCELLED:
+                self._transition(fs, fs.set_cancelled, msg.reason)
+
+    def _on_keys_lost(self, msg: m.KeysLost) -> None:
+        with self.lock:
+            for key in msg.keys:
+                fs = self.futures.get(key)
+                if fs is not None and fs.status == FINISHED:
+                    fs.reset()
+
+    def _on_workers_changed(self, msg: m.WorkersChanged) -> None:
+        for info in msg.added:
+            self.workers[info.address] = info
+        for address in msg.removed:
+            self.workers.pop(address, None)
+        assert self._workers_changed is not None
+        self._workers_changed.set()
+        self._workers_changed = anyio.Event()
+
+    def _on_reply(self, msg: m.Reply) -> None:
+        pending = self._requests.get(msg.request_id)
+        if pending is not None:
+            pending.reply = msg
+            pending.event.set()
+
+    # --- requests and data (loop) ------------------------------------------------------
+
+    async def request(self, build: Callable[[int], Any]) -> Any:
+        """Send ``build(request_id)`` to the scheduler and return the reply's value."""
+        self._check_running()
+        request_id = next(self._request_ids)
+        pending = _Pending()
+        self._requests[request_id] = pending
+        try:
+            self.enqueue(build(request_id))
+            await pending.event.wait()
+        finally:
+            del self._requests[request_id]
+        reply = pending.reply
+        if reply is None:
+            raise FutureLostError("the connection to the scheduler was lost")
+        if reply.error is not None:
+            raise SchedulerError(reply.error)
+        return reply.value
+
+    def _check_running(self) -> None:
+        if self.status != "running":
+            raise RuntimeError(f"the client is {self.status}")
+
+    async def gather_values(self, states: list[FutureState], errors: str = "raise") -> dict[str, Any]:
+        """The values of finished states; raises (or skips) erred and cancelled ones."""
+        results: dict[str, Any] = {}
+        todo = list({id(fs): fs for fs in states}.values())
+        for attempt in range(GATHER_ATTEMPTS + 1):
+            remote = []
+            for fs in todo:
+                if fs.status == PENDING:
+                    await fs.wait()
+                if fs.status == FINISHED:
+                    if fs.payload is not None:
+                        results[fs.key] = loads(fs.payload)
+                    else:
+                        remote.append(fs)
+                elif errors == "raise":
+                    raise fs.exception_object()
+            if not remote:
+                return results
+            results.update(await self._fetch([fs.key for fs in remote]))
+            todo = [fs for fs in remote if fs.key not in results]
+            if not todo:
+                return results
+            await anyio.sleep(min(0.005 * 2**attempt, 0.5))
+        raise FutureLostError(f"could not gather {[fs.key for fs in todo][:10]} from any worker")
+
+    async def _fetch(self, keys: list[str]) -> dict[str, Any]:
+        """Fetch values straight from the workers that hold them; missing keys are absent."""
+        who_has = await self.request(lambda rid: m.WhoHasRequest(rid, keys))
+        by_worker: dict[str, list[str]] = defaultdict(list)
+        for key in keys:
+            holders = who_has.get(key) or []
+            if holders:
+                by_worker[random.choice(holders)].append(key)
+        results: dict[str, Any] = {}
+        assert self._peers is not None
+        peers = self._peers
+
+        async def fetch_from(address: str, worker_keys: list[str]) -> None:
+            try:
+                reply = await peers.request(address, lambda rid: m.GetData(rid, worker_keys))
+            except PeerUnavailable as exc:
+                logger.info("client: cannot fetch from %s: %s", address, exc)
+                return
+            for key, payload in reply.data.items():
+                results[key] = loads(payload)
+
+        async with anyio.create_task_group() as tg:
+            for address, worker_keys in by_worker.items():
+                tg.start_soon(fetch_from, address, worker_keys)
+        return results
+
+    async def wait_for_workers(self, n: int, timeout: float | None) -> None:
+        with anyio.fail_after(timeout):
+            while len(self.workers) < n:
+                assert self._workers_changed is not None
+                await self._workers_changed.wait()
+
+    async def scatter(
+        self,
+        values: list[Any],
+        keys: list[str] | None,
+        *,
+        hash: bool,
+        workers: list[str] | None,
+        broadcast: bool,
+        timeout: float | None,
+    ) -> list[FutureState]:
+        """Store `values` on workers directly and register them with the scheduler."""
+        self._check_running()
+        payloads = [dumps(value) for value in values]
+        if keys is None:
+            keys = [
+                f"{type(value).__name__}-"
+                + (token_of(p.header, *p.buffers) if hash else uuid.uuid4().hex)
+                for value, p in zip(values, payloads, strict=True)
+            ]
+        await self.wait_for_workers(1, timeout)
+        targets = self._resolve_workers(workers)
+        placement: dict[str, dict[str, Serialized]] = defaultdict(dict)
+        who_has: dict[str, list[str]] = defaultdict(list)
+        offset = random.randrange(len(targets))
+        for i, (key, payload) in enumerate(zip(keys, payloads, strict=True)):
+            chosen = targets if broadcast else [targets[(offset + i) % len(targets)]]
+            for address in chosen:
+                placement[address][key] = payload
+                who_has[key].append(address)
+        nbytes: dict[str, int] = {}
+        assert self._peers is not None
+        peers = self._peers
+
+        async def put(address: str, data: dict[str, Serialized]) -> None:
+            reply = await peers.request(address, lambda rid: m.PutData(rid, data))
+            if reply.error is not None:
+                raise SchedulerError(f"worker {address} refused scattered data: {reply.error}")
+            nbytes.update(reply.value)
+
+        async with anyio.create_task_group() as tg:
+            for address, data in placement.items():
+                tg.start_soon(put, address, data)
+        type_names = {key: type(value).__qualname__ for key, value in zip(keys, values, strict=True)}
+        return self.add_finished(list(keys), type_names, nbytes, dict(who_has))
+
+    def _resolve_workers(self, workers: list[str] | None) -> list[str]:
+        if not workers:
+            return list(self.workers)
+        chosen = [
+            address
+            for address, info in self.workers.items()
+            if address in workers or info.name in workers
+        ]
+        if not chosen:
+            raise ValueError(f"no connected worker matches {workers}")
+        return chosen
+
+    async def cancel(self, keys: list[str], force: bool, reason: str | None) -> None:
+        for key in keys:
+            fs = self.futures.get(key)
+            if fs is not None and fs.status != CANCELLED:
+                self._transition(fs, fs.set_cancelled, reason or "cancelled by the client")
+        self.enqueue(m.CancelKeys(keys, force))
+        await anyio.lowlevel.checkpoint()
+
+    # --- waiting helpers (loop) ----------------------------------------------------------
+
+    async def result_async(self, fs: FutureState, timeout: float | None) -> Any:
+        with anyio.fail_after(timeout):
+            await fs.wait()
+        if fs.status == FINISHED and fs.payload is not None:
+            return loads(fs.payload)
+        return (await self.gather_values([fs]))[fs.key]
+
+    async def exception_async(self, fs: FutureState, timeout: float | None) -> BaseException | None:
+        with anyio.fail_after(timeout):
+            await fs.wait()
+        if fs.status == FINISHED:
+            return None
+        exc = fs.exception_object()
+        if fs.status == CANCELLED:
+            raise exc
+        return exc
+
+    async def traceback_async(self, fs: FutureState, timeout: float | None) -> Any:
+        from .future import load_traceback
+
+        with anyio.fail_after(timeout):
+            await fs.wait()
+        if fs.status == CANCELLED:
+            raise fs.exception_object()
+        return load_traceback(fs.error) if fs.error is not None else None
+
+    def add_listener(self, fs: FutureState, listener: Callable[[FutureState], None]) -> bool:
+        """Register `listener` for the next transition; False if `fs` is already done."""
+        with self.lock:
+            if fs.done():
+                return False
+            fs.add_listener(listener)
+            return True
+
+    def remove_listener(self, fs: FutureState, listener: Callable[[FutureState], None]) -> None:
+        with self.lock:
+            fs.remove_listener(listener)
+
+    def add_done_callback(self, future: Future, fn: Callable[[Future], Any]) -> None:
+        fs = future._state
+
+        def run_callback() -> None:
+            try:
+                fn(future)
+            except Exception:
+                logger.exception("done callback %r of %s failed", fn, future)
+
+        def dispatch() -> None:
+            if self._callbacks_in_thread:
+                if self._callback_executor is None:
+                    self._callback_executor = concurrent.futures.ThreadPoolExecutor(
+                        1, thread_name_prefix="trident-callback"
+                    )
+                self._callback_executor.submit(run_callback)
+            else:
+                run_callback()
+
+        def on_transition(state: FutureState) -> None:
+            if state.done():
+                state.remove_listener(on_transition)
+                dispatch()
+
+        if not self.add_listener(fs, on_transition):
+            if self.in_loop_thread or self._call_soon is None:
+                dispatch()
+            else:
+                self._call_soon(dispatch)
+
+
+def _batch_messages(outgoing: list[Any], functions: dict[str, Serialized]) -> list[Any]:
+    """Group runs of task specs into `UpdateGraph`s and runs of releases into one message."""
+    messages: list[Any] = []
+    specs: list[m.TaskSpec] = []
+    releases: list[str] = []
+
+    def close_runs() -> None:
+        nonlocal specs, releases, functions
+        if specs:
+            messages.append(m.UpdateGraph(functions, specs))
+            specs, functions = [], {}
+        if releases:
+            messages.append(m.ReleaseKeys(releases))
+            releases = []
+
+    for item in outgoing:
+        kind = type(item)
+        if kind is m.TaskSpec:
+            if releases:
+                close_runs()
+            specs.append(item)
+        elif kind is _Release:
+            if specs:
+                close_runs()
+            releases.append(item.key)
+        else:
+            close_runs()
+            messages.append(item)
+    close_runs()
+    return messages

@@ -1,0 +1,241 @@
+"""Waiting on many futures: `wait`, `as_completed` and `fire_and_forget`.
+
+All of them work with blocking and asynchronous clients: blocking forms block the
+calling thread, asynchronous forms return awaitables / async iterators. Completions are
+observed through listeners that the client's event loop calls on every transition.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import defaultdict, deque
+from collections.abc import AsyncIterator, Iterable, Iterator
+from typing import Any, NamedTuple
+
+import anyio
+
+from ..protocol import messages as m
+from .future import ERROR, PENDING, Future, FutureState
+from .structures import futures_of
+
+ALL_COMPLETED = "ALL_COMPLETED"
+FIRST_COMPLETED = "FIRST_COMPLETED"
+FIRST_EXCEPTION = "FIRST_EXCEPTION"
+
+
+class DoneAndNotDoneFutures(NamedTuple):
+    done: set[Future]
+    not_done: set[Future]
+
+
+def _partition(futures: list[Future]) -> DoneAndNotDoneFutures:
+    done = {f for f in futures if f.done()}
+    return DoneAndNotDoneFutures(done, {f for f in futures if f not in done})
+
+
+def _condition_met(futures: list[Future], return_when: str) -> bool:
+    states = [f._state for f in futures]
+    if return_when == ALL_COMPLETED:
+        return all(s.status != PENDING for s in states)
+    if return_when == FIRST_COMPLETED:
+        return any(s.status != PENDING for s in states) or not states
+    return any(s.status == ERROR for s in states) or all(s.status != PENDING for s in states)
+
+
+def wait(fs: Any, timeout: float | None = None, return_when: str = ALL_COMPLETED) -> Any:
+    """Wait until futures are done; return ``(done, not_done)`` sets.
+
+    `return_when` is ``ALL_COMPLETED``, ``FIRST_COMPLETED`` or ``FIRST_EXCEPTION``.
+    Raises `TimeoutError` if `timeout` seconds pass first. A coroutine when the futures
+    belong to an asynchronous client.
+    """
+    if return_when not in (ALL_COMPLETED, FIRST_COMPLETED, FIRST_EXCEPTION):
+        raise ValueError(f"unknown return_when {return_when!r}")
+    futures = futures_of(fs) if not isinstance(fs, Future) else [fs]
+    if futures and futures[0].client.asynchronous:
+        return _wait_async(futures, timeout, return_when)
+    if not _condition_met(futures, return_when):
+        _block_until(futures, return_when, timeout)
+    return _partition(futures)
+
+
+def _block_until(futures: list[Future], return_when: str, timeout: float | None) -> None:
+    woken = threading.Event()
+
+    def listener(_: FutureState) -> None:
+        if _condition_met(futures, return_when):
+            woken.set()
+
+    registered = []
+    for future in futures:
+        core = future.client._core
+        if core.add_listener(future._state, listener):
+            registered.append((core, future._state))
+    try:
+        if not _condition_met(futures, return_when) and not woken.wait(timeout):
+            raise TimeoutError(f"futures not done after {timeout} s")
+    finally:
+        for core, state in registered:
+            core.remove_listener(state, listener)
+
+
+async def _wait_async(futures: list[Future], timeout: float | None, return_when: str) -> DoneAndNotDoneFutures:
+    with anyio.fail_after(timeout):
+        if return_when == ALL_COMPLETED:
+            for future in futures:
+                if future._state.status == PENDING:
+                    await future._state.wait()
+        else:
+            while not _condition_met(futures, return_when):
+                event = anyio.Event()
+
+                def listener(_: FutureState, event: anyio.Event = event) -> None:
+                    event.set()
+
+                registered = [f for f in futures if f.client._core.add_listener(f._state, listener)]
+                try:
+                    if not _condition_met(futures, return_when):
+                        await event.wait()
+                finally:
+                    for f in registered:
+                        f.client._core.remove_listener(f._state, listener)
+    return _partition(futures)
+
+
+class as_completed:  # noqa: N801 - the dask.distributed name
+    """Iterate over futures in the order they complete.
+
+    Works as a blocking iterator and as an async iterator. `add` and `update` accept
+    more futures while iterating. With ``with_results=True`` it yields
+    ``(future, result)`` pairs; a failed future then raises its error (or, with
+    ``raise_errors=False``, yields the exception as the result).
+    """
+
+    def __init__(self, futures: Iterable[Future] | None = None, loop: Any = None,
+                 with_results: bool = False, raise_errors: bool = True):
+        self.with_results = with_results
+        self.raise_errors = raise_errors
+        self._lock = threading.Lock()
+        self._condition = threading.Condition(self._lock)
+        self._ready: deque[Future] = deque()
+        self._pending: dict[int, Future] = {}
+        self._async_event: anyio.Event | None = None
+        if futures is not None:
+            self.update(futures)
+
+    def _on_transition(self, future: Future) -> Any:
+        def listener(state: FutureState) -> None:
+            if state.status == PENDING:
+                return
+            state.remove_listener(listener)
+            self._mark_done(future)
+
+        return listener
+
+    def _mark_done(self, future: Future) -> None:
+        with self._condition:
+            if self._pending.pop(id(future), None) is None:
+                return
+            self._ready.append(future)
+            self._condition.notify_all()
+            event = self._async_event
+        if event is not None:
+            event.set()
+
+    def add(self, future: Future) -> None:
+        """Add one more future to wait for."""
+        with self._condition:
+            self._pending[id(future)] = future
+        listener = self._on_transition(future)
+        if not future.client._core.add_listener(future._state, listener):
+            self._mark_done(future)
+
+    def update(self, futures: Iterable[Future]) -> None:
+        for future in futures:
+            self.add(future)
+
+    def count(self) -> int:
+        """Futures not yet yielded."""
+        with self._lock:
+            return len(self._pending) + len(self._ready)
+
+    def is_empty(self) -> bool:
+        return self.count() == 0
+
+    def has_ready(self) -> bool:
+        with self._lock:
+            return bool(self._ready)
+
+    def clear(self) -> None:
+        """Forget every future not yet yielded."""
+        with self._lock:
+            self._pending.clear()
+            self._ready.clear()
+
+    def _item(self, future: Future) -> Any:
+        if not self.with_results:
+            return future
+        try:
+            return future, future.result()
+        except Exception as exc:
+            if self.raise_errors:
+                raise
+            return future, exc
+
+    def __iter__(self) -> Iterator[Any]:
+        return self
+
+    def __next__(self) -> Any:
+        with self._condition:
+            while not self._ready:
+                if not self._pending:
+                    raise StopIteration
+                self._condition.wait(0.5)
+            future = self._ready.popleft()
+        return self._item(future)
+
+    def next_batch(self, block: bool = True) -> list[Any]:
+        """Every future ready now (waiting for at least one if `block`)."""
+        with self._condition:
+            if block:
+                while not self._ready and self._pending:
+                    self._condition.wait(0.5)
+            batch = list(self._ready)
+            self._ready.clear()
+        return [self._item(f) for f in batch]
+
+    def batches(self) -> Iterator[list[Any]]:
+        """Yield lists of futures as they complete, as many at a time as are ready."""
+        while not self.is_empty():
+            yield self.next_batch(block=True)
+
+    def __aiter__(self) -> AsyncIterator[Any]:
+        return self
+
+    async def __anext__(self) -> Any:
+        while True:
+            with self._lock:
+                if self._ready:
+                    future = self._ready.popleft()
+                    break
+                if not self._pending:
+                    raise StopAsyncIteration
+                event = self._async_event = anyio.Event()
+            await event.wait()
+        if not self.with_results:
+            return future
+        try:
+            return future, await future.result()
+        except Exception as exc:
+            if self.raise_errors:
+                raise
+            return future, exc
+
+
+def fire_and_forget(obj: Any) -> None:
+    """Run the tasks behind these futures to completion even after they are released."""
+    by_client: dict[Any, list[str]] = defaultdict(list)
+    for future in futures_of(obj):
+        by_client[future.client].append(future.key)
+    for client, keys in by_client.items():
+        client._core.enqueue(m.FireAndForget(keys))

@@ -1,0 +1,310 @@
+"""`LocalCluster`: a scheduler and workers on this machine, in one call.
+
+Blocking use starts the cluster at once in trident's background event loop:
+``with LocalCluster(n_workers=2) as cluster: ...``. Asynchronous use starts it in the
+caller's trio loop (``async with LocalCluster(asynchronous=True)``); under asyncio the
+cluster runs in the background loop and is reached over TCP.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import secrets
+import threading
+from collections.abc import Generator
+from types import TracebackType
+from typing import Any
+
+import anyio
+import psutil
+import sniffio
+import trio
+
+from ..client.loop import LoopThread
+from .runtime import ClusterRuntime, WorkerHandle, WorkerSpec
+
+_AUTO = "auto"
+
+
+def _cpu_count() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:
+        return os.cpu_count() or 1
+
+
+def default_layout(cpus: int, processes: bool) -> tuple[int, int]:
+    """(workers, threads per worker) for `cpus` cores, as dask.distributed chooses."""
+    if not processes:
+        return 1, cpus
+    if cpus <= 4:
+        return cpus, 1
+    workers = min(f for f in range(1, cpus + 1) if cpus % f == 0 and f >= math.sqrt(cpus))
+    return workers, cpus // workers
+
+
+def parse_memory(value: int | float | str | None) -> int:
+    """Bytes from ``4GB``, ``512MiB``, ``1e9`` or a number; 0 means no limit."""
+    if value is None:
+        return 0
+    if isinstance(value, (int, float)):
+        return int(value)
+    text = value.strip().lower().replace(" ", "")
+    units = {
+        "kib": 2**10, "mib": 2**20, "gib": 2**30, "tib": 2**40,
+        "kb": 10**3, "mb": 10**6, "gb": 10**9, "tb": 10**12, "b": 1,
+    }
+    for unit, factor in units.items():
+        if text.endswith(unit):
+            return int(float(text[: -len(unit)]) * factor)
+    return int(float(text))
+
+
+class LocalCluster:
+    """A scheduler and `n_workers` workers on this machine.
+
+    Arguments:
+        n_workers, threads_per_worker: default to what dask.distributed picks for the
+            machine's cores (one single-threaded worker per core up to four cores).
+        processes: run each worker in its own process (default) or in this process.
+        memory_limit: per worker: bytes, a string like ``"4GB"``, ``"auto"`` (the
+            machine's memory divided by the workers) or None.
+        host: interface the scheduler and worker processes listen on.
+        scheduler_port: 0 picks a free port.
+        protocol: ``"tcp"`` or ``"inproc"``; defaults to inproc for in-process workers.
+        token: the cluster token (``"auto"``: a random one; None: no authentication).
+        resources: abstract resources every worker offers, e.g. ``{"GPU": 1}``.
+        asynchronous: start with ``async with`` / ``await`` instead of at construction.
+
+    Attributes: `scheduler_address`, `workers` (name -> handle), `token`, `status`.
+    """
+
+    def __init__(
+        self,
+        n_workers: int | None = None,
+        threads_per_worker: int | None = None,
+        processes: bool = True,
+        memory_limit: int | float | str | None = _AUTO,
+        host: str = "127.0.0.1",
+        scheduler_port: int = 0,
+        *,
+        protocol: str | None = None,
+        token: str | None = _AUTO,
+        resources: dict[str, float] | None = None,
+        asynchronous: bool = False,
+        log_level: str = "WARNING",
+    ):
+        default_workers, default_threads = default_layout(_cpu_count(), processes)
+        self.n_workers = default_workers if n_workers is None else int(n_workers)
+        self.threads_per_worker = default_threads if threads_per_worker is None else int(
+            threads_per_worker
+        )
+        if self.n_workers < 0 or self.threads_per_worker < 1:
+            raise ValueError("n_workers must be >= 0 and threads_per_worker >= 1")
+        self.processes = processes
+        if memory_limit == _AUTO:
+            total = psutil.virtual_memory().total
+            self.memory_limit = total // max(1, self.n_workers)
+        else:
+            self.memory_limit = parse_memory(memory_limit)
+        self.host = host
+        self.scheduler_port = scheduler_port
+        if protocol is None:
+            protocol = "tcp" if processes else "inproc"
+        if protocol not in ("tcp", "inproc"):
+            raise ValueError(f"protocol must be 'tcp' or 'inproc', got {protocol!r}")
+        if protocol == "inproc" and processes:
+            raise ValueError("worker processes cannot use the inproc protocol")
+        self.protocol = protocol
+        self.token = secrets.token_urlsafe(24) if token == _AUTO else token
+        self.resources = dict(resources or {})
+        self.asynchronous = asynchronous
+        self.log_level = log_level
+        self.status = "created"
+        self._runtime: ClusterRuntime | None = None
+        self._loop: LoopThread | None = None
+        self._stopped = threading.Event()
+        self._cancel: trio.CancelScope | None = None
+        self._in_caller_loop = False
+        self._next_name = 0
+        if not asynchronous:
+            self._start_in_loop_thread()
+
+    # --- specs --------------------------------------------------------------------
+
+    def _specs(self, n: int) -> list[WorkerSpec]:
+        names = list(self._runtime.workers) if self._runtime is not None else []
+        specs = [self._runtime.workers[name].spec for name in names[:n]] if self._runtime else []
+        while len(specs) < n:
+            specs.append(
+                WorkerSpec(str(self._next_name), self.threads_per_worker, self.memory_limit,
+                           dict(self.resources))
+            )
+            self._next_name += 1
+        return specs
+
+    def _make_runtime(self, protocol: str) -> ClusterRuntime:
+        if protocol == "inproc":
+            from ..comm.transports import unique_inproc_address
+
+            scheduler_address = unique_inproc_address("scheduler")
+            worker_listen = None
+        else:
+            scheduler_address = f"tcp://{self.host}:{self.scheduler_port}"
+            worker_listen = f"tcp://{self.host}:0"
+        return ClusterRuntime(
+            scheduler_address=scheduler_address,
+            processes=self.processes,
+            token=self.token,
+            worker_listen=worker_listen,
+            log_level=self.log_level,
+        )
+
+    async def _serve(self, *, task_status: Any = trio.TASK_STATUS_IGNORED) -> None:
+        assert self._runtime is not None
+        try:
+            with trio.CancelScope() as scope:
+                self._cancel = scope
+                await self._runtime.serve(self._specs(self.n_workers), task_status=task_status)
+        finally:
+            self.status = "closed"
+            self._stopped.set()
+
+    # --- starting and stopping ----------------------------------------------------
+
+    def _start_in_loop_thread(self, protocol: str | None = None) -> None:
+        self._runtime = self._make_runtime(protocol or self.protocol)
+        self._loop = LoopThread.acquire()
+        try:
+            self._loop.start_service(self._serve)
+        except BaseException:
+            self._loop.release()
+            self._loop = None
+            raise
+        self.status = "running"
+
+    async def _start_async(self) -> None:
+        if self.status != "created":
+            return
+        if sniffio.current_async_library() == "trio":
+            self._runtime = self._make_runtime(self.protocol)
+            self._in_caller_loop = True
+            self._nursery_manager = trio.open_nursery()
+            nursery = await self._nursery_manager.__aenter__()
+            try:
+                await nursery.start(self._serve)
+            except BaseException as exc:
+                await self._nursery_manager.__aexit__(type(exc), exc, exc.__traceback__)
+                raise
+            self.status = "running"
+        else:
+            await anyio.to_thread.run_sync(self._start_in_loop_thread, "tcp")
+
+    def close(self, timeout: float = 10) -> Any:
+        """Stop every worker and the scheduler. Idempotent; a coroutine if asynchronous."""
+        if self.asynchronous:
+            return self._close_async()
+        self._close_blocking(timeout)
+        return None
+
+    def _close_blocking(self, timeout: float) -> None:
+        if self.status == "closed" and self._loop is None:
+            return
+        if self._loop is not None:
+            loop, self._loop = self._loop, None
+            if self._cancel is not None:
+                loop.call_soon(self._cancel.cancel)
+            self._stopped.wait(timeout)
+            loop.release()
+        self.status = "closed"
+
+    async def _close_async(self) -> None:
+        if self._in_caller_loop:
+            if self.status == "closed" and self._cancel is None:
+                return
+            if self._cancel is not None:
+                self._cancel.cancel()
+                self._cancel = None
+                await self._nursery_manager.__aexit__(None, None, None)
+            self.status = "closed"
+        else:
+            await anyio.to_thread.run_sync(self._close_blocking, 10)
+
+    # --- scaling and information ----------------------------------------------------
+
+    def scale(self, n: int) -> Any:
+        """Run exactly `n` workers (starting or stopping some); a coroutine if asynchronous."""
+        if n < 0:
+            raise ValueError("cannot scale to a negative number of workers")
+        if self.asynchronous and self._in_caller_loop:
+            return self._scale_async(n)
+        if self.asynchronous:
+            return anyio.to_thread.run_sync(self._scale_blocking, n)
+        self._scale_blocking(n)
+        return None
+
+    async def _scale_async(self, n: int) -> None:
+        assert self._runtime is not None
+        self.n_workers = n
+        await self._runtime.scale_to(self._specs(n))
+
+    def _scale_blocking(self, n: int) -> None:
+        assert self._loop is not None and self._runtime is not None
+        self.n_workers = n
+        self._loop.run(self._runtime.scale_to, self._specs(n))
+
+    @property
+    def scheduler_address(self) -> str:
+        """The scheduler's address (TCP when worker processes or outside clients use it)."""
+        return self._runtime.scheduler_address if self._runtime is not None else ""
+
+    @property
+    def workers(self) -> dict[str, WorkerHandle]:
+        return dict(self._runtime.workers) if self._runtime is not None else {}
+
+    @property
+    def scheduler(self) -> Any:
+        """The in-process `Scheduler` actor (for inspection and tests)."""
+        return self._runtime.scheduler if self._runtime is not None else None
+
+    def _address_for_client(self, same_loop: bool | None = None) -> str:
+        assert self._runtime is not None
+        return self._runtime.address_for_caller(same_loop)
+
+    @property
+    def loop_thread(self) -> LoopThread | None:
+        return self._loop
+
+    def __repr__(self) -> str:
+        return (f"LocalCluster({self.scheduler_address!r}, workers={len(self.workers)}, "
+                f"threads={len(self.workers) * self.threads_per_worker}, status={self.status})")
+
+    # --- context managers -----------------------------------------------------------
+
+    def __enter__(self) -> LocalCluster:
+        if self.asynchronous:
+            raise TypeError("use 'async with' for an asynchronous LocalCluster")
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    async def __aenter__(self) -> LocalCluster:
+        if not self.asynchronous:
+            raise TypeError("use 'with' for a blocking LocalCluster (or asynchronous=True)")
+        await self._start_async()
+        return self
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self._close_async()
+
+    def __await__(self) -> Generator[Any, None, LocalCluster]:
+        async def start() -> LocalCluster:
+            await self._start_async()
+            return self
+
+        return start().__await__()

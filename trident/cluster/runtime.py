@@ -1,0 +1,241 @@
+"""`ClusterRuntime`: the trio side of a local cluster (scheduler plus workers).
+
+Workers are either `Worker` actors in the same trio loop or worker processes started
+with ``python -m trident.worker.process``. Each worker runs in a task of the runtime's
+nursery, so closing the runtime stops every worker; a worker process is terminated,
+then killed if it does not exit, and it also exits on its own when its parent dies.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import subprocess
+import sys
+from typing import Any
+
+import attrs
+import trio
+
+from ..comm.transports import unique_inproc_address
+from ..scheduler.actor import Scheduler
+from ..worker.actor import Worker
+
+logger = logging.getLogger("trident.cluster")
+
+STOP_GRACE_SECONDS = 3.0
+START_TIMEOUT = 60.0
+
+
+@attrs.define
+class WorkerSpec:
+    """How to start one worker."""
+
+    name: str
+    nthreads: int
+    memory_limit: int
+    resources: dict[str, float] = attrs.Factory(dict)
+
+
+class WorkerHandle:
+    """A running worker of a local cluster: in-process or a process."""
+
+    def __init__(self, spec: WorkerSpec):
+        self.spec = spec
+        self.name = spec.name
+        self.worker: Worker | None = None
+        self.process: trio.Process | None = None
+        self.exit_code: int | None = None
+        self.scope = trio.CancelScope()
+
+    @property
+    def pid(self) -> int | None:
+        return self.process.pid if self.process is not None else os.getpid()
+
+    @property
+    def address(self) -> str:
+        return self.worker.address if self.worker is not None else ""
+
+    def __repr__(self) -> str:
+        kind = f"pid={self.process.pid}" if self.process is not None else "in-process"
+        return f"<WorkerHandle {self.name!r} {kind}>"
+
+
+class ClusterRuntime:
+    """Runs a scheduler and a set of workers inside one trio nursery."""
+
+    def __init__(
+        self,
+        *,
+        scheduler_address: str,
+        processes: bool,
+        token: str | None,
+        worker_listen: str | None,
+        log_level: str = "WARNING",
+    ):
+        self.processes = processes
+        self.token = token
+        self.scheduler = Scheduler(
+            scheduler_address,
+            extra_addresses=() if scheduler_address.startswith("inproc://")
+            else (unique_inproc_address("scheduler"),),
+            token=token,
+        )
+        self.workers: dict[str, WorkerHandle] = {}
+        self._worker_listen = worker_listen
+        self._log_level = log_level
+        self._nursery: trio.Nursery | None = None
+        self._worker_exited = trio.Event()
+        self.trio_token: trio.lowlevel.TrioToken | None = None
+
+    @property
+    def scheduler_address(self) -> str:
+        return self.scheduler.address
+
+    def address_for_caller(self, same_loop: bool | None = None) -> str:
+        """The scheduler address best for a client in the calling trio run.
+
+        A client in the same trio run as this runtime gets the in-process address.
+        """
+        if same_loop is None:
+            try:
+                same_loop = trio.lowlevel.current_trio_token() is self.trio_token
+            except RuntimeError:
+                same_loop = False
+        if same_loop:
+            for address in self.scheduler.addresses:
+                if address.startswith("inproc://"):
+                    return address
+        return self.scheduler.address
+
+    async def serve(
+        self, specs: list[WorkerSpec], *, task_status: trio.TaskStatus[ClusterRuntime] = trio.TASK_STATUS_IGNORED
+    ) -> None:
+        """Start the scheduler and the workers in `specs`; run until cancelled."""
+        self.trio_token = trio.lowlevel.current_trio_token()
+        async with trio.open_nursery() as nursery:
+            self._nursery = nursery
+            await nursery.start(self.scheduler.serve)
+            await self.scale_to(specs)
+            task_status.started(self)
+            await trio.sleep_forever()
+
+    async def scale_to(self, specs: list[WorkerSpec]) -> None:
+        """Start workers in `specs` that are not running; stop running ones not in it."""
+        assert self._nursery is not None
+        wanted = {spec.name: spec for spec in specs}
+        for name, handle in list(self.workers.items()):
+            if name not in wanted:
+                handle.scope.cancel()
+                del self.workers[name]
+        new = [spec for name, spec in wanted.items() if name not in self.workers]
+        if not new:
+            return
+        with trio.fail_after(START_TIMEOUT):
+            async with trio.open_nursery() as starting:
+                for spec in new:
+                    handle = WorkerHandle(spec)
+                    self.workers[spec.name] = handle
+                    starting.start_soon(self._start_worker, handle)
+            await self._wait_until_registered(len(self.workers))
+
+    async def _wait_until_registered(self, n: int) -> None:
+        """Wait for `n` registered workers; fail fast if a worker process exits first."""
+        async with trio.open_nursery() as race:
+
+            async def registered() -> None:
+                await self.scheduler.wait_for_workers(n)
+                race.cancel_scope.cancel()
+
+            async def crashed() -> None:
+                await self._worker_exited.wait()
+                failed = [h for h in self.workers.values() if h.exit_code is not None]
+                details = ", ".join(f"{h.name} (exit code {h.exit_code})" for h in failed)
+                raise RuntimeError(f"worker processes exited during startup: {details}")
+
+            race.start_soon(registered)
+            race.start_soon(crashed)
+
+    async def _start_worker(self, handle: WorkerHandle) -> None:
+        assert self._nursery is not None
+        runner = self._run_process if self.processes else self._run_in_process
+        await self._nursery.start(runner, handle)
+
+    async def _run_in_process(self, handle: WorkerHandle, *, task_status: Any) -> None:
+        spec = handle.spec
+        worker = Worker(
+            self._worker_scheduler_address(),
+            nthreads=spec.nthreads,
+            name=spec.name,
+            listen_address=self._worker_listen,
+            memory_limit=spec.memory_limit,
+            resources=spec.resources,
+            token=self.token,
+        )
+        handle.worker = worker
+        with handle.scope:
+            async with trio.open_nursery() as nursery:
+                await nursery.start(worker.serve)
+                task_status.started()
+
+    def _worker_scheduler_address(self) -> str:
+        if not self.processes:
+            for address in self.scheduler.addresses:
+                if address.startswith("inproc://") and (
+                    self._worker_listen is None or self._worker_listen.startswith("inproc://")
+                ):
+                    return address
+        return self.scheduler.address
+
+    async def _run_process(self, handle: WorkerHandle, *, task_status: Any) -> None:
+        spec = handle.spec
+        settings = {
+            "scheduler": self.scheduler.address,
+            "name": spec.name,
+            "nthreads": spec.nthreads,
+            "memory_limit": spec.memory_limit,
+            "resources": spec.resources,
+            "listen": self._worker_listen or "tcp://127.0.0.1:0",
+            "log_level": self._log_level,
+        }
+        env = dict(os.environ)
+        if self.token:
+            env["TRIDENT_TOKEN"] = self.token
+        process = await trio.lowlevel.open_process(
+            [sys.executable, "-m", "trident.worker.process", json.dumps(settings)],
+            stdin=subprocess.PIPE,
+            env=env,
+        )
+        handle.process = process
+        try:
+            task_status.started()
+            with handle.scope:
+                code = await process.wait()
+                handle.exit_code = code
+                self._worker_exited.set()
+                logger.warning("worker process %s (pid %d) exited with code %s",
+                               spec.name, process.pid, code)
+        finally:
+            with trio.CancelScope(shield=True):
+                await stop_process(process)
+
+    def close(self) -> None:
+        if self._nursery is not None:
+            self._nursery.cancel_scope.cancel()
+
+
+async def stop_process(process: trio.Process) -> None:
+    """Terminate a process, kill it after a grace period, and reap it."""
+    if process.returncode is None:
+        try:
+            process.terminate()
+        except ProcessLookupError:
+            pass
+        with trio.move_on_after(STOP_GRACE_SECONDS):
+            await process.wait()
+        if process.returncode is None:
+            process.kill()
+            await process.wait()
+    if process.stdin is not None:
+        await process.stdin.aclose()

@@ -1,0 +1,78 @@
+"""Entry point of a worker process started by `LocalCluster`: ``python -m trident.worker.process``.
+
+The process serves one `Worker` until the scheduler goes away, it receives SIGTERM or
+SIGINT, or its parent dies (its stdin, a pipe from the parent, reaches end of file).
+Settings arrive as one JSON argument; the cluster token arrives in ``TRIDENT_TOKEN``.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import logging
+import os
+import signal
+import sys
+from typing import Any
+
+import trio
+
+from .actor import Worker
+
+
+async def _watch_parent(cancel_scope: trio.CancelScope) -> None:
+    """Cancel everything when the parent's end of our stdin pipe closes."""
+    fd = sys.stdin.fileno()
+    os.set_blocking(fd, False)
+    while True:
+        await trio.lowlevel.wait_readable(fd)
+        try:
+            chunk = os.read(fd, 4096)
+        except BlockingIOError:
+            continue
+        if not chunk:
+            cancel_scope.cancel()
+            return
+
+
+async def _watch_signals(cancel_scope: trio.CancelScope) -> None:
+    with trio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as signals:
+        async for _ in signals:
+            cancel_scope.cancel()
+            return
+
+
+async def run(settings: dict[str, Any], *, watch_stdin: bool) -> None:
+    worker = Worker(
+        settings["scheduler"],
+        nthreads=settings.get("nthreads", 1),
+        name=settings.get("name"),
+        listen_address=settings.get("listen"),
+        memory_limit=settings.get("memory_limit", 0),
+        resources=settings.get("resources"),
+        token=os.environ.get("TRIDENT_TOKEN") or None,
+    )
+    async with trio.open_nursery() as nursery:
+        if watch_stdin:
+            nursery.start_soon(_watch_parent, nursery.cancel_scope)
+        nursery.start_soon(_watch_signals, nursery.cancel_scope)
+        await worker.serve()
+        nursery.cancel_scope.cancel()
+
+
+def main(argv: list[str] | None = None) -> None:
+    argv = sys.argv[1:] if argv is None else argv
+    if len(argv) != 1:
+        print("usage: python -m trident.worker.process SETTINGS_JSON", file=sys.stderr)
+        raise SystemExit(2)
+    settings = json.loads(argv[0])
+    logging.basicConfig(level=settings.get("log_level", "WARNING"),
+                        format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    try:
+        trio.run(functools.partial(run, settings, watch_stdin=settings.get("watch_stdin", True)))
+    except KeyboardInterrupt:
+        pass
+
+
+if __name__ == "__main__":
+    main()
