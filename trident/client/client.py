@@ -200,12 +200,14 @@ class Client:
                 self._core.address = self._address_to_use()
             self._core._token = self._token
             await self._task_group.start(self._core.serve)
-        except BaseException as exc:
+        except BaseException:
+            # Close the task group quietly and raise the original error itself (not an
+            # exception group), as `Client(...)` callers expect.
+            self._task_group.cancel_scope.cancel()
+            await self._task_group.__aexit__(None, None, None)
             if self._owns_cluster and self.cluster is not None:
                 with anyio.CancelScope(shield=True):
                     await self.cluster._close_async()
-            self._task_group.cancel_scope.cancel()
-            await self._task_group.__aexit__(type(exc), exc, exc.__traceback__)
             raise
         self._started = True
         if self._set_as_default:

@@ -250,13 +250,24 @@ class Future:
         Returns a coroutine for asynchronous clients.
         """
         if self._client.asynchronous:
-            return self._client._core.result_async(self._state, timeout)
+            return self._result_async(timeout)
         return self._client._result_blocking(self._state, timeout)
+
+    # The async forms are methods of the future so that awaiting a temporary future
+    # (``await client.submit(f)``) keeps it, and with it the key, alive until done.
+    async def _result_async(self, timeout: float | None) -> Any:
+        return await self._client._core.result_async(self._state, timeout)
+
+    async def _exception_async(self, timeout: float | None) -> Any:
+        return await self._client._core.exception_async(self._state, timeout)
+
+    async def _traceback_async(self, timeout: float | None) -> Any:
+        return await self._client._core.traceback_async(self._state, timeout)
 
     def exception(self, timeout: float | None = None) -> Any:
         """Wait for the task; return its exception, or None if it succeeded."""
         if self._client.asynchronous:
-            return self._client._core.exception_async(self._state, timeout)
+            return self._exception_async(timeout)
         self._client._wait_blocking(self._state, timeout)
         return self._exception_now()
 
@@ -271,7 +282,7 @@ class Future:
     def traceback(self, timeout: float | None = None) -> Any:
         """Wait for the task; return the traceback of its exception, or None."""
         if self._client.asynchronous:
-            return self._client._core.traceback_async(self._state, timeout)
+            return self._traceback_async(timeout)
         self._client._wait_blocking(self._state, timeout)
         return self._traceback_now()
 
@@ -296,7 +307,7 @@ class Future:
         self._client._core.add_done_callback(self, fn)
 
     def __await__(self) -> Generator[Any, None, Any]:
-        return self._client._core.result_async(self._state, None).__await__()
+        return self._result_async(None).__await__()
 
     def __reduce__(self) -> tuple:
         return (_rebuild_future, (self.key,))

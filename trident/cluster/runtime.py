@@ -198,6 +198,9 @@ class ClusterRuntime:
             "resources": spec.resources,
             "listen": self._worker_listen or "tcp://127.0.0.1:0",
             "log_level": self._log_level,
+            # Like multiprocessing, give workers our import path so that functions from
+            # the user's own modules (pickled by reference) import there too.
+            "sys_path": [entry or os.getcwd() for entry in sys.path],
         }
         env = dict(os.environ)
         if self.token:
@@ -206,6 +209,9 @@ class ClusterRuntime:
             [sys.executable, "-m", "trident.worker.process", json.dumps(settings)],
             stdin=subprocess.PIPE,
             env=env,
+            # A terminal's Ctrl-C goes to the parent only: it decides what to stop. The
+            # worker still exits when the parent dies (its stdin pipe closes).
+            start_new_session=True,
         )
         handle.process = process
         try:

@@ -234,7 +234,10 @@ def token_of(*parts: bytes | memoryview | str) -> str:
     """A short hex digest over byte strings, used for deterministic task keys."""
     h = hashlib.blake2b(digest_size=16)
     for part in parts:
-        h.update(part.encode() if isinstance(part, str) else part)
+        data = part.encode() if isinstance(part, str) else part
+        size = data.nbytes if isinstance(data, memoryview) else len(data)
+        h.update(size.to_bytes(8, "little"))  # so ("a", "b") and ("ab",) differ
+        h.update(data)
     return h.hexdigest()
 
 

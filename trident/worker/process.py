@@ -66,6 +66,9 @@ def main(argv: list[str] | None = None) -> None:
         print("usage: python -m trident.worker.process SETTINGS_JSON", file=sys.stderr)
         raise SystemExit(2)
     settings = json.loads(argv[0])
+    for entry in reversed(settings.get("sys_path", [])):
+        if entry not in sys.path:
+            sys.path.insert(0, entry)
     logging.basicConfig(level=settings.get("log_level", "WARNING"),
                         format="%(asctime)s %(name)s %(levelname)s %(message)s")
     try:

@@ -1,0 +1,86 @@
+"""BatchedSender coalesces a loop turn's messages; PeerPool multiplexes requests."""
+
+from __future__ import annotations
+
+import pytest
+import trio
+
+from trident.comm.batched import BatchedSender
+from trident.comm.connection import Connection
+from trident.comm.rpc import PeerPool, PeerUnavailable
+from trident.comm.streams import InprocStream
+from trident.comm.transports import serve, unique_inproc_address
+from trident.comm import handshake
+from trident.protocol import messages as m
+
+
+class RecordingConnection:
+    def __init__(self):
+        self.packets = []
+        self.peer = "recorder"
+
+    async def send(self, messages):
+        self.packets.append(list(messages))
+        await trio.lowlevel.checkpoint()
+
+
+async def test_messages_of_one_turn_share_a_packet():
+    conn = RecordingConnection()
+    sender = BatchedSender(conn)  # type: ignore[arg-type]
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(sender.run)
+        for i in range(100):
+            sender.send(m.ReleaseKeys([str(i)]))
+        sender.send_many([m.Goodbye("a"), m.Goodbye("b")])
+        await sender.flush()
+        assert len(conn.packets) == 1
+        assert len(conn.packets[0]) == 102
+        sender.send(m.Goodbye("later"))
+        await sender.flush()
+        assert len(conn.packets) == 2
+        nursery.cancel_scope.cancel()
+
+
+async def test_sender_stops_quietly_when_the_connection_breaks():
+    a, b = InprocStream.pair("x")
+    sender = BatchedSender(Connection(a))
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(sender.run)
+        await b.aclose()
+        sender.send(m.Goodbye("lost"))
+        await sender.flush()
+        assert sender.closed
+        sender.send(m.Goodbye("dropped"))  # no error after close
+
+
+async def test_peer_pool_matches_replies_to_concurrent_requests():
+    async def worker(stream):
+        conn = Connection(stream)
+        await handshake.accept(conn, token="t", server_id="w")
+        while True:
+            batch = await conn.receive()
+            await trio.sleep(0.01)
+            await conn.send([m.DataReply(msg.request_id, {}, msg.keys) for msg in reversed(batch)])
+
+    async with trio.open_nursery() as nursery:
+        address = await nursery.start(serve, unique_inproc_address("pool"), worker)
+        pool = PeerPool(nursery, role="peer", name="p", token="t")
+        replies = {}
+
+        async def ask(i):
+            replies[i] = await pool.request(address, lambda rid: m.GetData(rid, [f"k{i}"]))
+
+        async with trio.open_nursery() as asks:
+            for i in range(20):
+                asks.start_soon(ask, i)
+        assert all(replies[i].missing == [f"k{i}"] for i in range(20))
+        pool.close()
+        nursery.cancel_scope.cancel()
+
+
+async def test_peer_pool_reports_unreachable_peers():
+    async with trio.open_nursery() as nursery:
+        pool = PeerPool(nursery, role="peer", name="p", token=None)
+        with pytest.raises(PeerUnavailable):
+            await pool.request("inproc://nobody", lambda rid: m.GetData(rid, []))
+        pool.close()

@@ -1,0 +1,45 @@
+"""Shared test configuration: every test must leave no process and no thread behind."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import psutil
+import pytest
+
+# Thread pools owned by the event-loop libraries themselves; they idle out on their own.
+_LIBRARY_THREADS = ("Trio thread", "AnyIO worker thread", "asyncio_", "ThreadPoolExecutor-")
+
+LEAK_GRACE_SECONDS = 5.0
+
+
+def _own_threads(before: set[threading.Thread]) -> list[threading.Thread]:
+    return [
+        t for t in threading.enumerate()
+        if t not in before and t.is_alive() and not t.name.startswith(_LIBRARY_THREADS)
+    ]
+
+
+@pytest.fixture(autouse=True)
+def no_leaked_processes_or_threads():
+    """Fail a test that leaves child processes or trident threads running (and reap them)."""
+    threads_before = set(threading.enumerate())
+    me = psutil.Process()
+    children_before = {p.pid for p in me.children(recursive=True)}
+    yield
+    deadline = time.monotonic() + LEAK_GRACE_SECONDS
+    while True:
+        threads = _own_threads(threads_before)
+        children = [p for p in me.children(recursive=True) if p.pid not in children_before]
+        children = [p for p in children if p.is_running() and p.status() != psutil.STATUS_ZOMBIE]
+        if not threads and not children:
+            return
+        if time.monotonic() > deadline:
+            break
+        time.sleep(0.02)
+    for child in children:
+        child.kill()
+    pytest.fail(
+        f"leaked processes {[c.pid for c in children]} and threads {[t.name for t in threads]}"
+    )

@@ -1,0 +1,95 @@
+"""Batches <-> frames: payloads out of band, limits and garbage."""
+
+from __future__ import annotations
+
+import msgpack
+import numpy as np
+import pytest
+
+from trident.protocol import messages as m
+from trident.protocol.errors import ProtocolError
+from trident.protocol.serialize import dumps, loads
+from trident.protocol.wire import (
+    COALESCE_MAX_BYTES,
+    EXT_FRAMES,
+    decode_batch,
+    encode_batch,
+    packet_chunks,
+    parse_frame_count,
+    parse_frame_lengths,
+)
+
+
+def test_large_buffers_are_separate_frames_not_copied():
+    array = np.arange(1_000_000, dtype="f8")
+    payload = dumps(array)
+    frames = encode_batch([m.DataReply(1, {"x": payload}, [])])
+    assert len(frames) == 3  # envelope, pickle stream, the array's buffer
+    assert len(frames[0]) < 200
+    buffer_frame = frames[2]
+    assert isinstance(buffer_frame, memoryview)
+    assert np.shares_memory(np.frombuffer(buffer_frame, dtype="f8"), array)
+    (reply,) = decode_batch([bytes(f) for f in frames])
+    np.testing.assert_array_equal(loads(reply.data["x"]), array)
+
+
+def test_small_payloads_stay_inline():
+    frames = encode_batch([m.KeyDone("k", "int", 8, dumps(123))])
+    assert len(frames) == 1
+    (msg,) = decode_batch(frames)
+    assert loads(msg.value) == 123
+
+
+def test_many_messages_in_one_batch_keep_their_order():
+    batch = [m.ReleaseKeys([str(i)]) for i in range(1000)]
+    assert decode_batch(encode_batch(batch)) == batch
+
+
+def test_payloads_refused_before_authentication():
+    frames = encode_batch([m.KeyDone("k", "int", 8, dumps(1))])
+    with pytest.raises(ProtocolError, match="before authentication"):
+        decode_batch(frames, allow_payloads=False)
+
+
+@pytest.mark.parametrize(
+    "frames",
+    [
+        [b"\xc1"],  # reserved msgpack byte
+        [b"\x92\x01"],  # truncated array
+        [msgpack.packb({"not": "a list"})],
+        [msgpack.packb([["done", "k", "int", 8, msgpack.ExtType(EXT_FRAMES, b"\x05\x00\x00\x00\x01\x00\x00\x00")]])],
+        [msgpack.packb([["done", "k", "int", 8, msgpack.ExtType(EXT_FRAMES, b"xx")]])],
+        [msgpack.packb([["done", "k", "int", 8, msgpack.ExtType(9, b"")]])],
+        [],
+    ],
+)
+def test_garbage_envelopes_raise_protocol_error(frames):
+    with pytest.raises(ProtocolError):
+        decode_batch(frames)
+
+
+def test_two_payloads_may_not_share_a_frame():
+    ref = msgpack.ExtType(EXT_FRAMES, b"\x01\x00\x00\x00\x01\x00\x00\x00")
+    envelope = msgpack.packb([["done", "a", "t", 1, ref], ["done", "b", "t", 1, ref]])
+    with pytest.raises(ProtocolError, match="same frame"):
+        decode_batch([envelope, b"x"])
+
+
+def test_frame_count_and_length_limits():
+    with pytest.raises(ProtocolError, match="announces 0 frames"):
+        parse_frame_count(b"\x00\x00\x00\x00", 10)
+    with pytest.raises(ProtocolError, match="announces 11 frames"):
+        parse_frame_count((11).to_bytes(4, "little"), 10)
+    data = (100).to_bytes(8, "little") + (2**40).to_bytes(8, "little")
+    with pytest.raises(ProtocolError, match="exceeds the limit"):
+        parse_frame_lengths(data, 2, max_frame_bytes=2**30, max_envelope_bytes=2**20)
+    with pytest.raises(ProtocolError, match="envelope"):
+        parse_frame_lengths(data, 2, max_frame_bytes=2**50, max_envelope_bytes=10)
+
+
+def test_packet_chunks_join_small_pieces_and_keep_large_ones():
+    big = memoryview(bytes(COALESCE_MAX_BYTES * 2))
+    chunks = packet_chunks([b"envelope", b"small", big, b"tail"])
+    assert len(chunks) == 3
+    assert chunks[1] is big
+    assert b"".join(bytes(c) for c in chunks).endswith(b"tail")

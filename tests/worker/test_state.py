@@ -1,0 +1,171 @@
+"""WorkerState driven directly: scheduler messages and outcomes in, instructions out."""
+
+from __future__ import annotations
+
+from trident.protocol import messages as m
+from trident.protocol.serialize import dumps
+from trident.worker.state import EXECUTING, Execute, Fetch, Interrupt, WorkerState
+
+
+def run(key, who_has=None, *, priority=(0, 0), inline=True, resources=None):
+    return m.RunTask(key, "f", dumps(()), who_has or {}, list(priority), inline, resources)
+
+
+class Harness:
+    def __init__(self, nthreads=1, resources=None):
+        self.state = WorkerState("tcp://me", nthreads, resources)
+
+    def handle(self, *messages):
+        for msg in messages:
+            self.state.handle_scheduler_message(msg)
+        return self.flush()
+
+    def flush(self):
+        self.state.validate()
+        out = self.state.flush()
+        self.state.validate()
+        return out
+
+    def finish(self, key, value=1, duration=0.5):
+        self.state.task_finished(key, value, nbytes=8, type_name="int", start=0.0, stop=duration)
+        return self.flush()
+
+
+def executed(instructions):
+    return [i.key for i in instructions if isinstance(i, Execute)]
+
+
+def test_tasks_run_one_per_thread_in_priority_order():
+    h = Harness(nthreads=1)
+    to_scheduler, instructions = h.handle(run("low", priority=(0, 2)), run("high", priority=(-5, 3)))
+    assert executed(instructions) == ["high"]
+    to_scheduler, instructions = h.finish("high")
+    assert [msg.key for msg in to_scheduler] == ["high"]
+    assert executed(instructions) == ["low"]
+    assert h.state.data == {"high": 1}
+
+
+def test_short_tasks_are_handed_over_in_batches():
+    h = Harness(nthreads=1)
+    h.handle(run("a"))
+    h.finish("a", duration=0.0001)
+    h.state.mean_duration = 0.0001
+    _, instructions = h.handle(*[run(f"t{i}") for i in range(20)])
+    assert len(executed(instructions)) == 9  # one per thread plus the prefetch window
+
+
+def test_dependencies_are_fetched_grouped_by_peer():
+    h = Harness()
+    _, instructions = h.handle(
+        run("c", {"a": ["tcp://p1"], "b": ["tcp://p1"], "x": ["tcp://p2"]})
+    )
+    fetches = sorted((i.peer, sorted(i.keys)) for i in instructions if isinstance(i, Fetch))
+    assert fetches == [("tcp://p1", ["a", "b"]), ("tcp://p2", ["x"])]
+    h.state.fetch_done("tcp://p1", ["a", "b"], {"a": 1, "b": 2}, {"a": 8, "b": 8})
+    assert executed(h.flush()[1]) == []
+    h.state.fetch_done("tcp://p2", ["x"], {"x": 3}, {"x": 8})
+    assert executed(h.flush()[1]) == ["c"]
+    h.finish("c")
+    assert set(h.state.data) == {"c"}  # fetched inputs dropped once used
+
+
+def test_failed_fetches_try_other_holders_then_report_missing():
+    h = Harness()
+    h.handle(run("c", {"a": ["tcp://p1", "tcp://p2"]}))
+    h.state.fetch_failed("tcp://p1", ["a"])
+    _, instructions = h.flush()
+    assert [(i.peer, i.keys) for i in instructions if isinstance(i, Fetch)] == [("tcp://p2", ["a"])]
+    h.state.fetch_done("tcp://p2", ["a"], {}, {})
+    to_scheduler, _ = h.flush()
+    (missing,) = to_scheduler
+    assert isinstance(missing, m.MissingData)
+    assert (missing.key, missing.dependency, sorted(missing.tried)) == ("c", "a", ["tcp://p1", "tcp://p2"])
+    assert h.state.tasks == {}
+
+
+def test_local_inputs_need_no_fetch():
+    h = Harness()
+    h.handle(run("a"))
+    h.finish("a")
+    _, instructions = h.handle(run("b", {"a": ["tcp://me"]}))
+    assert executed(instructions) == ["b"]
+
+
+def test_failures_are_reported_and_forgotten():
+    h = Harness()
+    h.handle(run("a"))
+    error = m.ErrorInfo(dumps(ValueError()), None, "ValueError", "tcp://me")
+    h.state.task_failed("a", error, start=0, stop=1)
+    to_scheduler, _ = h.flush()
+    assert isinstance(to_scheduler[0], m.TaskFailed)
+    assert h.state.tasks == {} and not h.state.executing
+
+
+def test_cancelling_a_running_task_interrupts_and_discards_it():
+    h = Harness()
+    h.handle(run("a"), run("b"))
+    _, instructions = h.handle(m.CancelTask(["a", "b"]))
+    assert instructions == [Interrupt("a")]
+    assert "b" not in h.state.tasks
+    assert h.state.tasks["a"].state == EXECUTING  # its thread slot stays busy
+    to_scheduler, instructions = h.finish("a")
+    assert to_scheduler == [] and "a" not in h.state.data
+
+
+def test_a_cancelled_run_is_reused_if_the_task_comes_back():
+    h = Harness()
+    h.handle(run("a"))
+    h.handle(m.CancelTask(["a"]))
+    _, instructions = h.handle(run("a"))
+    assert executed(instructions) == []
+    to_scheduler, _ = h.finish("a")
+    assert [msg.key for msg in to_scheduler] == ["a"]
+
+
+def test_skipped_jobs_free_their_slot():
+    h = Harness()
+    h.handle(run("a"), run("b"))
+    h.handle(m.CancelTask(["a"]))
+    h.state.task_skipped("a")
+    assert executed(h.flush()[1]) == ["b"]
+
+
+def test_free_keys_drops_data_but_keeps_inputs_of_running_tasks():
+    h = Harness(nthreads=2)
+    h.handle(run("a"))
+    h.finish("a")
+    h.handle(run("b", {"a": ["tcp://me"]}))
+    h.handle(m.FreeKeys(["a"]))
+    assert "a" in h.state.data  # b still reads it
+    h.finish("b")
+    assert "a" not in h.state.data
+
+
+def test_resources_limit_concurrency():
+    h = Harness(nthreads=4, resources={"GPU": 1})
+    _, instructions = h.handle(
+        run("g1", resources={"GPU": 1}), run("g2", resources={"GPU": 1}), run("cpu")
+    )
+    assert sorted(executed(instructions)) == ["cpu", "g1"]
+    _, instructions = h.finish("g1")
+    assert executed(instructions) == ["g2"]
+
+
+def test_scattered_data_is_kept_and_unblocks_waiting_tasks():
+    h = Harness()
+    h.handle(run("c", {"x": ["tcp://elsewhere"]}))
+    h.state.put_data({"x": 5}, {"x": 8})
+    _, instructions = h.flush()
+    assert executed(instructions) == ["c"]
+    h.finish("c")
+    assert h.state.data == {"x": 5, "c": 1}
+
+
+def test_duplicate_run_messages_are_ignored_and_memory_is_reported():
+    h = Harness()
+    h.handle(run("a"))
+    _, instructions = h.handle(run("a"))
+    assert executed(instructions) == []
+    h.finish("a")
+    to_scheduler, _ = h.handle(run("a"))
+    assert isinstance(to_scheduler[0], m.TaskFinished)
