@@ -16,7 +16,8 @@ LEAK_GRACE_SECONDS = 5.0
 
 def _own_threads(before: set[threading.Thread]) -> list[threading.Thread]:
     return [
-        t for t in threading.enumerate()
+        t
+        for t in threading.enumerate()
         if t not in before and t.is_alive() and not t.name.startswith(_LIBRARY_THREADS)
     ]
 

@@ -104,8 +104,9 @@ async def test_errors_keep_their_type_traceback_and_worker(trident_client):
     future = trident_client.submit(boom, 3)
     with pytest.raises(ValueError, match="boom 3") as info:
         await future
-    assert any("trident: raised by task" in note and "on worker" in note
-               for note in info.value.__notes__)
+    assert any(
+        "trident: raised by task" in note and "on worker" in note for note in info.value.__notes__
+    )
     assert "boom" in "".join(traceback.format_tb(info.value.__traceback__))
     assert future.status == "error"
     assert isinstance(await future.exception(), ValueError)
@@ -154,9 +155,7 @@ async def test_timeouts_raise_and_leave_the_client_usable(trident_client):
 async def test_cancel_really_cancels_async_tasks(trident_client):
     future = trident_client.submit(slow_async, 30, "cancel-me", pure=False)
     dependent = trident_client.submit(inc, future)
-    while not any(
-        w.worker.state.executing for w in trident_client.cluster.workers.values()
-    ):
+    while not any(w.worker.state.executing for w in trident_client.cluster.workers.values()):
         await trio.sleep(0.005)
     await trident_client.cancel([future])
     assert future.cancelled() and future.status == "cancelled"
@@ -241,7 +240,9 @@ async def test_wait_and_as_completed(trident_client):
     await slow.cancel()
     seen = [f async for f in as_completed(trident_client.map(inc, range(5)))]
     assert sorted([await f for f in seen]) == [1, 2, 3, 4, 5]
-    results = [r async for _, r in as_completed(trident_client.map(inc, range(3)), with_results=True)]
+    results = [
+        r async for _, r in as_completed(trident_client.map(inc, range(3)), with_results=True)
+    ]
     assert sorted(results) == [1, 2, 3]
 
 

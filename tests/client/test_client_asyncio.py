@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 
 import numpy as np
 
@@ -28,10 +29,8 @@ def test_asyncio_client_of_a_blocking_cluster():
                 assert len(done) == 50
                 seen = [f async for f in as_completed(client.map(inc, range(5)))]
                 assert len(seen) == 5
-                try:
+                with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(client.submit(asyncio_sleep_long, pure=False), 0.1)
-                except (asyncio.TimeoutError, TimeoutError):
-                    pass
                 assert await client.submit(inc, 5) == 6
 
         asyncio.run(main())

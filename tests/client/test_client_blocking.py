@@ -98,7 +98,7 @@ def test_errors_and_timeouts(client):
 
 def test_wait_as_completed_and_callbacks(client):
     futures = client.map(slow_inc, [3, 1, 2], [0.3, 0.01, 0.15], pure=False)
-    done, not_done = wait(futures, return_when=FIRST_COMPLETED)
+    done, _not_done = wait(futures, return_when=FIRST_COMPLETED)
     assert futures[1] in done
     order = [f.result() for f in as_completed(futures)]
     assert sorted(order) == [2, 3, 4]

@@ -40,8 +40,9 @@ def test_processes_start_scale_and_stop():
                 time.sleep(0.01)
             assert len(client.nthreads()) == 1
             assert client.submit(inc, 1).result(timeout=10) == 2
-    assert not any(psutil.pid_exists(p) and psutil.Process(p).status() != psutil.STATUS_ZOMBIE
-                   for p in pids)
+    assert not any(
+        psutil.pid_exists(p) and psutil.Process(p).status() != psutil.STATUS_ZOMBIE for p in pids
+    )
     assert cluster.status == "closed"
     cluster.close()  # idempotent
 
@@ -56,12 +57,14 @@ def test_client_without_address_owns_its_cluster():
 
 async def test_async_local_cluster_in_the_callers_trio_loop():
     with trio.fail_after(30):
-        async with LocalCluster(n_workers=1, processes=True, asynchronous=True) as cluster:
-            async with Client(cluster, asynchronous=True, set_as_default=False) as client:
-                assert client.scheduler_address.startswith("inproc://")
-                assert await client.submit(inc, 2) == 3
-                await cluster.scale(2)
-                assert len(cluster.workers) == 2
+        async with (
+            LocalCluster(n_workers=1, processes=True, asynchronous=True) as cluster,
+            Client(cluster, asynchronous=True, set_as_default=False) as client,
+        ):
+            assert client.scheduler_address.startswith("inproc://")
+            assert await client.submit(inc, 2) == 3
+            await cluster.scale(2)
+            assert len(cluster.workers) == 2
 
 
 def run_script(body: str, *, wait_for: str, then=None, timeout=60):
@@ -92,8 +95,11 @@ def run_script(body: str, *, wait_for: str, then=None, timeout=60):
 def assert_all_gone(pids, timeout=10):
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        alive = [p for p in pids if psutil.pid_exists(p)
-                 and psutil.Process(p).status() != psutil.STATUS_ZOMBIE]
+        alive = [
+            p
+            for p in pids
+            if psutil.pid_exists(p) and psutil.Process(p).status() != psutil.STATUS_ZOMBIE
+        ]
         if not alive:
             return
         time.sleep(0.05)
@@ -126,8 +132,9 @@ def test_no_orphans_after_ctrl_c():
         print("INTERRUPTED", flush=True)
         raise
     """
-    process, pids = run_script(body, wait_for="READY",
-                               then=lambda p: (time.sleep(0.5), p.send_signal(signal.SIGINT)))
+    process, pids = run_script(
+        body, wait_for="READY", then=lambda p: (time.sleep(0.5), p.send_signal(signal.SIGINT))
+    )
     assert process.returncode != 0
     assert_all_gone(pids)
 

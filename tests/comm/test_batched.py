@@ -5,12 +5,12 @@ from __future__ import annotations
 import pytest
 import trio
 
+from trident.comm import handshake
 from trident.comm.batched import BatchedSender
 from trident.comm.connection import Connection
 from trident.comm.rpc import PeerPool, PeerUnavailable
 from trident.comm.streams import InprocStream
 from trident.comm.transports import serve, unique_inproc_address
-from trident.comm import handshake
 from trident.protocol import messages as m
 
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import pytest
 import trio
 
 from trident.comm import handshake
@@ -26,7 +25,9 @@ async def run_handshake(server_token, client_token, role="client"):
     async with trio.open_nursery() as nursery:
         nursery.start_soon(serve)
         try:
-            results["client"] = await handshake.offer(client, role=role, name="c", token=client_token)
+            results["client"] = await handshake.offer(
+                client, role=role, name="c", token=client_token
+            )
         except Exception as exc:
             results["client"] = exc
             await client.aclose()

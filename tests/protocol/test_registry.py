@@ -40,7 +40,7 @@ def test_every_message_has_a_unique_tag():
 
 
 def test_duplicate_tag_is_rejected():
-    with pytest.raises(ValueError, match="already|used"):
+    with pytest.raises(ValueError, match=r"already|used"):
 
         @message("done")
         class Again:

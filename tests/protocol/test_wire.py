@@ -57,7 +57,19 @@ def test_payloads_refused_before_authentication():
         [b"\xc1"],  # reserved msgpack byte
         [b"\x92\x01"],  # truncated array
         [msgpack.packb({"not": "a list"})],
-        [msgpack.packb([["done", "k", "int", 8, msgpack.ExtType(EXT_FRAMES, b"\x05\x00\x00\x00\x01\x00\x00\x00")]])],
+        [
+            msgpack.packb(
+                [
+                    [
+                        "done",
+                        "k",
+                        "int",
+                        8,
+                        msgpack.ExtType(EXT_FRAMES, b"\x05\x00\x00\x00\x01\x00\x00\x00"),
+                    ]
+                ]
+            )
+        ],
         [msgpack.packb([["done", "k", "int", 8, msgpack.ExtType(EXT_FRAMES, b"xx")]])],
         [msgpack.packb([["done", "k", "int", 8, msgpack.ExtType(9, b"")]])],
         [],

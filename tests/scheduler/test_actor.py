@@ -89,8 +89,9 @@ async def test_bad_messages_after_authentication_close_the_connection(tcp_cluste
 async def test_a_wrong_token_is_refused_and_logged(tcp_cluster, caplog):
     caplog.set_level(logging.WARNING, logger="trident.scheduler")
     with pytest.raises(handshake.AuthenticationError, match="invalid cluster token"):
-        async with Client(tcp_cluster.scheduler_address, asynchronous=True,
-                          security="wrong", set_as_default=False):
+        async with Client(
+            tcp_cluster.scheduler_address, asynchronous=True, security="wrong", set_as_default=False
+        ):
             pass
     assert any("invalid cluster token" in r.getMessage() for r in caplog.records)
 

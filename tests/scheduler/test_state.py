@@ -13,10 +13,20 @@ from trident.scheduler.state import InvalidMessage, SchedulerState
 FUNCTION = dumps(len)
 
 
-def spec(key, deps=(), *, priority=0, retries=0, workers=None, allow_other=False, resources=None,
-         function="f"):
-    return m.TaskSpec(key, function, dumps(key), list(deps), priority, retries, workers,
-                      allow_other, resources)
+def spec(
+    key,
+    deps=(),
+    *,
+    priority=0,
+    retries=0,
+    workers=None,
+    allow_other=False,
+    resources=None,
+    function="f",
+):
+    return m.TaskSpec(
+        key, function, dumps(key), list(deps), priority, retries, workers, allow_other, resources
+    )
 
 
 class Harness:
@@ -31,7 +41,9 @@ class Harness:
         self.flush()
 
     def add_worker(self, address, nthreads=1, resources=None):
-        self.state.add_worker(m.WorkerInfo(address, f"name-{address}", nthreads, 0, resources or {}))
+        self.state.add_worker(
+            m.WorkerInfo(address, f"name-{address}", nthreads, 0, resources or {})
+        )
 
     def flush(self):
         self.state.validate()
@@ -58,7 +70,9 @@ class Harness:
     def fail(self, key, text="ValueError: boom"):
         ts = self.state.tasks[key]
         error = m.ErrorInfo(dumps(ValueError("boom")), None, text, ts.processing_on.address)
-        self.state.handle_worker_message(ts.processing_on.address, m.TaskFailed(key, error, 1.0, 2.0))
+        self.state.handle_worker_message(
+            ts.processing_on.address, m.TaskFailed(key, error, 1.0, 2.0)
+        )
         return self.flush()
 
     def states(self):
@@ -117,7 +131,9 @@ def test_released_keys_free_data_and_are_forgotten():
     h.submit(spec("a-1"))
     h.finish("a-1")
     out = h.client(m.ReleaseKeys(["a-1"]))
-    assert [msg.keys for msg in sent(out, "w0", m.FreeKeys) + sent(out, "w1", m.FreeKeys)] == [["a-1"]]
+    assert [msg.keys for msg in sent(out, "w0", m.FreeKeys) + sent(out, "w1", m.FreeKeys)] == [
+        ["a-1"]
+    ]
     assert h.state.tasks == {}
     assert h.state.functions == {"f": FUNCTION}  # still defined by the connected client
 

@@ -37,7 +37,9 @@ def executed(instructions):
 
 def test_tasks_run_one_per_thread_in_priority_order():
     h = Harness(nthreads=1)
-    to_scheduler, instructions = h.handle(run("low", priority=(0, 2)), run("high", priority=(-5, 3)))
+    to_scheduler, instructions = h.handle(
+        run("low", priority=(0, 2)), run("high", priority=(-5, 3))
+    )
     assert executed(instructions) == ["high"]
     to_scheduler, instructions = h.finish("high")
     assert [msg.key for msg in to_scheduler] == ["high"]
@@ -56,9 +58,7 @@ def test_short_tasks_are_handed_over_in_batches():
 
 def test_dependencies_are_fetched_grouped_by_peer():
     h = Harness()
-    _, instructions = h.handle(
-        run("c", {"a": ["tcp://p1"], "b": ["tcp://p1"], "x": ["tcp://p2"]})
-    )
+    _, instructions = h.handle(run("c", {"a": ["tcp://p1"], "b": ["tcp://p1"], "x": ["tcp://p2"]}))
     fetches = sorted((i.peer, sorted(i.keys)) for i in instructions if isinstance(i, Fetch))
     assert fetches == [("tcp://p1", ["a", "b"]), ("tcp://p2", ["x"])]
     h.state.fetch_done("tcp://p1", ["a", "b"], {"a": 1, "b": 2}, {"a": 8, "b": 8})
@@ -79,7 +79,11 @@ def test_failed_fetches_try_other_holders_then_report_missing():
     to_scheduler, _ = h.flush()
     (missing,) = to_scheduler
     assert isinstance(missing, m.MissingData)
-    assert (missing.key, missing.dependency, sorted(missing.tried)) == ("c", "a", ["tcp://p1", "tcp://p2"])
+    assert (missing.key, missing.dependency, sorted(missing.tried)) == (
+        "c",
+        "a",
+        ["tcp://p1", "tcp://p2"],
+    )
     assert h.state.tasks == {}
 
 

@@ -10,6 +10,7 @@ sent in batches by the event loop.
 from __future__ import annotations
 
 import atexit
+import contextlib
 import json
 import os
 import threading
@@ -186,25 +187,29 @@ class Client:
 
         if self._started:
             return self
-        self._task_group = anyio.create_task_group()
-        await self._task_group.__aenter__()
+        # An owned cluster is entered first and left last, so the nurseries nest.
+        if self._owns_cluster:
+            self.cluster = LocalCluster(asynchronous=True, **self._cluster_kwargs)
+            await self.cluster._start_async()
+            self._token = self._token or self.cluster.token
         try:
-            if self._owns_cluster:
-                kwargs = dict(self._cluster_kwargs)
-                self.cluster = LocalCluster(asynchronous=True, **kwargs)
-                await self.cluster._start_async()
-                self._token = self._token or self.cluster.token
             if self.cluster is not None and self.cluster.loop_thread is not None:
                 self._core.address = self.cluster.scheduler_address
             else:
                 self._core.address = self._address_to_use()
             self._core._token = self._token
-            await self._task_group.start(self._core.serve)
+            self._task_group = anyio.create_task_group()
+            await self._task_group.__aenter__()
+            try:
+                await self._task_group.start(self._core.serve)
+            except BaseException:
+                # Close the task group quietly and raise the original error itself (not
+                # an exception group), as `Client(...)` callers expect.
+                self._task_group.cancel_scope.cancel()
+                await self._task_group.__aexit__(None, None, None)
+                self._task_group = None
+                raise
         except BaseException:
-            # Close the task group quietly and raise the original error itself (not an
-            # exception group), as `Client(...)` callers expect.
-            self._task_group.cancel_scope.cancel()
-            await self._task_group.__aexit__(None, None, None)
             if self._owns_cluster and self.cluster is not None:
                 with anyio.CancelScope(shield=True):
                     await self.cluster._close_async()
@@ -283,7 +288,9 @@ class Client:
         return await self._start_async()
 
     async def __aexit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None,
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
         await self._close_async()
@@ -294,8 +301,10 @@ class Client:
     def __repr__(self) -> str:
         workers = self._core.workers
         threads = sum(info.nthreads for info in workers.values())
-        return (f"<Client: scheduler={self._core.address!r} workers={len(workers)} "
-                f"threads={threads} status={self.status}>")
+        return (
+            f"<Client: scheduler={self._core.address!r} workers={len(workers)} "
+            f"threads={threads} status={self.status}>"
+        )
 
     # --- running things -----------------------------------------------------------
 
@@ -338,16 +347,34 @@ class Client:
         self._check_open()
         function_payload, function_token = dumps_function(func)
         spec = self._task_spec(
-            func, function_token, args, kwargs, key, pure, priority, retries, workers,
-            allow_other_workers, resources,
+            func,
+            function_token,
+            args,
+            kwargs,
+            key,
+            pure,
+            priority,
+            retries,
+            workers,
+            allow_other_workers,
+            resources,
         )
         (state,) = self._core.add_tasks([spec], {function_token: function_payload})
         return Future._adopt(spec.key, self, state)
 
     def _task_spec(
-        self, func: Callable[..., Any], function_token: str, args: tuple, kwargs: dict[str, Any],
-        key: str | None, pure: bool, priority: int, retries: int | None, workers: Any,
-        allow_other_workers: bool, resources: dict[str, float] | None,
+        self,
+        func: Callable[..., Any],
+        function_token: str,
+        args: tuple,
+        kwargs: dict[str, Any],
+        key: str | None,
+        pure: bool,
+        priority: int,
+        retries: int | None,
+        workers: Any,
+        allow_other_workers: bool,
+        resources: dict[str, float] | None,
         prefix: str | None = None,
     ) -> m.TaskSpec:
         payload, dependencies = dumps_task_args(args, kwargs)
@@ -406,8 +433,18 @@ class Client:
             prefix = key
         specs = [
             self._task_spec(
-                func, function_token, args, kwargs, k, pure, priority, retries, workers,
-                allow_other_workers, resources, prefix,
+                func,
+                function_token,
+                args,
+                kwargs,
+                k,
+                pure,
+                priority,
+                retries,
+                workers,
+                allow_other_workers,
+                resources,
+                prefix,
             )
             for args, k in zip(argument_tuples, keys, strict=True)
         ]
@@ -432,8 +469,13 @@ class Client:
             raise state.exception_object()
         return self._sync(self._core.result_async, state, None)
 
-    def gather(self, futures: Any, errors: str = "raise", direct: bool | None = None,
-               asynchronous: bool | None = None) -> Any:
+    def gather(
+        self,
+        futures: Any,
+        errors: str = "raise",
+        direct: bool | None = None,
+        asynchronous: bool | None = None,
+    ) -> Any:
         """Replace the futures in `futures` (a future or nested containers) by values.
 
         ``errors="raise"`` raises the first failure; ``"skip"`` leaves failed futures
@@ -461,9 +503,16 @@ class Client:
         values = await self._core.gather_values(states, errors)
         return substitute(futures, values, skip_missing=errors == "skip")
 
-    def scatter(self, data: Any, workers: Any = None, broadcast: bool = False,
-                direct: bool | None = None, hash: bool = True, timeout: float | str = _NO_DEFAULT,
-                asynchronous: bool | None = None) -> Any:
+    def scatter(
+        self,
+        data: Any,
+        workers: Any = None,
+        broadcast: bool = False,
+        direct: bool | None = None,
+        hash: bool = True,
+        timeout: float | str = _NO_DEFAULT,
+        asynchronous: bool | None = None,
+    ) -> Any:
         """Move local data to workers and return futures pointing to it.
 
         A list/tuple/set gives a list of futures, a dict gives a dict of futures keyed
@@ -484,9 +533,16 @@ class Client:
         args = (data, values, keys, hash, names, broadcast, wait)
         return self._sync(coroutine_fn, *args)
 
-    async def _scatter_async(self, data: Any, values: list[Any], keys: list[str] | None,
-                             hash: bool, workers: list[str] | None, broadcast: bool,
-                             timeout: float) -> Any:
+    async def _scatter_async(
+        self,
+        data: Any,
+        values: list[Any],
+        keys: list[str] | None,
+        hash: bool,
+        workers: list[str] | None,
+        broadcast: bool,
+        timeout: float,
+    ) -> Any:
         states = await self._core.scatter(
             values, keys, hash=hash, workers=workers, broadcast=broadcast, timeout=timeout
         )
@@ -497,8 +553,13 @@ class Client:
             return type(data)(futures) if not isinstance(data, (set, frozenset)) else futures
         return futures[0]
 
-    def cancel(self, futures: Any, asynchronous: bool | None = None, force: bool = False,
-               reason: str | None = None) -> Any:
+    def cancel(
+        self,
+        futures: Any,
+        asynchronous: bool | None = None,
+        force: bool = False,
+        reason: str | None = None,
+    ) -> Any:
         """Cancel futures (and what depends on them) on the cluster.
 
         Without `force`, keys another client still wants keep running for that client.
@@ -514,8 +575,10 @@ class Client:
 
     def who_has(self, futures: Any = None) -> Any:
         """The workers holding each future's data: ``{key: [address, ...]}``."""
-        keys = [f.key for f in futures_of(futures)] if futures is not None else list(
-            self._core.futures
+        keys = (
+            [f.key for f in futures_of(futures)]
+            if futures is not None
+            else list(self._core.futures)
         )
         return self._sync(self._core.request, lambda rid: m.WhoHasRequest(rid, keys))
 
@@ -552,10 +615,8 @@ class Client:
 @atexit.register
 def _close_blocking_clients() -> None:
     for client in list(_live_blocking_clients):
-        try:
+        with contextlib.suppress(Exception):
             client.close(timeout=5)
-        except Exception:
-            pass
 
 
 def current_async_library() -> str | None:

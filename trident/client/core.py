@@ -193,7 +193,9 @@ class ClientCore:
                 for msg in await connection.receive():
                     handler = handlers.get(type(msg))
                     if handler is None:
-                        raise ProtocolError(f"the scheduler sent an unexpected {type(msg).__name__}")
+                        raise ProtocolError(
+                            f"the scheduler sent an unexpected {type(msg).__name__}"
+                        )
                     handler(msg)
         except (ConnectionClosed, StreamClosed) as exc:
             if self.status == "running":
@@ -217,7 +219,9 @@ class ClientCore:
 
     # --- outgoing (any thread) -------------------------------------------------------
 
-    def add_tasks(self, specs: Iterable[m.TaskSpec], functions: dict[str, Serialized]) -> list[FutureState]:
+    def add_tasks(
+        self, specs: Iterable[m.TaskSpec], functions: dict[str, Serialized]
+    ) -> list[FutureState]:
         """Queue tasks for the scheduler; return their states, one reference each."""
         states = []
         with self.lock:
@@ -245,7 +249,10 @@ class ClientCore:
         return states
 
     def add_finished(
-        self, keys: list[str], type_names: dict[str, str], nbytes: dict[str, int],
+        self,
+        keys: list[str],
+        type_names: dict[str, str],
+        nbytes: dict[str, int],
         who_has: dict[str, list[str]],
     ) -> list[FutureState]:
         """Register data this client stored on workers itself (scatter)."""
@@ -411,7 +418,9 @@ class ClientCore:
         if self.status != "running":
             raise RuntimeError(f"the client is {self.status}")
 
-    async def gather_values(self, states: list[FutureState], errors: str = "raise") -> dict[str, Any]:
+    async def gather_values(
+        self, states: list[FutureState], errors: str = "raise"
+    ) -> dict[str, Any]:
         """The values of finished states; raises (or skips) erred and cancelled ones."""
         results: dict[str, Any] = {}
         todo = list({id(fs): fs for fs in states}.values())
@@ -510,7 +519,9 @@ class ClientCore:
         async with anyio.create_task_group() as tg:
             for address, data in placement.items():
                 tg.start_soon(put, address, data)
-        type_names = {key: type(value).__qualname__ for key, value in zip(keys, values, strict=True)}
+        type_names = {
+            key: type(value).__qualname__ for key, value in zip(keys, values, strict=True)
+        }
         return self.add_finished(list(keys), type_names, nbytes, dict(who_has))
 
     def _resolve_workers(self, workers: list[str] | None) -> list[str]:

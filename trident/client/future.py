@@ -11,6 +11,7 @@ garbage collected, the client tells the scheduler to release the key.
 
 from __future__ import annotations
 
+import contextlib
 import threading
 from collections.abc import Callable, Generator
 from types import TracebackType
@@ -198,8 +199,13 @@ class Future:
 
     __slots__ = ("__weakref__", "_client", "_state", "key")
 
-    def __init__(self, key: str, client: Client | None = None, inform: bool = True,
-                 state: FutureState | None = None):
+    def __init__(
+        self,
+        key: str,
+        client: Client | None = None,
+        inform: bool = True,
+        state: FutureState | None = None,
+    ):
         from .client import default_client
 
         client = client if client is not None else default_client()
@@ -217,10 +223,9 @@ class Future:
         return future
 
     def __del__(self) -> None:
-        try:
+        # Errors are impossible to report from here (interpreter shutdown, closed client).
+        with contextlib.suppress(Exception):
             self._client._core.release(self.key)
-        except Exception:
-            pass  # interpreter shutdown or a closed client
 
     @property
     def client(self) -> Client:
@@ -317,7 +322,9 @@ class Future:
         if state.status == FINISHED and state.type_name:
             return f"<Future: finished, type: {state.type_name}, key: {self.key}>"
         if state.status == ERROR and state.error is not None:
-            name = state.error.text.strip().splitlines()[-1].split(":")[0] if state.error.text else ""
+            name = (
+                state.error.text.strip().splitlines()[-1].split(":")[0] if state.error.text else ""
+            )
             return f"<Future: error, type: {name}, key: {self.key}>"
         return f"<Future: {state.status}, key: {self.key}>"
 

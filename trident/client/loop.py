@@ -7,6 +7,7 @@ shared by everything in the process that needs it, started on first use and stop
 
 from __future__ import annotations
 
+import contextlib
 import threading
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
@@ -57,10 +58,8 @@ class LoopThread:
 
     def _stop(self) -> None:
         if self._token is not None and self._thread.is_alive():
-            try:
+            with contextlib.suppress(trio.RunFinishedError):
                 self._token.run_sync_soon(self._cancel_all)
-            except trio.RunFinishedError:
-                pass
         if threading.current_thread() is not self._thread:
             self._thread.join(timeout=10)
 

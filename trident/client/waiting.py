@@ -79,7 +79,9 @@ def _block_until(futures: list[Future], return_when: str, timeout: float | None)
             core.remove_listener(state, listener)
 
 
-async def _wait_async(futures: list[Future], timeout: float | None, return_when: str) -> DoneAndNotDoneFutures:
+async def _wait_async(
+    futures: list[Future], timeout: float | None, return_when: str
+) -> DoneAndNotDoneFutures:
     with anyio.fail_after(timeout):
         if return_when == ALL_COMPLETED:
             for future in futures:
@@ -102,7 +104,7 @@ async def _wait_async(futures: list[Future], timeout: float | None, return_when:
     return _partition(futures)
 
 
-class as_completed:  # noqa: N801 - the dask.distributed name
+class as_completed:
     """Iterate over futures in the order they complete.
 
     Works as a blocking iterator and as an async iterator. `add` and `update` accept
@@ -111,8 +113,13 @@ class as_completed:  # noqa: N801 - the dask.distributed name
     ``raise_errors=False``, yields the exception as the result).
     """
 
-    def __init__(self, futures: Iterable[Future] | None = None, loop: Any = None,
-                 with_results: bool = False, raise_errors: bool = True):
+    def __init__(
+        self,
+        futures: Iterable[Future] | None = None,
+        loop: Any = None,
+        with_results: bool = False,
+        raise_errors: bool = True,
+    ):
         self.with_results = with_results
         self.raise_errors = raise_errors
         self._lock = threading.Lock()

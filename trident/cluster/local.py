@@ -52,8 +52,15 @@ def parse_memory(value: int | float | str | None) -> int:
         return int(value)
     text = value.strip().lower().replace(" ", "")
     units = {
-        "kib": 2**10, "mib": 2**20, "gib": 2**30, "tib": 2**40,
-        "kb": 10**3, "mb": 10**6, "gb": 10**9, "tb": 10**12, "b": 1,
+        "kib": 2**10,
+        "mib": 2**20,
+        "gib": 2**30,
+        "tib": 2**40,
+        "kb": 10**3,
+        "mb": 10**6,
+        "gb": 10**9,
+        "tb": 10**12,
+        "b": 1,
     }
     for unit, factor in units.items():
         if text.endswith(unit):
@@ -97,8 +104,8 @@ class LocalCluster:
     ):
         default_workers, default_threads = default_layout(_cpu_count(), processes)
         self.n_workers = default_workers if n_workers is None else int(n_workers)
-        self.threads_per_worker = default_threads if threads_per_worker is None else int(
-            threads_per_worker
+        self.threads_per_worker = (
+            default_threads if threads_per_worker is None else int(threads_per_worker)
         )
         if self.n_workers < 0 or self.threads_per_worker < 1:
             raise ValueError("n_workers must be >= 0 and threads_per_worker >= 1")
@@ -138,8 +145,12 @@ class LocalCluster:
         specs = [self._runtime.workers[name].spec for name in names[:n]] if self._runtime else []
         while len(specs) < n:
             specs.append(
-                WorkerSpec(str(self._next_name), self.threads_per_worker, self.memory_limit,
-                           dict(self.resources))
+                WorkerSpec(
+                    str(self._next_name),
+                    self.threads_per_worker,
+                    self.memory_limit,
+                    dict(self.resources),
+                )
             )
             self._next_name += 1
         return specs
@@ -277,8 +288,10 @@ class LocalCluster:
         return self._loop
 
     def __repr__(self) -> str:
-        return (f"LocalCluster({self.scheduler_address!r}, workers={len(self.workers)}, "
-                f"threads={len(self.workers) * self.threads_per_worker}, status={self.status})")
+        return (
+            f"LocalCluster({self.scheduler_address!r}, workers={len(self.workers)}, "
+            f"threads={len(self.workers) * self.threads_per_worker}, status={self.status})"
+        )
 
     # --- context managers -----------------------------------------------------------
 
@@ -297,7 +310,9 @@ class LocalCluster:
         return self
 
     async def __aexit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None,
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
         await self._close_async()

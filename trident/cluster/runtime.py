@@ -8,6 +8,7 @@ then killed if it does not exit, and it also exits on its own when its parent di
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
@@ -78,7 +79,8 @@ class ClusterRuntime:
         self.token = token
         self.scheduler = Scheduler(
             scheduler_address,
-            extra_addresses=() if scheduler_address.startswith("inproc://")
+            extra_addresses=()
+            if scheduler_address.startswith("inproc://")
             else (unique_inproc_address("scheduler"),),
             token=token,
         )
@@ -110,7 +112,10 @@ class ClusterRuntime:
         return self.scheduler.address
 
     async def serve(
-        self, specs: list[WorkerSpec], *, task_status: trio.TaskStatus[ClusterRuntime] = trio.TASK_STATUS_IGNORED
+        self,
+        specs: list[WorkerSpec],
+        *,
+        task_status: trio.TaskStatus[ClusterRuntime] = trio.TASK_STATUS_IGNORED,
     ) -> None:
         """Start the scheduler and the workers in `specs`; run until cancelled."""
         self.trio_token = trio.lowlevel.current_trio_token()
@@ -220,8 +225,9 @@ class ClusterRuntime:
                 code = await process.wait()
                 handle.exit_code = code
                 self._worker_exited.set()
-                logger.warning("worker process %s (pid %d) exited with code %s",
-                               spec.name, process.pid, code)
+                logger.warning(
+                    "worker process %s (pid %d) exited with code %s", spec.name, process.pid, code
+                )
         finally:
             with trio.CancelScope(shield=True):
                 await stop_process(process)
@@ -234,10 +240,8 @@ class ClusterRuntime:
 async def stop_process(process: trio.Process) -> None:
     """Terminate a process, kill it after a grace period, and reap it."""
     if process.returncode is None:
-        try:
+        with contextlib.suppress(ProcessLookupError):
             process.terminate()
-        except ProcessLookupError:
-            pass
         with trio.move_on_after(STOP_GRACE_SECONDS):
             await process.wait()
         if process.returncode is None:

@@ -72,6 +72,7 @@ class PacketReader:
         return True
 
     async def _read(self, n: int) -> bytes | bytearray:
+        out: bytes | bytearray
         if n <= len(self._buffer):
             await self._fill(n)
             out = bytes(self._view[self._start : self._start + n])

@@ -33,9 +33,7 @@ def _proof(token: str, label: bytes, nonce: bytes) -> bytes:
     return hmac.new(token.encode(), label + nonce, hashlib.sha256).digest()
 
 
-async def accept(
-    connection: Connection, *, token: str | None, server_id: str
-) -> Hello:
+async def accept(connection: Connection, *, token: str | None, server_id: str) -> Hello:
     """Server side: authenticate the peer, return its `Hello`.
 
     Raises `ProtocolError` for malformed or late handshakes and `AuthenticationError` for
@@ -64,9 +62,7 @@ async def accept(
     return hello
 
 
-async def offer(
-    connection: Connection, *, role: str, name: str, token: str | None
-) -> Welcome:
+async def offer(connection: Connection, *, role: str, name: str, token: str | None) -> Welcome:
     """Peer side: answer the server's challenge; return its `Welcome`.
 
     Raises `AuthenticationError` if the server refuses us or cannot prove it knows the
@@ -89,8 +85,10 @@ async def offer(
         answer = await connection.receive_one(Welcome, Refused)
     if isinstance(answer, Refused):
         raise AuthenticationError(f"{connection.peer} refused the connection: {answer.reason}")
-    if challenge.auth_required and token is not None and not hmac.compare_digest(
-        answer.proof, _proof(token, b"welcome:", own_nonce)
+    if (
+        challenge.auth_required
+        and token is not None
+        and not hmac.compare_digest(answer.proof, _proof(token, b"welcome:", own_nonce))
     ):
         raise AuthenticationError(f"{connection.peer} could not prove it knows the cluster token")
     connection.authenticated = True

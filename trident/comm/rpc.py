@@ -10,7 +10,7 @@ from __future__ import annotations
 import itertools
 import logging
 from collections.abc import Callable
-from typing import Any, Protocol
+from typing import Any
 
 import anyio
 
@@ -24,10 +24,6 @@ from .transports import connect
 logger = logging.getLogger("trident.comm")
 
 CONNECT_TIMEOUT = 10.0
-
-
-class Spawner(Protocol):
-    def start_soon(self, func: Callable[..., Any], *args: Any, name: object = None) -> None: ...
 
 
 class PeerUnavailable(ConnectionError):
@@ -57,7 +53,8 @@ class _Channel:
 class PeerPool:
     """Connections to peers, opened on first use and kept until `close`."""
 
-    def __init__(self, spawner: Spawner, *, role: str, name: str, token: str | None):
+    def __init__(self, spawner: Any, *, role: str, name: str, token: str | None):
+        """`spawner` is the trio nursery or anyio task group that hosts the connections."""
         self._spawner = spawner
         self._role = role
         self._name = name

@@ -10,6 +10,7 @@ Errors: a broken or reset connection raises `StreamClosed`.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import socket
 from collections import deque
 from typing import Protocol
@@ -32,10 +33,8 @@ class ByteStream(Protocol):
 
 
 def _tune_socket(sock: socket.socket | trio.socket.SocketType) -> None:
-    try:
+    with contextlib.suppress(OSError):
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-    except OSError:
-        pass
 
 
 class TrioTcpStream:

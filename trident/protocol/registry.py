@@ -16,6 +16,7 @@ from __future__ import annotations
 import types
 import typing
 from collections.abc import Callable
+from functools import partial
 from typing import Any, TypeVar
 
 import attrs
@@ -35,6 +36,7 @@ _DECODE_ATTR = "_trident_decode"
 Checker = Callable[[Any], Any]  # validates (and possibly converts) one decoded value
 
 
+@typing.dataclass_transform(frozen_default=True, field_specifiers=(attrs.field,))
 def message(tag: str) -> Callable[[type[T]], type[T]]:
     """Class decorator: make `cls` a frozen slotted attrs message registered under `tag`."""
 
@@ -126,7 +128,9 @@ def _checker(tp: Any, where: str) -> tuple[Checker | None, bool]:
 
         def check_payload(v: Any) -> Any:
             if type(v) is not Serialized:
-                raise ProtocolError(f"{where}: expected a serialized payload, got {type(v).__name__}")
+                raise ProtocolError(
+                    f"{where}: expected a serialized payload, got {type(v).__name__}"
+                )
             return v
 
         return check_payload, False
@@ -175,24 +179,37 @@ def _nested_encoder(tp: Any) -> Callable[[Any], Any] | None:
     """An encoder for fields holding nested messages (or lists/optionals of them)."""
     origin = typing.get_origin(tp)
     if isinstance(tp, type) and hasattr(tp, _ENCODE_ATTR):
-        return getattr(tp, _ENCODE_ATTR)
+        encoder: Callable[[Any], Any] = getattr(tp, _ENCODE_ATTR)
+        return encoder
     if origin in (typing.Union, types.UnionType):
         (inner,) = [o for o in typing.get_args(tp) if o is not type(None)]
-        enc = _nested_encoder(inner)
-        if enc is None:
+        inner_encoder = _nested_encoder(inner)
+        if inner_encoder is None:
             return None
-        return lambda v: None if v is None else enc(v)
+        return partial(_encode_optional, inner_encoder)
     if origin is list:
-        enc = _nested_encoder(typing.get_args(tp)[0])
-        if enc is None:
+        item_encoder = _nested_encoder(typing.get_args(tp)[0])
+        if item_encoder is None:
             return None
-        return lambda v: [enc(x) for x in v]
+        return partial(_encode_list, item_encoder)
     if origin is dict:
-        enc = _nested_encoder(typing.get_args(tp)[1])
-        if enc is None:
+        value_encoder = _nested_encoder(typing.get_args(tp)[1])
+        if value_encoder is None:
             return None
-        return lambda v: {k: enc(x) for k, x in v.items()}
+        return partial(_encode_dict, value_encoder)
     return None
+
+
+def _encode_optional(encoder: Callable[[Any], Any], value: Any) -> Any:
+    return None if value is None else encoder(value)
+
+
+def _encode_list(encoder: Callable[[Any], Any], value: list[Any]) -> list[Any]:
+    return [encoder(x) for x in value]
+
+
+def _encode_dict(encoder: Callable[[Any], Any], value: dict[str, Any]) -> dict[str, Any]:
+    return {k: encoder(x) for k, x in value.items()}
 
 
 def _simple_type(tp: Any) -> tuple[type, bool] | None:

@@ -181,9 +181,7 @@ class _DataUnpickler(pickle.Unpickler):
         return self._data[pid]
 
 
-def loads_task_args(
-    payload: Serialized, data: Mapping[str, Any]
-) -> tuple[tuple, dict[str, Any]]:
+def loads_task_args(payload: Serialized, data: Mapping[str, Any]) -> tuple[tuple, dict[str, Any]]:
     """Inverse of `dumps_task_args`: each future's key is replaced by `data[key]`."""
     unpickler = _DataUnpickler(io.BytesIO(payload.header), payload.buffers, data)
     args, kwargs = unpickler.load()

@@ -80,13 +80,17 @@ def decode_batch(frames: Sequence[Frame], *, allow_payloads: bool = True) -> lis
                 raise ProtocolError("malformed payload frame reference")
             first, count = _FRAME_REF.unpack(data)
             if first < 1 or count < 1 or first + count > len(frames):
-                raise ProtocolError(f"payload refers to frames {first}..{first + count - 1} "
-                                    f"of a packet with {len(frames)} frames")
+                raise ProtocolError(
+                    f"payload refers to frames {first}..{first + count - 1} "
+                    f"of a packet with {len(frames)} frames"
+                )
             span = range(first, first + count)
             if not used.isdisjoint(span):
                 raise ProtocolError("two payloads refer to the same frame")
             used.update(span)
-            return Serialized(frames[first], [memoryview(f) for f in frames[first + 1 : first + count]])
+            return Serialized(
+                frames[first], [memoryview(f) for f in frames[first + 1 : first + count]]
+            )
         raise ProtocolError(f"unknown extension type {code}")
 
     try:

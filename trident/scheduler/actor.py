@@ -63,10 +63,14 @@ class Scheduler:
         return self.addresses[0] if self.addresses else ""
 
     def __repr__(self) -> str:
-        return (f"<Scheduler {self.address or 'not started'} workers={len(self.state.workers)} "
-                f"clients={len(self.state.clients)}>")
+        return (
+            f"<Scheduler {self.address or 'not started'} workers={len(self.state.workers)} "
+            f"clients={len(self.state.clients)}>"
+        )
 
-    async def serve(self, *, task_status: trio.TaskStatus[Scheduler] = trio.TASK_STATUS_IGNORED) -> None:
+    async def serve(
+        self, *, task_status: trio.TaskStatus[Scheduler] = trio.TASK_STATUS_IGNORED
+    ) -> None:
         """Listen and serve until cancelled (or `close` is called)."""
         async with trio.open_nursery() as nursery:
             self._cancel_scope = nursery.cancel_scope
@@ -132,8 +136,11 @@ class Scheduler:
                     logger.info("scheduler: client %s connected", peer_id)
                 else:
                     state.add_worker(registration.info, registration.keys)
-                    logger.info("scheduler: worker %s registered (%d threads)",
-                                peer_id, registration.info.nthreads)
+                    logger.info(
+                        "scheduler: worker %s registered (%d threads)",
+                        peer_id,
+                        registration.info.nthreads,
+                    )
                     self._worker_registered.set()
                 self._flush()
                 while True:

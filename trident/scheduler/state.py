@@ -23,7 +23,7 @@ import heapq
 import itertools
 import logging
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from .._exceptions import DependencyError, FutureLostError, KilledWorker
@@ -78,7 +78,7 @@ class SchedulerState:
         self._sequence = itertools.count()
         self._outbox: dict[str, list[Any]] = defaultdict(list)
         self._fire_and_forget = ClientRecord(FIRE_AND_FORGET, FIRE_AND_FORGET)
-        self._client_handlers = {
+        self._client_handlers: dict[type, Callable[[ClientRecord, Any], None]] = {
             m.UpdateGraph: self._on_update_graph,
             m.ReleaseKeys: self._on_release_keys,
             m.CancelKeys: self._on_cancel_keys,
@@ -88,7 +88,7 @@ class SchedulerState:
             m.WantKeys: self._on_want_keys,
             m.InfoRequest: self._on_info,
         }
-        self._worker_handlers = {
+        self._worker_handlers: dict[type, Callable[[WorkerRecord, Any], None]] = {
             m.TaskFinished: self._on_task_finished,
             m.TaskFailed: self._on_task_failed,
             m.MissingData: self._on_missing_data,
@@ -217,7 +217,9 @@ class SchedulerState:
                 continue
             if spec.function not in self.functions:
                 raise InvalidMessage(f"task {spec.key!r} uses undefined function {spec.function!r}")
-            ts = TaskRecord(spec.key, spec.function, spec.args, (-spec.priority, next(self._sequence)))
+            ts = TaskRecord(
+                spec.key, spec.function, spec.args, (-spec.priority, next(self._sequence))
+            )
             self._function_refs[spec.function] += 1
             ts.retries = spec.retries
             if spec.workers is not None:
@@ -273,8 +275,12 @@ class SchedulerState:
     def _compute_one(self, ts: TaskRecord) -> None:
         """Move one task to waiting (or further) once its released inputs are handled."""
         if ts.function is None:
-            self._fail(ts, scheduler_error(FutureLostError(
-                f"the data of {ts.key!r} was lost and cannot be recomputed")))
+            self._fail(
+                ts,
+                scheduler_error(
+                    FutureLostError(f"the data of {ts.key!r} was lost and cannot be recomputed")
+                ),
+            )
             return
         ts.waiting_on.clear()
         for dep in ts.dependencies:
@@ -346,9 +352,7 @@ class SchedulerState:
         if ts.function not in ws.functions:
             ws.functions.add(ts.function)
             self._send(ws.address, m.DefineFunction(ts.function, self.functions[ts.function]))
-        who_has = {
-            dep.key: [holder.address for holder in dep.who_has] for dep in ts.dependencies
-        }
+        who_has = {dep.key: [holder.address for holder in dep.who_has] for dep in ts.dependencies}
         self._send(
             ws.address,
             m.RunTask(
@@ -487,8 +491,15 @@ class SchedulerState:
                 dependent.waiting_on.add(ts)
         if ts.function is None:
             if ts.who_wants or ts.waiters:
-                self._fail(ts, scheduler_error(FutureLostError(
-                    f"the only workers holding {ts.key!r} are gone and it cannot be recomputed")))
+                self._fail(
+                    ts,
+                    scheduler_error(
+                        FutureLostError(
+                            f"the only workers holding {ts.key!r} are gone "
+                            "and it cannot be recomputed"
+                        )
+                    ),
+                )
             return
         if ts.who_wants or ts.waiters:
             self._compute(ts)

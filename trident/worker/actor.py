@@ -105,7 +105,9 @@ class Worker:
 
     # --- lifecycle -----------------------------------------------------------------------
 
-    async def serve(self, *, task_status: trio.TaskStatus[Worker] = trio.TASK_STATUS_IGNORED) -> None:
+    async def serve(
+        self, *, task_status: trio.TaskStatus[Worker] = trio.TASK_STATUS_IGNORED
+    ) -> None:
         """Register with the scheduler and work until cancelled or the scheduler leaves."""
         async with trio.open_nursery() as nursery:
             self._nursery = nursery
@@ -136,7 +138,11 @@ class Worker:
 
     def info(self) -> m.WorkerInfo:
         return m.WorkerInfo(
-            self.address, self.name or self.address, self.nthreads, self.memory_limit, self.resources
+            self.address,
+            self.name or self.address,
+            self.nthreads,
+            self.memory_limit,
+            self.resources,
         )
 
     async def _connect_to_scheduler(self) -> Connection:
@@ -249,11 +255,14 @@ class Worker:
                 raise ProtocolError(f"expected DataReply from {peer}, got {type(reply).__name__}")
             values = {key: loads(payload) for key, payload in reply.data.items()}
         except (PeerUnavailable, ProtocolError) as exc:
-            logger.info("worker %s: fetching %d keys from %s failed: %s",
-                        self.address, len(keys), peer, exc)
+            logger.info(
+                "worker %s: fetching %d keys from %s failed: %s", self.address, len(keys), peer, exc
+            )
             self.state.fetch_failed(peer, keys)
         except Exception as exc:
-            logger.warning("worker %s: data from %s could not be loaded: %r", self.address, peer, exc)
+            logger.warning(
+                "worker %s: data from %s could not be loaded: %r", self.address, peer, exc
+            )
             self.state.fetch_failed(peer, keys)
         else:
             nbytes = {key: sizeof(value) for key, value in values.items()}
@@ -285,8 +294,9 @@ class Worker:
             except (ConnectionClosed, StreamClosed):
                 pass
             except ProtocolError as exc:
-                logger.warning("worker %s: closing connection from %s: %s",
-                               self.address, connection.peer, exc)
+                logger.warning(
+                    "worker %s: closing connection from %s: %s", self.address, connection.peer, exc
+                )
             finally:
                 nursery.cancel_scope.cancel()
 

@@ -96,7 +96,17 @@ class Job:
 class Outcome:
     """What became of a job: a value, an error, or nothing (skipped or cancelled)."""
 
-    __slots__ = ("error", "key", "nbytes", "payload", "skipped", "start", "stop", "type_name", "value")
+    __slots__ = (
+        "error",
+        "key",
+        "nbytes",
+        "payload",
+        "skipped",
+        "start",
+        "stop",
+        "type_name",
+        "value",
+    )
 
     def __init__(self, key: str):
         self.key = key
@@ -119,8 +129,12 @@ def _complete(outcome: Outcome, value: Any, job: Job, worker: str) -> None:
             payload = dumps(value)
         except Exception as exc:
             outcome.error = error_info(
-                TypeError(f"the result of task {job.key!r} ({type(value).__qualname__}) "
-                          f"cannot be pickled: {exc}"), worker)
+                TypeError(
+                    f"the result of task {job.key!r} ({type(value).__qualname__}) "
+                    f"cannot be pickled: {exc}"
+                ),
+                worker,
+            )
             return
         if payload.nbytes <= INLINE_RESULT_MAX_BYTES:
             outcome.payload = payload

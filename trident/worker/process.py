@@ -7,6 +7,7 @@ Settings arrive as one JSON argument; the cluster token arrives in ``TRIDENT_TOK
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import json
 import logging
@@ -69,12 +70,12 @@ def main(argv: list[str] | None = None) -> None:
     for entry in reversed(settings.get("sys_path", [])):
         if entry not in sys.path:
             sys.path.insert(0, entry)
-    logging.basicConfig(level=settings.get("log_level", "WARNING"),
-                        format="%(asctime)s %(name)s %(levelname)s %(message)s")
-    try:
+    logging.basicConfig(
+        level=settings.get("log_level", "WARNING"),
+        format="%(asctime)s %(name)s %(levelname)s %(message)s",
+    )
+    with contextlib.suppress(KeyboardInterrupt):
         trio.run(functools.partial(run, settings, watch_stdin=settings.get("watch_stdin", True)))
-    except KeyboardInterrupt:
-        pass
 
 
 if __name__ == "__main__":

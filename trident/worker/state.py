@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import heapq
 from collections import defaultdict
+from collections.abc import Callable
 from typing import Any
 
 import attrs
@@ -131,7 +132,7 @@ class WorkerState:
         self._fetches_in_flight: dict[str, int] = defaultdict(int)
         self._to_scheduler: list[Any] = []
         self._instructions: list[Instruction] = []
-        self._scheduler_handlers = {
+        self._scheduler_handlers: dict[type, Callable[[Any], None]] = {
             m.RunTask: self._on_run_task,
             m.DefineFunction: self._on_define_function,
             m.ForgetFunctions: self._on_forget_functions,

@@ -1,0 +1,1 @@
+"""Side-by-side benchmarks of trident and dask.distributed (``python -m benchmarks``)."""
