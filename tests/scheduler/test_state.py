@@ -409,3 +409,16 @@ def test_unknown_duration_default_is_used_for_occupancy():
     h.finish("a-1", duration=0.25)
     assert h.state.workers["w0"].occupancy == 0
     assert h.state.durations.get("a") == pytest.approx(0.25)
+
+
+def test_releasing_many_keys_sends_one_free_message_per_worker():
+    h = Harness(workers=2)
+    keys = [f"a-{i}" for i in range(50)]
+    h.submit(*[spec(k) for k in keys])
+    while any(s != "memory" for s in h.states().values()):
+        for key, state in list(h.states().items()):
+            if state == "processing":
+                h.finish(key, duration=0.0001)
+    out = h.client(m.ReleaseKeys(keys))
+    frees = [msg for w in ("w0", "w1") for msg in sent(out, w, m.FreeKeys)]
+    assert len(frees) <= 2 and sorted(k for msg in frees for k in msg.keys) == sorted(keys)

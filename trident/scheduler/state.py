@@ -100,6 +100,18 @@ class SchedulerState:
     def _send(self, peer: str, message: Any) -> None:
         self._outbox[peer].append(message)
 
+    def _send_key(self, peer: str, kind: type[m.FreeKeys] | type[m.CancelTask], key: str) -> None:
+        """Send a per-key worker message, extending the previous one when it is the same kind.
+
+        Releasing 20,000 futures then costs one message per worker, and message order
+        (a free before a new run of the same key) is kept.
+        """
+        box = self._outbox[peer]
+        if box and type(box[-1]) is kind:
+            box[-1].keys.append(key)
+        else:
+            box.append(kind([key]))
+
     def _broadcast_to_clients(self, message: Any) -> None:
         for client_id in self.clients:
             self._send(client_id, message)
@@ -388,7 +400,7 @@ class SchedulerState:
             if ts is not None and ts.state == MEMORY:
                 self._add_replica(ts, ws, msg.nbytes)
             else:
-                self._send(ws.address, m.FreeKeys([msg.key]))
+                self._send_key(ws.address, m.FreeKeys, msg.key)
             return
         self._unassign(ts)
         self.durations.observe(ts.prefix, msg.stop - msg.start)
@@ -539,7 +551,7 @@ class SchedulerState:
         if ts.state == PROCESSING:
             ws = self._unassign(ts)
             if ws is not None:
-                self._send(ws.address, m.CancelTask([ts.key]))
+                self._send_key(ws.address, m.CancelTask, ts.key)
         elif ts.state == NO_WORKER:
             self.no_worker.pop(ts, None)
         ts.waiting_on.clear()
@@ -548,7 +560,7 @@ class SchedulerState:
         for ws in ts.who_has:
             ws.has_what.pop(ts, None)
             ws.nbytes -= ts.nbytes
-            self._send(ws.address, m.FreeKeys([ts.key]))
+            self._send_key(ws.address, m.FreeKeys, ts.key)
         ts.who_has.clear()
         ts.state = RELEASED
         self.transitions += 1
