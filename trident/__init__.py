@@ -6,6 +6,8 @@ cancel scopes and timeouts. Import what you need from here::
     from trident import Client, LocalCluster, as_completed, wait
 """
 
+from ._exceptions import ActorDied as ActorDied
+from ._exceptions import ActorRestarted as ActorRestarted
 from ._exceptions import AuthenticationError as AuthenticationError
 from ._exceptions import CancelledError as CancelledError
 from ._exceptions import DependencyError as DependencyError
@@ -14,11 +16,14 @@ from ._exceptions import KilledWorker as KilledWorker
 from ._exceptions import ProtocolError as ProtocolError
 from ._exceptions import SchedulerError as SchedulerError
 from ._version import __version__ as __version__
+from .actors.handle import Actor as Actor
+from .actors.handle import ActorFuture as ActorFuture
 from .client.client import Client as Client
 from .client.client import Security as Security
 from .client.client import default_client as default_client
 from .client.future import Future as Future
 from .client.structures import futures_of as futures_of
+from .client.task_group import TaskGroup as TaskGroup
 from .client.waiting import ALL_COMPLETED as ALL_COMPLETED
 from .client.waiting import FIRST_COMPLETED as FIRST_COMPLETED
 from .client.waiting import FIRST_EXCEPTION as FIRST_EXCEPTION
@@ -28,12 +33,19 @@ from .client.waiting import wait as wait
 from .cluster.local import LocalCluster as LocalCluster
 from .scheduler.actor import Scheduler as Scheduler
 from .worker.actor import Worker as Worker
+from .worker.client import get_client as get_client
+from .worker.client import worker_client as worker_client
+from .worker.context import get_worker as get_worker
 from .worker.executor import RemoteException as RemoteException
 
 __all__ = [
     "ALL_COMPLETED",
     "FIRST_COMPLETED",
     "FIRST_EXCEPTION",
+    "Actor",
+    "ActorDied",
+    "ActorFuture",
+    "ActorRestarted",
     "AuthenticationError",
     "CancelledError",
     "Client",
@@ -47,11 +59,15 @@ __all__ = [
     "Scheduler",
     "SchedulerError",
     "Security",
+    "TaskGroup",
     "Worker",
     "__version__",
     "as_completed",
     "default_client",
     "fire_and_forget",
     "futures_of",
+    "get_client",
+    "get_worker",
     "wait",
+    "worker_client",
 ]

@@ -32,6 +32,18 @@ class KilledWorker(Exception):
         return (KilledWorker, (self.key, self.workers, self.reason))
 
 
+class ActorRestarted(Exception):
+    """The actor's worker died while this call was in flight; the actor is being restarted.
+
+    The call may or may not have run. Later calls go to the restarted actor.
+    """
+
+
+class ActorDied(Exception):
+    """The actor is gone for good (its worker died with no restarts left, or it was
+    released); this call and every later one fail with this error."""
+
+
 class FutureLostError(Exception):
     """The data of a future is gone from the cluster and cannot be recomputed.
 
@@ -49,6 +61,8 @@ class SchedulerError(Exception):
 
 
 __all__ = [
+    "ActorDied",
+    "ActorRestarted",
     "AuthenticationError",
     "CancelledError",
     "DependencyError",

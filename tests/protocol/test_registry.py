@@ -14,7 +14,9 @@ from trident.protocol.serialize import dumps
 def sample_messages():
     payload = dumps({"a": 1})
     info = m.WorkerInfo("tcp://127.0.0.1:1", "w", 2, 1000, {"GPU": 1.0})
-    spec = m.TaskSpec("k-1", "tok", payload, ["d-1"], 3, 1, ["w"], True, {"GPU": 1.0})
+    spec = m.TaskSpec(
+        "k-1", "tok", payload, ["d-1"], 3, 1, ["w"], True, {"GPU": 1.0}, 2.5, m.ActorOptions(1, 8)
+    )
     error = m.ErrorInfo(payload, None, "ValueError: x", "tcp://w")
     return [
         m.Challenge(b"n" * 16, "s", 1, True),
@@ -23,7 +25,7 @@ def sample_messages():
         m.RegisterWorker(info, {"x-1": 8}),
         m.KeyDone("k", "int", 8, None),
         m.KeyErred("k", error),
-        m.RunTask("k", "tok", payload, {"d": ["tcp://a"]}, [0, 1], True, None),
+        m.RunTask("k", "tok", payload, {"d": ["tcp://a"]}, [0, 1], True, None, None, None, 0),
         m.Reply(7, {"nested": [1, 2.5, "x", None]}, None),
         m.TaskFinished("k", 8, "int", 1.0, 2.0, payload),
     ]

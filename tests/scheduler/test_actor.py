@@ -72,7 +72,12 @@ async def test_bad_messages_after_authentication_close_the_connection(tcp_cluste
     async with Client(tcp_cluster, asynchronous=True, set_as_default=False) as client:
         for bad_batch in (
             [m.TaskFinished("x", 1, "int", 0.0, 0.0, None)],  # a worker-only message
-            [m.UpdateGraph({}, [m.TaskSpec("k", "nofunc", dumps(1), [], 0, 0, None, False, None)])],
+            [
+                m.UpdateGraph(
+                    {},
+                    [m.TaskSpec("k", "nofunc", dumps(1), [], 0, 0, None, False, None, None, None)],
+                )
+            ],
         ):
             conn = Connection(await raw_stream(tcp_cluster))
             await handshake.offer(conn, role="client", name="evil", token="sesame")

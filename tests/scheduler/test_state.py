@@ -23,9 +23,21 @@ def spec(
     allow_other=False,
     resources=None,
     function="f",
+    timeout=None,
+    actor=None,
 ):
     return m.TaskSpec(
-        key, function, dumps(key), list(deps), priority, retries, workers, allow_other, resources
+        key,
+        function,
+        dumps(key),
+        list(deps),
+        priority,
+        retries,
+        workers,
+        allow_other,
+        resources,
+        timeout,
+        actor,
     )
 
 

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 from trident.protocol import messages as m
 from trident.protocol.serialize import dumps
-from trident.worker.state import EXECUTING, Execute, Fetch, Interrupt, WorkerState
+from trident.worker.state import Execute, Fetch, Interrupt, WorkerState
 
 
-def run(key, who_has=None, *, priority=(0, 0), inline=True, resources=None):
-    return m.RunTask(key, "f", dumps(()), who_has or {}, list(priority), inline, resources)
+def run(key, who_has=None, *, priority=(0, 0), inline=True, resources=None, timeout=None):
+    return m.RunTask(
+        key, "f", dumps(()), who_has or {}, list(priority), inline, resources, timeout, None, 0
+    )
 
 
 class Harness:
@@ -26,8 +28,14 @@ class Harness:
         self.state.validate()
         return out
 
-    def finish(self, key, value=1, duration=0.5):
-        self.state.task_finished(key, value, nbytes=8, type_name="int", start=0.0, stop=duration)
+    def run_id(self, key):
+        return next(
+            r for r, ts in self.state.executing.items() if ts.key == key and not ts.cancelled
+        )
+
+    def finish(self, key, value=1, duration=0.5, run_id=None):
+        run_id = self.run_id(key) if run_id is None else run_id
+        self.state.task_finished(run_id, value, nbytes=8, type_name="int", start=0.0, stop=duration)
         return self.flush()
 
 
@@ -99,7 +107,7 @@ def test_failures_are_reported_and_forgotten():
     h = Harness()
     h.handle(run("a"))
     error = m.ErrorInfo(dumps(ValueError()), None, "ValueError", "tcp://me")
-    h.state.task_failed("a", error, start=0, stop=1)
+    h.state.task_failed(h.run_id("a"), error, start=0, stop=1)
     to_scheduler, _ = h.flush()
     assert isinstance(to_scheduler[0], m.TaskFailed)
     assert h.state.tasks == {} and not h.state.executing
@@ -108,29 +116,49 @@ def test_failures_are_reported_and_forgotten():
 def test_cancelling_a_running_task_interrupts_and_discards_it():
     h = Harness()
     h.handle(run("a"), run("b"))
+    first_run = h.run_id("a")
     _, instructions = h.handle(m.CancelTask(["a", "b"]))
-    assert instructions == [Interrupt("a")]
-    assert "b" not in h.state.tasks
-    assert h.state.tasks["a"].state == EXECUTING  # its thread slot stays busy
-    to_scheduler, instructions = h.finish("a")
+    assert instructions == [Interrupt("a", first_run)]
+    assert h.state.tasks == {}
+    assert first_run in h.state.executing  # its thread slot stays busy until it returns
+    to_scheduler, instructions = h.finish("a", run_id=first_run)
     assert to_scheduler == [] and "a" not in h.state.data
 
 
-def test_a_cancelled_run_is_reused_if_the_task_comes_back():
-    h = Harness()
+def test_a_cancelled_task_that_comes_back_runs_afresh():
+    h = Harness(nthreads=2)
     h.handle(run("a"))
+    first_run = h.run_id("a")
     h.handle(m.CancelTask(["a"]))
     _, instructions = h.handle(run("a"))
-    assert executed(instructions) == []
-    to_scheduler, _ = h.finish("a")
-    assert [msg.key for msg in to_scheduler] == ["a"]
+    [second] = [i for i in instructions if isinstance(i, Execute)]
+    assert second.run_id != first_run
+    to_scheduler, _ = h.finish("a", value="old", run_id=first_run)
+    assert to_scheduler == []  # the abandoned run's result is discarded
+    to_scheduler, _ = h.finish("a", value="new", run_id=second.run_id)
+    assert [msg.key for msg in to_scheduler] == ["a"] and h.state.data["a"] == "new"
+
+
+def test_deadlines_fail_the_task_and_abandon_the_run():
+    h = Harness()
+    h.handle(run("a", timeout=1.0), run("b"))
+    run_id = h.run_id("a")
+    error = m.ErrorInfo(dumps(TimeoutError()), None, "TimeoutError", "tcp://me")
+    h.state.task_timed_out(run_id, error)
+    to_scheduler, instructions = h.flush()
+    assert [type(msg) for msg in to_scheduler] == [m.TaskFailed]
+    assert instructions == [Interrupt("a", run_id)]
+    assert executed(instructions) == []  # the slot is still held by the late run
+    _, instructions = h.finish("a", run_id=run_id)
+    assert executed(instructions) == ["b"]
 
 
 def test_skipped_jobs_free_their_slot():
     h = Harness()
     h.handle(run("a"), run("b"))
+    run_id = h.run_id("a")
     h.handle(m.CancelTask(["a"]))
-    h.state.task_skipped("a")
+    h.state.task_skipped(run_id)
     assert executed(h.flush()[1]) == ["b"]
 
 

@@ -24,12 +24,14 @@ import anyio
 import attrs
 import sniffio
 
+from ..actors.handle import Actor
 from ..protocol import messages as m
-from ..protocol.serialize import dumps_function, dumps_task_args, loads, token_of
+from ..protocol.serialize import dumps_function, dumps_task_args, token_of
 from .core import ClientCore
 from .future import FINISHED, PENDING, Future, FutureState
 from .loop import LoopThread
 from .structures import futures_of, substitute
+from .task_group import TaskGroup
 
 if TYPE_CHECKING:
     from ..cluster.local import LocalCluster
@@ -40,6 +42,31 @@ _NO_DEFAULT = "__no_default__"
 _default_client: Client | None = None
 _default_lock = threading.Lock()
 _live_blocking_clients: weakref.WeakSet[Client] = weakref.WeakSet()
+
+
+@attrs.frozen
+class TaskOptions:
+    """Scheduling options shared by the tasks of one `submit` or `map` call."""
+
+    priority: int = 0
+    retries: int | None = None
+    workers: Any = None
+    allow_other_workers: bool = False
+    resources: dict[str, float] | None = None
+    timeout: float | None = None
+    actor: m.ActorOptions | None = None
+
+
+#: Concurrent ``async def`` method calls per actor, unless `max_concurrency` says otherwise.
+DEFAULT_MAX_CONCURRENCY = 1000
+
+
+def _pop_actor_options(kwargs: dict[str, Any]) -> m.ActorOptions:
+    max_restarts = int(kwargs.pop("max_restarts", 0))
+    max_concurrency = int(kwargs.pop("max_concurrency", DEFAULT_MAX_CONCURRENCY))
+    if max_restarts < 0 or max_concurrency < 1:
+        raise ValueError("max_restarts must be >= 0 and max_concurrency >= 1")
+    return m.ActorOptions(max_restarts, max_concurrency)
 
 
 @attrs.frozen
@@ -112,7 +139,7 @@ class Client:
     ):
         from ..cluster.local import LocalCluster
 
-        self.asynchronous = asynchronous
+        self._asynchronous = asynchronous
         self.id = f"Client-{uuid.uuid4()}"
         self._timeout = DEFAULT_TIMEOUT if timeout == _NO_DEFAULT else float(timeout)
         self._set_as_default = set_as_default
@@ -148,8 +175,14 @@ class Client:
             timeout=self._timeout,
             callbacks_in_thread=not asynchronous,
         )
+        self._core.client = self
         if not asynchronous:
             self._start_blocking()
+
+    @property
+    def asynchronous(self) -> bool:
+        """True when waiting methods return coroutines (``Client(asynchronous=True)``)."""
+        return self._asynchronous
 
     # --- lifecycle ---------------------------------------------------------------------
 
@@ -331,20 +364,31 @@ class Client:
         priority: int = 0,
         fifo_timeout: Any = None,
         allow_other_workers: bool = False,
-        pure: bool = True,
+        pure: bool | None = None,
+        timeout: float | None = None,
+        actor: bool = False,
         **kwargs: Any,
     ) -> Future:
         """Run ``func(*args, **kwargs)`` on the cluster; return its `Future` at once.
 
         Futures anywhere in `args`/`kwargs` become dependencies and are replaced by their
-        values on the worker. With ``pure=True`` identical calls share one key (and run
-        once); ``pure=False`` always makes a new task. `workers` restricts placement
-        (addresses or names) unless `allow_other_workers`; `retries` re-runs a failing
-        task; higher `priority` runs first.
+        values on the worker. With ``pure=True`` (the default) identical calls share one
+        key and run once; ``pure=False`` always makes a new task. `workers` restricts
+        placement (addresses or names) unless `allow_other_workers`; `retries` re-runs a
+        failing task; higher `priority` runs first; `timeout` is a deadline in seconds
+        enforced on the worker (the future then fails with `TimeoutError`).
+
+        With ``actor=True``, `func` is a class: the future's result is an `Actor` handle
+        to an instance hosted on a worker (``max_restarts=`` and ``max_concurrency=``
+        are then taken from the keyword arguments; see `Client.actor`).
         """
         if not callable(func):
             raise TypeError("the first argument to submit must be callable")
         self._check_open()
+        actor_options = _pop_actor_options(kwargs) if actor else None
+        options = TaskOptions(
+            priority, retries, workers, allow_other_workers, resources, timeout, actor_options
+        )
         function_payload, function_token = dumps_function(func)
         spec = self._task_spec(
             func,
@@ -352,15 +396,44 @@ class Client:
             args,
             kwargs,
             key,
-            pure,
-            priority,
-            retries,
-            workers,
-            allow_other_workers,
-            resources,
+            bool(pure if pure is not None else not actor),
+            options,
         )
         (state,) = self._core.add_tasks([spec], {function_token: function_payload})
+        self._register_submitted([spec.key])
         return Future._adopt(spec.key, self, state)
+
+    def actor(
+        self,
+        cls: type,
+        *args: Any,
+        max_restarts: int = 0,
+        max_concurrency: int = DEFAULT_MAX_CONCURRENCY,
+        workers: Any = None,
+        resources: dict[str, float] | None = None,
+        **kwargs: Any,
+    ) -> Actor:
+        """Create an actor: an instance of `cls` hosted on a worker; return its handle now.
+
+        Calls made before the actor is up wait for it. `max_restarts` rebuilds the
+        actor on another worker when its worker dies (calling ``cls.on_restart(*args,
+        **kwargs)`` if the class defines it, else the constructor again).
+        `max_concurrency` bounds concurrent ``async def`` method calls; sync methods
+        always run one at a time, in order.
+        """
+        if not isinstance(cls, type):
+            raise TypeError(f"actors are made from classes, not {type(cls).__name__}")
+        future = self.submit(
+            cls,
+            *args,
+            workers=workers,
+            resources=resources,
+            actor=True,
+            max_restarts=max_restarts,
+            max_concurrency=max_concurrency,
+            **kwargs,
+        )
+        return Actor._from_future(future, cls)
 
     def _task_spec(
         self,
@@ -370,11 +443,7 @@ class Client:
         kwargs: dict[str, Any],
         key: str | None,
         pure: bool,
-        priority: int,
-        retries: int | None,
-        workers: Any,
-        allow_other_workers: bool,
-        resources: dict[str, float] | None,
+        options: TaskOptions,
         prefix: str | None = None,
     ) -> m.TaskSpec:
         payload, dependencies = dumps_task_args(args, kwargs)
@@ -389,11 +458,13 @@ class Client:
             function_token,
             payload,
             dependencies,
-            int(priority),
-            int(retries or 0),
-            _as_name_list(workers),
-            bool(allow_other_workers),
-            dict(resources) if resources else None,
+            int(options.priority),
+            int(options.retries or 0),
+            _as_name_list(options.workers),
+            bool(options.allow_other_workers),
+            dict(options.resources) if options.resources else None,
+            float(options.timeout) if options.timeout is not None else None,
+            options.actor,
         )
 
     def map(
@@ -409,18 +480,22 @@ class Client:
         fifo_timeout: Any = None,
         pure: bool = True,
         batch_size: int | None = None,
+        timeout: float | None = None,
         **kwargs: Any,
     ) -> list[Future]:
         """``submit(func, *args)`` for each tuple of `iterables`, sent as one graph.
 
         `key` may be a list of keys or a prefix for generated ones. Returns the futures
-        in input order.
+        in input order. The other arguments are those of `submit`.
         """
         if not callable(func):
             raise TypeError("the first argument to map must be callable")
         if not iterables:
             raise TypeError("map needs at least one iterable")
         self._check_open()
+        options = TaskOptions(
+            priority, retries, workers, allow_other_workers, resources, timeout, None
+        )
         function_payload, function_token = dumps_function(func)
         argument_tuples = list(zip(*iterables, strict=False))
         if isinstance(key, (list, tuple)):
@@ -432,24 +507,28 @@ class Client:
             keys = [None] * len(argument_tuples)
             prefix = key
         specs = [
-            self._task_spec(
-                func,
-                function_token,
-                args,
-                kwargs,
-                k,
-                pure,
-                priority,
-                retries,
-                workers,
-                allow_other_workers,
-                resources,
-                prefix,
-            )
+            self._task_spec(func, function_token, args, kwargs, k, pure, options, prefix)
             for args, k in zip(argument_tuples, keys, strict=True)
         ]
         states = self._core.add_tasks(specs, {function_token: function_payload})
+        self._register_submitted([spec.key for spec in specs])
         return [Future._adopt(spec.key, self, st) for spec, st in zip(specs, states, strict=True)]
+
+    def task_group(self, name: str = "task group") -> TaskGroup:
+        """A nursery for remote work: ``async with client.task_group() as tg:``.
+
+        Submit through ``tg.submit`` / ``tg.map``. Leaving the block waits for every
+        future; a failure cancels the rest on the cluster and raises an
+        `ExceptionGroup`; leaving early (an error or a cancellation) cancels the
+        unfinished work. Use ``with`` for blocking clients.
+        """
+        return TaskGroup(self, name)
+
+    def _register_submitted(self, keys: list[str]) -> None:
+        """Hook for clients that track who submitted what (the worker's client does)."""
+
+    def _forget_submitted(self, keys: list[str]) -> None:
+        """Hook: these keys no longer belong to the task that submitted them."""
 
     # --- results ---------------------------------------------------------------------
 
@@ -464,7 +543,7 @@ class Client:
     def _result_blocking(self, state: FutureState, timeout: float | None) -> Any:
         self._wait_blocking(state, timeout)
         if state.status == FINISHED and state.payload is not None:
-            return loads(state.payload)
+            return self._core.load(state.payload)
         if state.status != FINISHED:
             raise state.exception_object()
         return self._sync(self._core.result_async, state, None)
@@ -494,7 +573,11 @@ class Client:
             if state.status != FINISHED and errors == "raise":
                 raise state.exception_object()
         if all(s.status != FINISHED or s.payload is not None for s in states):
-            values = {s.key: loads(s.payload) for s in states if s.status == FINISHED and s.payload}
+            values = {
+                s.key: self._core.load(s.payload)
+                for s in states
+                if s.status == FINISHED and s.payload is not None
+            }
         else:
             values = self._sync(self._core.gather_values, states, errors)
         return substitute(futures, values, skip_missing=errors == "skip")

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import contextlib
 import itertools
 import logging
 import random
@@ -29,6 +30,7 @@ import sniffio
 import trio
 
 from .._exceptions import FutureLostError, SchedulerError
+from ..actors.calls import ActorCalls
 from ..comm import handshake
 from ..comm.batched import BatchedSender
 from ..comm.connection import Connection, ConnectionClosed
@@ -39,9 +41,11 @@ from ..protocol import messages as m
 from ..protocol.errors import ProtocolError
 from ..protocol.serialize import Serialized, dumps, loads, token_of
 from ..scheduler.state import scheduler_error
+from .context import loading_for
 from .future import CANCELLED, FINISHED, LOST, PENDING, FutureState
 
 if TYPE_CHECKING:
+    from .client import Client
     from .future import Future
 
 logger = logging.getLogger("trident.client")
@@ -106,6 +110,10 @@ class ClientCore:
         self._request_ids = itertools.count(1)
         self._callbacks_in_thread = callbacks_in_thread
         self._callback_executor: concurrent.futures.ThreadPoolExecutor | None = None
+        self._task_group: Any = None
+        #: the facade this core serves (results unpickle in its name)
+        self.client: Client | None = None
+        self.actor_calls = ActorCalls(self)
         self._handlers: dict[type, Callable[[Any], None]] = {
             m.KeyDone: self._on_key_done,
             m.KeyErred: self._on_key_erred,
@@ -133,14 +141,18 @@ class ClientCore:
                 connection = Connection(stream, peer=self.address)
                 await handshake.offer(connection, role="client", name=self.name, token=self._token)
                 await connection.send([m.RegisterClient(self.client_id, self.name)])
-                welcome = await connection.receive_one(m.ClientWelcome)
+                first = await connection.receive()
+            if not first or not isinstance(first[0], m.ClientWelcome):
+                raise ProtocolError(f"expected ClientWelcome, got {first!r}")
+            welcome = first[0]
             self.scheduler_id = welcome.scheduler_id
             self.workers = {info.address: info for info in welcome.workers}
             self._sender = BatchedSender(connection)
             async with anyio.create_task_group() as tg:
+                self._task_group = tg
                 self._peers = PeerPool(tg, role="client", name=self.name, token=self._token)
                 tg.start_soon(self._sender.run)
-                tg.start_soon(self._receive_loop, connection)
+                tg.start_soon(self._receive_loop, connection, first[1:])
                 self.status = "running"
                 task_status.started()
                 self._flush()
@@ -154,6 +166,7 @@ class ClientCore:
         finally:
             self.status = "closed"
             self._fail_pending("the client is closed")
+            self.actor_calls.fail_all(RuntimeError("the client is closed"))
             if connection is not None:
                 with anyio.CancelScope(shield=True):
                     await connection.aclose()
@@ -186,17 +199,49 @@ class ClientCore:
     def in_loop_thread(self) -> bool:
         return threading.current_thread() is self._loop_thread
 
-    async def _receive_loop(self, connection: Connection) -> None:
+    @property
+    def peers(self) -> PeerPool:
+        """Connections to workers (available while serving)."""
+        assert self._peers is not None
+        return self._peers
+
+    def call_soon(self, fn: Callable[..., Any], *args: Any) -> None:
+        """Run ``fn(*args)`` in the client's loop, in FIFO order; safe from any thread."""
+        if self._call_soon is None:
+            raise RuntimeError("the client is not running")
+        self._call_soon(fn, *args)
+
+    def spawn(self, fn: Callable[..., Any], *args: Any) -> None:
+        """Start a background task owned by the client (call from the loop)."""
+        self._task_group.start_soon(fn, *args)
+
+    def load(self, payload: Serialized, *, localize: bool = True) -> Any:
+        """Unpickle a result for this client; actor handles inside bind to it.
+
+        With `localize`, a value that knows how it appears to user code (an actor's
+        location becomes an `Actor` handle) is converted.
+        """
+        context = loading_for(self.client) if self.client is not None else contextlib.nullcontext()
+        with context:
+            value = loads(payload)
+            hook = getattr(type(value), "__trident_local__", None) if localize else None
+            if hook is not None:
+                value = hook(value)
+        return value
+
+    async def _receive_loop(self, connection: Connection, first: list[Any]) -> None:
         handlers = self._handlers
+        messages = first
         try:
             while True:
-                for msg in await connection.receive():
+                for msg in messages:
                     handler = handlers.get(type(msg))
                     if handler is None:
                         raise ProtocolError(
                             f"the scheduler sent an unexpected {type(msg).__name__}"
                         )
                     handler(msg)
+                messages = await connection.receive()
         except (ConnectionClosed, StreamClosed) as exc:
             if self.status == "running":
                 logger.warning("client %s lost the scheduler: %s", self.client_id, exc)
@@ -211,9 +256,9 @@ class ClientCore:
         for fs in list(self.futures.values()):
             if fs.status == PENDING:
                 if lost:
-                    self._transition(fs, fs.set_lost, error)
+                    self.transition(fs, fs.set_lost, error)
                 else:
-                    self._transition(fs, fs.set_cancelled, reason)
+                    self.transition(fs, fs.set_cancelled, reason)
         for pending in self._requests.values():
             pending.event.set()
 
@@ -336,7 +381,7 @@ class ClientCore:
 
     # --- incoming (loop) -------------------------------------------------------------
 
-    def _transition(self, fs: FutureState, apply: Callable[..., None], *args: Any) -> None:
+    def transition(self, fs: FutureState, apply: Callable[..., None], *args: Any) -> None:
         with self.lock:
             apply(*args)
             events, listeners = fs.take_waiters()
@@ -359,25 +404,24 @@ class ClientCore:
     def _on_key_done(self, msg: m.KeyDone) -> None:
         fs = self.futures.get(msg.key)
         if fs is not None and fs.status in (PENDING, LOST):
-            self._transition(fs, fs.set_finished, msg.type_name, msg.nbytes, msg.value)
+            self.transition(fs, fs.set_finished, msg.type_name, msg.nbytes, msg.value)
 
     def _on_key_erred(self, msg: m.KeyErred) -> None:
         fs = self.futures.get(msg.key)
         if fs is not None and fs.status == PENDING:
-            self._transition(fs, fs.set_error, msg.error)
+            self.transition(fs, fs.set_error, msg.error)
 
     def _on_keys_cancelled(self, msg: m.KeysCancelled) -> None:
         for key in msg.keys:
             fs = self.futures.get(key)
             if fs is not None and fs.status != CANCELLED:
-                self._transition(fs, fs.set_cancelled, msg.reason)
+                self.transition(fs, fs.set_cancelled, msg.reason)
 
     def _on_keys_lost(self, msg: m.KeysLost) -> None:
-        with self.lock:
-            for key in msg.keys:
-                fs = self.futures.get(key)
-                if fs is not None and fs.status == FINISHED:
-                    fs.reset()
+        for key in msg.keys:
+            fs = self.futures.get(key)
+            if fs is not None and fs.status == FINISHED:
+                self.transition(fs, fs.reset)
 
     def _on_workers_changed(self, msg: m.WorkersChanged) -> None:
         for info in msg.added:
@@ -398,7 +442,7 @@ class ClientCore:
 
     async def request(self, build: Callable[[int], Any]) -> Any:
         """Send ``build(request_id)`` to the scheduler and return the reply's value."""
-        self._check_running()
+        self.check_running()
         request_id = next(self._request_ids)
         pending = _Pending()
         self._requests[request_id] = pending
@@ -414,14 +458,17 @@ class ClientCore:
             raise SchedulerError(reply.error)
         return reply.value
 
-    def _check_running(self) -> None:
+    def check_running(self) -> None:
         if self.status != "running":
             raise RuntimeError(f"the client is {self.status}")
 
     async def gather_values(
-        self, states: list[FutureState], errors: str = "raise"
+        self, states: list[FutureState], errors: str = "raise", *, localize: bool = True
     ) -> dict[str, Any]:
-        """The values of finished states; raises (or skips) erred and cancelled ones."""
+        """The values of finished states; raises (or skips) erred and cancelled ones.
+
+        With `localize`, values that bind to a client (actor handles) bind to this one.
+        """
         results: dict[str, Any] = {}
         todo = list({id(fs): fs for fs in states}.values())
         for attempt in range(GATHER_ATTEMPTS + 1):
@@ -431,21 +478,21 @@ class ClientCore:
                     await fs.wait()
                 if fs.status == FINISHED:
                     if fs.payload is not None:
-                        results[fs.key] = loads(fs.payload)
+                        results[fs.key] = self.load(fs.payload, localize=localize)
                     else:
                         remote.append(fs)
                 elif errors == "raise":
                     raise fs.exception_object()
             if not remote:
                 return results
-            results.update(await self._fetch([fs.key for fs in remote]))
+            results.update(await self._fetch([fs.key for fs in remote], localize))
             todo = [fs for fs in remote if fs.key not in results]
             if not todo:
                 return results
             await anyio.sleep(min(0.005 * 2**attempt, 0.5))
         raise FutureLostError(f"could not gather {[fs.key for fs in todo][:10]} from any worker")
 
-    async def _fetch(self, keys: list[str]) -> dict[str, Any]:
+    async def _fetch(self, keys: list[str], localize: bool) -> dict[str, Any]:
         """Fetch values straight from the workers that hold them; missing keys are absent."""
         who_has = await self.request(lambda rid: m.WhoHasRequest(rid, keys))
         by_worker: dict[str, list[str]] = defaultdict(list)
@@ -464,7 +511,7 @@ class ClientCore:
                 logger.info("client: cannot fetch from %s: %s", address, exc)
                 return
             for key, payload in reply.data.items():
-                results[key] = loads(payload)
+                results[key] = self.load(payload, localize=localize)
 
         async with anyio.create_task_group() as tg:
             for address, worker_keys in by_worker.items():
@@ -488,7 +535,7 @@ class ClientCore:
         timeout: float | None,
     ) -> list[FutureState]:
         """Store `values` on workers directly and register them with the scheduler."""
-        self._check_running()
+        self.check_running()
         payloads = [dumps(value) for value in values]
         if keys is None:
             keys = [
@@ -537,12 +584,16 @@ class ClientCore:
         return chosen
 
     async def cancel(self, keys: list[str], force: bool, reason: str | None) -> None:
+        self.cancel_now(keys, force, reason)
+        await anyio.lowlevel.checkpoint()
+
+    def cancel_now(self, keys: list[str], force: bool, reason: str | None) -> None:
+        """Mark `keys` cancelled and tell the scheduler (call from the loop)."""
         for key in keys:
             fs = self.futures.get(key)
             if fs is not None and fs.status != CANCELLED:
-                self._transition(fs, fs.set_cancelled, reason or "cancelled by the client")
+                self.transition(fs, fs.set_cancelled, reason or "cancelled by the client")
         self.enqueue(m.CancelKeys(keys, force))
-        await anyio.lowlevel.checkpoint()
 
     # --- waiting helpers (loop) ----------------------------------------------------------
 
@@ -550,7 +601,7 @@ class ClientCore:
         with anyio.fail_after(timeout):
             await fs.wait()
         if fs.status == FINISHED and fs.payload is not None:
-            return loads(fs.payload)
+            return self.load(fs.payload)
         return (await self.gather_values([fs]))[fs.key]
 
     async def exception_async(self, fs: FutureState, timeout: float | None) -> BaseException | None:

@@ -246,3 +246,4 @@ def fire_and_forget(obj: Any) -> None:
         by_client[future.client].append(future.key)
     for client, keys in by_client.items():
         client._core.enqueue(m.FireAndForget(keys))
+        client._forget_submitted(keys)

@@ -31,12 +31,25 @@ class PeerUnavailable(ConnectionError):
 
 
 class _Pending:
-    __slots__ = ("error", "event", "reply")
+    """A request waiting for its reply: an event to wake a waiting task, or a callback."""
 
-    def __init__(self) -> None:
-        self.event = anyio.Event()
+    __slots__ = ("callback", "error", "event", "reply")
+
+    def __init__(self, callback: Callable[[Any], None] | None = None) -> None:
+        self.event = anyio.Event() if callback is None else None
+        self.callback = callback
         self.reply: Any = None
         self.error: BaseException | None = None
+
+    def resolve(self, reply: Any = None, error: BaseException | None = None) -> None:
+        """Deliver the reply (or the error) exactly once."""
+        self.reply = reply
+        self.error = error
+        if self.callback is not None:
+            callback, self.callback = self.callback, None
+            callback(error if error is not None else reply)
+        elif self.event is not None:
+            self.event.set()
 
 
 class _Channel:
@@ -74,7 +87,7 @@ class PeerPool:
         pending = _Pending()
         channel.pending[request_id] = pending
         try:
-            assert channel.sender is not None
+            assert channel.sender is not None and pending.event is not None
             channel.sender.send(build(request_id))
             await pending.event.wait()
         finally:
@@ -82,6 +95,41 @@ class PeerPool:
         if pending.error is not None:
             raise PeerUnavailable(f"{address}: {pending.error}") from pending.error
         return pending.reply
+
+    async def connect(self, address: str) -> None:
+        """Make sure a connection to `address` is open. Raises `PeerUnavailable`."""
+        await self._channel(address)
+
+    def try_send(
+        self, address: str, build: Callable[[int], Any], on_reply: Callable[[Any], None]
+    ) -> int | None:
+        """Send ``build(request_id)`` if a connection to `address` is open; never waits.
+
+        `on_reply` later receives the reply, or a `PeerUnavailable` if the connection
+        breaks first. Returns the request id, or None when no connection is ready (the
+        caller should `connect` first).
+        """
+        channel = self._channels.get(address)
+        if channel is None or channel.sender is None or channel.error is not None:
+            return None
+        request_id = next(self._ids)
+        channel.pending[request_id] = _Pending(on_reply)
+        channel.sender.send(build(request_id))
+        return request_id
+
+    def forget_request(self, address: str, request_id: int) -> None:
+        """Stop waiting for the reply to `request_id` (a late reply is ignored)."""
+        channel = self._channels.get(address)
+        if channel is not None:
+            channel.pending.pop(request_id, None)
+
+    def notify(self, address: str, message: Any) -> bool:
+        """Send a one-way message on an open connection; False if there is none."""
+        channel = self._channels.get(address)
+        if channel is None or channel.sender is None or channel.error is not None:
+            return False
+        channel.sender.send(message)
+        return True
 
     async def _channel(self, address: str) -> _Channel:
         if self.closed:
@@ -123,9 +171,10 @@ class PeerPool:
             if channel.error is None:
                 channel.error = PeerUnavailable(f"connection to {channel.address} closed")
             channel.ready.set()
-            for pending in channel.pending.values():
-                pending.error = channel.error
-                pending.event.set()
+            failure = PeerUnavailable(f"connection to {channel.address} lost: {channel.error}")
+            for pending in list(channel.pending.values()):
+                pending.resolve(error=failure)
+            channel.pending.clear()
             if self._channels.get(channel.address) is channel:
                 del self._channels[channel.address]
             if channel.connection is not None:
@@ -138,10 +187,11 @@ class PeerPool:
             while True:
                 for reply in await channel.connection.receive():
                     request_id = getattr(reply, "request_id", None)
-                    pending = channel.pending.get(request_id) if request_id is not None else None
+                    pending = (
+                        channel.pending.pop(request_id, None) if request_id is not None else None
+                    )
                     if pending is not None:
-                        pending.reply = reply
-                        pending.event.set()
+                        pending.resolve(reply)
         except (ConnectionClosed, StreamClosed, ProtocolError) as exc:
             channel.error = exc
 

@@ -67,14 +67,22 @@ class WorkerInfo:
     resources: dict[str, float]
 
 
+@message("actor-options")
+class ActorOptions:
+    """How to host an actor: restarts after worker loss, concurrency of async methods."""
+
+    max_restarts: int
+    max_concurrency: int
+
+
 @message("task")
 class TaskSpec:
     """One task of a graph submitted by a client.
 
     `function` names a function token defined in the same or an earlier `UpdateGraph`.
     `args` is `(args, kwargs)` pickled with futures replaced by their keys, which are
-    listed in `dependencies`. A task with `args` None and no function is a placeholder
-    for data that already lives on the cluster.
+    listed in `dependencies`. `timeout` is a deadline in seconds enforced on the worker;
+    `actor` makes the task construct an actor (the function is the class).
     """
 
     key: str
@@ -86,6 +94,8 @@ class TaskSpec:
     workers: list[str] | None
     allow_other_workers: bool
     resources: dict[str, float] | None
+    timeout: float | None
+    actor: ActorOptions | None
 
 
 @message("error")
@@ -317,7 +327,9 @@ class RunTask:
     """Run a task once its dependencies are local; `who_has` says where to fetch them.
 
     `priority` orders tasks on the worker (smaller first); `inline_result` asks for the
-    result inside `TaskFinished` when it is small.
+    result inside `TaskFinished` when it is small; `timeout` is the task's deadline in
+    seconds; `actor` means the function is a class to host as an actor, and
+    `restarts` how many times this actor was restarted already.
     """
 
     key: str
@@ -327,6 +339,9 @@ class RunTask:
     priority: list[int]
     inline_result: bool
     resources: dict[str, float] | None
+    timeout: float | None
+    actor: ActorOptions | None
+    restarts: int
 
 
 @message("free")
@@ -376,3 +391,37 @@ class PutData:
 
     request_id: int
     data: dict[str, Serialized]
+
+
+# --- actor calls: client or worker -> the worker hosting the actor -------------------
+
+
+@message("actor-call")
+class ActorCall:
+    """Call `method` of the actor `key` (or read the attribute, when `attribute` is set).
+
+    `args` is ``(args, kwargs)`` pickled; answered by `ActorReply`.
+    """
+
+    request_id: int
+    key: str
+    method: str
+    args: Serialized
+    attribute: bool
+
+
+@message("actor-reply")
+class ActorReply:
+    """Outcome of an `ActorCall`: a value or an error (`lost` when the actor is gone)."""
+
+    request_id: int
+    value: Serialized | None
+    error: ErrorInfo | None
+    lost: bool
+
+
+@message("actor-cancel")
+class ActorCancel:
+    """Cancel the call `request_id` made on this connection (async methods are interrupted)."""
+
+    request_id: int

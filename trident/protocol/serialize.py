@@ -178,7 +178,11 @@ class _DataUnpickler(pickle.Unpickler):
         self._data = data
 
     def persistent_load(self, pid: Any) -> Any:
-        return self._data[pid]
+        value = self._data[pid]
+        # A stored value may appear differently to user code (an actor's location is
+        # handed to tasks as an actor handle).
+        hook = getattr(type(value), "__trident_local__", None)
+        return hook(value) if hook is not None else value
 
 
 def loads_task_args(payload: Serialized, data: Mapping[str, Any]) -> tuple[tuple, dict[str, Any]]:

@@ -7,7 +7,7 @@ footprint small.
 
 from __future__ import annotations
 
-from ..protocol.messages import ErrorInfo, WorkerInfo
+from ..protocol.messages import ActorOptions, ErrorInfo, WorkerInfo
 from ..protocol.serialize import Serialized
 
 # Task states. A task that is forgotten is simply no longer in `SchedulerState.tasks`.
@@ -32,6 +32,7 @@ class TaskRecord:
     """One key in the scheduler's graph."""
 
     __slots__ = (
+        "actor",
         "allow_other_workers",
         "args",
         "dependencies",
@@ -44,10 +45,12 @@ class TaskRecord:
         "priority",
         "processing_on",
         "resources",
+        "restarts",
         "restrictions",
         "retries",
         "state",
         "suspicious",
+        "timeout",
         "type_name",
         "waiters",
         "waiting_on",
@@ -88,6 +91,10 @@ class TaskRecord:
         self.nbytes = 0
         self.type_name = ""
         self.error: ErrorInfo | None = None
+        self.timeout: float | None = None
+        self.actor: ActorOptions | None = None
+        #: how many times this actor was rebuilt after losing its worker
+        self.restarts = 0
 
     @property
     def is_root(self) -> bool:

@@ -26,7 +26,7 @@ from collections import defaultdict
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from .._exceptions import DependencyError, FutureLostError, KilledWorker
+from .._exceptions import ActorDied, DependencyError, FutureLostError, KilledWorker
 from ..protocol import messages as m
 from ..protocol.serialize import Serialized, dumps
 from .placement import DurationEstimates, choose_worker, saturation_limit
@@ -234,6 +234,8 @@ class SchedulerState:
             )
             self._function_refs[spec.function] += 1
             ts.retries = spec.retries
+            ts.timeout = spec.timeout
+            ts.actor = spec.actor
             if spec.workers is not None:
                 ts.restrictions = frozenset(spec.workers)
                 ts.allow_other_workers = spec.allow_other_workers
@@ -375,6 +377,9 @@ class SchedulerState:
                 list(ts.priority),
                 bool(ts.who_wants),
                 ts.resources,
+                ts.timeout,
+                ts.actor,
+                ts.restarts,
             ),
         )
 
@@ -501,6 +506,15 @@ class SchedulerState:
         for dependent in ts.dependents:
             if dependent.state == WAITING:
                 dependent.waiting_on.add(ts)
+        if ts.actor is not None and (ts.who_wants or ts.waiters):
+            if ts.restarts >= ts.actor.max_restarts:
+                reason = (
+                    f"actor {ts.key!r} lost its worker and has no restarts left "
+                    f"(max_restarts={ts.actor.max_restarts})"
+                )
+                self._fail(ts, scheduler_error(ActorDied(reason)))
+                return
+            ts.restarts += 1
         if ts.function is None:
             if ts.who_wants or ts.waiters:
                 self._fail(

@@ -1,8 +1,9 @@
-"""`Worker`: the actor that runs tasks, holds their results and serves them to peers.
+"""`Worker`: the actor that runs tasks, hosts actors and serves data to peers.
 
 A thin shell around `WorkerState`: it feeds the state messages from the scheduler,
 outcomes from the executor and results of fetches, and carries out what the state asks
-for. Everything it runs is a child of the nursery `serve` owns.
+for. Everything it runs — task threads, actor threads, fetches, deadlines, its own
+client — is a child of the nursery `serve` owns.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from typing import Any
 
 import trio
 
+from ..actors.host import ActorHost
 from ..comm import handshake
 from ..comm.batched import BatchedSender
 from ..comm.connection import Connection, ConnectionClosed
@@ -25,8 +27,9 @@ from ..comm.transports import connect, describe, is_inproc, serve, unique_inproc
 from ..protocol import messages as m
 from ..protocol.errors import ProtocolError
 from ..protocol.serialize import dumps, loads, sizeof
+from .client import WorkerClient
 from .executor import Job, Outcome, ThreadExecutor, error_info, run_async_job
-from .state import Execute, Fetch, Interrupt, WorkerState
+from .state import Execute, Fetch, ForgetActor, Interrupt, WorkerState
 
 logger = logging.getLogger("trident.worker")
 
@@ -43,8 +46,16 @@ class _FunctionLoadError:
         raise self.exc
 
 
+def _actor_constructor(cls: Any, restarts: int) -> Callable[..., Any]:
+    """Build an actor instance; a restart uses ``cls.on_restart`` when the class has one."""
+    constructor: Callable[..., Any] = cls
+    if restarts > 0 and callable(getattr(cls, "on_restart", None)):
+        constructor = cls.on_restart
+    return constructor
+
+
 class Worker:
-    """Runs tasks for the scheduler at `scheduler_address`.
+    """Runs tasks and hosts actors for the scheduler at `scheduler_address`.
 
     Arguments:
         scheduler_address: where the scheduler listens.
@@ -86,9 +97,13 @@ class Worker:
         self._listen_address = listen_address
         self.address = ""
         self.state: WorkerState | None = None
+        #: the client tasks and actors on this worker use (`get_client()`)
+        self.client: WorkerClient | None = None
+        self.actors = ActorHost(self)
         self._functions: dict[str, Callable[..., Any]] = {}
         self._async_functions: set[str] = set()
-        self._jobs: dict[str, Job] = {}
+        self._jobs: dict[int, Job] = {}
+        self._deadlines: dict[int, trio.CancelScope] = {}
         self._sender: BatchedSender | None = None
         self._executor: ThreadExecutor | None = None
         self._nursery: trio.Nursery | None = None
@@ -116,8 +131,9 @@ class Worker:
                 self.name = self.address
             state = self.state = WorkerState(self.address, self.nthreads, self.resources)
             self._peers = PeerPool(nursery, role="peer", name=self.name, token=self._token)
-            self._executor = ThreadExecutor(self.nthreads, self._on_outcomes, self.address)
+            self._executor = ThreadExecutor(self.nthreads, self._on_outcomes, self)
             await nursery.start(self._executor.run)
+            await nursery.start(self.actors.run)
             connection = await self._connect_to_scheduler()
             sender = self._sender = BatchedSender(connection)
             nursery.start_soon(sender.run)
@@ -127,6 +143,8 @@ class Worker:
                     welcome = await connection.receive()
                 if not welcome or not isinstance(welcome[0], m.WorkerWelcome):
                     raise ProtocolError(f"expected WorkerWelcome, got {welcome!r}")
+                self.client = WorkerClient(self, self._token)
+                nursery.start_soon(self._serve_client, self.client)
                 task_status.started(self)
                 await self._receive_from_scheduler(connection, welcome[1:])
             finally:
@@ -135,6 +153,13 @@ class Worker:
                 nursery.cancel_scope.cancel()
                 with trio.CancelScope(shield=True):
                     await connection.aclose()
+
+    async def _serve_client(self, client: WorkerClient) -> None:
+        """Run the worker's own client; its failure is logged, never fatal to the worker."""
+        try:
+            await client.serve()
+        except Exception:
+            logger.exception("worker %s: its client stopped", self.address)
 
     def info(self) -> m.WorkerInfo:
         return m.WorkerInfo(
@@ -188,16 +213,19 @@ class Worker:
         if out:
             self._sender.send_many(out)
         for instruction in instructions:
-            if type(instruction) is Execute:
-                self._execute(instruction.key)
-            elif type(instruction) is Fetch:
+            if isinstance(instruction, Execute):
+                self._execute(instruction.key, instruction.run_id)
+            elif isinstance(instruction, Fetch):
                 assert self._nursery is not None
                 self._nursery.start_soon(self._fetch, instruction.peer, instruction.keys)
-            elif type(instruction) is Interrupt:
-                self._interrupt(instruction.key)
+            elif isinstance(instruction, Interrupt):
+                self._interrupt(instruction.key, instruction.run_id)
+            elif isinstance(instruction, ForgetActor):
+                self.actors.forget(instruction.key)
 
-    def _execute(self, key: str) -> None:
+    def _execute(self, key: str, run_id: int) -> None:
         assert self.state is not None and self._executor is not None
+        assert self._nursery is not None
         ts = self.state.tasks[key]
         assert ts.args is not None
         function = self._functions.get(ts.function)
@@ -205,47 +233,88 @@ class Worker:
             function = _FunctionLoadError(
                 RuntimeError(f"worker {self.address} does not know function {ts.function!r}")
             )
-        job = Job(key, function, ts.args, self.state.data, ts.inline_result)
-        self._jobs[key] = job
-        if ts.function in self._async_functions:
-            assert self._nursery is not None
+        inline = ts.inline_result
+        if ts.actor is not None:
+            function = _actor_constructor(function, ts.restarts)
+            inline = False  # the result is the actor's location, made when it is hosted
+        job = Job(key, run_id, function, ts.args, self.state.data, inline)
+        self._jobs[run_id] = job
+        if ts.timeout is not None:
+            scope = self._deadlines[run_id] = trio.CancelScope()
+            self._nursery.start_soon(self._enforce_deadline, key, run_id, ts.timeout, scope)
+        if ts.function in self._async_functions and ts.actor is None:
             self._nursery.start_soon(self._run_async, job)
         else:
             self._executor.submit(job)
 
+    async def _enforce_deadline(
+        self, key: str, run_id: int, timeout: float, scope: trio.CancelScope
+    ) -> None:
+        with scope:
+            await trio.sleep(timeout)
+            assert self.state is not None
+            error = TimeoutError(f"task {key!r} did not finish within its {timeout} s deadline")
+            self.state.task_timed_out(run_id, error_info(error, self.address))
+            if self.client is not None:
+                self.client.task_ended(key, succeeded=False)
+            self._flush()
+
     async def _run_async(self, job: Job) -> None:
-        outcome = await run_async_job(job, self.address)
+        outcome = await run_async_job(job, self)
         self._on_outcomes([outcome])
 
-    def _interrupt(self, key: str) -> None:
-        job = self._jobs.get(key)
+    def _interrupt(self, key: str, run_id: int) -> None:
+        job = self._jobs.get(run_id)
         if job is not None:
             job.cancelled = True
             if job.scope is not None:
                 job.scope.cancel()
+        if self.client is not None:
+            self.client.task_ended(key, succeeded=False)
 
     def _on_outcomes(self, outcomes: list[Outcome]) -> None:
         state = self.state
         if state is None or self._stopped.is_set():
             return
         for outcome in outcomes:
-            key = outcome.key
-            self._jobs.pop(key, None)
+            run_id = outcome.run_id
+            self._jobs.pop(run_id, None)
+            deadline = self._deadlines.pop(run_id, None)
+            if deadline is not None:
+                deadline.cancel()
             if outcome.skipped:
-                state.task_skipped(key)
-            elif outcome.error is not None:
-                state.task_failed(key, outcome.error, start=outcome.start, stop=outcome.stop)
-            else:
-                state.task_finished(
-                    key,
-                    outcome.value,
-                    nbytes=outcome.nbytes,
-                    type_name=outcome.type_name,
-                    start=outcome.start,
-                    stop=outcome.stop,
-                    payload=outcome.payload,
-                )
+                state.task_skipped(run_id)
+                continue
+            if outcome.error is not None:
+                state.task_failed(run_id, outcome.error, start=outcome.start, stop=outcome.stop)
+                if self.client is not None:
+                    self.client.task_ended(outcome.key, succeeded=False)
+                continue
+            ts = state.executing.get(run_id)
+            if ts is not None and ts.actor is not None and state.tasks.get(ts.key) is ts:
+                self._host_actor(outcome, ts.actor, ts.restarts, ts.inline_result)
+            state.task_finished(
+                run_id,
+                outcome.value,
+                nbytes=outcome.nbytes,
+                type_name=outcome.type_name,
+                start=outcome.start,
+                stop=outcome.stop,
+                payload=outcome.payload,
+            )
+            if self.client is not None:
+                self.client.task_ended(outcome.key, succeeded=True)
         self._flush()
+
+    def _host_actor(
+        self, outcome: Outcome, options: m.ActorOptions, restarts: int, inline: bool
+    ) -> None:
+        """Host a freshly built actor; its result becomes the actor's location."""
+        location = self.actors.host(outcome.key, outcome.value, options, restarts)
+        outcome.value = location
+        outcome.type_name = "Actor"
+        outcome.nbytes = sizeof(location)
+        outcome.payload = dumps(location) if inline else None
 
     async def _fetch(self, peer: str, keys: list[str]) -> None:
         assert self.state is not None and self._peers is not None
@@ -256,7 +325,11 @@ class Worker:
             values = {key: loads(payload) for key, payload in reply.data.items()}
         except (PeerUnavailable, ProtocolError) as exc:
             logger.info(
-                "worker %s: fetching %d keys from %s failed: %s", self.address, len(keys), peer, exc
+                "worker %s: fetching %d keys from %s failed: %s",
+                self.address,
+                len(keys),
+                peer,
+                exc,
             )
             self.state.fetch_failed(peer, keys)
         except Exception as exc:
@@ -272,7 +345,7 @@ class Worker:
     # --- peers --------------------------------------------------------------------------
 
     async def _serve_peer(self, stream: ByteStream) -> None:
-        """Answer `GetData` and `PutData` from clients and other workers."""
+        """Answer data requests and actor calls from clients and other workers."""
         connection = Connection(stream, peer=describe(stream))
         try:
             await handshake.accept(connection, token=self._token, server_id=self.address)
@@ -280,17 +353,23 @@ class Worker:
             logger.warning("worker %s: refused peer %s: %s", self.address, connection.peer, exc)
             return
         sender = BatchedSender(connection)
+        origin = id(connection)
         async with trio.open_nursery() as nursery:
             nursery.start_soon(sender.run)
             try:
                 while True:
                     for msg in await connection.receive():
-                        if type(msg) is m.GetData:
+                        kind = type(msg)
+                        if kind is m.ActorCall:
+                            self.actors.call(origin, msg, sender.send)
+                        elif kind is m.ActorCancel:
+                            self.actors.cancel(origin, msg.request_id)
+                        elif kind is m.GetData:
                             sender.send(self._get_data(msg))
-                        elif type(msg) is m.PutData:
+                        elif kind is m.PutData:
                             sender.send(self._put_data(msg))
                         else:
-                            raise ProtocolError(f"peers may not send {type(msg).__name__}")
+                            raise ProtocolError(f"peers may not send {kind.__name__}")
             except (ConnectionClosed, StreamClosed):
                 pass
             except ProtocolError as exc:
@@ -298,6 +377,7 @@ class Worker:
                     "worker %s: closing connection from %s: %s", self.address, connection.peer, exc
                 )
             finally:
+                self.actors.forget_origin(origin)
                 nursery.cancel_scope.cancel()
 
     def _get_data(self, msg: m.GetData) -> m.DataReply:

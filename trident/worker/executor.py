@@ -2,9 +2,9 @@
 for ``async def`` functions, and the packaging of results and errors.
 
 Threads are owned by `ThreadExecutor.run`, which starts them and, when cancelled, stops
-them and waits (briefly) for them to finish. Outcomes travel back to the event loop in
-batches: a thread that finishes a task appends its outcome to a shared queue and only
-schedules a delivery when none is pending, so a burst of short tasks costs one wakeup.
+them and waits (briefly) for them to finish. Outcomes travel back to the event loop
+through a `Mailbox`: a thread appends its outcome and schedules a delivery only when
+none is pending, so a burst of short tasks costs one wakeup of the loop.
 """
 
 from __future__ import annotations
@@ -17,13 +17,17 @@ import time
 import traceback
 from collections import deque
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 import tblib
 import trio
 
 from ..protocol.messages import ErrorInfo
 from ..protocol.serialize import Serialized, dumps, loads_task_args, sizeof
+from .context import task_context
+
+if TYPE_CHECKING:
+    from .actor import Worker
 
 logger = logging.getLogger("trident.worker")
 
@@ -31,6 +35,8 @@ logger = logging.getLogger("trident.worker")
 INLINE_RESULT_MAX_BYTES = 64 * 1024
 #: How long closing waits for running sync tasks before leaving their threads behind.
 SHUTDOWN_GRACE_SECONDS = 2.0
+
+T = TypeVar("T")
 
 
 class RemoteException(Exception):
@@ -46,15 +52,15 @@ class RemoteException(Exception):
 
 
 def _user_traceback(exc: BaseException) -> Any:
-    """The traceback of `exc` without the executor's own frames."""
+    """The traceback of `exc` without trident's own frames at its start."""
     tb = exc.__traceback__
-    while tb is not None and tb.tb_frame.f_globals.get("__name__") == __name__:
+    while tb is not None and tb.tb_frame.f_globals.get("__name__", "").startswith("trident."):
         tb = tb.tb_next
     return tb
 
 
-def error_info(exc: BaseException, worker: str, key: str = "") -> ErrorInfo:
-    """Package an exception raised by a task for the trip to the client."""
+def error_info(exc: BaseException, worker: str) -> ErrorInfo:
+    """Package an exception raised by user code for the trip to whoever waits for it."""
     tb = _user_traceback(exc)
     text = "".join(traceback.format_exception(type(exc), exc, tb))
     try:
@@ -71,20 +77,56 @@ def error_info(exc: BaseException, worker: str, key: str = "") -> ErrorInfo:
     return ErrorInfo(payload, tb_payload, text, worker)
 
 
-class Job:
-    """One execution of one task; `cancelled` may be set from the event loop at any time."""
+class Mailbox(Generic[T]):
+    """Items posted from any thread, delivered in batches to a callback in the trio loop."""
 
-    __slots__ = ("args", "cancelled", "data", "function", "inline", "key", "scope")
+    def __init__(self, deliver: Callable[[list[T]], None]):
+        self._deliver = deliver
+        self._items: deque[T] = deque()
+        self._pending = False
+        self._token: trio.lowlevel.TrioToken | None = None
+
+    def bind(self) -> None:
+        """Attach to the running trio loop (call from inside it)."""
+        self._token = trio.lowlevel.current_trio_token()
+
+    def post(self, item: T) -> None:
+        """Queue `item` for delivery; safe from any thread. Dropped once the loop ended."""
+        self._items.append(item)
+        if not self._pending:
+            self._pending = True
+            try:
+                assert self._token is not None
+                self._token.run_sync_soon(self._drain)
+            except trio.RunFinishedError:
+                pass
+
+    def _drain(self) -> None:
+        self._pending = False
+        batch = []
+        items = self._items
+        while items:
+            batch.append(items.popleft())
+        if batch:
+            self._deliver(batch)
+
+
+class Job:
+    """One run of one task; `cancelled` may be set from the event loop at any time."""
+
+    __slots__ = ("args", "cancelled", "data", "function", "inline", "key", "run_id", "scope")
 
     def __init__(
         self,
         key: str,
+        run_id: int,
         function: Callable[..., Any],
         args: Serialized,
         data: Mapping[str, Any],
         inline: bool,
     ):
         self.key = key
+        self.run_id = run_id
         self.function = function
         self.args = args
         self.data = data
@@ -101,6 +143,7 @@ class Outcome:
         "key",
         "nbytes",
         "payload",
+        "run_id",
         "skipped",
         "start",
         "stop",
@@ -108,8 +151,9 @@ class Outcome:
         "value",
     )
 
-    def __init__(self, key: str):
-        self.key = key
+    def __init__(self, job: Job):
+        self.key = job.key
+        self.run_id = job.run_id
         self.value: Any = None
         self.nbytes = 0
         self.type_name = ""
@@ -120,7 +164,8 @@ class Outcome:
         self.stop = 0.0
 
 
-def _complete(outcome: Outcome, value: Any, job: Job, worker: str) -> None:
+def complete(outcome: Outcome, value: Any, job: Job, worker: str) -> None:
+    """Record `value` as the job's result (size, type, and the inline payload if asked)."""
     outcome.value = value
     outcome.nbytes = sizeof(value)
     outcome.type_name = type(value).__qualname__
@@ -128,42 +173,41 @@ def _complete(outcome: Outcome, value: Any, job: Job, worker: str) -> None:
         try:
             payload = dumps(value)
         except Exception as exc:
-            outcome.error = error_info(
-                TypeError(
-                    f"the result of task {job.key!r} ({type(value).__qualname__}) "
-                    f"cannot be pickled: {exc}"
-                ),
-                worker,
+            message = (
+                f"the result of task {job.key!r} ({type(value).__qualname__}) "
+                f"cannot be pickled: {exc}"
             )
+            outcome.error = error_info(TypeError(message), worker)
             return
         if payload.nbytes <= INLINE_RESULT_MAX_BYTES:
             outcome.payload = payload
 
 
-def run_job(job: Job, worker: str) -> Outcome:
+def run_job(job: Job, worker: Worker) -> Outcome:
     """Run a sync job to completion in the calling thread (never raises)."""
-    outcome = Outcome(job.key)
+    outcome = Outcome(job)
     if job.cancelled:
         outcome.skipped = True
         return outcome
     outcome.start = time.time()
-    try:
-        args, kwargs = loads_task_args(job.args, job.data)
-        value = job.function(*args, **kwargs)
-    except BaseException as exc:
-        outcome.stop = time.time()
-        outcome.error = error_info(exc, worker, job.key)
-        return outcome
+    with task_context(worker, job.key):
+        try:
+            args, kwargs = loads_task_args(job.args, job.data)
+            value = job.function(*args, **kwargs)
+        except BaseException as exc:
+            outcome.stop = time.time()
+            outcome.error = error_info(exc, worker.address)
+            return outcome
     outcome.stop = time.time()
-    _complete(outcome, value, job, worker)
+    complete(outcome, value, job, worker.address)
     return outcome
 
 
-async def run_async_job(job: Job, worker: str) -> Outcome:
+async def run_async_job(job: Job, worker: Worker) -> Outcome:
     """Run an ``async def`` job in the current trio task, inside its own cancel scope."""
-    outcome = Outcome(job.key)
+    outcome = Outcome(job)
     outcome.start = time.time()
-    with trio.CancelScope() as scope:
+    with trio.CancelScope() as scope, task_context(worker, job.key):
         job.scope = scope
         if job.cancelled:
             scope.cancel()
@@ -172,13 +216,13 @@ async def run_async_job(job: Job, worker: str) -> Outcome:
             value = await job.function(*args, **kwargs)
         except Exception as exc:
             outcome.stop = time.time()
-            outcome.error = error_info(exc, worker, job.key)
+            outcome.error = error_info(exc, worker.address)
             return outcome
     outcome.stop = time.time()
     if scope.cancelled_caught:
         outcome.skipped = True
         return outcome
-    _complete(outcome, value, job, worker)
+    complete(outcome, value, job, worker.address)
     return outcome
 
 
@@ -188,14 +232,11 @@ _STOP = object()
 class ThreadExecutor:
     """`nthreads` long-lived threads running sync jobs in submission order."""
 
-    def __init__(self, nthreads: int, deliver: Callable[[list[Outcome]], None], worker: str):
+    def __init__(self, nthreads: int, deliver: Callable[[list[Outcome]], None], worker: Worker):
         self.nthreads = nthreads
-        self._deliver = deliver
         self._worker = worker
         self._jobs: queue.SimpleQueue[Any] = queue.SimpleQueue()
-        self._outcomes: deque[Outcome] = deque()
-        self._delivery_pending = False
-        self._token: trio.lowlevel.TrioToken | None = None
+        self._mailbox: Mailbox[Outcome] = Mailbox(deliver)
         self._threads: list[threading.Thread] = []
 
     def submit(self, job: Job) -> None:
@@ -203,35 +244,19 @@ class ThreadExecutor:
 
     def _thread_main(self) -> None:
         jobs = self._jobs
-        outcomes = self._outcomes
+        post = self._mailbox.post
         while True:
             job = jobs.get()
             if job is _STOP:
                 return
-            outcomes.append(run_job(job, self._worker))
-            if not self._delivery_pending:
-                self._delivery_pending = True
-                try:
-                    assert self._token is not None
-                    self._token.run_sync_soon(self._drain)
-                except trio.RunFinishedError:
-                    return
-
-    def _drain(self) -> None:
-        self._delivery_pending = False
-        batch = []
-        outcomes = self._outcomes
-        while outcomes:
-            batch.append(outcomes.popleft())
-        if batch:
-            self._deliver(batch)
+            post(run_job(job, self._worker))
 
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         """Own the threads: start them, and on cancellation stop and join them."""
-        self._token = trio.lowlevel.current_trio_token()
+        self._mailbox.bind()
         for i in range(self.nthreads):
             thread = threading.Thread(
-                target=self._thread_main, name=f"trident-task-{self._worker}-{i}", daemon=True
+                target=self._thread_main, name=f"trident-task-{self._worker.name}-{i}", daemon=True
             )
             thread.start()
             self._threads.append(thread)
@@ -242,10 +267,15 @@ class ThreadExecutor:
             for _ in self._threads:
                 self._jobs.put(_STOP)
             with trio.CancelScope(shield=True):
-                deadline = time.monotonic() + SHUTDOWN_GRACE_SECONDS
-                for thread in self._threads:
-                    while thread.is_alive() and time.monotonic() < deadline:
-                        await trio.sleep(0.005)
-                stuck = [t.name for t in self._threads if t.is_alive()]
-                if stuck:
-                    logger.warning("task threads still running at shutdown: %s", stuck)
+                await join_threads(self._threads, SHUTDOWN_GRACE_SECONDS)
+
+
+async def join_threads(threads: list[threading.Thread], grace: float) -> None:
+    """Wait up to `grace` seconds for `threads` to end; log the ones that do not."""
+    deadline = time.monotonic() + grace
+    for thread in threads:
+        while thread.is_alive() and time.monotonic() < deadline:
+            await trio.sleep(0.005)
+    stuck = [t.name for t in threads if t.is_alive()]
+    if stuck:
+        logger.warning("threads still running at shutdown: %s", stuck)

@@ -13,11 +13,16 @@ a local task needs them).
 
 States: ``waiting`` (for dependencies) -> ``ready`` -> ``executing`` -> ``memory``;
 dependencies go ``fetch`` -> ``flight`` -> ``memory``.
+
+Every execution has a run id. A run that is cancelled or misses its deadline is
+*abandoned*: the task is forgotten (a new assignment of the key starts afresh) while the
+run keeps its slot until its thread returns, and its outcome is then discarded.
 """
 
 from __future__ import annotations
 
 import heapq
+import itertools
 from collections import defaultdict
 from collections.abc import Callable
 from typing import Any
@@ -47,6 +52,7 @@ class WorkerTask:
     """One key on this worker."""
 
     __slots__ = (
+        "actor",
         "args",
         "cancelled",
         "dependencies",
@@ -58,7 +64,10 @@ class WorkerTask:
         "nbytes",
         "priority",
         "resources",
+        "restarts",
+        "run_id",
         "state",
+        "timeout",
         "tried",
         "waiting_for",
         "who_has",
@@ -80,6 +89,10 @@ class WorkerTask:
         self.tried: set[str] = set()
         self.cancelled = False
         self.nbytes = 0
+        self.run_id = 0
+        self.timeout: float | None = None
+        self.actor: m.ActorOptions | None = None
+        self.restarts = 0
 
     def __lt__(self, other: WorkerTask) -> bool:
         return self.priority < other.priority
@@ -90,9 +103,10 @@ class WorkerTask:
 
 @attrs.frozen
 class Execute:
-    """Run task `key` (its function, arguments and inputs are in the state)."""
+    """Start run `run_id` of task `key` (its function, arguments and inputs are in the state)."""
 
     key: str
+    run_id: int
 
 
 @attrs.frozen
@@ -105,12 +119,20 @@ class Fetch:
 
 @attrs.frozen
 class Interrupt:
-    """Cancel the running task `key`: async tasks are cancelled, sync results discarded."""
+    """Abandon run `run_id`: async tasks are cancelled, a sync result is discarded."""
+
+    key: str
+    run_id: int
+
+
+@attrs.frozen
+class ForgetActor:
+    """The actor hosted under `key` is released: stop it."""
 
     key: str
 
 
-Instruction = Execute | Fetch | Interrupt
+Instruction = Execute | Fetch | Interrupt | ForgetActor
 
 
 class WorkerState:
@@ -122,7 +144,9 @@ class WorkerState:
         self.tasks: dict[str, WorkerTask] = {}
         self.data: dict[str, Any] = {}
         self.functions: set[str] = set()
-        self.executing: set[WorkerTask] = set()
+        #: run id -> task, for every run that holds a slot (abandoned runs included)
+        self.executing: dict[int, WorkerTask] = {}
+        self._run_ids = itertools.count(1)
         self.resources_total = dict(resources or {})
         self.resources_free = dict(resources or {})
         self.mean_duration = 0.5
@@ -167,10 +191,6 @@ class WorkerState:
     def _on_run_task(self, msg: m.RunTask) -> None:
         ts = self.tasks.get(msg.key)
         if ts is not None:
-            if ts.state == EXECUTING and ts.cancelled:
-                ts.cancelled = False  # asked again while a cancelled run is still going
-                ts.inline_result = msg.inline_result
-                return
             if ts.state == MEMORY:
                 ts.is_compute = True
                 self._to_scheduler.append(m.TaskFinished(ts.key, ts.nbytes, "", 0.0, 0.0, None))
@@ -186,6 +206,9 @@ class WorkerState:
         ts.priority = tuple(msg.priority)
         ts.inline_result = msg.inline_result
         ts.resources = msg.resources or None
+        ts.timeout = msg.timeout
+        ts.actor = msg.actor
+        ts.restarts = msg.restarts
         self.tasks[msg.key] = ts
         for dep_key, holders in msg.who_has.items():
             dep = self.tasks.get(dep_key)
@@ -216,7 +239,7 @@ class WorkerState:
             if ts.state == MEMORY and ts.dependents:
                 ts.is_compute = False  # local tasks still read it; dropped after them
             elif ts.state == EXECUTING:
-                self._interrupt(ts)
+                self._abandon(ts)
             else:
                 self._drop(ts)
 
@@ -226,16 +249,27 @@ class WorkerState:
             if ts is None or not ts.is_compute:
                 continue
             if ts.state == EXECUTING:
-                self._interrupt(ts)
+                self._abandon(ts)
             elif ts.state == MEMORY and ts.dependents:
                 ts.is_compute = False
             else:
                 self._drop(ts)
 
-    def _interrupt(self, ts: WorkerTask) -> None:
-        if not ts.cancelled:
-            ts.cancelled = True
-            self._instructions.append(Interrupt(ts.key))
+    def _abandon(self, ts: WorkerTask) -> None:
+        """Give up on a running task: forget it, but let its run hold the slot until it ends."""
+        ts.cancelled = True
+        self._instructions.append(Interrupt(ts.key, ts.run_id))
+        if self.tasks.get(ts.key) is ts:
+            del self.tasks[ts.key]
+        self._release_inputs(ts)
+
+    def task_timed_out(self, run_id: int, error: m.ErrorInfo) -> None:
+        """Run `run_id` passed its deadline: fail the task now and abandon the run."""
+        ts = self.executing.get(run_id)
+        if ts is None or ts.cancelled or self.tasks.get(ts.key) is not ts:
+            return
+        self._to_scheduler.append(m.TaskFailed(ts.key, error, 0.0, 0.0))
+        self._abandon(ts)
 
     # --- execution ------------------------------------------------------------------
 
@@ -274,28 +308,27 @@ class WorkerState:
 
     def _execute(self, ts: WorkerTask) -> None:
         ts.state = EXECUTING
-        self.executing.add(ts)
-        self._instructions.append(Execute(ts.key))
+        ts.run_id = next(self._run_ids)
+        self.executing[ts.run_id] = ts
+        self._instructions.append(Execute(ts.key, ts.run_id))
 
-    def _finish_execution(self, key: str, duration: float | None) -> WorkerTask | None:
-        """Common bookkeeping when an execution ends; returns the task unless it was dropped."""
-        ts = self.tasks.get(key)
-        if ts is None or ts.state != EXECUTING:
+    def _finish_execution(self, run_id: int, duration: float | None) -> WorkerTask | None:
+        """Free the run's slot; return its task unless the run was abandoned."""
+        ts = self.executing.pop(run_id, None)
+        if ts is None:
             return None
-        self.executing.discard(ts)
         if ts.resources:
             for r, n in ts.resources.items():
                 self.resources_free[r] = self.resources_free.get(r, 0.0) + n
         if duration is not None:
             self.mean_duration = 0.8 * self.mean_duration + 0.2 * duration
-        if ts.cancelled:
-            self._drop(ts)
+        if ts.cancelled or self.tasks.get(ts.key) is not ts:
             return None
         return ts
 
     def task_finished(
         self,
-        key: str,
+        run_id: int,
         value: Any,
         *,
         nbytes: int,
@@ -303,30 +336,34 @@ class WorkerState:
         start: float,
         stop: float,
         payload: Serialized | None = None,
-    ) -> None:
-        """The executor ran `key` to completion; `payload` is its value when inlined."""
-        ts = self._finish_execution(key, stop - start)
+    ) -> bool:
+        """Run `run_id` returned `value`; `payload` is its value when inlined.
+
+        Returns False when the run had been abandoned (the value is discarded).
+        """
+        ts = self._finish_execution(run_id, stop - start)
         if ts is None:
-            return
+            return False
         ts.state = MEMORY
         ts.nbytes = nbytes
-        self.data[key] = value
+        self.data[ts.key] = value
         ts.args = None
-        self._to_scheduler.append(m.TaskFinished(key, nbytes, type_name, start, stop, payload))
+        self._to_scheduler.append(m.TaskFinished(ts.key, nbytes, type_name, start, stop, payload))
         self._release_inputs(ts)
         self._inputs_arrived(ts)
+        return True
 
-    def task_failed(self, key: str, error: m.ErrorInfo, *, start: float, stop: float) -> None:
-        """The task raised: report it and forget it."""
-        ts = self._finish_execution(key, stop - start)
+    def task_failed(self, run_id: int, error: m.ErrorInfo, *, start: float, stop: float) -> None:
+        """Run `run_id` raised: report it and forget the task."""
+        ts = self._finish_execution(run_id, stop - start)
         if ts is None:
             return
-        self._to_scheduler.append(m.TaskFailed(key, error, start, stop))
+        self._to_scheduler.append(m.TaskFailed(ts.key, error, start, stop))
         self._drop(ts)
 
-    def task_skipped(self, key: str) -> None:
-        """The executor did not run `key` because it was cancelled before it started."""
-        self._finish_execution(key, None)
+    def task_skipped(self, run_id: int) -> None:
+        """Run `run_id` did not run (it was cancelled before it started)."""
+        self._finish_execution(run_id, None)
 
     # --- data movement -----------------------------------------------------------------
 
@@ -428,6 +465,8 @@ class WorkerState:
         """Forget a task that is not executing, and fetched inputs only it needed."""
         if self.tasks.get(ts.key) is ts:
             del self.tasks[ts.key]
+        if ts.state == MEMORY and ts.actor is not None and ts.is_compute:
+            self._instructions.append(ForgetActor(ts.key))
         self.data.pop(ts.key, None)
         self._fetch_queue.pop(ts, None)
         ts.state = "forgotten"
@@ -455,9 +494,10 @@ class WorkerState:
             if ts.state == WAITING:
                 assert ts.waiting_for, ts
             if ts.state == EXECUTING:
-                assert ts in self.executing
+                assert self.executing.get(ts.run_id) is ts
             if not ts.is_compute:
                 assert ts.dependents or ts.state == FLIGHT, f"{ts} is an orphan input"
-        for ts in self.executing:
-            assert ts.state == EXECUTING
+        for run_id, ts in self.executing.items():
+            assert ts.run_id == run_id
+            assert ts.cancelled or self.tasks.get(ts.key) is ts, f"{ts} lost its run {run_id}"
         assert set(self.data) <= set(self.tasks)

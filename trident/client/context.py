@@ -1,0 +1,48 @@
+"""Which client the calling code should use: `current_client` and `get_client`.
+
+Values that bind to a client when they are unpickled (actor handles, futures) use
+`current_client`: inside a task or an actor method that is the worker's own client;
+while a client loads results, that client; otherwise the default client.
+"""
+
+from __future__ import annotations
+
+import contextvars
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import TYPE_CHECKING
+
+from ..worker.context import current_worker
+
+if TYPE_CHECKING:
+    from .client import Client
+
+_loading_for: contextvars.ContextVar[Client | None] = contextvars.ContextVar(
+    "trident_loading_client", default=None
+)
+
+
+@contextmanager
+def loading_for(client: Client) -> Iterator[None]:
+    """Values unpickled in this block bind to `client`."""
+    token = _loading_for.set(client)
+    try:
+        yield
+    finally:
+        _loading_for.reset(token)
+
+
+def current_client() -> Client:
+    """The client for the calling context (see the module docstring).
+
+    Raises `ValueError` when there is none.
+    """
+    worker = current_worker()
+    if worker is not None and worker.client is not None:
+        return worker.client
+    client = _loading_for.get()
+    if client is not None:
+        return client
+    from .client import default_client
+
+    return default_client()

@@ -1,0 +1,133 @@
+"""The client that code running on a worker uses: `get_client`, `worker_client`.
+
+Every worker owns one `WorkerClient`, connected to the scheduler from the worker's own
+trio loop. From a task's thread its methods block (the calls run in the worker's loop);
+from the loop itself (``async def`` tasks and actor methods) they return coroutines.
+
+Tasks a task submits belong to it: when the task fails or is cancelled, its unfinished
+subtasks are cancelled too (`fire_and_forget` opts a subtask out). When it succeeds,
+its subtasks simply go on.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import TYPE_CHECKING, Any
+
+import trio
+
+from ..client.client import DEFAULT_TIMEOUT, Client, default_client
+from ..client.core import ClientCore
+from .context import current_task_key, current_worker
+
+if TYPE_CHECKING:
+    from .actor import Worker
+
+
+class WorkerClient(Client):
+    """A `Client` that lives in a worker's event loop (see the module docstring)."""
+
+    def __init__(self, worker: Worker, token: str | None):
+        # Client.__init__ would start a loop thread or a cluster: this client borrows the
+        # worker's loop instead, so it sets up only what it needs.
+        self._asynchronous = True
+        self.id = f"Client-worker-{worker.name}"
+        self._timeout = DEFAULT_TIMEOUT
+        self._set_as_default = False
+        self._closed = False
+        self._started = False
+        self.cluster = None
+        self._owns_cluster = False
+        self._cluster_kwargs: dict[str, Any] = {}
+        self._loop = None
+        self._task_group = None
+        self._address = worker.scheduler_address
+        self._token = token
+        self._name = f"worker-client-{worker.name}"
+        self._core = ClientCore(
+            worker.scheduler_address,
+            name=self._name,
+            token=token,
+            timeout=self._timeout,
+            callbacks_in_thread=True,
+        )
+        self._core.client = self
+        self._trio_token: trio.lowlevel.TrioToken | None = None
+        self._children: dict[str, set[str]] = {}
+        self._children_lock = threading.Lock()
+
+    async def serve(self, *, task_status: Any = trio.TASK_STATUS_IGNORED) -> None:
+        """Connect and serve in the worker's loop until the worker stops."""
+        self._trio_token = trio.lowlevel.current_trio_token()
+        self._started = True
+        await self._core.serve(task_status=task_status)
+
+    @property
+    def asynchronous(self) -> bool:
+        """True in the worker's event loop (async tasks, async actor methods)."""
+        return self._core.in_loop_thread
+
+    def _sync(self, async_fn: Callable[..., Any], *args: Any) -> Any:
+        if self.asynchronous:
+            return async_fn(*args)
+        if self._trio_token is None:
+            raise RuntimeError("the worker's client is not running yet")
+        return trio.from_thread.run(async_fn, *args, trio_token=self._trio_token)
+
+    def close(self, timeout: Any = None) -> Any:
+        """A no-op: the worker's client closes with its worker."""
+        if self.asynchronous:
+            return trio.lowlevel.checkpoint()
+        return None
+
+    # --- subtasks -----------------------------------------------------------------------
+
+    def _register_submitted(self, keys: list[str]) -> None:
+        parent = current_task_key()
+        if parent is None:
+            return
+        with self._children_lock:
+            self._children.setdefault(parent, set()).update(keys)
+
+    def _forget_submitted(self, keys: list[str]) -> None:
+        with self._children_lock:
+            for children in self._children.values():
+                children.difference_update(keys)
+
+    def task_ended(self, key: str, *, succeeded: bool) -> None:
+        """Task `key` ended: on failure or cancellation, cancel what it still runs.
+
+        Call from the worker's loop.
+        """
+        with self._children_lock:
+            children = self._children.pop(key, None)
+        if children and not succeeded and self._core.status == "running":
+            reason = f"its parent task {key!r} failed or was cancelled"
+            self._core.cancel_now(sorted(children), False, reason)
+
+
+def get_client(address: str | None = None, timeout: float | None = None) -> Client:
+    """The client to use here: the worker's own inside a task, else the default client.
+
+    Raises `ValueError` outside a task when no client is running.
+    """
+    worker = current_worker()
+    if worker is not None:
+        if worker.client is None:
+            raise RuntimeError(f"worker {worker.address} has no client yet")
+        return worker.client
+    client = default_client()
+    if address is not None and address not in (
+        client.scheduler_address,
+        client.scheduler_address_for_others,
+    ):
+        return Client(address, timeout=timeout if timeout is not None else DEFAULT_TIMEOUT)
+    return client
+
+
+@contextmanager
+def worker_client(timeout: float | None = None, separate_thread: bool = True) -> Iterator[Client]:
+    """``with worker_client() as client:`` — the worker's client, for use inside a task."""
+    yield get_client(timeout=timeout)
