@@ -29,6 +29,6 @@ def typecheck(session: nox.Session) -> None:
 
 @nox.session
 def bench(session: nox.Session) -> None:
-    """trident and dask.distributed side by side: ``nox -s bench -- --repeats 5``."""
-    session.install("-e", ".[bench]")
+    """trident, dask.distributed and Ray side by side: ``nox -s bench -- --repeats 5``."""
+    session.install("-e", ".[bench-ray]")
     session.run("python", "-m", "benchmarks", *session.posargs)

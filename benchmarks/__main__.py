@@ -1,10 +1,10 @@
-"""Run trident and dask.distributed side by side and print medians and ratios.
+"""Run trident, dask.distributed and Ray side by side; print medians and ratios.
 
-Both clusters (2 worker processes x 1 thread each unless told otherwise) run at the same
-time on the same machine, and the repeats of every scenario alternate between them, so
-machine noise hits both alike. Usage::
+All runtimes' clusters (2 worker processes x 1 thread each unless told otherwise) run at
+the same time on the same machine, and the repeats of every scenario alternate between
+them, so machine noise hits all alike. Ray is included when it is installed. Usage::
 
-    python -m benchmarks [--repeats 3] [--only map_gather_20k,round_trip] [--json out.json]
+    python -m benchmarks [--repeats 3] [--only round_trip,actor_call] [--json out.json]
 """
 
 from __future__ import annotations
@@ -19,26 +19,8 @@ import sys
 import time
 from typing import Any
 
+from .runtimes import STARTERS, available
 from .scenarios import SCENARIOS, Scenario
-
-
-def start_trident(workers: int, threads: int) -> tuple[Any, Any]:
-    import trident
-
-    cluster = trident.LocalCluster(n_workers=workers, threads_per_worker=threads)
-    return cluster, trident.Client(cluster, set_as_default=False)
-
-
-def start_dask(workers: int, threads: int) -> tuple[Any, Any]:
-    import distributed
-
-    cluster = distributed.LocalCluster(
-        n_workers=workers, threads_per_worker=threads, processes=True, dashboard_address=None
-    )
-    return cluster, distributed.Client(cluster, set_as_default=False)
-
-
-RUNTIMES = {"trident": start_trident, "dask": start_dask}
 
 
 def ratio(scenario: Scenario, ours: float, theirs: float) -> float:
@@ -57,6 +39,28 @@ def machine() -> dict[str, Any]:
     }
 
 
+def table(
+    chosen: list[Scenario], medians: dict[str, dict[str, float]], runtimes: list[str]
+) -> list[str]:
+    peers = [r for r in runtimes if r != "trident"]
+    header = f"{'scenario':<20} {'unit':<8}" + "".join(f"{r:>13}" for r in runtimes)
+    if "trident" in runtimes:
+        header += "".join(f"{'vs ' + p:>11}" for p in peers)
+    lines = [header]
+    for scenario in chosen:
+        row = medians[scenario.name]
+        line = f"{scenario.name:<20} {scenario.unit:<8}"
+        line += "".join(f"{row[r]:>13,.1f}" if r in row else f"{'-':>13}" for r in runtimes)
+        if "trident" in row:
+            for peer in peers:
+                if peer in row:
+                    line += f"{ratio(scenario, row['trident'], row[peer]):>10.1f}x"
+                else:
+                    line += f"{'-':>11}"
+        lines.append(line)
+    return lines
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(
         prog="python -m benchmarks",
@@ -67,54 +71,46 @@ def main() -> int:
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--only", default="", help="comma-separated scenario names")
-    parser.add_argument("--runtimes", default="trident,dask")
+    parser.add_argument("--runtimes", default="trident,dask,ray")
     parser.add_argument("--json", default=None, help="write the results to this file")
     args = parser.parse_args()
     logging.basicConfig(level=logging.ERROR)
     chosen = [s for s in SCENARIOS if not args.only or s.name in args.only.split(",")]
-    runtimes = [r for r in args.runtimes.split(",") if r]
+    runtimes = [r for r in args.runtimes.split(",") if r and available(r)]
 
-    clients = {}
-    startup = {}
+    started: dict[str, Any] = {}
+    startup: dict[str, float] = {}
     for name in runtimes:
         start = time.perf_counter()
-        clients[name] = RUNTIMES[name](args.workers, args.threads)
+        started[name] = STARTERS[name](args.workers, args.threads)
         startup[name] = time.perf_counter() - start
 
-    results: dict[str, dict[str, list[float]]] = {s.name: {r: [] for r in runtimes} for s in chosen}
+    results: dict[str, dict[str, list[float]]] = {s.name: {} for s in chosen}
     try:
         for scenario in chosen:
             for repeat in range(args.repeats):
                 for name in runtimes:
-                    value = scenario.run(clients[name][1])
-                    results[scenario.name][name].append(value)
+                    run = started[name].scenarios.get(scenario.name)
+                    if run is None:
+                        continue
+                    value = run()
+                    results[scenario.name].setdefault(name, []).append(value)
                     print(
-                        f"  {scenario.name:<16} {name:<8} #{repeat + 1}: "
+                        f"  {scenario.name:<20} {name:<8} #{repeat + 1}: "
                         f"{value:,.1f} {scenario.unit}",
                         file=sys.stderr,
                         flush=True,
                     )
     finally:
-        for cluster, client in clients.values():
-            client.close()
-            cluster.close()
+        for runtime in started.values():
+            runtime.close()
 
     medians = {s: {r: statistics.median(v) for r, v in by.items()} for s, by in results.items()}
-    header = f"{'scenario':<16} {'unit':<8}" + "".join(f"{r:>14}" for r in runtimes)
-    if "dask" in runtimes and "trident" in runtimes:
-        header += f"{'trident/dask':>14}"
     print(f"\nmedians of {args.repeats} repeats, {args.workers} workers x {args.threads} thread(s)")
-    print(header)
-    for scenario in chosen:
-        row = medians[scenario.name]
-        line = f"{scenario.name:<16} {scenario.unit:<8}" + "".join(
-            f"{row[r]:>14,.1f}" for r in runtimes
-        )
-        if "dask" in row and "trident" in row:
-            line += f"{ratio(scenario, row['trident'], row['dask']):>13.1f}x"
+    for line in table(chosen, medians, runtimes):
         print(line)
     print("cluster start (s): " + ", ".join(f"{r} {t:.2f}" for r, t in startup.items()))
-    print("(ratio > 1: trident is better by that factor)")
+    print("(vs X: how many times better trident is than X)")
     if args.json:
         with open(args.json, "w") as f:
             json.dump(

@@ -1,5 +1,7 @@
-"""The benchmark scenarios. Each takes a connected client (trident's or dask's: their
-APIs are the same) and returns one measurement; higher or lower is better as declared.
+"""The benchmark scenarios, written once against the dask.distributed Client API.
+
+trident and dask.distributed share that API, so one function measures both. Each
+scenario returns one number; `Scenario.higher_is_better` says which way is good.
 """
 
 from __future__ import annotations
@@ -20,17 +22,37 @@ def inc(x):
     return x + 1
 
 
+class Counter:
+    """The actor used by the actor scenarios."""
+
+    def __init__(self) -> None:
+        self.n = 0
+
+    def incr(self) -> int:
+        self.n += 1
+        return self.n
+
+
 @dataclass(frozen=True)
 class Scenario:
     name: str
     unit: str
     higher_is_better: bool
-    run: Callable[[Any], float]
     description: str
 
 
+SCENARIOS = [
+    Scenario("map_gather_20k", "tasks/s", True, "20,000 no-op tasks, client.map + client.gather"),
+    Scenario("round_trip", "us", False, "sequential submit -> result, one no-op task at a time"),
+    Scenario("chain_1000", "us/task", False, "a chain of 1,000 tasks, each using the previous"),
+    Scenario("actor_call", "us", False, "sequential actor method call -> result"),
+    Scenario("actor_pipelined_10k", "calls/s", True, "10,000 actor calls issued, then gathered"),
+    Scenario("scatter_200MB", "MB/s", True, "scatter one 200 MB numpy array (hash=False)"),
+    Scenario("gather_200MB", "MB/s", True, "gather one 200 MB numpy array back from a worker"),
+]
+
+
 def map_gather(client: Any, n: int = 20_000) -> float:
-    """Tasks per second for map + gather of `n` no-op tasks."""
     start = time.perf_counter()
     futures = client.map(noop, range(n))
     results = client.gather(futures)
@@ -41,7 +63,6 @@ def map_gather(client: Any, n: int = 20_000) -> float:
 
 
 def round_trip(client: Any, n: int = 200) -> float:
-    """Microseconds per sequential submit -> result."""
     client.submit(noop, -1, pure=False).result()
     start = time.perf_counter()
     for i in range(n):
@@ -50,7 +71,6 @@ def round_trip(client: Any, n: int = 200) -> float:
 
 
 def chain(client: Any, n: int = 1000) -> float:
-    """Microseconds per task of a dependency chain of `n` tasks."""
     start = time.perf_counter()
     future = client.submit(inc, 0, pure=False)
     for _ in range(n - 1):
@@ -59,61 +79,65 @@ def chain(client: Any, n: int = 1000) -> float:
     return (time.perf_counter() - start) / n * 1e6
 
 
+def _counter(client: Any) -> Any:
+    return client.submit(Counter, actor=True).result()
+
+
+def actor_call(client: Any, n: int = 300) -> float:
+    counter = _counter(client)
+    counter.incr().result()
+    start = time.perf_counter()
+    for _ in range(n):
+        counter.incr().result()
+    return (time.perf_counter() - start) / n * 1e6
+
+
+def actor_pipelined(client: Any, n: int = 10_000) -> float:
+    counter = _counter(client)
+    counter.incr().result()
+    start = time.perf_counter()
+    calls = [counter.incr() for _ in range(n)]
+    values = [call.result() for call in calls]
+    elapsed = time.perf_counter() - start
+    assert values[-1] == n + 1
+    return n / elapsed
+
+
 _ARRAY: dict[int, np.ndarray] = {}
 
 
-def _array(megabytes: int) -> np.ndarray:
+def array(megabytes: int = 200) -> np.ndarray:
     if megabytes not in _ARRAY:
         _ARRAY[megabytes] = np.random.default_rng(0).random(megabytes * 2**20 // 8)
     return _ARRAY[megabytes]
 
 
 def scatter(client: Any, megabytes: int = 200) -> float:
-    """MB/s moving a numpy array from the client to a worker."""
-    array = _array(megabytes)
+    data = array(megabytes)
     start = time.perf_counter()
-    future = client.scatter(array, hash=False)
+    future = client.scatter(data, hash=False)
     elapsed = time.perf_counter() - start
     client.cancel([future])
     return megabytes / elapsed
 
 
 def gather(client: Any, megabytes: int = 200) -> float:
-    """MB/s moving a numpy array from a worker back to the client."""
-    array = _array(megabytes)
-    future = client.scatter(array, hash=False)
+    data = array(megabytes)
+    future = client.scatter(data, hash=False)
     start = time.perf_counter()
     result = future.result()
     elapsed = time.perf_counter() - start
-    assert result.shape == array.shape
+    assert result.shape == data.shape
     client.cancel([future])
     return megabytes / elapsed
 
 
-SCENARIOS = [
-    Scenario(
-        "map_gather_20k",
-        "tasks/s",
-        True,
-        map_gather,
-        "20,000 no-op tasks, client.map + client.gather",
-    ),
-    Scenario(
-        "round_trip",
-        "us",
-        False,
-        round_trip,
-        "sequential submit -> result, one no-op task at a time",
-    ),
-    Scenario(
-        "chain_1000",
-        "us/task",
-        False,
-        chain,
-        "a chain of 1,000 tasks, each depending on the previous",
-    ),
-    Scenario("scatter_200MB", "MB/s", True, scatter, "scatter one 200 MB numpy array (hash=False)"),
-    Scenario(
-        "gather_200MB", "MB/s", True, gather, "gather one 200 MB numpy array back from a worker"
-    ),
-]
+CLIENT_SCENARIOS: dict[str, Callable[[Any], float]] = {
+    "map_gather_20k": map_gather,
+    "round_trip": round_trip,
+    "chain_1000": chain,
+    "actor_call": actor_call,
+    "actor_pipelined_10k": actor_pipelined,
+    "scatter_200MB": scatter,
+    "gather_200MB": gather,
+}

@@ -43,3 +43,31 @@ def test_readme_python_blocks_run(index, tmp_path):
         [sys.executable, str(script)], capture_output=True, text=True, timeout=120, cwd=tmp_path
     )
     assert result.returncode == 0, result.stderr
+
+
+def test_parameter_server_example_runs():
+    result = subprocess.run(
+        [sys.executable, str(ROOT / "examples" / "parameter_server.py")],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=ROOT,
+    )
+    assert result.returncode == 0, result.stderr
+    assert "learned weights: [1. 2. 3. 4. 5.]" in result.stdout
+    assert "WARNING" not in result.stderr
+
+
+def test_structured_cancellation_example_runs():
+    result = subprocess.run(
+        [sys.executable, str(ROOT / "examples" / "structured_cancellation.py")],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=ROOT,
+    )
+    assert result.returncode == 0, result.stderr
+    out = result.stdout
+    assert "did not finish within its 0.5 s deadline" in out
+    assert "ConnectionError('c.example: connection refused')" in out
+    assert "the task goes on: d.example: ok" in out

@@ -114,6 +114,9 @@ class ClientCore:
         #: the facade this core serves (results unpickle in its name)
         self.client: Client | None = None
         self.actor_calls = ActorCalls(self)
+        #: how loudly losing the scheduler is logged (a worker's own client stays quiet:
+        #: its worker reports the loss)
+        self.loss_log_level = logging.WARNING
         self._handlers: dict[type, Callable[[Any], None]] = {
             m.KeyDone: self._on_key_done,
             m.KeyErred: self._on_key_erred,
@@ -244,7 +247,9 @@ class ClientCore:
                 messages = await connection.receive()
         except (ConnectionClosed, StreamClosed) as exc:
             if self.status == "running":
-                logger.warning("client %s lost the scheduler: %s", self.client_id, exc)
+                logger.log(
+                    self.loss_log_level, "client %s lost the scheduler: %s", self.client_id, exc
+                )
         except ProtocolError as exc:
             logger.error("client %s: bad message from the scheduler: %s", self.client_id, exc)
         self._fail_pending("the connection to the scheduler was lost", lost=True)

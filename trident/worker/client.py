@@ -11,6 +11,7 @@ its subtasks simply go on.
 
 from __future__ import annotations
 
+import logging
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -54,6 +55,7 @@ class WorkerClient(Client):
             callbacks_in_thread=True,
         )
         self._core.client = self
+        self._core.loss_log_level = logging.DEBUG
         self._trio_token: trio.lowlevel.TrioToken | None = None
         self._children: dict[str, set[str]] = {}
         self._children_lock = threading.Lock()
