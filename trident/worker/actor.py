@@ -14,8 +14,10 @@ import uuid
 from collections.abc import Callable
 from typing import Any
 
+import psutil
 import trio
 
+from .._logbuffer import LogBuffer
 from ..comm import handshake
 from ..comm.batched import BatchedSender
 from ..comm.connection import Connection, ConnectionClosed
@@ -25,12 +27,17 @@ from ..comm.transports import connect, describe, is_inproc, serve, unique_inproc
 from ..protocol import messages as m
 from ..protocol.errors import ProtocolError
 from ..protocol.serialize import dumps, loads, sizeof
+from . import output
 from .executor import Job, Outcome, ThreadExecutor, error_info, run_async_job
 from .state import Execute, Fetch, Interrupt, WorkerState
 
 logger = logging.getLogger("trident.worker")
 
 CONNECT_TIMEOUT = 10.0
+#: Seconds between heartbeats to the scheduler.
+HEARTBEAT_INTERVAL = 1.0
+#: Seconds between sends of captured task output while tasks run.
+OUTPUT_INTERVAL = 0.1
 
 
 class _FunctionLoadError:
@@ -55,6 +62,8 @@ class Worker:
         memory_limit: bytes this worker should stay under (reported to the scheduler).
         resources: abstract resources this worker offers, e.g. ``{"GPU": 1}``.
         token: the cluster token, when the scheduler requires one.
+        heartbeat_interval: seconds between heartbeats (load and memory) to the
+            scheduler.
 
     Run it with ``await nursery.start(worker.serve)``; it stops when cancelled or when
     the scheduler goes away.
@@ -70,8 +79,10 @@ class Worker:
         memory_limit: int = 0,
         resources: dict[str, float] | None = None,
         token: str | None = None,
+        heartbeat_interval: float = HEARTBEAT_INTERVAL,
     ):
         self.scheduler_address = scheduler_address
+        self.heartbeat_interval = heartbeat_interval
         self.nthreads = max(1, int(nthreads))
         self.name = name
         self.memory_limit = int(memory_limit)
@@ -94,6 +105,10 @@ class Worker:
         self._nursery: trio.Nursery | None = None
         self._peers: PeerPool | None = None
         self._stopped = trio.Event()
+        #: the worker's recent log records (`Client.get_worker_logs`)
+        self.logs = LogBuffer(self)
+        #: where task output goes while the scheduler asks for it, else None
+        self._output: output.OutputCollector | None = None
 
     def __repr__(self) -> str:
         return f"<Worker {self.address or 'not started'} nthreads={self.nthreads}>"
@@ -109,6 +124,17 @@ class Worker:
         self, *, task_status: trio.TaskStatus[Worker] = trio.TASK_STATUS_IGNORED
     ) -> None:
         """Register with the scheduler and work until cancelled or the scheduler leaves."""
+        self.logs.claim_current_context()
+        self.logs.attach("trident")
+        try:
+            await self._serve(task_status)
+        finally:
+            self.logs.detach()
+            if self._output is not None:
+                self._output = None
+                output.uninstall()
+
+    async def _serve(self, task_status: trio.TaskStatus[Worker]) -> None:
         async with trio.open_nursery() as nursery:
             self._nursery = nursery
             self.address = await nursery.start(serve, self._listen_address, self._serve_peer)
@@ -128,6 +154,7 @@ class Worker:
                 if not welcome or not isinstance(welcome[0], m.WorkerWelcome):
                     raise ProtocolError(f"expected WorkerWelcome, got {welcome!r}")
                 task_status.started(self)
+                nursery.start_soon(self._send_heartbeats)
                 await self._receive_from_scheduler(connection, welcome[1:])
             finally:
                 self._stopped.set()
@@ -163,6 +190,9 @@ class Worker:
                 for msg in messages:
                     if type(msg) is m.DefineFunction:
                         self._load_function(msg)
+                    elif type(msg) is m.CaptureOutput:
+                        self._capture_output(msg.enabled)
+                        continue
                     handle(msg)
                 self._flush()
                 messages = await connection.receive()
@@ -170,6 +200,51 @@ class Worker:
             logger.info("worker %s: the scheduler closed the connection", self.address)
         except StreamClosed as exc:
             logger.warning("worker %s: lost the scheduler: %s", self.address, exc)
+
+    async def _send_heartbeats(self) -> None:
+        process = psutil.Process()
+        process.cpu_percent(None)
+        while True:
+            self._heartbeat(process)
+            await trio.sleep(self.heartbeat_interval)
+
+    def _heartbeat(self, process: psutil.Process) -> None:
+        assert self.state is not None and self._sender is not None
+        executing, ready, stored = self.state.load()
+        try:
+            memory = process.memory_info().rss
+            cpu = process.cpu_percent(None)
+        except psutil.Error:
+            memory, cpu = 0, 0.0
+        self._sender.send(
+            m.WorkerHeartbeat(memory, self.memory_limit, cpu, executing, ready, stored, 0)
+        )
+
+    # --- task output ------------------------------------------------------------------
+
+    def _capture_output(self, enabled: bool) -> None:
+        if enabled and self._output is None:
+            output.install()
+            collector = self._output = output.OutputCollector()
+            assert self._nursery is not None
+            self._nursery.start_soon(self._send_output_while, collector)
+        elif not enabled and self._output is not None:
+            self._send_output()
+            self._output = None
+            output.uninstall()
+
+    async def _send_output_while(self, collector: output.OutputCollector) -> None:
+        """Send captured output every `OUTPUT_INTERVAL` until capturing stops."""
+        while self._output is collector:
+            self._send_output()
+            await trio.sleep(OUTPUT_INTERVAL)
+
+    def _send_output(self) -> None:
+        if self._output is None or self._sender is None:
+            return
+        entries = self._output.drain()
+        if entries:
+            self._sender.send(m.TaskOutput(self.address, entries))
 
     def _load_function(self, msg: m.DefineFunction) -> None:
         try:
@@ -205,7 +280,7 @@ class Worker:
             function = _FunctionLoadError(
                 RuntimeError(f"worker {self.address} does not know function {ts.function!r}")
             )
-        job = Job(key, function, ts.args, self.state.data, ts.inline_result)
+        job = Job(key, function, ts.args, self.state.data, ts.inline_result, self._output)
         self._jobs[key] = job
         if ts.function in self._async_functions:
             assert self._nursery is not None
@@ -228,6 +303,7 @@ class Worker:
         state = self.state
         if state is None or self._stopped.is_set():
             return
+        self._send_output()  # before the tasks are reported finished
         for outcome in outcomes:
             key = outcome.key
             self._jobs.pop(key, None)
@@ -272,7 +348,8 @@ class Worker:
     # --- peers --------------------------------------------------------------------------
 
     async def _serve_peer(self, stream: ByteStream) -> None:
-        """Answer `GetData` and `PutData` from clients and other workers."""
+        """Answer `GetData`, `PutData` and `LogsRequest` from clients and other workers."""
+        self.logs.claim_current_context()
         connection = Connection(stream, peer=describe(stream))
         try:
             await handshake.accept(connection, token=self._token, server_id=self.address)
@@ -289,6 +366,9 @@ class Worker:
                             sender.send(self._get_data(msg))
                         elif type(msg) is m.PutData:
                             sender.send(self._put_data(msg))
+                        elif type(msg) is m.LogsRequest:
+                            records = [list(record) for record in self.logs.tail(msg.n)]
+                            sender.send(m.Reply(msg.request_id, records, None))
                         else:
                             raise ProtocolError(f"peers may not send {type(msg).__name__}")
             except (ConnectionClosed, StreamClosed):

@@ -24,6 +24,7 @@ import trio
 
 from ..protocol.messages import ErrorInfo
 from ..protocol.serialize import Serialized, dumps, loads_task_args, sizeof
+from .output import OutputCollector, capture_output
 
 logger = logging.getLogger("trident.worker")
 
@@ -72,9 +73,12 @@ def error_info(exc: BaseException, worker: str, key: str = "") -> ErrorInfo:
 
 
 class Job:
-    """One execution of one task; `cancelled` may be set from the event loop at any time."""
+    """One execution of one task; `cancelled` may be set from the event loop at any time.
 
-    __slots__ = ("args", "cancelled", "data", "function", "inline", "key", "scope")
+    With `output` set, what the task prints and logs is captured there.
+    """
+
+    __slots__ = ("args", "cancelled", "data", "function", "inline", "key", "output", "scope")
 
     def __init__(
         self,
@@ -83,12 +87,14 @@ class Job:
         args: Serialized,
         data: Mapping[str, Any],
         inline: bool,
+        output: OutputCollector | None = None,
     ):
         self.key = key
         self.function = function
         self.args = args
         self.data = data
         self.inline = inline
+        self.output = output
         self.cancelled = False
         self.scope: trio.CancelScope | None = None
 
@@ -149,7 +155,11 @@ def run_job(job: Job, worker: str) -> Outcome:
     outcome.start = time.time()
     try:
         args, kwargs = loads_task_args(job.args, job.data)
-        value = job.function(*args, **kwargs)
+        if job.output is None:
+            value = job.function(*args, **kwargs)
+        else:
+            with capture_output(job.key, job.output):
+                value = job.function(*args, **kwargs)
     except BaseException as exc:
         outcome.stop = time.time()
         outcome.error = error_info(exc, worker, job.key)
@@ -169,7 +179,8 @@ async def run_async_job(job: Job, worker: str) -> Outcome:
             scope.cancel()
         try:
             args, kwargs = loads_task_args(job.args, job.data)
-            value = await job.function(*args, **kwargs)
+            with capture_output(job.key, job.output):
+                value = await job.function(*args, **kwargs)
         except Exception as exc:
             outcome.stop = time.time()
             outcome.error = error_info(exc, worker, job.key)
