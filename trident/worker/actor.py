@@ -153,6 +153,12 @@ class Worker:
                     welcome = await connection.receive()
                 if not welcome or not isinstance(welcome[0], m.WorkerWelcome):
                     raise ProtocolError(f"expected WorkerWelcome, got {welcome!r}")
+                logger.info(
+                    "worker %s: registered with %s (%d threads)",
+                    self.address,
+                    self.scheduler_address,
+                    self.nthreads,
+                )
                 task_status.started(self)
                 nursery.start_soon(self._send_heartbeats)
                 await self._receive_from_scheduler(connection, welcome[1:])
