@@ -204,7 +204,8 @@ class Worker:
                 messages = await connection.receive()
         except ConnectionClosed:
             logger.info("worker %s: the scheduler closed the connection", self.address)
-        except StreamClosed as exc:
+        except (StreamClosed, ProtocolError) as exc:
+            # A scheduler that stops mid-packet (its cluster closing) is gone all the same.
             logger.warning("worker %s: lost the scheduler: %s", self.address, exc)
 
     async def _send_heartbeats(self) -> None:
