@@ -74,8 +74,9 @@ class LocalCluster:
     """A scheduler and `n_workers` workers on this machine.
 
     Arguments:
-        n_workers, threads_per_worker: default to what dask.distributed picks for the
-            machine's cores (one single-threaded worker per core up to four cores).
+        n_workers: defaults to what dask.distributed picks for the machine's cores (one
+            single-threaded worker per core up to four cores).
+        threads_per_worker: threads of each worker (same default rule).
         processes: run each worker in its own process (default) or in this process.
         memory_limit: per worker: bytes, a string like ``"4GB"``, ``"auto"`` (the
             machine's memory divided by the workers) or None.
