@@ -61,10 +61,11 @@ def test_parameter_sweep_reports_progress_and_the_best_fit():
 
 
 def test_crawler_fetches_until_its_deadline():
-    out = run_example("crawler.py", "0.8")
+    out = run_example("crawler.py", "1.5")
     fetched = int(re.search(r"fetched (\d+) pages", out).group(1))
     cancelled = int(re.search(r"cancelled (\d+) fetches", out).group(1))
-    assert fetched > 10 and cancelled > 0, out
+    # 5,000 pages take far longer than the deadline: some are fetched, the rest cancelled.
+    assert 0 < fetched < 5_000 and cancelled > 0, out
 
 
 def test_pipeline_streams_records_through_its_stages():

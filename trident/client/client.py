@@ -15,7 +15,6 @@ import json
 import logging
 import os
 import threading
-import urllib.parse
 import uuid
 import weakref
 from collections.abc import Callable, Generator, Iterable, Iterator
@@ -26,6 +25,7 @@ import anyio
 import attrs
 import sniffio
 
+from ..dashboard.link import dashboard_url
 from ..protocol import messages as m
 from ..protocol.serialize import dumps_function, dumps_task_args, loads, token_of
 from .core import ClientCore
@@ -682,27 +682,6 @@ class _Done:
 
 
 _DONE = _Done()
-
-
-def dashboard_url(dashboard: str, scheduler_address: str, token: str | None) -> str:
-    """The dashboard's URL as a client of `scheduler_address` reaches it.
-
-    A dashboard listening on every interface is reached on the scheduler's host (or
-    loopback for an in-process scheduler). The token, if any, is added as ``?token=``;
-    the dashboard then keeps it in a cookie.
-    """
-    host, _, port = dashboard.rpartition(":")
-    if host in ("", "0.0.0.0", "::", "[::]"):
-        host = "127.0.0.1"
-        if scheduler_address.startswith(("tcp://", "tls://")):
-            location = scheduler_address.split("://", 1)[1]
-            scheduler_host = location.rpartition(":")[0]
-            if scheduler_host not in ("", "0.0.0.0", "::", "[::]"):
-                host = scheduler_host
-    url = f"http://{host}:{port}/status"
-    if token:
-        url += "?" + urllib.parse.urlencode({"token": token})
-    return url
 
 
 @atexit.register

@@ -22,6 +22,7 @@ import sniffio
 import trio
 
 from ..client.loop import LoopThread
+from ..dashboard.link import dashboard_url
 from .runtime import ClusterRuntime, WorkerHandle, WorkerSpec
 
 _AUTO = "auto"
@@ -291,8 +292,6 @@ class LocalCluster:
         address = scheduler.dashboard_address if scheduler is not None else None
         if address is None:
             return None
-        from ..client.client import dashboard_url
-
         return dashboard_url(address, self.scheduler_address, self.token)
 
     @property
