@@ -41,8 +41,8 @@ REFERENCE_ENTRIES = [
 #: Reference entries that later issues implement (issue 6 owns all of these).
 NOT_YET = {
     "Client.call_stack", "Client.compute", "Client.get", "Client.get_dataset",
-    "Client.get_executor", "Client.get_metadata", "Client.get_scheduler_logs",
-    "Client.get_worker_logs", "Client.has_what", "Client.list_datasets", "Client.persist",
+    "Client.get_executor", "Client.get_metadata", "Client.has_what",
+    "Client.list_datasets", "Client.persist",
     "Client.publish_dataset", "Client.profile", "Client.rebalance", "Client.replicate",
     "Client.restart", "Client.run", "Client.run_on_scheduler", "Client.set_metadata",
     "Client.start_ipython_workers", "Client.start_ipython_scheduler",
@@ -87,7 +87,8 @@ def test_implemented_reference_entries_stay_implemented():
 def test_all_lists_exactly_the_public_names():
     public = {name for name in dir(trident) if not name.startswith(("_", "@"))}
     subpackages = {
-        "actors", "client", "cluster", "comm", "protocol", "scheduler", "worker", "testing"
+        "actors", "client", "cluster", "comm", "dashboard", "protocol", "scheduler", "worker",
+        "testing",
     }  # fmt: skip
     assert set(trident.__all__) - {"__version__"} == public - subpackages
     for name in trident.__all__:

@@ -82,7 +82,8 @@ async def test_bad_messages_after_authentication_close_the_connection(tcp_cluste
             conn = Connection(await raw_stream(tcp_cluster))
             await handshake.offer(conn, role="client", name="evil", token="sesame")
             await conn.send([m.RegisterClient("evil-client", "evil")])
-            await conn.receive_one(m.ClientWelcome)
+            welcome = await conn.receive()
+            assert isinstance(welcome[0], m.ClientWelcome)
             await conn.send(bad_batch)
             assert await closed_by_server(conn)
         assert await client.submit(inc, 3) == 4

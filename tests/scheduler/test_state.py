@@ -434,3 +434,121 @@ def test_releasing_many_keys_sends_one_free_message_per_worker():
     out = h.client(m.ReleaseKeys(keys))
     frees = [msg for w in ("w0", "w1") for msg in sent(out, w, m.FreeKeys)]
     assert len(frees) <= 2 and sorted(k for msg in frees for k in msg.keys) == sorted(keys)
+
+
+# --- heartbeats, activity, output forwarding, logs ----------------------------------
+
+
+def heartbeat(memory=1000, executing=1, ready=2, stored=64):
+    return m.WorkerHeartbeat(memory, 4000, 12.5, executing, ready, stored, 0)
+
+
+def test_heartbeats_are_stored_with_the_time_they_arrived():
+    now = [100.0]
+    h = Harness()
+    h.state.clock = lambda: now[0]
+    now[0] = 105.0
+    h.state.handle_worker_message("w0", heartbeat(memory=2048))
+    assert h.flush() == {}
+    ws = h.state.workers["w0"]
+    assert ws.heartbeat.memory == 2048 and ws.last_seen == 105.0
+    info = h.state.info()["workers"]["w0"]
+    assert info["metrics"]["memory"] == 2048 and info["last_seen"] == 105.0
+    assert h.state.info()["workers"]["w1"]["metrics"]["memory"] == 0  # none yet
+
+
+def test_finished_and_failed_runs_are_recorded_in_the_task_stream():
+    h = Harness(workers=1)
+    h.submit(spec("a-1"), spec("b-1", retries=1))
+    h.finish("a-1", duration=0.5)
+    h.fail("b-1")  # retried
+    h.fail("b-1", text="ValueError: for good")
+    events, cursor = h.state.activity.events_since(0)
+    assert [(e.key, e.prefix, e.worker, e.status) for e in events] == [
+        ("a-1", "a", "w0", "ok"),
+        ("b-1", "b", "w0", "error"),
+        ("b-1", "b", "w0", "error"),
+    ]
+    assert events[0].stop - events[0].start == pytest.approx(0.5)
+    assert cursor == 3 and h.state.activity.events_since(cursor) == ([], 3)
+    assert h.state.activity.finished == {"a": 1} and h.state.activity.failed == {"b": 2}
+    errors, _ = h.state.activity.errors_since(0)
+    assert [(e.key, e.text) for e in errors] == [("b-1", "ValueError: for good")]
+
+
+def test_the_task_stream_is_a_bounded_ring_buffer():
+    from trident.scheduler.activity import Activity
+
+    activity = Activity(stream_capacity=3)
+    for i in range(10):
+        activity.task_ran(f"t-{i}", "t", "w", i, i + 1, "ok")
+    events, cursor = activity.events_since(5)
+    assert [e.key for e in events] == ["t-7", "t-8", "t-9"] and cursor == 10
+    assert [e.key for e in activity.events_since(9)[0]] == ["t-9"]
+    assert [e.key for e in activity.events_since(0, limit=1)[0]] == ["t-9"]
+
+
+def test_killed_workers_are_recorded_as_errors():
+    h = Harness(workers=1)
+    h.state.allowed_failures = 0
+    h.submit(spec("a-1"))
+    h.state.remove_worker("w0")
+    h.flush()
+    (error,) = h.state.activity.errors_since(0)[0]
+    assert error.key == "a-1" and "KilledWorker" in error.text
+
+
+def test_workers_capture_output_while_a_client_forwards_it():
+    h = Harness(workers=2, clients=("c", "d"))
+    out = h.client(m.ForwardOutput(True))
+    assert sent(out, "w0", m.CaptureOutput) == [m.CaptureOutput(True)]
+    assert sent(out, "w1", m.CaptureOutput) == [m.CaptureOutput(True)]
+    out = h.client(m.ForwardOutput(True), client="d")
+    assert not sent(out, "w0", m.CaptureOutput)  # already capturing
+    h.add_worker("w2")
+    assert sent(h.flush(), "w2", m.CaptureOutput) == [m.CaptureOutput(True)]
+    h.client(m.ForwardOutput(False))
+    h.state.remove_client("d")
+    out = h.flush()
+    assert sent(out, "w0", m.CaptureOutput) == [m.CaptureOutput(False)]
+
+
+def test_task_output_goes_to_the_forwarding_clients_that_want_the_task():
+    h = Harness(workers=1, clients=("c", "d", "e"))
+    h.client(m.ForwardOutput(True))
+    h.client(m.ForwardOutput(True), client="e")
+    h.submit(spec("a-1"))
+    h.submit(spec("a-1"), client="d")  # wants it, does not forward
+    entries = [
+        m.OutputEntry("a-1", "stdout", "hello", 0, "", 1.0),
+        m.OutputEntry("gone-1", "stdout", "lost", 0, "", 1.0),
+    ]
+    h.state.handle_worker_message("w0", m.TaskOutput("forged", entries))
+    out = h.flush()
+    (forwarded,) = sent(out, "c", m.TaskOutput)
+    assert forwarded.worker == "w0" and [e.text for e in forwarded.entries] == ["hello"]
+    assert not sent(out, "d", m.TaskOutput) and not sent(out, "e", m.TaskOutput)
+
+
+def test_clients_learn_the_dashboard_address_with_the_welcome():
+    state = SchedulerState("s")
+    state.services["dashboard"] = "127.0.0.1:8787"
+    state.add_client("c")
+    welcome, services = state.flush()["c"]
+    assert isinstance(welcome, m.ClientWelcome)
+    assert services == m.SchedulerServices("127.0.0.1:8787")
+
+
+def test_scheduler_logs_are_answered_from_its_buffer():
+    import logging
+
+    h = Harness()
+    h.state.logs.claim_current_context()
+    record = logging.LogRecord(
+        "trident.scheduler", logging.WARNING, "", 0, "disk %s", ("full",), None
+    )
+    h.state.logs.handle(record)
+    (reply,) = sent(h.client(m.LogsRequest(7, 10)), "c", m.Reply)
+    assert reply.request_id == 7
+    ((level, text),) = reply.value
+    assert level == "WARNING" and text.endswith("trident.scheduler - WARNING - disk full")

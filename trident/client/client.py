@@ -12,6 +12,7 @@ from __future__ import annotations
 import atexit
 import contextlib
 import json
+import logging
 import os
 import threading
 import uuid
@@ -25,6 +26,7 @@ import attrs
 import sniffio
 
 from ..actors.handle import Actor
+from ..dashboard.link import dashboard_url
 from ..protocol import messages as m
 from ..protocol.serialize import dumps_function, dumps_task_args, token_of
 from .core import ClientCore
@@ -121,6 +123,8 @@ class Client:
         security: a `Security` (or a token string); defaults to ``TRIDENT_TOKEN``.
         asynchronous: use from async code (``async with Client(asynchronous=True)``).
         name: a name for this client in logs.
+        forward_logging: show the ``print`` and ``logging`` output of this client's
+            tasks here, prefixed with worker and key (see `forward_logging`).
     """
 
     def __init__(
@@ -135,6 +139,7 @@ class Client:
         name: str | None = None,
         heartbeat_interval: float | None = None,
         direct_to_workers: bool | None = None,
+        forward_logging: bool = False,
         **cluster_kwargs: Any,
     ):
         from ..cluster.local import LocalCluster
@@ -176,6 +181,8 @@ class Client:
             callbacks_in_thread=not asynchronous,
         )
         self._core.client = self
+        if forward_logging:
+            self._core.set_forwarding(None, logging.NOTSET, enabled=True)
         if not asynchronous:
             self._start_blocking()
 
@@ -688,11 +695,76 @@ class Client:
             json.dump(info, f)
 
     @property
+    def dashboard_link(self) -> str | None:
+        """The URL of the cluster's dashboard (with the token when the cluster has one).
+
+        None when the scheduler serves no dashboard or the client is not connected.
+        """
+        address = self._core.dashboard_address
+        if address is None:
+            return None
+        return dashboard_url(address, self._core.address, self._token)
+
+    # --- task output and logs ----------------------------------------------------------
+
+    def forward_logging(self, logger_name: str | None = None, level: int = logging.NOTSET) -> Any:
+        """Show the output of this client's tasks in this process, from now on.
+
+        Whatever the tasks ``print`` appears on this process's stdout (or stderr) and
+        records of the logger `logger_name` (None: every logger) and its children at
+        `level` or above are emitted again on the same logger here; both are prefixed
+        with ``[worker key]``. Records are forwarded when the logger on the worker lets
+        them through (its effective level). Takes effect at once; in an asynchronous
+        client the return value may be awaited (it is already done).
+        """
+        self._core.set_forwarding(logger_name, level, enabled=True)
+        return _DONE if self.asynchronous else None
+
+    def unforward_logging(self, logger_name: str | None = None) -> Any:
+        """Stop forwarding records of `logger_name`; printed output stops with the last one."""
+        self._core.set_forwarding(logger_name, logging.NOTSET, enabled=False)
+        return _DONE if self.asynchronous else None
+
+    def get_scheduler_logs(self, n: int | None = None) -> Any:
+        """The scheduler's last `n` log records (all it keeps when None), oldest first.
+
+        Returns a list of ``(level name, message)`` tuples (a coroutine if asynchronous).
+        The scheduler keeps the records its logger lets through.
+        """
+        return self._sync(self._scheduler_logs, n)
+
+    async def _scheduler_logs(self, n: int | None) -> list[tuple[str, str]]:
+        records = await self._core.request(lambda rid: m.LogsRequest(rid, n))
+        return [(level, text) for level, text in records]
+
+    def get_worker_logs(
+        self, n: int | None = None, workers: Any = None, nanny: bool = False
+    ) -> Any:
+        """The last `n` log records of each worker: ``{address: [(level, message), ...]}``.
+
+        `workers` restricts the answer to some workers (addresses or names); a worker
+        that cannot be reached is left out. A coroutine if asynchronous.
+        """
+        return self._sync(self._core.worker_logs, n, _as_name_list(workers))
+
+    @property
     def scheduler_address_for_others(self) -> str:
         """An address other processes can reach (TCP even when this client uses inproc)."""
         if self.cluster is not None:
             return self.cluster.scheduler_address
         return self._core.address
+
+
+class _Done:
+    """An awaitable that is already done: what asynchronous clients return for calls
+    that take effect at once, so ``await client.forward_logging()`` works as in dask."""
+
+    def __await__(self) -> Generator[Any, None, None]:
+        return
+        yield
+
+
+_DONE = _Done()
 
 
 @atexit.register

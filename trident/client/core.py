@@ -43,6 +43,7 @@ from ..protocol.serialize import Serialized, dumps, loads, token_of
 from ..scheduler.state import scheduler_error
 from .context import loading_for
 from .future import CANCELLED, FINISHED, LOST, PENDING, FutureState
+from .output import OutputPrinter
 
 if TYPE_CHECKING:
     from .client import Client
@@ -92,6 +93,10 @@ class ClientCore:
         self.lock = threading.Lock()
         self.futures: dict[str, FutureState] = {}
         self.workers: dict[str, m.WorkerInfo] = {}
+        #: ``host:port`` of the scheduler's dashboard, once the scheduler said so
+        self.dashboard_address: str | None = None
+        #: shows forwarded task output (`set_forwarding`)
+        self.output = OutputPrinter()
         self.stopped = threading.Event()
         self._token = token
         self._refcount: dict[str, int] = {}
@@ -124,6 +129,8 @@ class ClientCore:
             m.KeysLost: self._on_keys_lost,
             m.WorkersChanged: self._on_workers_changed,
             m.Reply: self._on_reply,
+            m.SchedulerServices: self._on_services,
+            m.TaskOutput: self._on_task_output,
         }
 
     # --- lifecycle --------------------------------------------------------------------
@@ -150,12 +157,15 @@ class ClientCore:
             welcome = first[0]
             self.scheduler_id = welcome.scheduler_id
             self.workers = {info.address: info for info in welcome.workers}
+            # What came with the welcome (`SchedulerServices`, ...) is known before
+            # `serve` reports readiness.
+            self._handle_messages(first[1:])
             self._sender = BatchedSender(connection)
             async with anyio.create_task_group() as tg:
                 self._task_group = tg
                 self._peers = PeerPool(tg, role="client", name=self.name, token=self._token)
                 tg.start_soon(self._sender.run)
-                tg.start_soon(self._receive_loop, connection, first[1:])
+                tg.start_soon(self._receive_loop, connection)
                 self.status = "running"
                 task_status.started()
                 self._flush()
@@ -232,19 +242,18 @@ class ClientCore:
                 value = hook(value)
         return value
 
-    async def _receive_loop(self, connection: Connection, first: list[Any]) -> None:
+    def _handle_messages(self, messages: list[Any]) -> None:
         handlers = self._handlers
-        messages = first
+        for msg in messages:
+            handler = handlers.get(type(msg))
+            if handler is None:
+                raise ProtocolError(f"the scheduler sent an unexpected {type(msg).__name__}")
+            handler(msg)
+
+    async def _receive_loop(self, connection: Connection) -> None:
         try:
             while True:
-                for msg in messages:
-                    handler = handlers.get(type(msg))
-                    if handler is None:
-                        raise ProtocolError(
-                            f"the scheduler sent an unexpected {type(msg).__name__}"
-                        )
-                    handler(msg)
-                messages = await connection.receive()
+                self._handle_messages(await connection.receive())
         except (ConnectionClosed, StreamClosed) as exc:
             if self.status == "running":
                 logger.log(
@@ -437,6 +446,35 @@ class ClientCore:
         self._workers_changed.set()
         self._workers_changed = anyio.Event()
 
+    def _on_services(self, msg: m.SchedulerServices) -> None:
+        self.dashboard_address = msg.dashboard
+
+    def _on_task_output(self, msg: m.TaskOutput) -> None:
+        info = self.workers.get(msg.worker)
+        label = info.name if info is not None and info.name else msg.worker
+        try:
+            self.output.show(label, msg.entries)
+        except Exception:
+            logger.exception("client %s could not show task output", self.client_id)
+
+    def set_forwarding(self, logger_name: str | None, level: int, *, enabled: bool) -> None:
+        """Start or stop forwarding task output; safe from any thread.
+
+        Printed output is forwarded while any logger is forwarded; log records when
+        they come from a forwarded logger (`logger_name` and its children; None is the
+        root, meaning all) at `level` or above.
+        """
+        name = logger_name or ""
+        with self.lock:
+            was_on = bool(self.output.loggers)
+            if enabled:
+                self.output.loggers[name] = level
+            else:
+                self.output.loggers.pop(name, None)
+            now_on = bool(self.output.loggers)
+        if now_on != was_on:
+            self.enqueue(m.ForwardOutput(now_on))
+
     def _on_reply(self, msg: m.Reply) -> None:
         pending = self._requests.get(msg.request_id)
         if pending is not None:
@@ -522,6 +560,30 @@ class ClientCore:
             for address, worker_keys in by_worker.items():
                 tg.start_soon(fetch_from, address, worker_keys)
         return results
+
+    async def worker_logs(
+        self, n: int | None, workers: list[str] | None
+    ) -> dict[str, list[tuple[str, str]]]:
+        """Each chosen worker's last `n` log records; unreachable workers are left out."""
+        self.check_running()
+        targets = self._resolve_workers(workers)
+        assert self._peers is not None
+        peers = self._peers
+        logs: dict[str, list[tuple[str, str]]] = {}
+
+        async def ask(address: str) -> None:
+            try:
+                reply = await peers.request(address, lambda rid: m.LogsRequest(rid, n))
+            except PeerUnavailable as exc:
+                logger.info("client: cannot get the logs of %s: %s", address, exc)
+                return
+            if isinstance(reply, m.Reply) and reply.error is None:
+                logs[address] = [(level, text) for level, text in reply.value]
+
+        async with anyio.create_task_group() as tg:
+            for address in targets:
+                tg.start_soon(ask, address)
+        return {address: logs[address] for address in targets if address in logs}
 
     async def wait_for_workers(self, n: int, timeout: float | None) -> None:
         with anyio.fail_after(timeout):

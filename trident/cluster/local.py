@@ -22,9 +22,12 @@ import sniffio
 import trio
 
 from ..client.loop import LoopThread
+from ..dashboard.link import dashboard_url
 from .runtime import ClusterRuntime, WorkerHandle, WorkerSpec
 
 _AUTO = "auto"
+#: The dashboard's port unless told otherwise (dask's too).
+DEFAULT_DASHBOARD_PORT = 8787
 
 
 def _cpu_count() -> int:
@@ -72,8 +75,9 @@ class LocalCluster:
     """A scheduler and `n_workers` workers on this machine.
 
     Arguments:
-        n_workers, threads_per_worker: default to what dask.distributed picks for the
-            machine's cores (one single-threaded worker per core up to four cores).
+        n_workers: defaults to what dask.distributed picks for the machine's cores (one
+            single-threaded worker per core up to four cores).
+        threads_per_worker: threads of each worker (same default rule).
         processes: run each worker in its own process (default) or in this process.
         memory_limit: per worker: bytes, a string like ``"4GB"``, ``"auto"`` (the
             machine's memory divided by the workers) or None.
@@ -83,8 +87,12 @@ class LocalCluster:
         token: the cluster token (``"auto"``: a random one; None: no authentication).
         resources: abstract resources every worker offers, e.g. ``{"GPU": 1}``.
         asynchronous: start with ``async with`` / ``await`` instead of at construction.
+        dashboard_address: where the scheduler serves its dashboard: ``"host:port"``,
+            ``":port"`` (on `host`) or a port; by default port 8787 on `host`, or a free
+            port when 8787 is taken; None serves none.
 
-    Attributes: `scheduler_address`, `workers` (name -> handle), `token`, `status`.
+    Attributes: `scheduler_address`, `workers` (name -> handle), `token`, `status`,
+    `dashboard_link`.
     """
 
     def __init__(
@@ -101,6 +109,7 @@ class LocalCluster:
         resources: dict[str, float] | None = None,
         asynchronous: bool = False,
         log_level: str = "WARNING",
+        dashboard_address: str | int | None = _AUTO,
     ):
         default_workers, default_threads = default_layout(_cpu_count(), processes)
         self.n_workers = default_workers if n_workers is None else int(n_workers)
@@ -128,6 +137,11 @@ class LocalCluster:
         self.resources = dict(resources or {})
         self.asynchronous = asynchronous
         self.log_level = log_level
+        if dashboard_address == _AUTO:
+            dashboard_address = f"{host}:{DEFAULT_DASHBOARD_PORT}"
+        elif isinstance(dashboard_address, str) and dashboard_address.startswith(":"):
+            dashboard_address = f"{host}{dashboard_address}"
+        self.dashboard_address = dashboard_address
         self.status = "created"
         self._runtime: ClusterRuntime | None = None
         self._loop: LoopThread | None = None
@@ -170,6 +184,7 @@ class LocalCluster:
             token=self.token,
             worker_listen=worker_listen,
             log_level=self.log_level,
+            dashboard_address=self.dashboard_address,
         )
 
     async def _serve(self, *, task_status: Any = trio.TASK_STATUS_IGNORED) -> None:
@@ -269,6 +284,15 @@ class LocalCluster:
     def scheduler_address(self) -> str:
         """The scheduler's address (TCP when worker processes or outside clients use it)."""
         return self._runtime.scheduler_address if self._runtime is not None else ""
+
+    @property
+    def dashboard_link(self) -> str | None:
+        """The dashboard's URL, with the token when the cluster has one; None without one."""
+        scheduler = self.scheduler
+        address = scheduler.dashboard_address if scheduler is not None else None
+        if address is None:
+            return None
+        return dashboard_url(address, self.scheduler_address, self.token)
 
     @property
     def workers(self) -> dict[str, WorkerHandle]:

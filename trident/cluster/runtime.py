@@ -74,6 +74,7 @@ class ClusterRuntime:
         token: str | None,
         worker_listen: str | None,
         log_level: str = "WARNING",
+        dashboard_address: str | int | None = None,
     ):
         self.processes = processes
         self.token = token
@@ -83,6 +84,7 @@ class ClusterRuntime:
             if scheduler_address.startswith("inproc://")
             else (unique_inproc_address("scheduler"),),
             token=token,
+            dashboard_address=dashboard_address,
         )
         self.workers: dict[str, WorkerHandle] = {}
         self._worker_listen = worker_listen

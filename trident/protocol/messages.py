@@ -425,3 +425,86 @@ class ActorCancel:
     """Cancel the call `request_id` made on this connection (async methods are interrupted)."""
 
     request_id: int
+
+
+# --- observability: heartbeats, services, task output, logs (issue 8) ---------------------
+
+
+@message("heartbeat")
+class WorkerHeartbeat:
+    """Worker -> scheduler, about once a second: the worker's load and memory.
+
+    `memory` is the resident set size of the worker's process and `cpu` the percent of
+    one core it used since the previous heartbeat (in-process workers report the
+    process they share). `stored` counts the bytes of results and fetched inputs the
+    worker holds; `spilled` the bytes it moved to disk.
+    """
+
+    memory: int
+    memory_limit: int
+    cpu: float
+    executing: int
+    ready: int
+    stored: int
+    spilled: int
+
+
+@message("services")
+class SchedulerServices:
+    """Scheduler -> client, right after `ClientWelcome`: the scheduler's other services.
+
+    `dashboard` is the ``host:port`` the HTTP dashboard listens on, or None.
+    """
+
+    dashboard: str | None
+
+
+@message("forward-output")
+class ForwardOutput:
+    """Client -> scheduler: start (or stop) sending me the output of the tasks I want."""
+
+    enabled: bool
+
+
+@message("capture-output")
+class CaptureOutput:
+    """Scheduler -> worker: capture (or stop capturing) the output of running tasks."""
+
+    enabled: bool
+
+
+@message("out")
+class OutputEntry:
+    """One piece of a task's output.
+
+    `stream` is ``"stdout"`` or ``"stderr"`` for printed text (`text` is one line
+    without its newline) or ``"log"`` for a logging record, whose `level` and `logger`
+    are set.
+    """
+
+    key: str
+    stream: str
+    text: str
+    level: int
+    logger: str
+    time: float
+
+
+@message("task-output")
+class TaskOutput:
+    """Worker -> scheduler -> client: output captured from tasks on `worker`."""
+
+    worker: str
+    entries: list[OutputEntry]
+
+
+@message("logs")
+class LogsRequest:
+    """Ask the scheduler (client -> scheduler) or a worker (peer -> worker) for its logs.
+
+    Answered by a `Reply` whose value is the last `n` records (all kept ones when None),
+    oldest first, as ``[level name, formatted message]`` pairs.
+    """
+
+    request_id: int
+    n: int | None

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 import uuid
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import trio
 
@@ -22,6 +22,9 @@ from ..comm.transports import describe, serve
 from ..protocol import messages as m
 from ..protocol.errors import ProtocolError
 from .state import InvalidMessage, SchedulerState
+
+if TYPE_CHECKING:
+    from ..dashboard.server import Dashboard
 
 logger = logging.getLogger("trident.scheduler")
 
@@ -37,6 +40,10 @@ class Scheduler:
         extra_addresses: more addresses to listen on (an in-process address next to TCP
             lets an in-process client skip the network).
         token: the cluster token peers must prove they know; None disables auth.
+        dashboard_address: where to serve the HTTP dashboard and ``/metrics``:
+            ``"host:port"``, ``":port"`` or a port (loopback when no host is given; 0
+            picks a free port; a taken port falls back to a free one). None (the
+            default) serves no dashboard. The dashboard requires `token` when set.
 
     Run it with ``await nursery.start(scheduler.serve)``, which returns once it listens.
     """
@@ -47,8 +54,12 @@ class Scheduler:
         *,
         extra_addresses: tuple[str, ...] = (),
         token: str | None = None,
+        dashboard_address: str | int | None = None,
     ):
         self.id = f"scheduler-{uuid.uuid4().hex[:12]}"
+        self._dashboard_address = dashboard_address
+        #: the running dashboard, if any (available once serving)
+        self.dashboard: Dashboard | None = None
         self._listen = (address, *extra_addresses)
         self._token = token
         self.addresses: list[str] = []
@@ -56,6 +67,11 @@ class Scheduler:
         self._senders: dict[str, BatchedSender] = {}
         self._worker_registered = trio.Event()
         self._cancel_scope: trio.CancelScope | None = None
+
+    @property
+    def dashboard_address(self) -> str | None:
+        """``host:port`` of the dashboard once it listens; None without one."""
+        return self.dashboard.address if self.dashboard is not None else None
 
     @property
     def address(self) -> str:
@@ -72,11 +88,29 @@ class Scheduler:
         self, *, task_status: trio.TaskStatus[Scheduler] = trio.TASK_STATUS_IGNORED
     ) -> None:
         """Listen and serve until cancelled (or `close` is called)."""
-        async with trio.open_nursery() as nursery:
-            self._cancel_scope = nursery.cancel_scope
-            for address in self._listen:
-                self.addresses.append(await nursery.start(serve, address, self._handle_connection))
-            task_status.started(self)
+        logs = self.state.logs
+        logs.claim_current_context()
+        logs.attach("trident")
+        try:
+            async with trio.open_nursery() as nursery:
+                self._cancel_scope = nursery.cancel_scope
+                for address in self._listen:
+                    self.addresses.append(
+                        await nursery.start(serve, address, self._handle_connection)
+                    )
+                if self._dashboard_address is not None:
+                    await self._start_dashboard(nursery, self._dashboard_address)
+                task_status.started(self)
+        finally:
+            logs.detach()
+
+    async def _start_dashboard(self, nursery: trio.Nursery, address: str | int) -> None:
+        # Imported here: schedulers without a dashboard never load the HTTP stack.
+        from ..dashboard.server import Dashboard, parse_dashboard_address
+
+        host, port = parse_dashboard_address(address)
+        self.dashboard = Dashboard(self.state, host=host, port=port, token=self._token)
+        self.state.services["dashboard"] = await nursery.start(self.dashboard.serve)
 
     def close(self) -> None:
         """Stop serving; every connection is closed."""
@@ -98,6 +132,7 @@ class Scheduler:
                 sender.send_many(messages)
 
     async def _handle_connection(self, stream: ByteStream) -> None:
+        self.state.logs.claim_current_context()
         connection = Connection(stream, peer=describe(stream))
         try:
             hello = await handshake.accept(connection, token=self._token, server_id=self.id)

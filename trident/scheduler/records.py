@@ -7,7 +7,7 @@ footprint small.
 
 from __future__ import annotations
 
-from ..protocol.messages import ActorOptions, ErrorInfo, WorkerInfo
+from ..protocol.messages import ActorOptions, ErrorInfo, WorkerHeartbeat, WorkerInfo
 from ..protocol.serialize import Serialized
 
 # Task states. A task that is forgotten is simply no longer in `SchedulerState.tasks`.
@@ -115,7 +115,9 @@ class WorkerRecord:
         "address",
         "functions",
         "has_what",
+        "heartbeat",
         "info",
+        "last_seen",
         "name",
         "nbytes",
         "nthreads",
@@ -124,7 +126,7 @@ class WorkerRecord:
         "resources_free",
     )
 
-    def __init__(self, info: WorkerInfo):
+    def __init__(self, info: WorkerInfo, now: float = 0.0):
         self.info = info
         self.address = info.address
         self.name = info.name
@@ -136,6 +138,9 @@ class WorkerRecord:
         self.nbytes = 0
         self.functions: set[str] = set()
         self.resources_free: dict[str, float] = dict(info.resources)
+        #: the latest heartbeat (None until the first arrives) and when anything was heard
+        self.heartbeat: WorkerHeartbeat | None = None
+        self.last_seen = now
 
     def __repr__(self) -> str:
         return f"<WorkerRecord {self.address} processing={len(self.processing)}>"
@@ -144,7 +149,7 @@ class WorkerRecord:
 class ClientRecord:
     """One connected client (or the fire-and-forget pseudo-client)."""
 
-    __slots__ = ("client_id", "functions", "name", "wants")
+    __slots__ = ("client_id", "forward_output", "functions", "name", "wants")
 
     def __init__(self, client_id: str, name: str):
         self.client_id = client_id
@@ -152,6 +157,8 @@ class ClientRecord:
         self.wants: set[TaskRecord] = set()
         #: function tokens this client defined; the client never sends them again
         self.functions: set[str] = set()
+        #: the client wants the output of the tasks it wants (`Client.forward_logging`)
+        self.forward_output = False
 
     def __repr__(self) -> str:
         return f"<ClientRecord {self.client_id}>"

@@ -22,13 +22,16 @@ from __future__ import annotations
 import heapq
 import itertools
 import logging
+import time
 from collections import defaultdict
 from collections.abc import Callable, Iterable
 from typing import Any
 
 from .._exceptions import ActorDied, DependencyError, FutureLostError, KilledWorker
+from .._logbuffer import LogBuffer
 from ..protocol import messages as m
 from ..protocol.serialize import Serialized, dumps
+from .activity import FAILED, OK, Activity
 from .placement import DurationEstimates, choose_worker, saturation_limit
 from .records import (
     ERRED,
@@ -58,11 +61,25 @@ def scheduler_error(exc: BaseException) -> m.ErrorInfo:
 
 
 class SchedulerState:
-    """Tasks, workers and clients, and every transition between task states."""
+    """Tasks, workers and clients, and every transition between task states.
 
-    def __init__(self, scheduler_id: str = "scheduler", *, allowed_failures: int = 3):
+    Arguments:
+        scheduler_id: the id sent to peers.
+        allowed_failures: how often a task's workers may die before it fails.
+        clock: wall-clock seconds, for heartbeat ages and error times (tests pass
+            their own).
+    """
+
+    def __init__(
+        self,
+        scheduler_id: str = "scheduler",
+        *,
+        allowed_failures: int = 3,
+        clock: Callable[[], float] = time.time,
+    ):
         self.id = scheduler_id
         self.allowed_failures = allowed_failures
+        self.clock = clock
         self.tasks: dict[str, TaskRecord] = {}
         self.workers: dict[str, WorkerRecord] = {}
         self.clients: dict[str, ClientRecord] = {}
@@ -72,6 +89,13 @@ class SchedulerState:
         self.idle: dict[WorkerRecord, None] = {}
         self.no_worker: dict[TaskRecord, None] = {}
         self.transitions = 0
+        #: recent task runs and errors, for the dashboard (O(1) per task)
+        self.activity = Activity()
+        #: what the scheduler serves besides its own address, e.g. ``{"dashboard": ...}``
+        self.services: dict[str, str | None] = {}
+        #: the scheduler's recent log records; the actor attaches it to its loggers
+        self.logs = LogBuffer(self)
+        self._forwarding_clients = 0
         self._function_refs: dict[str, int] = defaultdict(int)
         self._queue: list[TaskRecord] = []  # heap; entries whose state moved on are stale
         self._queue_dirty = False
@@ -87,12 +111,16 @@ class SchedulerState:
             m.WhoHasRequest: self._on_who_has,
             m.WantKeys: self._on_want_keys,
             m.InfoRequest: self._on_info,
+            m.ForwardOutput: self._on_forward_output,
+            m.LogsRequest: self._on_logs,
         }
         self._worker_handlers: dict[type, Callable[[WorkerRecord, Any], None]] = {
             m.TaskFinished: self._on_task_finished,
             m.TaskFailed: self._on_task_failed,
             m.MissingData: self._on_missing_data,
             m.KeysReleased: self._on_keys_released,
+            m.WorkerHeartbeat: self._on_heartbeat,
+            m.TaskOutput: self._on_task_output,
         }
 
     # --- output -------------------------------------------------------------------------
@@ -131,6 +159,7 @@ class SchedulerState:
         self.clients[client_id] = ClientRecord(client_id, name)
         workers = [ws.info for ws in self.workers.values()]
         self._send(client_id, m.ClientWelcome(self.id, workers))
+        self._send(client_id, m.SchedulerServices(self.services.get("dashboard")))
 
     def remove_client(self, client_id: str) -> None:
         """The client left: drop everything it wanted and the functions it defined."""
@@ -138,6 +167,8 @@ class SchedulerState:
         if cs is None:
             return
         self._outbox.pop(client_id, None)
+        if cs.forward_output:
+            self._set_forwarding(cs, False)
         for ts in list(cs.wants):
             ts.who_wants.discard(cs)
             self._check_release(ts)
@@ -158,10 +189,12 @@ class SchedulerState:
         """A worker joined; `keys` is data it already holds (key -> nbytes)."""
         if info.address in self.workers:
             raise InvalidMessage(f"worker {info.address} is already registered")
-        ws = WorkerRecord(info)
+        ws = WorkerRecord(info, self.clock())
         self.workers[ws.address] = ws
         self.idle[ws] = None
         self._send(ws.address, m.WorkerWelcome(self.id))
+        if self._forwarding_clients:
+            self._send(ws.address, m.CaptureOutput(True))
         unknown = []
         for key, nbytes in (keys or {}).items():
             ts = self.tasks.get(key)
@@ -201,7 +234,7 @@ class SchedulerState:
             ts.workers_died.append(address)
             if ts.suspicious > self.allowed_failures:
                 error = KilledWorker(ts.key, ts.workers_died, reason)
-                self._fail(ts, scheduler_error(error))
+                self._fail(ts, scheduler_error(error), record=True)
             else:
                 self._compute(ts)
         self._broadcast_to_clients(m.WorkersChanged([], [address]))
@@ -409,6 +442,7 @@ class SchedulerState:
             return
         self._unassign(ts)
         self.durations.observe(ts.prefix, msg.stop - msg.start)
+        self.activity.task_ran(ts.key, ts.prefix, ws.address, msg.start, msg.stop, OK)
         ts.state = MEMORY
         self.transitions += 1
         ts.type_name = msg.type_name
@@ -442,15 +476,21 @@ class SchedulerState:
         if ts is None or ts.state != PROCESSING or ts.processing_on is not ws:
             return
         self._unassign(ts)
+        self.activity.task_ran(ts.key, ts.prefix, ws.address, msg.start, msg.stop, FAILED)
         if ts.retries > 0:
             ts.retries -= 1
             ts.state = WAITING
             self._make_ready(ts)
             return
-        self._fail(ts, msg.error)
+        self._fail(ts, msg.error, record=True)
 
-    def _fail(self, ts: TaskRecord, error: m.ErrorInfo) -> None:
-        """Mark `ts` and every dependent that cannot finish without it as erred."""
+    def _fail(self, ts: TaskRecord, error: m.ErrorInfo, *, record: bool = False) -> None:
+        """Mark `ts` and every dependent that cannot finish without it as erred.
+
+        `record` adds the error to `activity` (once, for the task that caused it).
+        """
+        if record:
+            self.activity.error(self.clock(), ts.key, ts.prefix, error.worker, error.text)
         stack = [ts]
         while stack:
             task = stack.pop()
@@ -689,6 +729,45 @@ class SchedulerState:
                     if not dependent.waiting_on:
                         self._make_ready(dependent)
 
+    # --- heartbeats, task output, logs ------------------------------------------------
+
+    def _on_heartbeat(self, ws: WorkerRecord, msg: m.WorkerHeartbeat) -> None:
+        ws.heartbeat = msg
+        ws.last_seen = self.clock()
+
+    def _on_forward_output(self, cs: ClientRecord, msg: m.ForwardOutput) -> None:
+        if msg.enabled != cs.forward_output:
+            self._set_forwarding(cs, msg.enabled)
+
+    def _set_forwarding(self, cs: ClientRecord, enabled: bool) -> None:
+        """Workers capture task output while at least one client wants it forwarded."""
+        cs.forward_output = enabled
+        was_capturing = self._forwarding_clients > 0
+        self._forwarding_clients += 1 if enabled else -1
+        capturing = self._forwarding_clients > 0
+        if capturing != was_capturing:
+            for address in self.workers:
+                self._send(address, m.CaptureOutput(capturing))
+
+    def _on_task_output(self, ws: WorkerRecord, msg: m.TaskOutput) -> None:
+        """Pass each entry on to the forwarding clients that want its task."""
+        if not self._forwarding_clients:
+            return
+        by_client: dict[str, list[m.OutputEntry]] = {}
+        for entry in msg.entries:
+            ts = self.tasks.get(entry.key)
+            if ts is None:
+                continue
+            for cs in ts.who_wants:
+                if cs.forward_output:
+                    by_client.setdefault(cs.client_id, []).append(entry)
+        for client_id, entries in by_client.items():
+            self._send(client_id, m.TaskOutput(ws.address, entries))
+
+    def _on_logs(self, cs: ClientRecord, msg: m.LogsRequest) -> None:
+        records = [list(record) for record in self.logs.tail(msg.n)]
+        self._send(cs.client_id, m.Reply(msg.request_id, records, None))
+
     # --- queries --------------------------------------------------------------------
 
     def _on_who_has(self, cs: ClientRecord, msg: m.WhoHasRequest) -> None:
@@ -715,11 +794,14 @@ class SchedulerState:
                     "processing": len(ws.processing),
                     "nbytes": ws.nbytes,
                     "keys": len(ws.has_what),
+                    "last_seen": ws.last_seen,
+                    "metrics": worker_metrics(ws),
                 }
                 for ws in self.workers.values()
             },
             "tasks": len(self.tasks),
             "clients": len(self.clients),
+            "services": dict(self.services),
         }
 
     def task_counts(self) -> dict[str, int]:
@@ -781,6 +863,30 @@ class SchedulerState:
                 assert cs in ts.who_wants and ts.key in self.tasks
         for ts in self.no_worker:
             assert ts.state == NO_WORKER
+
+
+def worker_metrics(ws: WorkerRecord) -> dict[str, Any]:
+    """The worker's latest heartbeat as a dict (zeros before the first one)."""
+    hb = ws.heartbeat
+    if hb is None:
+        return {
+            "memory": 0,
+            "memory_limit": ws.info.memory_limit,
+            "cpu": 0.0,
+            "executing": 0,
+            "ready": 0,
+            "stored": ws.nbytes,
+            "spilled": 0,
+        }
+    return {
+        "memory": hb.memory,
+        "memory_limit": hb.memory_limit,
+        "cpu": hb.cpu,
+        "executing": hb.executing,
+        "ready": hb.ready,
+        "stored": hb.stored,
+        "spilled": hb.spilled,
+    }
 
 
 def keys_of(tasks: Iterable[TaskRecord]) -> list[str]:

@@ -16,9 +16,11 @@ async def in_process_cluster(
     """Start a scheduler and workers in this trio loop over in-process streams.
 
     Starts in a few milliseconds and is torn down when the block exits. Extra keyword
-    arguments go to `LocalCluster` (``resources``, ``token``, ...).
+    arguments go to `LocalCluster` (``resources``, ``token``, ...). No dashboard is
+    served unless `dashboard_address` is given (0 picks a free port).
     """
     options.setdefault("memory_limit", None)
+    options.setdefault("dashboard_address", None)
     async with LocalCluster(
         n_workers=n_workers,
         threads_per_worker=threads_per_worker,

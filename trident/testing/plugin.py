@@ -41,5 +41,6 @@ def trident_blocking_client(trident_cluster_options: dict[str, Any]) -> Iterator
     """A blocking client of an in-process cluster in trident's background loop."""
     options = dict(trident_cluster_options)
     options.setdefault("memory_limit", None)
+    options.setdefault("dashboard_address", None)
     with LocalCluster(processes=False, **options) as cluster, Client(cluster) as client:
         yield client

@@ -15,8 +15,10 @@ import uuid
 from collections.abc import Callable
 from typing import Any
 
+import psutil
 import trio
 
+from .._logbuffer import LogBuffer
 from ..actors.host import ActorHost
 from ..comm import handshake
 from ..comm.batched import BatchedSender
@@ -27,6 +29,7 @@ from ..comm.transports import connect, describe, is_inproc, serve, unique_inproc
 from ..protocol import messages as m
 from ..protocol.errors import ProtocolError
 from ..protocol.serialize import dumps, loads, sizeof
+from . import output
 from .client import WorkerClient
 from .executor import Job, Outcome, ThreadExecutor, error_info, run_async_job
 from .state import Execute, Fetch, ForgetActor, Interrupt, WorkerState
@@ -34,6 +37,10 @@ from .state import Execute, Fetch, ForgetActor, Interrupt, WorkerState
 logger = logging.getLogger("trident.worker")
 
 CONNECT_TIMEOUT = 10.0
+#: Seconds between heartbeats to the scheduler.
+HEARTBEAT_INTERVAL = 1.0
+#: Seconds between sends of captured task output while tasks run.
+OUTPUT_INTERVAL = 0.1
 
 
 class _FunctionLoadError:
@@ -66,6 +73,8 @@ class Worker:
         memory_limit: bytes this worker should stay under (reported to the scheduler).
         resources: abstract resources this worker offers, e.g. ``{"GPU": 1}``.
         token: the cluster token, when the scheduler requires one.
+        heartbeat_interval: seconds between heartbeats (load and memory) to the
+            scheduler.
 
     Run it with ``await nursery.start(worker.serve)``; it stops when cancelled or when
     the scheduler goes away.
@@ -81,8 +90,10 @@ class Worker:
         memory_limit: int = 0,
         resources: dict[str, float] | None = None,
         token: str | None = None,
+        heartbeat_interval: float = HEARTBEAT_INTERVAL,
     ):
         self.scheduler_address = scheduler_address
+        self.heartbeat_interval = heartbeat_interval
         self.nthreads = max(1, int(nthreads))
         self.name = name
         self.memory_limit = int(memory_limit)
@@ -109,6 +120,10 @@ class Worker:
         self._nursery: trio.Nursery | None = None
         self._peers: PeerPool | None = None
         self._stopped = trio.Event()
+        #: the worker's recent log records (`Client.get_worker_logs`)
+        self.logs = LogBuffer(self)
+        #: where task output goes while the scheduler asks for it, else None
+        self._output: output.OutputCollector | None = None
 
     def __repr__(self) -> str:
         return f"<Worker {self.address or 'not started'} nthreads={self.nthreads}>"
@@ -124,6 +139,17 @@ class Worker:
         self, *, task_status: trio.TaskStatus[Worker] = trio.TASK_STATUS_IGNORED
     ) -> None:
         """Register with the scheduler and work until cancelled or the scheduler leaves."""
+        self.logs.claim_current_context()
+        self.logs.attach("trident")
+        try:
+            await self._serve(task_status)
+        finally:
+            self.logs.detach()
+            if self._output is not None:
+                self._output = None
+                output.uninstall()
+
+    async def _serve(self, task_status: trio.TaskStatus[Worker]) -> None:
         async with trio.open_nursery() as nursery:
             self._nursery = nursery
             self.address = await nursery.start(serve, self._listen_address, self._serve_peer)
@@ -143,9 +169,16 @@ class Worker:
                     welcome = await connection.receive()
                 if not welcome or not isinstance(welcome[0], m.WorkerWelcome):
                     raise ProtocolError(f"expected WorkerWelcome, got {welcome!r}")
+                logger.info(
+                    "worker %s: registered with %s (%d threads)",
+                    self.address,
+                    self.scheduler_address,
+                    self.nthreads,
+                )
                 self.client = WorkerClient(self, self._token)
                 nursery.start_soon(self._serve_client, self.client)
                 task_status.started(self)
+                nursery.start_soon(self._send_heartbeats)
                 await self._receive_from_scheduler(connection, welcome[1:])
             finally:
                 self._stopped.set()
@@ -188,13 +221,62 @@ class Worker:
                 for msg in messages:
                     if type(msg) is m.DefineFunction:
                         self._load_function(msg)
+                    elif type(msg) is m.CaptureOutput:
+                        self._capture_output(msg.enabled)
+                        continue
                     handle(msg)
                 self._flush()
                 messages = await connection.receive()
         except ConnectionClosed:
             logger.info("worker %s: the scheduler closed the connection", self.address)
-        except StreamClosed as exc:
+        except (StreamClosed, ProtocolError) as exc:
+            # A scheduler that stops mid-packet (its cluster closing) is gone all the same.
             logger.warning("worker %s: lost the scheduler: %s", self.address, exc)
+
+    async def _send_heartbeats(self) -> None:
+        process = psutil.Process()
+        process.cpu_percent(None)
+        while True:
+            self._heartbeat(process)
+            await trio.sleep(self.heartbeat_interval)
+
+    def _heartbeat(self, process: psutil.Process) -> None:
+        assert self.state is not None and self._sender is not None
+        executing, ready, stored = self.state.load()
+        try:
+            memory = process.memory_info().rss
+            cpu = process.cpu_percent(None)
+        except psutil.Error:
+            memory, cpu = 0, 0.0
+        self._sender.send(
+            m.WorkerHeartbeat(memory, self.memory_limit, cpu, executing, ready, stored, 0)
+        )
+
+    # --- task output ------------------------------------------------------------------
+
+    def _capture_output(self, enabled: bool) -> None:
+        if enabled and self._output is None:
+            output.install()
+            collector = self._output = output.OutputCollector()
+            assert self._nursery is not None
+            self._nursery.start_soon(self._send_output_while, collector)
+        elif not enabled and self._output is not None:
+            self._send_output()
+            self._output = None
+            output.uninstall()
+
+    async def _send_output_while(self, collector: output.OutputCollector) -> None:
+        """Send captured output every `OUTPUT_INTERVAL` until capturing stops."""
+        while self._output is collector:
+            self._send_output()
+            await trio.sleep(OUTPUT_INTERVAL)
+
+    def _send_output(self) -> None:
+        if self._output is None or self._sender is None:
+            return
+        entries = self._output.drain()
+        if entries:
+            self._sender.send(m.TaskOutput(self.address, entries))
 
     def _load_function(self, msg: m.DefineFunction) -> None:
         try:
@@ -237,7 +319,7 @@ class Worker:
         if ts.actor is not None:
             function = _actor_constructor(function, ts.restarts)
             inline = False  # the result is the actor's location, made when it is hosted
-        job = Job(key, run_id, function, ts.args, self.state.data, inline)
+        job = Job(key, run_id, function, ts.args, self.state.data, inline, self._output)
         self._jobs[run_id] = job
         if ts.timeout is not None:
             scope = self._deadlines[run_id] = trio.CancelScope()
@@ -276,6 +358,7 @@ class Worker:
         state = self.state
         if state is None or self._stopped.is_set():
             return
+        self._send_output()  # before the tasks are reported finished
         for outcome in outcomes:
             run_id = outcome.run_id
             self._jobs.pop(run_id, None)
@@ -345,7 +428,8 @@ class Worker:
     # --- peers --------------------------------------------------------------------------
 
     async def _serve_peer(self, stream: ByteStream) -> None:
-        """Answer data requests and actor calls from clients and other workers."""
+        """Answer data requests, log requests and actor calls from clients and other workers."""
+        self.logs.claim_current_context()
         connection = Connection(stream, peer=describe(stream))
         try:
             await handshake.accept(connection, token=self._token, server_id=self.address)
@@ -368,6 +452,9 @@ class Worker:
                             sender.send(self._get_data(msg))
                         elif kind is m.PutData:
                             sender.send(self._put_data(msg))
+                        elif kind is m.LogsRequest:
+                            records = [list(record) for record in self.logs.tail(msg.n)]
+                            sender.send(m.Reply(msg.request_id, records, None))
                         else:
                             raise ProtocolError(f"peers may not send {kind.__name__}")
             except (ConnectionClosed, StreamClosed):

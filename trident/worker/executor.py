@@ -25,6 +25,7 @@ import trio
 from ..protocol.messages import ErrorInfo
 from ..protocol.serialize import Serialized, dumps, loads_task_args, sizeof
 from .context import task_context
+from .output import OutputCollector, capture_output
 
 if TYPE_CHECKING:
     from .actor import Worker
@@ -112,9 +113,22 @@ class Mailbox(Generic[T]):
 
 
 class Job:
-    """One run of one task; `cancelled` may be set from the event loop at any time."""
+    """One run of one task; `cancelled` may be set from the event loop at any time.
 
-    __slots__ = ("args", "cancelled", "data", "function", "inline", "key", "run_id", "scope")
+    With `output` set, what the task prints and logs is captured there.
+    """
+
+    __slots__ = (
+        "args",
+        "cancelled",
+        "data",
+        "function",
+        "inline",
+        "key",
+        "output",
+        "run_id",
+        "scope",
+    )
 
     def __init__(
         self,
@@ -124,6 +138,7 @@ class Job:
         args: Serialized,
         data: Mapping[str, Any],
         inline: bool,
+        output: OutputCollector | None = None,
     ):
         self.key = key
         self.run_id = run_id
@@ -131,6 +146,7 @@ class Job:
         self.args = args
         self.data = data
         self.inline = inline
+        self.output = output
         self.cancelled = False
         self.scope: trio.CancelScope | None = None
 
@@ -193,7 +209,11 @@ def run_job(job: Job, worker: Worker) -> Outcome:
     with task_context(worker, job.key):
         try:
             args, kwargs = loads_task_args(job.args, job.data)
-            value = job.function(*args, **kwargs)
+            if job.output is None:
+                value = job.function(*args, **kwargs)
+            else:
+                with capture_output(job.key, job.output):
+                    value = job.function(*args, **kwargs)
         except BaseException as exc:
             outcome.stop = time.time()
             outcome.error = error_info(exc, worker.address)
@@ -213,7 +233,8 @@ async def run_async_job(job: Job, worker: Worker) -> Outcome:
             scope.cancel()
         try:
             args, kwargs = loads_task_args(job.args, job.data)
-            value = await job.function(*args, **kwargs)
+            with capture_output(job.key, job.output):
+                value = await job.function(*args, **kwargs)
         except Exception as exc:
             outcome.stop = time.time()
             outcome.error = error_info(exc, worker.address)

@@ -61,6 +61,29 @@ async def run(settings: dict[str, Any], *, watch_stdin: bool) -> None:
         nursery.cancel_scope.cancel()
 
 
+def configure_logging(console_level: str | int) -> None:
+    """Print records at `console_level` and above; keep trident's INFO records too.
+
+    The worker's `LogBuffer` (``Client.get_worker_logs``) sees what the ``trident``
+    logger lets through, so that logger passes INFO while the console handler shows only
+    `console_level`.
+    """
+    handler = logging.StreamHandler()
+    handler.setLevel(console_level)
+    handler.setFormatter(logging.Formatter("%(asctime)s %(name)s %(levelname)s %(message)s"))
+    root = logging.getLogger()
+    root.addHandler(handler)
+    root.setLevel(console_level)
+    trident_logger = logging.getLogger("trident")
+    level = (
+        console_level
+        if isinstance(console_level, int)
+        else logging.getLevelName(console_level.upper())
+    )
+    if isinstance(level, int) and level > logging.INFO:
+        trident_logger.setLevel(logging.INFO)
+
+
 def main(argv: list[str] | None = None) -> None:
     argv = sys.argv[1:] if argv is None else argv
     if len(argv) != 1:
@@ -70,10 +93,7 @@ def main(argv: list[str] | None = None) -> None:
     for entry in reversed(settings.get("sys_path", [])):
         if entry not in sys.path:
             sys.path.insert(0, entry)
-    logging.basicConfig(
-        level=settings.get("log_level", "WARNING"),
-        format="%(asctime)s %(name)s %(levelname)s %(message)s",
-    )
+    configure_logging(settings.get("log_level", "WARNING"))
     with contextlib.suppress(KeyboardInterrupt):
         trio.run(functools.partial(run, settings, watch_stdin=settings.get("watch_stdin", True)))
 

@@ -479,6 +479,17 @@ class WorkerState:
 
     # --- queries ---------------------------------------------------------------------------
 
+    def load(self) -> tuple[int, int, int]:
+        """(tasks executing, tasks ready to run, bytes of data held): O(tasks)."""
+        ready = 0
+        stored = 0
+        for ts in self.tasks.values():
+            if ts.state == READY:
+                ready += 1
+            elif ts.state == MEMORY:
+                stored += ts.nbytes
+        return len(self.executing), ready, stored
+
     def keys_in_memory(self) -> dict[str, int]:
         return {key: ts.nbytes for key, ts in self.tasks.items() if ts.state == MEMORY}
 
