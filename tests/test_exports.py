@@ -86,7 +86,10 @@ def test_implemented_reference_entries_stay_implemented():
 
 def test_all_lists_exactly_the_public_names():
     public = {name for name in dir(trident) if not name.startswith(("_", "@"))}
-    subpackages = {"client", "cluster", "comm", "protocol", "scheduler", "worker", "testing"}
+    subpackages = {
+        "client", "cluster", "comm", "protocol", "scheduler", "worker", "testing",
+        "security", "deploy", "cli",
+    }  # fmt: skip
     assert set(trident.__all__) - {"__version__"} == public - subpackages
     for name in trident.__all__:
         assert getattr(trident, name) is not None

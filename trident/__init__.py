@@ -15,7 +15,6 @@ from ._exceptions import ProtocolError as ProtocolError
 from ._exceptions import SchedulerError as SchedulerError
 from ._version import __version__ as __version__
 from .client.client import Client as Client
-from .client.client import Security as Security
 from .client.client import default_client as default_client
 from .client.future import Future as Future
 from .client.structures import futures_of as futures_of
@@ -27,6 +26,7 @@ from .client.waiting import fire_and_forget as fire_and_forget
 from .client.waiting import wait as wait
 from .cluster.local import LocalCluster as LocalCluster
 from .scheduler.actor import Scheduler as Scheduler
+from .security import Security as Security
 from .worker.actor import Worker as Worker
 from .worker.executor import RemoteException as RemoteException
 

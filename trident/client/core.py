@@ -18,6 +18,7 @@ import concurrent.futures
 import itertools
 import logging
 import random
+import ssl
 import threading
 import uuid
 from collections import defaultdict, deque
@@ -78,6 +79,7 @@ class ClientCore:
         token: str | None,
         timeout: float,
         callbacks_in_thread: bool,
+        ssl_context: ssl.SSLContext | None = None,
     ):
         self.address = address
         self.client_id = f"client-{uuid.uuid4().hex}"
@@ -90,6 +92,7 @@ class ClientCore:
         self.workers: dict[str, m.WorkerInfo] = {}
         self.stopped = threading.Event()
         self._token = token
+        self._ssl_context = ssl_context
         self._refcount: dict[str, int] = {}
         self._released: deque[str] = deque()
         self._outgoing: list[Any] = []
@@ -129,7 +132,7 @@ class ClientCore:
         connection = None
         try:
             with anyio.fail_after(self.timeout):
-                stream = await connect(self.address)
+                stream = await connect(self.address, ssl_context=self._ssl_context)
                 connection = Connection(stream, peer=self.address)
                 await handshake.offer(connection, role="client", name=self.name, token=self._token)
                 await connection.send([m.RegisterClient(self.client_id, self.name)])
@@ -138,7 +141,13 @@ class ClientCore:
             self.workers = {info.address: info for info in welcome.workers}
             self._sender = BatchedSender(connection)
             async with anyio.create_task_group() as tg:
-                self._peers = PeerPool(tg, role="client", name=self.name, token=self._token)
+                self._peers = PeerPool(
+                    tg,
+                    role="client",
+                    name=self.name,
+                    token=self._token,
+                    ssl_context=self._ssl_context,
+                )
                 tg.start_soon(self._sender.run)
                 tg.start_soon(self._receive_loop, connection)
                 self.status = "running"

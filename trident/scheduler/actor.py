@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import uuid
+from functools import partial
 from typing import Any
 
 import trio
@@ -21,6 +22,7 @@ from ..comm.streams import ByteStream, StreamClosed
 from ..comm.transports import describe, serve
 from ..protocol import messages as m
 from ..protocol.errors import ProtocolError
+from ..security import Security
 from .state import InvalidMessage, SchedulerState
 
 logger = logging.getLogger("trident.scheduler")
@@ -37,6 +39,8 @@ class Scheduler:
         extra_addresses: more addresses to listen on (an in-process address next to TCP
             lets an in-process client skip the network).
         token: the cluster token peers must prove they know; None disables auth.
+        security: the cluster's `Security`: its token (unless `token` is given) and the
+            certificate for ``tls://`` addresses.
 
     Run it with ``await nursery.start(scheduler.serve)``, which returns once it listens.
     """
@@ -47,10 +51,16 @@ class Scheduler:
         *,
         extra_addresses: tuple[str, ...] = (),
         token: str | None = None,
+        security: Security | None = None,
     ):
         self.id = f"scheduler-{uuid.uuid4().hex[:12]}"
         self._listen = (address, *extra_addresses)
-        self._token = token
+        self._token = token if token is not None or security is None else security.token
+        self._ssl_context = (
+            security.server_ssl_context()
+            if security is not None and any(a.startswith("tls://") for a in self._listen)
+            else None
+        )
         self.addresses: list[str] = []
         self.state = SchedulerState(self.id)
         self._senders: dict[str, BatchedSender] = {}
@@ -75,7 +85,13 @@ class Scheduler:
         async with trio.open_nursery() as nursery:
             self._cancel_scope = nursery.cancel_scope
             for address in self._listen:
-                self.addresses.append(await nursery.start(serve, address, self._handle_connection))
+                self.addresses.append(
+                    await nursery.start(
+                        partial(serve, ssl_context=self._ssl_context),
+                        address,
+                        self._handle_connection,
+                    )
+                )
             task_status.started(self)
 
     def close(self) -> None:

@@ -12,19 +12,23 @@ import logging
 import os
 import uuid
 from collections.abc import Callable
+from functools import partial
 from typing import Any
 
 import trio
 
 from ..comm import handshake
+from ..comm.address import format_address, parse_address, parse_host_port
 from ..comm.batched import BatchedSender
 from ..comm.connection import Connection, ConnectionClosed
+from ..comm.routes import is_unspecified, local_host_towards
 from ..comm.rpc import PeerPool, PeerUnavailable
 from ..comm.streams import ByteStream, StreamClosed
 from ..comm.transports import connect, describe, is_inproc, serve, unique_inproc_address
 from ..protocol import messages as m
 from ..protocol.errors import ProtocolError
 from ..protocol.serialize import dumps, loads, sizeof
+from ..security import Security
 from .executor import Job, Outcome, ThreadExecutor, error_info, run_async_job
 from .state import Execute, Fetch, Interrupt, WorkerState
 
@@ -50,11 +54,18 @@ class Worker:
         scheduler_address: where the scheduler listens.
         nthreads: threads for sync task functions (also the number of task slots).
         name: a human-friendly name (defaults to the listen address).
-        listen_address: where peers reach this worker; defaults to an in-process address
-            for in-process schedulers and ``tcp://127.0.0.1:0`` otherwise.
+        listen_address: where to listen for peers; defaults to an in-process address for
+            in-process schedulers, else a free port on the interface that routes to the
+            scheduler (``tls://`` when `security` has a certificate).
+        contact_address: the address advertised to the scheduler and peers, for
+            listeners they cannot reach directly (NAT, port forwarding). Defaults to the
+            bound listen address, with an unspecified host (``0.0.0.0``) replaced by the
+            interface that routes to the scheduler.
         memory_limit: bytes this worker should stay under (reported to the scheduler).
         resources: abstract resources this worker offers, e.g. ``{"GPU": 1}``.
-        token: the cluster token, when the scheduler requires one.
+        token: the cluster token, when the scheduler requires one (defaults to
+            ``security.token``).
+        security: the cluster's `Security`, for its token and TLS certificates.
 
     Run it with ``await nursery.start(worker.serve)``; it stops when cancelled or when
     the scheduler goes away.
@@ -70,20 +81,22 @@ class Worker:
         memory_limit: int = 0,
         resources: dict[str, float] | None = None,
         token: str | None = None,
+        security: Security | None = None,
+        contact_address: str | None = None,
     ):
         self.scheduler_address = scheduler_address
         self.nthreads = max(1, int(nthreads))
         self.name = name
         self.memory_limit = int(memory_limit)
         self.resources = dict(resources or {})
-        self._token = token
-        if listen_address is None:
-            listen_address = (
-                unique_inproc_address("worker")
-                if is_inproc(scheduler_address)
-                else "tcp://127.0.0.1:0"
-            )
+        security = security or Security()
+        self._token = token if token is not None else security.token
+        self._security = security
+        if listen_address is None and is_inproc(scheduler_address):
+            listen_address = unique_inproc_address("worker")
         self._listen_address = listen_address
+        self._contact_address = contact_address
+        self._client_ssl = security.client_ssl_context() if security.tls else None
         self.address = ""
         self.state: WorkerState | None = None
         self._functions: dict[str, Callable[..., Any]] = {}
@@ -111,11 +124,24 @@ class Worker:
         """Register with the scheduler and work until cancelled or the scheduler leaves."""
         async with trio.open_nursery() as nursery:
             self._nursery = nursery
-            self.address = await nursery.start(serve, self._listen_address, self._serve_peer)
+            listen = self._listen_address or await self._default_listen_address()
+            ssl_context = (
+                self._security.server_ssl_context() if listen.startswith("tls://") else None
+            )
+            bound = await nursery.start(
+                partial(serve, ssl_context=ssl_context), listen, self._serve_peer
+            )
+            self.address = self._contact_address or await self._reachable(bound)
             if self.name is None:
                 self.name = self.address
             state = self.state = WorkerState(self.address, self.nthreads, self.resources)
-            self._peers = PeerPool(nursery, role="peer", name=self.name, token=self._token)
+            self._peers = PeerPool(
+                nursery,
+                role="peer",
+                name=self.name,
+                token=self._token,
+                ssl_context=self._client_ssl,
+            )
             self._executor = ThreadExecutor(self.nthreads, self._on_outcomes, self.address)
             await nursery.start(self._executor.run)
             connection = await self._connect_to_scheduler()
@@ -136,6 +162,24 @@ class Worker:
                 with trio.CancelScope(shield=True):
                     await connection.aclose()
 
+    def _scheduler_host(self) -> str:
+        return parse_host_port(parse_address(self.scheduler_address)[1])[0]
+
+    async def _default_listen_address(self) -> str:
+        scheme = "tls" if self._security.tls_cert is not None else "tcp"
+        host = await local_host_towards(self._scheduler_host())
+        return format_address(scheme, host, 0)
+
+    async def _reachable(self, bound: str) -> str:
+        """`bound`, with an unspecified host replaced by one that routes to the scheduler."""
+        scheme, location = parse_address(bound)
+        if scheme == "inproc":
+            return bound
+        host, port = parse_host_port(location)
+        if not is_unspecified(host):
+            return bound
+        return format_address(scheme, await local_host_towards(self._scheduler_host()), port)
+
     def info(self) -> m.WorkerInfo:
         return m.WorkerInfo(
             self.address,
@@ -147,7 +191,7 @@ class Worker:
 
     async def _connect_to_scheduler(self) -> Connection:
         with trio.fail_after(CONNECT_TIMEOUT):
-            stream = await connect(self.scheduler_address)
+            stream = await connect(self.scheduler_address, ssl_context=self._client_ssl)
             connection = Connection(stream, peer=self.scheduler_address)
             await handshake.offer(
                 connection, role="worker", name=self.name or self.address, token=self._token

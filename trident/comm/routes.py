@@ -1,0 +1,39 @@
+"""Which local address peers can reach: for workers that listen on every interface.
+
+A worker bound to ``0.0.0.0`` must advertise a concrete address. Like dask, trident picks
+the local address of the interface that routes to the scheduler, found by "connecting" a
+UDP socket (which sends nothing).
+"""
+
+from __future__ import annotations
+
+import socket
+
+import trio
+
+UNSPECIFIED_HOSTS = ("", "0.0.0.0", "::")
+
+
+def is_unspecified(host: str) -> bool:
+    """Whether `host` means "every interface" rather than one address."""
+    return host in UNSPECIFIED_HOSTS
+
+
+async def local_host_towards(host: str) -> str:
+    """The local IP address this machine uses to reach `host`.
+
+    Falls back to ``127.0.0.1`` when `host` cannot be resolved or routed. Checkpoints
+    (resolving a name may take a moment).
+    """
+    try:
+        infos = await trio.socket.getaddrinfo(host, 9, type=socket.SOCK_DGRAM)
+    except OSError:
+        return "127.0.0.1"
+    for family, type_, proto, _, sockaddr in infos:
+        with socket.socket(family, type_, proto) as probe:
+            try:
+                probe.connect(sockaddr)
+            except OSError:
+                continue
+            return str(probe.getsockname()[0])
+    return "127.0.0.1"
