@@ -44,7 +44,7 @@ NOT_YET = {
     "Client.get_executor", "Client.get_metadata", "Client.get_scheduler_logs",
     "Client.get_worker_logs", "Client.has_what", "Client.list_datasets", "Client.persist",
     "Client.publish_dataset", "Client.profile", "Client.rebalance", "Client.replicate",
-    "Client.restart", "Client.run", "Client.run_on_scheduler", "Client.set_metadata",
+    "Client.run", "Client.run_on_scheduler", "Client.set_metadata",
     "Client.start_ipython_workers", "Client.start_ipython_scheduler",
     "Client.unpublish_dataset", "Client.upload_file", "worker_client", "get_worker",
     "get_client", "secede", "rejoin", "Reschedule", "Client.get_futures_error",

@@ -598,6 +598,20 @@ class Client:
         """Block until at least `n_workers` workers are connected."""
         return self._sync(self._core.wait_for_workers, n_workers, timeout)
 
+    def restart(self, timeout: float | str = _NO_DEFAULT, wait_for_workers: bool = True) -> Any:
+        """Forget every task on the cluster and restart every worker that has a nanny.
+
+        The futures of every client become cancelled (``CancelledError: ... the
+        cluster was restarted``); resubmitting works as usual. Each worker under a
+        nanny (``trident up``, ``trident worker --nanny``) is replaced by a fresh
+        process; workers without a nanny keep running with no data. Returns once every
+        replaced worker is back (or, with ``wait_for_workers=False``, once the restart
+        was ordered). Raises `TimeoutError` after `timeout` seconds (default: the
+        client's timeout). A coroutine for asynchronous clients.
+        """
+        wait = self._timeout if timeout == _NO_DEFAULT else float(timeout)
+        return self._sync(self._core.restart, wait, wait_for_workers)
+
     def write_scheduler_file(self, scheduler_file: str) -> None:
         """Write the scheduler's address, the cluster token and the TLS file paths to a
         JSON file (mode 0600) that ``Client(scheduler_file=...)`` and ``trident worker

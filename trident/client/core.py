@@ -480,6 +480,15 @@ class ClientCore:
                 tg.start_soon(fetch_from, address, worker_keys)
         return results
 
+    async def restart(self, timeout: float | None, wait_for_workers: bool) -> None:
+        """Ask the scheduler to restart the cluster; return once it answered.
+
+        The scheduler cancels every future first (`KeysCancelled` arrives before the
+        answer). Raises `TimeoutError` after `timeout` seconds.
+        """
+        with anyio.fail_after(timeout):
+            await self.request(lambda rid: m.RestartRequest(rid, wait_for_workers))
+
     async def wait_for_workers(self, n: int, timeout: float | None) -> None:
         with anyio.fail_after(timeout):
             while len(self.workers) < n:
