@@ -88,7 +88,7 @@ def test_all_lists_exactly_the_public_names():
     public = {name for name in dir(trident) if not name.startswith(("_", "@"))}
     subpackages = {
         "client", "cluster", "comm", "protocol", "scheduler", "worker", "testing",
-        "security", "deploy", "cli",
+        "security", "sizes", "deploy", "cli",
     }  # fmt: skip
     assert set(trident.__all__) - {"__version__"} == public - subpackages
     for name in trident.__all__:

@@ -11,6 +11,8 @@ import socket
 
 import trio
 
+from .address import format_address, parse_address, parse_host_port
+
 UNSPECIFIED_HOSTS = ("", "0.0.0.0", "::")
 
 
@@ -37,3 +39,26 @@ async def local_host_towards(host: str) -> str:
                 continue
             return str(probe.getsockname()[0])
     return "127.0.0.1"
+
+
+#: A public address to find the interface of the default route (nothing is sent to it).
+_PUBLIC_PROBE = "192.0.2.1"
+
+
+async def default_host() -> str:
+    """The local IP address of the interface with the default route, else ``127.0.0.1``.
+
+    What a service bound to every interface advertises. Checkpoints.
+    """
+    return await local_host_towards(_PUBLIC_PROBE)
+
+
+async def advertised_address(bound: str) -> str:
+    """`bound` with an unspecified host (``0.0.0.0``) replaced by `default_host`."""
+    scheme, location = parse_address(bound)
+    if scheme == "inproc":
+        return bound
+    host, port = parse_host_port(location)
+    if not is_unspecified(host):
+        return bound
+    return format_address(scheme, await default_host(), port)

@@ -60,3 +60,14 @@ def read_scheduler_file(path: str | os.PathLike[str]) -> tuple[str, Security]:
     if not isinstance(info, dict) or not isinstance(info.get("address"), str):
         raise SchedulerFileError(f"scheduler file {path} has no address")
     return info["address"], Security.from_tls_settings(info.get("tls"), info.get("token"))
+
+
+def remove_scheduler_file(path: str | os.PathLike[str], address: str) -> None:
+    """Remove the scheduler file if it still names `address` (another scheduler may have
+    replaced it since); never raises."""
+    try:
+        current, _ = read_scheduler_file(path)
+        if current == address:
+            Path(path).unlink()
+    except (OSError, SchedulerFileError):
+        pass

@@ -43,6 +43,7 @@ from ..comm.transports import connect
 from ..protocol import messages as m
 from ..protocol.errors import ProtocolError
 from ..security import TOKEN_ENV, Security
+from ..sizes import format_bytes
 from .exits import ExitReason, describe_exit, oom_kill_count
 from .spawn import import_path, stop_process, worker_command
 
@@ -95,14 +96,6 @@ class _Run:
     ready: bool = False
     memory_kill: str | None = None
     stderr_done: trio.Event = attrs.Factory(trio.Event)
-
-
-def _format_bytes(n: float) -> str:
-    for unit in ("B", "kB", "MB", "GB", "TB"):
-        if abs(n) < 1000 or unit == "TB":
-            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.2f} {unit}"
-        n /= 1000
-    raise AssertionError("unreachable")
 
 
 class Nanny:
@@ -391,7 +384,7 @@ class Nanny:
         except psutil.Error:
             return
         run.memory_kill = (
-            f"the worker used {_format_bytes(rss)} of its {_format_bytes(limit)} memory limit "
+            f"the worker used {format_bytes(rss)} of its {format_bytes(limit)} memory limit "
             f"(more than {self.memory_terminate_fraction:.0%}); the nanny terminated it"
         )
         logger.warning("nanny %s: %s", self.id, run.memory_kill)
