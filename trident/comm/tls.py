@@ -30,6 +30,7 @@ _HINTS = {
     "PEER_DID_NOT_RETURN_A_CERTIFICATE": "the peer presented no certificate",
     "UNKNOWN_CA": "the certificate is not signed by the cluster's CA",
     "BAD_CERTIFICATE": "the certificate was refused",
+    "UNEXPECTED_EOF": "the peer closed the connection in the TLS handshake (a tcp:// client?)",
 }
 
 
