@@ -214,7 +214,6 @@ async def test_peers_without_tls_credentials_are_refused(
         with pytest.raises(AuthenticationError, match="closed the connection during the handshake"):
             async with Client(tls_cluster.address, security=no_certificate, **options):
                 pass
-        (tmp_path / "stranger").mkdir()
         stranger = Security.self_signed(tmp_path / "stranger", token=TOKEN)
         with pytest.raises(TLSError, match="not signed by the cluster's CA"):
             async with Client(tls_cluster.address, security=stranger, **options):

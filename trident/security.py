@@ -129,9 +129,10 @@ class Security:
 
         Every process of the cluster uses the same certificate, as server and as
         client, so the result gives encrypted, mutually authenticated connections.
-        `directory` should be private (mode 0700); the key file is written with mode
-        0600. `hosts` are added to the certificate's names (informational: peers check
-        the CA, not names). Needs the ``cryptography`` package.
+        `directory` is created with mode 0700 if missing (an existing one should be
+        private too); the key file is written with mode 0600. `hosts` are added to the
+        certificate's names (informational: peers check the CA, not names). Needs the
+        ``cryptography`` package.
         """
         from .deploy.certificates import create_self_signed
 

@@ -63,12 +63,14 @@ def _write_private(path: Path, data: bytes) -> None:
 
 
 def create_self_signed(directory: Path, *, hosts: tuple[str, ...] = ()) -> CertificateFiles:
-    """Write ``ca.pem``, ``cert.pem`` and ``key.pem`` (mode 0600) into `directory`.
+    """Write ``ca.pem``, ``cert.pem`` and ``key.pem`` (mode 0600) into `directory`,
+    which is created (mode 0700) if it does not exist.
 
     The CA's own key is never written: nothing can sign further certificates once this
     returns. `hosts` are added to the certificate's subject alternative names. Raises
     `OSError` if the files cannot be written.
     """
+    directory.mkdir(mode=0o700, parents=True, exist_ok=True)
     now = datetime.datetime.now(datetime.UTC)
     not_before, not_after = now - CLOCK_SKEW, now + VALIDITY
     ca_key = ec.generate_private_key(ec.SECP256R1())
