@@ -220,7 +220,7 @@ def test_up_serves_clients_and_stops_the_whole_tree(run, tmp_path, signum):
     assert not scheduler_file.exists()
 
 
-def test_up_restarts_a_killed_worker_and_info_shows_why(run, tmp_path):
+def test_up_restarts_killed_workers_and_client_restart_replaces_them(run, tmp_path):
     scheduler_file = tmp_path / "scheduler.json"
     up = run("up", "--workers", "1", "--scheduler-file", str(scheduler_file))
     up.wait_for_output("press Ctrl-C to stop")
@@ -236,6 +236,15 @@ def test_up_restarts_a_killed_worker_and_info_shows_why(run, tmp_path):
     assert "worker deaths (1, latest last):" in result.stdout
     assert "workers    1, 1 threads" in result.stdout
     assert "killed by SIGKILL" in up.err  # the scheduler's log
+    (restarted,) = up.descendants()
+    with Client(scheduler_file=str(scheduler_file)) as client:
+        future = client.submit(square, 3)
+        assert future.result(timeout=30) == 9
+        client.restart()
+        assert future.status == "cancelled"
+        assert client.submit(square, 4).result(timeout=30) == 16
+    (fresh,) = up.descendants()
+    assert fresh.pid not in (worker.pid, restarted.pid)
     up.stop()
 
 

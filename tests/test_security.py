@@ -7,6 +7,7 @@ the same payload does create its file once it is let in.
 
 from __future__ import annotations
 
+import asyncio
 import os
 from pathlib import Path
 
@@ -222,7 +223,9 @@ async def test_peers_without_tls_credentials_are_refused(
     assert not mark.exists()
 
 
-async def test_the_scheduler_file_carries_tls_credentials(tls_cluster, tls_security, tmp_path):
+async def test_scheduler_file_tls_credentials_serve_trio_and_asyncio(
+    tls_cluster, tls_security, tmp_path
+):
     path = tmp_path / "scheduler.json"
     with trio.fail_after(30):
         async with Client(
@@ -235,3 +238,12 @@ async def test_the_scheduler_file_carries_tls_credentials(tls_cluster, tls_secur
         assert os.stat(path).st_mode & 0o777 == 0o600
         async with Client(scheduler_file=str(path), asynchronous=True, set_as_default=False) as c:
             assert await c.submit(identity, 5) == 5
+
+        async def under_asyncio():
+            async with Client(
+                scheduler_file=str(path), asynchronous=True, set_as_default=False
+            ) as client:
+                big = client.submit(list, range(100_000))  # fetched from the worker over TLS
+                return len(await big)
+
+        assert await trio.to_thread.run_sync(asyncio.run, under_asyncio()) == 100_000

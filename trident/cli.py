@@ -17,6 +17,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable, Iterator, Sequence
+from functools import partial
 from pathlib import Path
 from typing import NoReturn
 
@@ -426,17 +427,12 @@ def _target(parser: argparse.ArgumentParser, args: argparse.Namespace) -> tuple[
         except SchedulerFileError as exc:
             parser.error(str(exc))
         address = address or file_address
-    files = (args.tls_ca, args.tls_cert, args.tls_key)
-    if any(files):
+    security = from_file
+    if any((args.tls_ca, args.tls_cert, args.tls_key)):
         if not args.tls_ca or (args.tls_cert is None) != (args.tls_key is None):
             parser.error("TLS needs --tls-ca, and --tls-cert with --tls-key")
-        security = Security(
-            None, tls_ca_file=args.tls_ca, tls_cert=args.tls_cert, tls_key=args.tls_key
-        )
-    else:
-        security = from_file.with_token(None)
-    token = args.token or token_from_environment() or from_file.token
-    security = security.with_token(token)
+        security = Security(tls_ca_file=args.tls_ca, tls_cert=args.tls_cert, tls_key=args.tls_key)
+    security = security.with_token(args.token or token_from_environment() or from_file.token)
     if address.startswith("tls://") and not security.tls:
         parser.error(f"{address} uses TLS: give --tls-ca (and --tls-cert, --tls-key)")
     return address, security
@@ -471,7 +467,8 @@ def _up(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
             log_level=_log_level(args.verbose),
         )
         trio.run(
-            lambda: run_up(
+            partial(
+                run_up,
                 cluster,
                 scheduler_file=_scheduler_file(args),
                 token_known=token_known,
@@ -487,7 +484,8 @@ def _scheduler(parser: argparse.ArgumentParser, args: argparse.Namespace) -> Non
     with _server_security(parser, args) as (security, token_known):
         scheme = "tls" if security.tls else "tcp"
         trio.run(
-            lambda: run_scheduler(
+            partial(
+                run_scheduler,
                 format_address(scheme, args.host, args.port),
                 security=security,
                 scheduler_file=_scheduler_file(args),
@@ -512,8 +510,13 @@ def _worker(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
         log_level=_log_level(args.verbose),
     )
     trio.run(
-        lambda: run_worker(
-            address, options=options, security=security, nanny=args.nanny, out=sys.stdout
+        partial(
+            run_worker,
+            address,
+            options=options,
+            security=security,
+            nanny=args.nanny,
+            out=sys.stdout,
         )
     )
 

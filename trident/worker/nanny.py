@@ -51,6 +51,7 @@ logger = logging.getLogger("trident.nanny")
 
 CONNECT_TIMEOUT = 10.0
 STDERR_LINES = 20
+DEATHS_KEPT = 50
 _MAX_LINE = 500
 
 
@@ -137,8 +138,8 @@ class Nanny:
         #: the current worker's address and pid (empty / None between processes)
         self.worker_address = ""
         self.worker_pid: int | None = None
-        #: every death this nanny reported, oldest first
-        self.deaths: list[m.WorkerDied] = []
+        #: the latest deaths this nanny reported, oldest first
+        self.deaths: deque[m.WorkerDied] = deque(maxlen=DEATHS_KEPT)
         self._sender: BatchedSender | None = None
         self._run_scope: trio.CancelScope | None = None
         self._restart_id: int | None = None

@@ -16,12 +16,12 @@ import functools
 import json
 import logging
 import os
-import signal
 import sys
 from typing import Any
 
 import trio
 
+from ..deploy.lifecycle import cancel_on_signals, serve_then_cancel
 from ..security import Security, token_from_environment
 from .actor import Worker
 
@@ -39,20 +39,6 @@ async def _watch_parent(cancel_scope: trio.CancelScope) -> None:
         if not chunk:
             cancel_scope.cancel()
             return
-
-
-async def _watch_signals(cancel_scope: trio.CancelScope) -> None:
-    with trio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as signals:
-        async for _ in signals:
-            cancel_scope.cancel()
-            return
-
-
-async def _serve_worker(
-    worker: Worker, done: trio.CancelScope, *, task_status: trio.TaskStatus[Worker]
-) -> None:
-    await worker.serve(task_status=task_status)
-    done.cancel()
 
 
 def _report_ready(fd: int, worker: Worker) -> None:
@@ -75,8 +61,8 @@ async def run(settings: dict[str, Any], *, watch_stdin: bool) -> None:
     async with trio.open_nursery() as nursery:
         if watch_stdin:
             nursery.start_soon(_watch_parent, nursery.cancel_scope)
-        nursery.start_soon(_watch_signals, nursery.cancel_scope)
-        await nursery.start(_serve_worker, worker, nursery.cancel_scope)
+        nursery.start_soon(cancel_on_signals, nursery.cancel_scope)
+        await nursery.start(serve_then_cancel, worker.serve, nursery.cancel_scope)
         if settings.get("report_fd") is not None:
             _report_ready(settings["report_fd"], worker)
 
