@@ -280,7 +280,7 @@ def test_up_on_every_interface_without_auth_warns(run, tmp_path):
 # --- trident scheduler, worker, info ---------------------------------------------------------
 
 
-def test_scheduler_workers_and_info_by_hand(run, tmp_path):
+def test_scheduler_workers_and_info_by_hand(run, tmp_path, monkeypatch):
     scheduler_file = tmp_path / "scheduler.json"
     scheduler = run(
         "scheduler", "--port", "0", "--token", "by-hand", "--scheduler-file", str(scheduler_file)
@@ -300,7 +300,8 @@ def test_scheduler_workers_and_info_by_hand(run, tmp_path):
     assert result.returncode == 0, result.stderr
     assert "workers    2, 3 threads" in result.stdout
     assert "plain" in result.stdout and "nannied" in result.stdout
-    with Client(address, security="by-hand") as client:
+    monkeypatch.setenv("TRIDENT_TOKEN", "by-hand")
+    with Client(address) as client:
         data = client.submit(list, range(5), workers=["plain"])
         moved = client.submit(shift, data, 1, workers=["nannied"], resources={"GPU": 1})
         assert moved.result(timeout=30) == [1, 2, 3, 4, 5]

@@ -131,6 +131,29 @@ def _add_logging(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def _add_listening(parser: argparse.ArgumentParser, *, default_port: int) -> None:
+    """Where a scheduler listens, and where it writes the scheduler file."""
+    parser.add_argument(
+        "--host",
+        metavar="HOST",
+        default="127.0.0.1",
+        help="interface to listen on (default: 127.0.0.1; 0.0.0.0 for every interface)",
+    )
+    parser.add_argument(
+        "--port",
+        metavar="P",
+        type=_port,
+        default=default_port,
+        help=f"scheduler port; 0 picks a free one (default: {default_port})",
+    )
+    parser.add_argument(
+        "--scheduler-file",
+        type=Path,
+        metavar="FILE",
+        help="where to write the address and credentials (default: ~/.trident/scheduler.json)",
+    )
+
+
 def _add_server_security(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("security (a random cluster token by default)")
     auth = group.add_mutually_exclusive_group()
@@ -227,21 +250,7 @@ def build_parser() -> argparse.ArgumentParser:
         default={},
         help='per worker, e.g. "GPU=1,MEM=10e9"',
     )
-    up.add_argument(
-        "--host",
-        metavar="HOST",
-        default="127.0.0.1",
-        help="interface to listen on (default: 127.0.0.1; 0.0.0.0 for every interface)",
-    )
-    up.add_argument(
-        "--port", metavar="P", type=_port, default=0, help="scheduler port (default: a free one)"
-    )
-    up.add_argument(
-        "--scheduler-file",
-        type=Path,
-        metavar="FILE",
-        help="where to write the address and credentials (default: ~/.trident/scheduler.json)",
-    )
+    _add_listening(up, default_port=0)
     _add_server_security(up)
     _add_logging(up)
     up.set_defaults(handler=_up, parser=up)
@@ -252,25 +261,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="Run a scheduler in the foreground until Ctrl-C or SIGTERM. Workers "
         "join with 'trident worker'.",
     )
-    scheduler.add_argument(
-        "--host",
-        metavar="HOST",
-        default="127.0.0.1",
-        help="interface to listen on (default: 127.0.0.1; 0.0.0.0 for every interface)",
-    )
-    scheduler.add_argument(
-        "--port",
-        metavar="P",
-        type=_port,
-        default=DEFAULT_SCHEDULER_PORT,
-        help=f"port to listen on (default: {DEFAULT_SCHEDULER_PORT}; 0 for a free one)",
-    )
-    scheduler.add_argument(
-        "--scheduler-file",
-        type=Path,
-        metavar="FILE",
-        help="where to write the address and credentials (default: ~/.trident/scheduler.json)",
-    )
+    _add_listening(scheduler, default_port=DEFAULT_SCHEDULER_PORT)
     _add_server_security(scheduler)
     _add_logging(scheduler)
     scheduler.set_defaults(handler=_scheduler, parser=scheduler)

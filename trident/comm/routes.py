@@ -53,12 +53,18 @@ async def default_host() -> str:
     return await local_host_towards(_PUBLIC_PROBE)
 
 
-async def advertised_address(bound: str) -> str:
-    """`bound` with an unspecified host (``0.0.0.0``) replaced by `default_host`."""
+async def reachable_address(bound: str, towards: str | None = None) -> str:
+    """`bound` with an unspecified host (``0.0.0.0``) replaced by a concrete one.
+
+    The replacement is the local address of the interface that routes to `towards`,
+    or of the default route's interface (`default_host`) without it. Other addresses
+    come back unchanged. Checkpoints.
+    """
     scheme, location = parse_address(bound)
     if scheme == "inproc":
         return bound
     host, port = parse_host_port(location)
     if not is_unspecified(host):
         return bound
-    return format_address(scheme, await default_host(), port)
+    local = await (local_host_towards(towards) if towards is not None else default_host())
+    return format_address(scheme, local, port)

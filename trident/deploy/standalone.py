@@ -7,7 +7,7 @@ from typing import TextIO
 
 import trio
 
-from ..comm.routes import advertised_address
+from ..comm.routes import reachable_address
 from ..scheduler.actor import Scheduler
 from ..scheduler.scheduler_file import remove_scheduler_file, write_scheduler_file
 from ..security import Security
@@ -34,7 +34,7 @@ async def run_scheduler(
         await nursery.start(cancel_on_signals, nursery.cancel_scope)
         scheduler = Scheduler(address, security=security)
         await nursery.start(scheduler.serve)
-        advertised = await advertised_address(scheduler.address)
+        advertised = await reachable_address(scheduler.address)
         write_scheduler_file(scheduler_file, advertised, security)
         try:
             lines = [

@@ -17,7 +17,7 @@ import attrs
 import trio
 
 from ..comm.address import format_address
-from ..comm.routes import advertised_address
+from ..comm.routes import reachable_address
 from ..scheduler.actor import Scheduler
 from ..scheduler.scheduler_file import remove_scheduler_file, write_scheduler_file
 from ..security import Security
@@ -81,7 +81,7 @@ class SupervisedCluster:
         process exits before it registers, `OSError` if the port is taken."""
         async with trio.open_nursery() as nursery:
             await nursery.start(self.scheduler.serve)
-            self.address = await advertised_address(self.scheduler.address)
+            self.address = await reachable_address(self.scheduler.address)
             self.nannies = [
                 Nanny(
                     self.address,

@@ -21,7 +21,7 @@ from ..comm import handshake
 from ..comm.address import format_address, parse_address, parse_host_port
 from ..comm.batched import BatchedSender
 from ..comm.connection import Connection, ConnectionClosed
-from ..comm.routes import is_unspecified, local_host_towards
+from ..comm.routes import local_host_towards, reachable_address
 from ..comm.rpc import PeerPool, PeerUnavailable
 from ..comm.streams import ByteStream, StreamClosed
 from ..comm.transports import connect, describe, is_inproc, serve, unique_inproc_address
@@ -131,7 +131,9 @@ class Worker:
             bound = await nursery.start(
                 partial(serve, ssl_context=ssl_context), listen, self._serve_peer
             )
-            self.address = self._contact_address or await self._reachable(bound)
+            self.address = self._contact_address or await reachable_address(
+                bound, towards=self._scheduler_host()
+            )
             if self.name is None:
                 self.name = self.address
             state = self.state = WorkerState(self.address, self.nthreads, self.resources)
@@ -162,23 +164,15 @@ class Worker:
                 with trio.CancelScope(shield=True):
                     await connection.aclose()
 
-    def _scheduler_host(self) -> str:
-        return parse_host_port(parse_address(self.scheduler_address)[1])[0]
+    def _scheduler_host(self) -> str | None:
+        """The scheduler's host; None for an in-process scheduler."""
+        scheme, location = parse_address(self.scheduler_address)
+        return None if scheme == "inproc" else parse_host_port(location)[0]
 
     async def _default_listen_address(self) -> str:
         scheme = "tls" if self._security.tls_cert is not None else "tcp"
-        host = await local_host_towards(self._scheduler_host())
+        host = await local_host_towards(self._scheduler_host() or "127.0.0.1")
         return format_address(scheme, host, 0)
-
-    async def _reachable(self, bound: str) -> str:
-        """`bound`, with an unspecified host replaced by one that routes to the scheduler."""
-        scheme, location = parse_address(bound)
-        if scheme == "inproc":
-            return bound
-        host, port = parse_host_port(location)
-        if not is_unspecified(host):
-            return bound
-        return format_address(scheme, await local_host_towards(self._scheduler_host()), port)
 
     def info(self) -> m.WorkerInfo:
         return m.WorkerInfo(
