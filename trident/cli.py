@@ -529,6 +529,18 @@ def _leaves(exc: BaseException) -> list[BaseException]:
     return [exc]
 
 
+def _describe(error: BaseException) -> str:
+    """One line for an error; trio's connect errors keep the reason in their cause."""
+    text = str(error) or type(error).__name__
+    if error.__cause__ is not None:
+        reasons = dict.fromkeys(
+            leaf.strerror for leaf in _leaves(error.__cause__) if isinstance(leaf, OSError)
+        )
+        if reasons and None not in reasons:
+            text += f" ({', '.join(str(reason) for reason in reasons)})"
+    return text
+
+
 def main(argv: Sequence[str] | None = None) -> None:
     """Run the ``trident`` command; exits with its status."""
     parser = build_parser()
@@ -539,7 +551,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     except KeyboardInterrupt:
         raise SystemExit(130) from None
     except Exception as exc:
-        messages = dict.fromkeys(str(leaf) or type(leaf).__name__ for leaf in _leaves(exc))
+        messages = dict.fromkeys(_describe(leaf) for leaf in _leaves(exc))
         for message in messages:
             print(f"trident {args.command}: error: {message}", file=sys.stderr)
         raise SystemExit(1) from None
