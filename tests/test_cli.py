@@ -124,7 +124,8 @@ def run_main(*args):
 
 
 def test_the_installed_command_runs():
-    result = trident("--help")
+    script = Path(sys.executable).with_name("trident")  # pip puts it next to python
+    result = subprocess.run([script, "--help"], capture_output=True, text=True, timeout=60)
     assert result.returncode == 0 and "trident up" in result.stdout
     result = trident("up", "--workers", "many")
     assert result.returncode == 2
