@@ -44,3 +44,11 @@ def no_leaked_processes_or_threads():
     pytest.fail(
         f"leaked processes {[c.pid for c in children]} and threads {[t.name for t in threads]}"
     )
+
+
+@pytest.fixture(scope="session")
+def tls_security(tmp_path_factory):
+    """A throwaway CA and certificate (mutual TLS) shared by the tests of a session."""
+    from trident import Security
+
+    return Security.self_signed(tmp_path_factory.mktemp("tls"), token="tls-test-token")

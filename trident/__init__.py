@@ -19,7 +19,6 @@ from ._version import __version__ as __version__
 from .actors.handle import Actor as Actor
 from .actors.handle import ActorFuture as ActorFuture
 from .client.client import Client as Client
-from .client.client import Security as Security
 from .client.client import default_client as default_client
 from .client.future import Future as Future
 from .client.structures import futures_of as futures_of
@@ -32,6 +31,7 @@ from .client.waiting import fire_and_forget as fire_and_forget
 from .client.waiting import wait as wait
 from .cluster.local import LocalCluster as LocalCluster
 from .scheduler.actor import Scheduler as Scheduler
+from .security import Security as Security
 from .worker.actor import Worker as Worker
 from .worker.client import get_client as get_client
 from .worker.client import worker_client as worker_client

@@ -1,9 +1,11 @@
-"""One conformance suite for every byte stream: tcp and inproc under trio, tcp under asyncio."""
+"""One conformance suite for every byte stream: tcp, tls and inproc under trio, tcp and tls
+under asyncio."""
 
 from __future__ import annotations
 
 import asyncio
 import os
+from functools import partial
 
 import pytest
 import trio
@@ -14,11 +16,17 @@ from trident.comm.transports import connect, serve, unique_inproc_address
 from trident.protocol import messages as m
 from trident.protocol.errors import ProtocolError
 
-ADDRESSES = ["tcp://127.0.0.1:0", "inproc"]
+ADDRESSES = ["tcp://127.0.0.1:0", "tls://127.0.0.1:0", "inproc"]
 
 
 def listen_address(kind: str) -> str:
     return unique_inproc_address("test") if kind == "inproc" else kind
+
+
+@pytest.fixture
+def contexts(tls_security):
+    """(server, client) SSL contexts for tls:// addresses."""
+    return tls_security.server_ssl_context(), tls_security.client_ssl_context()
 
 
 async def echo(stream):
@@ -32,10 +40,13 @@ async def echo(stream):
 
 
 @pytest.mark.parametrize("kind", ADDRESSES)
-async def test_streams_carry_bytes_both_ways(kind):
+async def test_streams_carry_bytes_both_ways(kind, contexts):
+    server_context, client_context = contexts
     async with trio.open_nursery() as nursery:
-        address = await nursery.start(serve, listen_address(kind), echo)
-        stream = await connect(address)
+        address = await nursery.start(
+            partial(serve, ssl_context=server_context), listen_address(kind), echo
+        )
+        stream = await connect(address, ssl_context=client_context)
         payload = os.urandom(3 * 2**20)
         received = bytearray()
         buf = memoryview(bytearray(1 << 20))
@@ -55,7 +66,9 @@ async def test_streams_carry_bytes_both_ways(kind):
 
 
 @pytest.mark.parametrize("kind", ADDRESSES)
-async def test_connections_carry_messages_and_report_clean_close(kind):
+async def test_connections_carry_messages_and_report_clean_close(kind, contexts):
+    server_context, client_context = contexts
+
     async def handler(stream):
         conn = Connection(stream)
         conn.authenticated = True
@@ -64,8 +77,10 @@ async def test_connections_carry_messages_and_report_clean_close(kind):
         await conn.aclose()
 
     async with trio.open_nursery() as nursery:
-        address = await nursery.start(serve, listen_address(kind), handler)
-        conn = Connection(await connect(address))
+        address = await nursery.start(
+            partial(serve, ssl_context=server_context), listen_address(kind), handler
+        )
+        conn = Connection(await connect(address, ssl_context=client_context))
         batch = [m.ReleaseKeys(["a"]), m.Goodbye("x"), m.CancelKeys(["b"], True)]
         await conn.send(batch)
         assert await conn.receive() == batch[::-1]

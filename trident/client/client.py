@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import atexit
 import contextlib
-import json
 import logging
 import os
 import threading
@@ -29,6 +28,8 @@ from ..actors.handle import Actor
 from ..dashboard.link import dashboard_url
 from ..protocol import messages as m
 from ..protocol.serialize import dumps_function, dumps_task_args, token_of
+from ..scheduler.scheduler_file import read_scheduler_file, write_scheduler_file
+from ..security import Security
 from .core import ClientCore
 from .future import FINISHED, PENDING, Future, FutureState
 from .loop import LoopThread
@@ -69,13 +70,6 @@ def _pop_actor_options(kwargs: dict[str, Any]) -> m.ActorOptions:
     if max_restarts < 0 or max_concurrency < 1:
         raise ValueError("max_restarts must be >= 0 and max_concurrency >= 1")
     return m.ActorOptions(max_restarts, max_concurrency)
-
-
-@attrs.frozen
-class Security:
-    """Credentials for a cluster: today the cluster token (``TRIDENT_TOKEN`` by default)."""
-
-    token: str | None = None
 
 
 def default_client() -> Client:
@@ -119,8 +113,10 @@ class Client:
             ``n_workers``, ``threads_per_worker`` and ``processes`` go to it).
         timeout: seconds to wait for the scheduler when connecting.
         set_as_default: make this the client `Future(key)` and tasks use by default.
-        scheduler_file: a JSON file written by `write_scheduler_file` or ``trident up``.
-        security: a `Security` (or a token string); defaults to ``TRIDENT_TOKEN``.
+        scheduler_file: a JSON file written by `write_scheduler_file` or ``trident up``
+            (address, token and TLS files; an explicit `security` takes precedence).
+        security: a `Security` (token and TLS files) or a token string; the token
+            defaults to ``TRIDENT_TOKEN``.
         asynchronous: use from async code (``async with Client(asynchronous=True)``).
         name: a name for this client in logs.
         forward_logging: show the ``print`` and ``logging`` output of this client's
@@ -155,12 +151,15 @@ class Client:
         self._cluster_kwargs = cluster_kwargs
         self._loop: LoopThread | None = None
         self._task_group: Any = None
-        token = security.token if isinstance(security, Security) else security
+        if not isinstance(security, Security):
+            security = Security(token=security)
         if scheduler_file is not None:
-            with open(scheduler_file) as f:
-                info = json.load(f)
-            address = info["address"]
-            token = token or info.get("token")
+            address, from_file = read_scheduler_file(scheduler_file)
+            if not security.tls:
+                security = attrs.evolve(from_file, token=security.token or from_file.token)
+            elif security.token is None:
+                security = security.with_token(from_file.token)
+        token = security.token
         if isinstance(address, LocalCluster):
             self.cluster = address
             token = token or address.token
@@ -172,6 +171,7 @@ class Client:
             token = os.environ.get("TRIDENT_TOKEN") or None
         self._address = address if isinstance(address, str) else None
         self._token = token
+        self._security = security
         self._name = name or f"client-{os.getpid()}"
         self._core = ClientCore(
             "",
@@ -179,6 +179,7 @@ class Client:
             token=token,
             timeout=self._timeout,
             callbacks_in_thread=not asynchronous,
+            ssl_context=security.client_ssl_context() if security.tls else None,
         )
         self._core.client = self
         if forward_logging:
@@ -687,12 +688,29 @@ class Client:
         """Block until at least `n_workers` workers are connected."""
         return self._sync(self._core.wait_for_workers, n_workers, timeout)
 
+    def restart(self, timeout: float | str = _NO_DEFAULT, wait_for_workers: bool = True) -> Any:
+        """Forget every task on the cluster and restart every worker that has a nanny.
+
+        The futures of every client become cancelled (``CancelledError: ... the
+        cluster was restarted``); resubmitting works as usual. Each worker under a
+        nanny (``trident up``, ``trident worker --nanny``) is replaced by a fresh
+        process; workers without a nanny keep running with no data. Returns once every
+        replaced worker is back (or, with ``wait_for_workers=False``, once the restart
+        was ordered). Raises `TimeoutError` after `timeout` seconds (default: the
+        client's timeout). A coroutine for asynchronous clients.
+        """
+        wait = self._timeout if timeout == _NO_DEFAULT else float(timeout)
+        return self._sync(self._core.restart, wait, wait_for_workers)
+
     def write_scheduler_file(self, scheduler_file: str) -> None:
-        """Write the scheduler's address (and the cluster token) to a JSON file (mode 0600)."""
-        info = {"address": self.scheduler_address_for_others, "token": self._token}
-        fd = os.open(scheduler_file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "w") as f:
-            json.dump(info, f)
+        """Write the scheduler's address, the cluster token and the TLS file paths to a
+        JSON file (mode 0600) that ``Client(scheduler_file=...)`` and ``trident worker
+        --scheduler-file`` read."""
+        write_scheduler_file(
+            scheduler_file,
+            self.scheduler_address_for_others,
+            self._security.with_token(self._token),
+        )
 
     @property
     def dashboard_link(self) -> str | None:

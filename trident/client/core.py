@@ -19,6 +19,7 @@ import contextlib
 import itertools
 import logging
 import random
+import ssl
 import threading
 import uuid
 from collections import defaultdict, deque
@@ -83,6 +84,7 @@ class ClientCore:
         token: str | None,
         timeout: float,
         callbacks_in_thread: bool,
+        ssl_context: ssl.SSLContext | None = None,
     ):
         self.address = address
         self.client_id = f"client-{uuid.uuid4().hex}"
@@ -99,6 +101,7 @@ class ClientCore:
         self.output = OutputPrinter()
         self.stopped = threading.Event()
         self._token = token
+        self._ssl_context = ssl_context
         self._refcount: dict[str, int] = {}
         self._released: deque[str] = deque()
         self._outgoing: list[Any] = []
@@ -147,7 +150,7 @@ class ClientCore:
         connection = None
         try:
             with anyio.fail_after(self.timeout):
-                stream = await connect(self.address)
+                stream = await connect(self.address, ssl_context=self._ssl_context)
                 connection = Connection(stream, peer=self.address)
                 await handshake.offer(connection, role="client", name=self.name, token=self._token)
                 await connection.send([m.RegisterClient(self.client_id, self.name)])
@@ -163,7 +166,13 @@ class ClientCore:
             self._sender = BatchedSender(connection)
             async with anyio.create_task_group() as tg:
                 self._task_group = tg
-                self._peers = PeerPool(tg, role="client", name=self.name, token=self._token)
+                self._peers = PeerPool(
+                    tg,
+                    role="client",
+                    name=self.name,
+                    token=self._token,
+                    ssl_context=self._ssl_context,
+                )
                 tg.start_soon(self._sender.run)
                 tg.start_soon(self._receive_loop, connection)
                 self.status = "running"
@@ -584,6 +593,15 @@ class ClientCore:
             for address in targets:
                 tg.start_soon(ask, address)
         return {address: logs[address] for address in targets if address in logs}
+
+    async def restart(self, timeout: float | None, wait_for_workers: bool) -> None:
+        """Ask the scheduler to restart the cluster; return once it answered.
+
+        The scheduler cancels every future first (`KeysCancelled` arrives before the
+        answer). Raises `TimeoutError` after `timeout` seconds.
+        """
+        with anyio.fail_after(timeout):
+            await self.request(lambda rid: m.RestartRequest(rid, wait_for_workers))
 
     async def wait_for_workers(self, n: int, timeout: float | None) -> None:
         with anyio.fail_after(timeout):

@@ -23,6 +23,7 @@ import trio
 
 from ..client.loop import LoopThread
 from ..dashboard.link import dashboard_url
+from ..sizes import parse_memory
 from .runtime import ClusterRuntime, WorkerHandle, WorkerSpec
 
 _AUTO = "auto"
@@ -45,30 +46,6 @@ def default_layout(cpus: int, processes: bool) -> tuple[int, int]:
         return cpus, 1
     workers = min(f for f in range(1, cpus + 1) if cpus % f == 0 and f >= math.sqrt(cpus))
     return workers, cpus // workers
-
-
-def parse_memory(value: int | float | str | None) -> int:
-    """Bytes from ``4GB``, ``512MiB``, ``1e9`` or a number; 0 means no limit."""
-    if value is None:
-        return 0
-    if isinstance(value, (int, float)):
-        return int(value)
-    text = value.strip().lower().replace(" ", "")
-    units = {
-        "kib": 2**10,
-        "mib": 2**20,
-        "gib": 2**30,
-        "tib": 2**40,
-        "kb": 10**3,
-        "mb": 10**6,
-        "gb": 10**9,
-        "tb": 10**12,
-        "b": 1,
-    }
-    for unit, factor in units.items():
-        if text.endswith(unit):
-            return int(float(text[: -len(unit)]) * factor)
-    return int(float(text))
 
 
 class LocalCluster:

@@ -8,12 +8,9 @@ then killed if it does not exit, and it also exits on its own when its parent di
 
 from __future__ import annotations
 
-import contextlib
-import json
 import logging
 import os
 import subprocess
-import sys
 from typing import Any
 
 import attrs
@@ -22,10 +19,10 @@ import trio
 from ..comm.transports import unique_inproc_address
 from ..scheduler.actor import Scheduler
 from ..worker.actor import Worker
+from ..worker.spawn import import_path, stop_process, worker_command
 
 logger = logging.getLogger("trident.cluster")
 
-STOP_GRACE_SECONDS = 3.0
 START_TIMEOUT = 60.0
 
 
@@ -205,15 +202,13 @@ class ClusterRuntime:
             "resources": spec.resources,
             "listen": self._worker_listen or "tcp://127.0.0.1:0",
             "log_level": self._log_level,
-            # Like multiprocessing, give workers our import path so that functions from
-            # the user's own modules (pickled by reference) import there too.
-            "sys_path": [entry or os.getcwd() for entry in sys.path],
+            "sys_path": import_path(),
         }
         env = dict(os.environ)
         if self.token:
             env["TRIDENT_TOKEN"] = self.token
         process = await trio.lowlevel.open_process(
-            [sys.executable, "-m", "trident.worker.process", json.dumps(settings)],
+            worker_command(settings),
             stdin=subprocess.PIPE,
             env=env,
             # A terminal's Ctrl-C goes to the parent only: it decides what to stop. The
@@ -237,17 +232,3 @@ class ClusterRuntime:
     def close(self) -> None:
         if self._nursery is not None:
             self._nursery.cancel_scope.cancel()
-
-
-async def stop_process(process: trio.Process) -> None:
-    """Terminate a process, kill it after a grace period, and reap it."""
-    if process.returncode is None:
-        with contextlib.suppress(ProcessLookupError):
-            process.terminate()
-        with trio.move_on_after(STOP_GRACE_SECONDS):
-            await process.wait()
-        if process.returncode is None:
-            process.kill()
-            await process.wait()
-    if process.stdin is not None:
-        await process.stdin.aclose()

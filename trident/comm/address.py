@@ -1,8 +1,11 @@
-"""Parsing and formatting of trident addresses (``tcp://host:port``, ``inproc://name``)."""
+"""Parsing and formatting of trident addresses (``tcp://host:port``, ``tls://host:port``,
+``inproc://name``)."""
 
 from __future__ import annotations
 
-SCHEMES = ("tcp", "inproc")
+SCHEMES = ("tcp", "tls", "inproc")
+#: Schemes whose location is ``host:port``.
+NETWORK_SCHEMES = ("tcp", "tls")
 
 
 class AddressError(ValueError):
@@ -45,7 +48,8 @@ def parse_host_port(location: str, default_port: int | None = None) -> tuple[str
     return host, port
 
 
-def format_tcp(host: str, port: int) -> str:
+def format_address(scheme: str, host: str, port: int) -> str:
+    """``scheme://host:port``, with IPv6 hosts in brackets."""
     if ":" in host:
-        return f"tcp://[{host}]:{port}"
-    return f"tcp://{host}:{port}"
+        return f"{scheme}://[{host}]:{port}"
+    return f"{scheme}://{host}:{port}"

@@ -6,11 +6,13 @@
    server) or `Refused` (with a reason) and close.
 
 The token never travels. A replayed `Hello` fails because every challenge is fresh.
-Payloads are refused by the connection until this completes.
+Payloads are refused by the connection until this completes. A peer that sends anything
+but a `Hello`, or nothing in time, is told why (`Refused`) before the server closes.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import hmac
 import os
@@ -19,10 +21,11 @@ import anyio
 
 from ..protocol.errors import ProtocolError
 from ..protocol.messages import PROTOCOL_VERSION, Challenge, Hello, Refused, Welcome
-from .connection import Connection
+from .connection import Connection, ConnectionClosed
+from .streams import StreamClosed
 
 HANDSHAKE_TIMEOUT = 10.0
-ROLES = ("client", "worker", "peer")
+ROLES = ("client", "worker", "peer", "nanny")
 
 
 class AuthenticationError(ConnectionError):
@@ -40,9 +43,18 @@ async def accept(connection: Connection, *, token: str | None, server_id: str) -
     bad credentials; in both cases the peer has been told why when possible.
     """
     nonce = os.urandom(16)
-    with anyio.fail_after(HANDSHAKE_TIMEOUT):
-        await connection.send([Challenge(nonce, server_id, PROTOCOL_VERSION, token is not None)])
-        hello = await connection.receive_one(Hello)
+    try:
+        with anyio.fail_after(HANDSHAKE_TIMEOUT):
+            await connection.send(
+                [Challenge(nonce, server_id, PROTOCOL_VERSION, token is not None)]
+            )
+            hello = await connection.receive_one(Hello)
+    except TimeoutError:
+        await _refuse(connection, f"no Hello within {HANDSHAKE_TIMEOUT} s")
+        raise ProtocolError(f"no Hello within {HANDSHAKE_TIMEOUT} s") from None
+    except ProtocolError as exc:
+        await _refuse(connection, f"invalid handshake: {exc}")
+        raise
     reason = None
     if hello.protocol != PROTOCOL_VERSION:
         reason = f"protocol version {hello.protocol} is not supported (need {PROTOCOL_VERSION})"
@@ -53,8 +65,7 @@ async def accept(connection: Connection, *, token: str | None, server_id: str) -
     ):
         reason = "invalid cluster token"
     if reason is not None:
-        with anyio.move_on_after(1):
-            await connection.send([Refused(reason)])
+        await _refuse(connection, reason)
         raise AuthenticationError(f"refused {hello.role} {hello.name!r}: {reason}")
     server_proof = _proof(token, b"welcome:", hello.nonce) if token is not None else b""
     await connection.send([Welcome(server_proof, server_id)])
@@ -62,12 +73,37 @@ async def accept(connection: Connection, *, token: str | None, server_id: str) -
     return hello
 
 
+async def _refuse(connection: Connection, reason: str) -> None:
+    """Tell the peer why it is refused, if it is still listening (at most a second)."""
+    with anyio.move_on_after(1):
+        with contextlib.suppress(
+            StreamClosed, anyio.BrokenResourceError, anyio.ClosedResourceError
+        ):
+            await connection.send([Refused(reason)])
+
+
 async def offer(connection: Connection, *, role: str, name: str, token: str | None) -> Welcome:
     """Peer side: answer the server's challenge; return its `Welcome`.
 
-    Raises `AuthenticationError` if the server refuses us or cannot prove it knows the
-    token, and `ProtocolError` if it does not speak the handshake.
+    Raises `AuthenticationError` if the server refuses us, cannot prove it knows the
+    token, closes the connection during the handshake (a TLS server refusing our
+    certificate does that) or sends no challenge in time (a TLS server reached over
+    plain TCP stays silent); `ProtocolError` if it does not speak the handshake.
     """
+    try:
+        return await _offer(connection, role=role, name=name, token=token)
+    except TimeoutError:
+        raise AuthenticationError(
+            f"{connection.peer} did not complete the handshake within {HANDSHAKE_TIMEOUT} s; "
+            "if it serves TLS, connect to its tls:// address with Security(tls_ca_file=...)"
+        ) from None
+    except (ConnectionClosed, StreamClosed) as exc:
+        raise AuthenticationError(
+            f"{connection.peer} closed the connection during the handshake: {exc}"
+        ) from None
+
+
+async def _offer(connection: Connection, *, role: str, name: str, token: str | None) -> Welcome:
     with anyio.fail_after(HANDSHAKE_TIMEOUT):
         challenge = await connection.receive_one(Challenge)
         if challenge.auth_required and token is None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import itertools
 import logging
+import ssl
 from collections.abc import Callable
 from typing import Any
 
@@ -66,12 +67,24 @@ class _Channel:
 class PeerPool:
     """Connections to peers, opened on first use and kept until `close`."""
 
-    def __init__(self, spawner: Any, *, role: str, name: str, token: str | None):
-        """`spawner` is the trio nursery or anyio task group that hosts the connections."""
+    def __init__(
+        self,
+        spawner: Any,
+        *,
+        role: str,
+        name: str,
+        token: str | None,
+        ssl_context: ssl.SSLContext | None = None,
+    ):
+        """`spawner` is the trio nursery or anyio task group that hosts the connections.
+
+        `ssl_context` is needed to reach peers at ``tls://`` addresses.
+        """
         self._spawner = spawner
         self._role = role
         self._name = name
         self._token = token
+        self._ssl_context = ssl_context
         self._channels: dict[str, _Channel] = {}
         self._ids = itertools.count(1)
         self.closed = False
@@ -150,7 +163,7 @@ class PeerPool:
                 channel.scope = scope
                 try:
                     with anyio.fail_after(CONNECT_TIMEOUT):
-                        stream = await connect(channel.address)
+                        stream = await connect(channel.address, ssl_context=self._ssl_context)
                         connection = Connection(stream, peer=channel.address)
                         await handshake.offer(
                             connection, role=self._role, name=self._name, token=self._token

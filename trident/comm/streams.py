@@ -32,7 +32,7 @@ class ByteStream(Protocol):
     async def aclose(self) -> None: ...
 
 
-def _tune_socket(sock: socket.socket | trio.socket.SocketType) -> None:
+def tune_socket(sock: socket.socket | trio.socket.SocketType) -> None:
     with contextlib.suppress(OSError):
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
 
@@ -43,7 +43,7 @@ class TrioTcpStream:
     def __init__(self, stream: trio.SocketStream):
         self._stream = stream
         self._socket = stream.socket
-        _tune_socket(self._socket)
+        tune_socket(self._socket)
 
     @property
     def peer(self) -> str:
@@ -140,7 +140,7 @@ class AsyncioTcpStream:
 
     def __init__(self, sock: socket.socket, loop: asyncio.AbstractEventLoop):
         sock.setblocking(False)
-        _tune_socket(sock)
+        tune_socket(sock)
         self._sock = sock
         self._loop = loop
 

@@ -1,7 +1,8 @@
 """Opening connections (`connect`) and accepting them (`serve`) for every transport.
 
-`connect` works under trio and asyncio (tcp) or trio only (inproc). `serve` is trio only:
-servers are actors, and actors run on trio.
+`connect` works under trio and asyncio (tcp, tls) or trio only (inproc). `serve` is trio
+only: servers are actors, and actors run on trio. ``tls://`` needs an `ssl.SSLContext`
+on both sides (see `trident.Security`).
 """
 
 from __future__ import annotations
@@ -10,13 +11,15 @@ import asyncio
 import itertools
 import logging
 import socket
+import ssl
 from collections.abc import Awaitable, Callable
 from typing import Any
 
 import sniffio
 import trio
 
-from .address import AddressError, format_tcp, parse_address, parse_host_port
+from . import tls
+from .address import AddressError, format_address, parse_address, parse_host_port
 from .streams import AsyncioTcpStream, ByteStream, InprocStream, StreamClosed, TrioTcpStream
 
 logger = logging.getLogger("trident.comm")
@@ -31,9 +34,11 @@ def unique_inproc_address(prefix: str) -> str:
     return f"inproc://{prefix}-{next(_inproc_counter)}"
 
 
-async def connect(address: str) -> ByteStream:
+async def connect(address: str, *, ssl_context: ssl.SSLContext | None = None) -> ByteStream:
     """Open a byte stream to `address`. Raises `OSError` if nobody listens there.
 
+    ``tls://`` addresses need `ssl_context` (`AddressError` without it) and complete the
+    TLS handshake before returning (`tls.TLSError`, an `OSError`, if it fails).
     Checkpoints; bound its time with a cancel scope (``anyio.fail_after``).
     """
     scheme, location = parse_address(address)
@@ -50,6 +55,15 @@ async def connect(address: str) -> ByteStream:
         await trio.lowlevel.checkpoint()
         return client_end
     host, port = parse_host_port(location)
+    if scheme == "tls":
+        if ssl_context is None:
+            raise AddressError(
+                f"{address}: tls:// addresses need TLS credentials "
+                "(Security(tls_ca_file=..., tls_cert=..., tls_key=...))"
+            )
+        if library == "trio":
+            return await tls.open_trio(host, port, ssl_context)
+        return await tls.open_asyncio(host, port, ssl_context)
     if library == "trio":
         return TrioTcpStream(await trio.open_tcp_stream(host, port))
     loop = asyncio.get_running_loop()
@@ -88,15 +102,20 @@ async def serve(
     address: str,
     handler: Handler,
     *,
+    ssl_context: ssl.SSLContext | None = None,
     task_status: trio.TaskStatus[str] = trio.TASK_STATUS_IGNORED,
 ) -> None:
     """Accept connections on `address`, running `handler(stream)` for each in its own task.
 
     Reports the bound address (with the real port for ``tcp://host:0``) through
     `task_status`; serves until cancelled. A handler that raises closes its connection
-    and is logged; the listener keeps serving.
+    and is logged; the listener keeps serving. On ``tls://`` addresses (which need
+    `ssl_context`) the handler gets the stream once the TLS handshake succeeded; a peer
+    that fails it is logged and closed.
     """
     scheme, location = parse_address(address)
+    if scheme == "tls" and ssl_context is None:
+        raise AddressError(f"{address}: serving tls:// needs a certificate and key")
     if scheme == "inproc":
         async with trio.open_nursery() as nursery:
             if location in _inproc_listeners:
@@ -111,10 +130,18 @@ async def serve(
     host, port = parse_host_port(location)
     listeners = await trio.open_tcp_listeners(port, host=host, backlog=1024)
     bound = listeners[0].socket.getsockname()
-    bound_address = format_tcp(host or bound[0], bound[1])
+    bound_address = format_address(scheme, host or bound[0], bound[1])
 
     async def on_stream(stream: trio.SocketStream) -> None:
-        await _run_handler(handler, TrioTcpStream(stream), bound_address)
+        if ssl_context is None or scheme != "tls":
+            await _run_handler(handler, TrioTcpStream(stream), bound_address)
+            return
+        try:
+            secure = await tls.accept_trio(stream, ssl_context)
+        except tls.TLSError as exc:
+            logger.warning("%s: refused connection: %s", bound_address, exc)
+            return
+        await _run_handler(handler, secure, bound_address)
 
     async with trio.open_nursery() as nursery:
         await nursery.start(trio.serve_listeners, on_stream, listeners)

@@ -508,3 +508,78 @@ class LogsRequest:
 
     request_id: int
     n: int | None
+
+
+# --- nannies and restarts (issue 5: deployment) ----------------------------------------
+# A nanny supervises one worker process and keeps its own connection to the scheduler
+# (handshake role "nanny"): it reports its worker's starts and deaths, and restarts the
+# worker when told to (`Client.restart`).
+
+
+@message("reg-nanny")
+class RegisterNanny:
+    """Nanny -> scheduler, first message after the handshake."""
+
+    nanny_id: str
+    worker_name: str
+    host: str
+    pid: int
+
+
+@message("nanny-welcome")
+class NannyWelcome:
+    """Answer to `RegisterNanny`."""
+
+    scheduler_id: str
+
+
+@message("worker-started")
+class WorkerStarted:
+    """Nanny -> scheduler: its worker process is up and registered at `address`.
+
+    `restart_id` names the `RestartWorker` this start answers (None for a first start
+    or a restart after a death).
+    """
+
+    address: str
+    pid: int
+    restart_id: int | None
+
+
+@message("worker-died")
+class WorkerDied:
+    """Nanny -> scheduler: its worker process ended without being asked to.
+
+    `exit_code` is None when a signal (`signal`, e.g. ``"SIGKILL"``) ended it;
+    `reason` is one human-readable line; `stderr_tail` the last lines the process
+    wrote to stderr; `restart_in` the back-off before the nanny starts it again;
+    `time` the nanny's wall clock when it noticed.
+    """
+
+    address: str
+    pid: int
+    exit_code: int | None
+    signal: str | None
+    out_of_memory: bool
+    reason: str
+    stderr_tail: list[str]
+    restart_in: float
+    time: float
+
+
+@message("restart-worker")
+class RestartWorker:
+    """Scheduler -> nanny: stop the worker process and start a fresh one."""
+
+    restart_id: int
+    reason: str
+
+
+@message("restart")
+class RestartRequest:
+    """Client -> scheduler (`Client.restart`): forget every task, restart every worker
+    that has a nanny. Answered by a `Reply` once every such worker was replaced, or at
+    once without `wait_for_workers`."""
+
+    request_id: int
+    wait_for_workers: bool

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import logging
 import uuid
+from collections.abc import Callable
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
 import trio
@@ -21,6 +23,7 @@ from ..comm.streams import ByteStream, StreamClosed
 from ..comm.transports import describe, serve
 from ..protocol import messages as m
 from ..protocol.errors import ProtocolError
+from ..security import Security
 from .state import InvalidMessage, SchedulerState
 
 if TYPE_CHECKING:
@@ -44,6 +47,8 @@ class Scheduler:
             ``"host:port"``, ``":port"`` or a port (loopback when no host is given; 0
             picks a free port; a taken port falls back to a free one). None (the
             default) serves no dashboard. The dashboard requires `token` when set.
+        security: the cluster's `Security`: its token (unless `token` is given) and the
+            certificate for ``tls://`` addresses.
 
     Run it with ``await nursery.start(scheduler.serve)``, which returns once it listens.
     """
@@ -55,13 +60,19 @@ class Scheduler:
         extra_addresses: tuple[str, ...] = (),
         token: str | None = None,
         dashboard_address: str | int | None = None,
+        security: Security | None = None,
     ):
         self.id = f"scheduler-{uuid.uuid4().hex[:12]}"
         self._dashboard_address = dashboard_address
         #: the running dashboard, if any (available once serving)
         self.dashboard: Dashboard | None = None
         self._listen = (address, *extra_addresses)
-        self._token = token
+        self._token = token if token is not None or security is None else security.token
+        self._ssl_context = (
+            security.server_ssl_context()
+            if security is not None and any(a.startswith("tls://") for a in self._listen)
+            else None
+        )
         self.addresses: list[str] = []
         self.state = SchedulerState(self.id)
         self._senders: dict[str, BatchedSender] = {}
@@ -96,7 +107,11 @@ class Scheduler:
                 self._cancel_scope = nursery.cancel_scope
                 for address in self._listen:
                     self.addresses.append(
-                        await nursery.start(serve, address, self._handle_connection)
+                        await nursery.start(
+                            partial(serve, ssl_context=self._ssl_context),
+                            address,
+                            self._handle_connection,
+                        )
                     )
                 if self._dashboard_address is not None:
                     await self._start_dashboard(nursery, self._dashboard_address)
@@ -141,6 +156,8 @@ class Scheduler:
                     first = await connection.receive_one(m.RegisterClient)
                 elif hello.role == "worker":
                     first = await connection.receive_one(m.RegisterWorker)
+                elif hello.role == "nanny":
+                    first = await connection.receive_one(m.RegisterNanny)
                 else:
                     raise ProtocolError(f"role {hello.role!r} cannot connect to a scheduler")
         except (ProtocolError, handshake.AuthenticationError, trio.TooSlowError) as exc:
@@ -149,34 +166,57 @@ class Scheduler:
         except (ConnectionClosed, StreamClosed):
             return
         if isinstance(first, m.RegisterClient):
-            await self._serve_peer(connection, first.client_id, first, client=True)
+            await self._serve_peer(connection, first.client_id, first, role="client")
+        elif isinstance(first, m.RegisterNanny):
+            await self._serve_peer(connection, first.nanny_id, first, role="nanny")
         else:
-            await self._serve_peer(connection, first.info.address, first, client=False)
+            await self._serve_peer(connection, first.info.address, first, role="worker")
+
+    def _register(self, peer_id: str, registration: Any, role: str) -> Callable[[str, Any], None]:
+        """Add the peer to the state; return the state's handler for its messages."""
+        state = self.state
+        if role == "client":
+            state.add_client(peer_id, registration.name)
+            logger.info("scheduler: client %s connected", peer_id)
+            return state.handle_client_message
+        if role == "nanny":
+            state.add_nanny(registration)
+            logger.info(
+                "scheduler: nanny %s of worker %r connected from %s (pid %d)",
+                peer_id,
+                registration.worker_name,
+                registration.host,
+                registration.pid,
+            )
+            return state.handle_nanny_message
+        state.add_worker(registration.info, registration.keys)
+        logger.info(
+            "scheduler: worker %s registered (%d threads)", peer_id, registration.info.nthreads
+        )
+        self._worker_registered.set()
+        return state.handle_worker_message
+
+    def _unregister(self, peer_id: str, role: str) -> None:
+        if role == "client":
+            self.state.remove_client(peer_id)
+        elif role == "nanny":
+            self.state.remove_nanny(peer_id)
+        else:
+            self.state.remove_worker(peer_id)
+        logger.info("scheduler: %s %s left", role, peer_id)
 
     async def _serve_peer(
-        self, connection: Connection, peer_id: str, registration: Any, *, client: bool
+        self, connection: Connection, peer_id: str, registration: Any, *, role: str
     ) -> None:
-        state = self.state
         if peer_id in self._senders:
             logger.warning("scheduler: refused duplicate peer id %s", peer_id)
             return
         sender = BatchedSender(connection)
-        handle = state.handle_client_message if client else state.handle_worker_message
         async with trio.open_nursery() as nursery:
             nursery.start_soon(sender.run)
             self._senders[peer_id] = sender
             try:
-                if client:
-                    state.add_client(peer_id, registration.name)
-                    logger.info("scheduler: client %s connected", peer_id)
-                else:
-                    state.add_worker(registration.info, registration.keys)
-                    logger.info(
-                        "scheduler: worker %s registered (%d threads)",
-                        peer_id,
-                        registration.info.nthreads,
-                    )
-                    self._worker_registered.set()
+                handle = self._register(peer_id, registration, role)
                 self._flush()
                 while True:
                     messages = await connection.receive()
@@ -191,11 +231,6 @@ class Scheduler:
                 logger.warning("scheduler: closing connection to %s: %s", peer_id, exc)
             finally:
                 del self._senders[peer_id]
-                if client:
-                    state.remove_client(peer_id)
-                    logger.info("scheduler: client %s left", peer_id)
-                else:
-                    state.remove_worker(peer_id)
-                    logger.info("scheduler: worker %s left", peer_id)
+                self._unregister(peer_id, role)
                 self._flush()
                 nursery.cancel_scope.cancel()

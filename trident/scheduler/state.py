@@ -32,6 +32,8 @@ from .._logbuffer import LogBuffer
 from ..protocol import messages as m
 from ..protocol.serialize import Serialized, dumps
 from .activity import FAILED, OK, Activity
+from .errors import InvalidMessage
+from .nannies import Nannies
 from .placement import DurationEstimates, choose_worker, saturation_limit
 from .records import (
     ERRED,
@@ -49,10 +51,6 @@ from .records import (
 logger = logging.getLogger("trident.scheduler")
 
 FIRE_AND_FORGET = "fire-and-forget"
-
-
-class InvalidMessage(Exception):
-    """A peer sent a well-formed message that its role may not send."""
 
 
 def scheduler_error(exc: BaseException) -> m.ErrorInfo:
@@ -113,6 +111,7 @@ class SchedulerState:
             m.InfoRequest: self._on_info,
             m.ForwardOutput: self._on_forward_output,
             m.LogsRequest: self._on_logs,
+            m.RestartRequest: self._on_restart,
         }
         self._worker_handlers: dict[type, Callable[[WorkerRecord, Any], None]] = {
             m.TaskFinished: self._on_task_finished,
@@ -122,6 +121,7 @@ class SchedulerState:
             m.WorkerHeartbeat: self._on_heartbeat,
             m.TaskOutput: self._on_task_output,
         }
+        self.nannies = Nannies(self.workers, self._send, self.remove_worker)
 
     # --- output -------------------------------------------------------------------------
 
@@ -175,6 +175,7 @@ class SchedulerState:
         cs.wants.clear()
         for token in cs.functions:
             self._unref_function(token)
+        self.nannies.forget_client(client_id)
 
     def handle_client_message(self, client_id: str, message: Any) -> None:
         """Apply one message from a client. Raises `InvalidMessage` for disallowed types."""
@@ -239,13 +240,60 @@ class SchedulerState:
                 self._compute(ts)
         self._broadcast_to_clients(m.WorkersChanged([], [address]))
         self._queue_dirty = True
+        self.nannies.finish_restarts()
 
     def handle_worker_message(self, address: str, message: Any) -> None:
-        """Apply one message from a worker. Raises `InvalidMessage` for disallowed types."""
+        """Apply one message from a worker.
+
+        Raises `InvalidMessage` for disallowed types, and for a worker that was removed
+        while its connection still delivers (its nanny reported it dead first).
+        """
         handler = self._worker_handlers.get(type(message))
         if handler is None:
             raise InvalidMessage(f"workers may not send {type(message).__name__}")
-        handler(self.workers[address], message)
+        ws = self.workers.get(address)
+        if ws is None:
+            raise InvalidMessage(f"worker {address} is no longer registered")
+        handler(ws, message)
+
+    # --- nannies and restarts (see `nannies`) -------------------------------------------
+
+    def add_nanny(self, registration: m.RegisterNanny) -> None:
+        """A nanny connected; its id becomes a peer id for `flush`."""
+        self.nannies.add(registration, self.id)
+
+    def remove_nanny(self, nanny_id: str) -> None:
+        """The nanny left; its worker leaves on its own connection."""
+        if self.nannies.remove(nanny_id):
+            self._outbox.pop(nanny_id, None)
+
+    def handle_nanny_message(self, nanny_id: str, message: Any) -> None:
+        """Apply one message from a nanny. Raises `InvalidMessage` for disallowed types."""
+        self.nannies.handle(nanny_id, message)
+
+    def clear_tasks(self, reason: str) -> None:
+        """Forget every task.
+
+        Each client hears `KeysCancelled` with `reason` for every key it wanted; workers
+        are told to drop queued and running work and every result they hold.
+        """
+        for cs in self.clients.values():
+            if cs.wants:
+                self._send(cs.client_id, m.KeysCancelled([ts.key for ts in cs.wants], reason))
+        for cs in (*self.clients.values(), self._fire_and_forget):
+            for ts in list(cs.wants):
+                self._unwant(cs, ts)
+                self._check_release(ts)
+
+    def _on_restart(self, cs: ClientRecord, msg: m.RestartRequest) -> None:
+        """`Client.restart`: clear every task, then have every nanny replace its worker.
+
+        Workers without a nanny keep running (with no data left). The client gets its
+        `Reply` once every nanny reported a fresh worker and the replaced ones are gone.
+        """
+        reason = f"the cluster was restarted (Client.restart by {cs.name or cs.client_id})"
+        self.clear_tasks(reason)
+        self.nannies.restart(cs.client_id, msg.request_id, reason, wait=msg.wait_for_workers)
 
     # --- graph updates ------------------------------------------------------------------
 
@@ -781,7 +829,14 @@ class SchedulerState:
         self._send(cs.client_id, m.Reply(msg.request_id, self.info(), None))
 
     def info(self) -> dict[str, Any]:
-        """A msgpack-friendly summary for `Client.scheduler_info`."""
+        """A msgpack-friendly summary for `Client.scheduler_info`.
+
+        Besides workers, tasks and clients: ``"task_states"`` (tasks per state),
+        ``"nannies"`` (by nanny id: its worker, pid, starts, deaths and the last death)
+        and ``"worker_deaths"`` (the latest deaths nannies reported, oldest first, each
+        with its reason and the tail of the worker's stderr).
+        """
+        nanny_of = self.nannies.nanny_of()
         return {
             "type": "Scheduler",
             "id": self.id,
@@ -796,12 +851,18 @@ class SchedulerState:
                     "keys": len(ws.has_what),
                     "last_seen": ws.last_seen,
                     "metrics": worker_metrics(ws),
+                    "nanny": nanny_of.get(ws.address),
                 }
                 for ws in self.workers.values()
             },
             "tasks": len(self.tasks),
+            "task_states": self.task_counts(),
             "clients": len(self.clients),
             "services": dict(self.services),
+            "nannies": {
+                nanny_id: nanny.as_dict() for nanny_id, nanny in self.nannies.records.items()
+            },
+            "worker_deaths": [death.as_dict() for death in self.nannies.deaths],
         }
 
     def task_counts(self) -> dict[str, int]:
@@ -863,6 +924,7 @@ class SchedulerState:
                 assert cs in ts.who_wants and ts.key in self.tasks
         for ts in self.no_worker:
             assert ts.state == NO_WORKER
+        self.nannies.validate(self.clients)
 
 
 def worker_metrics(ws: WorkerRecord) -> dict[str, Any]:

@@ -13,6 +13,7 @@ import logging
 import os
 import uuid
 from collections.abc import Callable
+from functools import partial
 from typing import Any
 
 import psutil
@@ -21,14 +22,17 @@ import trio
 from .._logbuffer import LogBuffer
 from ..actors.host import ActorHost
 from ..comm import handshake
+from ..comm.address import format_address, parse_address, parse_host_port
 from ..comm.batched import BatchedSender
 from ..comm.connection import Connection, ConnectionClosed
+from ..comm.routes import local_host_towards, reachable_address
 from ..comm.rpc import PeerPool, PeerUnavailable
 from ..comm.streams import ByteStream, StreamClosed
 from ..comm.transports import connect, describe, is_inproc, serve, unique_inproc_address
 from ..protocol import messages as m
 from ..protocol.errors import ProtocolError
 from ..protocol.serialize import dumps, loads, sizeof
+from ..security import Security
 from . import output
 from .client import WorkerClient
 from .executor import Job, Outcome, ThreadExecutor, error_info, run_async_job
@@ -53,6 +57,16 @@ class _FunctionLoadError:
         raise self.exc
 
 
+class _StartedHook:
+    """A task status that calls `ready` when the task reports it started."""
+
+    def __init__(self, ready: Callable[[object], None]):
+        self._ready = ready
+
+    def started(self, value: object = None) -> None:
+        self._ready(value)
+
+
 def _actor_constructor(cls: Any, restarts: int) -> Callable[..., Any]:
     """Build an actor instance; a restart uses ``cls.on_restart`` when the class has one."""
     constructor: Callable[..., Any] = cls
@@ -68,11 +82,18 @@ class Worker:
         scheduler_address: where the scheduler listens.
         nthreads: threads for sync task functions (also the number of task slots).
         name: a human-friendly name (defaults to the listen address).
-        listen_address: where peers reach this worker; defaults to an in-process address
-            for in-process schedulers and ``tcp://127.0.0.1:0`` otherwise.
+        listen_address: where to listen for peers; defaults to an in-process address for
+            in-process schedulers, else a free port on the interface that routes to the
+            scheduler (``tls://`` when `security` has a certificate).
+        contact_address: the address advertised to the scheduler and peers, for
+            listeners they cannot reach directly (NAT, port forwarding). Defaults to the
+            bound listen address, with an unspecified host (``0.0.0.0``) replaced by the
+            interface that routes to the scheduler.
         memory_limit: bytes this worker should stay under (reported to the scheduler).
         resources: abstract resources this worker offers, e.g. ``{"GPU": 1}``.
-        token: the cluster token, when the scheduler requires one.
+        token: the cluster token, when the scheduler requires one (defaults to
+            ``security.token``).
+        security: the cluster's `Security`, for its token and TLS certificates.
         heartbeat_interval: seconds between heartbeats (load and memory) to the
             scheduler.
 
@@ -91,6 +112,8 @@ class Worker:
         resources: dict[str, float] | None = None,
         token: str | None = None,
         heartbeat_interval: float = HEARTBEAT_INTERVAL,
+        security: Security | None = None,
+        contact_address: str | None = None,
     ):
         self.scheduler_address = scheduler_address
         self.heartbeat_interval = heartbeat_interval
@@ -98,14 +121,14 @@ class Worker:
         self.name = name
         self.memory_limit = int(memory_limit)
         self.resources = dict(resources or {})
-        self._token = token
-        if listen_address is None:
-            listen_address = (
-                unique_inproc_address("worker")
-                if is_inproc(scheduler_address)
-                else "tcp://127.0.0.1:0"
-            )
+        security = security or Security()
+        self._token = token if token is not None else security.token
+        self._security = security
+        if listen_address is None and is_inproc(scheduler_address):
+            listen_address = unique_inproc_address("worker")
         self._listen_address = listen_address
+        self._contact_address = contact_address
+        self._client_ssl = security.client_ssl_context() if security.tls else None
         self.address = ""
         self.state: WorkerState | None = None
         #: the client tasks and actors on this worker use (`get_client()`)
@@ -152,11 +175,26 @@ class Worker:
     async def _serve(self, task_status: trio.TaskStatus[Worker]) -> None:
         async with trio.open_nursery() as nursery:
             self._nursery = nursery
-            self.address = await nursery.start(serve, self._listen_address, self._serve_peer)
+            listen = self._listen_address or await self._default_listen_address()
+            ssl_context = (
+                self._security.server_ssl_context() if listen.startswith("tls://") else None
+            )
+            bound = await nursery.start(
+                partial(serve, ssl_context=ssl_context), listen, self._serve_peer
+            )
+            self.address = self._contact_address or await reachable_address(
+                bound, towards=self._scheduler_host()
+            )
             if self.name is None:
                 self.name = self.address
             state = self.state = WorkerState(self.address, self.nthreads, self.resources)
-            self._peers = PeerPool(nursery, role="peer", name=self.name, token=self._token)
+            self._peers = PeerPool(
+                nursery,
+                role="peer",
+                name=self.name,
+                token=self._token,
+                ssl_context=self._client_ssl,
+            )
             self._executor = ThreadExecutor(self.nthreads, self._on_outcomes, self)
             await nursery.start(self._executor.run)
             await nursery.start(self.actors.run)
@@ -175,8 +213,10 @@ class Worker:
                     self.scheduler_address,
                     self.nthreads,
                 )
-                self.client = WorkerClient(self, self._token)
-                nursery.start_soon(self._serve_client, self.client)
+                # Tasks may use the worker's client at once (get_client, actor handles),
+                # so it is connected before the first task is read.
+                self.client = WorkerClient(self, self._token, self._client_ssl)
+                await nursery.start(self._serve_client, self.client)
                 task_status.started(self)
                 nursery.start_soon(self._send_heartbeats)
                 await self._receive_from_scheduler(connection, welcome[1:])
@@ -187,12 +227,38 @@ class Worker:
                 with trio.CancelScope(shield=True):
                     await connection.aclose()
 
-    async def _serve_client(self, client: WorkerClient) -> None:
-        """Run the worker's own client; its failure is logged, never fatal to the worker."""
+    async def _serve_client(
+        self, client: WorkerClient, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED
+    ) -> None:
+        """Run the worker's own client; its failure is logged, never fatal to the worker.
+
+        Reports readiness once connected, or once it failed (tasks then get a client
+        that says it is not running).
+        """
+        started = False
+
+        def ready(value: object = None) -> None:
+            nonlocal started
+            started = True
+            task_status.started()
+
         try:
-            await client.serve()
+            await client.serve(task_status=_StartedHook(ready))
         except Exception:
             logger.exception("worker %s: its client stopped", self.address)
+        finally:
+            if not started:
+                task_status.started()
+
+    def _scheduler_host(self) -> str | None:
+        """The scheduler's host; None for an in-process scheduler."""
+        scheme, location = parse_address(self.scheduler_address)
+        return None if scheme == "inproc" else parse_host_port(location)[0]
+
+    async def _default_listen_address(self) -> str:
+        scheme = "tls" if self._security.tls_cert is not None else "tcp"
+        host = await local_host_towards(self._scheduler_host() or "127.0.0.1")
+        return format_address(scheme, host, 0)
 
     def info(self) -> m.WorkerInfo:
         return m.WorkerInfo(
@@ -205,7 +271,7 @@ class Worker:
 
     async def _connect_to_scheduler(self) -> Connection:
         with trio.fail_after(CONNECT_TIMEOUT):
-            stream = await connect(self.scheduler_address)
+            stream = await connect(self.scheduler_address, ssl_context=self._client_ssl)
             connection = Connection(stream, peer=self.scheduler_address)
             await handshake.offer(
                 connection, role="worker", name=self.name or self.address, token=self._token

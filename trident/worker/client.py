@@ -12,6 +12,7 @@ its subtasks simply go on.
 from __future__ import annotations
 
 import logging
+import ssl
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -30,7 +31,7 @@ if TYPE_CHECKING:
 class WorkerClient(Client):
     """A `Client` that lives in a worker's event loop (see the module docstring)."""
 
-    def __init__(self, worker: Worker, token: str | None):
+    def __init__(self, worker: Worker, token: str | None, ssl_context: ssl.SSLContext | None):
         # Client.__init__ would start a loop thread or a cluster: this client borrows the
         # worker's loop instead, so it sets up only what it needs.
         self._asynchronous = True
@@ -53,6 +54,7 @@ class WorkerClient(Client):
             token=token,
             timeout=self._timeout,
             callbacks_in_thread=True,
+            ssl_context=ssl_context,
         )
         self._core.client = self
         self._core.loss_log_level = logging.DEBUG

@@ -1,8 +1,12 @@
-"""Entry point of a worker process started by `LocalCluster`: ``python -m trident.worker.process``.
+"""Entry point of a worker process started by `LocalCluster` or a `Nanny`:
+``python -m trident.worker.process SETTINGS_JSON``.
 
 The process serves one `Worker` until the scheduler goes away, it receives SIGTERM or
 SIGINT, or its parent dies (its stdin, a pipe from the parent, reaches end of file).
-Settings arrive as one JSON argument; the cluster token arrives in ``TRIDENT_TOKEN``.
+Settings arrive as one JSON argument (TLS settings are file paths); the cluster token
+arrives in ``TRIDENT_TOKEN``, never on the command line. With ``"report_fd"`` the
+process writes ``{"address": ...}`` and a newline to that file descriptor once its
+worker is registered, then closes it: that is how a nanny learns it is up.
 """
 
 from __future__ import annotations
@@ -12,12 +16,13 @@ import functools
 import json
 import logging
 import os
-import signal
 import sys
 from typing import Any
 
 import trio
 
+from ..deploy.lifecycle import cancel_on_signals, serve_then_cancel
+from ..security import Security, token_from_environment
 from .actor import Worker
 
 
@@ -36,29 +41,30 @@ async def _watch_parent(cancel_scope: trio.CancelScope) -> None:
             return
 
 
-async def _watch_signals(cancel_scope: trio.CancelScope) -> None:
-    with trio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as signals:
-        async for _ in signals:
-            cancel_scope.cancel()
-            return
+def _report_ready(fd: int, worker: Worker) -> None:
+    with os.fdopen(fd, "w") as report:
+        report.write(json.dumps({"address": worker.address}) + "\n")
 
 
 async def run(settings: dict[str, Any], *, watch_stdin: bool) -> None:
+    security = Security.from_tls_settings(settings.get("security"), token_from_environment())
     worker = Worker(
         settings["scheduler"],
         nthreads=settings.get("nthreads", 1),
         name=settings.get("name"),
         listen_address=settings.get("listen"),
+        contact_address=settings.get("contact"),
         memory_limit=settings.get("memory_limit", 0),
         resources=settings.get("resources"),
-        token=os.environ.get("TRIDENT_TOKEN") or None,
+        security=security,
     )
     async with trio.open_nursery() as nursery:
         if watch_stdin:
             nursery.start_soon(_watch_parent, nursery.cancel_scope)
-        nursery.start_soon(_watch_signals, nursery.cancel_scope)
-        await worker.serve()
-        nursery.cancel_scope.cancel()
+        nursery.start_soon(cancel_on_signals, nursery.cancel_scope)
+        await nursery.start(serve_then_cancel, worker.serve, nursery.cancel_scope)
+        if settings.get("report_fd") is not None:
+            _report_ready(settings["report_fd"], worker)
 
 
 def configure_logging(console_level: str | int) -> None:

@@ -1,0 +1,332 @@
+"""The ``trident`` command as users run it: real processes, signals, files and timings."""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import os
+import signal
+import stat
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import psutil
+import pytest
+
+from trident import Client
+from trident.cli import main
+from trident.scheduler.scheduler_file import read_scheduler_file
+
+TRIDENT = [sys.executable, "-m", "trident"]
+READY_LIMIT = 10.0  # generous for a loaded CI machine; about a second when idle
+STOP_LIMIT = 5.0
+
+
+def square(x):
+    return x * x
+
+
+def shift(xs, by):
+    return [x + by for x in xs]
+
+
+class Command:
+    """A ``trident`` process whose output goes to files, so no pipe can fill up."""
+
+    def __init__(self, args, tmp_path, env=None):
+        self.out_path = tmp_path / f"out-{len(list(tmp_path.iterdir()))}.txt"
+        self.err_path = self.out_path.with_suffix(".err")
+        self.started = time.monotonic()
+        with open(self.out_path, "w") as out, open(self.err_path, "w") as err:
+            self.process = subprocess.Popen(
+                [*TRIDENT, *args], stdout=out, stderr=err, env={**os.environ, **(env or {})}
+            )
+
+    @property
+    def out(self) -> str:
+        return self.out_path.read_text()
+
+    @property
+    def err(self) -> str:
+        return self.err_path.read_text()
+
+    def wait_for_output(self, text, timeout=READY_LIMIT) -> float:
+        """Seconds from the start until `text` appeared on stdout."""
+        deadline = self.started + timeout
+        while text not in self.out:
+            if self.process.poll() is not None:
+                pytest.fail(f"exited with {self.process.returncode}: {self.out}{self.err}")
+            if time.monotonic() > deadline:
+                pytest.fail(f"no {text!r} after {timeout} s: {self.out}{self.err}")
+            time.sleep(0.02)
+        return time.monotonic() - self.started
+
+    def descendants(self) -> list[psutil.Process]:
+        return psutil.Process(self.process.pid).children(recursive=True)
+
+    def stop(self, signum=signal.SIGINT) -> float:
+        """Signal it; return how long it took to exit (with every process it started)."""
+        tree = self.descendants()
+        began = time.monotonic()
+        self.process.send_signal(signum)
+        self.process.wait(timeout=STOP_LIMIT * 2)
+        _, alive = psutil.wait_procs(tree, timeout=STOP_LIMIT)
+        assert alive == [], f"orphans: {alive}"
+        return time.monotonic() - began
+
+    def kill(self) -> None:
+        if self.process.poll() is None:
+            for child in self.descendants():
+                child.kill()
+            self.process.kill()
+            self.process.wait()
+
+
+@pytest.fixture
+def run(tmp_path):
+    commands = []
+
+    def start(*args, env=None):
+        command = Command(args, tmp_path, env)
+        commands.append(command)
+        return command
+
+    yield start
+    for command in commands:
+        command.kill()
+
+
+def trident(*args, env=None):
+    return subprocess.run(
+        [*TRIDENT, *args],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={**os.environ, **(env or {})},
+    )
+
+
+# --- help and bad arguments ---------------------------------------------------------------
+
+
+def run_main(*args):
+    """`trident.cli.main` in this process: (exit status, stdout, stderr)."""
+    stdout, stderr = io.StringIO(), io.StringIO()
+    with (
+        pytest.raises(SystemExit) as exit_info,
+        contextlib.redirect_stdout(stdout),
+        contextlib.redirect_stderr(stderr),
+    ):
+        main(list(args))
+    return exit_info.value.code, stdout.getvalue(), stderr.getvalue()
+
+
+def test_the_installed_command_runs():
+    script = Path(sys.executable).with_name("trident")  # pip puts it next to python
+    result = subprocess.run([script, "--help"], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0 and "trident up" in result.stdout
+    result = trident("up", "--workers", "many")
+    assert result.returncode == 2
+    assert result.stderr == (
+        "trident up: error: argument --workers: expected an integer >= 0, got 'many' "
+        "(see trident up --help)\n"
+    )
+
+
+@pytest.mark.parametrize("command", [[], ["up"], ["scheduler"], ["worker"], ["info"]])
+def test_help_is_complete(command):
+    status, stdout, _ = run_main(*command, "--help")
+    assert status == 0
+    expected = {
+        (): ["up", "scheduler", "worker", "info", "examples"],
+        ("up",): ["--workers", "--threads", "--memory-limit", "--host", "--port",
+                  "--scheduler-file", "--token", "--no-auth", "--tls-ca", "--tls-cert",
+                  "--tls-key", "--tls-self-signed", "--verbose"],
+        ("scheduler",): ["--host", "--port", "--scheduler-file", "--token", "--no-auth",
+                         "--tls-self-signed"],
+        ("worker",): ["ADDRESS", "--nthreads", "--name", "--memory-limit", "--resources",
+                      "--nanny", "--no-nanny", "--contact-address", "--listen-address",
+                      "--scheduler-file", "--token", "--tls-ca"],
+        ("info",): ["ADDRESS", "--scheduler-file", "--json", "--token"],
+    }[tuple(command)]  # fmt: skip
+    for word in expected:
+        assert word in stdout, word
+
+
+BAD_ARGUMENTS = [
+    ["up", "--workers", "-1"],
+    ["up", "--threads", "zero"],
+    ["up", "--memory-limit", "4XB"],
+    ["up", "--port", "70000"],
+    ["up", "--token", "t", "--no-auth"],
+    ["up", "--tls-cert", "cert.pem"],
+    ["up", "--tls-self-signed", "--tls-ca", "ca.pem"],
+    ["worker", "tcp://127.0.0.1:1", "--resources", "GPU"],
+    ["worker", "udp://127.0.0.1:1"],
+    ["worker", "tls://127.0.0.1:1", "--token", "t"],
+    ["info", "--scheduler-file", "/nonexistent/scheduler.json"],
+    ["bogus"],
+    [],
+]
+
+
+@pytest.mark.parametrize("args", BAD_ARGUMENTS, ids=lambda a: " ".join(a) or "nothing")
+def test_bad_arguments_give_one_line_and_status_2(args, tmp_path, monkeypatch):
+    monkeypatch.setenv("HOME", str(tmp_path))
+    status, stdout, stderr = run_main(*args)
+    assert status == 2, stderr
+    lines = stderr.strip().splitlines()
+    assert len(lines) == 1 and "error:" in lines[0], stderr
+    assert stdout == ""
+
+
+@pytest.mark.parametrize("command", ["worker", "info"])
+def test_worker_and_info_without_an_address_say_what_is_missing(command, tmp_path, monkeypatch):
+    monkeypatch.setenv("HOME", str(tmp_path))
+    status, _, stderr = run_main(command)
+    assert status == 2
+    assert "give the scheduler's ADDRESS or --scheduler-file" in stderr
+
+
+# --- trident up ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
+def test_up_serves_clients_and_stops_the_whole_tree(run, tmp_path, signum):
+    scheduler_file = tmp_path / "scheduler.json"
+    up = run("up", "--workers", "2", "--threads", "1", "--scheduler-file", str(scheduler_file))
+    ready = up.wait_for_output("press Ctrl-C to stop")
+    assert ready < READY_LIMIT
+    print(f"trident up ready after {ready:.2f} s")
+    assert "2 workers x 1 thread" in up.out
+    assert stat.S_IMODE(scheduler_file.stat().st_mode) == 0o600
+    address, security = read_scheduler_file(scheduler_file)
+    assert address.startswith("tcp://127.0.0.1:") and security.token
+    assert security.token not in up.out  # a random token only lives in the file
+    assert f'Client(scheduler_file="{scheduler_file}")' in up.out
+    with Client(scheduler_file=str(scheduler_file)) as client:
+        futures = client.map(square, range(10))
+        assert client.submit(sum, futures).result(timeout=30) == 285
+        info = client.scheduler_info()
+    assert len(info["workers"]) == 2
+    assert all(worker["nanny"] for worker in info["workers"].values())
+    assert len(up.descendants()) == 2  # the workers; nannies live in the up process
+    stopped = up.stop(signum)
+    print(f"trident up stopped after {stopped:.2f} s")
+    assert stopped < STOP_LIMIT
+    assert up.process.returncode == 0
+    assert "trident cluster stopped" in up.out
+    assert not scheduler_file.exists()
+
+
+def test_up_restarts_killed_workers_and_client_restart_replaces_them(run, tmp_path):
+    scheduler_file = tmp_path / "scheduler.json"
+    up = run("up", "--workers", "1", "--scheduler-file", str(scheduler_file))
+    up.wait_for_output("press Ctrl-C to stop")
+    (worker,) = up.descendants()
+    worker.kill()
+    deadline = time.monotonic() + 30
+    while True:
+        result = trident("info", "--scheduler-file", str(scheduler_file))
+        if "killed by SIGKILL" in result.stdout and "workers    1," in result.stdout:
+            break
+        assert time.monotonic() < deadline, result.stdout + result.stderr
+        time.sleep(0.1)
+    assert "worker deaths (1, latest last):" in result.stdout
+    assert "workers    1, 1 threads" in result.stdout
+    assert "killed by SIGKILL" in up.err  # the scheduler's log
+    (restarted,) = up.descendants()
+    with Client(scheduler_file=str(scheduler_file)) as client:
+        future = client.submit(square, 3)
+        assert future.result(timeout=30) == 9
+        client.restart()
+        assert future.status == "cancelled"
+        assert client.submit(square, 4).result(timeout=30) == 16
+    (fresh,) = up.descendants()
+    assert fresh.pid not in (worker.pid, restarted.pid)
+    up.stop()
+
+
+def test_up_with_self_signed_tls(run, tmp_path):
+    scheduler_file = tmp_path / "scheduler.json"
+    up = run("up", "--workers", "1", "--tls-self-signed", "--scheduler-file", str(scheduler_file))
+    up.wait_for_output("press Ctrl-C to stop")
+    address, security = read_scheduler_file(scheduler_file)
+    assert address.startswith("tls://") and security.tls and security.token
+    certificates = Path(security.tls_ca_file).parent
+    assert stat.S_IMODE(certificates.stat().st_mode) == 0o700
+    assert stat.S_IMODE(Path(security.tls_key).stat().st_mode) == 0o600
+    with Client(scheduler_file=str(scheduler_file)) as client:
+        assert client.submit(square, 7).result(timeout=30) == 49
+    up.stop()
+    assert not certificates.exists()
+
+
+def test_up_on_every_interface_without_auth_warns(run, tmp_path):
+    scheduler_file = tmp_path / "scheduler.json"
+    up = run(
+        "scheduler", "--host", "0.0.0.0", "--port", "0", "--no-auth",
+        "--scheduler-file", str(scheduler_file),
+    )  # fmt: skip
+    up.wait_for_output("press Ctrl-C to stop")
+    assert "warning: listening on 0.0.0.0 without authentication" in up.err
+    assert "(no authentication)" in up.out
+    address, security = read_scheduler_file(scheduler_file)
+    assert security.token is None and "0.0.0.0" not in address
+    up.stop(signal.SIGTERM)
+
+
+# --- trident scheduler, worker, info ---------------------------------------------------------
+
+
+def test_scheduler_workers_and_info_by_hand(run, tmp_path, monkeypatch):
+    scheduler_file = tmp_path / "scheduler.json"
+    scheduler = run(
+        "scheduler", "--port", "0", "--token", "by-hand", "--scheduler-file", str(scheduler_file)
+    )
+    scheduler.wait_for_output("press Ctrl-C to stop")
+    address, _ = read_scheduler_file(scheduler_file)
+    env = {"TRIDENT_TOKEN": "by-hand"}
+    plain = run("worker", address, "--no-nanny", "--name", "plain", "--nthreads", "2", env=env)
+    nannied = run(
+        "worker", "--scheduler-file", str(scheduler_file), "--name", "nannied",
+        "--resources", "GPU=1,MEM=10e9", "--memory-limit", "2GB", "--nthreads", "1",
+    )  # fmt: skip
+    plain.wait_for_output("joined")
+    nannied.wait_for_output("joined")
+    assert "under a nanny" in nannied.out and "no nanny" in plain.out
+    result = trident("info", address, "--token", "by-hand")
+    assert result.returncode == 0, result.stderr
+    assert "workers    2, 3 threads" in result.stdout
+    assert "plain" in result.stdout and "nannied" in result.stdout
+    monkeypatch.setenv("TRIDENT_TOKEN", "by-hand")
+    with Client(address) as client:
+        data = client.submit(list, range(5), workers=["plain"])
+        moved = client.submit(shift, data, 1, workers=["nannied"], resources={"GPU": 1})
+        assert moved.result(timeout=30) == [1, 2, 3, 4, 5]
+        info = client.scheduler_info()
+    nannied_info = next(w for w in info["workers"].values() if w["name"] == "nannied")
+    assert nannied_info["resources"] == {"GPU": 1.0, "MEM": 1e10}
+    assert nannied_info["memory_limit"] == 2 * 10**9
+    nannied.stop(signal.SIGTERM)
+    scheduler.stop()
+    plain.process.wait(timeout=STOP_LIMIT)  # leaves when the scheduler goes
+    assert "trident worker stopped" in plain.out
+
+
+def test_a_worker_with_a_wrong_token_fails_with_one_line(run, tmp_path):
+    scheduler_file = tmp_path / "scheduler.json"
+    scheduler = run("scheduler", "--port", "0", "--scheduler-file", str(scheduler_file))
+    scheduler.wait_for_output("press Ctrl-C to stop")
+    address, _ = read_scheduler_file(scheduler_file)
+    for nanny in ("--nanny", "--no-nanny"):
+        result = trident("worker", address, "--token", "wrong", nanny)
+        assert result.returncode == 1
+        assert result.stderr.strip().splitlines() == [
+            f"trident worker: error: {address} refused the connection: invalid cluster token"
+        ]
+    info = trident("info", "--scheduler-file", str(scheduler_file), "--json")
+    assert '"workers": {}' in info.stdout
+    scheduler.stop()

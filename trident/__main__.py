@@ -1,0 +1,5 @@
+"""``python -m trident``: the ``trident`` command."""
+
+from .cli import main
+
+main()

@@ -1,0 +1,561 @@
+"""The ``trident`` command: ``up``, ``scheduler``, ``worker`` and ``info``.
+
+This module only parses arguments and hands them to `trident.deploy`. Bad arguments
+print one line and exit with status 2; failures at run time (a port in use, a refused
+token, an unreachable scheduler) print one line and exit with status 1.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import ipaddress
+import json
+import logging
+import secrets
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterator, Sequence
+from functools import partial
+from pathlib import Path
+from typing import NoReturn
+
+import psutil
+import trio
+
+from .cluster.local import _cpu_count, default_layout
+from .comm.address import AddressError, format_address, parse_address
+from .comm.routes import is_unspecified
+from .scheduler.scheduler_file import SchedulerFileError, read_scheduler_file
+from .security import Security, token_from_environment
+from .sizes import parse_memory
+
+#: When this command started (its imports done), for ``trident up``'s ready line.
+_STARTED = time.monotonic()
+
+LOG_FORMAT = "%(asctime)s %(name)s %(levelname)s %(message)s"
+DEFAULT_SCHEDULER_PORT = 8786
+
+EPILOG = """\
+examples:
+  trident up                                  a cluster on this machine
+  trident up --workers 4 --tls-self-signed    ... encrypted, mutually authenticated
+  trident info                                what the cluster started by 'up' is doing
+  trident scheduler --host 0.0.0.0 --scheduler-file /shared/scheduler.json
+  trident worker --scheduler-file /shared/scheduler.json
+
+Connect from Python with Client(scheduler_file=...). The scheduler file holds the
+address, the cluster token and the TLS file paths (mode 0600); it defaults to
+~/.trident/scheduler.json. See docs/deploy.md.
+"""
+
+
+class _Parser(argparse.ArgumentParser):
+    """An argument parser whose errors are one line (and exit with status 2)."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
+def default_scheduler_file() -> Path:
+    """``~/.trident/scheduler.json``: where ``up`` and ``scheduler`` write by default and
+    ``worker`` and ``info`` read by default."""
+    return Path.home() / ".trident" / "scheduler.json"
+
+
+def _memory(text: str) -> str:
+    if text.lower() not in ("auto", "none"):
+        try:
+            parse_memory(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(
+                f"invalid memory size {text!r} (try 4GB, 512MiB, auto or none)"
+            ) from None
+    return text
+
+
+def _resources(text: str) -> dict[str, float]:
+    resources = {}
+    for item in filter(None, (part.strip() for part in text.split(","))):
+        name, sep, amount = item.partition("=")
+        try:
+            if not sep or not name.strip():
+                raise ValueError
+            resources[name.strip()] = float(amount)
+        except ValueError:
+            raise argparse.ArgumentTypeError(
+                f"invalid resources {text!r} (expected NAME=AMOUNT,..., e.g. GPU=1,MEM=10e9)"
+            ) from None
+    return resources
+
+
+def _positive(minimum: int) -> Callable[[str], int]:
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            value = minimum - 1
+        if value < minimum:
+            raise argparse.ArgumentTypeError(f"expected an integer >= {minimum}, got {text!r}")
+        return value
+
+    return parse
+
+
+def _port(text: str) -> int:
+    value = _positive(0)(text)
+    if value > 65535:
+        raise argparse.ArgumentTypeError(f"port {value} is out of range")
+    return value
+
+
+def _address(text: str) -> str:
+    try:
+        parse_address(text)
+    except AddressError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+    return text
+
+
+# --- options shared between commands --------------------------------------------------
+
+
+def _add_logging(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "-v",
+        "--verbose",
+        action="count",
+        default=0,
+        help="log more: -v for info, -vv for debug (to stderr)",
+    )
+
+
+def _add_listening(parser: argparse.ArgumentParser, *, default_port: int) -> None:
+    """Where a scheduler listens, and where it writes the scheduler file."""
+    parser.add_argument(
+        "--host",
+        metavar="HOST",
+        default="127.0.0.1",
+        help="interface to listen on (default: 127.0.0.1; 0.0.0.0 for every interface)",
+    )
+    parser.add_argument(
+        "--port",
+        metavar="P",
+        type=_port,
+        default=default_port,
+        help=f"scheduler port; 0 picks a free one (default: {default_port})",
+    )
+    parser.add_argument(
+        "--scheduler-file",
+        type=Path,
+        metavar="FILE",
+        help="where to write the address and credentials (default: ~/.trident/scheduler.json)",
+    )
+
+
+def _add_server_security(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("security (a random cluster token by default)")
+    auth = group.add_mutually_exclusive_group()
+    auth.add_argument(
+        "--token",
+        metavar="T",
+        help="the cluster token peers must prove they know "
+        "(default: $TRIDENT_TOKEN, else a random one written to the scheduler file)",
+    )
+    auth.add_argument(
+        "--no-auth",
+        action="store_true",
+        help="accept anyone who can connect (anyone can then run code as you; "
+        "a warning is printed when not bound to loopback)",
+    )
+    group.add_argument("--tls-ca", metavar="FILE", help="CA certificate (PEM) of the cluster")
+    group.add_argument("--tls-cert", metavar="FILE", help="this process's certificate (PEM)")
+    group.add_argument("--tls-key", metavar="FILE", help="this process's private key (PEM)")
+    group.add_argument(
+        "--tls-self-signed",
+        action="store_true",
+        help="create a throwaway CA and certificate in a private temporary directory "
+        "(removed on exit): encrypted, mutually authenticated connections in one flag",
+    )
+
+
+def _add_client_security(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group(
+        "security (defaults: $TRIDENT_TOKEN, then what the scheduler file holds)"
+    )
+    group.add_argument("--token", metavar="T", help="the cluster token")
+    group.add_argument("--tls-ca", metavar="FILE", help="CA certificate (PEM) of the cluster")
+    group.add_argument("--tls-cert", metavar="FILE", help="this process's certificate (PEM)")
+    group.add_argument("--tls-key", metavar="FILE", help="this process's private key (PEM)")
+
+
+def _add_scheduler_target(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "address",
+        nargs="?",
+        metavar="ADDRESS",
+        type=_address,
+        help="the scheduler, e.g. tcp://10.0.0.1:8786 (default: read the scheduler file)",
+    )
+    parser.add_argument(
+        "--scheduler-file",
+        type=Path,
+        metavar="FILE",
+        help="read the address and credentials from this file "
+        "(default: ~/.trident/scheduler.json when no ADDRESS is given)",
+    )
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The ``trident`` argument parser with its four commands."""
+    parser = _Parser(
+        prog="trident",
+        description="Start and inspect trident clusters.",
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+
+    up = commands.add_parser(
+        "up",
+        help="a scheduler and workers on this machine, in the foreground",
+        description="Start a scheduler and workers (each under a nanny that restarts it "
+        "if it dies) on this machine, print how to connect, and run until Ctrl-C or "
+        "SIGTERM, which stop every process.",
+    )
+    up.add_argument(
+        "--workers",
+        metavar="N",
+        type=_positive(0),
+        help="worker processes (default: from the CPU count)",
+    )
+    up.add_argument(
+        "--threads",
+        metavar="T",
+        type=_positive(1),
+        help="threads per worker (default: from the CPU count)",
+    )
+    up.add_argument(
+        "--memory-limit",
+        metavar="SIZE",
+        type=_memory,
+        default="auto",
+        help="per worker, e.g. 4GB; 'auto' shares the machine's memory (default), 'none'",
+    )
+    up.add_argument(
+        "--resources",
+        metavar="SPEC",
+        type=_resources,
+        default={},
+        help='per worker, e.g. "GPU=1,MEM=10e9"',
+    )
+    _add_listening(up, default_port=0)
+    _add_server_security(up)
+    _add_logging(up)
+    up.set_defaults(handler=_up, parser=up)
+
+    scheduler = commands.add_parser(
+        "scheduler",
+        help="a scheduler alone, for workers on several machines",
+        description="Run a scheduler in the foreground until Ctrl-C or SIGTERM. Workers "
+        "join with 'trident worker'.",
+    )
+    _add_listening(scheduler, default_port=DEFAULT_SCHEDULER_PORT)
+    _add_server_security(scheduler)
+    _add_logging(scheduler)
+    scheduler.set_defaults(handler=_scheduler, parser=scheduler)
+
+    worker = commands.add_parser(
+        "worker",
+        help="a worker that joins a scheduler",
+        description="Run a worker for the scheduler at ADDRESS (or the one in the "
+        "scheduler file) until Ctrl-C, SIGTERM or the scheduler's exit.",
+    )
+    _add_scheduler_target(worker)
+    worker.add_argument(
+        "--nthreads", metavar="T", type=_positive(1), help="threads (default: the CPU count)"
+    )
+    worker.add_argument(
+        "--name", metavar="NAME", help="a name for logs and workers= (default: its address)"
+    )
+    worker.add_argument(
+        "--memory-limit",
+        metavar="SIZE",
+        type=_memory,
+        default="auto",
+        help="e.g. 4GB; 'auto' is the machine's memory (default), 'none'",
+    )
+    worker.add_argument(
+        "--resources", metavar="SPEC", type=_resources, default={}, help='e.g. "GPU=1,MEM=10e9"'
+    )
+    worker.add_argument(
+        "--nanny",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="run the worker in a process under a nanny that restarts it if it dies "
+        "and reports why (default: --nanny)",
+    )
+    worker.add_argument(
+        "--listen-address",
+        metavar="ADDRESS",
+        type=_address,
+        help="where to listen for peers, e.g. tcp://0.0.0.0:9000 (default: a free port "
+        "on the interface that routes to the scheduler)",
+    )
+    worker.add_argument(
+        "--contact-address",
+        metavar="ADDRESS",
+        type=_address,
+        help="the address peers should use, when it differs from the listen address "
+        "(NAT, port forwarding), e.g. tcp://203.0.113.5:9000",
+    )
+    _add_client_security(worker)
+    _add_logging(worker)
+    worker.set_defaults(handler=_worker, parser=worker)
+
+    info = commands.add_parser(
+        "info",
+        help="print a cluster's workers, threads, memory and tasks",
+        description="Connect to a scheduler and print its workers, threads, memory, "
+        "tasks and recent worker deaths.",
+    )
+    _add_scheduler_target(info)
+    info.add_argument("--json", action="store_true", help="print scheduler_info() as JSON")
+    info.add_argument(
+        "--timeout",
+        metavar="SECONDS",
+        type=float,
+        default=10.0,
+        help="seconds to wait for the scheduler",
+    )
+    _add_client_security(info)
+    _add_logging(info)
+    info.set_defaults(handler=_info, parser=info)
+    return parser
+
+
+# --- turning arguments into settings -------------------------------------------------------
+
+
+def _log_level(verbose: int) -> str:
+    return ("WARNING", "INFO", "DEBUG")[min(verbose, 2)]
+
+
+def _configure_logging(verbose: int) -> None:
+    logging.basicConfig(level=_log_level(verbose), format=LOG_FORMAT, stream=sys.stderr)
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+@contextlib.contextmanager
+def _server_security(
+    parser: argparse.ArgumentParser, args: argparse.Namespace
+) -> Iterator[tuple[Security, bool]]:
+    """The security of ``up``/``scheduler`` and whether the user chose the token.
+
+    Creates (and finally removes) the throwaway certificates of ``--tls-self-signed``.
+    """
+    files = (args.tls_ca, args.tls_cert, args.tls_key)
+    if args.tls_self_signed and any(files):
+        parser.error("--tls-self-signed cannot be combined with --tls-ca/--tls-cert/--tls-key")
+    if any(files) and not all(files):
+        parser.error("TLS needs --tls-ca, --tls-cert and --tls-key together")
+    if args.no_auth:
+        token, token_known = None, True
+    elif args.token is not None:
+        token, token_known = args.token, True
+    elif (from_env := token_from_environment()) is not None:
+        token, token_known = from_env, True
+    else:
+        token, token_known = secrets.token_urlsafe(32), False
+    if args.no_auth and not _is_loopback(args.host) and not any(files) and not args.tls_self_signed:
+        print(
+            f"{parser.prog}: warning: listening on {args.host} without authentication: anyone "
+            "who can reach this port can run code as this user",
+            file=sys.stderr,
+        )
+    if args.tls_self_signed:
+        with tempfile.TemporaryDirectory(prefix="trident-tls-") as directory:
+            hosts = () if is_unspecified(args.host) else (args.host,)
+            yield Security.self_signed(directory, token=token, hosts=hosts), token_known
+        return
+    if all(files):
+        yield (
+            Security(token, tls_ca_file=args.tls_ca, tls_cert=args.tls_cert, tls_key=args.tls_key),
+            token_known,
+        )
+        return
+    yield Security(token), token_known
+
+
+def _scheduler_file(args: argparse.Namespace) -> Path:
+    path: Path = args.scheduler_file or default_scheduler_file()
+    if args.scheduler_file is None:
+        path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    return path
+
+
+def _target(parser: argparse.ArgumentParser, args: argparse.Namespace) -> tuple[str, Security]:
+    """The scheduler address and credentials of ``worker``/``info``."""
+    address = args.address
+    from_file = Security()
+    path = args.scheduler_file
+    if path is None and address is None:
+        path = default_scheduler_file()
+        if not path.exists():
+            parser.error(f"give the scheduler's ADDRESS or --scheduler-file ({path} is missing)")
+    if path is not None:
+        try:
+            file_address, from_file = read_scheduler_file(path)
+        except SchedulerFileError as exc:
+            parser.error(str(exc))
+        address = address or file_address
+    security = from_file
+    if any((args.tls_ca, args.tls_cert, args.tls_key)):
+        if not args.tls_ca or (args.tls_cert is None) != (args.tls_key is None):
+            parser.error("TLS needs --tls-ca, and --tls-cert with --tls-key")
+        security = Security(tls_ca_file=args.tls_ca, tls_cert=args.tls_cert, tls_key=args.tls_key)
+    security = security.with_token(args.token or token_from_environment() or from_file.token)
+    if address.startswith("tls://") and not security.tls:
+        parser.error(f"{address} uses TLS: give --tls-ca (and --tls-cert, --tls-key)")
+    return address, security
+
+
+def _memory_limit(text: str, share: int) -> int:
+    if text.lower() == "none":
+        return 0
+    if text.lower() == "auto":
+        return int(psutil.virtual_memory().total // max(1, share))
+    return parse_memory(text)
+
+
+# --- commands ----------------------------------------------------------------------------
+
+
+def _up(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
+    from .deploy.up import SupervisedCluster, run_up
+
+    default_workers, default_threads = default_layout(_cpu_count(), processes=True)
+    workers = default_workers if args.workers is None else args.workers
+    threads = args.threads or default_threads
+    with _server_security(parser, args) as (security, token_known):
+        cluster = SupervisedCluster(
+            n_workers=workers,
+            threads=threads,
+            memory_limit=_memory_limit(args.memory_limit, workers),
+            host=args.host,
+            port=args.port,
+            security=security,
+            resources=args.resources,
+            log_level=_log_level(args.verbose),
+        )
+        trio.run(
+            partial(
+                run_up,
+                cluster,
+                scheduler_file=_scheduler_file(args),
+                token_known=token_known,
+                out=sys.stdout,
+                began=_STARTED,
+            )
+        )
+
+
+def _scheduler(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
+    from .deploy.standalone import run_scheduler
+
+    with _server_security(parser, args) as (security, token_known):
+        scheme = "tls" if security.tls else "tcp"
+        trio.run(
+            partial(
+                run_scheduler,
+                format_address(scheme, args.host, args.port),
+                security=security,
+                scheduler_file=_scheduler_file(args),
+                token_known=token_known,
+                out=sys.stdout,
+            )
+        )
+
+
+def _worker(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
+    from .deploy.standalone import run_worker
+    from .worker.nanny import WorkerOptions
+
+    address, security = _target(parser, args)
+    options = WorkerOptions(
+        nthreads=args.nthreads or _cpu_count(),
+        name=args.name,
+        memory_limit=_memory_limit(args.memory_limit, 1),
+        resources=args.resources,
+        listen_address=args.listen_address,
+        contact_address=args.contact_address,
+        log_level=_log_level(args.verbose),
+    )
+    trio.run(
+        partial(
+            run_worker,
+            address,
+            options=options,
+            security=security,
+            nanny=args.nanny,
+            out=sys.stdout,
+        )
+    )
+
+
+def _info(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
+    from .deploy.info import fetch_info, format_info
+
+    address, security = _target(parser, args)
+    info = trio.run(fetch_info, address, security, args.timeout)
+    if args.json:
+        print(json.dumps(info, indent=2, sort_keys=True))
+    else:
+        print(format_info(address, info))
+
+
+def _leaves(exc: BaseException) -> list[BaseException]:
+    if isinstance(exc, BaseExceptionGroup):
+        return [leaf for inner in exc.exceptions for leaf in _leaves(inner)]
+    return [exc]
+
+
+def _describe(error: BaseException) -> str:
+    """One line for an error; trio's connect errors keep the reason in their cause."""
+    text = str(error) or type(error).__name__
+    if error.__cause__ is not None:
+        reasons = dict.fromkeys(
+            leaf.strerror for leaf in _leaves(error.__cause__) if isinstance(leaf, OSError)
+        )
+        if reasons and None not in reasons:
+            text += f" ({', '.join(str(reason) for reason in reasons)})"
+    return text
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    """Run the ``trident`` command; exits with its status."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    _configure_logging(args.verbose)
+    try:
+        args.handler(args.parser, args)
+    except KeyboardInterrupt:
+        raise SystemExit(130) from None
+    except Exception as exc:
+        messages = dict.fromkeys(_describe(leaf) for leaf in _leaves(exc))
+        for message in messages:
+            print(f"trident {args.command}: error: {message}", file=sys.stderr)
+        raise SystemExit(1) from None
+
+
+if __name__ == "__main__":
+    main()

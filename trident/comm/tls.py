@@ -1,0 +1,164 @@
+"""TLS byte streams (``tls://``): `trio.SSLStream` under trio, asyncio's TLS under asyncio.
+
+Both classes offer the `ByteStream` interface of `streams`. TLS records are decrypted
+into a fresh buffer, so `receive_into` copies once; encryption costs more than that copy.
+The TLS handshake runs in `open_*` / `accept_trio`, bounded by `TLS_HANDSHAKE_TIMEOUT`,
+so a stream handed to a connection handler is already encrypted and authenticated.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import ssl
+
+import trio
+
+from .streams import Frame, StreamClosed, tune_socket
+
+TLS_HANDSHAKE_TIMEOUT = 10.0
+_CLOSE_TIMEOUT = 1.0
+
+#: OpenSSL reasons, and what they mean for a trident peer.
+_HINTS = {
+    "WRONG_VERSION_NUMBER": "the peer does not speak TLS (is it a tcp:// address?)",
+    "RECORD_LAYER_FAILURE": "the peer does not speak TLS (is it a tcp:// address?)",
+    "HTTP_REQUEST": "the peer does not speak TLS",
+    "UNEXPECTED_MESSAGE": "the peer does not speak TLS (is it a tcp:// address?)",
+    "CERTIFICATE_VERIFY_FAILED": "the certificate is not signed by the cluster's CA",
+    "CERTIFICATE_REQUIRED": "the server requires a client certificate (Security(tls_cert=...))",
+    "PEER_DID_NOT_RETURN_A_CERTIFICATE": "the peer presented no certificate",
+    "UNKNOWN_CA": "the certificate is not signed by the cluster's CA",
+    "BAD_CERTIFICATE": "the certificate was refused",
+    "UNEXPECTED_EOF": "the peer closed the connection in the TLS handshake (a tcp:// client?)",
+}
+
+
+class TLSError(ConnectionError):
+    """A TLS handshake failed: a certificate was refused or the peer does not speak TLS."""
+
+
+def describe_tls_error(exc: BaseException) -> str:
+    """A one-line explanation of a TLS failure (the SSL error may be `exc`'s cause)."""
+    cause = exc if isinstance(exc, ssl.SSLError) else exc.__cause__ or exc
+    reason = getattr(cause, "reason", None) or ""
+    text = str(cause) or type(cause).__name__
+    for marker, hint in _HINTS.items():
+        if marker in reason or marker in text:
+            return f"{hint} [{reason or text}]"
+    return text
+
+
+class TrioTlsStream:
+    """A TLS connection on trio."""
+
+    def __init__(self, stream: trio.SSLStream[trio.SocketStream], peer: str):
+        self._stream = stream
+        self.peer = peer
+
+    async def send_all(self, data: Frame) -> None:
+        try:
+            await self._stream.send_all(data)
+        except (trio.BrokenResourceError, trio.ClosedResourceError) as exc:
+            raise StreamClosed(describe_tls_error(exc)) from None
+
+    async def receive_into(self, view: memoryview) -> int:
+        try:
+            data = await self._stream.receive_some(view.nbytes)
+        except (trio.BrokenResourceError, trio.ClosedResourceError) as exc:
+            raise StreamClosed(describe_tls_error(exc)) from None
+        n = len(data)
+        view[:n] = data
+        return n
+
+    async def aclose(self) -> None:
+        # Say goodbye (close_notify) if the peer lets us within a moment, else just close.
+        with trio.move_on_after(_CLOSE_TIMEOUT) as scope:
+            with contextlib.suppress(trio.BrokenResourceError, trio.ClosedResourceError):
+                await self._stream.aclose()
+        if scope.cancelled_caught:
+            await trio.aclose_forcefully(self._stream.transport_stream)
+
+
+def _peer_name(sock: trio.socket.SocketType) -> str:
+    try:
+        host, port = sock.getpeername()[:2]
+        return f"{host}:{port}"
+    except OSError:
+        return "?"
+
+
+async def _handshake(stream: trio.SSLStream[trio.SocketStream], peer: str) -> TrioTlsStream:
+    try:
+        with trio.fail_after(TLS_HANDSHAKE_TIMEOUT):
+            await stream.do_handshake()
+    except trio.TooSlowError:
+        await trio.aclose_forcefully(stream.transport_stream)
+        raise TLSError(f"TLS handshake with {peer} timed out") from None
+    except (trio.BrokenResourceError, trio.ClosedResourceError) as exc:
+        await trio.aclose_forcefully(stream.transport_stream)
+        raise TLSError(f"TLS handshake with {peer} failed: {describe_tls_error(exc)}") from None
+    return TrioTlsStream(stream, peer)
+
+
+async def open_trio(host: str, port: int, context: ssl.SSLContext) -> TrioTlsStream:
+    """Connect and complete the TLS handshake. Raises `OSError` (`TLSError` for TLS)."""
+    tcp = await trio.open_tcp_stream(host, port)
+    tune_socket(tcp.socket)
+    stream = trio.SSLStream(tcp, context, server_hostname=host)
+    return await _handshake(stream, f"{host}:{port}")
+
+
+async def accept_trio(tcp: trio.SocketStream, context: ssl.SSLContext) -> TrioTlsStream:
+    """Server side of the TLS handshake on an accepted connection. Raises `TLSError`."""
+    tune_socket(tcp.socket)
+    return await _handshake(trio.SSLStream(tcp, context, server_side=True), _peer_name(tcp.socket))
+
+
+class AsyncioTlsStream:
+    """A TLS connection on asyncio (its stream reader and writer)."""
+
+    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, peer: str):
+        self._reader = reader
+        self._writer = writer
+        self.peer = peer
+
+    async def send_all(self, data: Frame) -> None:
+        try:
+            self._writer.write(data)
+            await self._writer.drain()
+        except (OSError, ssl.SSLError) as exc:
+            raise StreamClosed(describe_tls_error(exc)) from None
+
+    async def receive_into(self, view: memoryview) -> int:
+        try:
+            data = await self._reader.read(view.nbytes)
+        except (OSError, ssl.SSLError) as exc:
+            raise StreamClosed(describe_tls_error(exc)) from None
+        n = len(data)
+        view[:n] = data
+        return n
+
+    async def aclose(self) -> None:
+        self._writer.close()
+        with contextlib.suppress(OSError, ssl.SSLError, asyncio.TimeoutError):
+            await asyncio.wait_for(self._writer.wait_closed(), _CLOSE_TIMEOUT)
+
+
+async def open_asyncio(host: str, port: int, context: ssl.SSLContext) -> AsyncioTlsStream:
+    """Connect and complete the TLS handshake under asyncio. Raises `OSError`/`TLSError`."""
+    peer = f"{host}:{port}"
+    try:
+        reader, writer = await asyncio.open_connection(
+            host,
+            port,
+            ssl=context,
+            server_hostname=host,
+            ssl_handshake_timeout=TLS_HANDSHAKE_TIMEOUT,
+        )
+    except ssl.SSLError as exc:
+        raise TLSError(f"TLS handshake with {peer} failed: {describe_tls_error(exc)}") from None
+    sock = writer.get_extra_info("socket")
+    if sock is not None:
+        tune_socket(sock)
+    return AsyncioTlsStream(reader, writer, peer)

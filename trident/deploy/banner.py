@@ -1,0 +1,43 @@
+"""What ``trident up`` and ``trident scheduler`` print once they are ready."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from ..security import Security
+
+
+def connect_lines(
+    address: str, scheduler_file: Path, security: Security, *, token_known: bool
+) -> list[str]:
+    """How to reach the cluster: the address, the scheduler file, what to type.
+
+    `token_known` says whether the user chose the token (``--token`` or
+    ``TRIDENT_TOKEN``); a random token is only ever written to the scheduler file.
+    """
+    if security.tls:
+        auth = "TLS with client certificates" if security.require_client_cert else "TLS"
+        if security.token is not None:
+            auth += " and a token"
+    elif security.token is not None:
+        auth = "token required"
+    else:
+        auth = "no authentication"
+    lines = [
+        f"  scheduler       {address} ({auth})",
+        f"  scheduler file  {scheduler_file} (mode 0600: address, token, TLS files)",
+        "connect from Python:",
+        f'  Client(scheduler_file="{scheduler_file}")',
+    ]
+    if not security.tls:
+        if security.token is None:
+            lines.append(f'  Client("{address}")')
+        elif token_known:
+            lines.append(f'  Client("{address}", security=TOKEN)  # your token')
+        else:
+            lines.append(f'  Client("{address}", security=TOKEN)  # TOKEN: "token" in the file')
+    lines += [
+        "add workers (this or another machine that sees the file):",
+        f"  trident worker --scheduler-file {scheduler_file}",
+    ]
+    return lines

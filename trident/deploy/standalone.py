@@ -1,0 +1,90 @@
+"""``trident scheduler`` and ``trident worker``: one actor per process, for several machines."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TextIO
+
+import trio
+
+from ..comm.routes import reachable_address
+from ..scheduler.actor import Scheduler
+from ..scheduler.scheduler_file import remove_scheduler_file, write_scheduler_file
+from ..security import Security
+from ..worker.actor import Worker
+from ..worker.nanny import Nanny, WorkerOptions
+from .banner import connect_lines
+from .lifecycle import cancel_on_signals, serve_then_cancel
+
+
+async def run_scheduler(
+    address: str,
+    *,
+    security: Security,
+    scheduler_file: Path,
+    token_known: bool,
+    out: TextIO,
+) -> None:
+    """Serve a scheduler at `address` until SIGINT or SIGTERM.
+
+    Writes the scheduler file once listening and removes it when stopping. Raises
+    `OSError` if the address cannot be bound.
+    """
+    async with trio.open_nursery() as nursery:
+        await nursery.start(cancel_on_signals, nursery.cancel_scope)
+        scheduler = Scheduler(address, security=security)
+        await nursery.start(scheduler.serve)
+        advertised = await reachable_address(scheduler.address)
+        write_scheduler_file(scheduler_file, advertised, security)
+        try:
+            lines = [
+                "trident scheduler ready",
+                *connect_lines(advertised, scheduler_file, security, token_known=token_known),
+                "press Ctrl-C to stop",
+            ]
+            print("\n".join(lines), file=out, flush=True)
+            await trio.sleep_forever()
+        finally:
+            remove_scheduler_file(scheduler_file, advertised)
+    print("trident scheduler stopped", file=out, flush=True)
+
+
+async def run_worker(
+    scheduler_address: str,
+    *,
+    options: WorkerOptions,
+    security: Security,
+    nanny: bool,
+    out: TextIO,
+) -> None:
+    """Serve one worker (under a `Nanny`, or in this process) until SIGINT, SIGTERM or
+    the scheduler closing the connection.
+
+    Raises `AuthenticationError` or `OSError` if the scheduler refuses or cannot be
+    reached, `WorkerStartError` if a nanny's first worker process fails.
+    """
+    async with trio.open_nursery() as nursery:
+        await nursery.start(cancel_on_signals, nursery.cancel_scope)
+        if nanny:
+            supervisor = Nanny(scheduler_address, options, security=security)
+            await nursery.start(serve_then_cancel, supervisor.serve, nursery.cancel_scope)
+            address, how = supervisor.worker_address, f"pid {supervisor.worker_pid}, under a nanny"
+        else:
+            worker = Worker(
+                scheduler_address,
+                nthreads=options.nthreads,
+                name=options.name,
+                listen_address=options.listen_address,
+                contact_address=options.contact_address,
+                memory_limit=options.memory_limit,
+                resources=options.resources,
+                security=security,
+            )
+            await nursery.start(serve_then_cancel, worker.serve, nursery.cancel_scope)
+            address, how = worker.address, "no nanny"
+        print(
+            f"trident worker {address} ({how}) joined {scheduler_address}; press Ctrl-C to stop",
+            file=out,
+            flush=True,
+        )
+    print("trident worker stopped", file=out, flush=True)

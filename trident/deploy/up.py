@@ -1,0 +1,141 @@
+"""`SupervisedCluster`: the runtime of ``trident up``.
+
+A scheduler and `n_workers` worker processes, each under a `Nanny`, all actors in one
+trio nursery of the calling process. Cancelling `serve` stops every nanny, which stops
+its worker (SIGTERM, then SIGKILL), then the scheduler; worker processes also exit on
+their own if this process dies (their stdin pipe closes).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from pathlib import Path
+from typing import TextIO
+
+import attrs
+import trio
+
+from ..comm.address import format_address
+from ..comm.routes import reachable_address
+from ..scheduler.actor import Scheduler
+from ..scheduler.scheduler_file import remove_scheduler_file, write_scheduler_file
+from ..security import Security
+from ..sizes import format_bytes
+from ..worker.nanny import Nanny, WorkerOptions
+from .banner import connect_lines
+from .lifecycle import cancel_on_signals
+
+logger = logging.getLogger("trident.deploy")
+
+
+class SupervisedCluster:
+    """A scheduler and nanny-supervised worker processes on this machine.
+
+    Arguments:
+        n_workers, threads, memory_limit: worker processes, threads and bytes each.
+        host, port: where the scheduler listens (port 0: a free one); workers listen on
+            the same host. An unspecified host (``0.0.0.0``) is advertised as the
+            address of the default route's interface.
+        security: the cluster's token and TLS files; with a certificate the cluster
+            uses ``tls://``.
+        resources: abstract resources each worker offers.
+        log_level: the worker processes' log level.
+
+    Attributes once serving: `address` (what clients and workers use), `scheduler`,
+    `nannies`.
+    """
+
+    def __init__(
+        self,
+        *,
+        n_workers: int,
+        threads: int,
+        memory_limit: int,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        security: Security | None = None,
+        resources: dict[str, float] | None = None,
+        log_level: str = "WARNING",
+    ):
+        self.security = security or Security()
+        scheme = "tls" if self.security.tls_cert is not None else "tcp"
+        self.scheduler = Scheduler(format_address(scheme, host, port), security=self.security)
+        self._worker_listen = format_address(scheme, host, 0)
+        self.n_workers = n_workers
+        self.worker_options = WorkerOptions(
+            nthreads=threads,
+            memory_limit=memory_limit,
+            resources=dict(resources or {}),
+            listen_address=self._worker_listen,
+            log_level=log_level,
+        )
+        self.nannies: list[Nanny] = []
+        self.address = ""
+
+    async def serve(
+        self, *, task_status: trio.TaskStatus[SupervisedCluster] = trio.TASK_STATUS_IGNORED
+    ) -> None:
+        """Start everything; report started once every worker registered; run until
+        cancelled. Raises `WorkerStartError` (in an exception group) if a worker
+        process exits before it registers, `OSError` if the port is taken."""
+        async with trio.open_nursery() as nursery:
+            await nursery.start(self.scheduler.serve)
+            self.address = await reachable_address(self.scheduler.address)
+            self.nannies = [
+                Nanny(
+                    self.address,
+                    attrs.evolve(self.worker_options, name=str(i)),
+                    security=self.security,
+                )
+                for i in range(self.n_workers)
+            ]
+            async with trio.open_nursery() as starting:
+                for nanny in self.nannies:
+                    starting.start_soon(nursery.start, nanny.serve)
+            logger.info("cluster at %s has %d workers", self.address, len(self.nannies))
+            task_status.started(self)
+
+
+async def run_up(
+    cluster: SupervisedCluster,
+    *,
+    scheduler_file: Path,
+    token_known: bool,
+    out: TextIO,
+    began: float,
+) -> None:
+    """``trident up``: start `cluster`, write the scheduler file, say how to connect, and
+    run until SIGINT or SIGTERM; then stop everything and remove the file.
+
+    `began` is the `time.monotonic` at which the command started, for the ready line.
+    """
+    async with trio.open_nursery() as nursery:
+        await nursery.start(cancel_on_signals, nursery.cancel_scope)
+        await nursery.start(cluster.serve)
+        write_scheduler_file(scheduler_file, cluster.address, cluster.security)
+        try:
+            options = cluster.worker_options
+            threads = _plural(options.nthreads, "thread")
+            memory = (
+                f"{format_bytes(options.memory_limit)} memory limit each"
+                if options.memory_limit
+                else "no memory limit"
+            )
+            lines = [
+                f"trident cluster ready in {time.monotonic() - began:.1f} s: "
+                f"{_plural(len(cluster.nannies), 'worker')} x {threads}, {memory}",
+                *connect_lines(
+                    cluster.address, scheduler_file, cluster.security, token_known=token_known
+                ),
+                "press Ctrl-C to stop",
+            ]
+            print("\n".join(lines), file=out, flush=True)
+            await trio.sleep_forever()
+        finally:
+            remove_scheduler_file(scheduler_file, cluster.address)
+    print("trident cluster stopped", file=out, flush=True)
+
+
+def _plural(n: int, noun: str) -> str:
+    return f"{n} {noun}{'' if n == 1 else 's'}"

@@ -1,0 +1,409 @@
+"""`Nanny`: the actor that keeps one worker process alive and says why it died.
+
+A nanny connects to the scheduler itself (handshake role ``"nanny"``), then starts
+``python -m trident.worker.process`` and watches it:
+
+- when the process dies on its own, the nanny tells the scheduler why (`WorkerDied`:
+  exit code or signal, out of memory, the last lines of its stderr) and starts a new
+  one after a back-off that doubles with each quick death;
+- when the process uses more than `memory_terminate_fraction` of its memory limit, the
+  nanny terminates it (and reports that as out of memory);
+- on `RestartWorker` from the scheduler (`Client.restart`) it replaces the process at
+  once and reports the fresh worker (`WorkerStarted`);
+- when the nanny stops (cancelled, SIGTERM to its process, or the scheduler closing
+  the connection) the worker gets SIGTERM, then SIGKILL after a grace period.
+
+The worker's stderr is passed through to the nanny's own stderr. ``trident up`` runs
+one nanny per worker in its process; ``trident worker --nanny`` runs one.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from collections import deque
+from collections.abc import Callable
+from typing import Any
+
+import attrs
+import psutil
+import trio
+
+from ..comm import handshake
+from ..comm.batched import BatchedSender
+from ..comm.connection import Connection, ConnectionClosed
+from ..comm.streams import StreamClosed
+from ..comm.transports import connect
+from ..protocol import messages as m
+from ..protocol.errors import ProtocolError
+from ..security import TOKEN_ENV, Security
+from ..sizes import format_bytes
+from .exits import ExitReason, describe_exit, oom_kill_count
+from .spawn import import_path, stop_process, worker_command
+
+logger = logging.getLogger("trident.nanny")
+
+CONNECT_TIMEOUT = 10.0
+STDERR_LINES = 20
+DEATHS_KEPT = 50
+_MAX_LINE = 500
+
+
+@attrs.frozen
+class WorkerOptions:
+    """How a nanny starts its worker (see `Worker` for the meaning of each)."""
+
+    nthreads: int = 1
+    name: str | None = None
+    memory_limit: int = 0
+    resources: dict[str, float] = attrs.Factory(dict)
+    listen_address: str | None = None
+    contact_address: str | None = None
+    log_level: str = "WARNING"
+
+
+@attrs.frozen
+class BackOff:
+    """Delays between restarts: `first`, doubling per quick death, at most `maximum`.
+
+    A worker that ran for `stable` seconds or more resets the count.
+    """
+
+    first: float = 0.5
+    maximum: float = 30.0
+    stable: float = 60.0
+
+    def delay(self, quick_deaths: int) -> float:
+        return min(self.first * 2.0**quick_deaths, self.maximum)
+
+
+class WorkerStartError(RuntimeError):
+    """The first worker process exited before it registered with the scheduler."""
+
+
+@attrs.define
+class _Run:
+    """What a nanny saw of one worker process."""
+
+    process: trio.Process
+    stderr_tail: deque[str] = attrs.Factory(lambda: deque(maxlen=STDERR_LINES))
+    address: str = ""
+    ready: bool = False
+    memory_kill: str | None = None
+    stderr_done: trio.Event = attrs.Factory(trio.Event)
+
+
+class Nanny:
+    """Supervises one worker process for the scheduler at `scheduler_address`.
+
+    Arguments:
+        scheduler_address: where the scheduler listens.
+        options: how to start the worker (threads, name, memory limit, addresses).
+        security: the cluster's `Security` (token and TLS files); the token reaches the
+            worker through ``TRIDENT_TOKEN``, never its command line.
+        backoff: delays between restarts after deaths.
+        memory_terminate_fraction: terminate a worker whose resident memory exceeds
+            this fraction of ``options.memory_limit`` (no check without a limit).
+        memory_check_interval: seconds between memory checks.
+
+    Run it with ``await nursery.start(nanny.serve)``, which returns once the first
+    worker registered with the scheduler; raises `WorkerStartError` if that worker
+    exits first, `AuthenticationError` or `OSError` if the scheduler refuses or cannot
+    be reached.
+    """
+
+    def __init__(
+        self,
+        scheduler_address: str,
+        options: WorkerOptions | None = None,
+        *,
+        security: Security | None = None,
+        backoff: BackOff | None = None,
+        memory_terminate_fraction: float = 0.95,
+        memory_check_interval: float = 0.5,
+    ):
+        self.id = f"nanny-{uuid.uuid4().hex[:12]}"
+        self.scheduler_address = scheduler_address
+        self.options = options or WorkerOptions()
+        self.security = security or Security()
+        self.backoff = backoff or BackOff()
+        self.memory_terminate_fraction = memory_terminate_fraction
+        self.memory_check_interval = memory_check_interval
+        #: the current worker's address and pid (empty / None between processes)
+        self.worker_address = ""
+        self.worker_pid: int | None = None
+        #: the latest deaths this nanny reported, oldest first
+        self.deaths: deque[m.WorkerDied] = deque(maxlen=DEATHS_KEPT)
+        self._sender: BatchedSender | None = None
+        self._run_scope: trio.CancelScope | None = None
+        self._restart_id: int | None = None
+        self._cancel_scope: trio.CancelScope | None = None
+        self._oom_before = 0
+
+    def __repr__(self) -> str:
+        return f"<Nanny {self.id} worker={self.worker_address or 'not started'}>"
+
+    # --- lifecycle -------------------------------------------------------------------
+
+    async def serve(
+        self, *, task_status: trio.TaskStatus[Nanny] = trio.TASK_STATUS_IGNORED
+    ) -> None:
+        """Connect, start the worker and supervise it until cancelled or the scheduler
+        closes the connection; the worker is stopped before this returns."""
+        connection = await self._connect()
+        start_error: WorkerStartError | None = None
+        try:
+            async with trio.open_nursery() as nursery:
+                self._cancel_scope = nursery.cancel_scope
+                sender = self._sender = BatchedSender(connection)
+                nursery.start_soon(sender.run)
+                nursery.start_soon(self._receive, connection, nursery.cancel_scope)
+                try:
+                    await self._supervise(task_status)
+                except WorkerStartError as exc:
+                    # Raised bare below rather than inside an exception group.
+                    start_error = exc
+                    nursery.cancel_scope.cancel()
+        finally:
+            with trio.CancelScope(shield=True):
+                await connection.aclose()
+        if start_error is not None:
+            raise start_error
+
+    def close(self) -> None:
+        """Stop the worker and the nanny."""
+        if self._cancel_scope is not None:
+            self._cancel_scope.cancel()
+
+    async def _connect(self) -> Connection:
+        security = self.security
+        ssl_context = security.client_ssl_context() if security.tls else None
+        with trio.fail_after(CONNECT_TIMEOUT):
+            stream = await connect(self.scheduler_address, ssl_context=ssl_context)
+            connection = Connection(stream, peer=self.scheduler_address)
+            try:
+                name = self.options.name or self.id
+                await handshake.offer(connection, role="nanny", name=name, token=security.token)
+                registration = m.RegisterNanny(
+                    self.id, self.options.name or "", socket.gethostname(), os.getpid()
+                )
+                await connection.send([registration])
+                await connection.receive_one(m.NannyWelcome)
+            except BaseException:
+                with trio.CancelScope(shield=True):
+                    await connection.aclose()
+                raise
+        return connection
+
+    async def _receive(self, connection: Connection, done: trio.CancelScope) -> None:
+        try:
+            while True:
+                for msg in await connection.receive():
+                    if type(msg) is not m.RestartWorker:
+                        raise ProtocolError(f"the scheduler sent a nanny {type(msg).__name__}")
+                    logger.info("nanny %s: restarting the worker: %s", self.id, msg.reason)
+                    self._restart_id = msg.restart_id
+                    if self._run_scope is not None:
+                        self._run_scope.cancel()
+        except ConnectionClosed:
+            logger.info("nanny %s: the scheduler closed the connection", self.id)
+        except (StreamClosed, ProtocolError) as exc:
+            logger.warning("nanny %s: lost the scheduler: %s", self.id, exc)
+        done.cancel()
+
+    # --- supervising ------------------------------------------------------------------
+
+    async def _supervise(self, task_status: trio.TaskStatus[Nanny]) -> None:
+        status: trio.TaskStatus[Nanny] | None = task_status
+
+        def on_ready() -> None:
+            nonlocal status
+            if status is not None:
+                status.started(self)
+                status = None
+
+        quick_deaths = 0
+        while True:
+            restart_id, self._restart_id = self._restart_id, None
+            started_at = trio.current_time()
+            run = None
+            with trio.CancelScope() as scope:
+                self._run_scope = scope
+                run = await self._run_once(restart_id, on_ready)
+            if run is None:
+                continue  # replaced on request: no report, no back-off
+            exit_reason = self._exit_reason(run)
+            if status is not None:
+                tail = "".join(f"\n  {line}" for line in run.stderr_tail)
+                raise WorkerStartError(
+                    f"the worker process {exit_reason.reason} before it registered{tail}"
+                )
+            if trio.current_time() - started_at >= self.backoff.stable:
+                quick_deaths = 0
+            delay = self.backoff.delay(quick_deaths)
+            quick_deaths += 1
+            self._report_death(run, exit_reason, delay)
+            with trio.CancelScope() as scope:
+                self._run_scope = scope
+                await trio.sleep(delay)
+
+    def _exit_reason(self, run: _Run) -> ExitReason:
+        returncode = run.process.returncode
+        assert returncode is not None
+        oom_after = oom_kill_count()
+        return describe_exit(
+            returncode,
+            stderr_tail=list(run.stderr_tail),
+            memory_kill=run.memory_kill,
+            oom_killed=oom_after is not None and oom_after > self._oom_before,
+        )
+
+    def _report_death(self, run: _Run, exit_reason: ExitReason, delay: float) -> None:
+        report = m.WorkerDied(
+            run.address,
+            run.process.pid,
+            exit_reason.exit_code,
+            exit_reason.signal,
+            exit_reason.out_of_memory,
+            exit_reason.reason,
+            list(run.stderr_tail),
+            delay,
+            time.time(),
+        )
+        self.deaths.append(report)
+        logger.warning(
+            "nanny %s: worker %s (pid %d) %s; restarting it in %.1f s",
+            self.id,
+            run.address or "(not registered)",
+            run.process.pid,
+            exit_reason.reason,
+            delay,
+        )
+        assert self._sender is not None
+        self._sender.send(report)
+
+    def _settings(self, report_fd: int) -> dict[str, Any]:
+        options = self.options
+        return {
+            "scheduler": self.scheduler_address,
+            "name": options.name,
+            "nthreads": options.nthreads,
+            "memory_limit": options.memory_limit,
+            "resources": options.resources,
+            "listen": options.listen_address,
+            "contact": options.contact_address,
+            "log_level": options.log_level,
+            "sys_path": import_path(),
+            "security": self.security.tls_settings() if self.security.tls else None,
+            "report_fd": report_fd,
+        }
+
+    async def _run_once(self, restart_id: int | None, on_ready: Callable[[], None]) -> _Run:
+        """Run one worker process until it exits; call `on_ready` once it registered."""
+        env = dict(os.environ)
+        env.pop(TOKEN_ENV, None)
+        if self.security.token is not None:
+            env[TOKEN_ENV] = self.security.token
+        self._oom_before = oom_kill_count() or 0
+        report_read, report_write = os.pipe()
+        try:
+            process = await trio.lowlevel.open_process(
+                worker_command(self._settings(report_write)),
+                stdin=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                env=env,
+                pass_fds=(report_write,),
+                # A terminal's Ctrl-C reaches the nanny only; the nanny stops the worker.
+                start_new_session=True,
+            )
+        except BaseException:
+            os.close(report_read)
+            raise
+        finally:
+            os.close(report_write)
+        run = _Run(process)
+        self.worker_pid = process.pid
+        try:
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(self._pump_stderr, run)
+                report = await _read_report(report_read)
+                if report is not None and process.returncode is None:
+                    run.ready = True
+                    run.address = self.worker_address = str(report.get("address", ""))
+                    assert self._sender is not None
+                    self._sender.send(m.WorkerStarted(run.address, process.pid, restart_id))
+                    if self.options.memory_limit:
+                        nursery.start_soon(self._watch_memory, run)
+                    on_ready()
+                await process.wait()
+                with trio.move_on_after(1):
+                    await run.stderr_done.wait()
+                nursery.cancel_scope.cancel()
+        finally:
+            self.worker_address = ""
+            self.worker_pid = None
+            with trio.CancelScope(shield=True):
+                await stop_process(process)
+        return run
+
+    async def _pump_stderr(self, run: _Run) -> None:
+        """Pass the worker's stderr through and keep its last lines."""
+        stream = run.process.stderr
+        assert stream is not None
+        pending = b""
+        try:
+            async for chunk in stream:
+                sys.stderr.write(chunk.decode(errors="replace"))
+                sys.stderr.flush()
+                lines = (pending + chunk).split(b"\n")
+                pending = lines.pop()
+                run.stderr_tail.extend(_line(line) for line in lines)
+        except (trio.BrokenResourceError, trio.ClosedResourceError):
+            pass
+        finally:
+            if pending:
+                run.stderr_tail.append(_line(pending))
+            run.stderr_done.set()
+
+    async def _watch_memory(self, run: _Run) -> None:
+        """Terminate the worker when its resident memory passes the threshold."""
+        limit = self.options.memory_limit
+        threshold = limit * self.memory_terminate_fraction
+        try:
+            process = psutil.Process(run.process.pid)
+            while True:
+                await trio.sleep(self.memory_check_interval)
+                rss = process.memory_info().rss
+                if rss > threshold:
+                    break
+        except psutil.Error:
+            return
+        run.memory_kill = (
+            f"the worker used {format_bytes(rss)} of its {format_bytes(limit)} memory limit "
+            f"(more than {self.memory_terminate_fraction:.0%}); the nanny terminated it"
+        )
+        logger.warning("nanny %s: %s", self.id, run.memory_kill)
+        await stop_process(run.process, grace=1.0)
+
+
+def _line(raw: bytes) -> str:
+    return raw.decode(errors="replace").rstrip("\r")[:_MAX_LINE]
+
+
+async def _read_report(fd: int) -> dict[str, Any] | None:
+    """Read the worker's readiness report from its pipe; None if it closed without one."""
+    data = b""
+    async with trio.lowlevel.FdStream(fd) as stream:
+        while chunk := await stream.receive_some(4096):
+            data += chunk
+    try:
+        report = json.loads(data)
+    except ValueError:
+        return None
+    return report if isinstance(report, dict) else None
