@@ -104,7 +104,8 @@ async def control(address, tmp_path, **client_options):
         connection = Connection(await connect(address, ssl_context=c._core._ssl_context))
         await handshake.offer(connection, role="client", name="control", token=TOKEN)
         await connection.send([m.RegisterClient("control-raw", "control")])
-        await connection.receive_one(m.ClientWelcome)
+        welcome = await connection.receive()  # ClientWelcome, then SchedulerServices
+        assert isinstance(welcome[0], m.ClientWelcome)
         await connection.send([evil_graph(through_raw)])
         with trio.fail_after(10):
             while not through_raw.exists():
