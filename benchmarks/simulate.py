@@ -126,8 +126,11 @@ def run(graph: str, n: int, workers: int, *, measure_memory: bool) -> dict[str, 
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(prog="python -m benchmarks.simulate", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="python -m benchmarks.simulate",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     parser.add_argument("--sizes", default="10000,100000,1000000")
     parser.add_argument("--workers", type=int, default=1000)
     parser.add_argument("--graphs", default="map,tree,shuffle")
@@ -142,8 +145,11 @@ def main() -> int:
             memory = run(graph, n, args.workers, measure_memory=True)
             row = {"graph": graph, **cpu, "bytes_per_task": memory["bytes_per_task"]}
             results.append(row)
-            print(f"{graph:<8} {row['tasks']:>10,} {row['cpu_us_per_task']:>12.1f} "
-                  f"{row['bytes_per_task']:>11.0f}", flush=True)
+            print(
+                f"{graph:<8} {row['tasks']:>10,} {row['cpu_us_per_task']:>12.1f} "
+                f"{row['bytes_per_task']:>11.0f}",
+                flush=True,
+            )
     if args.json:
         with open(args.json, "w") as f:
             json.dump({"workers": args.workers, "results": results}, f, indent=2)

@@ -330,3 +330,56 @@ def test_a_worker_with_a_wrong_token_fails_with_one_line(run, tmp_path):
     info = trident("info", "--scheduler-file", str(scheduler_file), "--json")
     assert '"workers": {}' in info.stdout
     scheduler.stop()
+
+
+# --- the dashboard and logs of trident up ---------------------------------------------------
+
+
+def test_up_serves_the_dashboard_and_verbose_shows_logs(run, tmp_path):
+    import re
+    import urllib.request
+
+    scheduler_file = tmp_path / "scheduler.json"
+    up = run(
+        "up",
+        "--workers",
+        "1",
+        "--dashboard-port",
+        "0",
+        "-v",
+        "--scheduler-file",
+        str(scheduler_file),
+    )
+    up.wait_for_output("press Ctrl-C to stop")
+    match = re.search(r"dashboard\s+(http://\S+/status)", up.out)
+    assert match, up.out
+    _, security = read_scheduler_file(scheduler_file)
+    assert security.token not in up.out
+    base = match.group(1).rsplit("/", 1)[0]
+    with urllib.request.urlopen(f"{base}/health", timeout=10) as response:
+        assert response.status == 200
+    request = urllib.request.Request(
+        f"{base}/api/summary.json", headers={"Authorization": f"Bearer {security.token}"}
+    )
+    with urllib.request.urlopen(request, timeout=10) as response:
+        assert response.status == 200
+    with Client(scheduler_file=str(scheduler_file)) as client:
+        assert client.dashboard_link.startswith(base)
+        assert any("registered" in text for _, text in client.get_scheduler_logs())
+    assert "INFO" in up.err  # -v shows trident's info records
+    up.stop()
+
+
+def test_up_without_a_dashboard(run, tmp_path):
+    up = run(
+        "up",
+        "--workers",
+        "1",
+        "--no-dashboard",
+        "--scheduler-file",
+        str(tmp_path / "scheduler.json"),
+    )
+    up.wait_for_output("press Ctrl-C to stop")
+    assert "  dashboard " not in up.out
+    assert "INFO" not in up.err
+    up.stop()

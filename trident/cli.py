@@ -24,7 +24,7 @@ from typing import NoReturn
 import psutil
 import trio
 
-from .cluster.local import _cpu_count, default_layout
+from .cluster.local import DEFAULT_DASHBOARD_PORT, available_cpus, default_layout
 from .comm.address import AddressError, format_address, parse_address
 from .comm.routes import is_unspecified
 from .scheduler.scheduler_file import SchedulerFileError, read_scheduler_file
@@ -129,6 +129,23 @@ def _add_logging(parser: argparse.ArgumentParser) -> None:
         default=0,
         help="log more: -v for info, -vv for debug (to stderr)",
     )
+
+
+def _add_dashboard(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_mutually_exclusive_group()
+    group.add_argument(
+        "--dashboard-port",
+        metavar="P",
+        type=_port,
+        default=DEFAULT_DASHBOARD_PORT,
+        help=f"HTTP dashboard and /metrics port on --host, 0 for a free one (default: "
+        f"{DEFAULT_DASHBOARD_PORT}; a taken port falls back to a free one)",
+    )
+    group.add_argument("--no-dashboard", action="store_true", help="serve no dashboard")
+
+
+def _dashboard_address(args: argparse.Namespace) -> str | None:
+    return None if args.no_dashboard else f"{args.host}:{args.dashboard_port}"
 
 
 def _add_listening(parser: argparse.ArgumentParser, *, default_port: int) -> None:
@@ -251,6 +268,7 @@ def build_parser() -> argparse.ArgumentParser:
         help='per worker, e.g. "GPU=1,MEM=10e9"',
     )
     _add_listening(up, default_port=0)
+    _add_dashboard(up)
     _add_server_security(up)
     _add_logging(up)
     up.set_defaults(handler=_up, parser=up)
@@ -262,6 +280,7 @@ def build_parser() -> argparse.ArgumentParser:
         "join with 'trident worker'.",
     )
     _add_listening(scheduler, default_port=DEFAULT_SCHEDULER_PORT)
+    _add_dashboard(scheduler)
     _add_server_security(scheduler)
     _add_logging(scheduler)
     scheduler.set_defaults(handler=_scheduler, parser=scheduler)
@@ -343,7 +362,19 @@ def _log_level(verbose: int) -> str:
 
 
 def _configure_logging(verbose: int) -> None:
-    logging.basicConfig(level=_log_level(verbose), format=LOG_FORMAT, stream=sys.stderr)
+    """Print records at the chosen level; trident's INFO records are kept regardless.
+
+    The scheduler's log buffer (``Client.get_scheduler_logs``) sees what the ``trident``
+    logger lets through, so that logger passes INFO even when the console shows only
+    warnings.
+    """
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setLevel(_log_level(verbose))
+    handler.setFormatter(logging.Formatter(LOG_FORMAT))
+    root = logging.getLogger()
+    root.addHandler(handler)
+    root.setLevel(_log_level(verbose))
+    logging.getLogger("trident").setLevel(logging.DEBUG if verbose >= 2 else logging.INFO)
 
 
 def _is_loopback(host: str) -> bool:
@@ -443,7 +474,7 @@ def _memory_limit(text: str, share: int) -> int:
 def _up(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
     from .deploy.up import SupervisedCluster, run_up
 
-    default_workers, default_threads = default_layout(_cpu_count(), processes=True)
+    default_workers, default_threads = default_layout(available_cpus(), processes=True)
     workers = default_workers if args.workers is None else args.workers
     threads = args.threads or default_threads
     with _server_security(parser, args) as (security, token_known):
@@ -456,6 +487,7 @@ def _up(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
             security=security,
             resources=args.resources,
             log_level=_log_level(args.verbose),
+            dashboard_address=_dashboard_address(args),
         )
         trio.run(
             partial(
@@ -479,6 +511,7 @@ def _scheduler(parser: argparse.ArgumentParser, args: argparse.Namespace) -> Non
                 run_scheduler,
                 format_address(scheme, args.host, args.port),
                 security=security,
+                dashboard_address=_dashboard_address(args),
                 scheduler_file=_scheduler_file(args),
                 token_known=token_known,
                 out=sys.stdout,
@@ -492,7 +525,7 @@ def _worker(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
 
     address, security = _target(parser, args)
     options = WorkerOptions(
-        nthreads=args.nthreads or _cpu_count(),
+        nthreads=args.nthreads or available_cpus(),
         name=args.name,
         memory_limit=_memory_limit(args.memory_limit, 1),
         resources=args.resources,

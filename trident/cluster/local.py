@@ -31,7 +31,8 @@ _AUTO = "auto"
 DEFAULT_DASHBOARD_PORT = 8787
 
 
-def _cpu_count() -> int:
+def available_cpus() -> int:
+    """The CPUs this process may run on."""
     try:
         return len(os.sched_getaffinity(0))
     except AttributeError:
@@ -88,7 +89,7 @@ class LocalCluster:
         log_level: str = "WARNING",
         dashboard_address: str | int | None = _AUTO,
     ):
-        default_workers, default_threads = default_layout(_cpu_count(), processes)
+        default_workers, default_threads = default_layout(available_cpus(), processes)
         self.n_workers = default_workers if n_workers is None else int(n_workers)
         self.threads_per_worker = (
             default_threads if threads_per_worker is None else int(threads_per_worker)

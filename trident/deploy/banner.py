@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from ..dashboard.link import dashboard_url
+from ..scheduler.actor import Scheduler
 from ..security import Security
 
 
@@ -41,3 +43,16 @@ def connect_lines(
         f"  trident worker --scheduler-file {scheduler_file}",
     ]
     return lines
+
+
+def dashboard_lines(scheduler: Scheduler, address: str) -> list[str]:
+    """Where the dashboard is, if the scheduler serves one.
+
+    The URL is printed without the token (a random token lives only in the scheduler
+    file); the page asks for it once, and `Client.dashboard_link` includes it.
+    """
+    if scheduler.dashboard_address is None:
+        return []
+    url = dashboard_url(scheduler.dashboard_address, address, None)
+    note = " (asks for the cluster token once)" if scheduler.token else ""
+    return [f"  dashboard       {url}{note}"]

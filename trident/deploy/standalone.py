@@ -13,7 +13,7 @@ from ..scheduler.scheduler_file import remove_scheduler_file, write_scheduler_fi
 from ..security import Security
 from ..worker.actor import Worker
 from ..worker.nanny import Nanny, WorkerOptions
-from .banner import connect_lines
+from .banner import connect_lines, dashboard_lines
 from .lifecycle import cancel_on_signals, serve_then_cancel
 
 
@@ -24,15 +24,16 @@ async def run_scheduler(
     scheduler_file: Path,
     token_known: bool,
     out: TextIO,
+    dashboard_address: str | None = None,
 ) -> None:
-    """Serve a scheduler at `address` until SIGINT or SIGTERM.
+    """Serve a scheduler at `address` (and its dashboard) until SIGINT or SIGTERM.
 
     Writes the scheduler file once listening and removes it when stopping. Raises
     `OSError` if the address cannot be bound.
     """
     async with trio.open_nursery() as nursery:
         await nursery.start(cancel_on_signals, nursery.cancel_scope)
-        scheduler = Scheduler(address, security=security)
+        scheduler = Scheduler(address, security=security, dashboard_address=dashboard_address)
         await nursery.start(scheduler.serve)
         advertised = await reachable_address(scheduler.address)
         write_scheduler_file(scheduler_file, advertised, security)
@@ -40,6 +41,7 @@ async def run_scheduler(
             lines = [
                 "trident scheduler ready",
                 *connect_lines(advertised, scheduler_file, security, token_known=token_known),
+                *dashboard_lines(scheduler, advertised),
                 "press Ctrl-C to stop",
             ]
             print("\n".join(lines), file=out, flush=True)

@@ -23,7 +23,7 @@ from ..scheduler.scheduler_file import remove_scheduler_file, write_scheduler_fi
 from ..security import Security
 from ..sizes import format_bytes
 from ..worker.nanny import Nanny, WorkerOptions
-from .banner import connect_lines
+from .banner import connect_lines, dashboard_lines
 from .lifecycle import cancel_on_signals
 
 logger = logging.getLogger("trident.deploy")
@@ -41,6 +41,7 @@ class SupervisedCluster:
             uses ``tls://``.
         resources: abstract resources each worker offers.
         log_level: the worker processes' log level.
+        dashboard_address: ``host:port`` of the HTTP dashboard, or None for none.
 
     Attributes once serving: `address` (what clients and workers use), `scheduler`,
     `nannies`.
@@ -57,10 +58,15 @@ class SupervisedCluster:
         security: Security | None = None,
         resources: dict[str, float] | None = None,
         log_level: str = "WARNING",
+        dashboard_address: str | None = None,
     ):
         self.security = security or Security()
         scheme = "tls" if self.security.tls_cert is not None else "tcp"
-        self.scheduler = Scheduler(format_address(scheme, host, port), security=self.security)
+        self.scheduler = Scheduler(
+            format_address(scheme, host, port),
+            security=self.security,
+            dashboard_address=dashboard_address,
+        )
         self._worker_listen = format_address(scheme, host, 0)
         self.n_workers = n_workers
         self.worker_options = WorkerOptions(
@@ -128,6 +134,7 @@ async def run_up(
                 *connect_lines(
                     cluster.address, scheduler_file, cluster.security, token_known=token_known
                 ),
+                *dashboard_lines(cluster.scheduler, cluster.address),
                 "press Ctrl-C to stop",
             ]
             print("\n".join(lines), file=out, flush=True)

@@ -80,6 +80,11 @@ class Scheduler:
         self._cancel_scope: trio.CancelScope | None = None
 
     @property
+    def token(self) -> str | None:
+        """The cluster token peers must present (None: no authentication)."""
+        return self._token
+
+    @property
     def dashboard_address(self) -> str | None:
         """``host:port`` of the dashboard once it listens; None without one."""
         return self.dashboard.address if self.dashboard is not None else None
