@@ -8,8 +8,8 @@ submitted, none released). Graphs:
 
 * ``map``: independent tasks (``client.map``);
 * ``tree``: a binary tree reduction over the leaves;
-* ``shuffle``: two stages of ``sqrt(n)`` groups, every task of the second stage reading
-  every task of one group of the first (an all-to-all exchange in blocks).
+* ``shuffle``: two stages in blocks of 32: every task of the second stage reads every
+  task of its block of the first (an all-to-all exchange, 32 inputs per task).
 
 Usage: ``python -m benchmarks.simulate [--sizes 10000,100000,1000000] [--workers 1000]``
 """
@@ -19,11 +19,11 @@ from __future__ import annotations
 import argparse
 import gc
 import json
-import math
 import time
 import tracemalloc
 from collections.abc import Callable, Iterator
 
+from trident._gc import tune_for_service
 from trident.protocol import messages as m
 from trident.protocol.serialize import Serialized
 from trident.scheduler.state import SchedulerState
@@ -57,10 +57,13 @@ def tree_graph(n: int) -> Iterator[m.TaskSpec]:
         level = nxt
 
 
+SHUFFLE_BLOCK = 32
+
+
 def shuffle_graph(n: int) -> Iterator[m.TaskSpec]:
-    """Two stages of `n/2` tasks in `sqrt(n/2)` groups, all-to-all within each group."""
-    per_stage = max(4, n // 2)
-    group = max(2, int(math.sqrt(per_stage)))
+    """Two stages of `n/2` tasks; all-to-all within blocks of `SHUFFLE_BLOCK` tasks."""
+    per_stage = max(SHUFFLE_BLOCK, n // 2)
+    group = SHUFFLE_BLOCK
     for i in range(per_stage):
         yield spec(f"split-{i}", [])
     for i in range(per_stage):
@@ -136,6 +139,7 @@ def main() -> int:
     parser.add_argument("--graphs", default="map,tree,shuffle")
     parser.add_argument("--json", default=None)
     args = parser.parse_args()
+    tune_for_service()  # as a scheduler process does
     sizes = [int(s) for s in args.sizes.split(",")]
     results = []
     print(f"{'graph':<8} {'tasks':>10} {'CPU µs/task':>12} {'bytes/task':>11}")

@@ -19,11 +19,12 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from functools import partial
 from pathlib import Path
-from typing import NoReturn
+from typing import Any, NoReturn
 
 import psutil
 import trio
 
+from ._gc import tune_for_service
 from .cluster.local import DEFAULT_DASHBOARD_PORT, available_cpus, default_layout
 from .comm.address import AddressError, format_address, parse_address
 from .comm.routes import is_unspecified
@@ -489,15 +490,13 @@ def _up(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
             log_level=_log_level(args.verbose),
             dashboard_address=_dashboard_address(args),
         )
-        trio.run(
-            partial(
-                run_up,
-                cluster,
-                scheduler_file=_scheduler_file(args),
-                token_known=token_known,
-                out=sys.stdout,
-                began=_STARTED,
-            )
+        _serve(
+            run_up,
+            cluster,
+            scheduler_file=_scheduler_file(args),
+            token_known=token_known,
+            out=sys.stdout,
+            began=_STARTED,
         )
 
 
@@ -506,16 +505,14 @@ def _scheduler(parser: argparse.ArgumentParser, args: argparse.Namespace) -> Non
 
     with _server_security(parser, args) as (security, token_known):
         scheme = "tls" if security.tls else "tcp"
-        trio.run(
-            partial(
-                run_scheduler,
-                format_address(scheme, args.host, args.port),
-                security=security,
-                dashboard_address=_dashboard_address(args),
-                scheduler_file=_scheduler_file(args),
-                token_known=token_known,
-                out=sys.stdout,
-            )
+        _serve(
+            run_scheduler,
+            format_address(scheme, args.host, args.port),
+            security=security,
+            dashboard_address=_dashboard_address(args),
+            scheduler_file=_scheduler_file(args),
+            token_known=token_known,
+            out=sys.stdout,
         )
 
 
@@ -533,15 +530,13 @@ def _worker(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
         contact_address=args.contact_address,
         log_level=_log_level(args.verbose),
     )
-    trio.run(
-        partial(
-            run_worker,
-            address,
-            options=options,
-            security=security,
-            nanny=args.nanny,
-            out=sys.stdout,
-        )
+    _serve(
+        run_worker,
+        address,
+        options=options,
+        security=security,
+        nanny=args.nanny,
+        out=sys.stdout,
     )
 
 
@@ -572,6 +567,12 @@ def _describe(error: BaseException) -> str:
         if reasons and None not in reasons:
             text += f" ({', '.join(str(reason) for reason in reasons)})"
     return text
+
+
+def _serve(function: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+    """Run a long-lived command's trio program (this process now only runs trident)."""
+    tune_for_service()
+    return trio.run(partial(function, *args, **kwargs))
 
 
 def main(argv: Sequence[str] | None = None) -> None:

@@ -16,6 +16,7 @@ from typing import Any
 import attrs
 import trio
 
+from .. import _gc
 from ..comm.transports import unique_inproc_address
 from ..scheduler.actor import Scheduler
 from ..worker.actor import Worker
@@ -118,6 +119,13 @@ class ClusterRuntime:
     ) -> None:
         """Start the scheduler and the workers in `specs`; run until cancelled."""
         self.trio_token = trio.lowlevel.current_trio_token()
+        _gc.acquire()  # the scheduler and in-process workers keep many small records
+        try:
+            await self._serve(specs, task_status)
+        finally:
+            _gc.release()
+
+    async def _serve(self, specs: list[WorkerSpec], task_status: trio.TaskStatus[Any]) -> None:
         async with trio.open_nursery() as nursery:
             self._nursery = nursery
             await nursery.start(self.scheduler.serve)

@@ -75,11 +75,8 @@ def allowed_workers(
 
 def start_time(ts: TaskRecord, ws: WorkerRecord) -> float:
     """Estimated seconds until `ts` could start on `ws`."""
-    transfer = 0
-    for dep in ts.dependencies:
-        if ws not in dep.who_has:
-            transfer += dep.nbytes
-    return ws.occupancy / ws.nthreads + transfer / BANDWIDTH
+    missing = sum(dep.nbytes for dep in ts.dependencies if ws not in dep.who_has)
+    return ws.occupancy / ws.nthreads + missing / BANDWIDTH
 
 
 def choose_worker(
@@ -87,24 +84,40 @@ def choose_worker(
     workers: Mapping[str, WorkerRecord],
     idle: Mapping[WorkerRecord, None],
 ) -> WorkerRecord | None:
-    """The best worker for a ready task, or None if no worker may run it."""
+    """The best worker for a ready task, or None if no worker may run it.
+
+    Costs O(dependencies x replicas + candidates): the bytes each candidate already
+    holds are summed once, not once per candidate.
+    """
+    held: dict[WorkerRecord, int] = {}
+    total = 0
+    for dep in ts.dependencies:
+        nbytes = dep.nbytes
+        total += nbytes
+        for ws in dep.who_has:
+            held[ws] = held.get(ws, 0) + nbytes
     constrained = allowed_workers(ts, workers)
     if constrained is not None:
         candidates = list(constrained)
     elif ts.dependencies:
-        holders: dict[WorkerRecord, None] = {}
-        for dep in ts.dependencies:
-            for ws in dep.who_has:
-                holders[ws] = None
-        for i, ws in enumerate(idle):
-            if i >= IDLE_CANDIDATES:
-                break
-            holders[ws] = None
-        candidates = list(holders) or list(workers.values())
+        # Locality first: a holder of the inputs with a free thread beats moving data.
+        candidates = [ws for ws in held if ws in idle]
+        if not candidates:
+            pool = dict.fromkeys(held)
+            for i, ws in enumerate(idle):
+                if i >= IDLE_CANDIDATES:
+                    break
+                pool[ws] = None
+            candidates = list(pool) or list(workers.values())
     elif idle:
         return next(iter(idle))
     else:
         candidates = list(workers.values())
     if not candidates:
         return None
-    return min(candidates, key=lambda ws: (start_time(ts, ws), len(ws.processing)))
+
+    def cost(ws: WorkerRecord) -> tuple[float, int]:
+        transfer = (total - held.get(ws, 0)) / BANDWIDTH
+        return ws.occupancy / ws.nthreads + transfer, len(ws.processing)
+
+    return min(candidates, key=cost)

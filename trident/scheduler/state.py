@@ -36,6 +36,7 @@ from .errors import InvalidMessage
 from .nannies import Nannies
 from .placement import DurationEstimates, choose_worker, saturation_limit
 from .records import (
+    EMPTY,
     ERRED,
     MEMORY,
     NO_WORKER,
@@ -51,6 +52,8 @@ from .records import (
 logger = logging.getLogger("trident.scheduler")
 
 FIRE_AND_FORGET = "fire-and-forget"
+#: Task order is ``-priority * PRIORITY_SPAN + sequence``: one int, compared fast.
+PRIORITY_SPAN = 2**48
 
 
 def scheduler_error(exc: BaseException) -> m.ErrorInfo:
@@ -310,9 +313,7 @@ class SchedulerState:
                 continue
             if spec.function not in self.functions:
                 raise InvalidMessage(f"task {spec.key!r} uses undefined function {spec.function!r}")
-            ts = TaskRecord(
-                spec.key, spec.function, spec.args, (-spec.priority, next(self._sequence))
-            )
+            ts = TaskRecord(spec.key, spec.function, spec.args, self._order(spec.priority))
             self._function_refs[spec.function] += 1
             ts.retries = spec.retries
             ts.timeout = spec.timeout
@@ -323,22 +324,27 @@ class SchedulerState:
             ts.resources = spec.resources or None
             self.tasks[spec.key] = ts
             cs.wants.add(ts)
-            ts.who_wants.add(cs)
-            missing = [key for key in spec.dependencies if key not in self.tasks]
-            if missing:
-                error = DependencyError(f"task {spec.key!r} depends on unknown keys {missing}")
-                self._fail(ts, scheduler_error(error))
-                continue
-            for dep_key in spec.dependencies:
-                dep = self.tasks[dep_key]
-                ts.dependencies.append(dep)
-                dep.dependents.add(ts)
+            ts.add_wanter(cs)
+            if spec.dependencies:
+                tasks = self.tasks
+                missing = [key for key in spec.dependencies if key not in tasks]
+                if missing:
+                    error = DependencyError(f"task {spec.key!r} depends on unknown keys {missing}")
+                    self._fail(ts, scheduler_error(error))
+                    continue
+                ts.dependencies = [tasks[key] for key in spec.dependencies]
+                for dep in ts.dependencies:
+                    dep.add_dependent(ts)
             self._compute(ts)
+
+    def _order(self, priority: int) -> int:
+        """Where a new task runs relative to others: higher `priority` first, then FIFO."""
+        return -priority * PRIORITY_SPAN + next(self._sequence)
 
     def _want(self, cs: ClientRecord, ts: TaskRecord) -> None:
         """`cs` now wants an existing task: report its outcome if it already has one."""
         cs.wants.add(ts)
-        ts.who_wants.add(cs)
+        ts.add_wanter(cs)
         if ts.state == MEMORY:
             self._send(cs.client_id, m.KeyDone(ts.key, ts.type_name, ts.nbytes, None))
         elif ts.state == ERRED:
@@ -377,7 +383,7 @@ class SchedulerState:
                 ),
             )
             return
-        ts.waiting_on.clear()
+        ts.waiting_on = EMPTY
         for dep in ts.dependencies:
             if dep.state == ERRED:
                 assert dep.error is not None
@@ -386,9 +392,9 @@ class SchedulerState:
         ts.state = WAITING
         self.transitions += 1
         for dep in ts.dependencies:
-            dep.waiters.add(ts)
+            dep.add_waiter(ts)
             if dep.state != MEMORY:
-                ts.waiting_on.add(dep)
+                ts.add_waiting_on(dep)
         if not ts.waiting_on:
             self._make_ready(ts)
 
@@ -455,7 +461,7 @@ class SchedulerState:
                 ts.function,
                 ts.args,
                 who_has,
-                list(ts.priority),
+                [ts.priority],
                 bool(ts.who_wants),
                 ts.resources,
                 ts.timeout,
@@ -509,12 +515,13 @@ class SchedulerState:
             if dependent.state == WAITING and ts in dependent.waiting_on:
                 dependent.waiting_on.discard(ts)
                 if not dependent.waiting_on:
+                    dependent.waiting_on = EMPTY
                     self._make_ready(dependent)
         self._check_release(ts)
 
     def _add_replica(self, ts: TaskRecord, ws: WorkerRecord, nbytes: int) -> None:
         if ws not in ts.who_has:
-            ts.who_has.add(ws)
+            ts.add_holder(ws)
             ws.has_what[ts] = None
             ws.nbytes += nbytes
         ts.nbytes = nbytes
@@ -593,7 +600,7 @@ class SchedulerState:
                 self._send(cs.client_id, m.KeysLost([ts.key]))
         for dependent in ts.dependents:
             if dependent.state == WAITING:
-                dependent.waiting_on.add(ts)
+                dependent.add_waiting_on(ts)
         if ts.actor is not None and (ts.who_wants or ts.waiters):
             if ts.restarts >= ts.actor.max_restarts:
                 reason = (
@@ -656,14 +663,14 @@ class SchedulerState:
                 self._send_key(ws.address, m.CancelTask, ts.key)
         elif ts.state == NO_WORKER:
             self.no_worker.pop(ts, None)
-        ts.waiting_on.clear()
+        ts.waiting_on = EMPTY
 
     def _release_data(self, ts: TaskRecord) -> None:
         for ws in ts.who_has:
             ws.has_what.pop(ts, None)
             ws.nbytes -= ts.nbytes
             self._send_key(ws.address, m.FreeKeys, ts.key)
-        ts.who_has.clear()
+        ts.who_has = EMPTY
         ts.state = RELEASED
         self.transitions += 1
 
@@ -747,13 +754,13 @@ class SchedulerState:
             ts = self.tasks.get(key)
             if ts is not None and ts.state not in (MEMORY, ERRED):
                 ff.wants.add(ts)
-                ts.who_wants.add(ff)
+                ts.add_wanter(ff)
 
     def _on_register_scattered(self, cs: ClientRecord, msg: m.RegisterScattered) -> None:
         for key, addresses in msg.who_has.items():
             ts = self.tasks.get(key)
             if ts is None:
-                ts = TaskRecord(key, None, None, (0, next(self._sequence)))
+                ts = TaskRecord(key, None, None, self._order(0))
                 self.tasks[key] = ts
             elif ts.state not in (MEMORY, RELEASED):
                 self._stop(ts)
@@ -763,7 +770,7 @@ class SchedulerState:
             ts.error = None
             ts.type_name = msg.type_names.get(key, "")
             cs.wants.add(ts)
-            ts.who_wants.add(cs)
+            ts.add_wanter(cs)
             for address in addresses:
                 ws = self.workers.get(address)
                 if ws is not None:
@@ -775,6 +782,7 @@ class SchedulerState:
                 if dependent.state == WAITING and ts in dependent.waiting_on:
                     dependent.waiting_on.discard(ts)
                     if not dependent.waiting_on:
+                        dependent.waiting_on = EMPTY
                         self._make_ready(dependent)
 
     # --- heartbeats, task output, logs ------------------------------------------------

@@ -21,6 +21,7 @@ from typing import Any
 
 import trio
 
+from .._gc import tune_for_service
 from ..deploy.lifecycle import cancel_on_signals, serve_then_cancel
 from ..security import Security, token_from_environment
 from .actor import Worker
@@ -101,6 +102,7 @@ def main(argv: list[str] | None = None) -> None:
             sys.path.insert(0, entry)
     configure_logging(settings.get("log_level", "WARNING"))
     with contextlib.suppress(KeyboardInterrupt):
+        tune_for_service()
         trio.run(functools.partial(run, settings, watch_stdin=settings.get("watch_stdin", True)))
 
 
