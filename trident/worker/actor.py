@@ -53,6 +53,18 @@ class _FunctionLoadError:
         raise self.exc
 
 
+class _Readiness:
+    """Passes a service's readiness on and remembers whether it was reported."""
+
+    def __init__(self, task_status: trio.TaskStatus[None]):
+        self._task_status = task_status
+        self.reported = False
+
+    def started(self, value: None = None) -> None:
+        self.reported = True
+        self._task_status.started(value)
+
+
 def _actor_constructor(cls: Any, restarts: int) -> Callable[..., Any]:
     """Build an actor instance; a restart uses ``cls.on_restart`` when the class has one."""
     constructor: Callable[..., Any] = cls
@@ -176,7 +188,8 @@ class Worker:
                     self.nthreads,
                 )
                 self.client = WorkerClient(self, self._token)
-                nursery.start_soon(self._serve_client, self.client)
+                # Tasks may use the worker's client as soon as they run: connect it first.
+                await nursery.start(self._serve_client, self.client)
                 task_status.started(self)
                 nursery.start_soon(self._send_heartbeats)
                 await self._receive_from_scheduler(connection, welcome[1:])
@@ -187,12 +200,20 @@ class Worker:
                 with trio.CancelScope(shield=True):
                     await connection.aclose()
 
-    async def _serve_client(self, client: WorkerClient) -> None:
-        """Run the worker's own client; its failure is logged, never fatal to the worker."""
+    async def _serve_client(
+        self, client: WorkerClient, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED
+    ) -> None:
+        """Run the worker's own client; its failure is logged, never fatal to the worker.
+
+        Reports readiness once the client is connected, or once it failed to connect.
+        """
+        readiness = _Readiness(task_status)
         try:
-            await client.serve()
+            await client.serve(task_status=readiness)
         except Exception:
             logger.exception("worker %s: its client stopped", self.address)
+        if not readiness.reported:
+            task_status.started()
 
     def info(self) -> m.WorkerInfo:
         return m.WorkerInfo(
