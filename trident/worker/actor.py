@@ -340,7 +340,16 @@ class Worker:
         if ts.actor is not None:
             function = _actor_constructor(function, ts.restarts)
             inline = False  # the result is the actor's location, made when it is hosted
-        job = Job(key, run_id, function, ts.args, self.state.data, inline, self._output)
+        job = Job(
+            key,
+            run_id,
+            function,
+            ts.args,
+            self.state.data,
+            inline,
+            self._output,
+            actor=ts.actor is not None,
+        )
         self._jobs[run_id] = job
         if ts.timeout is not None:
             scope = self._deadlines[run_id] = trio.CancelScope()
