@@ -45,7 +45,7 @@ NOT_YET = {
     "Client.profile", "Client.rebalance", "Client.replicate",
     "Client.restart", "Client.run", "Client.run_on_scheduler",
     "Client.start_ipython_workers", "Client.start_ipython_scheduler",
-    "Client.upload_file", "secede", "rejoin", "Reschedule", "progress",
+    "Client.upload_file", "secede", "rejoin", "Reschedule",
 }  # fmt: skip
 
 
@@ -84,8 +84,8 @@ def test_implemented_reference_entries_stay_implemented():
 def test_all_lists_exactly_the_public_names():
     public = {name for name in dir(trident) if not name.startswith(("_", "@"))}
     subpackages = {
-        "actors", "client", "cluster", "comm", "coordination", "dashboard", "protocol",
-        "scheduler", "worker", "testing",
+        "actors", "client", "cluster", "comm", "coordination", "dashboard", "diagnostics",
+        "protocol", "scheduler", "worker", "testing",
     }  # fmt: skip
     assert set(trident.__all__) - {"__version__"} == public - subpackages
     for name in trident.__all__:

@@ -39,6 +39,7 @@ from .coordination import Queue as Queue
 from .coordination import Semaphore as Semaphore
 from .coordination import Sub as Sub
 from .coordination import Variable as Variable
+from .diagnostics import progress as progress
 from .protocol.errors import SerializationError as SerializationError
 from .scheduler.actor import Scheduler as Scheduler
 from .worker.actor import Worker as Worker
@@ -86,6 +87,7 @@ __all__ = [
     "futures_of",
     "get_client",
     "get_worker",
+    "progress",
     "wait",
     "worker_client",
 ]
