@@ -33,7 +33,8 @@ from ..dashboard.link import dashboard_url
 from ..protocol import messages as m
 from ..protocol.serialize import Serialized, dumps_function, dumps_task_args, token_of
 from ..protocol.unpicklable import unpicklable_error
-from . import datasets, replay
+from . import datasets as published
+from . import replay
 from .core import ClientCore
 from .datasets import NO_DEFAULT, Datasets
 from .future import FINISHED, PENDING, Future, FutureState
@@ -772,7 +773,7 @@ class Client:
         """
         return self._sync(self._core.worker_logs, n, _as_name_list(workers))
 
-    # --- datasets and metadata (see `datasets`) ---------------------------------------
+    # --- datasets and metadata (see `client.datasets`) ---------------------------------------
 
     @property
     def datasets(self) -> Datasets:
@@ -796,15 +797,15 @@ class Client:
             found[name] = args[0] if len(args) == 1 else args
         elif args:
             raise ValueError("publish_dataset needs name= for positional values")
-        return self._sync(datasets.publish, self, found, override)
+        return self._sync(published.publish, self, found, override)
 
     def unpublish_dataset(self, name: str) -> Any:
         """Remove the dataset `name` (if it exists); a coroutine if asynchronous."""
-        return self._sync(datasets.unpublish, self, name)
+        return self._sync(published.unpublish, self, name)
 
     def list_datasets(self) -> Any:
         """The names of the published datasets, sorted; a coroutine if asynchronous."""
-        return self._sync(datasets.list_names, self)
+        return self._sync(published.list_names, self)
 
     def get_dataset(self, name: str, default: Any = NO_DEFAULT) -> Any:
         """The dataset `name`, with futures bound to this client.
@@ -812,7 +813,7 @@ class Client:
         Returns `default` if there is no such dataset, else raises `KeyError`. A
         coroutine if asynchronous.
         """
-        return self._sync(datasets.get, self, name, default)
+        return self._sync(published.get, self, name, default)
 
     def set_metadata(self, key: str | list[str], value: Any) -> Any:
         """Store a small value on the scheduler under `key` for any client to read.
@@ -821,7 +822,7 @@ class Client:
         ``set_metadata(["a", "b"], 1)`` makes ``get_metadata("a") == {"b": 1}``. Keys
         are strings. A coroutine if asynchronous.
         """
-        return self._sync(datasets.set_metadata, self, datasets.metadata_path(key), value)
+        return self._sync(published.set_metadata, self, published.metadata_path(key), value)
 
     def get_metadata(self, keys: str | list[str], default: Any = NO_DEFAULT) -> Any:
         """The metadata at `keys` (a key or a list walking nested dicts).
@@ -829,7 +830,7 @@ class Client:
         Returns `default` if there is none, else raises `KeyError`. A coroutine if
         asynchronous.
         """
-        return self._sync(datasets.get_metadata, self, datasets.metadata_path(keys), default)
+        return self._sync(published.get_metadata, self, published.metadata_path(keys), default)
 
     # --- debugging failures (see `replay`) ----------------------------------------------
 

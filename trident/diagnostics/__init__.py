@@ -1,7 +1,7 @@
 """Watching computations: `progress` and what it is made of.
 
 ``from trident.diagnostics import progress`` (also ``trident.progress``). See
-``docs/progress.md``.
+``docs/how-to/progress.md``.
 """
 
 from .progress import Progress as Progress
