@@ -7,11 +7,20 @@ import gc
 import pytest
 import trio
 
-from trident import Client, Future
+from trident import Client, Future, get_client
 
 
 def inc(x: int) -> int:
     return x + 1
+
+
+def republish(source: str, target: str) -> int:
+    """A task that reads a dataset and publishes a future of its own."""
+    client = get_client()
+    value = client.get_dataset(source)
+    client.publish_dataset(client.submit(inc, value, pure=False), name=target)
+    client.set_metadata(["tasks", target], "done")
+    return value
 
 
 async def test_datasets_are_shared_between_clients(trident_cluster, trident_client):
@@ -43,6 +52,15 @@ async def test_datasets_are_shared_between_clients(trident_cluster, trident_clie
             client.datasets["x"] = 1
         with pytest.raises(ValueError):
             client.publish_dataset(name="nothing")
+
+
+async def test_tasks_use_datasets_and_metadata(trident_client):
+    with trio.fail_after(30):
+        client = trident_client
+        await client.publish_dataset(41, name="source")
+        assert await client.submit(republish, "source", "target") == 41
+        assert await (await client.get_dataset("target")) == 42
+        assert await client.get_metadata(["tasks", "target"]) == "done"
 
 
 async def test_metadata_nests_with_lists_of_keys(trident_client):

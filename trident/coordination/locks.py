@@ -97,6 +97,10 @@ class _Leases(Primitive):
     async def __aexit__(self, *exc: object) -> None:
         await self.release()
 
+    def __await__(self) -> Any:
+        """``lock = await Lock(...)`` works as in dask (there is nothing to wait for)."""
+        return Done(self).__await__()
+
 
 class Lock(_Leases):
     """A lock shared by every client and task of the cluster (dask's `distributed.Lock`).
@@ -183,9 +187,6 @@ class Semaphore(_Leases):
         while self._held:
             core.enqueue(m.ReleaseLease(self._kind, self._held.popleft()))
         return Done(None) if self.client.asynchronous else None
-
-    def __await__(self) -> Any:
-        return Done(self).__await__()
 
     def __reduce__(self) -> tuple:
         return (Semaphore, (self.max_leases, self.name))

@@ -47,7 +47,9 @@ class Topics:
     """The subscriptions of one client: which `Sub` objects receive each topic."""
 
     def __init__(self, client: Client):
-        self._client = client
+        # Weak: the registry of topics is keyed weakly by the client's core, which a
+        # strong reference from here would keep alive for ever.
+        self._client = weakref.ref(client)
         self._lock = threading.Lock()
         self._subs: dict[str, weakref.WeakSet[Sub]] = {}
         self._counts: dict[str, int] = {}
@@ -59,8 +61,9 @@ class Topics:
             self._subs.setdefault(sub.name, weakref.WeakSet()).add(sub)
             self._counts[sub.name] = self._counts.get(sub.name, 0) + 1
             first = self._counts[sub.name] == 1
-        if first:
-            self._client._core.enqueue(m.TopicSubscription(sub.name, True))
+        client = self._client()
+        if first and client is not None:
+            client._core.enqueue(m.TopicSubscription(sub.name, True))
 
     def unsubscribe(self, name: str) -> None:
         """One `Sub` of topic `name` is gone (any thread, or a finalizer)."""
@@ -71,18 +74,21 @@ class Topics:
                 return
             self._counts.pop(name, None)
             self._subs.pop(name, None)
-        core = self._client._core
-        if core.status == "running":
-            core.enqueue(m.TopicSubscription(name, False))
+        client = self._client()
+        if client is not None and client._core.status == "running":
+            client._core.enqueue(m.TopicSubscription(name, False))
 
     def _deliver(self, msg: m.Published) -> None:
+        client = self._client()
+        if client is None:
+            return
         with self._lock:
             subs = list(self._subs.get(msg.name, ()))
         if not subs:
-            acknowledge(self._client, msg.handoff)
+            acknowledge(client, msg.handoff)
             return
         try:
-            value = unpack(self._client, msg.value.payload, msg.value.keys, msg.handoff)
+            value = unpack(client, msg.value.payload, msg.value.keys, msg.handoff)
         except Exception:
             logger.exception("a value published on %r could not be loaded", msg.name)
             return
