@@ -30,6 +30,16 @@ from .client.waiting import as_completed as as_completed
 from .client.waiting import fire_and_forget as fire_and_forget
 from .client.waiting import wait as wait
 from .cluster.local import LocalCluster as LocalCluster
+from .coordination import Event as Event
+from .coordination import Lock as Lock
+from .coordination import MultiLock as MultiLock
+from .coordination import Pub as Pub
+from .coordination import Queue as Queue
+from .coordination import Semaphore as Semaphore
+from .coordination import Sub as Sub
+from .coordination import Variable as Variable
+from .diagnostics import progress as progress
+from .protocol.errors import SerializationError as SerializationError
 from .scheduler.actor import Scheduler as Scheduler
 from .security import Security as Security
 from .worker.actor import Worker as Worker
@@ -50,16 +60,25 @@ __all__ = [
     "CancelledError",
     "Client",
     "DependencyError",
+    "Event",
     "Future",
     "FutureLostError",
     "KilledWorker",
     "LocalCluster",
+    "Lock",
+    "MultiLock",
     "ProtocolError",
+    "Pub",
+    "Queue",
     "RemoteException",
     "Scheduler",
     "SchedulerError",
     "Security",
+    "Semaphore",
+    "SerializationError",
+    "Sub",
     "TaskGroup",
+    "Variable",
     "Worker",
     "__version__",
     "as_completed",
@@ -68,6 +87,7 @@ __all__ = [
     "futures_of",
     "get_client",
     "get_worker",
+    "progress",
     "wait",
     "worker_client",
 ]

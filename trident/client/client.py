@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import atexit
 import contextlib
+import functools
+import inspect
 import logging
 import os
 import threading
@@ -23,14 +25,19 @@ from typing import TYPE_CHECKING, Any
 import anyio
 import attrs
 import sniffio
+import trio
 
 from ..actors.handle import Actor
 from ..dashboard.link import dashboard_url
 from ..protocol import messages as m
-from ..protocol.serialize import dumps_function, dumps_task_args, token_of
+from ..protocol.serialize import Serialized, dumps_function, dumps_task_args, token_of
+from ..protocol.unpicklable import unpicklable_error
 from ..scheduler.scheduler_file import read_scheduler_file, write_scheduler_file
 from ..security import Security
+from . import datasets as published
+from . import replay
 from .core import ClientCore
+from .datasets import NO_DEFAULT, Datasets
 from .future import FINISHED, PENDING, Future, FutureState
 from .loop import LoopThread
 from .structures import futures_of, substitute
@@ -94,6 +101,15 @@ def _function_name(func: Callable[..., Any]) -> str:
         func = func.func
     name = getattr(func, "__name__", None) or type(func).__name__
     return "lambda" if name == "<lambda>" else name
+
+
+def _pickle_function(func: Callable[..., Any]) -> tuple[Serialized, str]:
+    """`dumps_function`, raising a `SerializationError` that names what fails."""
+    try:
+        return dumps_function(func)
+    except Exception as exc:
+        what = f"the function {_function_name(func)!r}"
+        raise unpicklable_error(what, {"function": func}, exc) from exc
 
 
 def _as_name_list(workers: Any) -> list[str] | None:
@@ -389,6 +405,10 @@ class Client:
         With ``actor=True``, `func` is a class: the future's result is an `Actor` handle
         to an instance hosted on a worker (``max_restarts=`` and ``max_concurrency=``
         are then taken from the keyword arguments; see `Client.actor`).
+
+        Raises `SerializationError` at once, naming the path to the culprit (for example
+        ``args[1]['conn'] -> _thread.lock``), when the function or an argument cannot
+        be pickled.
         """
         if not callable(func):
             raise TypeError("the first argument to submit must be callable")
@@ -397,7 +417,7 @@ class Client:
         options = TaskOptions(
             priority, retries, workers, allow_other_workers, resources, timeout, actor_options
         )
-        function_payload, function_token = dumps_function(func)
+        function_payload, function_token = _pickle_function(func)
         spec = self._task_spec(
             func,
             function_token,
@@ -454,7 +474,12 @@ class Client:
         options: TaskOptions,
         prefix: str | None = None,
     ) -> m.TaskSpec:
-        payload, dependencies = dumps_task_args(args, kwargs)
+        try:
+            payload, dependencies = dumps_task_args(args, kwargs)
+        except Exception as exc:
+            task = f"task {key!r}" if key else f"a task of {prefix or _function_name(func)!r}"
+            roots: dict[str, object] = {"args": args, "kwargs": kwargs}
+            raise unpicklable_error(f"the arguments of {task}", roots, exc) from exc
         if key is None:
             name = prefix or _function_name(func)
             if pure:
@@ -494,7 +519,8 @@ class Client:
         """``submit(func, *args)`` for each tuple of `iterables`, sent as one graph.
 
         `key` may be a list of keys or a prefix for generated ones. Returns the futures
-        in input order. The other arguments are those of `submit`.
+        in input order. The other arguments are those of `submit`; like it, raises
+        `SerializationError` for a function or arguments that cannot be pickled.
         """
         if not callable(func):
             raise TypeError("the first argument to map must be callable")
@@ -504,7 +530,7 @@ class Client:
         options = TaskOptions(
             priority, retries, workers, allow_other_workers, resources, timeout, None
         )
-        function_payload, function_token = dumps_function(func)
+        function_payload, function_token = _pickle_function(func)
         argument_tuples = list(zip(*iterables, strict=False))
         if isinstance(key, (list, tuple)):
             if len(key) != len(argument_tuples):
@@ -764,6 +790,93 @@ class Client:
         that cannot be reached is left out. A coroutine if asynchronous.
         """
         return self._sync(self._core.worker_logs, n, _as_name_list(workers))
+
+    # --- datasets and metadata (see `client.datasets`) ---------------------------------------
+
+    @property
+    def datasets(self) -> Datasets:
+        """The published datasets as a dict: ``client.datasets["name"]`` (see `Datasets`)."""
+        return Datasets(self)
+
+    def publish_dataset(
+        self, *args: Any, name: str | None = None, override: bool = False, **kwargs: Any
+    ) -> Any:
+        """Publish values under names, for every client of the cluster to get.
+
+        ``publish_dataset(value, name="x")`` or ``publish_dataset(x=value, y=other)``
+        (several positional values are published together as a tuple). Futures inside
+        stay alive while published. Raises `KeyError` if a name exists already, unless
+        `override`; nothing is published then. A coroutine if asynchronous.
+        """
+        found = dict(kwargs)
+        if name is not None:
+            if not args:
+                raise ValueError("publish_dataset(value, name='x') needs the value to publish")
+            found[name] = args[0] if len(args) == 1 else args
+        elif args:
+            raise ValueError("publish_dataset needs name= for positional values")
+        return self._sync(published.publish, self, found, override)
+
+    def unpublish_dataset(self, name: str) -> Any:
+        """Remove the dataset `name` (if it exists); a coroutine if asynchronous."""
+        return self._sync(published.unpublish, self, name)
+
+    def list_datasets(self) -> Any:
+        """The names of the published datasets, sorted; a coroutine if asynchronous."""
+        return self._sync(published.list_names, self)
+
+    def get_dataset(self, name: str, default: Any = NO_DEFAULT) -> Any:
+        """The dataset `name`, with futures bound to this client.
+
+        Returns `default` if there is no such dataset, else raises `KeyError`. A
+        coroutine if asynchronous.
+        """
+        return self._sync(published.get, self, name, default)
+
+    def set_metadata(self, key: str | list[str], value: Any) -> Any:
+        """Store a small value on the scheduler under `key` for any client to read.
+
+        A list of keys walks nested dicts, creating them as needed:
+        ``set_metadata(["a", "b"], 1)`` makes ``get_metadata("a") == {"b": 1}``. Keys
+        are strings. A coroutine if asynchronous.
+        """
+        return self._sync(published.set_metadata, self, published.metadata_path(key), value)
+
+    def get_metadata(self, keys: str | list[str], default: Any = NO_DEFAULT) -> Any:
+        """The metadata at `keys` (a key or a list walking nested dicts).
+
+        Returns `default` if there is none, else raises `KeyError`. A coroutine if
+        asynchronous.
+        """
+        return self._sync(published.get_metadata, self, published.metadata_path(keys), default)
+
+    # --- debugging failures (see `replay`) ----------------------------------------------
+
+    def get_futures_error(self, future: Any) -> Any:
+        """``(function, args, kwargs, deps)`` of the task that caused `future` to fail.
+
+        Follows the error to the task that raised it (maybe a dependency of `future`).
+        Futures among its arguments appear as their keys, which `deps` lists; nothing is
+        fetched or run. `future` may be a collection of futures (the first failed one
+        counts). Raises `ValueError` if none failed. A coroutine if asynchronous.
+        """
+        return self._sync(replay.futures_error, self, future)
+
+    def recreate_error_locally(self, future: Any) -> Any:
+        """Run the task that caused `future` to fail here, so its exception is raised in
+        this process (and ``pdb`` / ``%debug`` can inspect it).
+
+        Its inputs are fetched from the cluster (recomputed if they were released). With
+        a blocking client the function runs in the calling thread; with an asynchronous
+        one this is a coroutine that runs it in the event loop. Raises `ValueError` if
+        no future failed.
+        """
+        if self.asynchronous:
+            return replay.recreate_async(self, future)
+        function, args, kwargs = self._sync(replay.failed_call, self, future)
+        if inspect.iscoroutinefunction(function):
+            return trio.run(functools.partial(function, *args, **kwargs))
+        return function(*args, **kwargs)
 
     @property
     def scheduler_address_for_others(self) -> str:

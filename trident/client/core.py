@@ -65,12 +65,24 @@ class _Release:
         self.key = key
 
 
-class _Pending:
-    __slots__ = ("event", "reply")
+class PendingRequest:
+    """A request sent to the scheduler; its `Reply` arrives here (see `start_request`).
 
-    def __init__(self) -> None:
+    `event` is set when the reply arrives or the connection is lost (`reply` stays
+    None then). A request nobody waits for any more hands its reply to `on_reply`.
+    """
+
+    __slots__ = ("event", "on_reply", "reply", "request_id")
+
+    def __init__(self, request_id: int) -> None:
+        self.request_id = request_id
         self.event = anyio.Event()
         self.reply: m.Reply | None = None
+        self.on_reply: Callable[[m.Reply], None] | None = None
+
+    async def wait(self) -> None:
+        """Wait for the reply (or the loss of the connection); a checkpoint."""
+        await self.event.wait()
 
 
 class ClientCore:
@@ -114,7 +126,7 @@ class ClientCore:
         self._peers: PeerPool | None = None
         self._closing: anyio.Event | None = None
         self._workers_changed: anyio.Event | None = None
-        self._requests: dict[int, _Pending] = {}
+        self._requests: dict[int, PendingRequest] = {}
         self._request_ids = itertools.count(1)
         self._callbacks_in_thread = callbacks_in_thread
         self._callback_executor: concurrent.futures.ThreadPoolExecutor | None = None
@@ -486,29 +498,75 @@ class ClientCore:
 
     def _on_reply(self, msg: m.Reply) -> None:
         pending = self._requests.get(msg.request_id)
-        if pending is not None:
-            pending.reply = msg
-            pending.event.set()
+        if pending is None:
+            return
+        if pending.on_reply is not None:
+            del self._requests[msg.request_id]
+            try:
+                pending.on_reply(msg)
+            except Exception:
+                logger.exception("client %s: handling a late reply failed", self.client_id)
+            return
+        pending.reply = msg
+        pending.event.set()
+
+    def on_message(self, kind: type, handler: Callable[[Any], None]) -> None:
+        """Handle scheduler messages of type `kind` with `handler` (called in the loop)."""
+        self._handlers[kind] = handler
 
     # --- requests and data (loop) ------------------------------------------------------
 
     async def request(self, build: Callable[[int], Any]) -> Any:
         """Send ``build(request_id)`` to the scheduler and return the reply's value."""
+        pending = self.start_request(build)
+        try:
+            await pending.wait()
+        finally:
+            self._requests.pop(pending.request_id, None)
+        return self.finish_request(pending)
+
+    def start_request(self, build: Callable[[int], Any]) -> PendingRequest:
+        """Send ``build(request_id)`` to the scheduler without waiting (call in the loop).
+
+        Wait with `PendingRequest.wait`, then call `finish_request`; or give up with
+        `abandon_request`.
+        """
         self.check_running()
         request_id = next(self._request_ids)
-        pending = _Pending()
+        pending = PendingRequest(request_id)
         self._requests[request_id] = pending
         try:
             self.enqueue(build(request_id))
-            await pending.event.wait()
-        finally:
+        except BaseException:
             del self._requests[request_id]
+            raise
+        return pending
+
+    def finish_request(self, pending: PendingRequest) -> Any:
+        """The value of an answered request.
+
+        Raises `FutureLostError` if the connection was lost first and `SchedulerError`
+        if the scheduler refused the request.
+        """
+        self._requests.pop(pending.request_id, None)
         reply = pending.reply
         if reply is None:
             raise FutureLostError("the connection to the scheduler was lost")
         if reply.error is not None:
             raise SchedulerError(reply.error)
         return reply.value
+
+    def abandon_request(self, pending: PendingRequest, on_reply: Callable[[m.Reply], None]) -> None:
+        """Nobody waits for `pending` any more: its reply goes to ``on_reply(reply)``.
+
+        Called at once if the reply is already here, else from the loop when it
+        arrives (never when the connection is lost first).
+        """
+        if pending.reply is not None:
+            self._requests.pop(pending.request_id, None)
+            on_reply(pending.reply)
+        elif pending.request_id in self._requests:
+            pending.on_reply = on_reply
 
     def check_running(self) -> None:
         if self.status != "running":

@@ -32,7 +32,10 @@ from .._logbuffer import LogBuffer
 from ..protocol import messages as m
 from ..protocol.serialize import Serialized, dumps
 from .activity import FAILED, OK, Activity
+from .coordination import CoordinationState
+from .datasets import DatasetState
 from .errors import InvalidMessage
+from .holds import HOLDER_ID, KeyHolds
 from .nannies import Nannies
 from .placement import DurationEstimates, choose_worker, saturation_limit
 from .records import (
@@ -48,6 +51,7 @@ from .records import (
     TaskRecord,
     WorkerRecord,
 )
+from .replay import NoErrorCause, error_cause
 
 logger = logging.getLogger("trident.scheduler")
 
@@ -125,6 +129,13 @@ class SchedulerState:
             m.TaskOutput: self._on_task_output,
         }
         self.nannies = Nannies(self.workers, self._send, self.remove_worker)
+        #: keys kept alive for stored values (queues, variables, datasets) and handoffs
+        self.holds = KeyHolds(self)
+        self.coordination = CoordinationState(self._send, self.holds)
+        self.datasets = DatasetState(self._send, self.holds)
+        self._client_handlers.update(self.coordination.handlers())
+        self._client_handlers.update(self.datasets.handlers())
+        self._client_handlers[m.ErrorCause] = self._on_error_cause
 
     # --- output -------------------------------------------------------------------------
 
@@ -152,6 +163,7 @@ class SchedulerState:
         if self._queue_dirty:
             self._schedule_queued()
         out, self._outbox = self._outbox, defaultdict(list)
+        out.pop(HOLDER_ID, None)  # the holder of stored keys is no peer
         return out
 
     # --- clients ------------------------------------------------------------------------
@@ -170,6 +182,8 @@ class SchedulerState:
         if cs is None:
             return
         self._outbox.pop(client_id, None)
+        self.coordination.client_removed(client_id)
+        self.holds.client_removed(client_id)
         if cs.forward_output:
             self._set_forwarding(cs, False)
         for ts in list(cs.wants):
@@ -229,9 +243,11 @@ class SchedulerState:
         ws.has_what.clear()
         for ts in lost:
             self._data_lost(ts)
+        self.coordination.worker_removed(address)
         for ts in list(ws.processing):
             del ws.processing[ts]
             ts.processing_on = None
+            self.coordination.task_ended(ts.key)
             ts.suspicious += 1
             if ts.workers_died is None:
                 ts.workers_died = []
@@ -531,6 +547,7 @@ class SchedulerState:
         if ts is None or ts.state != PROCESSING or ts.processing_on is not ws:
             return
         self._unassign(ts)
+        self.coordination.task_ended(ts.key)
         self.activity.task_ran(ts.key, ts.prefix, ws.address, msg.start, msg.stop, FAILED)
         if ts.retries > 0:
             ts.retries -= 1
@@ -640,6 +657,10 @@ class SchedulerState:
                 self._unwant(cs, ts)
                 self._check_release(ts)
 
+    def release_if_unneeded(self, ts: TaskRecord) -> None:
+        """Release `ts` (work, data, then the record) if nothing needs it any more."""
+        self._check_release(ts)
+
     def _check_release(self, ts: TaskRecord) -> None:
         """Drop work and data that no client wants and no unfinished dependent needs."""
         if ts.who_wants or ts.waiters:
@@ -661,6 +682,7 @@ class SchedulerState:
             ws = self._unassign(ts)
             if ws is not None:
                 self._send_key(ws.address, m.CancelTask, ts.key)
+            self.coordination.task_ended(ts.key)
         elif ts.state == NO_WORKER:
             self.no_worker.pop(ts, None)
         ts.waiting_on = EMPTY
@@ -820,6 +842,14 @@ class SchedulerState:
         for client_id, entries in by_client.items():
             self._send(client_id, m.TaskOutput(ws.address, entries))
 
+    def _on_error_cause(self, cs: ClientRecord, msg: m.ErrorCause) -> None:
+        try:
+            cause = error_cause(self.tasks, self.functions, msg.key)
+        except NoErrorCause as exc:
+            self._send(cs.client_id, m.Reply(msg.request_id, None, str(exc)))
+            return
+        self._send(cs.client_id, m.Reply(msg.request_id, cause, None))
+
     def _on_logs(self, cs: ClientRecord, msg: m.LogsRequest) -> None:
         records = [list(record) for record in self.logs.tail(msg.n)]
         self._send(cs.client_id, m.Reply(msg.request_id, records, None))
@@ -933,6 +963,8 @@ class SchedulerState:
         for ts in self.no_worker:
             assert ts.state == NO_WORKER
         self.nannies.validate(self.clients)
+        self.holds.validate()
+        self.coordination.validate()
 
 
 def worker_metrics(ws: WorkerRecord) -> dict[str, Any]:

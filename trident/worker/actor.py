@@ -57,14 +57,16 @@ class _FunctionLoadError:
         raise self.exc
 
 
-class _StartedHook:
-    """A task status that calls `ready` when the task reports it started."""
+class _Readiness:
+    """Passes a service's readiness on and remembers whether it was reported."""
 
-    def __init__(self, ready: Callable[[object], None]):
-        self._ready = ready
+    def __init__(self, task_status: trio.TaskStatus[None]):
+        self._task_status = task_status
+        self.reported = False
 
-    def started(self, value: object = None) -> None:
-        self._ready(value)
+    def started(self, value: None = None) -> None:
+        self.reported = True
+        self._task_status.started(value)
 
 
 def _actor_constructor(cls: Any, restarts: int) -> Callable[..., Any]:
@@ -232,23 +234,15 @@ class Worker:
     ) -> None:
         """Run the worker's own client; its failure is logged, never fatal to the worker.
 
-        Reports readiness once connected, or once it failed (tasks then get a client
-        that says it is not running).
+        Reports readiness once the client is connected, or once it failed to connect.
         """
-        started = False
-
-        def ready(value: object = None) -> None:
-            nonlocal started
-            started = True
-            task_status.started()
-
+        readiness = _Readiness(task_status)
         try:
-            await client.serve(task_status=_StartedHook(ready))
+            await client.serve(task_status=readiness)
         except Exception:
             logger.exception("worker %s: its client stopped", self.address)
-        finally:
-            if not started:
-                task_status.started()
+        if not readiness.reported:
+            task_status.started()
 
     def _scheduler_host(self) -> str | None:
         """The scheduler's host; None for an in-process scheduler."""
@@ -385,7 +379,16 @@ class Worker:
         if ts.actor is not None:
             function = _actor_constructor(function, ts.restarts)
             inline = False  # the result is the actor's location, made when it is hosted
-        job = Job(key, run_id, function, ts.args, self.state.data, inline, self._output)
+        job = Job(
+            key,
+            run_id,
+            function,
+            ts.args,
+            self.state.data,
+            inline,
+            self._output,
+            actor=ts.actor is not None,
+        )
         self._jobs[run_id] = job
         if ts.timeout is not None:
             scope = self._deadlines[run_id] = trio.CancelScope()

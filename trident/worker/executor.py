@@ -24,6 +24,7 @@ import trio
 
 from ..protocol.messages import ErrorInfo
 from ..protocol.serialize import Serialized, dumps, loads_task_args, sizeof
+from ..protocol.unpicklable import pickling_error, unpicklable_error
 from .context import task_context
 from .output import OutputCollector, capture_output
 
@@ -119,6 +120,7 @@ class Job:
     """
 
     __slots__ = (
+        "actor",
         "args",
         "cancelled",
         "data",
@@ -139,6 +141,8 @@ class Job:
         data: Mapping[str, Any],
         inline: bool,
         output: OutputCollector | None = None,
+        *,
+        actor: bool = False,
     ):
         self.key = key
         self.run_id = run_id
@@ -147,6 +151,8 @@ class Job:
         self.data = data
         self.inline = inline
         self.output = output
+        #: the function builds an actor, whose instance never leaves the worker
+        self.actor = actor
         self.cancelled = False
         self.scope: trio.CancelScope | None = None
 
@@ -181,22 +187,34 @@ class Outcome:
 
 
 def complete(outcome: Outcome, value: Any, job: Job, worker: str) -> None:
-    """Record `value` as the job's result (size, type, and the inline payload if asked)."""
+    """Record `value` as the job's result (size, type, and the inline payload if asked).
+
+    A result that cannot be pickled fails the task at once, with a `SerializationError`
+    naming the part that fails, rather than failing whoever fetches it later. An actor
+    instance stays on its worker and is not checked.
+    """
     outcome.value = value
     outcome.nbytes = sizeof(value)
     outcome.type_name = type(value).__qualname__
+    if job.actor:
+        return
     if job.inline and outcome.nbytes <= INLINE_RESULT_MAX_BYTES:
         try:
             payload = dumps(value)
         except Exception as exc:
-            message = (
-                f"the result of task {job.key!r} ({type(value).__qualname__}) "
-                f"cannot be pickled: {exc}"
-            )
-            outcome.error = error_info(TypeError(message), worker)
+            outcome.error = _unpicklable_result(job.key, value, exc, worker)
             return
         if payload.nbytes <= INLINE_RESULT_MAX_BYTES:
             outcome.payload = payload
+        return
+    error = pickling_error(value)
+    if error is not None:
+        outcome.error = _unpicklable_result(job.key, value, error, worker)
+
+
+def _unpicklable_result(key: str, value: Any, error: Exception, worker: str) -> ErrorInfo:
+    exc = unpicklable_error(f"the result of task {key!r}", {"result": value}, error)
+    return error_info(exc, worker)
 
 
 def run_job(job: Job, worker: Worker) -> Outcome:

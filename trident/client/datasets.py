@@ -1,0 +1,146 @@
+"""Published datasets and scheduler metadata: the client's side.
+
+`Client.publish_dataset` and friends call the coroutines here; `Datasets` is the
+dict-like ``client.datasets``. Dataset values are stored values (see `stored`): futures
+inside keep their keys alive while published and come back as futures of the reading
+client. Metadata is a tree of dicts with string keys; other values are pickled leaves.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Iterator, MutableMapping
+from typing import TYPE_CHECKING, Any
+
+from ..protocol import messages as m
+from ..protocol.serialize import Serialized, dumps, loads
+from .stored import pack, unpack
+
+if TYPE_CHECKING:
+    from .client import Client
+
+#: Marks an argument that was not given (None is a valid default).
+NO_DEFAULT: Any = object()
+
+
+async def publish(client: Client, datasets: dict[str, Any], override: bool) -> None:
+    """Store named values on the scheduler, all or none.
+
+    Raises `KeyError` naming the datasets that exist already (unless `override`).
+    """
+    values = {name: pack(value, f"the dataset {name!r}") for name, value in datasets.items()}
+    existing = await client._core.request(lambda rid: m.PublishDatasets(rid, values, override))
+    if existing:
+        raise KeyError(f"datasets already exist: {', '.join(existing)} (use override=True)")
+
+
+async def unpublish(client: Client, name: str) -> None:
+    await client._core.request(lambda rid: m.UnpublishDataset(rid, name))
+
+
+async def list_names(client: Client) -> list[str]:
+    return list(await client._core.request(lambda rid: m.ListDatasets(rid)))
+
+
+async def get(client: Client, name: str, default: Any = NO_DEFAULT) -> Any:
+    """The dataset `name`; `default` if it does not exist, else `KeyError`."""
+    found = await client._core.request(lambda rid: m.GetDataset(rid, name))
+    if found is None:
+        if default is NO_DEFAULT:
+            raise KeyError(f"Dataset '{name}' not found")
+        return default
+    payload, keys, handoff = found
+    return unpack(client, payload, keys, handoff)
+
+
+def metadata_path(keys: Any) -> list[str]:
+    """``"a"`` or ``["a", "b"]`` as a list of string keys; `TypeError` otherwise."""
+    path = list(keys) if isinstance(keys, (list, tuple)) else [keys]
+    for key in path:
+        if not isinstance(key, str):
+            raise TypeError(f"metadata keys are strings, not {type(key).__name__} ({key!r})")
+    return path
+
+
+def to_tree(value: Any) -> Any:
+    """Dicts with string keys become nested dicts (so keys can walk into them); every
+    other value is a pickled leaf."""
+    if type(value) is dict and all(isinstance(key, str) for key in value):
+        return {key: to_tree(item) for key, item in value.items()}
+    return dumps(value)
+
+
+def from_tree(tree: Any) -> Any:
+    if isinstance(tree, dict):
+        return {key: from_tree(item) for key, item in tree.items()}
+    if isinstance(tree, Serialized):
+        return loads(tree)
+    return tree
+
+
+async def set_metadata(client: Client, keys: list[str], value: Any) -> None:
+    tree = to_tree(value)
+    await client._core.request(lambda rid: m.SetMetadata(rid, keys, tree))
+
+
+async def get_metadata(client: Client, keys: list[str], default: Any = NO_DEFAULT) -> Any:
+    """The metadata at `keys`; `default` if there is none, else `KeyError`."""
+    found, tree = await client._core.request(lambda rid: m.GetMetadata(rid, keys))
+    if not found:
+        if default is NO_DEFAULT:
+            raise KeyError(keys[-1] if len(keys) == 1 else keys)
+        return default
+    return from_tree(tree)
+
+
+class Datasets(MutableMapping[str, Any]):
+    """``client.datasets``: the published datasets as a dict (dask's ``Datasets``).
+
+    ``client.datasets["name"]`` gets, ``client.datasets["name"] = value`` publishes
+    (replacing an existing dataset) and ``del client.datasets["name"]`` unpublishes.
+    With an asynchronous client, item access returns a coroutine and iteration is
+    ``async for``; assigning, deleting and ``len`` need a blocking client (use
+    `Client.publish_dataset`, `Client.unpublish_dataset` and `Client.list_datasets`).
+    """
+
+    __slots__ = ("_client",)
+
+    def __init__(self, client: Client):
+        self._client = client
+
+    def __getitem__(self, name: str) -> Any:
+        return self._client.get_dataset(name)
+
+    def __setitem__(self, name: str, value: Any) -> None:
+        self._blocking("client.datasets[name] = value", "client.publish_dataset(name=value)")
+        self._client.publish_dataset(value, name=name, override=True)
+
+    def __delitem__(self, name: str) -> None:
+        self._blocking("del client.datasets[name]", "client.unpublish_dataset(name)")
+        if name not in self._client.list_datasets():
+            raise KeyError(name)
+        self._client.unpublish_dataset(name)
+
+    def __iter__(self) -> Iterator[str]:
+        self._blocking("iter(client.datasets)", "async for name in client.datasets")
+        return iter(self._client.list_datasets())
+
+    def __aiter__(self) -> AsyncIterator[str]:
+        if not self._client.asynchronous:
+            raise TypeError("use 'for' with the datasets of a blocking client")
+        return self._names()
+
+    async def _names(self) -> AsyncIterator[str]:
+        for name in await self._client.list_datasets():
+            yield name
+
+    def __len__(self) -> int:
+        self._blocking("len(client.datasets)", "len(await client.list_datasets())")
+        return len(self._client.list_datasets())
+
+    def __contains__(self, name: object) -> bool:
+        self._blocking("name in client.datasets", "name in await client.list_datasets()")
+        return name in self._client.list_datasets()
+
+    def _blocking(self, what: str, instead: str) -> None:
+        if self._client.asynchronous:
+            raise TypeError(f"{what} needs a blocking client; use {instead!r} instead")
