@@ -71,6 +71,7 @@ def test_crawler_fetches_until_its_deadline():
 def test_pipeline_streams_records_through_its_stages():
     out = run_example("pipeline.py")
     assert "200/200 records through the pipeline" in out
+    assert "handled per stage: [200, 200]" in out
     summary = re.search(r"summary: (.*)", out).group(1)
     assert '"records": 200' in summary and '"labels"' in summary
 
