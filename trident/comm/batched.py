@@ -19,9 +19,9 @@ class BatchedSender:
     """Queue messages for one connection and write them in batches.
 
     `send` never blocks and never checkpoints: it appends to a queue and wakes the
-    sending task. The sending task yields once to the event loop before it writes, so
-    every message queued in the same loop turn lands in the same packet. There is no
-    fixed interval: an idle connection writes at once.
+    sending task, which runs in the loop's next turn: every message queued in the same
+    turn lands in the same packet. There is no fixed interval: an idle connection
+    writes at once.
 
     Run `run()` as a task in the owner's nursery. When the connection breaks, `run`
     returns, `closed` becomes true and later messages are dropped (the owner learns of
@@ -56,9 +56,9 @@ class BatchedSender:
         """Write queued batches until cancelled or the connection breaks."""
         try:
             while True:
+                # Woken by the first message of a loop turn; by the time this task runs,
+                # the tasks of that turn have queued theirs too, so they share the packet.
                 await self._wakeup.wait()
-                # One turn of the loop lets other ready tasks add to this batch.
-                await anyio.lowlevel.cancel_shielded_checkpoint()
                 self._wakeup = anyio.Event()
                 batch, self._queue = self._queue, []
                 if batch:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import socket
 from collections import deque
 from typing import Protocol
@@ -37,13 +38,33 @@ def tune_socket(sock: socket.socket | trio.socket.SocketType) -> None:
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
 
 
+#: Calls that complete without waiting before one yields to the event loop anyway, so a
+#: busy connection cannot starve the other tasks.
+YIELD_EVERY = 32
+
+
 class TrioTcpStream:
-    """A TCP connection on trio."""
+    """A TCP connection on trio that reads and writes its socket's descriptor directly.
+
+    A send or receive that can complete at once does so without a trip through the
+    event loop (trio's own socket methods always yield); only a call that has to wait
+    parks the task, on `trio.lowlevel.wait_writable` / `wait_readable`. That removes a
+    loop turn from every hop of a round trip. Every `YIELD_EVERY` calls that did not
+    wait still yield once, for fairness.
+    """
 
     def __init__(self, stream: trio.SocketStream):
         self._stream = stream
         self._socket = stream.socket
+        self._fd = self._socket.fileno()
+        self._unyielded = 0
         tune_socket(self._socket)
+
+    async def _fair_share(self) -> None:
+        self._unyielded += 1
+        if self._unyielded >= YIELD_EVERY:
+            self._unyielded = 0
+            await trio.lowlevel.checkpoint()
 
     @property
     def peer(self) -> str:
@@ -54,14 +75,28 @@ class TrioTcpStream:
             return "?"
 
     async def send_all(self, data: Frame) -> None:
+        view = memoryview(data).cast("B")
+        total, size = 0, view.nbytes
         try:
-            await self._stream.send_all(data)
-        except (trio.BrokenResourceError, trio.ClosedResourceError, OSError) as exc:
+            while total < size:
+                try:
+                    total += os.write(self._fd, view[total:])
+                except BlockingIOError:
+                    await trio.lowlevel.wait_writable(self._fd)
+        except (trio.ClosedResourceError, OSError) as exc:
             raise StreamClosed(str(exc) or type(exc).__name__) from None
+        await self._fair_share()
 
     async def receive_into(self, view: memoryview) -> int:
         try:
-            return await self._socket.recv_into(view)
+            while True:
+                try:
+                    received = os.readv(self._fd, [view])
+                except BlockingIOError:
+                    await trio.lowlevel.wait_readable(self._fd)
+                    continue
+                await self._fair_share()
+                return received
         except (trio.ClosedResourceError, OSError) as exc:
             raise StreamClosed(str(exc) or type(exc).__name__) from None
 
@@ -104,7 +139,6 @@ class InprocStream:
             raise StreamClosed("in-process stream is closed")
         self._out.chunks.append(bytes(data))
         self._out.wake()
-        await trio.lowlevel.checkpoint()
 
     async def receive_into(self, view: memoryview) -> int:
         pipe = self._in
