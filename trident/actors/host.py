@@ -15,8 +15,7 @@ from __future__ import annotations
 import logging
 import queue
 import threading
-from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 import trio
 
@@ -31,7 +30,15 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger("trident.actors")
 
-Reply = Callable[[m.ActorReply], None]
+
+class ReplySink(Protocol):
+    """Where the replies of one connection go (its `BatchedSender`)."""
+
+    def send(self, message: m.ActorReply) -> None: ...
+
+    def flush_now(self) -> None: ...
+
+
 _STOP = object()
 
 
@@ -40,7 +47,7 @@ class _Call:
 
     __slots__ = ("cancelled", "message", "origin", "reply", "scope")
 
-    def __init__(self, origin: int, message: m.ActorCall, reply: Reply):
+    def __init__(self, origin: int, message: m.ActorCall, reply: ReplySink):
         self.origin = origin
         self.message = message
         self.reply = reply
@@ -124,11 +131,11 @@ class ActorHost:
             if owner is hosted and call.scope is not None:
                 call.scope.cancel()
 
-    def call(self, origin: int, message: m.ActorCall, reply: Reply) -> None:
-        """Run one call that arrived on connection `origin`; `reply` sends its answer."""
+    def call(self, origin: int, message: m.ActorCall, reply: ReplySink) -> None:
+        """Run one call that arrived on connection `origin`; its answer goes to `reply`."""
         hosted = self._actors.get(message.key)
         if hosted is None or hosted.closed:
-            reply(m.ActorReply(message.request_id, None, None, True))
+            reply.send(m.ActorReply(message.request_id, None, None, True))
             return
         call = _Call(origin, message, reply)
         self._calls[(origin, message.request_id)] = (hosted, call)
@@ -221,7 +228,11 @@ class ActorHost:
         self._deliver([(call, reply)])
 
     def _deliver(self, batch: list[tuple[_Call, m.ActorReply]]) -> None:
+        sinks: dict[int, ReplySink] = {}
         for call, reply in batch:
             self._calls.pop((call.origin, reply.request_id), None)
             if not call.cancelled:
-                call.reply(reply)
+                call.reply.send(reply)
+                sinks[id(call.reply)] = call.reply
+        for sink in sinks.values():  # one write per connection for the whole batch
+            sink.flush_now()

@@ -410,7 +410,7 @@ class ClientCore:
                 outgoing, self._outgoing = self._outgoing, []
                 functions, self._pending_functions = self._pending_functions, {}
             if outgoing:
-                sender.send_many(_batch_messages(outgoing, functions))
+                sender.send_now(_batch_messages(outgoing, functions))
         except Exception:
             logger.exception("client %s failed to send its queue", self.client_id)
 

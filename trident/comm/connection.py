@@ -23,7 +23,7 @@ from ..protocol.wire import (
     parse_frame_count,
     parse_frame_lengths,
 )
-from .streams import ByteStream, StreamClosed
+from .streams import ByteStream, Frame, StreamClosed
 
 _BUFFER_BYTES = 256 * 1024
 
@@ -116,10 +116,33 @@ class Connection:
 
     async def send(self, messages: Sequence[Any]) -> None:
         """Write one packet holding `messages`. Raises `StreamClosed` if the peer is gone."""
+        await self.send_chunks(packet_chunks(encode_batch(messages)))
+
+    async def send_chunks(self, chunks: Sequence[Frame]) -> None:
+        """Write chunks made by `packet_chunks` (or left over by `try_send`)."""
         if self.closed:
             raise StreamClosed(f"connection to {self.peer} is closed")
-        for chunk in packet_chunks(encode_batch(messages)):
+        for chunk in chunks:
             await self.stream.send_all(chunk)
+
+    def try_send(self, messages: Sequence[Any]) -> list[Frame]:
+        """Write one packet holding `messages` as far as possible without waiting.
+
+        Returns the chunks still to write (empty when the whole packet went out); pass
+        them to `send_chunks`, before anything else. Raises `StreamClosed`.
+        """
+        if self.closed:
+            raise StreamClosed(f"connection to {self.peer} is closed")
+        chunks = packet_chunks(encode_batch(messages))
+        try_send = getattr(self.stream, "try_send", None)
+        if try_send is None:
+            return chunks
+        for i, chunk in enumerate(chunks):
+            size = chunk.nbytes if isinstance(chunk, memoryview) else len(chunk)
+            written = try_send(chunk)
+            if written < size:
+                return [memoryview(chunk)[written:], *chunks[i + 1 :]]
+        return []
 
     async def receive(self) -> list[Any]:
         """Read the next packet's messages.

@@ -2,7 +2,9 @@
 
 Every transport provides ``send_all(data)``, ``receive_into(view) -> int`` (0 means the
 peer closed) and ``aclose()``. `receive_into` lets large frames land directly in their
-final buffer, with no intermediate copies.
+final buffer, with no intermediate copies. Transports that can write without waiting
+also provide ``try_send(data) -> int``: the bytes written at once (0 when the
+transport would have to wait), so a sender can skip a trip through the event loop.
 
 Errors: a broken or reset connection raises `StreamClosed`.
 """
@@ -74,6 +76,15 @@ class TrioTcpStream:
         except OSError:
             return "?"
 
+    def try_send(self, data: Frame) -> int:
+        """Write what the socket takes now; never waits. Raises `StreamClosed`."""
+        try:
+            return os.write(self._fd, data)
+        except BlockingIOError:
+            return 0
+        except OSError as exc:
+            raise StreamClosed(str(exc) or type(exc).__name__) from None
+
     async def send_all(self, data: Frame) -> None:
         view = memoryview(data).cast("B")
         total, size = 0, view.nbytes
@@ -134,11 +145,17 @@ class InprocStream:
         a, b = _Pipe(), _Pipe()
         return cls(a, b, f"inproc://{name}"), cls(b, a, f"inproc://{name}#client")
 
-    async def send_all(self, data: Frame) -> None:
+    def try_send(self, data: Frame) -> int:
+        """Queue all of `data` for the other end (an in-process stream never waits)."""
         if self._out.closed or self._in.closed:
             raise StreamClosed("in-process stream is closed")
-        self._out.chunks.append(bytes(data))
+        chunk = bytes(data)
+        self._out.chunks.append(chunk)
         self._out.wake()
+        return len(chunk)
+
+    async def send_all(self, data: Frame) -> None:
+        self.try_send(data)
 
     async def receive_into(self, view: memoryview) -> int:
         pipe = self._in
@@ -185,6 +202,15 @@ class AsyncioTcpStream:
             return f"{host}:{port}"
         except OSError:
             return "?"
+
+    def try_send(self, data: Frame) -> int:
+        """Write what the socket takes now; never waits. Raises `StreamClosed`."""
+        try:
+            return self._sock.send(data)
+        except BlockingIOError:
+            return 0
+        except OSError as exc:
+            raise StreamClosed(str(exc) or type(exc).__name__) from None
 
     async def send_all(self, data: Frame) -> None:
         try:

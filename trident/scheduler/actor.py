@@ -149,7 +149,7 @@ class Scheduler:
         for peer, messages in self.state.flush().items():
             sender = self._senders.get(peer)
             if sender is not None:
-                sender.send_many(messages)
+                sender.send_now(messages)
 
     async def _handle_connection(self, stream: ByteStream) -> None:
         self.state.logs.claim_current_context()

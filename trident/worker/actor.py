@@ -353,7 +353,7 @@ class Worker:
         assert self.state is not None and self._sender is not None
         out, instructions = self.state.flush()
         if out:
-            self._sender.send_many(out)
+            self._sender.send_now(out)
         for instruction in instructions:
             if isinstance(instruction, Execute):
                 self._execute(instruction.key, instruction.run_id)
@@ -514,7 +514,7 @@ class Worker:
                     for msg in await connection.receive():
                         kind = type(msg)
                         if kind is m.ActorCall:
-                            self.actors.call(origin, msg, sender.send)
+                            self.actors.call(origin, msg, sender)
                         elif kind is m.ActorCancel:
                             self.actors.cancel(origin, msg.request_id)
                         elif kind is m.GetData:
@@ -526,6 +526,7 @@ class Worker:
                             sender.send(m.Reply(msg.request_id, records, None))
                         else:
                             raise ProtocolError(f"peers may not send {kind.__name__}")
+                    sender.flush_now()
             except (ConnectionClosed, StreamClosed):
                 pass
             except ProtocolError as exc:
