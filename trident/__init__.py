@@ -6,47 +6,102 @@ cancel scopes and timeouts. Import what you need from here::
     from trident import Client, LocalCluster, as_completed, wait
 """
 
-from ._exceptions import ActorDied as ActorDied
-from ._exceptions import ActorRestarted as ActorRestarted
-from ._exceptions import AuthenticationError as AuthenticationError
-from ._exceptions import CancelledError as CancelledError
-from ._exceptions import DependencyError as DependencyError
-from ._exceptions import FutureLostError as FutureLostError
-from ._exceptions import KilledWorker as KilledWorker
-from ._exceptions import ProtocolError as ProtocolError
-from ._exceptions import SchedulerError as SchedulerError
+# Names load on first use (PEP 562): a worker process imports only what it runs, which
+# keeps its start-up short. Type checkers read the imports below.
+
+from __future__ import annotations
+
+import importlib
+from types import ModuleType
+from typing import TYPE_CHECKING, Any
+
 from ._version import __version__ as __version__
-from .actors.handle import Actor as Actor
-from .actors.handle import ActorFuture as ActorFuture
-from .client.client import Client as Client
-from .client.client import default_client as default_client
-from .client.future import Future as Future
-from .client.structures import futures_of as futures_of
-from .client.task_group import TaskGroup as TaskGroup
-from .client.waiting import ALL_COMPLETED as ALL_COMPLETED
-from .client.waiting import FIRST_COMPLETED as FIRST_COMPLETED
-from .client.waiting import FIRST_EXCEPTION as FIRST_EXCEPTION
-from .client.waiting import as_completed as as_completed
-from .client.waiting import fire_and_forget as fire_and_forget
-from .client.waiting import wait as wait
-from .cluster.local import LocalCluster as LocalCluster
-from .coordination import Event as Event
-from .coordination import Lock as Lock
-from .coordination import MultiLock as MultiLock
-from .coordination import Pub as Pub
-from .coordination import Queue as Queue
-from .coordination import Semaphore as Semaphore
-from .coordination import Sub as Sub
-from .coordination import Variable as Variable
-from .diagnostics import progress as progress
-from .protocol.errors import SerializationError as SerializationError
-from .scheduler.actor import Scheduler as Scheduler
-from .security import Security as Security
-from .worker.actor import Worker as Worker
-from .worker.client import get_client as get_client
-from .worker.client import worker_client as worker_client
-from .worker.context import get_worker as get_worker
-from .worker.executor import RemoteException as RemoteException
+
+if TYPE_CHECKING:
+    from ._exceptions import ActorDied as ActorDied
+    from ._exceptions import ActorRestarted as ActorRestarted
+    from ._exceptions import AuthenticationError as AuthenticationError
+    from ._exceptions import CancelledError as CancelledError
+    from ._exceptions import DependencyError as DependencyError
+    from ._exceptions import FutureLostError as FutureLostError
+    from ._exceptions import KilledWorker as KilledWorker
+    from ._exceptions import ProtocolError as ProtocolError
+    from ._exceptions import SchedulerError as SchedulerError
+    from .actors.handle import Actor as Actor
+    from .actors.handle import ActorFuture as ActorFuture
+    from .client.client import Client as Client
+    from .client.client import default_client as default_client
+    from .client.future import Future as Future
+    from .client.structures import futures_of as futures_of
+    from .client.task_group import TaskGroup as TaskGroup
+    from .client.waiting import ALL_COMPLETED as ALL_COMPLETED
+    from .client.waiting import FIRST_COMPLETED as FIRST_COMPLETED
+    from .client.waiting import FIRST_EXCEPTION as FIRST_EXCEPTION
+    from .client.waiting import as_completed as as_completed
+    from .client.waiting import fire_and_forget as fire_and_forget
+    from .client.waiting import wait as wait
+    from .cluster.local import LocalCluster as LocalCluster
+    from .coordination import Event as Event
+    from .coordination import Lock as Lock
+    from .coordination import MultiLock as MultiLock
+    from .coordination import Pub as Pub
+    from .coordination import Queue as Queue
+    from .coordination import Semaphore as Semaphore
+    from .coordination import Sub as Sub
+    from .coordination import Variable as Variable
+    from .diagnostics.progress import progress as progress
+    from .protocol.errors import SerializationError as SerializationError
+    from .scheduler.actor import Scheduler as Scheduler
+    from .security import Security as Security
+    from .worker.actor import Worker as Worker
+    from .worker.client import get_client as get_client
+    from .worker.client import worker_client as worker_client
+    from .worker.context import get_worker as get_worker
+    from .worker.executor import RemoteException as RemoteException
+
+#: public name -> the module that defines it
+_EXPORTS = {
+    "ActorDied": "trident._exceptions",
+    "ActorRestarted": "trident._exceptions",
+    "AuthenticationError": "trident._exceptions",
+    "CancelledError": "trident._exceptions",
+    "DependencyError": "trident._exceptions",
+    "FutureLostError": "trident._exceptions",
+    "KilledWorker": "trident._exceptions",
+    "ProtocolError": "trident._exceptions",
+    "SchedulerError": "trident._exceptions",
+    "Actor": "trident.actors.handle",
+    "ActorFuture": "trident.actors.handle",
+    "Client": "trident.client.client",
+    "default_client": "trident.client.client",
+    "Future": "trident.client.future",
+    "futures_of": "trident.client.structures",
+    "TaskGroup": "trident.client.task_group",
+    "ALL_COMPLETED": "trident.client.waiting",
+    "FIRST_COMPLETED": "trident.client.waiting",
+    "FIRST_EXCEPTION": "trident.client.waiting",
+    "as_completed": "trident.client.waiting",
+    "fire_and_forget": "trident.client.waiting",
+    "wait": "trident.client.waiting",
+    "LocalCluster": "trident.cluster.local",
+    "Event": "trident.coordination",
+    "Lock": "trident.coordination",
+    "MultiLock": "trident.coordination",
+    "Pub": "trident.coordination",
+    "Queue": "trident.coordination",
+    "Semaphore": "trident.coordination",
+    "Sub": "trident.coordination",
+    "Variable": "trident.coordination",
+    "progress": "trident.diagnostics.progress",
+    "SerializationError": "trident.protocol.errors",
+    "Scheduler": "trident.scheduler.actor",
+    "Security": "trident.security",
+    "Worker": "trident.worker.actor",
+    "get_client": "trident.worker.client",
+    "worker_client": "trident.worker.client",
+    "get_worker": "trident.worker.context",
+    "RemoteException": "trident.worker.executor",
+}
 
 __all__ = [
     "ALL_COMPLETED",
@@ -91,3 +146,18 @@ __all__ = [
     "wait",
     "worker_client",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'trident' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    """The public names, and the subpackages imported so far."""
+    loaded = [name for name, value in globals().items() if isinstance(value, ModuleType)]
+    return sorted({*__all__, *loaded} - {"importlib"})

@@ -22,8 +22,8 @@ from .._exceptions import ActorDied, ActorRestarted
 from ..client.future import FINISHED, PENDING, Future, FutureState
 from ..comm.rpc import PeerUnavailable
 from ..protocol import messages as m
+from ..protocol.failures import error_info_for
 from ..protocol.serialize import Serialized, dumps_task_args
-from ..scheduler.state import scheduler_error
 from .location import ActorLocation
 
 if TYPE_CHECKING:
@@ -157,7 +157,7 @@ class ActorCalls:
                 )
             else:
                 error = ActorDied(f"actor {location.key!r} is gone (its worker died)")
-            self._core.transition(state, state.set_error, scheduler_error(error))
+            self._core.transition(state, state.set_error, error_info_for(error))
         elif reply.error is not None:
             self._core.transition(state, state.set_error, reply.error)
         else:
@@ -230,7 +230,7 @@ class ActorCalls:
             delay = min(delay * 2, 0.25)
 
     def _fail_backlog(self, channel: _Channel, error: Exception) -> None:
-        info = scheduler_error(error)
+        info = error_info_for(error)
         for call in channel.backlog:
             self._calls.pop(id(call.state), None)
             call.holder = None
@@ -256,7 +256,7 @@ class ActorCalls:
 
     def fail_all(self, error: Exception) -> None:
         """The client is closing: every unfinished call fails with `error`."""
-        info = scheduler_error(error)
+        info = error_info_for(error)
         for _, call in list(self._calls.values()):
             if call.state.status == PENDING:
                 self._core.transition(call.state, call.state.set_error, info)

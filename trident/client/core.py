@@ -40,8 +40,8 @@ from ..comm.streams import StreamClosed
 from ..comm.transports import connect
 from ..protocol import messages as m
 from ..protocol.errors import ProtocolError
+from ..protocol.failures import error_info_for
 from ..protocol.serialize import Serialized, dumps, loads, token_of
-from ..scheduler.state import scheduler_error
 from .context import loading_for
 from .future import CANCELLED, FINISHED, LOST, PENDING, FutureState
 from .output import OutputPrinter
@@ -287,7 +287,7 @@ class ClientCore:
         self._closing.set()
 
     def _fail_pending(self, reason: str, *, lost: bool = False) -> None:
-        error = scheduler_error(FutureLostError(reason))
+        error = error_info_for(FutureLostError(reason))
         for fs in list(self.futures.values()):
             if fs.status == PENDING:
                 if lost:

@@ -46,7 +46,7 @@ def message(tag: str) -> Callable[[type[T]], type[T]]:
         cls = attrs.frozen(cls)
         cls.tag = tag  # type: ignore[attr-defined]
         MESSAGE_TYPES[tag] = cls
-        _compile(cls, tag)
+        _install_lazy_codecs(cls, tag)
         return cls
 
     return decorate
@@ -164,6 +164,7 @@ def _checker(tp: Any, where: str) -> tuple[Checker | None, bool]:
 
         return check_dict, False
     if isinstance(tp, type) and hasattr(tp, _DECODE_ATTR):
+        _ensure_compiled(tp)
         nested_decode = getattr(tp, _DECODE_ATTR)
 
         def check_nested(v: Any) -> Any:
@@ -179,6 +180,7 @@ def _nested_encoder(tp: Any) -> Callable[[Any], Any] | None:
     """An encoder for fields holding nested messages (or lists/optionals of them)."""
     origin = typing.get_origin(tp)
     if isinstance(tp, type) and hasattr(tp, _ENCODE_ATTR):
+        _ensure_compiled(tp)
         encoder: Callable[[Any], Any] = getattr(tp, _ENCODE_ATTR)
         return encoder
     if origin in (typing.Union, types.UnionType):
@@ -223,6 +225,32 @@ def _simple_type(tp: Any) -> tuple[type, bool] | None:
         if len(options) == 2 and len(non_none) == 1 and non_none[0] in exact:
             return non_none[0], True
     return None
+
+
+def _install_lazy_codecs(cls: type, tag: str) -> None:
+    """Give `cls` codecs that compile the real ones on first use.
+
+    A process uses a fraction of the message types; compiling all of them at import
+    would cost every worker process tens of milliseconds of start-up.
+    """
+
+    def encode_first(msg: Any) -> list:
+        _ensure_compiled(cls)
+        return getattr(cls, _ENCODE_ATTR)(msg)
+
+    def decode_first(item: Any) -> Any:
+        _ensure_compiled(cls)
+        return getattr(cls, _DECODE_ATTR)(item)
+
+    cls._trident_lazy = True  # type: ignore[attr-defined]
+    setattr(cls, _ENCODE_ATTR, staticmethod(encode_first))
+    setattr(cls, _DECODE_ATTR, staticmethod(decode_first))
+
+
+def _ensure_compiled(cls: type) -> None:
+    if cls.__dict__.get("_trident_lazy"):
+        cls._trident_lazy = False  # type: ignore[attr-defined]
+        _compile(cls, cls.tag)  # type: ignore[attr-defined]
 
 
 def _compile(cls: type, tag: str) -> None:

@@ -30,7 +30,8 @@ from typing import Any
 from .._exceptions import ActorDied, DependencyError, FutureLostError, KilledWorker
 from .._logbuffer import LogBuffer
 from ..protocol import messages as m
-from ..protocol.serialize import Serialized, dumps
+from ..protocol.failures import error_info_for
+from ..protocol.serialize import Serialized
 from .activity import FAILED, OK, Activity
 from .coordination import CoordinationState
 from .datasets import DatasetState
@@ -58,11 +59,6 @@ logger = logging.getLogger("trident.scheduler")
 FIRE_AND_FORGET = "fire-and-forget"
 #: Task order is ``-priority * PRIORITY_SPAN + sequence``: one int, compared fast.
 PRIORITY_SPAN = 2**48
-
-
-def scheduler_error(exc: BaseException) -> m.ErrorInfo:
-    """An `ErrorInfo` for an error the scheduler itself decides (lost data, dead workers)."""
-    return m.ErrorInfo(dumps(exc), None, f"{type(exc).__name__}: {exc}", "")
 
 
 class SchedulerState:
@@ -254,7 +250,7 @@ class SchedulerState:
             ts.workers_died.append(address)
             if ts.suspicious > self.allowed_failures:
                 error = KilledWorker(ts.key, ts.workers_died, reason)
-                self._fail(ts, scheduler_error(error), record=True)
+                self._fail(ts, error_info_for(error), record=True)
             else:
                 self._compute(ts)
         self._broadcast_to_clients(m.WorkersChanged([], [address]))
@@ -346,7 +342,7 @@ class SchedulerState:
                 missing = [key for key in spec.dependencies if key not in tasks]
                 if missing:
                     error = DependencyError(f"task {spec.key!r} depends on unknown keys {missing}")
-                    self._fail(ts, scheduler_error(error))
+                    self._fail(ts, error_info_for(error))
                     continue
                 ts.dependencies = [tasks[key] for key in spec.dependencies]
                 for dep in ts.dependencies:
@@ -394,7 +390,7 @@ class SchedulerState:
         if ts.function is None:
             self._fail(
                 ts,
-                scheduler_error(
+                error_info_for(
                     FutureLostError(f"the data of {ts.key!r} was lost and cannot be recomputed")
                 ),
             )
@@ -624,14 +620,14 @@ class SchedulerState:
                     f"actor {ts.key!r} lost its worker and has no restarts left "
                     f"(max_restarts={ts.actor.max_restarts})"
                 )
-                self._fail(ts, scheduler_error(ActorDied(reason)))
+                self._fail(ts, error_info_for(ActorDied(reason)))
                 return
             ts.restarts += 1
         if ts.function is None:
             if ts.who_wants or ts.waiters:
                 self._fail(
                     ts,
-                    scheduler_error(
+                    error_info_for(
                         FutureLostError(
                             f"the only workers holding {ts.key!r} are gone "
                             "and it cannot be recomputed"
@@ -766,7 +762,7 @@ class SchedulerState:
             ts = self.tasks.get(key)
             if ts is None:
                 error = FutureLostError(f"the scheduler does not know key {key!r}")
-                self._send(cs.client_id, m.KeyErred(key, scheduler_error(error)))
+                self._send(cs.client_id, m.KeyErred(key, error_info_for(error)))
             elif cs not in ts.who_wants:
                 self._want(cs, ts)
 
