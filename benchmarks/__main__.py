@@ -19,6 +19,7 @@ import sys
 import time
 from typing import Any
 
+from .floor import loopback_mb_per_s
 from .runtimes import STARTERS, available
 from .scenarios import SCENARIOS, Scenario
 
@@ -43,13 +44,13 @@ def table(
     chosen: list[Scenario], medians: dict[str, dict[str, float]], runtimes: list[str]
 ) -> list[str]:
     peers = [r for r in runtimes if r != "trident"]
-    header = f"{'scenario':<20} {'unit':<8}" + "".join(f"{r:>13}" for r in runtimes)
+    header = f"{'scenario':<24} {'unit':<8}" + "".join(f"{r:>13}" for r in runtimes)
     if "trident" in runtimes:
         header += "".join(f"{'vs ' + p:>11}" for p in peers)
     lines = [header]
     for scenario in chosen:
         row = medians[scenario.name]
-        line = f"{scenario.name:<20} {scenario.unit:<8}"
+        line = f"{scenario.name:<24} {scenario.unit:<8}"
         line += "".join(f"{row[r]:>13,.1f}" if r in row else f"{'-':>13}" for r in runtimes)
         if "trident" in row:
             for peer in peers:
@@ -96,7 +97,7 @@ def main() -> int:
                     value = run()
                     results[scenario.name].setdefault(name, []).append(value)
                     print(
-                        f"  {scenario.name:<20} {name:<8} #{repeat + 1}: "
+                        f"  {scenario.name:<24} {name:<8} #{repeat + 1}: "
                         f"{value:,.1f} {scenario.unit}",
                         file=sys.stderr,
                         flush=True,
@@ -110,6 +111,10 @@ def main() -> int:
     for line in table(chosen, medians, runtimes):
         print(line)
     print("cluster start (s): " + ", ".join(f"{r} {t:.2f}" for r, t in startup.items()))
+    floor = None
+    if any(s.unit == "MB/s" for s in chosen):
+        floor = loopback_mb_per_s()
+        print(f"floor for the MB/s rows: raw loopback TCP between two processes {floor:,.0f} MB/s")
     print("(vs X: how many times better trident is than X)")
     if args.json:
         with open(args.json, "w") as f:
@@ -120,6 +125,7 @@ def main() -> int:
                     "workers": args.workers,
                     "threads": args.threads,
                     "startup_seconds": startup,
+                    "loopback_floor_mb_per_s": floor,
                     "results": results,
                     "medians": medians,
                 },

@@ -22,6 +22,14 @@ def inc(x):
     return x + 1
 
 
+def add(a, b):
+    return a + b
+
+
+def nbytes(array):
+    return array.nbytes
+
+
 class Counter:
     """The actor used by the actor scenarios."""
 
@@ -45,10 +53,19 @@ SCENARIOS = [
     Scenario("map_gather_20k", "tasks/s", True, "20,000 no-op tasks, client.map + client.gather"),
     Scenario("round_trip", "us", False, "sequential submit -> result, one no-op task at a time"),
     Scenario("chain_1000", "us/task", False, "a chain of 1,000 tasks, each using the previous"),
+    Scenario("tree_4096", "tasks/s", True, "tree reduction of 4,096 leaves (8,191 tasks)"),
     Scenario("actor_call", "us", False, "sequential actor method call -> result"),
     Scenario("actor_pipelined_10k", "calls/s", True, "10,000 actor calls issued, then gathered"),
     Scenario("scatter_200MB", "MB/s", True, "scatter one 200 MB numpy array (hash=False)"),
     Scenario("gather_200MB", "MB/s", True, "gather one 200 MB numpy array back from a worker"),
+    Scenario(
+        "worker_to_worker_200MB", "MB/s", True, "a task on one worker reads 200 MB held by another"
+    ),
+    Scenario(
+        "cluster_ready", "s", False, "LocalCluster with 2 worker processes, started and connected"
+    ),
+    Scenario("fixture_ready", "ms", False, "in-process test cluster (2 workers) ready"),
+    Scenario("rss_after_map_MiB", "MiB", False, "RSS of client + workers after the 20k map"),
 ]
 
 
@@ -103,6 +120,17 @@ def actor_pipelined(client: Any, n: int = 10_000) -> float:
     return n / elapsed
 
 
+def tree(client: Any, leaves: int = 4096) -> float:
+    start = time.perf_counter()
+    level = client.map(inc, range(leaves))
+    tasks = len(level)
+    while len(level) > 1:
+        level = [client.submit(add, a, b) for a, b in zip(level[::2], level[1::2], strict=True)]
+        tasks += len(level)
+    assert level[0].result() == sum(range(1, leaves + 1))
+    return tasks / (time.perf_counter() - start)
+
+
 _ARRAY: dict[int, np.ndarray] = {}
 
 
@@ -132,12 +160,31 @@ def gather(client: Any, megabytes: int = 200) -> float:
     return megabytes / elapsed
 
 
+def worker_to_worker(client: Any, megabytes: int = 200) -> float:
+    """MB/s of a dependency moving between workers (the task itself is trivial)."""
+    first, second = sorted(client.scheduler_info()["workers"])[:2]
+    # Warm up: the function on the second worker and its connection to the first.
+    small = client.scatter(np.zeros(8), workers=[first], hash=False)
+    client.submit(nbytes, small, workers=[second], pure=False).result()
+    data = client.scatter(array(megabytes), workers=[first], hash=False)
+    start = time.perf_counter()
+    size = client.submit(
+        nbytes, data, workers=[second], allow_other_workers=False, pure=False
+    ).result()
+    elapsed = time.perf_counter() - start
+    assert size == megabytes * 2**20
+    client.cancel([data])
+    return megabytes / elapsed
+
+
 CLIENT_SCENARIOS: dict[str, Callable[[Any], float]] = {
     "map_gather_20k": map_gather,
     "round_trip": round_trip,
     "chain_1000": chain,
+    "tree_4096": tree,
     "actor_call": actor_call,
     "actor_pipelined_10k": actor_pipelined,
     "scatter_200MB": scatter,
     "gather_200MB": gather,
+    "worker_to_worker_200MB": worker_to_worker,
 }
