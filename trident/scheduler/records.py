@@ -7,7 +7,7 @@ footprint small.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 from ..protocol.messages import ActorOptions, ErrorInfo, WorkerHeartbeat, WorkerInfo
 from ..protocol.serialize import Serialized
@@ -58,36 +58,98 @@ class _EmptySet(frozenset):
 EMPTY: Any = _EmptySet()
 
 
-class TaskRecord:
-    """One key in the scheduler's graph."""
+class TaskExtras:
+    """Fields of a task that most tasks leave at their defaults, kept out of line.
+
+    Ten fields at 8 bytes each on every record add up at a million tasks; they live
+    here instead, created on the first field set to something else than its default.
+    """
 
     __slots__ = (
         "actor",
         "allow_other_workers",
+        "error",
+        "resources",
+        "restarts",
+        "restrictions",
+        "retries",
+        "suspicious",
+        "timeout",
+        "workers_died",
+    )
+
+    def __init__(self) -> None:
+        self.actor: ActorOptions | None = None
+        self.allow_other_workers = False
+        self.error: ErrorInfo | None = None
+        self.resources: dict[str, float] | None = None
+        #: how many times this actor was rebuilt after losing its worker
+        self.restarts = 0
+        self.restrictions: frozenset[str] | None = None
+        self.retries = 0
+        #: how many workers died while running this task
+        self.suspicious = 0
+        self.timeout: float | None = None
+        self.workers_died: list[str] | None = None
+
+
+_EXTRAS_DEFAULTS = TaskExtras()
+
+T = TypeVar("T")
+
+
+class _Extra(Generic[T]):
+    """A `TaskRecord` field stored in its `TaskExtras` (the default when there is none)."""
+
+    def __set_name__(self, owner: type, name: str) -> None:
+        self.name = name
+        self.default: T = getattr(_EXTRAS_DEFAULTS, name)
+
+    def __get__(self, record: TaskRecord, owner: type | None = None) -> T:
+        extras = record._extras
+        return self.default if extras is None else getattr(extras, self.name)
+
+    def __set__(self, record: TaskRecord, value: T) -> None:
+        extras = record._extras
+        if extras is None:
+            if value is self.default or value == self.default:
+                return
+            extras = record._extras = TaskExtras()
+        setattr(extras, self.name, value)
+
+
+class TaskRecord:
+    """One key in the scheduler's graph."""
+
+    __slots__ = (
+        "_extras",
         "args",
         "dependencies",
         "dependents",
-        "error",
         "function",
         "key",
         "nbytes",
         "prefix",
         "priority",
         "processing_on",
-        "resources",
-        "restarts",
-        "restrictions",
-        "retries",
         "state",
-        "suspicious",
-        "timeout",
         "type_name",
         "waiters",
-        "waiting_on",
+        "waiting_count",
         "who_has",
         "who_wants",
-        "workers_died",
     )
+
+    actor = _Extra[ActorOptions | None]()
+    allow_other_workers = _Extra[bool]()
+    error = _Extra[ErrorInfo | None]()
+    resources = _Extra["dict[str, float] | None"]()
+    restarts = _Extra[int]()
+    restrictions = _Extra["frozenset[str] | None"]()
+    retries = _Extra[int]()
+    suspicious = _Extra[int]()
+    timeout = _Extra[float | None]()
+    workers_died = _Extra["list[str] | None"]()
 
     def __init__(
         self,
@@ -108,24 +170,14 @@ class TaskRecord:
         self.dependents: set[TaskRecord] = EMPTY
         #: dependents that still need this task's data
         self.waiters: set[TaskRecord] = EMPTY
-        #: dependencies not yet in memory
-        self.waiting_on: set[TaskRecord] = EMPTY
+        #: dependencies not in memory yet (a count: each finishing input takes one off)
+        self.waiting_count = 0
         self.who_has: set[WorkerRecord] = EMPTY
         self.who_wants: set[ClientRecord] = EMPTY
         self.processing_on: WorkerRecord | None = None
-        self.restrictions: frozenset[str] | None = None
-        self.allow_other_workers = False
-        self.resources: dict[str, float] | None = None
-        self.retries = 0
-        self.suspicious = 0
-        self.workers_died: list[str] | None = None
         self.nbytes = 0
         self.type_name = ""
-        self.error: ErrorInfo | None = None
-        self.timeout: float | None = None
-        self.actor: ActorOptions | None = None
-        #: how many times this actor was rebuilt after losing its worker
-        self.restarts = 0
+        self._extras: TaskExtras | None = None
 
     def add_dependent(self, ts: TaskRecord) -> None:
         if self.dependents is EMPTY:
@@ -136,11 +188,6 @@ class TaskRecord:
         if self.waiters is EMPTY:
             self.waiters = set()
         self.waiters.add(ts)
-
-    def add_waiting_on(self, ts: TaskRecord) -> None:
-        if self.waiting_on is EMPTY:
-            self.waiting_on = set()
-        self.waiting_on.add(ts)
 
     def add_holder(self, ws: WorkerRecord) -> None:
         if self.who_has is EMPTY:
@@ -155,7 +202,10 @@ class TaskRecord:
     @property
     def is_root(self) -> bool:
         """A task the scheduler may hold back in its queue: no inputs, no restrictions."""
-        return not self.dependencies and self.restrictions is None and self.resources is None
+        if self.dependencies:
+            return False
+        extras = self._extras
+        return extras is None or (extras.restrictions is None and extras.resources is None)
 
     def __lt__(self, other: TaskRecord) -> bool:
         return self.priority < other.priority

@@ -395,7 +395,7 @@ class SchedulerState:
                 ),
             )
             return
-        ts.waiting_on = EMPTY
+        ts.waiting_count = 0
         for dep in ts.dependencies:
             if dep.state == ERRED:
                 assert dep.error is not None
@@ -406,8 +406,8 @@ class SchedulerState:
         for dep in ts.dependencies:
             dep.add_waiter(ts)
             if dep.state != MEMORY:
-                ts.add_waiting_on(dep)
-        if not ts.waiting_on:
+                ts.waiting_count += 1
+        if not ts.waiting_count:
             self._make_ready(ts)
 
     def _make_ready(self, ts: TaskRecord) -> None:
@@ -524,10 +524,10 @@ class SchedulerState:
             dep.waiters.discard(ts)
             self._check_release(dep)
         for dependent in ts.dependents:
-            if dependent.state == WAITING and ts in dependent.waiting_on:
-                dependent.waiting_on.discard(ts)
-                if not dependent.waiting_on:
-                    dependent.waiting_on = EMPTY
+            # A waiting dependent counted this input: it was not in memory then.
+            if dependent.state == WAITING:
+                dependent.waiting_count -= 1
+                if not dependent.waiting_count:
                     self._make_ready(dependent)
         self._check_release(ts)
 
@@ -613,7 +613,7 @@ class SchedulerState:
                 self._send(cs.client_id, m.KeysLost([ts.key]))
         for dependent in ts.dependents:
             if dependent.state == WAITING:
-                dependent.add_waiting_on(ts)
+                dependent.waiting_count += 1
         if ts.actor is not None and (ts.who_wants or ts.waiters):
             if ts.restarts >= ts.actor.max_restarts:
                 reason = (
@@ -681,7 +681,7 @@ class SchedulerState:
             self.coordination.task_ended(ts.key)
         elif ts.state == NO_WORKER:
             self.no_worker.pop(ts, None)
-        ts.waiting_on = EMPTY
+        ts.waiting_count = 0
 
     def _release_data(self, ts: TaskRecord) -> None:
         for ws in ts.who_has:
@@ -777,6 +777,7 @@ class SchedulerState:
     def _on_register_scattered(self, cs: ClientRecord, msg: m.RegisterScattered) -> None:
         for key, addresses in msg.who_has.items():
             ts = self.tasks.get(key)
+            was_in_memory = ts is not None and ts.state == MEMORY
             if ts is None:
                 ts = TaskRecord(key, None, None, self._order(0))
                 self.tasks[key] = ts
@@ -796,11 +797,12 @@ class SchedulerState:
             if not ts.who_has:
                 self._data_lost(ts)
                 continue
+            if was_in_memory:
+                continue  # more replicas of data its dependents already counted as there
             for dependent in ts.dependents:
-                if dependent.state == WAITING and ts in dependent.waiting_on:
-                    dependent.waiting_on.discard(ts)
-                    if not dependent.waiting_on:
-                        dependent.waiting_on = EMPTY
+                if dependent.state == WAITING:
+                    dependent.waiting_count -= 1
+                    if not dependent.waiting_count:
                         self._make_ready(dependent)
 
     # --- heartbeats, task output, logs ------------------------------------------------
@@ -936,9 +938,9 @@ class SchedulerState:
             else:
                 assert ts.processing_on is None, f"{ts} still on {ts.processing_on}"
             if ts.state == WAITING:
-                assert ts.waiting_on, f"{ts} waits on nothing"
-                for dep in ts.waiting_on:
-                    assert dep.state != MEMORY, f"{ts} waits on {dep} in memory"
+                waiting_for = sum(dep.state != MEMORY for dep in ts.dependencies)
+                assert ts.waiting_count == waiting_for, (ts, ts.waiting_count, waiting_for)
+                assert ts.waiting_count > 0, f"{ts} waits on nothing"
             if ts.state == NO_WORKER:
                 assert ts in self.no_worker
             if ts.state == ERRED:
