@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 import trio
 
+from .._run_function import run_function
 from ..comm import handshake
 from ..comm.batched import BatchedSender
 from ..comm.connection import Connection, ConnectionClosed
@@ -78,6 +79,8 @@ class Scheduler:
         self._senders: dict[str, BatchedSender] = {}
         self._worker_registered = trio.Event()
         self._cancel_scope: trio.CancelScope | None = None
+        self._nursery: trio.Nursery | None = None
+        self.state.remote_calls.run_here = self._run_function
 
     @property
     def token(self) -> str | None:
@@ -110,6 +113,7 @@ class Scheduler:
         try:
             async with trio.open_nursery() as nursery:
                 self._cancel_scope = nursery.cancel_scope
+                self._nursery = nursery
                 for address in self._listen:
                     self.addresses.append(
                         await nursery.start(
@@ -142,6 +146,23 @@ class Scheduler:
         while len(self.state.workers) < n:
             self._worker_registered = trio.Event()
             await self._worker_registered.wait()
+
+    # --- functions run here (`Client.run_on_scheduler`) ------------------------------------
+
+    def _run_function(self, client_id: str, call: m.RunFunction) -> None:
+        """Run a client's function in the scheduler's loop; answer with a `RunResult`."""
+        assert self._nursery is not None
+        self._nursery.start_soon(self._run_and_answer, client_id, call)
+
+    async def _run_and_answer(self, client_id: str, call: m.RunFunction) -> None:
+        # Imported here: the function runner pulls in the worker's executor.
+        assert self._nursery is not None
+        result = await run_function(
+            call, self, "scheduler", nursery=self._nursery, address=self.address
+        )
+        sender = self._senders.get(client_id)
+        if sender is not None:
+            sender.send(result)
 
     # --- connections -------------------------------------------------------------------
 
