@@ -11,6 +11,7 @@ its subtasks simply go on.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import ssl
 import threading
@@ -23,6 +24,7 @@ import trio
 from ..client.client import DEFAULT_TIMEOUT, Client, default_client
 from ..client.core import ClientCore
 from .context import current_task_key, current_worker
+from .secession import seceded_while_waiting
 
 if TYPE_CHECKING:
     from .actor import Worker
@@ -79,6 +81,10 @@ class WorkerClient(Client):
         if self._trio_token is None:
             raise RuntimeError("the worker's client is not running yet")
         return trio.from_thread.run(async_fn, *args, trio_token=self._trio_token)
+
+    def _waiting(self) -> contextlib.AbstractContextManager[None]:
+        """A task waiting for futures gives its thread slot up meanwhile (`secede`)."""
+        return seceded_while_waiting()
 
     def close(self, timeout: Any = None) -> Any:
         """A no-op: the worker's client closes with its worker."""
