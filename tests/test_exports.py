@@ -40,12 +40,8 @@ REFERENCE_ENTRIES = [
 
 #: Reference entries that later issues implement (issue 6 owns all of these).
 NOT_YET = {
-    "Client.call_stack", "Client.compute", "Client.get",
-    "Client.get_executor", "Client.has_what", "Client.persist",
-    "Client.profile", "Client.rebalance", "Client.replicate",
-    "Client.run", "Client.run_on_scheduler",
+    "Client.compute", "Client.get", "Client.get_executor", "Client.persist",
     "Client.start_ipython_workers", "Client.start_ipython_scheduler",
-    "Client.upload_file", "secede", "rejoin", "Reschedule",
 }  # fmt: skip
 
 

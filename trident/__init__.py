@@ -14,6 +14,7 @@ from ._exceptions import DependencyError as DependencyError
 from ._exceptions import FutureLostError as FutureLostError
 from ._exceptions import KilledWorker as KilledWorker
 from ._exceptions import ProtocolError as ProtocolError
+from ._exceptions import Reschedule as Reschedule
 from ._exceptions import SchedulerError as SchedulerError
 from ._version import __version__ as __version__
 from .actors.handle import Actor as Actor
@@ -47,6 +48,8 @@ from .worker.client import get_client as get_client
 from .worker.client import worker_client as worker_client
 from .worker.context import get_worker as get_worker
 from .worker.executor import RemoteException as RemoteException
+from .worker.secession import rejoin as rejoin
+from .worker.secession import secede as secede
 
 __all__ = [
     "ALL_COMPLETED",
@@ -71,6 +74,7 @@ __all__ = [
     "Pub",
     "Queue",
     "RemoteException",
+    "Reschedule",
     "Scheduler",
     "SchedulerError",
     "Security",
@@ -88,6 +92,8 @@ __all__ = [
     "get_client",
     "get_worker",
     "progress",
+    "rejoin",
+    "secede",
     "wait",
     "worker_client",
 ]

@@ -36,6 +36,7 @@ from ..scheduler.scheduler_file import read_scheduler_file, write_scheduler_file
 from ..security import Security
 from . import datasets as published
 from . import replay
+from .admin import ClusterAdministration
 from .core import ClientCore
 from .datasets import NO_DEFAULT, Datasets
 from .future import FINISHED, PENDING, Future, FutureState
@@ -120,7 +121,7 @@ def _as_name_list(workers: Any) -> list[str] | None:
     return [str(w) for w in workers]
 
 
-class Client:
+class Client(ClusterAdministration):
     """Connect to a trident cluster and run computations on it.
 
     Arguments:
@@ -566,12 +567,21 @@ class Client:
 
     # --- results ---------------------------------------------------------------------
 
+    def _waiting(self) -> contextlib.AbstractContextManager[None]:
+        """Entered around every wait for futures that are not done.
+
+        The worker's client secedes the calling task there (see `worker.secession`).
+        """
+        return contextlib.nullcontext()
+
     def _wait_blocking(self, state: FutureState, timeout: float | None) -> None:
         if state.status != PENDING:
             return
         if self._core.in_loop_thread:
             raise RuntimeError("cannot block on a future inside the client's event loop")
-        if not state.wait_blocking(self._core.lock, timeout):
+        with self._waiting():
+            done = state.wait_blocking(self._core.lock, timeout)
+        if not done:
             raise TimeoutError(f"future {state.key!r} is not done after {timeout} s")
 
     def _result_blocking(self, state: FutureState, timeout: float | None) -> Any:
@@ -602,22 +612,26 @@ class Client:
         states = [f._state for f in found]
         if self.asynchronous:
             return self._gather_async(futures, states, errors)
-        for state in states:
-            self._wait_blocking(state, None)
-            if state.status != FINISHED and errors == "raise":
-                raise state.exception_object()
-        if all(s.status != FINISHED or s.payload is not None for s in states):
-            values = {
-                s.key: self._core.load(s.payload)
-                for s in states
-                if s.status == FINISHED and s.payload is not None
-            }
-        else:
-            values = self._sync(self._core.gather_values, states, errors)
+        pending = any(s.status == PENDING for s in states)
+        with self._waiting() if pending else contextlib.nullcontext():
+            for state in states:
+                self._wait_blocking(state, None)
+                if state.status != FINISHED and errors == "raise":
+                    raise state.exception_object()
+            if all(s.status != FINISHED or s.payload is not None for s in states):
+                values = {
+                    s.key: self._core.load(s.payload)
+                    for s in states
+                    if s.status == FINISHED and s.payload is not None
+                }
+            else:
+                values = self._sync(self._core.gather_values, states, errors)
         return substitute(futures, values, skip_missing=errors == "skip")
 
     async def _gather_async(self, futures: Any, states: list[FutureState], errors: str) -> Any:
-        values = await self._core.gather_values(states, errors)
+        pending = any(s.status == PENDING for s in states)
+        with self._waiting() if pending else contextlib.nullcontext():
+            values = await self._core.gather_values(states, errors)
         return substitute(futures, values, skip_missing=errors == "skip")
 
     def scatter(

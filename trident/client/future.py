@@ -261,13 +261,18 @@ class Future:
     # The async forms are methods of the future so that awaiting a temporary future
     # (``await client.submit(f)``) keeps it, and with it the key, alive until done.
     async def _result_async(self, timeout: float | None) -> Any:
+        if self._state.status == PENDING:
+            with self._client._waiting():
+                return await self._client._core.result_async(self._state, timeout)
         return await self._client._core.result_async(self._state, timeout)
 
     async def _exception_async(self, timeout: float | None) -> Any:
-        return await self._client._core.exception_async(self._state, timeout)
+        with self._client._waiting():
+            return await self._client._core.exception_async(self._state, timeout)
 
     async def _traceback_async(self, timeout: float | None) -> Any:
-        return await self._client._core.traceback_async(self._state, timeout)
+        with self._client._waiting():
+            return await self._client._core.traceback_async(self._state, timeout)
 
     def exception(self, timeout: float | None = None) -> Any:
         """Wait for the task; return its exception, or None if it succeeded."""
