@@ -40,7 +40,6 @@ REFERENCE_ENTRIES = [
 
 #: Reference entries that later issues implement (issue 6 owns all of these).
 NOT_YET = {
-    "Client.compute", "Client.get", "Client.get_executor", "Client.persist",
     "Client.start_ipython_workers", "Client.start_ipython_scheduler",
 }  # fmt: skip
 

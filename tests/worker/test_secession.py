@@ -140,6 +140,7 @@ def parent_that_waits(tag, then=0.0):
     try:
         return child.result()
     except CancelledError:
+        ENDED[f"{tag}-resumed"] = time.time()  # the wait rejoined before raising
         time.sleep(then)
         ENDED[tag] = time.time()
         raise
@@ -179,8 +180,10 @@ async def test_a_cancelled_seceded_task_holds_its_thread_until_it_returns():
                 await trio.sleep(0.005)
         await parent.cancel()
         after = client.submit(now, pure=False)
-        await wait_ended("cancel-child")
-        # The parent's wait ends with CancelledError; it rejoins before going on for
-        # 0.3 s, so the task submitted after the cancellation starts only once it returns.
-        assert await after >= ENDED["cancel"]
+        ran_at = await after
+        await wait_ended("cancel-child", "cancel")
+        # The parent's wait ends with CancelledError; it rejoins (takes the only slot)
+        # before going on for 0.3 s, so the other task never runs meanwhile.
+        assert not ENDED["cancel-resumed"] <= ran_at <= ENDED["cancel"]
+        assert ENDED["cancel"] - ENDED["cancel-resumed"] >= 0.3
         assert not handle.worker.state.seceded

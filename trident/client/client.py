@@ -37,6 +37,7 @@ from ..security import Security
 from . import datasets as published
 from . import replay
 from .admin import ClusterAdministration
+from .collections import GraphMethods, use_as_dask_scheduler
 from .core import ClientCore
 from .datasets import NO_DEFAULT, Datasets
 from .future import FINISHED, PENDING, Future, FutureState
@@ -95,6 +96,7 @@ def _set_default(client: Client | None) -> None:
     global _default_client
     with _default_lock:
         _default_client = client
+        use_as_dask_scheduler(client)
 
 
 def _function_name(func: Callable[..., Any]) -> str:
@@ -121,7 +123,7 @@ def _as_name_list(workers: Any) -> list[str] | None:
     return [str(w) for w in workers]
 
 
-class Client(ClusterAdministration):
+class Client(ClusterAdministration, GraphMethods):
     """Connect to a trident cluster and run computations on it.
 
     Arguments:
