@@ -30,6 +30,7 @@ from .client.waiting import FIRST_EXCEPTION as FIRST_EXCEPTION
 from .client.waiting import as_completed as as_completed
 from .client.waiting import fire_and_forget as fire_and_forget
 from .client.waiting import wait as wait
+from .cluster.adaptive import Adaptive as Adaptive
 from .cluster.local import LocalCluster as LocalCluster
 from .coordination import Event as Event
 from .coordination import Lock as Lock
@@ -59,6 +60,7 @@ __all__ = [
     "ActorDied",
     "ActorFuture",
     "ActorRestarted",
+    "Adaptive",
     "AuthenticationError",
     "CancelledError",
     "Client",

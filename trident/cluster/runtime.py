@@ -246,6 +246,11 @@ class ClusterRuntime:
             with trio.CancelScope(shield=True):
                 await stop_process(process)
 
+    def spawn(self, async_fn: Any) -> None:
+        """Run ``async_fn()`` in the runtime's nursery (call from its loop)."""
+        assert self._nursery is not None
+        self._nursery.start_soon(async_fn)
+
     def _forget(self, handle: WorkerHandle) -> None:
         if self.workers.get(handle.name) is handle:
             del self.workers[handle.name]

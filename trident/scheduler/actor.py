@@ -141,6 +141,22 @@ class Scheduler:
         if self._cancel_scope is not None:
             self._cancel_scope.cancel()
 
+    async def retire_workers(self, addresses: list[str], *, close: bool = False) -> dict[str, Any]:
+        """Retire workers from within the scheduler's loop (see `Client.retire_workers`);
+        return ``{address: info}`` of those retired (none when their data had nowhere
+        to go). A checkpoint."""
+        done = trio.Event()
+        retired: dict[str, Any] = {}
+
+        def finished(found: dict[str, Any]) -> None:
+            retired.update(found)
+            done.set()
+
+        self.state.data_movement.retire(addresses, close=close, on_done=finished)
+        self._flush()
+        await done.wait()
+        return retired
+
     async def wait_for_workers(self, n: int) -> None:
         """Return once at least `n` workers are registered."""
         while len(self.state.workers) < n:

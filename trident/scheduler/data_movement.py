@@ -62,11 +62,15 @@ def movable(ts: TaskRecord) -> bool:
 
 
 def workers_to_close(
-    workers: Mapping[str, WorkerRecord], n: int | None = None, *, exclude: Iterable[str] = ()
+    workers: Mapping[str, WorkerRecord],
+    n: int | None = None,
+    *,
+    exclude: Iterable[str] = (),
+    keep: int = 1,
 ) -> list[WorkerRecord]:
     """Workers the cluster can spare: idle ones, holding the fewest bytes first.
 
-    At least one worker is always kept, and enough that the memory limits of those kept
+    At least `keep` workers are kept, and enough that the memory limits of those kept
     cover `MEMORY_HEADROOM` times the bytes the cluster holds (when limits are known).
     `n` caps how many are returned; `exclude` names workers not to consider.
     """
@@ -76,7 +80,7 @@ def workers_to_close(
         (ws for ws in active if not ws.processing and not ws.long_running),
         key=lambda ws: ws.nbytes,
     )
-    limit = len(active) - 1 if n is None else min(n, len(active) - 1)
+    limit = len(active) - keep if n is None else min(n, len(active) - keep)
     total_bytes = sum(ws.nbytes for ws in active)
     kept_memory = sum(ws.info.memory_limit for ws in active)
     chosen: list[WorkerRecord] = []
@@ -225,6 +229,8 @@ class DataMovement:
             self._end_retirement(op)
             error = "cannot retire every worker: the data only they hold has nowhere to go"
             self._reply(op, None, error)
+            if op.on_done is not None:
+                op.on_done({})
             return
         op.rounds += 1
         loads = {ws: ws.nbytes for ws in receivers}

@@ -24,7 +24,7 @@ import itertools
 import logging
 import time
 from collections import defaultdict
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 from .._exceptions import ActorDied, DependencyError, FutureLostError, KilledWorker
@@ -978,6 +978,12 @@ class SchedulerState:
             },
             "worker_deaths": [death.as_dict() for death in self.nannies.deaths],
         }
+
+    def ready_tasks(self) -> Iterator[TaskRecord]:
+        """Tasks ready to run that no worker has yet: queued root tasks, then tasks that
+        wait for a worker able to run them."""
+        yield from (ts for ts in self._queue if ts.state == QUEUED)
+        yield from self.no_worker
 
     def task_counts(self) -> dict[str, int]:
         counts: dict[str, int] = defaultdict(int)
