@@ -41,6 +41,7 @@ from .collections import GraphMethods, use_as_dask_scheduler
 from .core import ClientCore
 from .datasets import NO_DEFAULT, Datasets
 from .future import FINISHED, PENDING, Future, FutureState
+from .kernels import KernelMethods
 from .loop import LoopThread
 from .structures import futures_of, substitute
 from .task_group import TaskGroup
@@ -123,7 +124,7 @@ def _as_name_list(workers: Any) -> list[str] | None:
     return [str(w) for w in workers]
 
 
-class Client(ClusterAdministration, GraphMethods):
+class Client(ClusterAdministration, GraphMethods, KernelMethods):
     """Connect to a trident cluster and run computations on it.
 
     Arguments:

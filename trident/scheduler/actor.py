@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 import trio
 
+from .._ipython import EmbeddedKernel
 from .._run_function import run_function
 from ..comm import handshake
 from ..comm.batched import BatchedSender
@@ -81,6 +82,8 @@ class Scheduler:
         self._cancel_scope: trio.CancelScope | None = None
         self._nursery: trio.Nursery | None = None
         self.state.remote_calls.run_here = self._run_function
+        #: the IPython kernel of `Client.start_ipython_scheduler`, once started
+        self.ipython = EmbeddedKernel()
 
     @property
     def token(self) -> str | None:
@@ -127,6 +130,7 @@ class Scheduler:
                 task_status.started(self)
         finally:
             logs.detach()
+            self.ipython.stop()
 
     async def _start_dashboard(self, nursery: trio.Nursery, address: str | int) -> None:
         # Imported here: schedulers without a dashboard never load the HTTP stack.

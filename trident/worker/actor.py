@@ -20,6 +20,7 @@ from typing import Any
 import psutil
 import trio
 
+from .._ipython import EmbeddedKernel
 from .._logbuffer import LogBuffer
 from .._run_function import run_function
 from .._versions import local_versions
@@ -157,6 +158,8 @@ class Worker:
         self._output: output.OutputCollector | None = None
         #: files uploaded with `Client.upload_file`
         self.uploads = UploadedFiles()
+        #: the IPython kernel of `Client.start_ipython_workers`, once started
+        self.ipython = EmbeddedKernel()
         #: samples the stacks of running tasks (`Client.profile`)
         self.profiler = Sampler(self._jobs)
         #: the thread of the worker's event loop (set once serving)
@@ -193,6 +196,7 @@ class Worker:
         finally:
             self.logs.detach()
             self.uploads.close()
+            self.ipython.stop()
             if self._output is not None:
                 self._output = None
                 output.uninstall()
