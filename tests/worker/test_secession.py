@@ -18,8 +18,10 @@ from trident import (
     rejoin,
     secede,
     wait,
+    worker_client,
 )
 from trident.testing import in_process_cluster
+from trident.worker.context import current_job
 
 
 @pytest.fixture(autouse=True)
@@ -54,6 +56,17 @@ def fib_with_wait(n):
     return sum(f.result() for f in futures)
 
 
+def fib_with_worker_client(n):
+    if n < 2:
+        return n
+    with worker_client() as client:
+        assert current_job()[1].seceded  # the block runs outside the thread slots
+        futures = client.map(fib_with_worker_client, [n - 1, n - 2])
+        total = sum(client.gather(futures))
+    assert not current_job()[1].seceded
+    return total
+
+
 async def async_fib(n):
     if n < 2:
         return n
@@ -68,6 +81,7 @@ async def test_async_recursion_gives_its_slot_up_while_awaiting():
     ):
         assert await client.submit(async_fib, 15) == 610
         assert await client.submit(fib, 12) == 144
+        assert await client.submit(fib_with_worker_client, 10) == 55
 
 
 # --- explicit secede and rejoin --------------------------------------------------------------

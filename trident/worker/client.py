@@ -23,8 +23,8 @@ import trio
 
 from ..client.client import DEFAULT_TIMEOUT, Client, default_client
 from ..client.core import ClientCore
-from .context import current_task_key, current_worker
-from .secession import seceded_while_waiting
+from .context import current_job, current_task_key, current_worker
+from .secession import rejoin, secede, seceded_while_waiting
 
 if TYPE_CHECKING:
     from .actor import Worker
@@ -139,5 +139,18 @@ def get_client(address: str | None = None, timeout: float | None = None) -> Clie
 
 @contextmanager
 def worker_client(timeout: float | None = None, separate_thread: bool = True) -> Iterator[Client]:
-    """``with worker_client() as client:`` — the worker's client, for use inside a task."""
-    yield get_client(timeout=timeout)
+    """``with worker_client() as client:`` — the worker's client, for use inside a task.
+
+    With `separate_thread` (the default, as in dask) the task secedes for the block
+    (another task may use its thread slot meanwhile) and rejoins when it ends. Waits
+    for futures secede by themselves anyway; see `trident.secede`.
+    """
+    client = get_client(timeout=timeout)
+    if not separate_thread or current_job() is None:
+        yield client
+        return
+    secede()
+    try:
+        yield client
+    finally:
+        rejoin()
