@@ -112,7 +112,8 @@ class Adaptive:
 
     Arguments:
         cluster: the cluster to scale.
-        minimum, maximum: bounds on the number of workers.
+        minimum: the fewest workers to keep.
+        maximum: the most workers to start.
         target_duration: how long the work in sight should take (seconds or text such
             as ``"5s"``); less means more workers.
         wait_count: consecutive recommendations to shrink needed before workers retire.
