@@ -28,7 +28,8 @@ if TYPE_CHECKING:
 ON_ERROR = ("raise", "return", "ignore")
 
 
-def _names(workers: Any) -> list[str] | None:
+def worker_names(workers: Any) -> list[str] | None:
+    """Worker addresses or names as a list of strings (None stays None)."""
     if workers is None:
         return None
     if isinstance(workers, (str, int)):
@@ -93,7 +94,7 @@ class ClusterAdministration:
 
         `workers` restricts the answer to some workers (addresses or names).
         """
-        names = _names(workers)
+        names = worker_names(workers)
         return self._sync(self._core.request, lambda rid: m.HasWhatRequest(rid, names))
 
     def processing(self, workers: Any = None) -> Any:
@@ -101,7 +102,7 @@ class ClusterAdministration:
 
         Includes the tasks waiting for a thread there and the seceded ones.
         """
-        names = _names(workers)
+        names = worker_names(workers)
         return self._sync(self._core.request, lambda rid: m.ProcessingRequest(rid, names))
 
     def nbytes(self, keys: Any = None, summary: bool = True, **kwargs: Any) -> Any:
@@ -119,7 +120,9 @@ class ClusterAdministration:
     def stacks(self, workers: Any = None) -> Any:
         """The tasks waiting for a thread on each worker, in the order they will start:
         ``{address: [key, ...]}``."""
-        return self._sync(self._ask_workers, _names(workers), lambda rid: m.TaskQueueRequest(rid))
+        return self._sync(
+            self._ask_workers, worker_names(workers), lambda rid: m.TaskQueueRequest(rid)
+        )
 
     def call_stack(self, futures: Any = None, keys: Any = None) -> Any:
         """The call stacks of running tasks: ``{address: {key: [frame, ...]}}``.
@@ -214,7 +217,7 @@ class ClusterAdministration:
         {identifier: tree}}``, one node per function (see `trident.worker.profiling`).
         """
         request = (key, _seconds(start), _seconds(stop))
-        return self._sync(self._profile, _names(workers), request, bool(merge_workers))
+        return self._sync(self._profile, worker_names(workers), request, bool(merge_workers))
 
     async def _profile(
         self,
@@ -257,7 +260,9 @@ class ClusterAdministration:
         if on_error not in ON_ERROR:
             raise ValueError(f"on_error must be one of {ON_ERROR}, got {on_error!r}")
         build = _function_call(function, args, kwargs, bool(wait))
-        return self._sync(self._run, build, _names(workers), bool(nanny), on_error, bool(wait))
+        return self._sync(
+            self._run, build, worker_names(workers), bool(nanny), on_error, bool(wait)
+        )
 
     async def _run(
         self,
@@ -337,7 +342,7 @@ class ClusterAdministration:
         the loss of a worker; workers that join later get none. Actors are not copied.
         """
         keys = _keys(futures)
-        names = _names(workers)
+        names = worker_names(workers)
         count = None if n is None else int(n)
         return self._sync(
             self._core.request, lambda rid: m.ReplicateRequest(rid, keys, count, names)
@@ -350,7 +355,7 @@ class ClusterAdministration:
         place. Actors never move.
         """
         keys = _keys(futures) if futures is not None else None
-        names = _names(workers)
+        names = worker_names(workers)
         return self._sync(self._core.request, lambda rid: m.RebalanceRequest(rid, keys, names))
 
     def retire_workers(
@@ -367,7 +372,7 @@ class ClusterAdministration:
         too. An actor on a retired worker follows its restart rules, as when its
         worker dies (`max_restarts`).
         """
-        names = _names(workers)
+        names = worker_names(workers)
         return self._sync(
             self._core.request,
             lambda rid: m.RetireWorkersRequest(rid, names, bool(close_workers)),

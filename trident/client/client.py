@@ -36,7 +36,7 @@ from ..scheduler.scheduler_file import read_scheduler_file, write_scheduler_file
 from ..security import Security
 from . import datasets as published
 from . import replay
-from .admin import ClusterAdministration
+from .admin import ClusterAdministration, worker_names
 from .collections import GraphMethods, use_as_dask_scheduler
 from .core import ClientCore
 from .datasets import NO_DEFAULT, Datasets
@@ -114,14 +114,6 @@ def _pickle_function(func: Callable[..., Any]) -> tuple[Serialized, str]:
     except Exception as exc:
         what = f"the function {_function_name(func)!r}"
         raise unpicklable_error(what, {"function": func}, exc) from exc
-
-
-def _as_name_list(workers: Any) -> list[str] | None:
-    if workers is None:
-        return None
-    if isinstance(workers, (str, int)):
-        workers = [workers]
-    return [str(w) for w in workers]
 
 
 class Client(ClusterAdministration, GraphMethods, KernelMethods):
@@ -497,7 +489,7 @@ class Client(ClusterAdministration, GraphMethods, KernelMethods):
             dependencies,
             int(options.priority),
             int(options.retries or 0),
-            _as_name_list(options.workers),
+            worker_names(options.workers),
             bool(options.allow_other_workers),
             dict(options.resources) if options.resources else None,
             float(options.timeout) if options.timeout is not None else None,
@@ -656,7 +648,7 @@ class Client(ClusterAdministration, GraphMethods, KernelMethods):
         """
         self._check_open()
         wait = self._timeout if timeout == _NO_DEFAULT else float(timeout)
-        names = _as_name_list(workers)
+        names = worker_names(workers)
         if isinstance(data, dict):
             values, keys = list(data.values()), [str(k) for k in data]
         elif isinstance(data, (list, tuple, set, frozenset)):
@@ -718,7 +710,7 @@ class Client(ClusterAdministration, GraphMethods, KernelMethods):
 
     def nthreads(self, workers: Any = None) -> dict[str, int]:
         """Threads per worker address (from the client's live view of the cluster)."""
-        names = _as_name_list(workers)
+        names = worker_names(workers)
         return {
             address: info.nthreads
             for address, info in self._core.workers.items()
@@ -806,7 +798,7 @@ class Client(ClusterAdministration, GraphMethods, KernelMethods):
         `workers` restricts the answer to some workers (addresses or names); a worker
         that cannot be reached is left out. A coroutine if asynchronous.
         """
-        return self._sync(self._core.worker_logs, n, _as_name_list(workers))
+        return self._sync(self._core.worker_logs, n, worker_names(workers))
 
     # --- datasets and metadata (see `client.datasets`) ---------------------------------------
 

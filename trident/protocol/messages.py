@@ -2,7 +2,8 @@
 
 Each class is a frozen, slotted attrs class registered under a short tag (see
 `registry.message`). Fields are validated on decode. Keys are strings; user data is
-always a `Serialized` payload that only clients and workers ever unpickle.
+always a `Serialized` payload that only clients and workers unpickle (and the scheduler's
+actor for `RunOnScheduler`, from an authenticated client).
 """
 
 from __future__ import annotations

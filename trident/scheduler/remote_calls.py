@@ -16,6 +16,7 @@ from typing import Any
 import attrs
 
 from ..protocol import messages as m
+from .inspection import select_workers
 from .nannies import Nannies, NannyRecord
 from .records import ClientRecord, WorkerRecord
 
@@ -74,11 +75,9 @@ class RemoteCalls:
     def _on_run_on_nannies(self, cs: ClientRecord, msg: m.RunOnNannies) -> None:
         call = msg.call
         nanny_of = self._nannies.nanny_of()
-        wanted = set(msg.workers) if msg.workers is not None else None
         pending = NannyCall(cs.client_id, call.request_id, {})
-        for address, ws in self._workers.items():
-            if wanted is not None and address not in wanted and ws.name not in wanted:
-                continue
+        for ws in select_workers(self._workers, msg.workers):
+            address = ws.address
             nanny = nanny_of.get(address)
             if nanny is None:
                 error = ValueError(f"worker {address} has no nanny")
