@@ -21,13 +21,6 @@ from .nannies import Nannies, NannyRecord
 from .records import ClientRecord, WorkerRecord
 
 
-def error_result(request_id: int, exc: BaseException) -> m.RunResult:
-    """A `RunResult` for an error the scheduler itself reports."""
-    from .state import scheduler_error
-
-    return m.RunResult(request_id, None, scheduler_error(exc))
-
-
 @attrs.define(eq=False)
 class NannyCall:
     """A `RunOnNannies` waiting for its nannies' results."""
@@ -47,10 +40,13 @@ class RemoteCalls:
         workers: Mapping[str, WorkerRecord],
         nannies: Nannies,
         send: Callable[[str, Any], None],
+        error_info: Callable[[BaseException], m.ErrorInfo],
     ):
+        """`error_info` packages the errors the scheduler reports itself."""
         self._workers = workers
         self._nannies = nannies
         self._send = send
+        self._error_info = error_info
         #: runs ``RunFunction`` for the client id given; set by the scheduler actor
         self.run_here: Callable[[str, m.RunFunction], None] | None = None
         self.calls: list[NannyCall] = []
@@ -58,6 +54,9 @@ class RemoteCalls:
         self._relays: dict[int, tuple[NannyCall, str]] = {}
         self._ids = itertools.count(1)
         nannies.add_handler(m.RunResult, self._on_nanny_result)
+
+    def _error_result(self, request_id: int, exc: BaseException) -> m.RunResult:
+        return m.RunResult(request_id, None, self._error_info(exc))
 
     def handlers(self) -> dict[type, Callable[[ClientRecord, Any], None]]:
         return {
@@ -68,7 +67,7 @@ class RemoteCalls:
     def _on_run_on_scheduler(self, cs: ClientRecord, msg: m.RunOnScheduler) -> None:
         if self.run_here is None:
             error = RuntimeError("this scheduler does not run functions (no scheduler actor)")
-            self._send(cs.client_id, error_result(msg.call.request_id, error))
+            self._send(cs.client_id, self._error_result(msg.call.request_id, error))
             return
         self.run_here(cs.client_id, msg.call)
 
@@ -81,7 +80,7 @@ class RemoteCalls:
             nanny = nanny_of.get(address)
             if nanny is None:
                 error = ValueError(f"worker {address} has no nanny")
-                pending.results[address] = error_result(call.request_id, error)
+                pending.results[address] = self._error_result(call.request_id, error)
                 continue
             relay = next(self._ids)
             pending.waiting[relay] = address
@@ -113,7 +112,7 @@ class RemoteCalls:
             del self._relays[relay]
             address = pending.waiting.pop(relay)
             error = ConnectionError(f"the nanny of {address} left before answering")
-            pending.results[address] = error_result(pending.request_id, error)
+            pending.results[address] = self._error_result(pending.request_id, error)
             self._finish(pending)
 
     def client_removed(self, client_id: str) -> None:

@@ -144,7 +144,7 @@ class SchedulerState:
         self.queries = ClusterQueries(self.tasks, self.workers, self._send)
         self.data_movement = DataMovement(self, self._send)
         self.uploads = Uploads(self.workers, self._send)
-        self.remote_calls = RemoteCalls(self.workers, self.nannies, self._send)
+        self.remote_calls = RemoteCalls(self.workers, self.nannies, self._send, scheduler_error)
         for part in (self.queries, self.data_movement, self.uploads, self.remote_calls):
             self._client_handlers.update(part.handlers())
         self._worker_handlers[m.TaskSeceded] = self._on_task_seceded
