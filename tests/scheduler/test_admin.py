@@ -323,3 +323,21 @@ def test_a_nanny_that_leaves_fails_its_part_of_the_call():
     h.state.remove_nanny("n0")
     results = reply(h.flush()).results
     assert "left before answering" in results["w0"].error.text
+
+
+def test_a_move_to_a_worker_that_started_retiring_keeps_the_source_copy():
+    h = Harness(workers=3)
+    h.submit(*[spec(f"k{i}", workers=["w0"]) for i in range(2)], spec("u", workers=["w1"]))
+    for i in range(2):
+        finish_on(h, f"k{i}", "w0", nbytes=100)
+    finish_on(h, "u", "w1", nbytes=10)
+    out = h.client(m.RebalanceRequest(1, [f"k{i}" for i in range(2)], ["w0", "w1"]))
+    (move,) = out["w1"]
+    (moved,) = move.who_has
+    (copy,) = h.client(m.RetireWorkersRequest(2, ["w1"], False))["w2"]  # u must leave w1
+    out = acquired(h, "w1", move.operation, {moved: 100})
+    assert holders(h, moved) == ["w0", "w1"]  # w1 is leaving: w0 keeps its copy
+    assert reply(out).request_id == 1
+    out = acquired(h, "w2", copy.operation, {"u": 10})
+    assert list(reply(out).value) == ["w1"]
+    assert holders(h, moved) == ["w0"] and holders(h, "u") == ["w2"]

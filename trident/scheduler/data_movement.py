@@ -291,7 +291,13 @@ class DataMovement:
             state.add_replica(ts, ws, nbytes)
             source_address = op.moves.pop((key, ws.address), None) if op is not None else None
             source = state.workers.get(source_address) if source_address else None
-            if source is not None and source in ts.who_has and len(ts.who_has) > 1:
+            # A target that started retiring meanwhile is no safe home: keep the source.
+            if (
+                source is not None
+                and source in ts.who_has
+                and len(ts.who_has) > 1
+                and ws.address not in self.retiring
+            ):
                 state.drop_replica(ts, source)
         if op is not None:
             op.pending.discard(ws.address)
