@@ -5,6 +5,7 @@ minimal install) this module is skipped, since these features need dask."""
 
 from __future__ import annotations
 
+import subprocess
 import sys
 
 import pytest
@@ -136,3 +137,30 @@ def test_without_dask_compute_names_the_extra(client, monkeypatch):
     monkeypatch.setitem(sys.modules, "dask", None)
     with pytest.raises(ImportError, match=r"trident\[dask\]"):
         client.compute([1])
+
+
+SCRIPT = """
+import subprocess
+import sys
+from trident import Client, LocalCluster, get_worker
+
+def where(_):
+    return get_worker().address
+
+with LocalCluster(n_workers=1, processes=False, dashboard_address=None) as cluster:
+    with Client(cluster) as client:
+        assert "dask" not in sys.modules, "creating a client imported dask"
+        import dask  # imported after the client: it becomes dask's scheduler now
+
+        assert dask.config.get("scheduler") is client
+        assert dask.delayed(where)(1).compute() in client.nthreads()
+    assert dask.config.get("scheduler", None) is None
+print("ok")
+"""
+
+
+def test_a_client_created_before_dask_is_imported_becomes_its_scheduler():
+    done = subprocess.run(
+        [sys.executable, "-c", SCRIPT], capture_output=True, text=True, timeout=120
+    )
+    assert done.stdout.strip() == "ok", done.stderr

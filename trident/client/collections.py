@@ -9,7 +9,9 @@ dask.dataframe run on trident; they need dask (``pip install trident[dask]``), n
 
 from __future__ import annotations
 
+import importlib.abc
 import importlib.util
+import sys
 import threading
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
@@ -272,6 +274,8 @@ class GraphMethods:
 
 _dask_settings: Any = None
 _dask_lock = threading.Lock()
+#: the client to make dask's scheduler once dask is imported (see `_WhenDaskLoads`)
+_waiting_client: Any = None
 
 
 def use_as_dask_scheduler(client: Any) -> None:
@@ -279,15 +283,59 @@ def use_as_dask_scheduler(client: Any) -> None:
 
     Called when a client becomes (or stops being) the default client. While set,
     ``x.compute()`` runs on the client and dask.dataframe shuffles with tasks (its
-    other methods need ``distributed``). Does nothing when dask is not installed.
+    other methods need ``distributed``). If dask is not imported yet, this happens when
+    it is: creating a client never imports dask itself.
     """
-    global _dask_settings
+    global _dask_settings, _waiting_client
+    config: Any = None
+    if client is not None and "dask" in sys.modules:
+        # Outside the lock: this may wait for another thread that is importing dask.
+        import dask.config as config
     with _dask_lock:
         if _dask_settings is not None:
             settings, _dask_settings = _dask_settings, None
             settings.__exit__(None, None, None)
-        if client is None or importlib.util.find_spec("dask") is None:
+        _waiting_client = None
+        if client is None:
             return
-        import dask.config
+        if config is None:
+            _waiting_client = client
+            _WhenDaskLoads.install()
+            return
+        _dask_settings = config.set({"scheduler": client, "dataframe.shuffle.method": "tasks"})
 
-        _dask_settings = dask.config.set({"scheduler": client, "dataframe.shuffle.method": "tasks"})
+
+def _dask_loaded() -> None:
+    client = _waiting_client
+    if client is not None and client.status not in ("closing", "closed"):
+        use_as_dask_scheduler(client)
+
+
+class _WhenDaskLoads(importlib.abc.MetaPathFinder):
+    """Calls `_dask_loaded` right after ``import dask`` finishes, once."""
+
+    _installed = False
+
+    @classmethod
+    def install(cls) -> None:
+        if not cls._installed:
+            cls._installed = True
+            sys.meta_path.insert(0, cls())
+
+    def find_spec(self, name: str, path: Any = None, target: Any = None) -> Any:
+        if name != "dask":
+            return None
+        sys.meta_path.remove(self)
+        type(self)._installed = False
+        spec = importlib.util.find_spec(name)
+        loader = spec.loader if spec is not None else None
+        if loader is None or not hasattr(loader, "exec_module"):
+            return spec
+        run_module = loader.exec_module
+
+        def exec_module(module: Any) -> None:
+            run_module(module)
+            _dask_loaded()
+
+        loader.exec_module = exec_module  # type: ignore[method-assign]
+        return spec
