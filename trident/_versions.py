@@ -7,8 +7,6 @@ a mismatch between processes is the usual cause of errors when loading pickled d
 from __future__ import annotations
 
 import functools
-import importlib.metadata
-import platform
 import sys
 from typing import Any
 
@@ -20,6 +18,8 @@ OPTIONAL_PACKAGES = ("numpy", "pandas", "dask", "ipykernel")
 
 @functools.cache
 def _host() -> dict[str, Any]:
+    import platform  # here: worker processes load this module, few ask for versions
+
     uname = platform.uname()
     return {
         "python": ".".join(map(str, sys.version_info[:3])),
@@ -37,6 +37,8 @@ def package_version(name: str) -> str | None:
     """The installed version of distribution `name`, or None if it is not installed."""
     if name == "python":
         return ".".join(map(str, sys.version_info[:3]))
+    import importlib.metadata
+
     try:
         return importlib.metadata.version(name)
     except importlib.metadata.PackageNotFoundError:
