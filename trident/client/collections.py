@@ -179,27 +179,22 @@ class GraphMethods:
         one's final value (its result as ``dask.compute`` gives it).
 
         `collections` is a collection or a list/tuple of them (other items pass through
-        unchanged). With ``sync=True`` the values are returned instead (a coroutine for
-        asynchronous clients). `optimize_graph` applies dask's optimizations first. The
-        other arguments are those of `submit`, for every task. Needs dask.
+        unchanged; with `traverse`, collections inside them are found too). With
+        ``sync=True`` the values are returned instead (a coroutine for asynchronous
+        clients). `optimize_graph` applies dask's optimizations first. The other
+        arguments are those of `submit`, for every task. Needs dask.
         """
         dask = _dask()
         single = is_dask_collection(collections)
         items = [collections] if single else list(collections)
         options = self._graph_options(workers, allow_other_workers, resources, retries, priority)
-        found = [item for item in items if is_dask_collection(item)]
-        futures = iter(
-            dask.compute(
-                *found,
-                scheduler=self._dask_scheduler(options),
-                optimize_graph=optimize_graph,
-                traverse=False,
-            )
-            if found
-            else ()
+        results = dask.compute(
+            *items,
+            scheduler=self._dask_scheduler(options),
+            optimize_graph=optimize_graph,
+            traverse=traverse,
         )
-        results = [next(futures) if is_dask_collection(item) else item for item in items]
-        value: Any = results[0] if single else results
+        value: Any = results[0] if single else list(results)
         if sync:
             return self.gather(value)
         return value
