@@ -72,7 +72,10 @@ def load_run_error(result: m.RunResult, where: str) -> BaseException:
     return exc
 
 
-def _function_call(function: Callable[..., Any], args: tuple, kwargs: dict[str, Any], wait: bool):
+def _function_call(
+    function: Callable[..., Any], args: tuple, kwargs: dict[str, Any], wait: bool
+) -> Callable[[int], m.RunFunction]:
+    """Pickle the call once; the result builds its `RunFunction` for a request id."""
     payload = dumps(function)
     arguments = dumps((args, kwargs))
     return lambda request_id: m.RunFunction(request_id, payload, arguments, wait)
