@@ -26,6 +26,7 @@ if TYPE_CHECKING:
     from ._exceptions import FutureLostError as FutureLostError
     from ._exceptions import KilledWorker as KilledWorker
     from ._exceptions import ProtocolError as ProtocolError
+    from ._exceptions import Reschedule as Reschedule
     from ._exceptions import SchedulerError as SchedulerError
     from .actors.handle import Actor as Actor
     from .actors.handle import ActorFuture as ActorFuture
@@ -40,6 +41,7 @@ if TYPE_CHECKING:
     from .client.waiting import as_completed as as_completed
     from .client.waiting import fire_and_forget as fire_and_forget
     from .client.waiting import wait as wait
+    from .cluster.adaptive import Adaptive as Adaptive
     from .cluster.local import LocalCluster as LocalCluster
     from .coordination import Event as Event
     from .coordination import Lock as Lock
@@ -58,6 +60,8 @@ if TYPE_CHECKING:
     from .worker.client import worker_client as worker_client
     from .worker.context import get_worker as get_worker
     from .worker.executor import RemoteException as RemoteException
+    from .worker.secession import rejoin as rejoin
+    from .worker.secession import secede as secede
 
 #: public name -> the module that defines it
 _EXPORTS = {
@@ -69,6 +73,7 @@ _EXPORTS = {
     "FutureLostError": "trident._exceptions",
     "KilledWorker": "trident._exceptions",
     "ProtocolError": "trident._exceptions",
+    "Reschedule": "trident._exceptions",
     "SchedulerError": "trident._exceptions",
     "Actor": "trident.actors.handle",
     "ActorFuture": "trident.actors.handle",
@@ -83,6 +88,7 @@ _EXPORTS = {
     "as_completed": "trident.client.waiting",
     "fire_and_forget": "trident.client.waiting",
     "wait": "trident.client.waiting",
+    "Adaptive": "trident.cluster.adaptive",
     "LocalCluster": "trident.cluster.local",
     "Event": "trident.coordination",
     "Lock": "trident.coordination",
@@ -101,6 +107,8 @@ _EXPORTS = {
     "worker_client": "trident.worker.client",
     "get_worker": "trident.worker.context",
     "RemoteException": "trident.worker.executor",
+    "rejoin": "trident.worker.secession",
+    "secede": "trident.worker.secession",
 }
 
 __all__ = [
@@ -111,6 +119,7 @@ __all__ = [
     "ActorDied",
     "ActorFuture",
     "ActorRestarted",
+    "Adaptive",
     "AuthenticationError",
     "CancelledError",
     "Client",
@@ -126,6 +135,7 @@ __all__ = [
     "Pub",
     "Queue",
     "RemoteException",
+    "Reschedule",
     "Scheduler",
     "SchedulerError",
     "Security",
@@ -143,6 +153,8 @@ __all__ = [
     "get_client",
     "get_worker",
     "progress",
+    "rejoin",
+    "secede",
     "wait",
     "worker_client",
 ]

@@ -71,3 +71,11 @@ __all__ = [
     "ProtocolError",
     "SchedulerError",
 ]
+
+
+class Reschedule(Exception):
+    """Raise from a task to have the scheduler place it again, maybe on another worker.
+
+    The run ends without a result or an error (it does not count as a failure or use a
+    retry) and the task runs afresh; what it submitted meanwhile is cancelled.
+    """

@@ -140,7 +140,9 @@ async def test_a_failure_cancels_the_group_and_raises_an_exception_group(trident
 
 
 async def running_tasks(client) -> int:
-    return sum(len(h.worker.state.executing) for h in client.cluster.workers.values())
+    """Runs in progress, seceded ones (a parent waiting for its children) included."""
+    states = [h.worker.state for h in client.cluster.workers.values()]
+    return sum(len(state.executing) + len(state.seceded) for state in states)
 
 
 async def test_an_error_in_the_body_cancels_the_remote_work(trident_client):
@@ -178,7 +180,7 @@ async def test_fail_after_around_an_awaited_future_in_a_group(trident_client):
 
 @pytest.fixture
 async def roomy_client():
-    """Four task slots: a parent task holds one while its children run."""
+    """Four task slots for a parent and its children."""
     async with (
         in_process_cluster(n_workers=2, threads_per_worker=2) as cluster,
         Client(cluster, asynchronous=True, set_as_default=False) as client,

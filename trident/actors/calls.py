@@ -166,6 +166,14 @@ class ActorCalls:
                 state, state.set_finished, "", value.nbytes if value else 0, value
             )
 
+    def keys_lost(self, keys: list[str]) -> None:
+        """The scheduler reported these keys lost: calls to those actors wait for their
+        restarted instance instead of going to the old location (its worker left)."""
+        for key in keys:
+            channel = self._channels.get(key)
+            if channel is not None and channel.location is not None:
+                self._location_failed(channel, channel.location)
+
     def _location_failed(self, channel: _Channel, location: ActorLocation) -> None:
         if channel.location is location:
             channel.failed_restarts = location.restarts

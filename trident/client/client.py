@@ -36,9 +36,12 @@ from ..scheduler.scheduler_file import read_scheduler_file, write_scheduler_file
 from ..security import Security
 from . import datasets as published
 from . import replay
+from .admin import ClusterAdministration, worker_names
+from .collections import GraphMethods, use_as_dask_scheduler
 from .core import ClientCore
 from .datasets import NO_DEFAULT, Datasets
 from .future import FINISHED, PENDING, Future, FutureState
+from .kernels import KernelMethods
 from .loop import LoopThread
 from .structures import futures_of, substitute
 from .task_group import TaskGroup
@@ -94,6 +97,7 @@ def _set_default(client: Client | None) -> None:
     global _default_client
     with _default_lock:
         _default_client = client
+        use_as_dask_scheduler(client)
 
 
 def _function_name(func: Callable[..., Any]) -> str:
@@ -112,15 +116,7 @@ def _pickle_function(func: Callable[..., Any]) -> tuple[Serialized, str]:
         raise unpicklable_error(what, {"function": func}, exc) from exc
 
 
-def _as_name_list(workers: Any) -> list[str] | None:
-    if workers is None:
-        return None
-    if isinstance(workers, (str, int)):
-        workers = [workers]
-    return [str(w) for w in workers]
-
-
-class Client:
+class Client(ClusterAdministration, GraphMethods, KernelMethods):
     """Connect to a trident cluster and run computations on it.
 
     Arguments:
@@ -493,7 +489,7 @@ class Client:
             dependencies,
             int(options.priority),
             int(options.retries or 0),
-            _as_name_list(options.workers),
+            worker_names(options.workers),
             bool(options.allow_other_workers),
             dict(options.resources) if options.resources else None,
             float(options.timeout) if options.timeout is not None else None,
@@ -566,12 +562,21 @@ class Client:
 
     # --- results ---------------------------------------------------------------------
 
+    def _waiting(self) -> contextlib.AbstractContextManager[None]:
+        """Entered around every wait for futures that are not done.
+
+        The worker's client secedes the calling task there (see `worker.secession`).
+        """
+        return contextlib.nullcontext()
+
     def _wait_blocking(self, state: FutureState, timeout: float | None) -> None:
         if state.status != PENDING:
             return
         if self._core.in_loop_thread:
             raise RuntimeError("cannot block on a future inside the client's event loop")
-        if not state.wait_blocking(self._core.lock, timeout):
+        with self._waiting():
+            done = state.wait_blocking(self._core.lock, timeout)
+        if not done:
             raise TimeoutError(f"future {state.key!r} is not done after {timeout} s")
 
     def _result_blocking(self, state: FutureState, timeout: float | None) -> Any:
@@ -602,22 +607,26 @@ class Client:
         states = [f._state for f in found]
         if self.asynchronous:
             return self._gather_async(futures, states, errors)
-        for state in states:
-            self._wait_blocking(state, None)
-            if state.status != FINISHED and errors == "raise":
-                raise state.exception_object()
-        if all(s.status != FINISHED or s.payload is not None for s in states):
-            values = {
-                s.key: self._core.load(s.payload)
-                for s in states
-                if s.status == FINISHED and s.payload is not None
-            }
-        else:
-            values = self._sync(self._core.gather_values, states, errors)
+        pending = any(s.status == PENDING for s in states)
+        with self._waiting() if pending else contextlib.nullcontext():
+            for state in states:
+                self._wait_blocking(state, None)
+                if state.status != FINISHED and errors == "raise":
+                    raise state.exception_object()
+            if all(s.status != FINISHED or s.payload is not None for s in states):
+                values = {
+                    s.key: self._core.load(s.payload)
+                    for s in states
+                    if s.status == FINISHED and s.payload is not None
+                }
+            else:
+                values = self._sync(self._core.gather_values, states, errors)
         return substitute(futures, values, skip_missing=errors == "skip")
 
     async def _gather_async(self, futures: Any, states: list[FutureState], errors: str) -> Any:
-        values = await self._core.gather_values(states, errors)
+        pending = any(s.status == PENDING for s in states)
+        with self._waiting() if pending else contextlib.nullcontext():
+            values = await self._core.gather_values(states, errors)
         return substitute(futures, values, skip_missing=errors == "skip")
 
     def scatter(
@@ -639,7 +648,7 @@ class Client:
         """
         self._check_open()
         wait = self._timeout if timeout == _NO_DEFAULT else float(timeout)
-        names = _as_name_list(workers)
+        names = worker_names(workers)
         if isinstance(data, dict):
             values, keys = list(data.values()), [str(k) for k in data]
         elif isinstance(data, (list, tuple, set, frozenset)):
@@ -701,7 +710,7 @@ class Client:
 
     def nthreads(self, workers: Any = None) -> dict[str, int]:
         """Threads per worker address (from the client's live view of the cluster)."""
-        names = _as_name_list(workers)
+        names = worker_names(workers)
         return {
             address: info.nthreads
             for address, info in self._core.workers.items()
@@ -789,7 +798,7 @@ class Client:
         `workers` restricts the answer to some workers (addresses or names); a worker
         that cannot be reached is left out. A coroutine if asynchronous.
         """
-        return self._sync(self._core.worker_logs, n, _as_name_list(workers))
+        return self._sync(self._core.worker_logs, n, worker_names(workers))
 
     # --- datasets and metadata (see `client.datasets`) ---------------------------------------
 

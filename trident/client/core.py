@@ -144,6 +144,8 @@ class ClientCore:
             m.KeysLost: self._on_keys_lost,
             m.WorkersChanged: self._on_workers_changed,
             m.Reply: self._on_reply,
+            m.RunResult: self._on_answer,
+            m.RunResults: self._on_answer,
             m.SchedulerServices: self._on_services,
             m.TaskOutput: self._on_task_output,
         }
@@ -457,6 +459,7 @@ class ClientCore:
             fs = self.futures.get(key)
             if fs is not None and fs.status == FINISHED:
                 self.transition(fs, fs.reset)
+        self.actor_calls.keys_lost(msg.keys)
 
     def _on_workers_changed(self, msg: m.WorkersChanged) -> None:
         for info in msg.added:
@@ -509,6 +512,10 @@ class ClientCore:
             return
         pending.reply = msg
         pending.event.set()
+
+    def _on_answer(self, msg: m.RunResult | m.RunResults) -> None:
+        """A request answered by a message of its own: the message is the reply's value."""
+        self._on_reply(m.Reply(msg.request_id, msg, None))
 
     def on_message(self, kind: type, handler: Callable[[Any], None]) -> None:
         """Handle scheduler messages of type `kind` with `handler` (called in the loop)."""

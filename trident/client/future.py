@@ -199,6 +199,9 @@ class Future:
 
     __slots__ = ("__weakref__", "_client", "_state", "key")
 
+    #: dask treats futures in graphs as references to their keys (its future protocol)
+    __dask_future__ = True
+
     def __init__(
         self,
         key: str,
@@ -261,13 +264,22 @@ class Future:
     # The async forms are methods of the future so that awaiting a temporary future
     # (``await client.submit(f)``) keeps it, and with it the key, alive until done.
     async def _result_async(self, timeout: float | None) -> Any:
-        return await self._client._core.result_async(self._state, timeout)
+        with self._waiting():
+            return await self._client._core.result_async(self._state, timeout)
 
     async def _exception_async(self, timeout: float | None) -> Any:
-        return await self._client._core.exception_async(self._state, timeout)
+        with self._waiting():
+            return await self._client._core.exception_async(self._state, timeout)
 
     async def _traceback_async(self, timeout: float | None) -> Any:
-        return await self._client._core.traceback_async(self._state, timeout)
+        with self._waiting():
+            return await self._client._core.traceback_async(self._state, timeout)
+
+    def _waiting(self) -> contextlib.AbstractContextManager[None]:
+        """`Client._waiting` while the future is pending (a task waiting secedes)."""
+        if self._state.status == PENDING:
+            return self._client._waiting()
+        return contextlib.nullcontext()
 
     def exception(self, timeout: float | None = None) -> Any:
         """Wait for the task; return its exception, or None if it succeeded."""
@@ -316,6 +328,9 @@ class Future:
 
     def __reduce__(self) -> tuple:
         return (_rebuild_future, (self.key,))
+
+    def __dask_tokenize__(self) -> tuple[str, str]:
+        return ("trident.Future", self.key)
 
     def __repr__(self) -> str:
         state = self._state

@@ -7,6 +7,7 @@ observed through listeners that the client's event loop calls on every transitio
 
 from __future__ import annotations
 
+import contextlib
 import threading
 from collections import defaultdict, deque
 from collections.abc import AsyncIterator, Iterable, Iterator
@@ -72,7 +73,9 @@ def _block_until(futures: list[Future], return_when: str, timeout: float | None)
         if core.add_listener(future._state, listener):
             registered.append((core, future._state))
     try:
-        if not _condition_met(futures, return_when) and not woken.wait(timeout):
+        with futures[0].client._waiting():
+            done = _condition_met(futures, return_when) or woken.wait(timeout)
+        if not done:
             raise TimeoutError(f"futures not done after {timeout} s")
     finally:
         for core, state in registered:
@@ -82,7 +85,10 @@ def _block_until(futures: list[Future], return_when: str, timeout: float | None)
 async def _wait_async(
     futures: list[Future], timeout: float | None, return_when: str
 ) -> DoneAndNotDoneFutures:
-    with anyio.fail_after(timeout):
+    if _condition_met(futures, return_when):
+        await anyio.lowlevel.checkpoint()
+        return _partition(futures)
+    with anyio.fail_after(timeout), futures[0].client._waiting():
         if return_when == ALL_COMPLETED:
             for future in futures:
                 if future._state.status == PENDING:
@@ -192,8 +198,15 @@ class as_completed:
     def __iter__(self) -> Iterator[Any]:
         return self
 
+    def _waiting(self) -> contextlib.AbstractContextManager[None]:
+        """What to enter while blocking for the next future (see `Client._waiting`)."""
+        with self._lock:
+            if self._ready or not self._pending:
+                return contextlib.nullcontext()
+            return next(iter(self._pending.values())).client._waiting()
+
     def __next__(self) -> Any:
-        with self._condition:
+        with self._waiting(), self._condition:
             while not self._ready:
                 if not self._pending:
                     raise StopIteration
@@ -203,7 +216,7 @@ class as_completed:
 
     def next_batch(self, block: bool = True) -> list[Any]:
         """Every future ready now (waiting for at least one if `block`)."""
-        with self._condition:
+        with self._waiting() if block else contextlib.nullcontext(), self._condition:
             if block:
                 while not self._ready and self._pending:
                     self._condition.wait(0.5)
@@ -228,7 +241,9 @@ class as_completed:
                 if not self._pending:
                     raise StopAsyncIteration
                 event = self._async_event = anyio.Event()
-            await event.wait()
+                client = next(iter(self._pending.values())).client
+            with client._waiting():
+                await event.wait()
         if not self.with_results:
             return future
         try:

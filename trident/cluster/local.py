@@ -24,6 +24,7 @@ import trio
 from ..client.loop import LoopThread
 from ..dashboard.link import dashboard_url
 from ..sizes import parse_memory
+from .adaptive import Adaptive
 from .runtime import ClusterRuntime, WorkerHandle, WorkerSpec
 
 _AUTO = "auto"
@@ -70,7 +71,7 @@ class LocalCluster:
             port when 8787 is taken; None serves none.
 
     Attributes: `scheduler_address`, `workers` (name -> handle), `token`, `status`,
-    `dashboard_link`.
+    `dashboard_link`, `adaptive` (the `Adaptive` started by `adapt`, if any).
     """
 
     def __init__(
@@ -127,6 +128,7 @@ class LocalCluster:
         self._cancel: trio.CancelScope | None = None
         self._in_caller_loop = False
         self._next_name = 0
+        self.adaptive: Adaptive | None = None
         if not asynchronous:
             self._start_in_loop_thread()
 
@@ -237,10 +239,53 @@ class LocalCluster:
 
     # --- scaling and information ----------------------------------------------------
 
+    def adapt(
+        self,
+        minimum: int = 0,
+        maximum: float = math.inf,
+        target_duration: float | str = "5s",
+        wait_count: int = 3,
+        interval: float | str = "1s",
+    ) -> Adaptive:
+        """Scale the cluster with its load from now on (see `Adaptive`); return the
+        `Adaptive`. Workers start when work piles up and retire, their data moved to
+        the others first, when they stay idle. Replaces an earlier `adapt`; `scale`
+        stops it."""
+        if self._runtime is None or self.status != "running":
+            raise RuntimeError(f"cannot adapt a cluster that is {self.status}")
+        self._stop_adaptive()
+        adaptive = self.adaptive = Adaptive(
+            self, minimum, maximum, target_duration, wait_count, interval
+        )
+        self._call_in_loop(self._runtime.spawn, adaptive.run)
+        return adaptive
+
+    def _stop_adaptive(self) -> None:
+        if self.adaptive is not None:
+            self.adaptive.stop()
+            self.adaptive = None
+
+    def _call_in_loop(self, fn: Any, *args: Any) -> None:
+        """Run ``fn(*args)`` in the cluster's loop: now when called from it, else soon."""
+        assert self._runtime is not None
+        token = self._runtime.trio_token
+        try:
+            here = trio.lowlevel.current_trio_token() is token
+        except RuntimeError:
+            here = False
+        if here:
+            fn(*args)
+        elif token is not None:
+            token.run_sync_soon(fn, *args)
+
     def scale(self, n: int) -> Any:
-        """Run exactly `n` workers (starting or stopping some); a coroutine if asynchronous."""
+        """Run exactly `n` workers (starting or stopping some); a coroutine if asynchronous.
+
+        Stops adaptive scaling (`adapt`).
+        """
         if n < 0:
             raise ValueError("cannot scale to a negative number of workers")
+        self._stop_adaptive()
         if self.asynchronous and self._in_caller_loop:
             return self._scale_async(n)
         if self.asynchronous:

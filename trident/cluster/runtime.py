@@ -4,6 +4,7 @@ Workers are either `Worker` actors in the same trio loop or worker processes sta
 with ``python -m trident.worker.process``. Each worker runs in a task of the runtime's
 nursery, so closing the runtime stops every worker; a worker process is terminated,
 then killed if it does not exit, and it also exits on its own when its parent dies.
+A worker that stops cleanly on its own (it was retired) leaves `workers`.
 """
 
 from __future__ import annotations
@@ -190,6 +191,8 @@ class ClusterRuntime:
             async with trio.open_nursery() as nursery:
                 await nursery.start(worker.serve)
                 task_status.started()
+        if not handle.scope.cancelled_caught:
+            self._forget(handle)
 
     def _worker_scheduler_address(self) -> str:
         if not self.processes:
@@ -230,12 +233,27 @@ class ClusterRuntime:
                 code = await process.wait()
                 handle.exit_code = code
                 self._worker_exited.set()
-                logger.warning(
-                    "worker process %s (pid %d) exited with code %s", spec.name, process.pid, code
-                )
+                if code == 0:
+                    self._forget(handle)
+                else:
+                    logger.warning(
+                        "worker process %s (pid %d) exited with code %s",
+                        spec.name,
+                        process.pid,
+                        code,
+                    )
         finally:
             with trio.CancelScope(shield=True):
                 await stop_process(process)
+
+    def spawn(self, async_fn: Any) -> None:
+        """Run ``async_fn()`` in the runtime's nursery (call from its loop)."""
+        assert self._nursery is not None
+        self._nursery.start_soon(async_fn)
+
+    def _forget(self, handle: WorkerHandle) -> None:
+        if self.workers.get(handle.name) is handle:
+            del self.workers[handle.name]
 
     def close(self) -> None:
         if self._nursery is not None:

@@ -2,7 +2,8 @@
 
 Each class is a frozen, slotted attrs class registered under a short tag (see
 `registry.message`). Fields are validated on decode. Keys are strings; user data is
-always a `Serialized` payload that only clients and workers ever unpickle.
+always a `Serialized` payload that only clients and workers unpickle (and the scheduler's
+actor for `RunOnScheduler`, from an authenticated client).
 """
 
 from __future__ import annotations
@@ -850,4 +851,240 @@ class ErrorCause:
     """
 
     request_id: int
+    key: str
+
+
+# --- cluster administration, tasks that use the cluster (issue 6, part B) ------------------
+#
+# Queries about the cluster (`has_what`, `processing`, `nbytes`, versions) are answered by
+# a `Reply`. Inspecting running work (`call_stack`, `stacks`, `profile`) and `Client.run`
+# go from the client straight to each worker. Moving data (`replicate`, `rebalance`,
+# `retire_workers`) is planned by the scheduler and carried out by workers fetching from
+# each other (`AcquireReplicas`).
+
+
+@message("has-what")
+class HasWhatRequest:
+    """`Client.has_what`: the keys each worker holds (all workers when `workers` is None).
+
+    Answered by a `Reply` with ``{address: [key, ...]}``.
+    """
+
+    request_id: int
+    workers: list[str] | None
+
+
+@message("processing")
+class ProcessingRequest:
+    """`Client.processing`: the keys assigned to each worker and not finished yet.
+
+    Answered by a `Reply` with ``{address: [key, ...]}``.
+    """
+
+    request_id: int
+    workers: list[str] | None
+
+
+@message("nbytes")
+class NbytesRequest:
+    """`Client.nbytes`: the size of the keys in memory (all of them when `keys` is None).
+
+    Answered by a `Reply` with ``{key: bytes}``, or ``{prefix: bytes}`` with `summary`.
+    """
+
+    request_id: int
+    keys: list[str] | None
+    summary: bool
+
+
+@message("versions")
+class VersionsRequest:
+    """`Client.get_versions`: sent to the scheduler and to each worker; answered by a
+    `Reply` with ``{"host": {...}, "packages": {name: version or None}}``."""
+
+    request_id: int
+    packages: list[str]
+
+
+@message("call-stack")
+class CallStackRequest:
+    """Peer -> worker (`Client.call_stack`): the stacks of the running tasks `keys` (all
+    running tasks when None). Answered by a `Reply` with ``{key: [frame line, ...]}``."""
+
+    request_id: int
+    keys: list[str] | None
+
+
+@message("task-queue")
+class TaskQueueRequest:
+    """Peer -> worker (`Client.stacks`): the tasks waiting for a thread, in the order they
+    will start. Answered by a `Reply` with ``[key, ...]``."""
+
+    request_id: int
+
+
+@message("profile")
+class ProfileRequest:
+    """Peer -> worker (`Client.profile`): the sampled stacks of the tasks whose prefix is
+    `key` (all tasks when None) between the wall-clock times `start` and `stop`.
+
+    Answered by a `Reply` whose value is a profile tree (see `trident.worker.profiling`).
+    """
+
+    request_id: int
+    key: str | None
+    start: float | None
+    stop: float | None
+
+
+@message("run-function")
+class RunFunction:
+    """`Client.run`: call `function` with `args` (``(args, kwargs)``, pickled) on a worker
+    (peer -> worker), the scheduler (`RunOnScheduler` carries it) or a nanny (scheduler ->
+    nanny). A coroutine function is awaited unless `wait` is False. Answered by a
+    `RunResult`."""
+
+    request_id: int
+    function: Serialized
+    args: Serialized
+    wait: bool
+
+
+@message("run-result")
+class RunResult:
+    """What a `RunFunction` returned (`value`, pickled) or raised (`error`)."""
+
+    request_id: int
+    value: Serialized | None
+    error: ErrorInfo | None
+
+
+@message("run-on-scheduler")
+class RunOnScheduler:
+    """Client -> scheduler (`Client.run_on_scheduler`): run `call` in the scheduler's
+    process; answered by a `RunResult` with the request id of `call`."""
+
+    call: RunFunction
+
+
+@message("run-on-nannies")
+class RunOnNannies:
+    """Client -> scheduler (`Client.run(..., nanny=True)`): run `call` in the nannies of
+    `workers` (all workers with a nanny when None). Answered by `RunResults`."""
+
+    call: RunFunction
+    workers: list[str] | None
+
+
+@message("run-results")
+class RunResults:
+    """Scheduler -> client: the outcome of a `RunOnNannies`, by worker address."""
+
+    request_id: int
+    results: dict[str, RunResult]
+
+
+@message("replicate")
+class ReplicateRequest:
+    """`Client.replicate`: keep `n` copies of each of `keys` among `workers` (every
+    worker when None; `n` None: on all of them), adding or removing copies. Answered by a
+    `Reply` (None) once done."""
+
+    request_id: int
+    keys: list[str]
+    n: int | None
+    workers: list[str] | None
+
+
+@message("rebalance")
+class RebalanceRequest:
+    """`Client.rebalance`: move `keys` (all keys when None) between `workers` (all when
+    None) so each holds about the same bytes. Answered by a `Reply` (None) once done."""
+
+    request_id: int
+    keys: list[str] | None
+    workers: list[str] | None
+
+
+@message("retire")
+class RetireWorkersRequest:
+    """`Client.retire_workers`: copy the data only `workers` hold to other workers, then
+    remove them (None: the idle workers the cluster can spare). `close` also stops their
+    nannies. Answered by a `Reply` with ``{address: worker info}`` of the retired ones."""
+
+    request_id: int
+    workers: list[str] | None
+    close: bool
+
+
+@message("acquire-replicas")
+class AcquireReplicas:
+    """Scheduler -> worker: fetch a copy of each key from the workers listed for it and
+    keep it; answered by `ReplicasAcquired` with the same `operation`."""
+
+    operation: int
+    who_has: dict[str, list[str]]
+
+
+@message("replicas-acquired")
+class ReplicasAcquired:
+    """Worker -> scheduler: the keys of `AcquireReplicas` it now holds (`nbytes`) and the
+    ones no listed worker could give it (`missing`)."""
+
+    operation: int
+    nbytes: dict[str, int]
+    missing: list[str]
+
+
+@message("close-worker")
+class CloseWorker:
+    """Scheduler -> worker, or -> nanny: stop now (a nanny stops its worker and does not
+    restart it). Sent to workers that were retired."""
+
+    reason: str
+
+
+@message("upload")
+class UploadFile:
+    """`Client.upload_file`: store a ``.py``, ``.zip`` or ``.egg`` file on every worker,
+    now and joining later, and import it (unless not `load`). Answered by a `Reply` once
+    every current worker stored it (`error` names the workers that failed)."""
+
+    request_id: int
+    filename: str
+    data: bytes
+    load: bool
+
+
+@message("store-file")
+class StoreFile:
+    """Scheduler -> worker: store and import an uploaded file; answered by `FileStored`
+    (`upload` 0: a worker that joined later, no answer expected)."""
+
+    upload: int
+    filename: str
+    data: bytes
+    load: bool
+
+
+@message("file-stored")
+class FileStored:
+    """Worker -> scheduler: the outcome of `StoreFile` (`error` None when it worked)."""
+
+    upload: int
+    error: str | None
+
+
+@message("seceded")
+class TaskSeceded:
+    """Worker -> scheduler: the running task `key` left its thread slot (`secede`, or a
+    wait on futures); the worker has room for one more task."""
+
+    key: str
+
+
+@message("rescheduled")
+class TaskRescheduled:
+    """Worker -> scheduler: the task `key` raised `Reschedule`; place it again."""
+
     key: str

@@ -1,6 +1,8 @@
 """User data <-> `Serialized` payloads: pickle protocol 5 with out-of-band buffers.
 
-The scheduler never calls `loads`: payloads pass through it as opaque bytes. Functions
+The scheduler's state machine never calls `loads`: payloads pass through it as opaque
+bytes (only `Client.run_on_scheduler`, from an authenticated client, makes the
+scheduler's actor load a function). Functions
 are pickled once per process and cached (`dumps_function`); task arguments are pickled
 with a pickler that replaces every `Future` it meets by a persistent id, which is how
 dependencies are found anywhere inside arguments and how workers substitute the data.

@@ -16,6 +16,8 @@ from typing import TYPE_CHECKING, Any
 
 import trio
 
+from .._ipython import EmbeddedKernel
+from .._run_function import run_function
 from ..comm import handshake
 from ..comm.batched import BatchedSender
 from ..comm.connection import Connection, ConnectionClosed
@@ -78,6 +80,10 @@ class Scheduler:
         self._senders: dict[str, BatchedSender] = {}
         self._worker_registered = trio.Event()
         self._cancel_scope: trio.CancelScope | None = None
+        self._nursery: trio.Nursery | None = None
+        self.state.remote_calls.run_here = self._run_function
+        #: the IPython kernel of `Client.start_ipython_scheduler`, once started
+        self.ipython = EmbeddedKernel()
 
     @property
     def token(self) -> str | None:
@@ -110,6 +116,7 @@ class Scheduler:
         try:
             async with trio.open_nursery() as nursery:
                 self._cancel_scope = nursery.cancel_scope
+                self._nursery = nursery
                 for address in self._listen:
                     self.addresses.append(
                         await nursery.start(
@@ -123,6 +130,7 @@ class Scheduler:
                 task_status.started(self)
         finally:
             logs.detach()
+            self.ipython.stop()
 
     async def _start_dashboard(self, nursery: trio.Nursery, address: str | int) -> None:
         # Imported here: schedulers without a dashboard never load the HTTP stack.
@@ -137,11 +145,44 @@ class Scheduler:
         if self._cancel_scope is not None:
             self._cancel_scope.cancel()
 
+    async def retire_workers(self, addresses: list[str], *, close: bool = False) -> dict[str, Any]:
+        """Retire workers from within the scheduler's loop (see `Client.retire_workers`);
+        return ``{address: info}`` of those retired (none when their data had nowhere
+        to go). A checkpoint."""
+        done = trio.Event()
+        retired: dict[str, Any] = {}
+
+        def finished(found: dict[str, Any]) -> None:
+            retired.update(found)
+            done.set()
+
+        self.state.data_movement.retire(addresses, close=close, on_done=finished)
+        self._flush()
+        await done.wait()
+        return retired
+
     async def wait_for_workers(self, n: int) -> None:
         """Return once at least `n` workers are registered."""
         while len(self.state.workers) < n:
             self._worker_registered = trio.Event()
             await self._worker_registered.wait()
+
+    # --- functions run here (`Client.run_on_scheduler`) ------------------------------------
+
+    def _run_function(self, client_id: str, call: m.RunFunction) -> None:
+        """Run a client's function in the scheduler's loop; answer with a `RunResult`."""
+        assert self._nursery is not None
+        self._nursery.start_soon(self._run_and_answer, client_id, call)
+
+    async def _run_and_answer(self, client_id: str, call: m.RunFunction) -> None:
+        # Imported here: the function runner pulls in the worker's executor.
+        assert self._nursery is not None
+        result = await run_function(
+            call, self, "scheduler", nursery=self._nursery, address=self.address
+        )
+        sender = self._senders.get(client_id)
+        if sender is not None:
+            sender.send(result)
 
     # --- connections -------------------------------------------------------------------
 

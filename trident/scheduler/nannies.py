@@ -135,6 +135,10 @@ class Nannies:
         self.finish_restarts()
         return True
 
+    def add_handler(self, kind: type, handler: Callable[[NannyRecord, Any], None]) -> None:
+        """Handle nanny messages of type `kind` with ``handler(nanny, message)``."""
+        self._handlers[kind] = handler
+
     def handle(self, nanny_id: str, message: Any) -> None:
         handler = self._handlers.get(type(message))
         if handler is None:

@@ -224,6 +224,7 @@ class WorkerRecord:
         "heartbeat",
         "info",
         "last_seen",
+        "long_running",
         "name",
         "nbytes",
         "nthreads",
@@ -239,6 +240,9 @@ class WorkerRecord:
         self.nthreads = max(1, info.nthreads)
         #: task -> estimated seconds; insertion-ordered
         self.processing: dict[TaskRecord, float] = {}
+        #: processing tasks that left their thread slot (`secede`): they run on, but the
+        #: worker has room for other tasks
+        self.long_running: dict[TaskRecord, None] = {}
         self.has_what: dict[TaskRecord, None] = {}
         self.occupancy = 0.0
         self.nbytes = 0

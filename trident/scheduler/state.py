@@ -24,7 +24,7 @@ import itertools
 import logging
 import time
 from collections import defaultdict
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 from .._exceptions import ActorDied, DependencyError, FutureLostError, KilledWorker
@@ -34,9 +34,11 @@ from ..protocol.failures import error_info_for
 from ..protocol.serialize import Serialized
 from .activity import FAILED, OK, Activity
 from .coordination import CoordinationState
+from .data_movement import DataMovement
 from .datasets import DatasetState
 from .errors import InvalidMessage
 from .holds import HOLDER_ID, KeyHolds
+from .inspection import ClusterQueries
 from .nannies import Nannies
 from .placement import DurationEstimates, choose_worker, saturation_limit
 from .records import (
@@ -52,7 +54,9 @@ from .records import (
     TaskRecord,
     WorkerRecord,
 )
+from .remote_calls import RemoteCalls
 from .replay import NoErrorCause, error_cause
+from .uploads import Uploads
 
 logger = logging.getLogger("trident.scheduler")
 
@@ -132,6 +136,17 @@ class SchedulerState:
         self._client_handlers.update(self.coordination.handlers())
         self._client_handlers.update(self.datasets.handlers())
         self._client_handlers[m.ErrorCause] = self._on_error_cause
+        # Cluster administration (issue 6): queries, moving data, uploads, remote calls.
+        self.queries = ClusterQueries(self.tasks, self.workers, self._send)
+        self.data_movement = DataMovement(self, self._send)
+        self.uploads = Uploads(self.workers, self._send)
+        self.remote_calls = RemoteCalls(self.workers, self.nannies, self._send, error_info_for)
+        for part in (self.queries, self.data_movement, self.uploads, self.remote_calls):
+            self._client_handlers.update(part.handlers())
+        self._worker_handlers[m.TaskSeceded] = self._on_task_seceded
+        self._worker_handlers[m.TaskRescheduled] = self._on_task_rescheduled
+        self._worker_handlers[m.ReplicasAcquired] = self.data_movement.on_replicas_acquired
+        self._worker_handlers[m.FileStored] = self.uploads.on_file_stored
 
     # --- output -------------------------------------------------------------------------
 
@@ -180,6 +195,9 @@ class SchedulerState:
         self._outbox.pop(client_id, None)
         self.coordination.client_removed(client_id)
         self.holds.client_removed(client_id)
+        self.data_movement.client_removed(client_id)
+        self.uploads.client_removed(client_id)
+        self.remote_calls.client_removed(client_id)
         if cs.forward_output:
             self._set_forwarding(cs, False)
         for ts in list(cs.wants):
@@ -207,6 +225,7 @@ class SchedulerState:
         self.workers[ws.address] = ws
         self.idle[ws] = None
         self._send(ws.address, m.WorkerWelcome(self.id))
+        self.uploads.worker_added(ws.address)
         if self._forwarding_clients:
             self._send(ws.address, m.CaptureOutput(True))
         unknown = []
@@ -224,10 +243,17 @@ class SchedulerState:
             self._compute(ts)
         self._queue_dirty = True
 
-    def remove_worker(self, address: str, reason: str = "connection closed") -> None:
-        """A worker is gone: rerun what it was running, recompute what only it held."""
+    def remove_worker(
+        self, address: str, reason: str = "connection closed", *, graceful: bool = False
+    ) -> None:
+        """A worker is gone: rerun what it was running, recompute what only it held.
+
+        `graceful` (a retired worker) places its running tasks elsewhere without
+        counting the removal against them (`KilledWorker`).
+        """
         ws = self.workers.pop(address, None)
         if ws is None:
+            self.data_movement.connection_closed(address)
             return
         self.idle.pop(ws, None)
         self._outbox.pop(address, None)
@@ -240,10 +266,15 @@ class SchedulerState:
         for ts in lost:
             self._data_lost(ts)
         self.coordination.worker_removed(address)
-        for ts in list(ws.processing):
-            del ws.processing[ts]
+        running = [*ws.processing, *ws.long_running]
+        ws.processing.clear()
+        ws.long_running.clear()
+        for ts in running:
             ts.processing_on = None
             self.coordination.task_ended(ts.key)
+            if graceful:
+                self._compute(ts)
+                continue
             ts.suspicious += 1
             if ts.workers_died is None:
                 ts.workers_died = []
@@ -253,6 +284,8 @@ class SchedulerState:
                 self._fail(ts, error_info_for(error), record=True)
             else:
                 self._compute(ts)
+        self.data_movement.worker_removed(address)
+        self.uploads.worker_removed(address)
         self._broadcast_to_clients(m.WorkersChanged([], [address]))
         self._queue_dirty = True
         self.nannies.finish_restarts()
@@ -268,6 +301,8 @@ class SchedulerState:
             raise InvalidMessage(f"workers may not send {type(message).__name__}")
         ws = self.workers.get(address)
         if ws is None:
+            if address in self.data_movement.retired:
+                return  # sent before the worker heard it was retired
             raise InvalidMessage(f"worker {address} is no longer registered")
         handler(ws, message)
 
@@ -281,6 +316,7 @@ class SchedulerState:
         """The nanny left; its worker leaves on its own connection."""
         if self.nannies.remove(nanny_id):
             self._outbox.pop(nanny_id, None)
+            self.remote_calls.nanny_removed(nanny_id)
 
     def handle_nanny_message(self, nanny_id: str, message: Any) -> None:
         """Apply one message from a nanny. Raises `InvalidMessage` for disallowed types."""
@@ -491,6 +527,8 @@ class SchedulerState:
         estimate = ws.processing.pop(ts, None)
         if estimate is not None:
             ws.occupancy = max(0.0, ws.occupancy - estimate)
+        else:
+            ws.long_running.pop(ts, None)
         if len(ws.processing) < ws.nthreads and ws.address in self.workers:
             self.idle[ws] = None
         self._queue_dirty = True
@@ -531,6 +569,21 @@ class SchedulerState:
                     self._make_ready(dependent)
         self._check_release(ts)
 
+    def add_replica(self, ts: TaskRecord, ws: WorkerRecord, nbytes: int) -> None:
+        """`ws` holds a copy of `ts` (in memory) now."""
+        self._add_replica(ts, ws, nbytes)
+
+    def drop_replica(self, ts: TaskRecord, ws: WorkerRecord) -> None:
+        """Tell `ws` to drop its copy of `ts`; the data is lost if it was the last one."""
+        if ts not in ws.has_what:
+            return
+        del ws.has_what[ts]
+        ws.nbytes -= ts.nbytes
+        ts.who_has.discard(ws)
+        self._send_key(ws.address, m.FreeKeys, ts.key)
+        if not ts.who_has:
+            self._data_lost(ts)
+
     def _add_replica(self, ts: TaskRecord, ws: WorkerRecord, nbytes: int) -> None:
         if ws not in ts.who_has:
             ts.add_holder(ws)
@@ -551,6 +604,28 @@ class SchedulerState:
             self._make_ready(ts)
             return
         self._fail(ts, msg.error, record=True)
+
+    def _on_task_seceded(self, ws: WorkerRecord, msg: m.TaskSeceded) -> None:
+        """The task left its thread slot (`secede`): `ws` has room for another task."""
+        ts = self.tasks.get(msg.key)
+        if ts is None or ts.processing_on is not ws or ts not in ws.processing:
+            return
+        estimate = ws.processing.pop(ts)
+        ws.occupancy = max(0.0, ws.occupancy - estimate)
+        ws.long_running[ts] = None
+        if len(ws.processing) < ws.nthreads:
+            self.idle[ws] = None
+        self._queue_dirty = True
+
+    def _on_task_rescheduled(self, ws: WorkerRecord, msg: m.TaskRescheduled) -> None:
+        """The task raised `Reschedule`: place it again (maybe on another worker)."""
+        ts = self.tasks.get(msg.key)
+        if ts is None or ts.state != PROCESSING or ts.processing_on is not ws:
+            return
+        self._unassign(ts)
+        self.coordination.task_ended(ts.key)
+        ts.state = WAITING
+        self._make_ready(ts)
 
     def _fail(self, ts: TaskRecord, error: m.ErrorInfo, *, record: bool = False) -> None:
         """Mark `ts` and every dependent that cannot finish without it as erred.
@@ -883,6 +958,7 @@ class SchedulerState:
                     "memory_limit": ws.info.memory_limit,
                     "resources": dict(ws.info.resources),
                     "processing": len(ws.processing),
+                    "long_running": len(ws.long_running),
                     "nbytes": ws.nbytes,
                     "keys": len(ws.has_what),
                     "last_seen": ws.last_seen,
@@ -900,6 +976,12 @@ class SchedulerState:
             },
             "worker_deaths": [death.as_dict() for death in self.nannies.deaths],
         }
+
+    def ready_tasks(self) -> Iterator[TaskRecord]:
+        """Tasks ready to run that no worker has yet: queued root tasks, then tasks that
+        wait for a worker able to run them."""
+        yield from (ts for ts in self._queue if ts.state == QUEUED)
+        yield from self.no_worker
 
     def task_counts(self) -> dict[str, int]:
         counts: dict[str, int] = defaultdict(int)
@@ -932,7 +1014,9 @@ class SchedulerState:
                 assert not ts.who_has, f"{ts} has holders {ts.who_has}"
             if ts.state == PROCESSING:
                 ws = ts.processing_on
-                assert ws is not None and ts in ws.processing, f"{ts} not on its worker"
+                assert ws is not None and (ts in ws.processing or ts in ws.long_running), (
+                    f"{ts} not on its worker"
+                )
                 assert ws.address in self.workers
                 assert all(dep.state == MEMORY for dep in ts.dependencies), ts
             else:
@@ -952,6 +1036,9 @@ class SchedulerState:
             assert ws.address == address
             for ts in ws.processing:
                 assert ts.processing_on is ws and ts.state == PROCESSING
+            for ts in ws.long_running:
+                assert ts.processing_on is ws and ts.state == PROCESSING
+                assert ts not in ws.processing
             for ts in ws.has_what:
                 assert ws in ts.who_has
             assert (len(ws.processing) < ws.nthreads) == (ws in self.idle), ws
@@ -963,6 +1050,7 @@ class SchedulerState:
         self.nannies.validate(self.clients)
         self.holds.validate()
         self.coordination.validate()
+        self.data_movement.validate()
 
 
 def worker_metrics(ws: WorkerRecord) -> dict[str, Any]:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import inspect
 import logging
 import os
+import threading
 import uuid
 from collections.abc import Callable
 from functools import partial
@@ -19,7 +20,10 @@ from typing import Any
 import psutil
 import trio
 
+from .._ipython import EmbeddedKernel
 from .._logbuffer import LogBuffer
+from .._run_function import run_function
+from .._versions import local_versions
 from ..actors.host import ActorHost
 from ..comm import handshake
 from ..comm.address import format_address, parse_address, parse_host_port
@@ -35,8 +39,11 @@ from ..protocol.serialize import dumps, loads, sizeof
 from ..security import Security
 from . import output
 from .client import WorkerClient
-from .executor import Job, Outcome, ThreadExecutor, error_info, run_async_job
-from .state import Execute, Fetch, ForgetActor, Interrupt, WorkerState
+from .executor import RESCHEDULED, Job, Outcome, ThreadExecutor, error_info, run_async_job
+from .inspection import call_stacks, task_queue
+from .profiling import Sampler
+from .state import Execute, Fetch, ForgetActor, Interrupt, Rejoin, WorkerState
+from .uploads import UploadedFiles
 
 logger = logging.getLogger("trident.worker")
 
@@ -149,6 +156,24 @@ class Worker:
         self.logs = LogBuffer(self)
         #: where task output goes while the scheduler asks for it, else None
         self._output: output.OutputCollector | None = None
+        #: files uploaded with `Client.upload_file`
+        self.uploads = UploadedFiles()
+        #: the IPython kernel of `Client.start_ipython_workers`, once started
+        self.ipython = EmbeddedKernel()
+        #: samples the stacks of running tasks (`Client.profile`)
+        self.profiler = Sampler(self._jobs)
+        #: the thread of the worker's event loop (set once serving)
+        self.loop_thread: threading.Thread | None = None
+        self._trio_token: trio.lowlevel.TrioToken | None = None
+        #: run id -> the event a seceded task's thread waits on to rejoin
+        self._rejoin_waiters: dict[int, threading.Event] = {}
+        #: scheduler messages the actor handles itself; True from a handler stops the worker
+        self._own_messages: dict[type, Callable[[Any], bool]] = {
+            m.CaptureOutput: self._on_capture_output,
+            m.StoreFile: self._on_store_file,
+            m.AcquireReplicas: self._on_acquire_replicas,
+            m.CloseWorker: self._on_close_worker,
+        }
 
     def __repr__(self) -> str:
         return f"<Worker {self.address or 'not started'} nthreads={self.nthreads}>"
@@ -170,11 +195,15 @@ class Worker:
             await self._serve(task_status)
         finally:
             self.logs.detach()
+            self.uploads.close()
+            self.ipython.stop()
             if self._output is not None:
                 self._output = None
                 output.uninstall()
 
     async def _serve(self, task_status: trio.TaskStatus[Worker]) -> None:
+        self.loop_thread = threading.current_thread()
+        self._trio_token = trio.lowlevel.current_trio_token()
         async with trio.open_nursery() as nursery:
             self._nursery = nursery
             listen = self._listen_address or await self._default_listen_address()
@@ -200,6 +229,7 @@ class Worker:
             self._executor = ThreadExecutor(self.nthreads, self._on_outcomes, self)
             await nursery.start(self._executor.run)
             await nursery.start(self.actors.run)
+            nursery.start_soon(self.profiler.run)
             connection = await self._connect_to_scheduler()
             sender = self._sender = BatchedSender(connection)
             nursery.start_soon(sender.run)
@@ -224,6 +254,7 @@ class Worker:
                 await self._receive_from_scheduler(connection, welcome[1:])
             finally:
                 self._stopped.set()
+                self._release_rejoin_waiters()
                 self._peers.close()
                 nursery.cancel_scope.cancel()
                 with trio.CancelScope(shield=True):
@@ -279,10 +310,12 @@ class Worker:
         try:
             while True:
                 for msg in messages:
-                    if type(msg) is m.DefineFunction:
+                    kind = type(msg)
+                    if kind is m.DefineFunction:
                         self._load_function(msg)
-                    elif type(msg) is m.CaptureOutput:
-                        self._capture_output(msg.enabled)
+                    elif kind in self._own_messages:
+                        if self._own_messages[kind](msg):
+                            return
                         continue
                     handle(msg)
                 self._flush()
@@ -312,7 +345,78 @@ class Worker:
             m.WorkerHeartbeat(memory, self.memory_limit, cpu, executing, ready, stored, 0)
         )
 
+    # --- administration: uploads, replicas, retirement ------------------------------
+
+    def _on_store_file(self, msg: m.StoreFile) -> bool:
+        """Store and import an uploaded file; tell the scheduler how it went."""
+        error = None
+        try:
+            self.uploads.store(msg.filename, msg.data, load=msg.load)
+        except Exception as exc:
+            error = f"{type(exc).__name__}: {exc}"
+            logger.warning("worker %s: uploaded %s failed: %s", self.address, msg.filename, error)
+        if msg.upload and self._sender is not None:
+            self._sender.send(m.FileStored(msg.upload, error))
+        return False
+
+    def _on_acquire_replicas(self, msg: m.AcquireReplicas) -> bool:
+        assert self._nursery is not None
+        self._nursery.start_soon(self._acquire_replicas, msg)
+        return False
+
+    async def _acquire_replicas(self, msg: m.AcquireReplicas) -> None:
+        """Fetch a copy of each key from its holders (in order) and keep it."""
+        assert self.state is not None and self._sender is not None and self._peers is not None
+        peers = self._peers
+        values: dict[str, Any] = {}
+        remaining = {key: list(holders) for key, holders in msg.who_has.items()}
+        for key in list(remaining):
+            if key in self.state.data:
+                values[key] = self.state.data[key]
+                del remaining[key]
+        missing: list[str] = []
+        while remaining:
+            by_peer: dict[str, list[str]] = {}
+            for key, holders in list(remaining.items()):
+                holders = [h for h in holders if h != self.address]
+                if not holders:
+                    missing.append(key)
+                    del remaining[key]
+                    continue
+                remaining[key] = holders
+                by_peer.setdefault(holders[0], []).append(key)
+
+            async def fetch(peer: str, keys: list[str]) -> None:
+                try:
+                    reply = await peers.request(peer, lambda rid: m.GetData(rid, keys))
+                    found = {key: loads(payload) for key, payload in reply.data.items()}
+                except Exception as exc:
+                    logger.info("worker %s: copying from %s failed: %r", self.address, peer, exc)
+                    found = {}
+                values.update(found)
+                for key in keys:
+                    if key in found:
+                        del remaining[key]
+                    else:
+                        remaining[key].remove(peer)
+
+            async with trio.open_nursery() as fetching:
+                for peer, keys in by_peer.items():
+                    fetching.start_soon(fetch, peer, keys)
+        nbytes = {key: sizeof(value) for key, value in values.items()}
+        self.state.put_data(values, nbytes)
+        self._sender.send(m.ReplicasAcquired(msg.operation, nbytes, missing))
+        self._flush()
+
+    def _on_close_worker(self, msg: m.CloseWorker) -> bool:
+        logger.info("worker %s: closing: %s", self.address, msg.reason)
+        return True
+
     # --- task output ------------------------------------------------------------------
+
+    def _on_capture_output(self, msg: m.CaptureOutput) -> bool:
+        self._capture_output(msg.enabled)
+        return False
 
     def _capture_output(self, enabled: bool) -> None:
         if enabled and self._output is None:
@@ -364,6 +468,8 @@ class Worker:
                 self._interrupt(instruction.key, instruction.run_id)
             elif isinstance(instruction, ForgetActor):
                 self.actors.forget(instruction.key)
+            elif isinstance(instruction, Rejoin):
+                self._rejoined(instruction.run_id)
 
     def _execute(self, key: str, run_id: int) -> None:
         assert self.state is not None and self._executor is not None
@@ -438,7 +544,10 @@ class Worker:
                 state.task_skipped(run_id)
                 continue
             if outcome.error is not None:
-                state.task_failed(run_id, outcome.error, start=outcome.start, stop=outcome.stop)
+                if outcome.error is RESCHEDULED:
+                    state.task_rescheduled(run_id)
+                else:
+                    state.task_failed(run_id, outcome.error, start=outcome.start, stop=outcome.stop)
                 if self.client is not None:
                     self.client.task_ended(outcome.key, succeeded=False)
                 continue
@@ -457,6 +566,74 @@ class Worker:
             if self.client is not None:
                 self.client.task_ended(outcome.key, succeeded=True)
         self._flush()
+
+    # --- secession (see `secession`) ------------------------------------------------------
+
+    def secede_run(self, job: Job) -> None:
+        """The task of `job` gives its slot up; call from its thread or the loop."""
+        if threading.current_thread() is self.loop_thread:
+            self._secede_now(job.run_id, threaded=False)
+        else:
+            self._call_in_loop(self._secede_now, job.run_id, True)
+
+    def _secede_now(self, run_id: int, threaded: bool) -> None:
+        if self.state is None or self._stopped.is_set():
+            return
+        self.state.secede(run_id)
+        if threaded:
+            # The seceded thread leaves the pool when its task ends, unless it rejoins
+            # (then `_rejoined` retires one thread): the pool keeps its size either way.
+            assert self._executor is not None
+            self._executor.add_thread()
+        self._flush()
+
+    def rejoin_run(self, job: Job) -> None:
+        """The task of `job` wants a slot back: from its thread, wait until it has one;
+        from the loop (an async task), ask and return."""
+        if threading.current_thread() is self.loop_thread:
+            job.seceded = False
+            if self.state is not None and not self._stopped.is_set():
+                self.state.rejoin(job.run_id)
+                self._flush()
+            return
+        granted = threading.Event()
+        if self._call_in_loop(self._rejoin_now, job.run_id, granted):
+            granted.wait()
+
+    def _rejoin_now(self, run_id: int, granted: threading.Event) -> None:
+        if self.state is None or self._stopped.is_set():
+            granted.set()
+            return
+        self._rejoin_waiters[run_id] = granted
+        self.state.rejoin(run_id)
+        self._flush()
+
+    def _rejoined(self, run_id: int) -> None:
+        """The state gave run `run_id` a slot back."""
+        job = self._jobs.get(run_id)
+        if job is not None:
+            job.seceded = False
+        granted = self._rejoin_waiters.pop(run_id, None)
+        if granted is not None:
+            assert self._executor is not None
+            self._executor.retire_thread()
+            granted.set()
+
+    def _release_rejoin_waiters(self) -> None:
+        """The worker stops: let waiting threads finish their tasks (results are dropped)."""
+        waiters, self._rejoin_waiters = self._rejoin_waiters, {}
+        for granted in waiters.values():
+            granted.set()
+
+    def _call_in_loop(self, fn: Callable[..., Any], *args: Any) -> bool:
+        """Run ``fn(*args)`` soon in the worker's loop; False once the loop is gone."""
+        if self._trio_token is None:
+            return False
+        try:
+            self._trio_token.run_sync_soon(fn, *args)
+        except trio.RunFinishedError:
+            return False
+        return True
 
     def _host_actor(
         self, outcome: Outcome, options: m.ActorOptions, restarts: int, inline: bool
@@ -524,6 +701,10 @@ class Worker:
                         elif kind is m.LogsRequest:
                             records = [list(record) for record in self.logs.tail(msg.n)]
                             sender.send(m.Reply(msg.request_id, records, None))
+                        elif kind is m.RunFunction:
+                            nursery.start_soon(self._run_function, msg, sender)
+                        elif kind in _INSPECTIONS:
+                            sender.send(m.Reply(msg.request_id, self._inspect(msg), None))
                         else:
                             raise ProtocolError(f"peers may not send {kind.__name__}")
                     sender.flush_now()
@@ -536,6 +717,25 @@ class Worker:
             finally:
                 self.actors.forget_origin(origin)
                 nursery.cancel_scope.cancel()
+
+    async def _run_function(self, call: m.RunFunction, sender: BatchedSender) -> None:
+        """`Client.run`: run a client's function in the worker's loop and answer."""
+        assert self._nursery is not None
+        sender.send(
+            await run_function(call, self, "worker", nursery=self._nursery, address=self.address)
+        )
+
+    def _inspect(self, msg: Any) -> Any:
+        """Answer a question about what this worker does (`_INSPECTIONS`)."""
+        assert self.state is not None
+        kind = type(msg)
+        if kind is m.CallStackRequest:
+            return call_stacks(self._jobs, msg.keys)
+        if kind is m.TaskQueueRequest:
+            return task_queue(self.state)
+        if kind is m.ProfileRequest:
+            return self.profiler.profile(msg.key, msg.start, msg.stop)
+        return local_versions(msg.packages)
 
     def _get_data(self, msg: m.GetData) -> m.DataReply:
         data = self.data
@@ -562,6 +762,12 @@ class Worker:
         self.state.put_data(values, nbytes)
         self._flush()
         return m.Reply(msg.request_id, nbytes, None)
+
+
+#: Questions peers may ask a worker about itself, answered by `Worker._inspect`.
+_INSPECTIONS = frozenset(
+    {m.CallStackRequest, m.TaskQueueRequest, m.ProfileRequest, m.VersionsRequest}
+)
 
 
 def default_worker_name() -> str:

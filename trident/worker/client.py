@@ -11,6 +11,7 @@ its subtasks simply go on.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import ssl
 import threading
@@ -22,7 +23,8 @@ import trio
 
 from ..client.client import DEFAULT_TIMEOUT, Client, default_client
 from ..client.core import ClientCore
-from .context import current_task_key, current_worker
+from .context import current_job, current_task_key, current_worker
+from .secession import rejoin, secede, seceded_while_waiting
 
 if TYPE_CHECKING:
     from .actor import Worker
@@ -80,6 +82,10 @@ class WorkerClient(Client):
             raise RuntimeError("the worker's client is not running yet")
         return trio.from_thread.run(async_fn, *args, trio_token=self._trio_token)
 
+    def _waiting(self) -> contextlib.AbstractContextManager[None]:
+        """A task waiting for futures gives its thread slot up meanwhile (`secede`)."""
+        return seceded_while_waiting()
+
     def close(self, timeout: Any = None) -> Any:
         """A no-op: the worker's client closes with its worker."""
         if self.asynchronous:
@@ -133,5 +139,18 @@ def get_client(address: str | None = None, timeout: float | None = None) -> Clie
 
 @contextmanager
 def worker_client(timeout: float | None = None, separate_thread: bool = True) -> Iterator[Client]:
-    """``with worker_client() as client:`` — the worker's client, for use inside a task."""
-    yield get_client(timeout=timeout)
+    """``with worker_client() as client:`` — the worker's client, for use inside a task.
+
+    With `separate_thread` (the default, as in dask) the task secedes for the block
+    (another task may use its thread slot meanwhile) and rejoins when it ends. Waits
+    for futures secede by themselves anyway; see `trident.secede`.
+    """
+    client = get_client(timeout=timeout)
+    if not separate_thread or current_job() is None:
+        yield client
+        return
+    secede()
+    try:
+        yield client
+    finally:
+        rejoin()

@@ -14,16 +14,20 @@ from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from .actor import Worker
+    from .executor import Job
 
-_current: contextvars.ContextVar[tuple[Worker, str] | None] = contextvars.ContextVar(
+_current: contextvars.ContextVar[tuple[Worker, str, Job | None] | None] = contextvars.ContextVar(
     "trident_task", default=None
 )
 
 
 @contextmanager
-def task_context(worker: Worker, key: str) -> Iterator[None]:
-    """Mark the calling thread or trio task as running `key` on `worker`."""
-    token = _current.set((worker, key))
+def task_context(worker: Worker, key: str, job: Job | None = None) -> Iterator[None]:
+    """Mark the calling thread or trio task as running `key` on `worker`.
+
+    `job` is the run of a task (actor methods have none).
+    """
+    token = _current.set((worker, key, job))
     try:
         yield
     finally:
@@ -47,3 +51,11 @@ def current_task_key() -> str | None:
 def current_worker() -> Worker | None:
     current = _current.get()
     return current[0] if current is not None else None
+
+
+def current_job() -> tuple[Worker, Job] | None:
+    """The worker and the run of the task the calling code runs in, if any."""
+    current = _current.get()
+    if current is None or current[2] is None:
+        return None
+    return current[0], current[2]

@@ -9,6 +9,7 @@ none is pending, so a burst of short tasks costs one wakeup of the loop.
 
 from __future__ import annotations
 
+import itertools
 import logging
 import pickle
 import queue
@@ -22,6 +23,7 @@ from typing import TYPE_CHECKING, Any, Generic, TypeVar
 import tblib
 import trio
 
+from .._exceptions import Reschedule
 from ..protocol.messages import ErrorInfo
 from ..protocol.serialize import Serialized, dumps, loads_task_args, sizeof
 from ..protocol.unpicklable import pickling_error, unpicklable_error
@@ -79,6 +81,17 @@ def error_info(exc: BaseException, worker: str) -> ErrorInfo:
     return ErrorInfo(payload, tb_payload, text, worker)
 
 
+#: The error of a run that raised `Reschedule`: the worker hands the task back.
+RESCHEDULED = ErrorInfo(dumps(None), None, "Reschedule", "")
+
+
+def failure(exc: BaseException, worker: str) -> ErrorInfo:
+    """What a run that raised `exc` reports (`RESCHEDULED` for `Reschedule`)."""
+    if isinstance(exc, Reschedule):
+        return RESCHEDULED
+    return error_info(exc, worker)
+
+
 class Mailbox(Generic[T]):
     """Items posted from any thread, delivered in batches to a callback in the trio loop."""
 
@@ -130,6 +143,7 @@ class Job:
         "output",
         "run_id",
         "scope",
+        "seceded",
     )
 
     def __init__(
@@ -155,6 +169,8 @@ class Job:
         self.actor = actor
         self.cancelled = False
         self.scope: trio.CancelScope | None = None
+        #: the task left its thread slot (`secede`) and has not rejoined
+        self.seceded = False
 
 
 class Outcome:
@@ -224,7 +240,7 @@ def run_job(job: Job, worker: Worker) -> Outcome:
         outcome.skipped = True
         return outcome
     outcome.start = time.time()
-    with task_context(worker, job.key):
+    with task_context(worker, job.key, job):
         try:
             args, kwargs = loads_task_args(job.args, job.data)
             if job.output is None:
@@ -234,7 +250,7 @@ def run_job(job: Job, worker: Worker) -> Outcome:
                     value = job.function(*args, **kwargs)
         except BaseException as exc:
             outcome.stop = time.time()
-            outcome.error = error_info(exc, worker.address)
+            outcome.error = failure(exc, worker.address)
             return outcome
     outcome.stop = time.time()
     complete(outcome, value, job, worker.address)
@@ -245,7 +261,7 @@ async def run_async_job(job: Job, worker: Worker) -> Outcome:
     """Run an ``async def`` job in the current trio task, inside its own cancel scope."""
     outcome = Outcome(job)
     outcome.start = time.time()
-    with trio.CancelScope() as scope, task_context(worker, job.key):
+    with trio.CancelScope() as scope, task_context(worker, job.key, job):
         job.scope = scope
         if job.cancelled:
             scope.cancel()
@@ -255,7 +271,7 @@ async def run_async_job(job: Job, worker: Worker) -> Outcome:
                 value = await job.function(*args, **kwargs)
         except Exception as exc:
             outcome.stop = time.time()
-            outcome.error = error_info(exc, worker.address)
+            outcome.error = failure(exc, worker.address)
             return outcome
     outcome.stop = time.time()
     if scope.cancelled_caught:
@@ -269,7 +285,12 @@ _STOP = object()
 
 
 class ThreadExecutor:
-    """`nthreads` long-lived threads running sync jobs in submission order."""
+    """`nthreads` long-lived threads running sync jobs in submission order.
+
+    A task that secedes keeps its thread to itself: `add_thread` starts another one to
+    serve the queue, and the seceded thread ends with its task. When the task rejoins,
+    `retire_thread` makes one thread leave the pool instead. Call both from the loop.
+    """
 
     def __init__(self, nthreads: int, deliver: Callable[[list[Outcome]], None], worker: Worker):
         self.nthreads = nthreads
@@ -277,6 +298,8 @@ class ThreadExecutor:
         self._jobs: queue.SimpleQueue[Any] = queue.SimpleQueue()
         self._mailbox: Mailbox[Outcome] = Mailbox(deliver)
         self._threads: list[threading.Thread] = []
+        self._thread_numbers = itertools.count()
+        self._closed = False
 
     def submit(self, job: Job) -> None:
         self._jobs.put(job)
@@ -289,20 +312,35 @@ class ThreadExecutor:
             if job is _STOP:
                 return
             post(run_job(job, self._worker))
+            if job.seceded:
+                return  # another thread took this one's place in the pool
+
+    def _start_thread(self) -> None:
+        name = f"trident-task-{self._worker.name}-{next(self._thread_numbers)}"
+        thread = threading.Thread(target=self._thread_main, name=name, daemon=True)
+        thread.start()
+        self._threads.append(thread)
+
+    def add_thread(self) -> None:
+        """A running task seceded: start a thread to take its place in the pool."""
+        if not self._closed:
+            self._threads = [t for t in self._threads if t.is_alive()]
+            self._start_thread()
+
+    def retire_thread(self) -> None:
+        """A seceded task rejoined: one thread of the pool ends after its current job."""
+        self._jobs.put(_STOP)
 
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         """Own the threads: start them, and on cancellation stop and join them."""
         self._mailbox.bind()
-        for i in range(self.nthreads):
-            thread = threading.Thread(
-                target=self._thread_main, name=f"trident-task-{self._worker.name}-{i}", daemon=True
-            )
-            thread.start()
-            self._threads.append(thread)
+        for _ in range(self.nthreads):
+            self._start_thread()
         try:
             task_status.started()
             await trio.sleep_forever()
         finally:
+            self._closed = True
             for _ in self._threads:
                 self._jobs.put(_STOP)
             with trio.CancelScope(shield=True):

@@ -10,6 +10,9 @@ A nanny connects to the scheduler itself (handshake role ``"nanny"``), then star
   nanny terminates it (and reports that as out of memory);
 - on `RestartWorker` from the scheduler (`Client.restart`) it replaces the process at
   once and reports the fresh worker (`WorkerStarted`);
+- on `CloseWorker` (`Client.retire_workers(close_workers=True)`) it stops the worker
+  and itself, without a restart;
+- `RunFunction` (`Client.run(..., nanny=True)`) runs a function in the nanny's loop;
 - when the nanny stops (cancelled, SIGTERM to its process, or the scheduler closing
   the connection) the worker gets SIGTERM, then SIGKILL after a grace period.
 
@@ -35,6 +38,7 @@ import attrs
 import psutil
 import trio
 
+from .._run_function import run_function
 from ..comm import handshake
 from ..comm.batched import BatchedSender
 from ..comm.connection import Connection, ConnectionClosed
@@ -144,6 +148,7 @@ class Nanny:
         self._run_scope: trio.CancelScope | None = None
         self._restart_id: int | None = None
         self._cancel_scope: trio.CancelScope | None = None
+        self._nursery: trio.Nursery | None = None
         self._oom_before = 0
 
     def __repr__(self) -> str:
@@ -161,6 +166,7 @@ class Nanny:
         try:
             async with trio.open_nursery() as nursery:
                 self._cancel_scope = nursery.cancel_scope
+                self._nursery = nursery
                 sender = self._sender = BatchedSender(connection)
                 nursery.start_soon(sender.run)
                 nursery.start_soon(self._receive, connection, nursery.cancel_scope)
@@ -205,8 +211,17 @@ class Nanny:
         try:
             while True:
                 for msg in await connection.receive():
-                    if type(msg) is not m.RestartWorker:
-                        raise ProtocolError(f"the scheduler sent a nanny {type(msg).__name__}")
+                    kind = type(msg)
+                    if kind is m.RunFunction:
+                        assert self._nursery is not None
+                        self._nursery.start_soon(self._run_function, msg)
+                        continue
+                    if kind is m.CloseWorker:
+                        logger.info("nanny %s: closing with its worker: %s", self.id, msg.reason)
+                        done.cancel()
+                        return
+                    if kind is not m.RestartWorker:
+                        raise ProtocolError(f"the scheduler sent a nanny {kind.__name__}")
                     logger.info("nanny %s: restarting the worker: %s", self.id, msg.reason)
                     self._restart_id = msg.restart_id
                     if self._run_scope is not None:
@@ -216,6 +231,14 @@ class Nanny:
         except (StreamClosed, ProtocolError) as exc:
             logger.warning("nanny %s: lost the scheduler: %s", self.id, exc)
         done.cancel()
+
+    async def _run_function(self, call: m.RunFunction) -> None:
+        """`Client.run(..., nanny=True)`: run a function here; answer the scheduler."""
+        assert self._nursery is not None and self._sender is not None
+        result = await run_function(
+            call, self, "worker", nursery=self._nursery, address=self.worker_address
+        )
+        self._sender.send(result)
 
     # --- supervising ------------------------------------------------------------------
 

@@ -17,13 +17,18 @@ dependencies go ``fetch`` -> ``flight`` -> ``memory``.
 Every execution has a run id. A run that is cancelled or misses its deadline is
 *abandoned*: the task is forgotten (a new assignment of the key starts afresh) while the
 run keeps its slot until its thread returns, and its outcome is then discarded.
+
+A run may *secede* (`secede`, or a task waiting for futures): it gives its slot up and
+goes on outside the count, so another task starts. It *rejoins* by asking for a slot
+back (`rejoin`); rejoining runs get slots before any new task starts (`Rejoin`). A run
+that rejoins after being abandoned holds its slot until it returns, as any other.
 """
 
 from __future__ import annotations
 
 import heapq
 import itertools
-from collections import defaultdict
+from collections import defaultdict, deque
 from collections.abc import Callable
 from typing import Any
 
@@ -132,7 +137,14 @@ class ForgetActor:
     key: str
 
 
-Instruction = Execute | Fetch | Interrupt | ForgetActor
+@attrs.frozen
+class Rejoin:
+    """The seceded run `run_id` holds a slot again: let it go on."""
+
+    run_id: int
+
+
+Instruction = Execute | Fetch | Interrupt | ForgetActor | Rejoin
 
 
 class WorkerState:
@@ -146,6 +158,10 @@ class WorkerState:
         self.functions: set[str] = set()
         #: run id -> task, for every run that holds a slot (abandoned runs included)
         self.executing: dict[int, WorkerTask] = {}
+        #: run id -> task, for runs that gave their slot up (`secede`)
+        self.seceded: dict[int, WorkerTask] = {}
+        #: seceded runs waiting for a slot, in the order they asked
+        self._rejoining: deque[int] = deque()
         self._run_ids = itertools.count(1)
         self.resources_total = dict(resources or {})
         self.resources_free = dict(resources or {})
@@ -265,7 +281,7 @@ class WorkerState:
 
     def task_timed_out(self, run_id: int, error: m.ErrorInfo) -> None:
         """Run `run_id` passed its deadline: fail the task now and abandon the run."""
-        ts = self.executing.get(run_id)
+        ts = self.executing.get(run_id) or self.seceded.get(run_id)
         if ts is None or ts.cancelled or self.tasks.get(ts.key) is not ts:
             return
         self._to_scheduler.append(m.TaskFailed(ts.key, error, 0.0, 0.0))
@@ -287,6 +303,8 @@ class WorkerState:
         return self.nthreads
 
     def _start_ready(self) -> None:
+        if self._rejoining and not self._grant_rejoins():
+            return  # rejoining runs take the next free slots
         slots = self._slots()
         if self._constrained and len(self.executing) < self.nthreads:
             for ts in list(self._constrained):
@@ -316,7 +334,11 @@ class WorkerState:
         """Free the run's slot; return its task unless the run was abandoned."""
         ts = self.executing.pop(run_id, None)
         if ts is None:
-            return None
+            ts = self.seceded.pop(run_id, None)
+            if ts is None:
+                return None
+            if run_id in self._rejoining:
+                self._rejoining.remove(run_id)
         if ts.resources:
             for r, n in ts.resources.items():
                 self.resources_free[r] = self.resources_free.get(r, 0.0) + n
@@ -364,6 +386,47 @@ class WorkerState:
     def task_skipped(self, run_id: int) -> None:
         """Run `run_id` did not run (it was cancelled before it started)."""
         self._finish_execution(run_id, None)
+
+    def task_rescheduled(self, run_id: int) -> None:
+        """Run `run_id` raised `Reschedule`: hand the task back to the scheduler."""
+        ts = self._finish_execution(run_id, None)
+        if ts is None:
+            return
+        self._to_scheduler.append(m.TaskRescheduled(ts.key))
+        self._drop(ts)
+
+    # --- secession ----------------------------------------------------------------------
+
+    def secede(self, run_id: int) -> bool:
+        """Run `run_id` gives its slot up (another task may start); False if it holds none.
+
+        The scheduler hears of it, unless the run was abandoned.
+        """
+        ts = self.executing.pop(run_id, None)
+        if ts is None:
+            return False
+        self.seceded[run_id] = ts
+        if not ts.cancelled and self.tasks.get(ts.key) is ts:
+            self._to_scheduler.append(m.TaskSeceded(ts.key))
+        return True
+
+    def rejoin(self, run_id: int) -> None:
+        """Run `run_id` asks for a slot back; `Rejoin` says when it has one (at once when
+        it did not secede)."""
+        if run_id in self.seceded:
+            self._rejoining.append(run_id)
+        else:
+            self._instructions.append(Rejoin(run_id))
+
+    def _grant_rejoins(self) -> bool:
+        """Give free slots to rejoining runs, in order; True when none is left waiting."""
+        rejoining = self._rejoining
+        while rejoining and len(self.executing) < self.nthreads:
+            run_id = rejoining.popleft()
+            ts = self.seceded.pop(run_id)
+            self.executing[run_id] = ts
+            self._instructions.append(Rejoin(run_id))
+        return not rejoining
 
     # --- data movement -----------------------------------------------------------------
 
@@ -505,10 +568,13 @@ class WorkerState:
             if ts.state == WAITING:
                 assert ts.waiting_for, ts
             if ts.state == EXECUTING:
-                assert self.executing.get(ts.run_id) is ts
+                assert (self.executing.get(ts.run_id) or self.seceded.get(ts.run_id)) is ts
             if not ts.is_compute:
                 assert ts.dependents or ts.state == FLIGHT, f"{ts} is an orphan input"
-        for run_id, ts in self.executing.items():
-            assert ts.run_id == run_id
-            assert ts.cancelled or self.tasks.get(ts.key) is ts, f"{ts} lost its run {run_id}"
+        for runs in (self.executing, self.seceded):
+            for run_id, ts in runs.items():
+                assert ts.run_id == run_id
+                assert ts.cancelled or self.tasks.get(ts.key) is ts, f"{ts} lost its run {run_id}"
+        assert not self.executing.keys() & self.seceded.keys()
+        assert set(self._rejoining) <= self.seceded.keys()
         assert set(self.data) <= set(self.tasks)

@@ -1,0 +1,85 @@
+"""Profile trees and the sampler, on real threads running jobs as the executor does."""
+
+from __future__ import annotations
+
+import functools
+import sys
+import threading
+import types
+
+from trident.protocol.serialize import dumps_task_args
+from trident.worker.executor import Job, run_job
+from trident.worker.inspection import call_stacks
+from trident.worker.profiling import Sampler, add_stack, identifier, merge, new_tree
+
+
+def stack_here():
+    """This function's frame and its two callers, outermost first."""
+    frame = sys._getframe()
+    return [frame.f_back.f_back, frame.f_back, frame]
+
+
+def test_trees_count_samples_per_function_and_merge():
+    tree = new_tree()
+    frames = stack_here()
+    add_stack(tree, frames)
+    add_stack(tree, frames)
+    assert tree["count"] == 2
+    (top,) = tree["children"].values()
+    assert top["identifier"] == identifier(frames[0].f_code)
+    leaf = top["children"][identifier(frames[1].f_code)]["children"][identifier(frames[2].f_code)]
+    assert leaf["count"] == 2
+    assert leaf["description"]["name"] == "stack_here"
+    assert leaf["description"]["line"].startswith("return [frame")
+    assert leaf["description"]["filename"] == __file__
+    merged = merge(tree, tree)
+    assert merged["count"] == 4 and tree["count"] == 2
+    assert merge()["count"] == 0
+
+
+def test_sampler_cycles_and_time_ranges():
+    now = [100.0]
+    sampler = Sampler({}, cycle=1.0, clock=lambda: now[0])
+    add_stack(sampler._current.setdefault("inc", new_tree()), stack_here())
+    now[0] = 101.5
+    sampler.sample()  # closes the cycle that began at 100
+    add_stack(sampler._current.setdefault("dec", new_tree()), stack_here())
+    now[0] = 101.8
+    assert sampler.profile()["count"] == 2
+    assert sampler.profile("inc")["count"] == 1
+    assert sampler.profile("inc-123abc")["count"] == 1  # a whole key names its prefix
+    assert sampler.profile(start=101.6)["count"] == 1
+    assert sampler.profile(stop=100.5)["count"] == 1
+    assert sampler.profile("nope")["count"] == 0
+
+
+def blocked(release: threading.Event) -> str:
+    release.wait(5)
+    return "done"
+
+
+def test_running_jobs_are_found_on_their_threads():
+    release = threading.Event()
+    payload, _ = dumps_task_args((), {})
+    job = Job("blocked-1", 7, functools.partial(blocked, release), payload, {}, False)
+    jobs = {7: job}
+    outcomes = []
+    thread = threading.Thread(
+        target=lambda: outcomes.append(run_job(job, types.SimpleNamespace(address="w"))),
+        name="trident-task-test-0",
+    )
+    thread.start()
+    try:
+        sampler = Sampler(jobs)
+        while "blocked" not in sampler.profile()["children"].__repr__():
+            sampler.sample()
+        assert sampler.profile("blocked")["count"] >= 1
+        stacks = call_stacks(jobs, None)
+        assert list(stacks) == ["blocked-1"]
+        assert "in blocked" in stacks["blocked-1"][0]
+        assert call_stacks(jobs, ["other"]) == {}
+        assert call_stacks({}, None) == {}  # not this worker's job
+    finally:
+        release.set()
+        thread.join()
+    assert outcomes[0].value == "done"

@@ -1,0 +1,336 @@
+"""`GraphMethods`: the `Client` methods for task graphs and dask collections.
+
+`get` runs a graph (see `graphs`). `compute`, `persist` and `normalize_collection`
+follow the dask collection protocol, so dask.delayed, dask.array, dask.bag and
+dask.dataframe run on trident; they need dask (``pip install trident[dask]``), never
+``distributed``. The client that becomes the default also becomes dask's scheduler
+(`use_as_dask_scheduler`), so ``x.compute()`` and ``x.persist()`` run on it.
+"""
+
+from __future__ import annotations
+
+import importlib.abc
+import importlib.util
+import sys
+import threading
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+from ..protocol import messages as m
+from ..protocol.serialize import Serialized
+from .future import FINISHED, PENDING, Future
+from .graphs import GraphPlan, as_graph, dask_priorities, flatten_keys, map_keys, trident_key
+
+if TYPE_CHECKING:
+    from .client import Client, TaskOptions
+    from .core import ClientCore
+    from .executor import ClientExecutor
+
+_DASK_EXTRA = "dask collections need dask: pip install 'trident[dask]'"
+
+
+def _dask() -> Any:
+    try:
+        import dask
+    except ImportError as exc:
+        raise ImportError(_DASK_EXTRA) from exc
+    return dask
+
+
+def is_dask_collection(value: Any) -> bool:
+    return hasattr(value, "__dask_graph__") and not isinstance(value, type)
+
+
+class GraphMethods:
+    """Mixed into `Client`: graphs, dask collections and the executor (see the module)."""
+
+    _core: ClientCore
+
+    if TYPE_CHECKING:
+
+        def _sync(self, async_fn: Callable[..., Any], *args: Any) -> Any: ...
+        def _check_open(self) -> None: ...
+        def _task_spec(self, *args: Any, **kwargs: Any) -> m.TaskSpec: ...
+        def _register_submitted(self, keys: list[str]) -> None: ...
+        def gather(self, futures: Any, errors: str = "raise") -> Any: ...
+
+    # --- raw graphs ------------------------------------------------------------------
+
+    def get(
+        self,
+        dsk: Any,
+        keys: Any,
+        workers: Any = None,
+        allow_other_workers: bool = False,
+        resources: dict[str, float] | None = None,
+        sync: bool = True,
+        asynchronous: bool | None = None,
+        direct: bool | None = None,
+        retries: int | None = None,
+        priority: int = 0,
+        fifo_timeout: Any = None,
+        actors: Any = None,
+        **kwargs: Any,
+    ) -> Any:
+        """Compute the values of `keys` in the task graph `dsk`.
+
+        `dsk` maps keys (strings or tuples such as ``("x", 0)``) to values: a task
+        ``(callable, *args)`` whose arguments may name other keys (also inside lists
+        and tuples) or hold nested tasks, another key (an alias), a `Future`, or a
+        literal. dask's graphs of ``Task``/``Alias``/``DataNode`` objects and objects
+        with ``__dask_graph__`` work too. `keys` is a key or a nested list of keys; the
+        result has its shape. With ``sync=False`` the futures are returned instead of
+        the values (in that shape). `workers`, `resources`, `retries` and `priority`
+        apply to every task, as in `submit`. The graph reaches the scheduler as one
+        submission. A coroutine for asynchronous clients when ``sync=True``.
+        """
+        options = self._graph_options(workers, allow_other_workers, resources, retries, priority)
+        futures = self._submit_graph(as_graph(dsk), keys, options)
+        if not sync:
+            return futures
+        return self.gather(futures)
+
+    def _graph_options(
+        self,
+        workers: Any,
+        allow_other_workers: bool,
+        resources: dict[str, float] | None,
+        retries: int | None,
+        priority: int,
+    ) -> TaskOptions:
+        from .client import TaskOptions
+
+        return TaskOptions(priority, retries, workers, allow_other_workers, resources)
+
+    def _submit_graph(self, graph: Any, keys: Any, options: TaskOptions) -> Any:
+        """Submit the tasks of `graph` as one `UpdateGraph`; return futures for `keys`
+        (in their shape)."""
+        from .client import _pickle_function
+
+        self._check_open()
+        plan = GraphPlan(graph, self._core.futures)
+        wanted = list(flatten_keys(keys))
+        for key in wanted:
+            if key not in plan.names:
+                raise KeyError(f"{key!r} is not a key of the graph")
+        specs = []
+        functions: dict[str, Serialized] = {}
+        for task in plan.order(dask_priorities(graph, plan.names)):
+            payload, token = _pickle_function(task.function)
+            functions[token] = payload
+            specs.append(
+                self._task_spec(task.function, token, task.args, {}, task.key, True, options)
+            )
+        states = self._core.add_tasks(specs, functions)
+        self._register_submitted([spec.key for spec in specs])
+        futures = {
+            spec.key: Future._adopt(spec.key, self, state)  # type: ignore[arg-type]
+            for spec, state in zip(specs, states, strict=True)
+        }
+        client: Any = self
+        aliases = self._graph_aliases()
+
+        def future_of(key: Any) -> Future:
+            name = plan.names[key]
+            if name != trident_key(key):
+                aliases[trident_key(key)] = name
+            found = futures.get(name)
+            return found if found is not None else Future(name, client)
+
+        return map_keys(keys, future_of)
+
+    def _graph_aliases(self) -> dict[str, str]:
+        """Requested graph keys that named another key (dask's fused tasks leave such
+        aliases), for `normalize_collection`; entries whose key was released go."""
+        aliases: dict[str, str] = self.__dict__.setdefault("_aliases_of_graph_keys", {})
+        if len(aliases) > 1000:
+            held = self._core.futures
+            for alias, name in list(aliases.items()):
+                if name not in held:
+                    del aliases[alias]
+        return aliases
+
+    # --- dask collections ----------------------------------------------------------------
+
+    def _dask_scheduler(self, options: TaskOptions) -> Callable[..., Any]:
+        """A dask ``get`` that submits a graph and returns futures instead of values."""
+
+        def submit_graph(dsk: Any, keys: Any, **kwargs: Any) -> Any:
+            return self._submit_graph(as_graph(dsk), keys, options)
+
+        return submit_graph
+
+    def compute(
+        self,
+        collections: Any,
+        sync: bool = False,
+        optimize_graph: bool = True,
+        workers: Any = None,
+        allow_other_workers: bool = False,
+        resources: dict[str, float] | None = None,
+        retries: int | None = None,
+        priority: int = 0,
+        fifo_timeout: Any = None,
+        actors: Any = None,
+        traverse: bool = True,
+        **kwargs: Any,
+    ) -> Any:
+        """Start computing dask collections on the cluster; return a `Future` of each
+        one's final value (its result as ``dask.compute`` gives it).
+
+        `collections` is a collection or a list/tuple of them (other items pass through
+        unchanged; with `traverse`, collections inside them are found too). With
+        ``sync=True`` the values are returned instead (a coroutine for asynchronous
+        clients). `optimize_graph` applies dask's optimizations first. The other
+        arguments are those of `submit`, for every task. Needs dask.
+        """
+        dask = _dask()
+        single = is_dask_collection(collections)
+        items = [collections] if single else list(collections)
+        options = self._graph_options(workers, allow_other_workers, resources, retries, priority)
+        results = dask.compute(
+            *items,
+            scheduler=self._dask_scheduler(options),
+            optimize_graph=optimize_graph,
+            traverse=traverse,
+        )
+        value: Any = results[0] if single else list(results)
+        if sync:
+            return self.gather(value)
+        return value
+
+    def persist(
+        self,
+        collections: Any,
+        optimize_graph: bool = True,
+        workers: Any = None,
+        allow_other_workers: bool = False,
+        resources: dict[str, float] | None = None,
+        retries: int | None = None,
+        priority: int = 0,
+        fifo_timeout: Any = None,
+        actors: Any = None,
+        **kwargs: Any,
+    ) -> Any:
+        """Start computing dask collections and return equivalent collections whose
+        tasks are futures: computing them later reuses what the cluster holds.
+
+        `collections` is a collection or a list/tuple of them; the result has the same
+        shape. Returns at once (the work goes on). The other arguments are those of
+        `compute`. Needs dask.
+        """
+        dask = _dask()
+        single = is_dask_collection(collections)
+        items = [collections] if single else list(collections)
+        options = self._graph_options(workers, allow_other_workers, resources, retries, priority)
+        persisted = dask.persist(
+            *items,
+            scheduler=self._dask_scheduler(options),
+            optimize_graph=optimize_graph,
+            traverse=False,
+        )
+        return persisted[0] if single else list(persisted)
+
+    def normalize_collection(self, collection: Any) -> Any:
+        """`collection` with each task whose key this client already holds a future for
+        replaced by that future, so computing it reuses the cluster's work.
+
+        Returns the collection itself when nothing is replaced.
+        """
+        graph = as_graph(collection)
+        futures = self._core.futures
+        aliases = self._graph_aliases()
+        replaced = {}
+        client: Any = self
+        for key in graph:
+            name = trident_key(key)
+            name = aliases.get(name, name)
+            state = futures.get(name)
+            if state is not None and state.status in (PENDING, FINISHED):
+                replaced[key] = Future(name, client)
+        if not replaced:
+            return collection
+        rebuild, arguments = collection.__dask_postpersist__()
+        return rebuild({**graph, **replaced}, *arguments)
+
+    def get_executor(self, **kwargs: Any) -> ClientExecutor:
+        """A `concurrent.futures.Executor` that runs its calls on this client.
+
+        `kwargs` (``workers``, ``resources``, ``retries``, ``pure``, ...) apply to every
+        task it submits; ``pure`` defaults to False, so each call runs.
+        """
+        from .executor import ClientExecutor
+
+        client: Client = self  # type: ignore[assignment]
+        return ClientExecutor(client, **kwargs)
+
+
+# --- dask's default scheduler -----------------------------------------------------------
+
+_dask_settings: Any = None
+_dask_lock = threading.Lock()
+#: the client to make dask's scheduler once dask is imported (see `_WhenDaskLoads`)
+_waiting_client: Any = None
+
+
+def use_as_dask_scheduler(client: Any) -> None:
+    """Make `client` dask's scheduler (None: give dask back its previous settings).
+
+    Called when a client becomes (or stops being) the default client. While set,
+    ``x.compute()`` runs on the client and dask.dataframe shuffles with tasks (its
+    other methods need ``distributed``). If dask is not imported yet, this happens when
+    it is: creating a client never imports dask itself.
+    """
+    global _dask_settings, _waiting_client
+    config: Any = None
+    if client is not None and "dask" in sys.modules:
+        # Outside the lock: this may wait for another thread that is importing dask.
+        import dask.config as config
+    with _dask_lock:
+        if _dask_settings is not None:
+            settings, _dask_settings = _dask_settings, None
+            settings.__exit__(None, None, None)
+        _waiting_client = None
+        if client is None:
+            return
+        if config is None:
+            _waiting_client = client
+            _WhenDaskLoads.install()
+            return
+        _dask_settings = config.set({"scheduler": client, "dataframe.shuffle.method": "tasks"})
+
+
+def _dask_loaded() -> None:
+    client = _waiting_client
+    if client is not None and client.status not in ("closing", "closed"):
+        use_as_dask_scheduler(client)
+
+
+class _WhenDaskLoads(importlib.abc.MetaPathFinder):
+    """Calls `_dask_loaded` right after ``import dask`` finishes, once."""
+
+    _installed = False
+
+    @classmethod
+    def install(cls) -> None:
+        if not cls._installed:
+            cls._installed = True
+            sys.meta_path.insert(0, cls())
+
+    def find_spec(self, name: str, path: Any = None, target: Any = None) -> Any:
+        if name != "dask":
+            return None
+        sys.meta_path.remove(self)
+        type(self)._installed = False
+        spec = importlib.util.find_spec(name)
+        loader = spec.loader if spec is not None else None
+        if loader is None or not hasattr(loader, "exec_module"):
+            return spec
+        run_module = loader.exec_module
+
+        def exec_module(module: Any) -> None:
+            run_module(module)
+            _dask_loaded()
+
+        loader.exec_module = exec_module  # type: ignore[method-assign]
+        return spec
