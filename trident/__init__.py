@@ -15,6 +15,7 @@ from ._exceptions import FutureLostError as FutureLostError
 from ._exceptions import KilledWorker as KilledWorker
 from ._exceptions import ProtocolError as ProtocolError
 from ._exceptions import SchedulerError as SchedulerError
+from ._exceptions import SchedulerLostError as SchedulerLostError
 from ._version import __version__ as __version__
 from .actors.handle import Actor as Actor
 from .actors.handle import ActorFuture as ActorFuture
@@ -73,6 +74,7 @@ __all__ = [
     "RemoteException",
     "Scheduler",
     "SchedulerError",
+    "SchedulerLostError",
     "Security",
     "Semaphore",
     "SerializationError",

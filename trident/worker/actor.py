@@ -25,6 +25,7 @@ from ..comm import handshake
 from ..comm.address import format_address, parse_address, parse_host_port
 from ..comm.batched import BatchedSender
 from ..comm.connection import Connection, ConnectionClosed
+from ..comm.liveness import RECONNECT_TIMEOUT, SCHEDULER_TIMEOUT, SilenceWatch, reconnect
 from ..comm.routes import local_host_towards, reachable_address
 from ..comm.rpc import PeerPool, PeerUnavailable
 from ..comm.streams import ByteStream, StreamClosed
@@ -98,9 +99,14 @@ class Worker:
         security: the cluster's `Security`, for its token and TLS certificates.
         heartbeat_interval: seconds between heartbeats (load and memory) to the
             scheduler.
+        scheduler_timeout: seconds the scheduler may stay silent before the worker
+            treats the connection as lost.
+        reconnect_timeout: seconds the worker keeps trying to reach a lost scheduler
+            (keeping the results it holds, which it reports when it registers again);
+            then it stops, with `lost_scheduler` set.
 
     Run it with ``await nursery.start(worker.serve)``; it stops when cancelled or when
-    the scheduler goes away.
+    the scheduler stays out of reach for `reconnect_timeout` seconds.
     """
 
     def __init__(
@@ -116,9 +122,15 @@ class Worker:
         heartbeat_interval: float = HEARTBEAT_INTERVAL,
         security: Security | None = None,
         contact_address: str | None = None,
+        scheduler_timeout: float = SCHEDULER_TIMEOUT,
+        reconnect_timeout: float = RECONNECT_TIMEOUT,
     ):
         self.scheduler_address = scheduler_address
         self.heartbeat_interval = heartbeat_interval
+        self.scheduler_timeout = scheduler_timeout
+        self.reconnect_timeout = reconnect_timeout
+        #: set when the worker stopped because the scheduler stayed out of reach
+        self.lost_scheduler = False
         self.nthreads = max(1, int(nthreads))
         self.name = name
         self.memory_limit = int(memory_limit)
@@ -201,14 +213,8 @@ class Worker:
             await nursery.start(self._executor.run)
             await nursery.start(self.actors.run)
             connection = await self._connect_to_scheduler()
-            sender = self._sender = BatchedSender(connection)
-            nursery.start_soon(sender.run)
-            sender.send(m.RegisterWorker(self.info(), state.keys_in_memory()))
             try:
-                with trio.fail_after(CONNECT_TIMEOUT):
-                    welcome = await connection.receive()
-                if not welcome or not isinstance(welcome[0], m.WorkerWelcome):
-                    raise ProtocolError(f"expected WorkerWelcome, got {welcome!r}")
+                welcome = await self._register(connection)
                 logger.info(
                     "worker %s: registered with %s (%d threads)",
                     self.address,
@@ -221,13 +227,72 @@ class Worker:
                 await nursery.start(self._serve_client, self.client)
                 task_status.started(self)
                 nursery.start_soon(self._send_heartbeats)
-                await self._receive_from_scheduler(connection, welcome[1:])
+                while True:
+                    await self._session(connection, welcome)
+                    with trio.CancelScope(shield=True):
+                        await connection.aclose()
+                    state.scheduler_lost()
+                    self._flush()
+                    reconnected = await reconnect(
+                        self._connect_and_register,
+                        within=self.reconnect_timeout,
+                        what=f"worker {self.address}",
+                        logger=logger,
+                    )
+                    if reconnected is None:
+                        self.lost_scheduler = True
+                        return
+                    connection, welcome = reconnected
+                    logger.info("worker %s: registered again", self.address)
             finally:
                 self._stopped.set()
                 self._peers.close()
                 nursery.cancel_scope.cancel()
                 with trio.CancelScope(shield=True):
                     await connection.aclose()
+
+    async def _register(self, connection: Connection) -> list[Any]:
+        """Register on a fresh connection; return the messages that came with the welcome.
+
+        Raises `ProtocolError` if the scheduler answers anything but `WorkerWelcome`.
+        """
+        assert self.state is not None and self._nursery is not None
+        sender = self._sender = BatchedSender(connection)
+        self._nursery.start_soon(sender.run)
+        sender.send(m.RegisterWorker(self.info(), self.state.keys_in_memory()))
+        with trio.fail_after(CONNECT_TIMEOUT):
+            welcome = await connection.receive()
+        if not welcome or not isinstance(welcome[0], m.WorkerWelcome):
+            raise ProtocolError(f"expected WorkerWelcome, got {welcome!r}")
+        return welcome[1:]
+
+    async def _connect_and_register(self) -> tuple[Connection, list[Any]]:
+        connection = await self._connect_to_scheduler()
+        try:
+            return connection, await self._register(connection)
+        except BaseException:
+            with trio.CancelScope(shield=True):
+                await connection.aclose()
+            raise
+
+    async def _session(self, connection: Connection, first: list[Any]) -> None:
+        """Serve the scheduler on `connection` until it is lost: broken, or silent for
+        `scheduler_timeout` seconds."""
+        watch = SilenceWatch(self.scheduler_timeout)
+        async with trio.open_nursery() as nursery:
+
+            async def watch_silence() -> None:
+                await watch.wait()
+                logger.warning(
+                    "worker %s: the scheduler sent nothing for %g s",
+                    self.address,
+                    watch.timeout,
+                )
+                nursery.cancel_scope.cancel()
+
+            nursery.start_soon(watch_silence)
+            await self._receive_from_scheduler(connection, first, watch)
+            nursery.cancel_scope.cancel()
 
     async def _serve_client(
         self, client: WorkerClient, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED
@@ -272,12 +337,15 @@ class Worker:
             )
         return connection
 
-    async def _receive_from_scheduler(self, connection: Connection, first: list[Any]) -> None:
+    async def _receive_from_scheduler(
+        self, connection: Connection, first: list[Any], watch: SilenceWatch
+    ) -> None:
         assert self.state is not None
         handle = self.state.handle_scheduler_message
         messages = first
         try:
             while True:
+                watch.heard()
                 for msg in messages:
                     if type(msg) is m.DefineFunction:
                         self._load_function(msg)

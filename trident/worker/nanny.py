@@ -10,8 +10,13 @@ A nanny connects to the scheduler itself (handshake role ``"nanny"``), then star
   nanny terminates it (and reports that as out of memory);
 - on `RestartWorker` from the scheduler (`Client.restart`) it replaces the process at
   once and reports the fresh worker (`WorkerStarted`);
-- when the nanny stops (cancelled, SIGTERM to its process, or the scheduler closing
-  the connection) the worker gets SIGTERM, then SIGKILL after a grace period.
+- when it loses the scheduler it keeps its worker running and tries to reconnect for
+  `reconnect_timeout` seconds (the worker does the same on its own connection);
+- when the nanny stops (cancelled, SIGTERM to its process, or the scheduler out of
+  reach for longer than `reconnect_timeout`) the worker gets SIGTERM, then SIGKILL
+  after a grace period; a worker that gave up on the scheduler itself
+  (`SCHEDULER_LOST_EXIT_CODE`) is not restarted while the nanny cannot reach it
+  either.
 
 The worker's stderr is passed through to the nanny's own stderr. ``trident up`` runs
 one nanny per worker in its process; ``trident worker --nanny`` runs one.
@@ -38,13 +43,14 @@ import trio
 from ..comm import handshake
 from ..comm.batched import BatchedSender
 from ..comm.connection import Connection, ConnectionClosed
+from ..comm.liveness import RECONNECT_TIMEOUT, SCHEDULER_TIMEOUT, SilenceWatch, reconnect
 from ..comm.streams import StreamClosed
 from ..comm.transports import connect
 from ..protocol import messages as m
 from ..protocol.errors import ProtocolError
 from ..security import TOKEN_ENV, Security
 from ..sizes import format_bytes
-from .exits import ExitReason, describe_exit, oom_kill_count
+from .exits import SCHEDULER_LOST_EXIT_CODE, ExitReason, describe_exit, oom_kill_count
 from .spawn import import_path, stop_process, worker_command
 
 logger = logging.getLogger("trident.nanny")
@@ -111,6 +117,10 @@ class Nanny:
         memory_terminate_fraction: terminate a worker whose resident memory exceeds
             this fraction of ``options.memory_limit`` (no check without a limit).
         memory_check_interval: seconds between memory checks.
+        scheduler_timeout: seconds the scheduler may stay silent before the nanny (and
+            its worker) treat the connection as lost.
+        reconnect_timeout: seconds the nanny (and its worker) keep trying to reach a
+            lost scheduler before they stop.
 
     Run it with ``await nursery.start(nanny.serve)``, which returns once the first
     worker registered with the scheduler; raises `WorkerStartError` if that worker
@@ -127,6 +137,8 @@ class Nanny:
         backoff: BackOff | None = None,
         memory_terminate_fraction: float = 0.95,
         memory_check_interval: float = 0.5,
+        scheduler_timeout: float = SCHEDULER_TIMEOUT,
+        reconnect_timeout: float = RECONNECT_TIMEOUT,
     ):
         self.id = f"nanny-{uuid.uuid4().hex[:12]}"
         self.scheduler_address = scheduler_address
@@ -135,6 +147,13 @@ class Nanny:
         self.backoff = backoff or BackOff()
         self.memory_terminate_fraction = memory_terminate_fraction
         self.memory_check_interval = memory_check_interval
+        self.scheduler_timeout = scheduler_timeout
+        self.reconnect_timeout = reconnect_timeout
+        #: whether the nanny is connected to the scheduler now
+        self.connected = False
+        #: death reports made while disconnected, sent once connected again
+        self._unsent: list[m.WorkerDied] = []
+        self._connection: Connection | None = None
         #: the current worker's address and pid (empty / None between processes)
         self.worker_address = ""
         self.worker_pid: int | None = None
@@ -155,24 +174,23 @@ class Nanny:
         self, *, task_status: trio.TaskStatus[Nanny] = trio.TASK_STATUS_IGNORED
     ) -> None:
         """Connect, start the worker and supervise it until cancelled or the scheduler
-        closes the connection; the worker is stopped before this returns."""
-        connection = await self._connect()
+        stays out of reach for `reconnect_timeout` seconds; the worker is stopped before
+        this returns."""
+        self._connection = await self._connect()
         start_error: WorkerStartError | None = None
         try:
             async with trio.open_nursery() as nursery:
                 self._cancel_scope = nursery.cancel_scope
-                sender = self._sender = BatchedSender(connection)
-                nursery.start_soon(sender.run)
-                nursery.start_soon(self._receive, connection, nursery.cancel_scope)
+                nursery.start_soon(self._stay_connected, nursery.cancel_scope)
                 try:
                     await self._supervise(task_status)
                 except WorkerStartError as exc:
                     # Raised bare below rather than inside an exception group.
                     start_error = exc
-                    nursery.cancel_scope.cancel()
+                nursery.cancel_scope.cancel()
         finally:
             with trio.CancelScope(shield=True):
-                await connection.aclose()
+                await self._connection.aclose()
         if start_error is not None:
             raise start_error
 
@@ -201,21 +219,71 @@ class Nanny:
                 raise
         return connection
 
-    async def _receive(self, connection: Connection, done: trio.CancelScope) -> None:
-        try:
-            while True:
-                for msg in await connection.receive():
-                    if type(msg) is not m.RestartWorker:
-                        raise ProtocolError(f"the scheduler sent a nanny {type(msg).__name__}")
-                    logger.info("nanny %s: restarting the worker: %s", self.id, msg.reason)
-                    self._restart_id = msg.restart_id
-                    if self._run_scope is not None:
-                        self._run_scope.cancel()
-        except ConnectionClosed:
-            logger.info("nanny %s: the scheduler closed the connection", self.id)
-        except (StreamClosed, ProtocolError) as exc:
-            logger.warning("nanny %s: lost the scheduler: %s", self.id, exc)
-        done.cancel()
+    async def _stay_connected(self, done: trio.CancelScope) -> None:
+        """Serve the connection to the scheduler; reconnect when it is lost, and cancel
+        `done` when the scheduler stays out of reach."""
+        connection = self._connection
+        assert connection is not None
+        while True:
+            self.connected = True
+            sender = self._sender = BatchedSender(connection)
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(sender.run)
+                if self.worker_address and self.worker_pid is not None:
+                    sender.send(m.WorkerStarted(self.worker_address, self.worker_pid, None))
+                for report in self._unsent:
+                    sender.send(report)
+                self._unsent.clear()
+                await self._receive(connection)
+                nursery.cancel_scope.cancel()
+            self.connected = False
+            self._sender = None
+            with trio.CancelScope(shield=True):
+                await connection.aclose()
+            reconnected = await reconnect(
+                self._connect,
+                within=self.reconnect_timeout,
+                what=f"nanny {self.id}",
+                logger=logger,
+            )
+            if reconnected is None:
+                done.cancel()
+                return
+            logger.info("nanny %s: connected to the scheduler again", self.id)
+            connection = self._connection = reconnected
+
+    async def _receive(self, connection: Connection) -> None:
+        """Handle the scheduler's messages until the connection is lost: broken, or
+        silent for `scheduler_timeout` seconds."""
+        watch = SilenceWatch(self.scheduler_timeout)
+        async with trio.open_nursery() as nursery:
+
+            async def watch_silence() -> None:
+                await watch.wait()
+                logger.warning(
+                    "nanny %s: the scheduler sent nothing for %g s", self.id, watch.timeout
+                )
+                nursery.cancel_scope.cancel()
+
+            nursery.start_soon(watch_silence)
+            try:
+                while True:
+                    messages = await connection.receive()
+                    watch.heard()
+                    for msg in messages:
+                        if type(msg) is m.Heartbeat:
+                            continue
+                        if type(msg) is not m.RestartWorker:
+                            raise ProtocolError(f"the scheduler sent a nanny {type(msg).__name__}")
+                        logger.info("nanny %s: restarting the worker: %s", self.id, msg.reason)
+                        self._restart_id = msg.restart_id
+                        if self._run_scope is not None:
+                            self._run_scope.cancel()
+            except ConnectionClosed:
+                logger.info("nanny %s: the scheduler closed the connection", self.id)
+            except (StreamClosed, ProtocolError) as exc:
+                logger.warning("nanny %s: lost the scheduler: %s", self.id, exc)
+            nursery.cancel_scope.cancel()
 
     # --- supervising ------------------------------------------------------------------
 
@@ -238,6 +306,13 @@ class Nanny:
                 run = await self._run_once(restart_id, on_ready)
             if run is None:
                 continue  # replaced on request: no report, no back-off
+            if run.process.returncode == SCHEDULER_LOST_EXIT_CODE and not self.connected:
+                logger.warning(
+                    "nanny %s: the worker gave up on the scheduler, which the nanny cannot "
+                    "reach either: stopping",
+                    self.id,
+                )
+                return
             exit_reason = self._exit_reason(run)
             if status is not None:
                 tail = "".join(f"\n  {line}" for line in run.stderr_tail)
@@ -277,6 +352,10 @@ class Nanny:
             time.time(),
         )
         self.deaths.append(report)
+        if self._sender is None:
+            self._unsent.append(report)
+        else:
+            self._sender.send(report)
         logger.warning(
             "nanny %s: worker %s (pid %d) %s; restarting it in %.1f s",
             self.id,
@@ -285,8 +364,6 @@ class Nanny:
             exit_reason.reason,
             delay,
         )
-        assert self._sender is not None
-        self._sender.send(report)
 
     def _settings(self, report_fd: int) -> dict[str, Any]:
         options = self.options
@@ -302,6 +379,8 @@ class Nanny:
             "sys_path": import_path(),
             "security": self.security.tls_settings() if self.security.tls else None,
             "report_fd": report_fd,
+            "scheduler_timeout": self.scheduler_timeout,
+            "reconnect_timeout": self.reconnect_timeout,
         }
 
     async def _run_once(self, restart_id: int | None, on_ready: Callable[[], None]) -> _Run:
@@ -336,8 +415,8 @@ class Nanny:
                 if report is not None and process.returncode is None:
                     run.ready = True
                     run.address = self.worker_address = str(report.get("address", ""))
-                    assert self._sender is not None
-                    self._sender.send(m.WorkerStarted(run.address, process.pid, restart_id))
+                    if self._sender is not None:
+                        self._sender.send(m.WorkerStarted(run.address, process.pid, restart_id))
                     if self.options.memory_limit:
                         nursery.start_soon(self._watch_memory, run)
                     on_ready()

@@ -162,6 +162,7 @@ class WorkerState:
             m.ForgetFunctions: self._on_forget_functions,
             m.FreeKeys: self._on_free_keys,
             m.CancelTask: self._on_cancel_task,
+            m.Heartbeat: _ignore,
         }
 
     # --- output -------------------------------------------------------------------
@@ -477,6 +478,21 @@ class WorkerState:
                 self._drop(dependent)
         self._release_inputs(ts)
 
+    def scheduler_lost(self) -> None:
+        """The connection to the scheduler is gone (the worker registers again later, with
+        the keys in memory): forget every task but computed results in memory. Running
+        tasks are abandoned (their results discarded); what was queued for the
+        scheduler is dropped, since it reruns and recomputes what it misses."""
+        for ts in [ts for ts in self.tasks.values() if ts.state == EXECUTING]:
+            self._abandon(ts)
+        for ts in list(self.tasks.values()):
+            if self.tasks.get(ts.key) is ts and not (ts.state == MEMORY and ts.is_compute):
+                self._drop(ts)
+        self._ready.clear()
+        self._constrained.clear()
+        self._fetch_queue.clear()
+        self._to_scheduler.clear()
+
     # --- queries ---------------------------------------------------------------------------
 
     def load(self) -> tuple[int, int, int]:
@@ -512,3 +528,7 @@ class WorkerState:
             assert ts.run_id == run_id
             assert ts.cancelled or self.tasks.get(ts.key) is ts, f"{ts} lost its run {run_id}"
         assert set(self.data) <= set(self.tasks)
+
+
+def _ignore(msg: Any) -> None:
+    """Handler of messages that only show the scheduler is alive."""
