@@ -68,6 +68,14 @@ class LocalCluster:
         dashboard_address: where the scheduler serves its dashboard: ``"host:port"``,
             ``":port"`` (on `host`) or a port; by default port 8787 on `host`, or a free
             port when 8787 is taken; None serves none.
+        allowed_failures: how many workers a task may be running on when they die
+            before it fails with `KilledWorker` (dask's
+            ``distributed.scheduler.allowed-failures``, 3 by default).
+
+    Worker processes run under nannies, as in dask.distributed: a worker process that
+    dies is restarted (with growing pauses when it keeps dying), one that uses more than
+    95% of its memory limit is restarted too, and the reason of each death is reported
+    to the scheduler (`Client.scheduler_info`, `KilledWorker` errors).
 
     Attributes: `scheduler_address`, `workers` (name -> handle), `token`, `status`,
     `dashboard_link`.
@@ -88,6 +96,7 @@ class LocalCluster:
         asynchronous: bool = False,
         log_level: str = "WARNING",
         dashboard_address: str | int | None = _AUTO,
+        allowed_failures: int = 3,
     ):
         default_workers, default_threads = default_layout(available_cpus(), processes)
         self.n_workers = default_workers if n_workers is None else int(n_workers)
@@ -120,6 +129,7 @@ class LocalCluster:
         elif isinstance(dashboard_address, str) and dashboard_address.startswith(":"):
             dashboard_address = f"{host}{dashboard_address}"
         self.dashboard_address = dashboard_address
+        self.allowed_failures = allowed_failures
         self.status = "created"
         self._runtime: ClusterRuntime | None = None
         self._loop: LoopThread | None = None
@@ -163,6 +173,7 @@ class LocalCluster:
             worker_listen=worker_listen,
             log_level=self.log_level,
             dashboard_address=self.dashboard_address,
+            allowed_failures=self.allowed_failures,
         )
 
     async def _serve(self, *, task_status: Any = trio.TASK_STATUS_IGNORED) -> None:

@@ -157,6 +157,8 @@ class Nanny:
         #: the current worker's address and pid (empty / None between processes)
         self.worker_address = ""
         self.worker_pid: int | None = None
+        #: the current worker process (None between processes)
+        self.process: trio.Process | None = None
         #: the latest deaths this nanny reported, oldest first
         self.deaths: deque[m.WorkerDied] = deque(maxlen=DEATHS_KEPT)
         self._sender: BatchedSender | None = None
@@ -408,6 +410,7 @@ class Nanny:
             os.close(report_write)
         run = _Run(process)
         self.worker_pid = process.pid
+        self.process = process
         try:
             async with trio.open_nursery() as nursery:
                 nursery.start_soon(self._pump_stderr, run)
@@ -427,6 +430,7 @@ class Nanny:
         finally:
             self.worker_address = ""
             self.worker_pid = None
+            self.process = None
             with trio.CancelScope(shield=True):
                 await stop_process(process)
         return run
