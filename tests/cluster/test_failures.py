@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import ctypes
 import os
+import signal
 import threading
 
 import numpy as np
@@ -95,3 +96,35 @@ async def test_retries_rerun_a_failing_task_and_report_the_last_error():
             with pytest.raises(ValueError, match="attempt 3"):
                 await future
             assert _attempts["a"] == 3
+
+
+def make(n):
+    return list(range(n))
+
+
+def total(values, extra=0):
+    return sum(values) + extra
+
+
+def kill_holder(client, future):
+    """SIGKILL the worker process that holds `future`'s data; return its address."""
+    (address,) = client.who_has([future])[future.key]
+    (handle,) = [h for h in client.cluster.workers.values() if h.address == address]
+    os.kill(handle.pid, signal.SIGKILL)
+    return address
+
+
+def test_lost_data_is_recomputed_from_lineage_or_read_from_a_replica():
+    with (
+        LocalCluster(n_workers=3, threads_per_worker=1, memory_limit=None) as cluster,
+        Client(cluster) as client,
+    ):
+        data = client.submit(make, 100_000)  # big enough to stay on its worker
+        assert client.submit(total, data).result(timeout=60) == sum(range(100_000))
+        [copy] = client.scatter([list(range(10))], broadcast=True)
+        assert len(client.who_has([copy])[copy.key]) == 3
+        gone = kill_holder(client, data)
+        # The data is recomputed from its task; the scattered copy is read elsewhere.
+        assert client.submit(total, data, 1).result(timeout=60) == sum(range(100_000)) + 1
+        assert client.submit(total, copy).result(timeout=60) == 45
+        assert gone not in client.who_has([data])[data.key]

@@ -24,6 +24,7 @@ import trio
 from ..client.loop import LoopThread
 from ..dashboard.link import dashboard_url
 from ..sizes import parse_memory
+from ..worker import memory
 from .runtime import ClusterRuntime, WorkerHandle, WorkerSpec
 
 _AUTO = "auto"
@@ -71,6 +72,11 @@ class LocalCluster:
         allowed_failures: how many workers a task may be running on when they die
             before it fails with `KilledWorker` (dask's
             ``distributed.scheduler.allowed-failures``, 3 by default).
+        memory_target_fraction, memory_spill_fraction, memory_pause_fraction,
+            memory_terminate_fraction: what workers do as their memory fills up, in
+            fractions of `memory_limit` (dask's names and defaults: 0.6, 0.7, 0.8,
+            0.95; None turns one off): spill results to disk, spill harder, pause,
+            restart the worker. See `trident.worker.memory`.
 
     Worker processes run under nannies, as in dask.distributed: a worker process that
     dies is restarted (with growing pauses when it keeps dying), one that uses more than
@@ -97,6 +103,10 @@ class LocalCluster:
         log_level: str = "WARNING",
         dashboard_address: str | int | None = _AUTO,
         allowed_failures: int = 3,
+        memory_target_fraction: float | None = memory.TARGET,
+        memory_spill_fraction: float | None = memory.SPILL,
+        memory_pause_fraction: float | None = memory.PAUSE,
+        memory_terminate_fraction: float | None = memory.TERMINATE,
     ):
         default_workers, default_threads = default_layout(available_cpus(), processes)
         self.n_workers = default_workers if n_workers is None else int(n_workers)
@@ -130,6 +140,12 @@ class LocalCluster:
             dashboard_address = f"{host}{dashboard_address}"
         self.dashboard_address = dashboard_address
         self.allowed_failures = allowed_failures
+        self.memory_thresholds = memory.MemoryThresholds(
+            memory_target_fraction,
+            memory_spill_fraction,
+            memory_pause_fraction,
+            memory_terminate_fraction,
+        )
         self.status = "created"
         self._runtime: ClusterRuntime | None = None
         self._loop: LoopThread | None = None
@@ -174,6 +190,7 @@ class LocalCluster:
             log_level=self.log_level,
             dashboard_address=self.dashboard_address,
             allowed_failures=self.allowed_failures,
+            memory=self.memory_thresholds,
         )
 
     async def _serve(self, *, task_status: Any = trio.TASK_STATUS_IGNORED) -> None:

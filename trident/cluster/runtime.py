@@ -23,6 +23,7 @@ from ..comm.transports import unique_inproc_address
 from ..scheduler.actor import Scheduler
 from ..security import Security
 from ..worker.actor import Worker
+from ..worker.memory import MemoryThresholds
 from ..worker.nanny import Nanny, WorkerOptions
 
 logger = logging.getLogger("trident.cluster")
@@ -85,7 +86,9 @@ class ClusterRuntime:
         log_level: str = "WARNING",
         dashboard_address: str | int | None = None,
         allowed_failures: int = 3,
+        memory: MemoryThresholds | None = None,
     ):
+        self.memory = memory or MemoryThresholds()
         self.processes = processes
         self.token = token
         self.scheduler = Scheduler(
@@ -179,6 +182,9 @@ class ClusterRuntime:
             memory_limit=spec.memory_limit,
             resources=spec.resources,
             token=self.token,
+            memory_target_fraction=self.memory.target,
+            memory_spill_fraction=self.memory.spill,
+            memory_pause_fraction=self.memory.pause,
         )
         handle.worker = worker
         with handle.scope:
@@ -208,6 +214,7 @@ class ClusterRuntime:
             resources=spec.resources,
             listen_address=self._worker_listen or "tcp://127.0.0.1:0",
             log_level=self._log_level,
+            memory=self.memory,
         )
         nanny = handle.nanny = Nanny(
             self.scheduler.address, options, security=Security(token=self.token)

@@ -12,7 +12,7 @@ import inspect
 import logging
 import os
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, MutableMapping
 from functools import partial
 from typing import Any
 
@@ -34,9 +34,12 @@ from ..protocol import messages as m
 from ..protocol.errors import ProtocolError
 from ..protocol.serialize import dumps, loads, sizeof
 from ..security import Security
-from . import output
+from ..sizes import format_bytes
+from . import memory, output
 from .client import WorkerClient
 from .executor import Job, Outcome, ThreadExecutor, error_info, run_async_job
+from .memory import MemoryMonitor, MemoryThresholds
+from .spill import SpillBuffer, spill_directory
 from .state import Execute, Fetch, ForgetActor, Interrupt, WorkerState
 
 logger = logging.getLogger("trident.worker")
@@ -46,6 +49,8 @@ CONNECT_TIMEOUT = 10.0
 HEARTBEAT_INTERVAL = 1.0
 #: Seconds between sends of captured task output while tasks run.
 OUTPUT_INTERVAL = 0.1
+#: Seconds between two readings of the process's memory (workers with a memory limit).
+MEMORY_CHECK_INTERVAL = 0.1
 
 
 class _FunctionLoadError:
@@ -104,6 +109,13 @@ class Worker:
         reconnect_timeout: seconds the worker keeps trying to reach a lost scheduler
             (keeping the results it holds, which it reports when it registers again);
             then it stops, with `lost_scheduler` set.
+        memory_target_fraction, memory_spill_fraction, memory_pause_fraction: what the
+            worker does as its memory fills up, in fractions of `memory_limit` (see
+            `trident.worker.memory`; None turns one off): spill results to disk beyond
+            the target, spill harder when the process passes the spill fraction, stop
+            starting tasks beyond the pause fraction.
+        local_directory: where spilled results go (default: a fresh directory under
+            the system's temporary directory, removed when the worker stops).
 
     Run it with ``await nursery.start(worker.serve)``; it stops when cancelled or when
     the scheduler stays out of reach for `reconnect_timeout` seconds.
@@ -124,6 +136,10 @@ class Worker:
         contact_address: str | None = None,
         scheduler_timeout: float = SCHEDULER_TIMEOUT,
         reconnect_timeout: float = RECONNECT_TIMEOUT,
+        memory_target_fraction: float | None = memory.TARGET,
+        memory_spill_fraction: float | None = memory.SPILL,
+        memory_pause_fraction: float | None = memory.PAUSE,
+        local_directory: str | None = None,
     ):
         self.scheduler_address = scheduler_address
         self.heartbeat_interval = heartbeat_interval
@@ -134,6 +150,12 @@ class Worker:
         self.nthreads = max(1, int(nthreads))
         self.name = name
         self.memory_limit = int(memory_limit)
+        self.memory_monitor = MemoryMonitor(
+            self.memory_limit,
+            MemoryThresholds(memory_target_fraction, memory_spill_fraction, memory_pause_fraction),
+        )
+        self._local_directory = local_directory
+        self._spill: SpillBuffer | None = None
         self.resources = dict(resources or {})
         security = security or Security()
         self._token = token if token is not None else security.token
@@ -166,8 +188,8 @@ class Worker:
         return f"<Worker {self.address or 'not started'} nthreads={self.nthreads}>"
 
     @property
-    def data(self) -> dict[str, Any]:
-        """The values this worker holds, by key."""
+    def data(self) -> MutableMapping[str, Any]:
+        """The values this worker holds, by key (a `SpillBuffer` with a memory limit)."""
         return self.state.data if self.state is not None else {}
 
     # --- lifecycle -----------------------------------------------------------------------
@@ -201,7 +223,12 @@ class Worker:
             )
             if self.name is None:
                 self.name = self.address
-            state = self.state = WorkerState(self.address, self.nthreads, self.resources)
+            target = self.memory_monitor.target_bytes
+            if target is not None:
+                self._spill = SpillBuffer(spill_directory(self._local_directory), target)
+            state = self.state = WorkerState(
+                self.address, self.nthreads, self.resources, data=self._spill
+            )
             self._peers = PeerPool(
                 nursery,
                 role="peer",
@@ -227,6 +254,8 @@ class Worker:
                 await nursery.start(self._serve_client, self.client)
                 task_status.started(self)
                 nursery.start_soon(self._send_heartbeats)
+                if self.memory_limit:
+                    nursery.start_soon(self._watch_memory)
                 while True:
                     await self._session(connection, welcome)
                     with trio.CancelScope(shield=True):
@@ -250,6 +279,8 @@ class Worker:
                 nursery.cancel_scope.cancel()
                 with trio.CancelScope(shield=True):
                     await connection.aclose()
+                if self._spill is not None:
+                    self._spill.close()
 
     async def _register(self, connection: Connection) -> list[Any]:
         """Register on a fresh connection; return the messages that came with the welcome.
@@ -376,9 +407,59 @@ class Worker:
             cpu = process.cpu_percent(None)
         except psutil.Error:
             memory, cpu = 0, 0.0
+        spilled = self._spill.spilled_bytes if self._spill is not None else 0
         self._sender.send(
-            m.WorkerHeartbeat(memory, self.memory_limit, cpu, executing, ready, stored, 0)
+            m.WorkerHeartbeat(memory, self.memory_limit, cpu, executing, ready, stored, spilled)
         )
+
+    async def _watch_memory(self) -> None:
+        """Spill and pause as the process's memory grows (see `trident.worker.memory`)."""
+        assert self.state is not None
+        process = psutil.Process()
+        state = self.state
+        while True:
+            await trio.sleep(MEMORY_CHECK_INTERVAL)
+            try:
+                rss = process.memory_info().rss
+            except psutil.Error:
+                continue
+            action = self.memory_monitor.assess(rss)
+            if action.spill_to is not None and self._spill is not None:
+                spilled = await trio.to_thread.run_sync(
+                    self._spill_until, self._spill, process, action.spill_to
+                )
+                if spilled:
+                    logger.info(
+                        "worker %s: memory at %s of %s: spilled %s to disk",
+                        self.address,
+                        format_bytes(rss),
+                        format_bytes(self.memory_limit),
+                        format_bytes(spilled),
+                    )
+                    action = self.memory_monitor.assess(process.memory_info().rss)
+            if action.paused != state.paused:
+                state.paused = action.paused
+                logger.warning(
+                    "worker %s: %s (process memory %s of its %s limit)",
+                    self.address,
+                    "paused: no new task starts" if action.paused else "resumed",
+                    format_bytes(rss),
+                    format_bytes(self.memory_limit),
+                )
+                if not action.paused:
+                    self._flush()
+
+    @staticmethod
+    def _spill_until(spill: SpillBuffer, process: psutil.Process, limit: int) -> int:
+        """Spill results until the process uses at most `limit` bytes or none is left
+        in memory (runs in a thread); return the bytes spilled."""
+        total = 0
+        while process.memory_info().rss > limit:
+            freed = spill.evict()
+            if not freed:
+                break
+            total += freed
+        return total
 
     # --- task output ------------------------------------------------------------------
 

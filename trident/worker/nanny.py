@@ -51,6 +51,7 @@ from ..protocol.errors import ProtocolError
 from ..security import TOKEN_ENV, Security
 from ..sizes import format_bytes
 from .exits import SCHEDULER_LOST_EXIT_CODE, ExitReason, describe_exit, oom_kill_count
+from .memory import MemoryThresholds
 from .spawn import import_path, stop_process, worker_command
 
 logger = logging.getLogger("trident.nanny")
@@ -72,6 +73,8 @@ class WorkerOptions:
     listen_address: str | None = None
     contact_address: str | None = None
     log_level: str = "WARNING"
+    #: spill, pause and terminate thresholds (the nanny itself terminates)
+    memory: MemoryThresholds = attrs.Factory(MemoryThresholds)
 
 
 @attrs.frozen
@@ -115,7 +118,8 @@ class Nanny:
             worker through ``TRIDENT_TOKEN``, never its command line.
         backoff: delays between restarts after deaths.
         memory_terminate_fraction: terminate a worker whose resident memory exceeds
-            this fraction of ``options.memory_limit`` (no check without a limit).
+            this fraction of ``options.memory_limit`` (no check without a limit, or
+            when None); by default ``options.memory.terminate`` (0.95).
         memory_check_interval: seconds between memory checks.
         scheduler_timeout: seconds the scheduler may stay silent before the nanny (and
             its worker) treat the connection as lost.
@@ -135,7 +139,7 @@ class Nanny:
         *,
         security: Security | None = None,
         backoff: BackOff | None = None,
-        memory_terminate_fraction: float = 0.95,
+        memory_terminate_fraction: float | None = None,
         memory_check_interval: float = 0.5,
         scheduler_timeout: float = SCHEDULER_TIMEOUT,
         reconnect_timeout: float = RECONNECT_TIMEOUT,
@@ -145,7 +149,11 @@ class Nanny:
         self.options = options or WorkerOptions()
         self.security = security or Security()
         self.backoff = backoff or BackOff()
-        self.memory_terminate_fraction = memory_terminate_fraction
+        self.memory_terminate_fraction = (
+            self.options.memory.terminate
+            if memory_terminate_fraction is None
+            else memory_terminate_fraction
+        )
         self.memory_check_interval = memory_check_interval
         self.scheduler_timeout = scheduler_timeout
         self.reconnect_timeout = reconnect_timeout
@@ -381,6 +389,7 @@ class Nanny:
             "sys_path": import_path(),
             "security": self.security.tls_settings() if self.security.tls else None,
             "report_fd": report_fd,
+            "memory": options.memory.as_settings(),
             "scheduler_timeout": self.scheduler_timeout,
             "reconnect_timeout": self.reconnect_timeout,
         }
@@ -420,8 +429,8 @@ class Nanny:
                     run.address = self.worker_address = str(report.get("address", ""))
                     if self._sender is not None:
                         self._sender.send(m.WorkerStarted(run.address, process.pid, restart_id))
-                    if self.options.memory_limit:
-                        nursery.start_soon(self._watch_memory, run)
+                    if self.options.memory_limit and self.memory_terminate_fraction is not None:
+                        nursery.start_soon(self._watch_memory, run, self.memory_terminate_fraction)
                     on_ready()
                 await process.wait()
                 with trio.move_on_after(1):
@@ -454,10 +463,10 @@ class Nanny:
                 run.stderr_tail.append(_line(pending))
             run.stderr_done.set()
 
-    async def _watch_memory(self, run: _Run) -> None:
-        """Terminate the worker when its resident memory passes the threshold."""
+    async def _watch_memory(self, run: _Run, fraction: float) -> None:
+        """Terminate the worker when its resident memory passes `fraction` of its limit."""
         limit = self.options.memory_limit
-        threshold = limit * self.memory_terminate_fraction
+        threshold = limit * fraction
         try:
             process = psutil.Process(run.process.pid)
             while True:
@@ -469,7 +478,7 @@ class Nanny:
             return
         run.memory_kill = (
             f"the worker used {format_bytes(rss)} of its {format_bytes(limit)} memory limit "
-            f"(more than {self.memory_terminate_fraction:.0%}); the nanny terminated it"
+            f"(more than {fraction:.0%}); the nanny terminated it"
         )
         logger.warning("nanny %s: %s", self.id, run.memory_kill)
         await stop_process(run.process, grace=1.0)

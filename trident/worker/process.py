@@ -28,6 +28,7 @@ from ..deploy.lifecycle import cancel_on_signals, serve_then_cancel
 from ..security import Security, token_from_environment
 from .actor import Worker
 from .exits import SCHEDULER_LOST_EXIT_CODE
+from .memory import MemoryThresholds
 
 
 async def _watch_parent(cancel_scope: trio.CancelScope) -> None:
@@ -52,6 +53,7 @@ def _report_ready(fd: int, worker: Worker) -> None:
 
 async def run(settings: dict[str, Any], *, watch_stdin: bool) -> None:
     security = Security.from_tls_settings(settings.get("security"), token_from_environment())
+    memory = MemoryThresholds(**settings.get("memory", {}))
     worker = Worker(
         settings["scheduler"],
         nthreads=settings.get("nthreads", 1),
@@ -62,6 +64,9 @@ async def run(settings: dict[str, Any], *, watch_stdin: bool) -> None:
         resources=settings.get("resources"),
         security=security,
         scheduler_timeout=settings.get("scheduler_timeout", SCHEDULER_TIMEOUT),
+        memory_target_fraction=memory.target,
+        memory_spill_fraction=memory.spill,
+        memory_pause_fraction=memory.pause,
         reconnect_timeout=settings.get("reconnect_timeout", RECONNECT_TIMEOUT),
     )
     async with trio.open_nursery() as nursery:

@@ -24,7 +24,7 @@ from __future__ import annotations
 import heapq
 import itertools
 from collections import defaultdict
-from collections.abc import Callable
+from collections.abc import Callable, MutableMapping
 from typing import Any
 
 import attrs
@@ -136,13 +136,24 @@ Instruction = Execute | Fetch | Interrupt | ForgetActor
 
 
 class WorkerState:
-    """Tasks, data and execution slots of one worker."""
+    """Tasks, data and execution slots of one worker.
 
-    def __init__(self, address: str, nthreads: int, resources: dict[str, float] | None = None):
+    `data` is where results are stored: a dict by default, a `SpillBuffer` for workers
+    with a memory limit. While `paused` (memory pressure) no new task starts.
+    """
+
+    def __init__(
+        self,
+        address: str,
+        nthreads: int,
+        resources: dict[str, float] | None = None,
+        data: MutableMapping[str, Any] | None = None,
+    ):
         self.address = address
         self.nthreads = max(1, nthreads)
         self.tasks: dict[str, WorkerTask] = {}
-        self.data: dict[str, Any] = {}
+        self.data: MutableMapping[str, Any] = {} if data is None else data
+        self.paused = False
         self.functions: set[str] = set()
         #: run id -> task, for every run that holds a slot (abandoned runs included)
         self.executing: dict[int, WorkerTask] = {}
@@ -288,6 +299,8 @@ class WorkerState:
         return self.nthreads
 
     def _start_ready(self) -> None:
+        if self.paused:
+            return
         slots = self._slots()
         if self._constrained and len(self.executing) < self.nthreads:
             for ts in list(self._constrained):
