@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 import trio
 
 from ..comm import handshake
+from ..comm.admission import HandshakeGate
 from ..comm.batched import BatchedSender
 from ..comm.connection import Connection, ConnectionClosed
 from ..comm.streams import ByteStream, StreamClosed
@@ -85,6 +86,7 @@ class Scheduler:
         self.addresses: list[str] = []
         self.state = SchedulerState(self.id, allowed_failures=allowed_failures, liveness=liveness)
         self._senders: dict[str, BatchedSender] = {}
+        self._gate = HandshakeGate("scheduler")
         #: peer id -> the cancel scope and end event of the task serving its connection
         self._connections: dict[str, tuple[trio.CancelScope, trio.Event]] = {}
         self._worker_registered = trio.Event()
@@ -182,21 +184,24 @@ class Scheduler:
         self.state.logs.claim_current_context()
         connection = Connection(stream, peer=describe(stream))
         try:
-            hello = await handshake.accept(connection, token=self._token, server_id=self.id)
-            with trio.fail_after(REGISTRATION_TIMEOUT):
-                if hello.role == "client":
-                    first = await connection.receive_one(m.RegisterClient, m.ResumeClient)
-                elif hello.role == "worker":
-                    first = await connection.receive_one(m.RegisterWorker)
-                elif hello.role == "nanny":
-                    first = await connection.receive_one(m.RegisterNanny)
-                else:
-                    raise ProtocolError(f"role {hello.role!r} cannot connect to a scheduler")
+            with self._gate.admit() as admitted:
+                hello = await handshake.accept(connection, token=self._token, server_id=self.id)
+                with trio.fail_after(REGISTRATION_TIMEOUT):
+                    if hello.role == "client":
+                        first = await connection.receive_one(m.RegisterClient, m.ResumeClient)
+                    elif hello.role == "worker":
+                        first = await connection.receive_one(m.RegisterWorker)
+                    elif hello.role == "nanny":
+                        first = await connection.receive_one(m.RegisterNanny)
+                    else:
+                        raise ProtocolError(f"role {hello.role!r} cannot connect to a scheduler")
         except (ProtocolError, handshake.AuthenticationError, trio.TooSlowError) as exc:
             logger.warning("scheduler: refused connection from %s: %s", connection.peer, exc)
             return
         except (ConnectionClosed, StreamClosed):
             return
+        if admitted.cancelled_caught:
+            return  # evicted to make room for newer connections (the gate logs it)
         if isinstance(first, m.RegisterClient | m.ResumeClient):
             await self._serve_peer(connection, first.client_id, first, role="client")
         elif isinstance(first, m.RegisterNanny):
@@ -289,6 +294,7 @@ class Scheduler:
                 pass
             except (ProtocolError, InvalidMessage) as exc:
                 logger.warning("scheduler: closing connection to %s: %s", peer_id, exc)
+                goodbye = True  # a peer that broke the rules does not resume
             finally:
                 del self._senders[peer_id]
                 del self._connections[peer_id]

@@ -23,6 +23,7 @@ from .._logbuffer import LogBuffer
 from ..actors.host import ActorHost
 from ..comm import handshake
 from ..comm.address import format_address, parse_address, parse_host_port
+from ..comm.admission import HandshakeGate
 from ..comm.batched import BatchedSender
 from ..comm.connection import Connection, ConnectionClosed
 from ..comm.liveness import RECONNECT_TIMEOUT, SCHEDULER_TIMEOUT, SilenceWatch, reconnect
@@ -179,6 +180,7 @@ class Worker:
         self._nursery: trio.Nursery | None = None
         self._peers: PeerPool | None = None
         self._stopped = trio.Event()
+        self._gate = HandshakeGate("worker")
         #: the worker's recent log records (`Client.get_worker_logs`)
         self.logs = LogBuffer(self)
         #: where task output goes while the scheduler asks for it, else None
@@ -650,10 +652,15 @@ class Worker:
         self.logs.claim_current_context()
         connection = Connection(stream, peer=describe(stream))
         try:
-            await handshake.accept(connection, token=self._token, server_id=self.address)
+            with self._gate.admit() as admitted:
+                await handshake.accept(connection, token=self._token, server_id=self.address)
         except (ProtocolError, handshake.AuthenticationError, trio.TooSlowError) as exc:
             logger.warning("worker %s: refused peer %s: %s", self.address, connection.peer, exc)
             return
+        except (ConnectionClosed, StreamClosed):
+            return
+        if admitted.cancelled_caught:
+            return  # evicted to make room for newer connections (the gate logs it)
         sender = BatchedSender(connection)
         origin = id(connection)
         async with trio.open_nursery() as nursery:
