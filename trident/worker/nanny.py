@@ -81,7 +81,10 @@ class WorkerOptions:
 class BackOff:
     """Delays between restarts: `first`, doubling per quick death, at most `maximum`.
 
-    A worker that ran for `stable` seconds or more resets the count.
+    A quick death is one before the worker registered with the scheduler, within
+    `stable` seconds of its start: a crash loop (a broken environment, a scheduler that
+    refuses it). A worker that registered is restarted after `first` whatever killed it
+    (the tasks that kill workers are stopped by `KilledWorker`), and resets the count.
     """
 
     first: float = 0.5
@@ -329,10 +332,11 @@ class Nanny:
                 raise WorkerStartError(
                     f"the worker process {exit_reason.reason} before it registered{tail}"
                 )
-            if trio.current_time() - started_at >= self.backoff.stable:
+            if run.ready or trio.current_time() - started_at >= self.backoff.stable:
                 quick_deaths = 0
             delay = self.backoff.delay(quick_deaths)
-            quick_deaths += 1
+            if not run.ready:
+                quick_deaths += 1
             self._report_death(run, exit_reason, delay)
             with trio.CancelScope() as scope:
                 self._run_scope = scope

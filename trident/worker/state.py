@@ -385,7 +385,10 @@ class WorkerState:
         if not self._fetch_queue:
             return
         by_peer: dict[str, list[str]] = defaultdict(list)
-        for ts in list(self._fetch_queue):
+        queue = self._fetch_queue
+        for ts in list(queue):
+            if ts not in queue:
+                continue  # dropped with a task that an input reported missing needed
             peer = next((p for p in ts.who_has if p not in ts.tried), None)
             if peer is None:
                 del self._fetch_queue[ts]
