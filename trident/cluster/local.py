@@ -72,11 +72,14 @@ class LocalCluster:
         allowed_failures: how many workers a task may be running on when they die
             before it fails with `KilledWorker` (dask's
             ``distributed.scheduler.allowed-failures``, 3 by default).
-        memory_target_fraction, memory_spill_fraction, memory_pause_fraction,
-            memory_terminate_fraction: what workers do as their memory fills up, in
-            fractions of `memory_limit` (dask's names and defaults: 0.6, 0.7, 0.8,
-            0.95; None turns one off): spill results to disk, spill harder, pause,
-            restart the worker. See `trident.worker.memory`.
+        memory_target_fraction: results beyond this fraction of `memory_limit` are
+            spilled to disk (dask's names and defaults throughout; None turns a
+            threshold off; see `trident.worker.memory`); 0.6.
+        memory_spill_fraction: a worker process using more spills until it is back
+            under the target; 0.7.
+        memory_pause_fraction: a worker process using more starts no new task; 0.8.
+        memory_terminate_fraction: a worker process using more is restarted by its
+            nanny; 0.95.
 
     Worker processes run under nannies, as in dask.distributed: a worker process that
     dies is restarted (with growing pauses when it keeps dying), one that uses more than

@@ -110,11 +110,11 @@ class Worker:
         reconnect_timeout: seconds the worker keeps trying to reach a lost scheduler
             (keeping the results it holds, which it reports when it registers again);
             then it stops, with `lost_scheduler` set.
-        memory_target_fraction, memory_spill_fraction, memory_pause_fraction: what the
-            worker does as its memory fills up, in fractions of `memory_limit` (see
-            `trident.worker.memory`; None turns one off): spill results to disk beyond
-            the target, spill harder when the process passes the spill fraction, stop
-            starting tasks beyond the pause fraction.
+        memory_target_fraction: results beyond this fraction of `memory_limit` are
+            spilled to disk (see `trident.worker.memory`; None turns a threshold off).
+        memory_spill_fraction: when the process uses more, results are spilled until
+            it is back under the target.
+        memory_pause_fraction: when the process uses more, no new task starts.
         local_directory: where spilled results go (default: a fresh directory under
             the system's temporary directory, removed when the worker stops).
 
