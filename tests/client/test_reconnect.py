@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import socket
 
 import pytest
 import trio
 
-from trident import Client, Scheduler, SchedulerLostError, Worker, wait
+from trident import Client, LocalCluster, Scheduler, SchedulerLostError, Worker, wait
 from trident.comm import handshake
 from trident.comm.connection import Connection
 from trident.comm.transports import connect, serve
@@ -193,3 +194,45 @@ async def test_the_scheduler_drops_silent_workers_and_releases_clients_gone_for_
     assert "worker tcp://127.0.0.1:1 sent nothing for 1 s" in messages
     assert "client ghost sent nothing for 1 s" in messages
     assert "did not come back" in messages
+
+
+def slow_sync_inc(x, seconds):
+    import time
+
+    time.sleep(seconds)
+    return x + 1
+
+
+def drop_connection(cluster, client):
+    """Have the scheduler close the client's connection, from the scheduler's loop."""
+    cluster.loop_thread.call_soon(cluster.scheduler._disconnect, client._core.client_id)
+
+
+def test_a_blocking_client_reconnects_and_keeps_its_futures():
+    with (
+        LocalCluster(n_workers=1, processes=False, protocol="tcp", dashboard_address=None) as c,
+        Client(c.scheduler_address, security=c.token, set_as_default=False) as client,
+    ):
+        done = client.submit(list, range(100_000))  # stays on its worker
+        assert len(done.result(timeout=10)) == 100_000
+        running = client.submit(slow_sync_inc, 1, 0.5)
+        drop_connection(c, client)
+        assert running.result(timeout=20) == 2
+        assert len(done.result(timeout=20)) == 100_000
+        assert client.submit(inc, 2).result(timeout=20) == 3
+
+
+def test_an_asyncio_client_reconnects_and_keeps_its_futures():
+    with LocalCluster(n_workers=1, processes=False, protocol="tcp", dashboard_address=None) as c:
+
+        async def main():
+            async with Client(
+                c.scheduler_address, asynchronous=True, security=c.token, set_as_default=False
+            ) as client:
+                running = client.submit(slow_sync_inc, 1, 0.5)
+                await asyncio.sleep(0.1)
+                drop_connection(c, client)
+                assert await running == 2
+                assert await client.submit(inc, 2) == 3
+
+        asyncio.run(main())

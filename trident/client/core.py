@@ -144,6 +144,8 @@ class ClientCore:
         self._released: deque[str] = deque()
         self._outgoing: list[Any] = []
         self._lost_function: list[str] = []
+        #: pending futures the scheduler did not know when the client resumed
+        self._unknown: list[tuple[FutureState, m.ErrorInfo]] = []
         self._functions_sent: set[str] = set()
         self._pending_functions: dict[str, Serialized] = {}
         #: payloads of functions sent, newest last (see `_resumed_afresh`)
@@ -259,9 +261,14 @@ class ClientCore:
         return connection
 
     def _resumable(self) -> list[str]:
-        """Keys to resume: futures held whose submission reached the scheduler."""
+        """Keys to resume: futures held whose submission left the client."""
         with self.lock:
-            queued = {item.key for item in self._outgoing if type(item) is m.TaskSpec}
+            queued = set()
+            for item in self._outgoing:
+                if type(item) is m.TaskSpec:
+                    queued.add(item.key)
+                elif type(item) is m.UpdateGraph:
+                    queued.update(spec.key for spec in item.tasks)
             return [key for key in self.futures if key not in queued]
 
     async def _session(self, connection: Connection) -> bool:
@@ -285,6 +292,9 @@ class ClientCore:
             tg.cancel_scope.cancel()
         self._sender = None
         if lost:
+            unsent = [msg for msg in sender.take_unsent() if type(msg) is not m.Heartbeat]
+            with self.lock:
+                self._outgoing[:0] = unsent
             self._connection_lost()
         return lost
 
@@ -451,8 +461,15 @@ class ClientCore:
             self._workers_changed = anyio.Event()
 
     def _on_resumed(self, msg: m.ClientResumed) -> None:
-        if not msg.known:
+        unknown, self._unknown = self._unknown, []
+        if msg.known:
+            # The scheduler kept this client, yet never saw these submissions: they were
+            # in transit when the connection broke. Submit them again.
+            self._submit_again([fs for fs, _ in unknown])
+        else:
             self._resumed_afresh()
+            for fs, error in unknown:
+                self.transition(fs, fs.set_error, error)
         if self.output.loggers:
             self._outgoing_first(m.ForwardOutput(True))
         if self._resumed is not None:
@@ -487,6 +504,27 @@ class ClientCore:
                 )
                 self.transition(fs, fs.set_lost, scheduler_error(error))
 
+    def _submit_again(self, states: list[FutureState]) -> None:
+        """Queue the submissions of `states` first, with their functions' definitions."""
+        specs = []
+        missing = []
+        with self.lock:
+            for fs in states:
+                assert fs.spec is not None
+                payload = self._function_payloads.get(fs.spec.function)
+                if payload is None:
+                    missing.append(fs)
+                    continue
+                self._pending_functions[fs.spec.function] = payload
+                specs.append(fs.spec)
+            self._outgoing[:0] = specs
+        for fs in missing:
+            error = SchedulerLostError(
+                f"task {fs.key!r} was lost with the connection to the scheduler and its "
+                "function is no longer kept; submit it again"
+            )
+            self.transition(fs, fs.set_lost, scheduler_error(error))
+
     def _outgoing_first(self, message: Any) -> None:
         with self.lock:
             self._outgoing.insert(0, message)
@@ -511,12 +549,14 @@ class ClientCore:
                 fs = futures.get(key)
                 if fs is None:
                     fs = futures[key] = FutureState(key)
+                    fs.spec = spec
                     refcount[key] = 1
                     outgoing.append(spec)
                 else:
                     refcount[key] += 1
                     if fs.status in (CANCELLED, LOST):
                         fs.reset()
+                        fs.spec = spec
                         outgoing.append(spec)
                 states.append(fs)
         self._schedule_flush()
@@ -647,6 +687,9 @@ class ClientCore:
     def _on_key_erred(self, msg: m.KeyErred) -> None:
         fs = self.futures.get(msg.key)
         if fs is None:
+            return
+        if self._resumed is not None and fs.spec is not None and fs.status == PENDING:
+            self._unknown.append((fs, msg.error))  # lost in transit? see _on_resumed
             return
         # A finished key whose data only workers held can fail too: its data is gone
         # (the scheduler forgot it while the client was disconnected).
