@@ -11,14 +11,18 @@ order. Writing one costs its size estimate and, past `target`, the spilling. Val
 that cannot be pickled are never spilled.
 
 Thread safety: task threads read values while the event loop stores, drops and spills
-them. Every change happens under one lock; a read finds the value in memory without
-the lock, or takes the lock to read it from disk.
+them (and the memory monitor spills from a thread of its own). Every change to the
+bookkeeping happens under one lock, never held while a file is written or read; a
+read finds the value in memory without the lock. Each spill writes a fresh file, so a
+value replaced while it was being written or read back is never confused with the new
+one.
 """
 
 from __future__ import annotations
 
 import contextlib
 import hashlib
+import itertools
 import logging
 import os
 import shutil
@@ -57,14 +61,15 @@ class SpillBuffer(MutableMapping[str, Any]):
         self.target = target
         #: values in memory, least recently used first
         self.fast: OrderedDict[str, Any] = OrderedDict()
-        #: spilled key -> bytes on disk
-        self.slow: dict[str, int] = {}
+        #: spilled key -> (its file, bytes on disk)
+        self.slow: dict[str, tuple[Path, int]] = {}
         self._weights: dict[str, int] = {}
         #: bytes of the values in memory (their size estimates)
         self.fast_bytes = 0
         #: bytes of the values on disk
         self.spilled_bytes = 0
         self._unspillable: set[str] = set()
+        self._files = itertools.count()
         self._lock = threading.Lock()
 
     # --- mapping ---------------------------------------------------------------------
@@ -81,15 +86,20 @@ class SpillBuffer(MutableMapping[str, Any]):
 
     def __setitem__(self, key: str, value: Any) -> None:
         weight = sizeof(value)
+        if weight > self.target:
+            written = self._write(key, value)
+            if written is not None:
+                with self._lock:
+                    self._discard(key)
+                    self._on_disk(key, written)
+                return
         with self._lock:
             self._discard(key)
-            if weight > self.target and self._spill_value(key, value):
-                return
             self.fast[key] = value
             self._weights[key] = weight
             self.fast_bytes += weight
-            while self.fast_bytes > self.target and self._evict_one():
-                pass
+        while self.fast_bytes > self.target and self.evict():
+            pass
 
     def __delitem__(self, key: str) -> None:
         with self._lock:
@@ -116,9 +126,31 @@ class SpillBuffer(MutableMapping[str, Any]):
 
     def evict(self) -> int:
         """Spill the least recently used value that can be; return its size estimate,
-        or 0 when nothing in memory can be spilled."""
-        with self._lock:
-            return self._evict_one()
+        or 0 when nothing in memory can be spilled.
+
+        The value is written without holding the lock, so readers and the event loop
+        are not held up by the disk; it leaves memory only once it is on disk.
+        """
+        while True:
+            with self._lock:
+                candidate = self._least_recent_spillable()
+            if candidate is None:
+                return 0
+            key, value = candidate
+            written = self._write(key, value)
+            with self._lock:
+                if written is None:
+                    if key not in self._unspillable:
+                        return 0  # the disk refused it: stop for now
+                    continue
+                if self.fast.get(key) is not value:  # dropped or replaced meanwhile
+                    _remove(written[0])
+                    continue
+                weight = self._weights.pop(key)
+                del self.fast[key]
+                self.fast_bytes -= weight
+                self._on_disk(key, written)
+                return max(weight, 1)
 
     def close(self) -> None:
         """Forget every value and remove the directory."""
@@ -129,32 +161,29 @@ class SpillBuffer(MutableMapping[str, Any]):
             self.fast_bytes = self.spilled_bytes = 0
         shutil.rmtree(self.directory, ignore_errors=True)
 
-    def _evict_one(self) -> int:
-        """Spill the least recently used spillable value (the lock is held)."""
+    def _least_recent_spillable(self) -> tuple[str, Any] | None:
+        """The least recently used value not known to be unpicklable (lock held)."""
         while True:
             try:
-                for key in self.fast:
-                    if key in self._unspillable:
-                        continue
-                    # On disk before it leaves memory: readers always find it somewhere.
-                    if self._spill_value(key, self.fast[key]):
-                        weight = self._weights.pop(key)
-                        del self.fast[key]
-                        self.fast_bytes -= weight
-                        return max(weight, 1)
-                return 0
+                for key, value in self.fast.items():
+                    if key not in self._unspillable:
+                        return key, value
+                return None
             except RuntimeError:  # a reading thread reordered `fast` meanwhile
                 continue
 
-    def _spill_value(self, key: str, value: Any) -> bool:
-        """Write `value` to disk under `key` (the lock is held); False if it cannot be."""
+    def _write(self, key: str, value: Any) -> tuple[Path, int] | None:
+        """Write `value` to a fresh file; return it and its size, or None (a value that
+        cannot be pickled is marked never to be tried again)."""
         try:
             payload = dumps(value)
         except Exception as exc:
             logger.debug("value of %r cannot be spilled: %r", key, exc)
-            self._unspillable.add(key)
-            return False
-        path = self._path(key)
+            with self._lock:
+                self._unspillable.add(key)
+            return None
+        digest = hashlib.sha1(key.encode(), usedforsecurity=False).hexdigest()
+        path = self.directory / f"{digest}-{next(self._files)}"
         try:
             with open(path, "wb") as file:
                 file.write(_COUNT.pack(len(payload.buffers)))
@@ -165,21 +194,24 @@ class SpillBuffer(MutableMapping[str, Any]):
                     file.write(part)
         except OSError as exc:
             logger.warning("could not spill %r to %s: %s", key, path, exc)
-            with contextlib.suppress(OSError):
-                path.unlink()
-            return False
-        size = payload.nbytes
-        self.slow[key] = size
-        self.spilled_bytes += size
-        return True
+            _remove(path)
+            return None
+        return path, payload.nbytes
+
+    def _on_disk(self, key: str, written: tuple[Path, int]) -> None:
+        self.slow[key] = written
+        self.spilled_bytes += written[1]
 
     def _read_spilled(self, key: str) -> Any:
         with self._lock:
             if key in self.fast:  # read back by another thread meanwhile
                 return self.fast[key]
-            if key not in self.slow:
+            entry = self.slow.get(key)
+            if entry is None:
                 raise KeyError(key)
-            with open(self._path(key), "rb") as file:
+        path = entry[0]
+        try:
+            with open(path, "rb") as file:
                 (count,) = _COUNT.unpack(file.read(_COUNT.size))
                 sizes = [_LENGTH.unpack(file.read(_LENGTH.size))[0] for _ in range(count + 1)]
                 parts = []
@@ -187,14 +219,18 @@ class SpillBuffer(MutableMapping[str, Any]):
                     part = bytearray(size)
                     file.readinto(part)
                     parts.append(memoryview(part))
-            value = loads(Serialized(parts[0], parts[1:]))
-            weight = sizeof(value)
-            if self.fast_bytes + weight <= self.target:
+        except FileNotFoundError:
+            raise KeyError(key) from None  # dropped meanwhile
+        value = loads(Serialized(parts[0], parts[1:]))
+        weight = sizeof(value)
+        with self._lock:
+            # Back into memory if it fits and is still the value spilled under `key`.
+            if self.slow.get(key) is entry and self.fast_bytes + weight <= self.target:
                 self._forget_spilled(key)
                 self.fast[key] = value
                 self._weights[key] = weight
                 self.fast_bytes += weight
-            return value
+        return value
 
     def _discard(self, key: str) -> bool:
         """Forget `key` wherever it is (the lock is held); False if it was not here."""
@@ -209,18 +245,20 @@ class SpillBuffer(MutableMapping[str, Any]):
         return False
 
     def _forget_spilled(self, key: str) -> None:
-        self.spilled_bytes -= self.slow.pop(key)
-        with contextlib.suppress(OSError):
-            self._path(key).unlink()
-
-    def _path(self, key: str) -> Path:
-        return self.directory / hashlib.sha1(key.encode(), usedforsecurity=False).hexdigest()
+        path, size = self.slow.pop(key)
+        self.spilled_bytes -= size
+        _remove(path)
 
     def __repr__(self) -> str:
         return (
             f"<SpillBuffer {len(self.fast)} in memory ({self.fast_bytes} bytes), "
             f"{len(self.slow)} on disk ({self.spilled_bytes} bytes)>"
         )
+
+
+def _remove(path: Path) -> None:
+    with contextlib.suppress(OSError):
+        path.unlink()
 
 
 def spill_directory(parent: str | None = None) -> Path:
