@@ -11,5 +11,6 @@ def test_a_graph_computes_exactly_right_while_workers_are_killed():
     graph = Graph(leaves=256, partitions=16)
     assert len(graph) == 1072
     result = run("trident", graph, workers=3, interval=0.7, timeout=120, seed=3)
-    assert result["correct"] and result["kills"] >= 1
+    assert result["correct"], result["error"]
+    assert result["kills"] >= 1
     assert result["completed_runs"] >= len(graph)
