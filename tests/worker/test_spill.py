@@ -94,9 +94,10 @@ def test_readers_in_threads_see_every_value_while_the_loop_spills(buffer):
     threads = [threading.Thread(target=read) for _ in range(3)]
     for thread in threads:
         thread.start()
-    for round_ in range(30):
-        while buffer.evict():
-            pass
+    for round_ in range(40):
+        for _ in range(20):  # readers pull values back in as fast as this spills them
+            if not buffer.evict():
+                break
         buffer[f"extra{round_}"] = array(-1, 200)
     stop.set()
     for thread in threads:

@@ -203,24 +203,18 @@ class SpillBuffer(MutableMapping[str, Any]):
         self.spilled_bytes += written[1]
 
     def _read_spilled(self, key: str) -> Any:
-        with self._lock:
-            if key in self.fast:  # read back by another thread meanwhile
-                return self.fast[key]
-            entry = self.slow.get(key)
-            if entry is None:
-                raise KeyError(key)
-        path = entry[0]
-        try:
-            with open(path, "rb") as file:
-                (count,) = _COUNT.unpack(file.read(_COUNT.size))
-                sizes = [_LENGTH.unpack(file.read(_LENGTH.size))[0] for _ in range(count + 1)]
-                parts = []
-                for size in sizes:
-                    part = bytearray(size)
-                    file.readinto(part)
-                    parts.append(memoryview(part))
-        except FileNotFoundError:
-            raise KeyError(key) from None  # dropped meanwhile
+        while True:
+            with self._lock:
+                if key in self.fast:  # read back by another thread meanwhile
+                    return self.fast[key]
+                entry = self.slow.get(key)
+                if entry is None:
+                    raise KeyError(key)
+            try:
+                parts = _read_file(entry[0])
+            except FileNotFoundError:
+                continue  # read back, dropped or replaced meanwhile: look again
+            break
         value = loads(Serialized(parts[0], parts[1:]))
         weight = sizeof(value)
         with self._lock:
@@ -254,6 +248,19 @@ class SpillBuffer(MutableMapping[str, Any]):
             f"<SpillBuffer {len(self.fast)} in memory ({self.fast_bytes} bytes), "
             f"{len(self.slow)} on disk ({self.spilled_bytes} bytes)>"
         )
+
+
+def _read_file(path: Path) -> list[memoryview]:
+    """The pickle stream and buffers of a spilled value. Raises `FileNotFoundError`."""
+    with open(path, "rb") as file:
+        (count,) = _COUNT.unpack(file.read(_COUNT.size))
+        sizes = [_LENGTH.unpack(file.read(_LENGTH.size))[0] for _ in range(count + 1)]
+        parts = []
+        for size in sizes:
+            part = bytearray(size)
+            file.readinto(part)
+            parts.append(memoryview(part))
+    return parts
 
 
 def _remove(path: Path) -> None:
