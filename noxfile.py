@@ -1,4 +1,5 @@
-"""Development sessions: ``nox -s tests``, ``lint``, ``typecheck``, ``docs``, ``bench``."""
+"""Development sessions: ``nox -s tests``, ``lint``, ``typecheck``, ``docs``, ``bench``,
+``chaos``."""
 
 import nox
 
@@ -39,3 +40,11 @@ def bench(session: nox.Session) -> None:
     """trident, dask.distributed and Ray side by side: ``nox -s bench -- --repeats 5``."""
     session.install("-e", ".[bench-ray]")
     session.run("python", "-m", "benchmarks", *session.posargs)
+
+
+@nox.session
+def chaos(session: nox.Session) -> None:
+    """A 10,000-task graph while worker processes are SIGKILLed, on trident and
+    dask.distributed: ``nox -s chaos -- --interval 3 --runtimes trident``."""
+    session.install("-e", ".[bench]")
+    session.run("python", "-m", "benchmarks.chaos", *session.posargs)

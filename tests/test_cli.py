@@ -289,7 +289,10 @@ def test_scheduler_workers_and_info_by_hand(run, tmp_path, monkeypatch):
     scheduler.wait_for_output("press Ctrl-C to stop")
     address, _ = read_scheduler_file(scheduler_file)
     env = {"TRIDENT_TOKEN": "by-hand"}
-    plain = run("worker", address, "--no-nanny", "--name", "plain", "--nthreads", "2", env=env)
+    plain = run(
+        "worker", address, "--no-nanny", "--name", "plain", "--nthreads", "2",
+        "--reconnect-timeout", "0.5", env=env,
+    )  # fmt: skip
     nannied = run(
         "worker", "--scheduler-file", str(scheduler_file), "--name", "nannied",
         "--resources", "GPU=1,MEM=10e9", "--memory-limit", "2GB", "--nthreads", "1",
@@ -312,7 +315,7 @@ def test_scheduler_workers_and_info_by_hand(run, tmp_path, monkeypatch):
     assert nannied_info["memory_limit"] == 2 * 10**9
     nannied.stop(signal.SIGTERM)
     scheduler.stop()
-    plain.process.wait(timeout=STOP_LIMIT)  # leaves when the scheduler goes
+    plain.process.wait(timeout=STOP_LIMIT)  # leaves when the scheduler stays away
     assert "trident worker stopped" in plain.out
 
 

@@ -28,6 +28,7 @@ if TYPE_CHECKING:
     from ._exceptions import ProtocolError as ProtocolError
     from ._exceptions import Reschedule as Reschedule
     from ._exceptions import SchedulerError as SchedulerError
+    from ._exceptions import SchedulerLostError as SchedulerLostError
     from .actors.handle import Actor as Actor
     from .actors.handle import ActorFuture as ActorFuture
     from .client.client import Client as Client
@@ -71,6 +72,7 @@ _EXPORTS = {
     "CancelledError": "trident._exceptions",
     "DependencyError": "trident._exceptions",
     "FutureLostError": "trident._exceptions",
+    "SchedulerLostError": "trident._exceptions",
     "KilledWorker": "trident._exceptions",
     "ProtocolError": "trident._exceptions",
     "Reschedule": "trident._exceptions",
@@ -138,6 +140,7 @@ __all__ = [
     "Reschedule",
     "Scheduler",
     "SchedulerError",
+    "SchedulerLostError",
     "Security",
     "Semaphore",
     "SerializationError",

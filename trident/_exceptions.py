@@ -17,19 +17,30 @@ class CancelledError(concurrent.futures.CancelledError):
 
 
 class KilledWorker(Exception):
-    """A task was running on workers that died too many times; it is not retried again."""
+    """A task was running on workers that died too many times; it is not retried again.
 
-    def __init__(self, key: str, workers: list[str], reason: str = ""):
+    `workers` are the workers that died while running it, oldest first, and `causes`
+    why each died (``"killed by SIGSEGV"``, ``"exited with code 3"``, ``"out of memory:
+    ..."``, as their nannies reported it; ``"its connection closed"`` when nothing
+    supervised them). `reason` is the cause of the last death.
+    """
+
+    def __init__(
+        self, key: str, workers: list[str], reason: str = "", causes: list[str] | None = None
+    ):
         self.key = key
         self.workers = list(workers)
         self.reason = reason
-        text = f"task {key!r} was running when {len(workers)} workers died: {', '.join(workers)}"
-        if reason:
-            text += f" ({reason})"
+        self.causes = list(causes) if causes is not None else [reason] * len(self.workers)
+        deaths = ", ".join(
+            f"{worker} ({cause})" if cause else worker
+            for worker, cause in zip(self.workers, self.causes, strict=False)
+        )
+        text = f"task {key!r} was running when {len(self.workers)} workers died: {deaths}"
         super().__init__(text)
 
     def __reduce__(self) -> tuple:
-        return (KilledWorker, (self.key, self.workers, self.reason))
+        return (KilledWorker, (self.key, self.workers, self.reason, self.causes))
 
 
 class ActorRestarted(Exception):
@@ -52,6 +63,17 @@ class FutureLostError(Exception):
     """
 
 
+class SchedulerLostError(FutureLostError):
+    """The client lost its connection to the scheduler and the future did not survive it.
+
+    Raised for futures whose key the scheduler no longer knows when the client
+    reconnects (the scheduler restarted, or the client stayed away longer than the
+    scheduler's grace period), for every pending future when the client gives up
+    reconnecting, and for requests that were waiting for an answer when the connection
+    broke. A `FutureLostError`, so code that handles lost data handles this too.
+    """
+
+
 class DependencyError(Exception):
     """A task named a dependency key the scheduler does not know."""
 
@@ -70,6 +92,7 @@ __all__ = [
     "KilledWorker",
     "ProtocolError",
     "SchedulerError",
+    "SchedulerLostError",
 ]
 
 

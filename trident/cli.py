@@ -27,6 +27,7 @@ import trio
 from ._gc import tune_for_service
 from .cluster.local import DEFAULT_DASHBOARD_PORT, available_cpus, default_layout
 from .comm.address import AddressError, format_address, parse_address
+from .comm.liveness import RECONNECT_TIMEOUT
 from .comm.routes import is_unspecified
 from .scheduler.scheduler_file import SchedulerFileError, read_scheduler_file
 from .security import Security, token_from_environment
@@ -102,6 +103,16 @@ def _positive(minimum: int) -> Callable[[str], int]:
         return value
 
     return parse
+
+
+def _seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not value >= 0:
+        raise argparse.ArgumentTypeError(f"expected a number of seconds >= 0, got {text!r}")
+    return value
 
 
 def _port(text: str) -> int:
@@ -290,7 +301,8 @@ def build_parser() -> argparse.ArgumentParser:
         "worker",
         help="a worker that joins a scheduler",
         description="Run a worker for the scheduler at ADDRESS (or the one in the "
-        "scheduler file) until Ctrl-C, SIGTERM or the scheduler's exit.",
+        "scheduler file) until Ctrl-C, SIGTERM or the scheduler stays out of reach for "
+        "--reconnect-timeout seconds.",
     )
     _add_scheduler_target(worker)
     worker.add_argument(
@@ -329,6 +341,14 @@ def build_parser() -> argparse.ArgumentParser:
         type=_address,
         help="the address peers should use, when it differs from the listen address "
         "(NAT, port forwarding), e.g. tcp://203.0.113.5:9000",
+    )
+    worker.add_argument(
+        "--reconnect-timeout",
+        metavar="SECONDS",
+        type=_seconds,
+        default=RECONNECT_TIMEOUT,
+        help="how long the worker (and its nanny) keep trying to reach a lost scheduler "
+        f"before they exit (default: {RECONNECT_TIMEOUT:g})",
     )
     _add_client_security(worker)
     _add_logging(worker)
@@ -537,6 +557,7 @@ def _worker(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
         security=security,
         nanny=args.nanny,
         out=sys.stdout,
+        reconnect_timeout=args.reconnect_timeout,
     )
 
 

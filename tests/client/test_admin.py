@@ -127,7 +127,7 @@ async def test_profile_counts_sampled_stacks_per_function(trident_client):
     started = time.time()
     await trident_client.gather(trident_client.map(spin, [0.3, 0.3], pure=False))
     tree = await trident_client.profile(key="spin")
-    assert tree["count"] >= 20  # two workers, ~30 samples each at 10 ms
+    assert tree["count"] >= 10  # two workers, ~30 samples each at 10 ms (fewer on a busy machine)
     (node,) = tree["children"].values()
     assert node["description"]["name"] == "spin" and node["count"] == tree["count"]
     assert node["identifier"].startswith("spin;" + __file__)

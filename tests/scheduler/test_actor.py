@@ -9,8 +9,9 @@ import pytest
 import trio
 
 from trident import Client
+from trident.comm import connection as connection_module
 from trident.comm import handshake
-from trident.comm.connection import Connection, ConnectionClosed
+from trident.comm.connection import Connection, ConnectionClosed, Limits
 from trident.comm.streams import StreamClosed
 from trident.comm.transports import connect
 from trident.protocol import messages as m
@@ -111,3 +112,46 @@ async def test_a_silent_peer_does_not_block_others(tcp_cluster, monkeypatch):
         conn = Connection(stream)
         await conn.receive_one(m.Challenge)
         assert await closed_by_server(conn)
+
+
+async def test_a_peer_that_stalls_in_the_middle_of_a_packet_is_closed(
+    tcp_cluster, monkeypatch, caplog
+):
+    caplog.set_level(logging.WARNING, logger="trident.scheduler")
+    monkeypatch.setattr(connection_module, "DEFAULT_LIMITS", Limits(stall_timeout=0.2))
+    conn = Connection(await raw_stream(tcp_cluster))
+    await handshake.offer(conn, role="client", name="loris", token="sesame")
+    await conn.send([m.RegisterClient("loris", "loris")])
+    await conn.receive()
+    # One frame of 1,000 bytes is announced; ten arrive, then nothing.
+    await conn.stream.send_all(b"\x01\x00\x00\x00" + (1000).to_bytes(8, "little") + b"x" * 10)
+    assert await closed_by_server(conn)
+    async with Client(tcp_cluster, asynchronous=True, set_as_default=False) as client:
+        assert await client.submit(inc, 7) == 8
+    assert any("in the middle of a packet" in r.getMessage() for r in caplog.records)
+
+
+async def test_thousands_of_idle_connections_do_not_starve_real_clients(tcp_cluster, caplog):
+    caplog.set_level(logging.WARNING, logger="trident.comm")
+    idle = []
+    with trio.fail_after(60):
+        for _ in range(2000):
+            idle.append(await trio.open_tcp_stream(*tcp_address(tcp_cluster)))
+        async with Client(tcp_cluster, asynchronous=True, set_as_default=False) as client:
+            assert await client.submit(inc, 9) == 10
+        gate = tcp_cluster.scheduler._gate
+        assert gate.pending <= gate.limit
+        await wait_until(lambda: gate.evicted >= 2000 - gate.limit)
+    for stream in idle:
+        await stream.aclose()
+    assert any("waiting for their handshake at once" in r.getMessage() for r in caplog.records)
+
+
+def tcp_address(cluster):
+    host, port = cluster.scheduler_address.removeprefix("tcp://").rsplit(":", 1)
+    return host, int(port)
+
+
+async def wait_until(predicate):
+    while not predicate():
+        await trio.sleep(0.01)

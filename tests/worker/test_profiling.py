@@ -64,8 +64,9 @@ def test_running_jobs_are_found_on_their_threads():
     job = Job("blocked-1", 7, functools.partial(blocked, release), payload, {}, False)
     jobs = {7: job}
     outcomes = []
+    worker = types.SimpleNamespace(address="w", memory_limit=0)
     thread = threading.Thread(
-        target=lambda: outcomes.append(run_job(job, types.SimpleNamespace(address="w"))),
+        target=lambda: outcomes.append(run_job(job, worker)),
         name="trident-task-test-0",
     )
     thread.start()

@@ -201,3 +201,13 @@ def test_duplicate_run_messages_are_ignored_and_memory_is_reported():
     h.finish("a")
     to_scheduler, _ = h.handle(run("a"))
     assert isinstance(to_scheduler[0], m.TaskFinished)
+
+
+def test_an_input_nobody_has_drops_its_task_and_the_task_s_other_queued_inputs():
+    h = Harness()
+    h.state.handle_scheduler_message(run("t-1", {"a-1": ["tcp://p"], "b-1": ["tcp://q"]}))
+    # Every holder of a-1 was tried and failed; b-1 still waits for its fetch.
+    h.state.tasks["a-1"].tried.add("tcp://p")
+    out, instructions = h.flush()
+    assert [msg.key for msg in out if isinstance(msg, m.MissingData)] == ["t-1"]
+    assert h.state.tasks == {} and instructions == []

@@ -28,6 +28,7 @@ import sniffio
 import trio
 
 from ..actors.handle import Actor
+from ..comm.liveness import RECONNECT_TIMEOUT, SCHEDULER_TIMEOUT
 from ..dashboard.link import dashboard_url
 from ..protocol import messages as m
 from ..protocol.serialize import Serialized, dumps_function, dumps_task_args, token_of
@@ -38,7 +39,7 @@ from . import datasets as published
 from . import replay
 from .admin import ClusterAdministration, worker_names
 from .collections import GraphMethods, use_as_dask_scheduler
-from .core import ClientCore
+from .core import HEARTBEAT_INTERVAL, ClientCore
 from .datasets import NO_DEFAULT, Datasets
 from .future import FINISHED, PENDING, Future, FutureState
 from .kernels import KernelMethods
@@ -133,6 +134,13 @@ class Client(ClusterAdministration, GraphMethods, KernelMethods):
         name: a name for this client in logs.
         forward_logging: show the ``print`` and ``logging`` output of this client's
             tasks here, prefixed with worker and key (see `forward_logging`).
+        heartbeat_interval: milliseconds between the client's heartbeats to the
+            scheduler (as in dask; default 1000).
+        scheduler_timeout: seconds the scheduler may stay silent before the client
+            treats the connection as lost and reconnects (default 60).
+        reconnect_timeout: seconds the client keeps trying to reach a lost scheduler;
+            then its pending futures fail with `SchedulerLostError` and it closes
+            (default 60).
     """
 
     def __init__(
@@ -148,6 +156,9 @@ class Client(ClusterAdministration, GraphMethods, KernelMethods):
         heartbeat_interval: float | None = None,
         direct_to_workers: bool | None = None,
         forward_logging: bool = False,
+        *,
+        scheduler_timeout: float = SCHEDULER_TIMEOUT,
+        reconnect_timeout: float = RECONNECT_TIMEOUT,
         **cluster_kwargs: Any,
     ):
         from ..cluster.local import LocalCluster
@@ -192,6 +203,11 @@ class Client(ClusterAdministration, GraphMethods, KernelMethods):
             timeout=self._timeout,
             callbacks_in_thread=not asynchronous,
             ssl_context=security.client_ssl_context() if security.tls else None,
+            heartbeat_interval=(
+                HEARTBEAT_INTERVAL if heartbeat_interval is None else heartbeat_interval / 1000
+            ),
+            scheduler_timeout=scheduler_timeout,
+            reconnect_timeout=reconnect_timeout,
         )
         self._core.client = self
         if forward_logging:

@@ -9,6 +9,14 @@ Thread safety: `add_tasks`, `acquire`, `release`, `enqueue` and `close` may be c
 from any thread; they append to an ordered outgoing queue under `lock` and schedule a
 flush in the loop. Everything else runs in the loop. The outgoing queue keeps submits
 and releases in the order the user made them, which the scheduler relies on.
+
+Losing the scheduler: when the connection breaks (or the scheduler stays silent for
+`scheduler_timeout` seconds) the client reconnects with growing pauses for up to
+`reconnect_timeout` seconds, meanwhile queueing what the user submits. Back, it resumes
+under the same client id (`ResumeClient`): futures keep waiting, and those whose keys
+the scheduler no longer knows fail with `SchedulerLostError`. Requests that were
+waiting for a reply when the connection broke fail with `SchedulerLostError`. If it
+cannot reconnect in time, every pending future fails that way and the client closes.
 """
 
 from __future__ import annotations
@@ -22,19 +30,21 @@ import random
 import ssl
 import threading
 import uuid
-from collections import defaultdict, deque
+from collections import OrderedDict, defaultdict, deque
 from collections.abc import Callable, Iterable
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
 import anyio
 import sniffio
 import trio
 
-from .._exceptions import FutureLostError, SchedulerError
+from .._exceptions import FutureLostError, SchedulerError, SchedulerLostError
 from ..actors.calls import ActorCalls
 from ..comm import handshake
 from ..comm.batched import BatchedSender
 from ..comm.connection import Connection, ConnectionClosed
+from ..comm.liveness import RECONNECT_TIMEOUT, SCHEDULER_TIMEOUT, SilenceWatch, reconnect
 from ..comm.rpc import PeerPool, PeerUnavailable
 from ..comm.streams import StreamClosed
 from ..comm.transports import connect
@@ -54,6 +64,11 @@ logger = logging.getLogger("trident.client")
 
 #: How often a gather retries keys whose data moved or was lost before giving up.
 GATHER_ATTEMPTS = 20
+#: Seconds between the client's heartbeats to the scheduler.
+HEARTBEAT_INTERVAL = 1.0
+#: Function payloads kept to define them again for a scheduler that forgot the client.
+FUNCTIONS_KEPT = 10_000
+HEARTBEAT = m.Heartbeat()
 
 
 class _Release:
@@ -86,7 +101,12 @@ class PendingRequest:
 
 
 class ClientCore:
-    """Connection, futures and bookkeeping of one client."""
+    """Connection, futures and bookkeeping of one client.
+
+    `timeout` bounds each attempt to connect; `heartbeat_interval` is how often the
+    client tells the scheduler it is alive; `scheduler_timeout` how long a silent
+    scheduler is tolerated and `reconnect_timeout` how long a lost one is tried again.
+    """
 
     def __init__(
         self,
@@ -97,8 +117,14 @@ class ClientCore:
         timeout: float,
         callbacks_in_thread: bool,
         ssl_context: ssl.SSLContext | None = None,
+        heartbeat_interval: float = HEARTBEAT_INTERVAL,
+        scheduler_timeout: float = SCHEDULER_TIMEOUT,
+        reconnect_timeout: float = RECONNECT_TIMEOUT,
     ):
         self.address = address
+        self.heartbeat_interval = heartbeat_interval
+        self.scheduler_timeout = scheduler_timeout
+        self.reconnect_timeout = reconnect_timeout
         self.client_id = f"client-{uuid.uuid4().hex}"
         self.name = name
         self.timeout = timeout
@@ -117,8 +143,15 @@ class ClientCore:
         self._refcount: dict[str, int] = {}
         self._released: deque[str] = deque()
         self._outgoing: list[Any] = []
+        self._lost_function: list[str] = []
+        #: pending futures the scheduler did not know when the client resumed
+        self._unknown: list[tuple[FutureState, m.ErrorInfo]] = []
         self._functions_sent: set[str] = set()
         self._pending_functions: dict[str, Serialized] = {}
+        #: payloads of functions sent, newest last (see `_resumed_afresh`)
+        self._function_payloads: OrderedDict[str, Serialized] = OrderedDict()
+        #: set while resuming, until the scheduler says `ClientResumed`
+        self._resumed: anyio.Event | None = None
         self._flush_scheduled = False
         self._call_soon: Callable[..., Any] | None = None
         self._loop_thread: threading.Thread | None = None
@@ -148,36 +181,27 @@ class ClientCore:
             m.RunResults: self._on_answer,
             m.SchedulerServices: self._on_services,
             m.TaskOutput: self._on_task_output,
+            m.Heartbeat: _ignore,
+            m.ClientWelcome: self._on_welcome,
+            m.ClientResumed: self._on_resumed,
         }
 
     # --- lifecycle --------------------------------------------------------------------
 
     async def serve(self, *, task_status: Any = anyio.TASK_STATUS_IGNORED) -> None:
-        """Connect, register and serve until `close` (or the scheduler goes away).
+        """Connect, register and serve until `close`, reconnecting when the scheduler is
+        lost (see the module docstring).
 
         Reports readiness through `task_status`; raises `OSError`, `TimeoutError` or
-        `AuthenticationError` if the scheduler cannot be reached or refuses us.
+        `AuthenticationError` if the scheduler cannot be reached or refuses us at first.
         """
         self._bind_loop()
         self._closing = anyio.Event()
         self._workers_changed = anyio.Event()
-        connection = None
+        connection: Connection | None = None
         try:
             with anyio.fail_after(self.timeout):
-                stream = await connect(self.address, ssl_context=self._ssl_context)
-                connection = Connection(stream, peer=self.address)
-                await handshake.offer(connection, role="client", name=self.name, token=self._token)
-                await connection.send([m.RegisterClient(self.client_id, self.name)])
-                first = await connection.receive()
-            if not first or not isinstance(first[0], m.ClientWelcome):
-                raise ProtocolError(f"expected ClientWelcome, got {first!r}")
-            welcome = first[0]
-            self.scheduler_id = welcome.scheduler_id
-            self.workers = {info.address: info for info in welcome.workers}
-            # What came with the welcome (`SchedulerServices`, ...) is known before
-            # `serve` reports readiness.
-            self._handle_messages(first[1:])
-            self._sender = BatchedSender(connection)
+                connection = await self._open(resume=False)
             async with anyio.create_task_group() as tg:
                 self._task_group = tg
                 self._peers = PeerPool(
@@ -187,20 +211,18 @@ class ClientCore:
                     token=self._token,
                     ssl_context=self._ssl_context,
                 )
-                tg.start_soon(self._sender.run)
-                tg.start_soon(self._receive_loop, connection)
+                tg.start_soon(self._send_heartbeats)
                 self.status = "running"
                 task_status.started()
-                self._flush()
-                await self._closing.wait()
-                self.status = "closing"
-                self._sender.send(m.Goodbye("client closing"))
-                with anyio.move_on_after(2):
-                    await self._sender.flush()
+                while connection is not None and await self._session(connection):
+                    with anyio.CancelScope(shield=True):
+                        await connection.aclose()
+                    connection = await self._reconnect()
                 self._peers.close()
                 tg.cancel_scope.cancel()
         finally:
             self.status = "closed"
+            self._sender = None
             self._fail_pending("the client is closed")
             self.actor_calls.fail_all(RuntimeError("the client is closed"))
             if connection is not None:
@@ -209,6 +231,138 @@ class ClientCore:
             if self._callback_executor is not None:
                 self._callback_executor.shutdown(wait=False)
             self.stopped.set()
+
+    async def _open(self, *, resume: bool) -> Connection:
+        """Connect, authenticate and register (or resume); return the connection.
+
+        What arrives with the welcome (`SchedulerServices`, and on resume the outcome
+        of every key up to `ClientResumed`) is handled before this returns.
+        """
+        stream = await connect(self.address, ssl_context=self._ssl_context)
+        connection = Connection(stream, peer=self.address)
+        try:
+            await handshake.offer(connection, role="client", name=self.name, token=self._token)
+            if resume:
+                self._resumed = anyio.Event()
+                registration: Any = m.ResumeClient(self.client_id, self.name, self._resumable())
+            else:
+                registration = m.RegisterClient(self.client_id, self.name)
+            await connection.send([registration])
+            first = await connection.receive()
+            if not first or not isinstance(first[0], m.ClientWelcome):
+                raise ProtocolError(f"expected ClientWelcome, got {first!r}")
+            self._handle_messages(first)
+            while self._resumed is not None and not self._resumed.is_set():
+                self._handle_messages(await connection.receive())
+        except BaseException:
+            with anyio.CancelScope(shield=True):
+                await connection.aclose()
+            raise
+        finally:
+            self._resumed = None
+        return connection
+
+    def _resumable(self) -> list[str]:
+        """Keys to resume: futures held whose submission left the client."""
+        with self.lock:
+            queued = set()
+            for item in self._outgoing:
+                if type(item) is m.TaskSpec:
+                    queued.add(item.key)
+                elif type(item) is m.UpdateGraph:
+                    queued.update(spec.key for spec in item.tasks)
+            return [key for key in self.futures if key not in queued]
+
+    async def _session(self, connection: Connection) -> bool:
+        """Serve one connection until the client closes (False) or the connection is
+        lost: broken, or the scheduler silent for `scheduler_timeout` seconds (True)."""
+        assert self._closing is not None
+        sender = self._sender = BatchedSender(connection)
+        watch = SilenceWatch(self.scheduler_timeout)
+        lost = True
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(sender.run)
+            tg.start_soon(self._receive_loop, connection, watch, tg.cancel_scope)
+            tg.start_soon(self._watch_silence, watch, tg.cancel_scope)
+            self._flush()
+            await self._closing.wait()
+            lost = False
+            self.status = "closing"
+            sender.send(m.Goodbye("client closing"))
+            with anyio.move_on_after(2):
+                await sender.flush()
+            tg.cancel_scope.cancel()
+        self._sender = None
+        if lost:
+            unsent = [msg for msg in sender.take_unsent() if type(msg) is not m.Heartbeat]
+            with self.lock:
+                self._outgoing[:0] = unsent
+            self._connection_lost()
+        return lost
+
+    async def _watch_silence(self, watch: SilenceWatch, session: anyio.CancelScope) -> None:
+        await watch.wait()
+        logger.log(
+            self.loss_log_level,
+            "client %s: the scheduler sent nothing for %g s; reconnecting",
+            self.client_id,
+            watch.timeout,
+        )
+        session.cancel()
+
+    async def _send_heartbeats(self) -> None:
+        while True:
+            await anyio.sleep(self.heartbeat_interval)
+            sender = self._sender
+            if sender is not None:
+                sender.send(HEARTBEAT)
+
+    def _connection_lost(self) -> None:
+        """The connection broke: requests waiting for replies fail; futures wait on."""
+        self.status = "reconnecting"
+        for pending in self._requests.values():
+            pending.event.set()
+        self._requests.clear()
+
+    async def _reconnect(self) -> Connection | None:
+        """Try to reach the scheduler again; None when closing or out of time (every
+        pending future then fails with `SchedulerLostError`)."""
+        assert self._closing is not None
+        closing = self._closing
+        connection: Connection | None = None
+        async with anyio.create_task_group() as tg:
+
+            async def attempt() -> None:
+                nonlocal connection
+                connection = await reconnect(
+                    partial(self._open, resume=True),
+                    within=self.reconnect_timeout,
+                    what=f"client {self.client_id}",
+                    logger=logger,
+                )
+                tg.cancel_scope.cancel()
+
+            async def until_closing() -> None:
+                await closing.wait()
+                tg.cancel_scope.cancel()
+
+            tg.start_soon(attempt)
+            tg.start_soon(until_closing)
+        if connection is not None:
+            if closing.is_set():
+                with anyio.CancelScope(shield=True):
+                    await connection.aclose()
+                return None
+            self.status = "running"
+            logger.log(self.loss_log_level, "client %s: reconnected", self.client_id)
+            return connection
+        if not closing.is_set():
+            self._fail_pending(
+                f"the client lost the scheduler at {self.address} and could not reach it "
+                f"again within {self.reconnect_timeout:g} s",
+                lost=True,
+            )
+        return None
 
     def _bind_loop(self) -> None:
         self._loop_thread = threading.current_thread()
@@ -273,10 +427,14 @@ class ClientCore:
                 raise ProtocolError(f"the scheduler sent an unexpected {type(msg).__name__}")
             handler(msg)
 
-    async def _receive_loop(self, connection: Connection) -> None:
+    async def _receive_loop(
+        self, connection: Connection, watch: SilenceWatch, session: anyio.CancelScope
+    ) -> None:
         try:
             while True:
-                self._handle_messages(await connection.receive())
+                messages = await connection.receive()
+                watch.heard()
+                self._handle_messages(messages)
         except (ConnectionClosed, StreamClosed) as exc:
             if self.status == "running":
                 logger.log(
@@ -284,12 +442,10 @@ class ClientCore:
                 )
         except ProtocolError as exc:
             logger.error("client %s: bad message from the scheduler: %s", self.client_id, exc)
-        self._fail_pending("the connection to the scheduler was lost", lost=True)
-        assert self._closing is not None
-        self._closing.set()
+        session.cancel()
 
     def _fail_pending(self, reason: str, *, lost: bool = False) -> None:
-        error = error_info_for(FutureLostError(reason))
+        error = error_info_for(SchedulerLostError(reason))
         for fs in list(self.futures.values()):
             if fs.status == PENDING:
                 if lost:
@@ -298,6 +454,82 @@ class ClientCore:
                     self.transition(fs, fs.set_cancelled, reason)
         for pending in self._requests.values():
             pending.event.set()
+
+    def _on_welcome(self, msg: m.ClientWelcome) -> None:
+        self.scheduler_id = msg.scheduler_id
+        self.workers = {info.address: info for info in msg.workers}
+        if self._workers_changed is not None:
+            self._workers_changed.set()
+            self._workers_changed = anyio.Event()
+
+    def _on_resumed(self, msg: m.ClientResumed) -> None:
+        unknown, self._unknown = self._unknown, []
+        if msg.known:
+            # The scheduler kept this client, yet never saw these submissions: they were
+            # in transit when the connection broke. Submit them again.
+            self._submit_again([fs for fs, _ in unknown])
+        else:
+            self._resumed_afresh()
+            for fs, error in unknown:
+                self.transition(fs, fs.set_error, error)
+        if self.output.loggers:
+            self._outgoing_first(m.ForwardOutput(True))
+        if self._resumed is not None:
+            self._resumed.set()
+
+    def _resumed_afresh(self) -> None:
+        """The scheduler forgot this client: define again the functions of the tasks
+        still queued; a task whose function payload is no longer kept fails."""
+        with self.lock:
+            self._functions_sent.clear()
+            kept = []
+            for item in self._outgoing:
+                if type(item) is m.TaskSpec:
+                    token = item.function
+                    payload = self._pending_functions.get(token)
+                    if payload is None:
+                        payload = self._function_payloads.get(token)
+                    if payload is None:
+                        self._lost_function.append(item.key)
+                        continue
+                    self._pending_functions[token] = payload
+                    self._functions_sent.add(token)
+                kept.append(item)
+            self._outgoing = kept
+        lost, self._lost_function = self._lost_function, []
+        for key in lost:
+            fs = self.futures.get(key)
+            if fs is not None and fs.status == PENDING:
+                error = SchedulerLostError(
+                    f"task {key!r} was submitted while the client was disconnected and the "
+                    "scheduler forgot its function; submit it again"
+                )
+                self.transition(fs, fs.set_lost, error_info_for(error))
+
+    def _submit_again(self, states: list[FutureState]) -> None:
+        """Queue the submissions of `states` first, with their functions' definitions."""
+        specs = []
+        missing = []
+        with self.lock:
+            for fs in states:
+                assert fs.spec is not None
+                payload = self._function_payloads.get(fs.spec.function)
+                if payload is None:
+                    missing.append(fs)
+                    continue
+                self._pending_functions[fs.spec.function] = payload
+                specs.append(fs.spec)
+            self._outgoing[:0] = specs
+        for fs in missing:
+            error = SchedulerLostError(
+                f"task {fs.key!r} was lost with the connection to the scheduler and its "
+                "function is no longer kept; submit it again"
+            )
+            self.transition(fs, fs.set_lost, error_info_for(error))
+
+    def _outgoing_first(self, message: Any) -> None:
+        with self.lock:
+            self._outgoing.insert(0, message)
 
     # --- outgoing (any thread) -------------------------------------------------------
 
@@ -319,12 +551,14 @@ class ClientCore:
                 fs = futures.get(key)
                 if fs is None:
                     fs = futures[key] = FutureState(key)
+                    fs.spec = spec
                     refcount[key] = 1
                     outgoing.append(spec)
                 else:
                     refcount[key] += 1
                     if fs.status in (CANCELLED, LOST):
                         fs.reset()
+                        fs.spec = spec
                         outgoing.append(spec)
                 states.append(fs)
         self._schedule_flush()
@@ -411,10 +645,19 @@ class ClientCore:
                         self._outgoing.append(_Release(key))
                 outgoing, self._outgoing = self._outgoing, []
                 functions, self._pending_functions = self._pending_functions, {}
+                if functions:
+                    self._keep_functions(functions)
             if outgoing:
                 sender.send_now(_batch_messages(outgoing, functions))
         except Exception:
             logger.exception("client %s failed to send its queue", self.client_id)
+
+    def _keep_functions(self, functions: dict[str, Serialized]) -> None:
+        """Remember sent function payloads, the newest `FUNCTIONS_KEPT` (under the lock)."""
+        kept = self._function_payloads
+        kept.update(functions)
+        while len(kept) > FUNCTIONS_KEPT:
+            kept.popitem(last=False)
 
     # --- incoming (loop) -------------------------------------------------------------
 
@@ -445,7 +688,14 @@ class ClientCore:
 
     def _on_key_erred(self, msg: m.KeyErred) -> None:
         fs = self.futures.get(msg.key)
-        if fs is not None and fs.status == PENDING:
+        if fs is None:
+            return
+        if self._resumed is not None and fs.spec is not None and fs.status == PENDING:
+            self._unknown.append((fs, msg.error))  # lost in transit? see _on_resumed
+            return
+        # A finished key whose data only workers held can fail too: its data is gone
+        # (the scheduler forgot it while the client was disconnected).
+        if fs.status == PENDING or (fs.status == FINISHED and fs.payload is None):
             self.transition(fs, fs.set_error, msg.error)
 
     def _on_keys_cancelled(self, msg: m.KeysCancelled) -> None:
@@ -558,7 +808,7 @@ class ClientCore:
         self._requests.pop(pending.request_id, None)
         reply = pending.reply
         if reply is None:
-            raise FutureLostError("the connection to the scheduler was lost")
+            raise SchedulerLostError("the connection to the scheduler was lost before it replied")
         if reply.error is not None:
             raise SchedulerError(reply.error)
         return reply.value
@@ -576,7 +826,9 @@ class ClientCore:
             pending.on_reply = on_reply
 
     def check_running(self) -> None:
-        if self.status != "running":
+        """Raise `RuntimeError` unless the client is running (or reconnecting: requests
+        are then sent once it is back)."""
+        if self.status not in ("running", "reconnecting"):
             raise RuntimeError(f"the client is {self.status}")
 
     async def gather_values(
@@ -814,6 +1066,10 @@ class ClientCore:
                 dispatch()
             else:
                 self._call_soon(dispatch)
+
+
+def _ignore(msg: Any) -> None:
+    """Handler of messages that only show the scheduler is alive."""
 
 
 def _batch_messages(outgoing: list[Any], functions: dict[str, Serialized]) -> list[Any]:

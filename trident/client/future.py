@@ -21,7 +21,7 @@ import anyio
 import tblib
 
 from .._exceptions import CancelledError, FutureLostError
-from ..protocol.messages import ErrorInfo
+from ..protocol.messages import ErrorInfo, TaskSpec
 from ..protocol.serialize import Serialized, loads, register_future_type
 
 if TYPE_CHECKING:
@@ -46,6 +46,7 @@ class FutureState:
         "nbytes",
         "payload",
         "reason",
+        "spec",
         "status",
         "type_name",
     )
@@ -58,6 +59,9 @@ class FutureState:
         self.payload: Serialized | None = None
         self.error: ErrorInfo | None = None
         self.reason = ""
+        #: the task as submitted, kept until its first outcome arrives: a submission
+        #: lost with a broken connection is sent again when the client resumes
+        self.spec: TaskSpec | None = None
         self._async_events: list[anyio.Event] | None = None
         self._thread_events: list[threading.Event] | None = None
         self._listeners: list[Callable[[FutureState], None]] | None = None
@@ -69,6 +73,7 @@ class FutureState:
 
     def set_finished(self, type_name: str, nbytes: int, payload: Serialized | None) -> None:
         self.status = FINISHED
+        self.spec = None
         self.type_name = type_name
         self.nbytes = nbytes
         self.payload = payload
@@ -76,16 +81,19 @@ class FutureState:
 
     def set_error(self, error: ErrorInfo) -> None:
         self.status = ERROR
+        self.spec = None
         self.error = error
         self.payload = None
 
     def set_cancelled(self, reason: str) -> None:
         self.status = CANCELLED
+        self.spec = None
         self.reason = reason
         self.payload = None
 
     def set_lost(self, error: ErrorInfo) -> None:
         self.status = LOST
+        self.spec = None
         self.error = error
         self.payload = None
 

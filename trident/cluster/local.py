@@ -24,6 +24,7 @@ import trio
 from ..client.loop import LoopThread
 from ..dashboard.link import dashboard_url
 from ..sizes import parse_memory
+from ..worker import memory
 from .adaptive import Adaptive
 from .runtime import ClusterRuntime, WorkerHandle, WorkerSpec
 
@@ -69,6 +70,22 @@ class LocalCluster:
         dashboard_address: where the scheduler serves its dashboard: ``"host:port"``,
             ``":port"`` (on `host`) or a port; by default port 8787 on `host`, or a free
             port when 8787 is taken; None serves none.
+        allowed_failures: how many workers a task may be running on when they die
+            before it fails with `KilledWorker` (dask's
+            ``distributed.scheduler.allowed-failures``, 3 by default).
+        memory_target_fraction: results beyond this fraction of `memory_limit` are
+            spilled to disk (dask's names and defaults throughout; None turns a
+            threshold off; see `trident.worker.memory`); 0.6.
+        memory_spill_fraction: a worker process using more spills until it is back
+            under the target; 0.7.
+        memory_pause_fraction: a worker process using more starts no new task; 0.8.
+        memory_terminate_fraction: a worker process using more is restarted by its
+            nanny; 0.95.
+
+    Worker processes run under nannies, as in dask.distributed: a worker process that
+    dies is restarted (with growing pauses when it keeps dying), one that uses more than
+    95% of its memory limit is restarted too, and the reason of each death is reported
+    to the scheduler (`Client.scheduler_info`, `KilledWorker` errors).
 
     Attributes: `scheduler_address`, `workers` (name -> handle), `token`, `status`,
     `dashboard_link`, `adaptive` (the `Adaptive` started by `adapt`, if any).
@@ -89,6 +106,11 @@ class LocalCluster:
         asynchronous: bool = False,
         log_level: str = "WARNING",
         dashboard_address: str | int | None = _AUTO,
+        allowed_failures: int = 3,
+        memory_target_fraction: float | None = memory.TARGET,
+        memory_spill_fraction: float | None = memory.SPILL,
+        memory_pause_fraction: float | None = memory.PAUSE,
+        memory_terminate_fraction: float | None = memory.TERMINATE,
     ):
         default_workers, default_threads = default_layout(available_cpus(), processes)
         self.n_workers = default_workers if n_workers is None else int(n_workers)
@@ -121,6 +143,13 @@ class LocalCluster:
         elif isinstance(dashboard_address, str) and dashboard_address.startswith(":"):
             dashboard_address = f"{host}{dashboard_address}"
         self.dashboard_address = dashboard_address
+        self.allowed_failures = allowed_failures
+        self.memory_thresholds = memory.MemoryThresholds(
+            memory_target_fraction,
+            memory_spill_fraction,
+            memory_pause_fraction,
+            memory_terminate_fraction,
+        )
         self.status = "created"
         self._runtime: ClusterRuntime | None = None
         self._loop: LoopThread | None = None
@@ -165,6 +194,8 @@ class LocalCluster:
             worker_listen=worker_listen,
             log_level=self.log_level,
             dashboard_address=self.dashboard_address,
+            allowed_failures=self.allowed_failures,
+            memory=self.memory_thresholds,
         )
 
     async def _serve(self, *, task_status: Any = trio.TASK_STATUS_IGNORED) -> None:

@@ -1,17 +1,19 @@
 """`ClusterRuntime`: the trio side of a local cluster (scheduler plus workers).
 
-Workers are either `Worker` actors in the same trio loop or worker processes started
-with ``python -m trident.worker.process``. Each worker runs in a task of the runtime's
-nursery, so closing the runtime stops every worker; a worker process is terminated,
-then killed if it does not exit, and it also exits on its own when its parent dies.
-A worker that stops cleanly on its own (it was retired) leaves `workers`.
+Workers are either `Worker` actors in the same trio loop or worker processes, each
+supervised by a `Nanny` actor in the runtime's loop (as in dask.distributed's
+LocalCluster): a worker process that dies is restarted, and the scheduler hears why it
+died (signal, exit code, out of memory), which `KilledWorker` errors then name. Each
+worker (or nanny) runs in a task of the runtime's nursery, so closing the runtime stops
+every worker; a worker process is terminated, then killed if it does not exit, and it
+also exits on its own when its parent dies.
+A worker that stops on its own (it was retired) leaves `workers`.
 """
 
 from __future__ import annotations
 
 import logging
 import os
-import subprocess
 from typing import Any
 
 import attrs
@@ -20,8 +22,10 @@ import trio
 from .. import _gc
 from ..comm.transports import unique_inproc_address
 from ..scheduler.actor import Scheduler
+from ..security import Security
 from ..worker.actor import Worker
-from ..worker.spawn import import_path, stop_process, worker_command
+from ..worker.memory import MemoryThresholds
+from ..worker.nanny import Nanny, WorkerOptions
 
 logger = logging.getLogger("trident.cluster")
 
@@ -39,22 +43,30 @@ class WorkerSpec:
 
 
 class WorkerHandle:
-    """A running worker of a local cluster: in-process or a process."""
+    """A running worker of a local cluster: in-process, or a process under a nanny."""
 
     def __init__(self, spec: WorkerSpec):
         self.spec = spec
         self.name = spec.name
         self.worker: Worker | None = None
-        self.process: trio.Process | None = None
-        self.exit_code: int | None = None
+        self.nanny: Nanny | None = None
         self.scope = trio.CancelScope()
 
     @property
+    def process(self) -> trio.Process | None:
+        """The worker's current process (None in-process, or while its nanny restarts it)."""
+        return self.nanny.process if self.nanny is not None else None
+
+    @property
     def pid(self) -> int | None:
-        return self.process.pid if self.process is not None else os.getpid()
+        if self.nanny is not None:
+            return self.nanny.worker_pid
+        return os.getpid()
 
     @property
     def address(self) -> str:
+        if self.nanny is not None:
+            return self.nanny.worker_address
         return self.worker.address if self.worker is not None else ""
 
     def __repr__(self) -> str:
@@ -74,7 +86,10 @@ class ClusterRuntime:
         worker_listen: str | None,
         log_level: str = "WARNING",
         dashboard_address: str | int | None = None,
+        allowed_failures: int = 3,
+        memory: MemoryThresholds | None = None,
     ):
+        self.memory = memory or MemoryThresholds()
         self.processes = processes
         self.token = token
         self.scheduler = Scheduler(
@@ -84,12 +99,12 @@ class ClusterRuntime:
             else (unique_inproc_address("scheduler"),),
             token=token,
             dashboard_address=dashboard_address,
+            allowed_failures=allowed_failures,
         )
         self.workers: dict[str, WorkerHandle] = {}
         self._worker_listen = worker_listen
         self._log_level = log_level
         self._nursery: trio.Nursery | None = None
-        self._worker_exited = trio.Event()
         self.trio_token: trio.lowlevel.TrioToken | None = None
 
     @property
@@ -151,24 +166,7 @@ class ClusterRuntime:
                     handle = WorkerHandle(spec)
                     self.workers[spec.name] = handle
                     starting.start_soon(self._start_worker, handle)
-            await self._wait_until_registered(len(self.workers))
-
-    async def _wait_until_registered(self, n: int) -> None:
-        """Wait for `n` registered workers; fail fast if a worker process exits first."""
-        async with trio.open_nursery() as race:
-
-            async def registered() -> None:
-                await self.scheduler.wait_for_workers(n)
-                race.cancel_scope.cancel()
-
-            async def crashed() -> None:
-                await self._worker_exited.wait()
-                failed = [h for h in self.workers.values() if h.exit_code is not None]
-                details = ", ".join(f"{h.name} (exit code {h.exit_code})" for h in failed)
-                raise RuntimeError(f"worker processes exited during startup: {details}")
-
-            race.start_soon(registered)
-            race.start_soon(crashed)
+            await self.scheduler.wait_for_workers(len(self.workers))
 
     async def _start_worker(self, handle: WorkerHandle) -> None:
         assert self._nursery is not None
@@ -185,6 +183,9 @@ class ClusterRuntime:
             memory_limit=spec.memory_limit,
             resources=spec.resources,
             token=self.token,
+            memory_target_fraction=self.memory.target,
+            memory_spill_fraction=self.memory.spill,
+            memory_pause_fraction=self.memory.pause,
         )
         handle.worker = worker
         with handle.scope:
@@ -204,47 +205,29 @@ class ClusterRuntime:
         return self.scheduler.address
 
     async def _run_process(self, handle: WorkerHandle, *, task_status: Any) -> None:
+        """Run a worker process under a nanny; started once the worker registered.
+
+        Raises `WorkerStartError` if the first worker process exits before that.
+        """
         spec = handle.spec
-        settings = {
-            "scheduler": self.scheduler.address,
-            "name": spec.name,
-            "nthreads": spec.nthreads,
-            "memory_limit": spec.memory_limit,
-            "resources": spec.resources,
-            "listen": self._worker_listen or "tcp://127.0.0.1:0",
-            "log_level": self._log_level,
-            "sys_path": import_path(),
-        }
-        env = dict(os.environ)
-        if self.token:
-            env["TRIDENT_TOKEN"] = self.token
-        process = await trio.lowlevel.open_process(
-            worker_command(settings),
-            stdin=subprocess.PIPE,
-            env=env,
-            # A terminal's Ctrl-C goes to the parent only: it decides what to stop. The
-            # worker still exits when the parent dies (its stdin pipe closes).
-            start_new_session=True,
+        options = WorkerOptions(
+            nthreads=spec.nthreads,
+            name=spec.name,
+            memory_limit=spec.memory_limit,
+            resources=spec.resources,
+            listen_address=self._worker_listen or "tcp://127.0.0.1:0",
+            log_level=self._log_level,
+            memory=self.memory,
         )
-        handle.process = process
-        try:
-            task_status.started()
-            with handle.scope:
-                code = await process.wait()
-                handle.exit_code = code
-                self._worker_exited.set()
-                if code == 0:
-                    self._forget(handle)
-                else:
-                    logger.warning(
-                        "worker process %s (pid %d) exited with code %s",
-                        spec.name,
-                        process.pid,
-                        code,
-                    )
-        finally:
-            with trio.CancelScope(shield=True):
-                await stop_process(process)
+        nanny = handle.nanny = Nanny(
+            self.scheduler.address, options, security=Security(token=self.token)
+        )
+        with handle.scope:
+            async with trio.open_nursery() as nursery:
+                await nursery.start(nanny.serve)
+                task_status.started()
+        if not handle.scope.cancelled_caught:
+            self._forget(handle)  # retired, or the scheduler stayed out of reach
 
     def spawn(self, async_fn: Any) -> None:
         """Run ``async_fn()`` in the runtime's nursery (call from its loop)."""

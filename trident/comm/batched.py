@@ -120,6 +120,11 @@ class BatchedSender:
             if self._drained is not None:
                 self._drained.set()
 
+    def take_unsent(self) -> list[Any]:
+        """The messages queued but never written (call once the sender stopped)."""
+        unsent, self._queue = self._queue, []
+        return unsent
+
     async def flush(self) -> None:
         """Wait until everything queued so far has been written (or the sender stopped)."""
         if self.closed or (not self._queue and not self._backlog and not self._writing):

@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+import anyio
 import attrs
 
 from ..protocol.errors import ProtocolError
@@ -26,6 +27,8 @@ from ..protocol.wire import (
 from .streams import ByteStream, Frame, StreamClosed
 
 _BUFFER_BYTES = 256 * 1024
+#: Seconds a peer may leave a packet unfinished without sending another byte.
+STALL_TIMEOUT = 30.0
 
 
 class ConnectionClosed(Exception):
@@ -34,18 +37,28 @@ class ConnectionClosed(Exception):
 
 @attrs.frozen
 class Limits:
-    """Bounds on what a peer may send in one packet."""
+    """Bounds on what a peer may send in one packet, and how slowly.
+
+    `stall_timeout`: once a packet has begun, each read must bring more bytes within
+    this many seconds (a peer may stay silent between packets as long as it likes).
+    """
 
     max_frames: int = DEFAULT_MAX_FRAMES
     max_frame_bytes: int = DEFAULT_MAX_FRAME_BYTES
     max_envelope_bytes: int = DEFAULT_MAX_ENVELOPE_BYTES
+    stall_timeout: float = STALL_TIMEOUT
+
+
+#: The limits of connections that are given none (tests may replace it).
+DEFAULT_LIMITS = Limits()
 
 
 class PacketReader:
     """Reads whole packets (lists of frames) from a stream through one reusable buffer.
 
     Small frames are copied out of the buffer; frames larger than the buffer are read
-    straight into a buffer of their own.
+    straight into a buffer of their own. Waiting for the start of a packet is unbounded;
+    a packet that stops arriving half way raises `ProtocolError` after the stall timeout.
     """
 
     def __init__(self, stream: ByteStream, limits: Limits):
@@ -63,9 +76,14 @@ class PacketReader:
                 remaining = self._end - self._start
                 self._view[:remaining] = self._view[self._start : self._end]
                 self._start, self._end = 0, remaining
-            received = await self._stream.receive_into(self._view[self._end :])
+            idle = at_boundary and self._end == self._start
+            view = self._view[self._end :]
+            if idle:
+                received = await self._stream.receive_into(view)
+            else:
+                received = await self._receive_more(view)
             if received == 0:
-                if at_boundary and self._end == self._start:
+                if idle:
                     return False
                 raise ProtocolError("connection closed in the middle of a packet")
             self._end += received
@@ -84,11 +102,22 @@ class PacketReader:
         target[:have] = self._view[self._start : self._end]
         self._start = self._end = 0
         while have < n:
-            received = await self._stream.receive_into(target[have:])
+            received = await self._receive_more(target[have:])
             if received == 0:
                 raise ProtocolError("connection closed in the middle of a frame")
             have += received
         return out
+
+    async def _receive_more(self, view: memoryview) -> int:
+        """Receive the rest of a packet that has begun, within the stall timeout."""
+        timeout = self._limits.stall_timeout
+        try:
+            with anyio.fail_after(timeout):
+                return await self._stream.receive_into(view)
+        except TimeoutError:
+            raise ProtocolError(
+                f"the peer sent nothing for {timeout:g} s in the middle of a packet"
+            ) from None
 
     async def read_packet(self) -> list[bytes | bytearray] | None:
         """The next packet's frames, or None if the peer closed between packets."""
@@ -112,7 +141,7 @@ class Connection:
         self.peer = peer
         self.authenticated = False
         self.closed = False
-        self._reader = PacketReader(stream, limits or Limits())
+        self._reader = PacketReader(stream, limits or DEFAULT_LIMITS)
 
     async def send(self, messages: Sequence[Any]) -> None:
         """Write one packet holding `messages`. Raises `StreamClosed` if the peer is gone."""

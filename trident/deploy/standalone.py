@@ -7,6 +7,7 @@ from typing import TextIO
 
 import trio
 
+from ..comm.liveness import RECONNECT_TIMEOUT
 from ..comm.routes import reachable_address
 from ..scheduler.actor import Scheduler
 from ..scheduler.scheduler_file import remove_scheduler_file, write_scheduler_file
@@ -58,9 +59,10 @@ async def run_worker(
     security: Security,
     nanny: bool,
     out: TextIO,
+    reconnect_timeout: float = RECONNECT_TIMEOUT,
 ) -> None:
     """Serve one worker (under a `Nanny`, or in this process) until SIGINT, SIGTERM or
-    the scheduler closing the connection.
+    the scheduler staying out of reach for `reconnect_timeout` seconds.
 
     Raises `AuthenticationError` or `OSError` if the scheduler refuses or cannot be
     reached, `WorkerStartError` if a nanny's first worker process fails.
@@ -68,7 +70,12 @@ async def run_worker(
     async with trio.open_nursery() as nursery:
         await nursery.start(cancel_on_signals, nursery.cancel_scope)
         if nanny:
-            supervisor = Nanny(scheduler_address, options, security=security)
+            supervisor = Nanny(
+                scheduler_address,
+                options,
+                security=security,
+                reconnect_timeout=reconnect_timeout,
+            )
             await nursery.start(serve_then_cancel, supervisor.serve, nursery.cancel_scope)
             address, how = supervisor.worker_address, f"pid {supervisor.worker_pid}, under a nanny"
         else:
@@ -81,6 +88,7 @@ async def run_worker(
                 memory_limit=options.memory_limit,
                 resources=options.resources,
                 security=security,
+                reconnect_timeout=reconnect_timeout,
             )
             await nursery.start(serve_then_cancel, worker.serve, nursery.cancel_scope)
             address, how = worker.address, "no nanny"

@@ -1088,3 +1088,40 @@ class TaskRescheduled:
     """Worker -> scheduler: the task `key` raised `Reschedule`; place it again."""
 
     key: str
+
+
+# --- resilience (issue 7): heartbeats both ways, clients that reconnect -------------------
+# Every peer hears from the scheduler at least once per heartbeat interval (`Heartbeat`,
+# or any other message) and clients send one as often; workers send `WorkerHeartbeat`.
+# A peer silent for longer than its timeout is treated as gone. A client that lost its
+# connection registers again with `ResumeClient` and keeps its futures.
+
+
+@message("hb")
+class Heartbeat:
+    """Client -> scheduler and scheduler -> every peer, once per heartbeat interval."""
+
+
+@message("resume-client")
+class ResumeClient:
+    """A client that lost its connection registers again (instead of `RegisterClient`).
+
+    `keys` are the keys it holds futures for and whose submission reached the scheduler
+    before. The scheduler answers as it answers `RegisterClient`, then reports each
+    key's outcome (`KeyDone`, `KeyErred`, `KeysLost`; unknown keys fail with
+    `SchedulerLostError`), then `ClientResumed`. Messages queued by the client while it
+    was disconnected follow once it read `ClientResumed`.
+    """
+
+    client_id: str
+    name: str
+    keys: list[str]
+
+
+@message("client-resumed")
+class ClientResumed:
+    """Answer to `ResumeClient`. `known`: the scheduler still had the client's record
+    (its wanted keys and the functions it defined); otherwise the client starts afresh
+    and must define its functions again."""
+
+    known: bool

@@ -19,6 +19,7 @@ import trio
 from .._ipython import EmbeddedKernel
 from .._run_function import run_function
 from ..comm import handshake
+from ..comm.admission import HandshakeGate
 from ..comm.batched import BatchedSender
 from ..comm.connection import Connection, ConnectionClosed
 from ..comm.streams import ByteStream, StreamClosed
@@ -26,6 +27,7 @@ from ..comm.transports import describe, serve
 from ..protocol import messages as m
 from ..protocol.errors import ProtocolError
 from ..security import Security
+from .liveness import LivenessSettings
 from .state import InvalidMessage, SchedulerState
 
 if TYPE_CHECKING:
@@ -51,6 +53,12 @@ class Scheduler:
             default) serves no dashboard. The dashboard requires `token` when set.
         security: the cluster's `Security`: its token (unless `token` is given) and the
             certificate for ``tls://`` addresses.
+        liveness: the heartbeat interval, how long workers and clients may stay silent
+            before they are treated as gone, and how long a disconnected client's work
+            is kept for it to resume (`LivenessSettings`).
+        allowed_failures: how many workers a task may be running on when they die
+            before it fails with `KilledWorker` (it fails on death number
+            ``allowed_failures + 1``).
 
     Run it with ``await nursery.start(scheduler.serve)``, which returns once it listens.
     """
@@ -63,6 +71,8 @@ class Scheduler:
         token: str | None = None,
         dashboard_address: str | int | None = None,
         security: Security | None = None,
+        liveness: LivenessSettings | None = None,
+        allowed_failures: int = 3,
     ):
         self.id = f"scheduler-{uuid.uuid4().hex[:12]}"
         self._dashboard_address = dashboard_address
@@ -76,8 +86,11 @@ class Scheduler:
             else None
         )
         self.addresses: list[str] = []
-        self.state = SchedulerState(self.id)
+        self.state = SchedulerState(self.id, allowed_failures=allowed_failures, liveness=liveness)
         self._senders: dict[str, BatchedSender] = {}
+        self._gate = HandshakeGate("scheduler")
+        #: peer id -> the cancel scope and end event of the task serving its connection
+        self._connections: dict[str, tuple[trio.CancelScope, trio.Event]] = {}
         self._worker_registered = trio.Event()
         self._cancel_scope: trio.CancelScope | None = None
         self._nursery: trio.Nursery | None = None
@@ -117,6 +130,7 @@ class Scheduler:
             async with trio.open_nursery() as nursery:
                 self._cancel_scope = nursery.cancel_scope
                 self._nursery = nursery
+                nursery.start_soon(self._keep_time)
                 for address in self._listen:
                     self.addresses.append(
                         await nursery.start(
@@ -184,6 +198,21 @@ class Scheduler:
         if sender is not None:
             sender.send(result)
 
+    async def _keep_time(self) -> None:
+        """Tick the state's clock once per heartbeat interval; close silent peers."""
+        interval = self.state.liveness.settings.heartbeat_interval
+        self.state.liveness.now = trio.current_time()
+        while True:
+            await trio.sleep(interval)
+            for peer_id in self.state.tick(trio.current_time()):
+                self._disconnect(peer_id)
+            self._flush()
+
+    def _disconnect(self, peer_id: str) -> None:
+        entry = self._connections.get(peer_id)
+        if entry is not None:
+            entry[0].cancel()
+
     # --- connections -------------------------------------------------------------------
 
     def _flush(self) -> None:
@@ -196,22 +225,25 @@ class Scheduler:
         self.state.logs.claim_current_context()
         connection = Connection(stream, peer=describe(stream))
         try:
-            hello = await handshake.accept(connection, token=self._token, server_id=self.id)
-            with trio.fail_after(REGISTRATION_TIMEOUT):
-                if hello.role == "client":
-                    first = await connection.receive_one(m.RegisterClient)
-                elif hello.role == "worker":
-                    first = await connection.receive_one(m.RegisterWorker)
-                elif hello.role == "nanny":
-                    first = await connection.receive_one(m.RegisterNanny)
-                else:
-                    raise ProtocolError(f"role {hello.role!r} cannot connect to a scheduler")
+            with self._gate.admit() as admitted:
+                hello = await handshake.accept(connection, token=self._token, server_id=self.id)
+                with trio.fail_after(REGISTRATION_TIMEOUT):
+                    if hello.role == "client":
+                        first = await connection.receive_one(m.RegisterClient, m.ResumeClient)
+                    elif hello.role == "worker":
+                        first = await connection.receive_one(m.RegisterWorker)
+                    elif hello.role == "nanny":
+                        first = await connection.receive_one(m.RegisterNanny)
+                    else:
+                        raise ProtocolError(f"role {hello.role!r} cannot connect to a scheduler")
         except (ProtocolError, handshake.AuthenticationError, trio.TooSlowError) as exc:
             logger.warning("scheduler: refused connection from %s: %s", connection.peer, exc)
             return
         except (ConnectionClosed, StreamClosed):
             return
-        if isinstance(first, m.RegisterClient):
+        if admitted.cancelled_caught:
+            return  # evicted to make room for newer connections (the gate logs it)
+        if isinstance(first, m.RegisterClient | m.ResumeClient):
             await self._serve_peer(connection, first.client_id, first, role="client")
         elif isinstance(first, m.RegisterNanny):
             await self._serve_peer(connection, first.nanny_id, first, role="nanny")
@@ -222,8 +254,12 @@ class Scheduler:
         """Add the peer to the state; return the state's handler for its messages."""
         state = self.state
         if role == "client":
-            state.add_client(peer_id, registration.name)
-            logger.info("scheduler: client %s connected", peer_id)
+            if isinstance(registration, m.ResumeClient):
+                state.resume_client(registration)
+                logger.info("scheduler: client %s reconnected", peer_id)
+            else:
+                state.add_client(peer_id, registration.name)
+                logger.info("scheduler: client %s connected", peer_id)
             return state.handle_client_message
         if role == "nanny":
             state.add_nanny(registration)
@@ -242,32 +278,56 @@ class Scheduler:
         self._worker_registered.set()
         return state.handle_worker_message
 
-    def _unregister(self, peer_id: str, role: str) -> None:
+    def _unregister(self, peer_id: str, role: str, *, goodbye: bool) -> None:
+        """Take a peer whose connection ended off the state; without a goodbye a client
+        may still resume, and a worker's nanny may still say why it died."""
         if role == "client":
-            self.state.remove_client(peer_id)
+            if goodbye:
+                self.state.remove_client(peer_id)
+            else:
+                self.state.client_disconnected(peer_id)
         elif role == "nanny":
             self.state.remove_nanny(peer_id)
         else:
-            self.state.remove_worker(peer_id)
+            self.state.remove_worker(peer_id, await_report=not goodbye)
         logger.info("scheduler: %s %s left", role, peer_id)
+
+    async def _replace(self, peer_id: str) -> None:
+        """A peer registers under an id whose connection is still served (a client or
+        worker back before its old connection was noticed dead): close the old one."""
+        entry = self._connections.get(peer_id)
+        if entry is None:
+            return
+        logger.info("scheduler: %s connected again; closing its previous connection", peer_id)
+        scope, ended = entry
+        scope.cancel()
+        await ended.wait()
 
     async def _serve_peer(
         self, connection: Connection, peer_id: str, registration: Any, *, role: str
     ) -> None:
-        if peer_id in self._senders:
+        await self._replace(peer_id)
+        if peer_id in self._connections:
             logger.warning("scheduler: refused duplicate peer id %s", peer_id)
             return
         sender = BatchedSender(connection)
+        ended = trio.Event()
+        goodbye = False
+        heard_from = self.state.liveness.heard_from
         async with trio.open_nursery() as nursery:
             nursery.start_soon(sender.run)
             self._senders[peer_id] = sender
+            self._connections[peer_id] = (nursery.cancel_scope, ended)
             try:
                 handle = self._register(peer_id, registration, role)
+                heard_from(peer_id, trio.current_time())
                 self._flush()
                 while True:
                     messages = await connection.receive()
+                    heard_from(peer_id, trio.current_time())
                     for msg in messages:
                         if type(msg) is m.Goodbye:
+                            goodbye = True
                             return
                         handle(peer_id, msg)
                     self._flush()
@@ -275,8 +335,11 @@ class Scheduler:
                 pass
             except (ProtocolError, InvalidMessage) as exc:
                 logger.warning("scheduler: closing connection to %s: %s", peer_id, exc)
+                goodbye = True  # a peer that broke the rules does not resume
             finally:
                 del self._senders[peer_id]
-                self._unregister(peer_id, role)
+                del self._connections[peer_id]
+                self._unregister(peer_id, role, goodbye=goodbye)
                 self._flush()
+                ended.set()
                 nursery.cancel_scope.cancel()

@@ -167,10 +167,15 @@ class CoordinationState:
 
     # --- hooks ---------------------------------------------------------------------------
 
-    def client_removed(self, client_id: str) -> None:
-        """The client left: its waits end unanswered, its leases and topics are dropped."""
+    def client_away(self, client_id: str) -> None:
+        """The client lost its connection (it may resume): its waits end unanswered (it
+        failed them already); its leases and subscriptions stay until it is removed."""
         for waiter in [w for (cid, _), w in self._pending.items() if cid == client_id]:
             self._expire(waiter, reply=False)
+
+    def client_removed(self, client_id: str) -> None:
+        """The client left: its waits end unanswered, its leases and topics are dropped."""
+        self.client_away(client_id)
         for table in self.leases.values():
             for req in [r for r in table.leases.values() if r.client_id == client_id]:
                 self._release(table, req.lease)

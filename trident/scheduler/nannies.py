@@ -95,7 +95,9 @@ class Nannies:
     """The nannies of a cluster, the deaths they reported, and restarts in progress.
 
     A part of `SchedulerState` (sans-IO like it): it shares the state's worker table
-    and outbox, and asks the state to drop a worker that a nanny reports dead.
+    and outbox, and asks the state to drop a worker that a nanny reports dead
+    (`remove_worker`), or passes the reason on when the worker is gone already
+    (`death_reported`).
     """
 
     def __init__(
@@ -103,6 +105,7 @@ class Nannies:
         workers: dict[str, WorkerRecord],
         send: Callable[[str, Any], None],
         remove_worker: Callable[[str, str], None],
+        death_reported: Callable[[str, str], None],
     ):
         self.records: dict[str, NannyRecord] = {}
         #: the latest worker deaths, oldest first
@@ -111,6 +114,7 @@ class Nannies:
         self._workers = workers
         self._send = send
         self._remove_worker = remove_worker
+        self._death_reported = death_reported
         self._restart_ids = itertools.count(1)
         self._handlers: dict[type, Callable[[NannyRecord, Any], None]] = {
             m.WorkerStarted: self._on_worker_started,
@@ -156,7 +160,8 @@ class Nannies:
             self.finish_restarts()
 
     def _on_worker_died(self, nanny: NannyRecord, msg: m.WorkerDied) -> None:
-        """Record and log why a worker died; drop it now if its connection lingers."""
+        """Record and log why a worker died; drop it now if its connection lingers, else
+        let verdicts that waited for the reason have it."""
         death = WorkerDeath(nanny.nanny_id, nanny.worker_name, msg)
         nanny.deaths += 1
         nanny.last_death = death
@@ -173,6 +178,8 @@ class Nannies:
         )
         if msg.address in self._workers:
             self._remove_worker(msg.address, msg.reason)
+        elif msg.address:
+            self._death_reported(msg.address, msg.reason)
 
     def restart(self, client_id: str, request_id: int, reason: str, *, wait: bool) -> None:
         """Tell every nanny to replace its worker; answer the client when all did (or at

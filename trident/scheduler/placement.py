@@ -24,6 +24,9 @@ PIPELINE_SECONDS = 0.05
 MAX_EXTRA_PER_THREAD = 256
 #: How many idle workers are considered besides those holding a task's dependencies.
 IDLE_CANDIDATES = 16
+#: Prefixes whose durations are kept; the oldest is forgotten beyond this (user-made keys
+#: may give every task its own prefix).
+PREFIXES_KEPT = 10_000
 
 
 class DurationEstimates:
@@ -39,8 +42,14 @@ class DurationEstimates:
 
     def observe(self, prefix: str, seconds: float) -> None:
         seconds = max(seconds, 0.0)
-        old = self._by_prefix.get(prefix)
-        self._by_prefix[prefix] = seconds if old is None else 0.5 * old + 0.5 * seconds
+        by_prefix = self._by_prefix
+        old = by_prefix.get(prefix)
+        if old is None:
+            if len(by_prefix) >= PREFIXES_KEPT:
+                del by_prefix[next(iter(by_prefix))]
+            by_prefix[prefix] = seconds
+        else:
+            by_prefix[prefix] = 0.5 * old + 0.5 * seconds
 
     def known(self, prefix: str) -> bool:
         return prefix in self._by_prefix

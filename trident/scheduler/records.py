@@ -25,16 +25,24 @@ TASK_STATES = (RELEASED, WAITING, QUEUED, NO_WORKER, PROCESSING, MEMORY, ERRED)
 
 
 _prefixes: dict[str, str] = {}
+#: Distinct prefixes interned at most: keys of a user's own making may all differ.
+PREFIXES_INTERNED = 10_000
 
 
 def key_prefix(key: str) -> str:
     """The function-name part of a key: ``inc-1f3a...`` -> ``inc``.
 
-    Prefixes are interned: a million tasks of one function share one string.
+    Prefixes are interned: a million tasks of one function share one string (up to
+    `PREFIXES_INTERNED` distinct prefixes; beyond that they are not kept).
     """
     head, sep, _ = key.rpartition("-")
     prefix = head if sep else key
-    return _prefixes.setdefault(prefix, prefix)
+    interned = _prefixes.get(prefix)
+    if interned is not None:
+        return interned
+    if len(_prefixes) < PREFIXES_INTERNED:
+        _prefixes[prefix] = prefix
+    return prefix
 
 
 class _EmptySet(frozenset):

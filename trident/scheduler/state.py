@@ -27,7 +27,7 @@ from collections import defaultdict
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
-from .._exceptions import ActorDied, DependencyError, FutureLostError, KilledWorker
+from .._exceptions import ActorDied, DependencyError, FutureLostError
 from .._logbuffer import LogBuffer
 from ..protocol import messages as m
 from ..protocol.failures import error_info_for
@@ -36,9 +36,11 @@ from .activity import FAILED, OK, Activity
 from .coordination import CoordinationState
 from .data_movement import DataMovement
 from .datasets import DatasetState
+from .deaths import CONNECTION_CLOSED, WorkerDeaths
 from .errors import InvalidMessage
 from .holds import HOLDER_ID, KeyHolds
 from .inspection import ClusterQueries
+from .liveness import Liveness, LivenessSettings
 from .nannies import Nannies
 from .placement import DurationEstimates, choose_worker, saturation_limit
 from .records import (
@@ -56,11 +58,13 @@ from .records import (
 )
 from .remote_calls import RemoteCalls
 from .replay import NoErrorCause, error_cause
+from .sessions import ClientSessions
 from .uploads import Uploads
 
 logger = logging.getLogger("trident.scheduler")
 
 FIRE_AND_FORGET = "fire-and-forget"
+HEARTBEAT = m.Heartbeat()
 #: Task order is ``-priority * PRIORITY_SPAN + sequence``: one int, compared fast.
 PRIORITY_SPAN = 2**48
 
@@ -73,6 +77,8 @@ class SchedulerState:
         allowed_failures: how often a task's workers may die before it fails.
         clock: wall-clock seconds, for heartbeat ages and error times (tests pass
             their own).
+        liveness: heartbeat interval and the timeouts of silent or departed peers
+            (see `tick`).
     """
 
     def __init__(
@@ -81,6 +87,7 @@ class SchedulerState:
         *,
         allowed_failures: int = 3,
         clock: Callable[[], float] = time.time,
+        liveness: LivenessSettings | None = None,
     ):
         self.id = scheduler_id
         self.allowed_failures = allowed_failures
@@ -119,6 +126,7 @@ class SchedulerState:
             m.ForwardOutput: self._on_forward_output,
             m.LogsRequest: self._on_logs,
             m.RestartRequest: self._on_restart,
+            m.Heartbeat: _ignore,
         }
         self._worker_handlers: dict[type, Callable[[WorkerRecord, Any], None]] = {
             m.TaskFinished: self._on_task_finished,
@@ -128,7 +136,12 @@ class SchedulerState:
             m.WorkerHeartbeat: self._on_heartbeat,
             m.TaskOutput: self._on_task_output,
         }
-        self.nannies = Nannies(self.workers, self._send, self.remove_worker)
+        #: when peers were last heard from, and clients that may still resume
+        self.liveness = Liveness(liveness)
+        #: why workers left; KilledWorker verdicts waiting for a nanny's report
+        self.deaths = WorkerDeaths(self._killed)
+        self.sessions = ClientSessions(self)
+        self.nannies = Nannies(self.workers, self._send, self.remove_worker, self.deaths.reported)
         #: keys kept alive for stored values (queues, variables, datasets) and handoffs
         self.holds = KeyHolds(self)
         self.coordination = CoordinationState(self._send, self.holds)
@@ -181,17 +194,33 @@ class SchedulerState:
 
     def add_client(self, client_id: str, name: str = "") -> None:
         if client_id in self.clients:
-            raise InvalidMessage(f"client id {client_id!r} is already connected")
-        self.clients[client_id] = ClientRecord(client_id, name)
+            if not self.liveness.is_away(client_id):
+                raise InvalidMessage(f"client id {client_id!r} is already connected")
+            self.remove_client(client_id)  # registering afresh: the old record goes
+        cs = self.clients[client_id] = ClientRecord(client_id, name)
+        self.liveness.client_joined(client_id)
+        self._welcome(cs)
+
+    def _welcome(self, cs: ClientRecord) -> None:
         workers = [ws.info for ws in self.workers.values()]
-        self._send(client_id, m.ClientWelcome(self.id, workers))
-        self._send(client_id, m.SchedulerServices(self.services.get("dashboard")))
+        self._send(cs.client_id, m.ClientWelcome(self.id, workers))
+        self._send(cs.client_id, m.SchedulerServices(self.services.get("dashboard")))
+
+    def resume_client(self, msg: m.ResumeClient) -> None:
+        """A client registered again after losing its connection (see `sessions`)."""
+        self.sessions.resume(msg)
+
+    def client_disconnected(self, client_id: str) -> None:
+        """The client's connection ended without a goodbye: keep its work for the grace
+        period (`LivenessSettings.client_grace`) in case it resumes."""
+        self.sessions.disconnected(client_id)
 
     def remove_client(self, client_id: str) -> None:
         """The client left: drop everything it wanted and the functions it defined."""
         cs = self.clients.pop(client_id, None)
         if cs is None:
             return
+        self.liveness.client_left(client_id, for_good=True)
         self._outbox.pop(client_id, None)
         self.coordination.client_removed(client_id)
         self.holds.client_removed(client_id)
@@ -224,6 +253,7 @@ class SchedulerState:
         ws = WorkerRecord(info, self.clock())
         self.workers[ws.address] = ws
         self.idle[ws] = None
+        self.liveness.worker_joined(ws.address)
         self._send(ws.address, m.WorkerWelcome(self.id))
         self.uploads.worker_added(ws.address)
         if self._forwarding_clients:
@@ -244,17 +274,27 @@ class SchedulerState:
         self._queue_dirty = True
 
     def remove_worker(
-        self, address: str, reason: str = "connection closed", *, graceful: bool = False
+        self,
+        address: str,
+        reason: str = CONNECTION_CLOSED,
+        *,
+        graceful: bool = False,
+        await_report: bool = False,
     ) -> None:
         """A worker is gone: rerun what it was running, recompute what only it held.
 
         `graceful` (a retired worker) places its running tasks elsewhere without
-        counting the removal against them (`KilledWorker`).
+        counting the removal against them (`KilledWorker`). With `await_report` (its
+        connection dropped and a nanny supervises it), tasks that this death makes fail
+        with `KilledWorker` wait for the nanny's report of why it died (see `deaths`).
         """
         ws = self.workers.pop(address, None)
         if ws is None:
             self.data_movement.connection_closed(address)
             return
+        self.liveness.worker_left(address)
+        self.deaths.record(address, reason)
+        hold = await_report and address in self.nannies.nanny_of()
         self.idle.pop(ws, None)
         self._outbox.pop(address, None)
         lost: list[TaskRecord] = []
@@ -266,29 +306,74 @@ class SchedulerState:
         for ts in lost:
             self._data_lost(ts)
         self.coordination.worker_removed(address)
-        running = [*ws.processing, *ws.long_running]
-        ws.processing.clear()
+        # Seceded tasks were running there too; the worker's books no longer need to
+        # tell them apart.
+        for ts in ws.long_running:
+            ws.processing[ts] = 0.0
         ws.long_running.clear()
-        for ts in running:
-            ts.processing_on = None
-            self.coordination.task_ended(ts.key)
+        for ts in list(ws.processing):
             if graceful:
+                del ws.processing[ts]
+                ts.processing_on = None
+                self.coordination.task_ended(ts.key)
                 self._compute(ts)
                 continue
             ts.suspicious += 1
             if ts.workers_died is None:
                 ts.workers_died = []
             ts.workers_died.append(address)
-            if ts.suspicious > self.allowed_failures:
-                error = KilledWorker(ts.key, ts.workers_died, reason)
-                self._fail(ts, error_info_for(error), record=True)
+            final = ts.suspicious > self.allowed_failures
+            if final and hold:
+                continue  # stays on the departed worker's books until the report
+            del ws.processing[ts]
+            ts.processing_on = None
+            if final:
+                self._killed(ts)
             else:
+                self.coordination.task_ended(ts.key)
                 self._compute(ts)
         self.data_movement.worker_removed(address)
         self.uploads.worker_removed(address)
+        if ws.processing:
+            self.deaths.hold(ws, self.liveness.now + self.liveness.settings.death_report_wait)
         self._broadcast_to_clients(m.WorkersChanged([], [address]))
         self._queue_dirty = True
         self.nannies.finish_restarts()
+
+    def _killed(self, ts: TaskRecord) -> None:
+        """`ts` was running on more workers that died than allowed: it fails."""
+        self.coordination.task_ended(ts.key)
+        self._fail(ts, error_info_for(self.deaths.killed_worker(ts)), record=True)
+
+    # --- time ---------------------------------------------------------------------------
+
+    def tick(self, now: float) -> list[str]:
+        """The clock moved to `now` (call once per heartbeat interval).
+
+        Removes workers and disconnects clients that were silent for longer than their
+        timeouts, removes for good the clients whose grace period ended, settles
+        `KilledWorker` verdicts that waited long enough, and sends every connected peer
+        a `Heartbeat`. Returns the peers declared gone: the caller closes their
+        connections.
+        """
+        silent_workers, silent_clients, expired = self.liveness.advance(now)
+        for address in silent_workers:
+            timeout = self.liveness.settings.worker_timeout
+            logger.warning("scheduler: worker %s sent nothing for %g s: removed", address, timeout)
+            self.remove_worker(address, f"it sent no heartbeat for {timeout:g} s")
+        for client_id in silent_clients:
+            timeout = self.liveness.settings.client_timeout
+            logger.warning("scheduler: client %s sent nothing for %g s", client_id, timeout)
+            self.client_disconnected(client_id)
+        if expired:
+            logger.info("scheduler: clients %s did not come back: released", expired)
+            self.sessions.expire(expired)
+        self.deaths.expire(now)
+        for peer in self.liveness.present():
+            self._send(peer, HEARTBEAT)
+        for nanny_id in self.nannies.records:
+            self._send(nanny_id, HEARTBEAT)
+        return [*silent_workers, *silent_clients]
 
     def handle_worker_message(self, address: str, message: Any) -> None:
         """Apply one message from a worker.
@@ -529,7 +614,7 @@ class SchedulerState:
             ws.occupancy = max(0.0, ws.occupancy - estimate)
         else:
             ws.long_running.pop(ts, None)
-        if len(ws.processing) < ws.nthreads and ws.address in self.workers:
+        if len(ws.processing) < ws.nthreads and self.workers.get(ws.address) is ws:
             self.idle[ws] = None
         self._queue_dirty = True
         return ws
@@ -1017,8 +1102,9 @@ class SchedulerState:
                 assert ws is not None and (ts in ws.processing or ts in ws.long_running), (
                     f"{ts} not on its worker"
                 )
-                assert ws.address in self.workers
-                assert all(dep.state == MEMORY for dep in ts.dependencies), ts
+                if not self.deaths.is_held(ws):
+                    assert self.workers.get(ws.address) is ws, f"{ts} on a departed worker"
+                    assert all(dep.state == MEMORY for dep in ts.dependencies), ts
             else:
                 assert ts.processing_on is None, f"{ts} still on {ts.processing_on}"
             if ts.state == WAITING:
@@ -1048,9 +1134,14 @@ class SchedulerState:
         for ts in self.no_worker:
             assert ts.state == NO_WORKER
         self.nannies.validate(self.clients)
+        self.liveness.validate(set(self.workers), set(self.clients))
         self.holds.validate()
         self.coordination.validate()
         self.data_movement.validate()
+
+
+def _ignore(cs: ClientRecord, msg: Any) -> None:
+    """Handler of messages that only show the peer is alive (the actor noted that)."""
 
 
 def worker_metrics(ws: WorkerRecord) -> dict[str, Any]:

@@ -13,7 +13,7 @@ import logging
 import os
 import threading
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, MutableMapping
 from functools import partial
 from typing import Any
 
@@ -27,8 +27,10 @@ from .._versions import local_versions
 from ..actors.host import ActorHost
 from ..comm import handshake
 from ..comm.address import format_address, parse_address, parse_host_port
+from ..comm.admission import HandshakeGate
 from ..comm.batched import BatchedSender
 from ..comm.connection import Connection, ConnectionClosed
+from ..comm.liveness import RECONNECT_TIMEOUT, SCHEDULER_TIMEOUT, SilenceWatch, reconnect
 from ..comm.routes import local_host_towards, reachable_address
 from ..comm.rpc import PeerPool, PeerUnavailable
 from ..comm.streams import ByteStream, StreamClosed
@@ -37,11 +39,14 @@ from ..protocol import messages as m
 from ..protocol.errors import ProtocolError
 from ..protocol.serialize import dumps, loads, sizeof
 from ..security import Security
-from . import output
+from ..sizes import format_bytes
+from . import memory, output
 from .client import WorkerClient
 from .executor import RESCHEDULED, Job, Outcome, ThreadExecutor, error_info, run_async_job
 from .inspection import call_stacks, task_queue
+from .memory import MemoryMonitor, MemoryThresholds
 from .profiling import Sampler
+from .spill import SpillBuffer, spill_directory
 from .state import Execute, Fetch, ForgetActor, Interrupt, Rejoin, WorkerState
 from .uploads import UploadedFiles
 
@@ -52,6 +57,8 @@ CONNECT_TIMEOUT = 10.0
 HEARTBEAT_INTERVAL = 1.0
 #: Seconds between sends of captured task output while tasks run.
 OUTPUT_INTERVAL = 0.1
+#: Seconds between two readings of the process's memory (workers with a memory limit).
+MEMORY_CHECK_INTERVAL = 0.1
 
 
 class _FunctionLoadError:
@@ -105,9 +112,21 @@ class Worker:
         security: the cluster's `Security`, for its token and TLS certificates.
         heartbeat_interval: seconds between heartbeats (load and memory) to the
             scheduler.
+        scheduler_timeout: seconds the scheduler may stay silent before the worker
+            treats the connection as lost.
+        reconnect_timeout: seconds the worker keeps trying to reach a lost scheduler
+            (keeping the results it holds, which it reports when it registers again);
+            then it stops, with `lost_scheduler` set.
+        memory_target_fraction: results beyond this fraction of `memory_limit` are
+            spilled to disk (see `trident.worker.memory`; None turns a threshold off).
+        memory_spill_fraction: when the process uses more, results are spilled until
+            it is back under the target.
+        memory_pause_fraction: when the process uses more, no new task starts.
+        local_directory: where spilled results go (default: a fresh directory under
+            the system's temporary directory, removed when the worker stops).
 
     Run it with ``await nursery.start(worker.serve)``; it stops when cancelled or when
-    the scheduler goes away.
+    the scheduler stays out of reach for `reconnect_timeout` seconds.
     """
 
     def __init__(
@@ -123,12 +142,30 @@ class Worker:
         heartbeat_interval: float = HEARTBEAT_INTERVAL,
         security: Security | None = None,
         contact_address: str | None = None,
+        scheduler_timeout: float = SCHEDULER_TIMEOUT,
+        reconnect_timeout: float = RECONNECT_TIMEOUT,
+        memory_target_fraction: float | None = memory.TARGET,
+        memory_spill_fraction: float | None = memory.SPILL,
+        memory_pause_fraction: float | None = memory.PAUSE,
+        local_directory: str | None = None,
     ):
         self.scheduler_address = scheduler_address
         self.heartbeat_interval = heartbeat_interval
+        self.scheduler_timeout = scheduler_timeout
+        self.reconnect_timeout = reconnect_timeout
+        #: set when the worker stopped because the scheduler stayed out of reach
+        self.lost_scheduler = False
+        #: the scheduler told this worker to stop (`CloseWorker`): no reconnecting
+        self._closing = False
         self.nthreads = max(1, int(nthreads))
         self.name = name
         self.memory_limit = int(memory_limit)
+        self.memory_monitor = MemoryMonitor(
+            self.memory_limit,
+            MemoryThresholds(memory_target_fraction, memory_spill_fraction, memory_pause_fraction),
+        )
+        self._local_directory = local_directory
+        self._spill: SpillBuffer | None = None
         self.resources = dict(resources or {})
         security = security or Security()
         self._token = token if token is not None else security.token
@@ -152,6 +189,7 @@ class Worker:
         self._nursery: trio.Nursery | None = None
         self._peers: PeerPool | None = None
         self._stopped = trio.Event()
+        self._gate = HandshakeGate("worker")
         #: the worker's recent log records (`Client.get_worker_logs`)
         self.logs = LogBuffer(self)
         #: where task output goes while the scheduler asks for it, else None
@@ -179,8 +217,8 @@ class Worker:
         return f"<Worker {self.address or 'not started'} nthreads={self.nthreads}>"
 
     @property
-    def data(self) -> dict[str, Any]:
-        """The values this worker holds, by key."""
+    def data(self) -> MutableMapping[str, Any]:
+        """The values this worker holds, by key (a `SpillBuffer` with a memory limit)."""
         return self.state.data if self.state is not None else {}
 
     # --- lifecycle -----------------------------------------------------------------------
@@ -218,7 +256,12 @@ class Worker:
             )
             if self.name is None:
                 self.name = self.address
-            state = self.state = WorkerState(self.address, self.nthreads, self.resources)
+            target = self.memory_monitor.target_bytes
+            if target is not None:
+                self._spill = SpillBuffer(spill_directory(self._local_directory), target)
+            state = self.state = WorkerState(
+                self.address, self.nthreads, self.resources, data=self._spill
+            )
             self._peers = PeerPool(
                 nursery,
                 role="peer",
@@ -231,14 +274,8 @@ class Worker:
             await nursery.start(self.actors.run)
             nursery.start_soon(self.profiler.run)
             connection = await self._connect_to_scheduler()
-            sender = self._sender = BatchedSender(connection)
-            nursery.start_soon(sender.run)
-            sender.send(m.RegisterWorker(self.info(), state.keys_in_memory()))
             try:
-                with trio.fail_after(CONNECT_TIMEOUT):
-                    welcome = await connection.receive()
-                if not welcome or not isinstance(welcome[0], m.WorkerWelcome):
-                    raise ProtocolError(f"expected WorkerWelcome, got {welcome!r}")
+                welcome = await self._register(connection)
                 logger.info(
                     "worker %s: registered with %s (%d threads)",
                     self.address,
@@ -251,7 +288,27 @@ class Worker:
                 await nursery.start(self._serve_client, self.client)
                 task_status.started(self)
                 nursery.start_soon(self._send_heartbeats)
-                await self._receive_from_scheduler(connection, welcome[1:])
+                if self.memory_limit:
+                    nursery.start_soon(self._watch_memory)
+                while True:
+                    await self._session(connection, welcome)
+                    if self._closing:
+                        return
+                    with trio.CancelScope(shield=True):
+                        await connection.aclose()
+                    state.scheduler_lost()
+                    self._flush()
+                    reconnected = await reconnect(
+                        self._connect_and_register,
+                        within=self.reconnect_timeout,
+                        what=f"worker {self.address}",
+                        logger=logger,
+                    )
+                    if reconnected is None:
+                        self.lost_scheduler = True
+                        return
+                    connection, welcome = reconnected
+                    logger.info("worker %s: registered again", self.address)
             finally:
                 self._stopped.set()
                 self._release_rejoin_waiters()
@@ -259,6 +316,51 @@ class Worker:
                 nursery.cancel_scope.cancel()
                 with trio.CancelScope(shield=True):
                     await connection.aclose()
+                if self._spill is not None:
+                    self._spill.close()
+
+    async def _register(self, connection: Connection) -> list[Any]:
+        """Register on a fresh connection; return the messages that came with the welcome.
+
+        Raises `ProtocolError` if the scheduler answers anything but `WorkerWelcome`.
+        """
+        assert self.state is not None and self._nursery is not None
+        sender = self._sender = BatchedSender(connection)
+        self._nursery.start_soon(sender.run)
+        sender.send(m.RegisterWorker(self.info(), self.state.keys_in_memory()))
+        with trio.fail_after(CONNECT_TIMEOUT):
+            welcome = await connection.receive()
+        if not welcome or not isinstance(welcome[0], m.WorkerWelcome):
+            raise ProtocolError(f"expected WorkerWelcome, got {welcome!r}")
+        return welcome[1:]
+
+    async def _connect_and_register(self) -> tuple[Connection, list[Any]]:
+        connection = await self._connect_to_scheduler()
+        try:
+            return connection, await self._register(connection)
+        except BaseException:
+            with trio.CancelScope(shield=True):
+                await connection.aclose()
+            raise
+
+    async def _session(self, connection: Connection, first: list[Any]) -> None:
+        """Serve the scheduler on `connection` until it is lost: broken, or silent for
+        `scheduler_timeout` seconds."""
+        watch = SilenceWatch(self.scheduler_timeout)
+        async with trio.open_nursery() as nursery:
+
+            async def watch_silence() -> None:
+                await watch.wait()
+                logger.warning(
+                    "worker %s: the scheduler sent nothing for %g s",
+                    self.address,
+                    watch.timeout,
+                )
+                nursery.cancel_scope.cancel()
+
+            nursery.start_soon(watch_silence)
+            await self._receive_from_scheduler(connection, first, watch)
+            nursery.cancel_scope.cancel()
 
     async def _serve_client(
         self, client: WorkerClient, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED
@@ -303,12 +405,15 @@ class Worker:
             )
         return connection
 
-    async def _receive_from_scheduler(self, connection: Connection, first: list[Any]) -> None:
+    async def _receive_from_scheduler(
+        self, connection: Connection, first: list[Any], watch: SilenceWatch
+    ) -> None:
         assert self.state is not None
         handle = self.state.handle_scheduler_message
         messages = first
         try:
             while True:
+                watch.heard()
                 for msg in messages:
                     kind = type(msg)
                     if kind is m.DefineFunction:
@@ -341,8 +446,9 @@ class Worker:
             cpu = process.cpu_percent(None)
         except psutil.Error:
             memory, cpu = 0, 0.0
+        spilled = self._spill.spilled_bytes if self._spill is not None else 0
         self._sender.send(
-            m.WorkerHeartbeat(memory, self.memory_limit, cpu, executing, ready, stored, 0)
+            m.WorkerHeartbeat(memory, self.memory_limit, cpu, executing, ready, stored, spilled)
         )
 
     # --- administration: uploads, replicas, retirement ------------------------------
@@ -410,7 +516,57 @@ class Worker:
 
     def _on_close_worker(self, msg: m.CloseWorker) -> bool:
         logger.info("worker %s: closing: %s", self.address, msg.reason)
+        self._closing = True
         return True
+
+    async def _watch_memory(self) -> None:
+        """Spill and pause as the process's memory grows (see `trident.worker.memory`)."""
+        assert self.state is not None
+        process = psutil.Process()
+        state = self.state
+        while True:
+            await trio.sleep(MEMORY_CHECK_INTERVAL)
+            try:
+                rss = process.memory_info().rss
+            except psutil.Error:
+                continue
+            action = self.memory_monitor.assess(rss)
+            if action.spill_to is not None and self._spill is not None:
+                spilled = await trio.to_thread.run_sync(
+                    self._spill_until, self._spill, process, action.spill_to
+                )
+                if spilled:
+                    logger.info(
+                        "worker %s: memory at %s of %s: spilled %s to disk",
+                        self.address,
+                        format_bytes(rss),
+                        format_bytes(self.memory_limit),
+                        format_bytes(spilled),
+                    )
+                    action = self.memory_monitor.assess(process.memory_info().rss)
+            if action.paused != state.paused:
+                state.paused = action.paused
+                logger.warning(
+                    "worker %s: %s (process memory %s of its %s limit)",
+                    self.address,
+                    "paused: no new task starts" if action.paused else "resumed",
+                    format_bytes(rss),
+                    format_bytes(self.memory_limit),
+                )
+                if not action.paused:
+                    self._flush()
+
+    @staticmethod
+    def _spill_until(spill: SpillBuffer, process: psutil.Process, limit: int) -> int:
+        """Spill results until the process uses at most `limit` bytes or none is left
+        in memory (runs in a thread); return the bytes spilled."""
+        total = 0
+        while process.memory_info().rss > limit:
+            freed = spill.evict()
+            if not freed:
+                break
+            total += freed
+        return total
 
     # --- task output ------------------------------------------------------------------
 
@@ -678,10 +834,15 @@ class Worker:
         self.logs.claim_current_context()
         connection = Connection(stream, peer=describe(stream))
         try:
-            await handshake.accept(connection, token=self._token, server_id=self.address)
+            with self._gate.admit() as admitted:
+                await handshake.accept(connection, token=self._token, server_id=self.address)
         except (ProtocolError, handshake.AuthenticationError, trio.TooSlowError) as exc:
             logger.warning("worker %s: refused peer %s: %s", self.address, connection.peer, exc)
             return
+        except (ConnectionClosed, StreamClosed):
+            return
+        if admitted.cancelled_caught:
+            return  # evicted to make room for newer connections (the gate logs it)
         sender = BatchedSender(connection)
         origin = id(connection)
         async with trio.open_nursery() as nursery:

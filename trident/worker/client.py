@@ -57,6 +57,9 @@ class WorkerClient(Client):
             timeout=self._timeout,
             callbacks_in_thread=True,
             ssl_context=ssl_context,
+            heartbeat_interval=worker.heartbeat_interval,
+            scheduler_timeout=worker.scheduler_timeout,
+            reconnect_timeout=worker.reconnect_timeout,
         )
         self._core.client = self
         self._core.loss_log_level = logging.DEBUG

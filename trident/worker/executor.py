@@ -27,6 +27,7 @@ from .._exceptions import Reschedule
 from ..protocol.messages import ErrorInfo
 from ..protocol.serialize import Serialized, dumps, loads_task_args, sizeof
 from ..protocol.unpicklable import pickling_error, unpicklable_error
+from ..sizes import format_bytes
 from .context import task_context
 from .output import OutputCollector, capture_output
 
@@ -202,17 +203,27 @@ class Outcome:
         self.stop = 0.0
 
 
-def complete(outcome: Outcome, value: Any, job: Job, worker: str) -> None:
+def complete(outcome: Outcome, value: Any, job: Job, worker: str, memory_limit: int = 0) -> None:
     """Record `value` as the job's result (size, type, and the inline payload if asked).
 
     A result that cannot be pickled fails the task at once, with a `SerializationError`
-    naming the part that fails, rather than failing whoever fetches it later. An actor
-    instance stays on its worker and is not checked.
+    naming the part that fails, rather than failing whoever fetches it later; so does a
+    result larger than the worker's whole `memory_limit` (a `MemoryError`), which the
+    worker could neither keep nor send. An actor instance stays on its worker and is
+    not checked.
     """
     outcome.value = value
     outcome.nbytes = sizeof(value)
     outcome.type_name = type(value).__qualname__
     if job.actor:
+        return
+    if memory_limit and outcome.nbytes > memory_limit:
+        outcome.value = None
+        too_large = MemoryError(
+            f"task {job.key!r} returned {format_bytes(outcome.nbytes)}, more than the memory "
+            f"limit of its worker ({format_bytes(memory_limit)})"
+        )
+        outcome.error = error_info(too_large, worker)
         return
     if job.inline and outcome.nbytes <= INLINE_RESULT_MAX_BYTES:
         try:
@@ -253,7 +264,7 @@ def run_job(job: Job, worker: Worker) -> Outcome:
             outcome.error = failure(exc, worker.address)
             return outcome
     outcome.stop = time.time()
-    complete(outcome, value, job, worker.address)
+    complete(outcome, value, job, worker.address, worker.memory_limit)
     return outcome
 
 
@@ -277,7 +288,7 @@ async def run_async_job(job: Job, worker: Worker) -> Outcome:
     if scope.cancelled_caught:
         outcome.skipped = True
         return outcome
-    complete(outcome, value, job, worker.address)
+    complete(outcome, value, job, worker.address, worker.memory_limit)
     return outcome
 
 

@@ -16,6 +16,9 @@ import attrs
 
 _CGROUP_ROOT = Path("/sys/fs/cgroup")
 
+#: A worker process exits with this code when it gave up on a lost scheduler.
+SCHEDULER_LOST_EXIT_CODE = 75
+
 
 @attrs.frozen
 class ExitReason:
@@ -64,6 +67,8 @@ def describe_exit(
         reason = f"killed by {name}"
     elif exit_code == 0:
         reason = "exited with code 0 without being asked to"
+    elif exit_code == SCHEDULER_LOST_EXIT_CODE:
+        reason = f"exited with code {exit_code}: it could not reach the scheduler any more"
     else:
         reason = f"exited with code {exit_code}"
         last = next((line.strip() for line in reversed(stderr_tail) if line.strip()), "")

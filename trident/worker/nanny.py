@@ -13,8 +13,13 @@ A nanny connects to the scheduler itself (handshake role ``"nanny"``), then star
 - on `CloseWorker` (`Client.retire_workers(close_workers=True)`) it stops the worker
   and itself, without a restart;
 - `RunFunction` (`Client.run(..., nanny=True)`) runs a function in the nanny's loop;
-- when the nanny stops (cancelled, SIGTERM to its process, or the scheduler closing
-  the connection) the worker gets SIGTERM, then SIGKILL after a grace period.
+- when it loses the scheduler it keeps its worker running and tries to reconnect for
+  `reconnect_timeout` seconds (the worker does the same on its own connection);
+- when the nanny stops (cancelled, SIGTERM to its process, or the scheduler out of
+  reach for longer than `reconnect_timeout`) the worker gets SIGTERM, then SIGKILL
+  after a grace period; a worker that gave up on the scheduler itself
+  (`SCHEDULER_LOST_EXIT_CODE`) is not restarted while the nanny cannot reach it
+  either.
 
 The worker's stderr is passed through to the nanny's own stderr. ``trident up`` runs
 one nanny per worker in its process; ``trident worker --nanny`` runs one.
@@ -42,13 +47,15 @@ from .._run_function import run_function
 from ..comm import handshake
 from ..comm.batched import BatchedSender
 from ..comm.connection import Connection, ConnectionClosed
+from ..comm.liveness import RECONNECT_TIMEOUT, SCHEDULER_TIMEOUT, SilenceWatch, reconnect
 from ..comm.streams import StreamClosed
 from ..comm.transports import connect
 from ..protocol import messages as m
 from ..protocol.errors import ProtocolError
 from ..security import TOKEN_ENV, Security
 from ..sizes import format_bytes
-from .exits import ExitReason, describe_exit, oom_kill_count
+from .exits import SCHEDULER_LOST_EXIT_CODE, ExitReason, describe_exit, oom_kill_count
+from .memory import MemoryThresholds
 from .spawn import import_path, stop_process, worker_command
 
 logger = logging.getLogger("trident.nanny")
@@ -70,13 +77,18 @@ class WorkerOptions:
     listen_address: str | None = None
     contact_address: str | None = None
     log_level: str = "WARNING"
+    #: spill, pause and terminate thresholds (the nanny itself terminates)
+    memory: MemoryThresholds = attrs.Factory(MemoryThresholds)
 
 
 @attrs.frozen
 class BackOff:
     """Delays between restarts: `first`, doubling per quick death, at most `maximum`.
 
-    A worker that ran for `stable` seconds or more resets the count.
+    A quick death is one before the worker registered with the scheduler, within
+    `stable` seconds of its start: a crash loop (a broken environment, a scheduler that
+    refuses it). A worker that registered is restarted after `first` whatever killed it
+    (the tasks that kill workers are stopped by `KilledWorker`), and resets the count.
     """
 
     first: float = 0.5
@@ -113,8 +125,13 @@ class Nanny:
             worker through ``TRIDENT_TOKEN``, never its command line.
         backoff: delays between restarts after deaths.
         memory_terminate_fraction: terminate a worker whose resident memory exceeds
-            this fraction of ``options.memory_limit`` (no check without a limit).
+            this fraction of ``options.memory_limit`` (no check without a limit, or
+            when None); by default ``options.memory.terminate`` (0.95).
         memory_check_interval: seconds between memory checks.
+        scheduler_timeout: seconds the scheduler may stay silent before the nanny (and
+            its worker) treat the connection as lost.
+        reconnect_timeout: seconds the nanny (and its worker) keep trying to reach a
+            lost scheduler before they stop.
 
     Run it with ``await nursery.start(nanny.serve)``, which returns once the first
     worker registered with the scheduler; raises `WorkerStartError` if that worker
@@ -129,19 +146,34 @@ class Nanny:
         *,
         security: Security | None = None,
         backoff: BackOff | None = None,
-        memory_terminate_fraction: float = 0.95,
+        memory_terminate_fraction: float | None = None,
         memory_check_interval: float = 0.5,
+        scheduler_timeout: float = SCHEDULER_TIMEOUT,
+        reconnect_timeout: float = RECONNECT_TIMEOUT,
     ):
         self.id = f"nanny-{uuid.uuid4().hex[:12]}"
         self.scheduler_address = scheduler_address
         self.options = options or WorkerOptions()
         self.security = security or Security()
         self.backoff = backoff or BackOff()
-        self.memory_terminate_fraction = memory_terminate_fraction
+        self.memory_terminate_fraction = (
+            self.options.memory.terminate
+            if memory_terminate_fraction is None
+            else memory_terminate_fraction
+        )
         self.memory_check_interval = memory_check_interval
+        self.scheduler_timeout = scheduler_timeout
+        self.reconnect_timeout = reconnect_timeout
+        #: whether the nanny is connected to the scheduler now
+        self.connected = False
+        #: death reports made while disconnected, sent once connected again
+        self._unsent: list[m.WorkerDied] = []
+        self._connection: Connection | None = None
         #: the current worker's address and pid (empty / None between processes)
         self.worker_address = ""
         self.worker_pid: int | None = None
+        #: the current worker process (None between processes)
+        self.process: trio.Process | None = None
         #: the latest deaths this nanny reported, oldest first
         self.deaths: deque[m.WorkerDied] = deque(maxlen=DEATHS_KEPT)
         self._sender: BatchedSender | None = None
@@ -160,25 +192,24 @@ class Nanny:
         self, *, task_status: trio.TaskStatus[Nanny] = trio.TASK_STATUS_IGNORED
     ) -> None:
         """Connect, start the worker and supervise it until cancelled or the scheduler
-        closes the connection; the worker is stopped before this returns."""
-        connection = await self._connect()
+        stays out of reach for `reconnect_timeout` seconds; the worker is stopped before
+        this returns."""
+        self._connection = await self._connect()
         start_error: WorkerStartError | None = None
         try:
             async with trio.open_nursery() as nursery:
                 self._cancel_scope = nursery.cancel_scope
                 self._nursery = nursery
-                sender = self._sender = BatchedSender(connection)
-                nursery.start_soon(sender.run)
-                nursery.start_soon(self._receive, connection, nursery.cancel_scope)
+                nursery.start_soon(self._stay_connected, nursery.cancel_scope)
                 try:
                     await self._supervise(task_status)
                 except WorkerStartError as exc:
                     # Raised bare below rather than inside an exception group.
                     start_error = exc
-                    nursery.cancel_scope.cancel()
+                nursery.cancel_scope.cancel()
         finally:
             with trio.CancelScope(shield=True):
-                await connection.aclose()
+                await self._connection.aclose()
         if start_error is not None:
             raise start_error
 
@@ -207,38 +238,91 @@ class Nanny:
                 raise
         return connection
 
-    async def _receive(self, connection: Connection, done: trio.CancelScope) -> None:
-        try:
-            while True:
-                for msg in await connection.receive():
-                    kind = type(msg)
-                    if kind is m.RunFunction:
-                        assert self._nursery is not None
-                        self._nursery.start_soon(self._run_function, msg)
-                        continue
-                    if kind is m.CloseWorker:
-                        logger.info("nanny %s: closing with its worker: %s", self.id, msg.reason)
-                        done.cancel()
-                        return
-                    if kind is not m.RestartWorker:
-                        raise ProtocolError(f"the scheduler sent a nanny {kind.__name__}")
-                    logger.info("nanny %s: restarting the worker: %s", self.id, msg.reason)
-                    self._restart_id = msg.restart_id
-                    if self._run_scope is not None:
-                        self._run_scope.cancel()
-        except ConnectionClosed:
-            logger.info("nanny %s: the scheduler closed the connection", self.id)
-        except (StreamClosed, ProtocolError) as exc:
-            logger.warning("nanny %s: lost the scheduler: %s", self.id, exc)
-        done.cancel()
+    async def _stay_connected(self, done: trio.CancelScope) -> None:
+        """Serve the connection to the scheduler; reconnect when it is lost, and cancel
+        `done` when the scheduler stays out of reach."""
+        connection = self._connection
+        assert connection is not None
+        while True:
+            self.connected = True
+            sender = self._sender = BatchedSender(connection)
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(sender.run)
+                if self.worker_address and self.worker_pid is not None:
+                    sender.send(m.WorkerStarted(self.worker_address, self.worker_pid, None))
+                for report in self._unsent:
+                    sender.send(report)
+                self._unsent.clear()
+                await self._receive(connection)
+                nursery.cancel_scope.cancel()
+            self.connected = False
+            self._sender = None
+            with trio.CancelScope(shield=True):
+                await connection.aclose()
+            reconnected = await reconnect(
+                self._connect,
+                within=self.reconnect_timeout,
+                what=f"nanny {self.id}",
+                logger=logger,
+            )
+            if reconnected is None:
+                done.cancel()
+                return
+            logger.info("nanny %s: connected to the scheduler again", self.id)
+            connection = self._connection = reconnected
+
+    async def _receive(self, connection: Connection) -> None:
+        """Handle the scheduler's messages until the connection is lost: broken, or
+        silent for `scheduler_timeout` seconds."""
+        watch = SilenceWatch(self.scheduler_timeout)
+        async with trio.open_nursery() as nursery:
+
+            async def watch_silence() -> None:
+                await watch.wait()
+                logger.warning(
+                    "nanny %s: the scheduler sent nothing for %g s", self.id, watch.timeout
+                )
+                nursery.cancel_scope.cancel()
+
+            nursery.start_soon(watch_silence)
+            try:
+                while True:
+                    messages = await connection.receive()
+                    watch.heard()
+                    for msg in messages:
+                        kind = type(msg)
+                        if kind is m.Heartbeat:
+                            continue
+                        if kind is m.RunFunction:
+                            assert self._nursery is not None
+                            self._nursery.start_soon(self._run_function, msg)
+                            continue
+                        if kind is m.CloseWorker:
+                            logger.info(
+                                "nanny %s: closing with its worker: %s", self.id, msg.reason
+                            )
+                            self.close()
+                            return
+                        if kind is not m.RestartWorker:
+                            raise ProtocolError(f"the scheduler sent a nanny {kind.__name__}")
+                        logger.info("nanny %s: restarting the worker: %s", self.id, msg.reason)
+                        self._restart_id = msg.restart_id
+                        if self._run_scope is not None:
+                            self._run_scope.cancel()
+            except ConnectionClosed:
+                logger.info("nanny %s: the scheduler closed the connection", self.id)
+            except (StreamClosed, ProtocolError) as exc:
+                logger.warning("nanny %s: lost the scheduler: %s", self.id, exc)
+            nursery.cancel_scope.cancel()
 
     async def _run_function(self, call: m.RunFunction) -> None:
         """`Client.run(..., nanny=True)`: run a function here; answer the scheduler."""
-        assert self._nursery is not None and self._sender is not None
+        assert self._nursery is not None
         result = await run_function(
             call, self, "worker", nursery=self._nursery, address=self.worker_address
         )
-        self._sender.send(result)
+        if self._sender is not None:  # else the scheduler was lost meanwhile
+            self._sender.send(result)
 
     # --- supervising ------------------------------------------------------------------
 
@@ -261,16 +345,24 @@ class Nanny:
                 run = await self._run_once(restart_id, on_ready)
             if run is None:
                 continue  # replaced on request: no report, no back-off
+            if run.process.returncode == SCHEDULER_LOST_EXIT_CODE and not self.connected:
+                logger.warning(
+                    "nanny %s: the worker gave up on the scheduler, which the nanny cannot "
+                    "reach either: stopping",
+                    self.id,
+                )
+                return
             exit_reason = self._exit_reason(run)
             if status is not None:
                 tail = "".join(f"\n  {line}" for line in run.stderr_tail)
                 raise WorkerStartError(
                     f"the worker process {exit_reason.reason} before it registered{tail}"
                 )
-            if trio.current_time() - started_at >= self.backoff.stable:
+            if run.ready or trio.current_time() - started_at >= self.backoff.stable:
                 quick_deaths = 0
             delay = self.backoff.delay(quick_deaths)
-            quick_deaths += 1
+            if not run.ready:
+                quick_deaths += 1
             self._report_death(run, exit_reason, delay)
             with trio.CancelScope() as scope:
                 self._run_scope = scope
@@ -300,6 +392,10 @@ class Nanny:
             time.time(),
         )
         self.deaths.append(report)
+        if self._sender is None:
+            self._unsent.append(report)
+        else:
+            self._sender.send(report)
         logger.warning(
             "nanny %s: worker %s (pid %d) %s; restarting it in %.1f s",
             self.id,
@@ -308,8 +404,6 @@ class Nanny:
             exit_reason.reason,
             delay,
         )
-        assert self._sender is not None
-        self._sender.send(report)
 
     def _settings(self, report_fd: int) -> dict[str, Any]:
         options = self.options
@@ -325,6 +419,9 @@ class Nanny:
             "sys_path": import_path(),
             "security": self.security.tls_settings() if self.security.tls else None,
             "report_fd": report_fd,
+            "memory": options.memory.as_settings(),
+            "scheduler_timeout": self.scheduler_timeout,
+            "reconnect_timeout": self.reconnect_timeout,
         }
 
     async def _run_once(self, restart_id: int | None, on_ready: Callable[[], None]) -> _Run:
@@ -352,6 +449,7 @@ class Nanny:
             os.close(report_write)
         run = _Run(process)
         self.worker_pid = process.pid
+        self.process = process
         try:
             async with trio.open_nursery() as nursery:
                 nursery.start_soon(self._pump_stderr, run)
@@ -359,10 +457,10 @@ class Nanny:
                 if report is not None and process.returncode is None:
                     run.ready = True
                     run.address = self.worker_address = str(report.get("address", ""))
-                    assert self._sender is not None
-                    self._sender.send(m.WorkerStarted(run.address, process.pid, restart_id))
-                    if self.options.memory_limit:
-                        nursery.start_soon(self._watch_memory, run)
+                    if self._sender is not None:
+                        self._sender.send(m.WorkerStarted(run.address, process.pid, restart_id))
+                    if self.options.memory_limit and self.memory_terminate_fraction is not None:
+                        nursery.start_soon(self._watch_memory, run, self.memory_terminate_fraction)
                     on_ready()
                 await process.wait()
                 with trio.move_on_after(1):
@@ -371,6 +469,7 @@ class Nanny:
         finally:
             self.worker_address = ""
             self.worker_pid = None
+            self.process = None
             with trio.CancelScope(shield=True):
                 await stop_process(process)
         return run
@@ -394,10 +493,10 @@ class Nanny:
                 run.stderr_tail.append(_line(pending))
             run.stderr_done.set()
 
-    async def _watch_memory(self, run: _Run) -> None:
-        """Terminate the worker when its resident memory passes the threshold."""
+    async def _watch_memory(self, run: _Run, fraction: float) -> None:
+        """Terminate the worker when its resident memory passes `fraction` of its limit."""
         limit = self.options.memory_limit
-        threshold = limit * self.memory_terminate_fraction
+        threshold = limit * fraction
         try:
             process = psutil.Process(run.process.pid)
             while True:
@@ -409,7 +508,7 @@ class Nanny:
             return
         run.memory_kill = (
             f"the worker used {format_bytes(rss)} of its {format_bytes(limit)} memory limit "
-            f"(more than {self.memory_terminate_fraction:.0%}); the nanny terminated it"
+            f"(more than {fraction:.0%}); the nanny terminated it"
         )
         logger.warning("nanny %s: %s", self.id, run.memory_kill)
         await stop_process(run.process, grace=1.0)

@@ -1,8 +1,9 @@
 """Entry point of a worker process started by `LocalCluster` or a `Nanny`:
 ``python -m trident.worker.process SETTINGS_JSON``.
 
-The process serves one `Worker` until the scheduler goes away, it receives SIGTERM or
-SIGINT, or its parent dies (its stdin, a pipe from the parent, reaches end of file).
+The process serves one `Worker` until the scheduler stays out of reach (exit code
+`SCHEDULER_LOST_EXIT_CODE`), it receives SIGTERM or SIGINT, or its parent dies (its
+stdin, a pipe from the parent, reaches end of file).
 Settings arrive as one JSON argument (TLS settings are file paths); the cluster token
 arrives in ``TRIDENT_TOKEN``, never on the command line. With ``"report_fd"`` the
 process writes ``{"address": ...}`` and a newline to that file descriptor once its
@@ -22,9 +23,12 @@ from typing import Any
 import trio
 
 from .._gc import tune_for_service
+from ..comm.liveness import RECONNECT_TIMEOUT, SCHEDULER_TIMEOUT
 from ..deploy.lifecycle import cancel_on_signals, serve_then_cancel
 from ..security import Security, token_from_environment
 from .actor import Worker
+from .exits import SCHEDULER_LOST_EXIT_CODE
+from .memory import MemoryThresholds
 
 
 async def _watch_parent(cancel_scope: trio.CancelScope) -> None:
@@ -49,6 +53,7 @@ def _report_ready(fd: int, worker: Worker) -> None:
 
 async def run(settings: dict[str, Any], *, watch_stdin: bool) -> None:
     security = Security.from_tls_settings(settings.get("security"), token_from_environment())
+    memory = MemoryThresholds(**settings.get("memory", {}))
     worker = Worker(
         settings["scheduler"],
         nthreads=settings.get("nthreads", 1),
@@ -58,6 +63,11 @@ async def run(settings: dict[str, Any], *, watch_stdin: bool) -> None:
         memory_limit=settings.get("memory_limit", 0),
         resources=settings.get("resources"),
         security=security,
+        scheduler_timeout=settings.get("scheduler_timeout", SCHEDULER_TIMEOUT),
+        memory_target_fraction=memory.target,
+        memory_spill_fraction=memory.spill,
+        memory_pause_fraction=memory.pause,
+        reconnect_timeout=settings.get("reconnect_timeout", RECONNECT_TIMEOUT),
     )
     async with trio.open_nursery() as nursery:
         if watch_stdin:
@@ -66,6 +76,8 @@ async def run(settings: dict[str, Any], *, watch_stdin: bool) -> None:
         await nursery.start(serve_then_cancel, worker.serve, nursery.cancel_scope)
         if settings.get("report_fd") is not None:
             _report_ready(settings["report_fd"], worker)
+    if worker.lost_scheduler:
+        raise SystemExit(SCHEDULER_LOST_EXIT_CODE)
 
 
 def configure_logging(console_level: str | int) -> None:

@@ -29,7 +29,7 @@ from __future__ import annotations
 import heapq
 import itertools
 from collections import defaultdict, deque
-from collections.abc import Callable
+from collections.abc import Callable, MutableMapping
 from typing import Any
 
 import attrs
@@ -148,13 +148,24 @@ Instruction = Execute | Fetch | Interrupt | ForgetActor | Rejoin
 
 
 class WorkerState:
-    """Tasks, data and execution slots of one worker."""
+    """Tasks, data and execution slots of one worker.
 
-    def __init__(self, address: str, nthreads: int, resources: dict[str, float] | None = None):
+    `data` is where results are stored: a dict by default, a `SpillBuffer` for workers
+    with a memory limit. While `paused` (memory pressure) no new task starts.
+    """
+
+    def __init__(
+        self,
+        address: str,
+        nthreads: int,
+        resources: dict[str, float] | None = None,
+        data: MutableMapping[str, Any] | None = None,
+    ):
         self.address = address
         self.nthreads = max(1, nthreads)
         self.tasks: dict[str, WorkerTask] = {}
-        self.data: dict[str, Any] = {}
+        self.data: MutableMapping[str, Any] = {} if data is None else data
+        self.paused = False
         self.functions: set[str] = set()
         #: run id -> task, for every run that holds a slot (abandoned runs included)
         self.executing: dict[int, WorkerTask] = {}
@@ -178,6 +189,7 @@ class WorkerState:
             m.ForgetFunctions: self._on_forget_functions,
             m.FreeKeys: self._on_free_keys,
             m.CancelTask: self._on_cancel_task,
+            m.Heartbeat: _ignore,
         }
 
     # --- output -------------------------------------------------------------------
@@ -303,8 +315,12 @@ class WorkerState:
         return self.nthreads
 
     def _start_ready(self) -> None:
+        # Rejoining runs take the next free slots, paused or not: they already hold memory
+        # and finishing them frees it.
         if self._rejoining and not self._grant_rejoins():
-            return  # rejoining runs take the next free slots
+            return
+        if self.paused:
+            return
         slots = self._slots()
         if self._constrained and len(self.executing) < self.nthreads:
             for ts in list(self._constrained):
@@ -434,7 +450,10 @@ class WorkerState:
         if not self._fetch_queue:
             return
         by_peer: dict[str, list[str]] = defaultdict(list)
-        for ts in list(self._fetch_queue):
+        queue = self._fetch_queue
+        for ts in list(queue):
+            if ts not in queue:
+                continue  # dropped with a task that an input reported missing needed
             peer = next((p for p in ts.who_has if p not in ts.tried), None)
             if peer is None:
                 del self._fetch_queue[ts]
@@ -540,6 +559,21 @@ class WorkerState:
                 self._drop(dependent)
         self._release_inputs(ts)
 
+    def scheduler_lost(self) -> None:
+        """The connection to the scheduler is gone (the worker registers again later, with
+        the keys in memory): forget every task but computed results in memory. Running
+        tasks are abandoned (their results discarded); what was queued for the
+        scheduler is dropped, since it reruns and recomputes what it misses."""
+        for ts in [ts for ts in self.tasks.values() if ts.state == EXECUTING]:
+            self._abandon(ts)
+        for ts in list(self.tasks.values()):
+            if self.tasks.get(ts.key) is ts and not (ts.state == MEMORY and ts.is_compute):
+                self._drop(ts)
+        self._ready.clear()
+        self._constrained.clear()
+        self._fetch_queue.clear()
+        self._to_scheduler.clear()
+
     # --- queries ---------------------------------------------------------------------------
 
     def load(self) -> tuple[int, int, int]:
@@ -578,3 +612,7 @@ class WorkerState:
         assert not self.executing.keys() & self.seceded.keys()
         assert set(self._rejoining) <= self.seceded.keys()
         assert set(self.data) <= set(self.tasks)
+
+
+def _ignore(msg: Any) -> None:
+    """Handler of messages that only show the scheduler is alive."""

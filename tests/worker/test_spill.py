@@ -1,0 +1,150 @@
+"""SpillBuffer: results in memory up to a target, on disk beyond it, read back on access."""
+
+from __future__ import annotations
+
+import os
+import threading
+
+import numpy as np
+import psutil
+import pytest
+
+from trident.worker.memory import MemoryMonitor, MemoryThresholds
+from trident.worker.spill import SpillBuffer, spill_directory
+from trident.worker.state import WorkerState
+
+from .test_state import run
+
+
+def array(fill, n=1000):
+    return np.full(n, fill, dtype=np.int64)  # 8,000 bytes
+
+
+@pytest.fixture
+def buffer(tmp_path):
+    spill = SpillBuffer(tmp_path / "spill", target=20_000)
+    yield spill
+    spill.close()
+
+
+def test_values_beyond_the_target_are_spilled_least_recently_used_first(buffer):
+    buffer["a"] = array(1)
+    buffer["b"] = array(2)
+    assert list(buffer.fast) == ["a", "b"] and not buffer.slow
+    assert buffer["a"][0] == 1  # a is now the most recently used
+    buffer["c"] = array(3)
+    assert list(buffer.fast) == ["a", "c"] and list(buffer.slow) == ["b"]
+    assert buffer.spilled_bytes > 8000 and buffer.fast_bytes == 16_000
+    assert len(os.listdir(buffer.directory)) == 1
+    assert set(buffer) == {"a", "b", "c"} and len(buffer) == 3 and "b" in buffer
+
+
+def test_spilled_values_read_back_transparently_and_deletes_remove_files(buffer):
+    for i in range(5):
+        buffer[f"k{i}"] = array(i)
+    assert len(buffer.slow) == 3
+    for i in range(5):
+        assert (buffer[f"k{i}"] == array(i)).all()
+    del buffer["k0"]
+    del buffer["k4"]
+    with pytest.raises(KeyError):
+        del buffer["k0"]
+    assert "k0" not in buffer and len(buffer) == 3
+    assert len(os.listdir(buffer.directory)) == len(buffer.slow)
+    buffer["k1"] = "replaced"
+    assert buffer["k1"] == "replaced"
+    assert len(os.listdir(buffer.directory)) == len(buffer.slow)
+
+
+def test_a_value_larger_than_the_target_goes_straight_to_disk(buffer):
+    buffer["big"] = array(7, 10_000)
+    assert "big" in buffer.slow and not buffer.fast
+    assert (buffer["big"] == 7).all()
+    assert "big" in buffer.slow  # too big to come back into memory
+
+
+def test_unpicklable_values_stay_in_memory(buffer):
+    lock = threading.Lock()
+    buffer["lock"] = lock
+    buffer["a"] = array(1)
+    buffer["b"] = array(2)
+    buffer["c"] = array(3)
+    assert buffer["lock"] is lock and "lock" in buffer.fast
+    assert buffer.evict() > 0
+    while buffer.evict():
+        pass
+    assert list(buffer.fast) == ["lock"]
+    assert buffer.evict() == 0
+
+
+def test_readers_in_threads_see_every_value_while_the_loop_spills(buffer):
+    for i in range(50):
+        buffer[f"k{i}"] = array(i, 200)
+    errors = []
+    stop = threading.Event()
+
+    def read():
+        while not stop.is_set():
+            for i in range(50):
+                try:
+                    assert buffer[f"k{i}"][0] == i
+                except Exception as exc:
+                    errors.append(exc)
+
+    threads = [threading.Thread(target=read) for _ in range(3)]
+    for thread in threads:
+        thread.start()
+    for round_ in range(40):
+        for _ in range(20):  # readers pull values back in as fast as this spills them
+            if not buffer.evict():
+                break
+        buffer[f"extra{round_}"] = array(-1, 200)
+    stop.set()
+    for thread in threads:
+        thread.join()
+    assert errors == []
+
+
+def test_close_removes_the_directory_and_stale_directories_are_purged(tmp_path):
+    root = tmp_path / "root"
+    directory = spill_directory(str(root))
+    assert directory.name.startswith(f"worker-{os.getpid()}-")
+    dead = root / "worker-999999999-abc"
+    dead.mkdir()
+    (dead / "x").write_bytes(b"x")
+    assert not psutil.pid_exists(999999999)
+    again = spill_directory(str(root))
+    assert not dead.exists() and directory.exists() and again.exists()
+    spill = SpillBuffer(directory, target=10)
+    spill["a"] = array(1)
+    spill.close()
+    assert not directory.exists()
+
+
+def test_memory_thresholds_decide_spilling_and_pausing():
+    monitor = MemoryMonitor(1000, MemoryThresholds())
+    assert monitor.target_bytes == 600
+    assert monitor.assess(650).spill_to is None and not monitor.assess(650).paused
+    assert monitor.assess(750).spill_to == 600 and not monitor.assess(750).paused
+    assert monitor.assess(850).paused
+    off = MemoryMonitor(1000, MemoryThresholds(None, None, None, None))
+    assert off.target_bytes is None and off.assess(10_000).spill_to is None
+    assert not off.assess(10_000).paused
+    assert MemoryMonitor(0, MemoryThresholds()).target_bytes is None  # no limit
+
+
+def test_a_paused_worker_state_starts_nothing_until_resumed(tmp_path):
+    spill = SpillBuffer(tmp_path / "s", target=1)
+    state = WorkerState("w", 1, data=spill)
+    state.paused = True
+    state.handle_scheduler_message(run("a-1"))
+    _, instructions = state.flush()
+    assert instructions == []
+    state.paused = False
+    _, instructions = state.flush()
+    assert [i.key for i in instructions] == ["a-1"]
+    run_id = instructions[0].run_id
+    state.task_finished(run_id, array(1), nbytes=8000, type_name="x", start=0, stop=1)
+    state.validate()
+    assert "a-1" in spill.slow  # beyond the target: on disk, and still the worker's data
+    spill.close()
