@@ -10,6 +10,7 @@ from trident._exceptions import KilledWorker
 from trident.protocol import messages as m
 from trident.protocol.serialize import loads
 from trident.scheduler.state import InvalidMessage
+from trident.scheduler.summary import scheduler_info
 
 from .test_state import Harness, run_keys, sent, spec
 
@@ -31,7 +32,7 @@ def died(address, *, signal="SIGKILL", exit_code=None, reason="killed by SIGKILL
 def test_nannies_and_their_workers_appear_in_scheduler_info():
     h = Harness(workers=2)
     register_nanny(h, "n0", "w0")
-    info = h.state.info()
+    info = scheduler_info(h.state)
     assert info["workers"]["w0"]["nanny"] == "n0"
     assert info["workers"]["w1"]["nanny"] is None
     assert info["nannies"]["n0"]["worker"] == "w0"
@@ -49,10 +50,10 @@ def test_a_reported_death_is_logged_kept_and_drops_the_worker(caplog):
     out = h.flush()
     assert "w0" not in h.state.workers
     assert run_keys(out) == ["a-1"]  # rerun on the other worker
-    (death,) = h.state.info()["worker_deaths"]
+    (death,) = scheduler_info(h.state)["worker_deaths"]
     assert death["signal"] == "SIGKILL" and death["reason"] == "killed by SIGKILL"
     assert death["stderr"] == ["line 1", "Killed"]
-    assert h.state.info()["nannies"]["n0"]["last_death"]["address"] == "w0"
+    assert scheduler_info(h.state)["nannies"]["n0"]["last_death"]["address"] == "w0"
     (record,) = [r for r in caplog.records if "died" in r.getMessage()]
     assert "killed by SIGKILL" in record.getMessage() and "Killed" in record.getMessage()
     # The dead worker's connection may still deliver; that is refused, not a crash.
@@ -79,7 +80,7 @@ def test_a_death_after_the_connection_dropped_is_only_recorded():
     h.flush()
     h.state.handle_nanny_message("n0", died("w0"))
     h.flush()
-    assert len(h.state.info()["worker_deaths"]) == 1
+    assert len(scheduler_info(h.state)["worker_deaths"]) == 1
 
 
 def test_restart_clears_every_task_and_waits_for_fresh_workers():
@@ -148,7 +149,7 @@ def test_a_nanny_or_client_leaving_mid_restart_is_not_waited_for():
     h.state.remove_nanny("n0")
     (reply,) = sent(h.flush(), "c", m.Reply)
     assert reply.request_id == 1
-    assert h.state.info()["nannies"] == {}
+    assert scheduler_info(h.state)["nannies"] == {}
 
 
 def test_nannies_may_send_only_nanny_messages():

@@ -9,6 +9,7 @@ from trident.protocol import messages as m
 from trident.protocol.serialize import dumps, loads
 from trident.scheduler.placement import UNKNOWN_DURATION
 from trident.scheduler.state import InvalidMessage, SchedulerState
+from trident.scheduler.summary import scheduler_info
 
 FUNCTION = dumps(len)
 
@@ -452,9 +453,9 @@ def test_heartbeats_are_stored_with_the_time_they_arrived():
     assert h.flush() == {}
     ws = h.state.workers["w0"]
     assert ws.heartbeat.memory == 2048 and ws.last_seen == 105.0
-    info = h.state.info()["workers"]["w0"]
+    info = scheduler_info(h.state)["workers"]["w0"]
     assert info["metrics"]["memory"] == 2048 and info["last_seen"] == 105.0
-    assert h.state.info()["workers"]["w1"]["metrics"]["memory"] == 0  # none yet
+    assert scheduler_info(h.state)["workers"]["w1"]["metrics"]["memory"] == 0  # none yet
 
 
 def test_finished_and_failed_runs_are_recorded_in_the_task_stream():

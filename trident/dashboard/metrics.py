@@ -14,7 +14,8 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metri
 from prometheus_client.registry import Collector
 
 from ..scheduler.records import TASK_STATES
-from ..scheduler.state import SchedulerState, worker_metrics
+from ..scheduler.state import SchedulerState
+from ..scheduler.summary import task_counts, worker_metrics
 from .monitor import LoopMonitor
 
 #: The content type of `render`'s output (text format 0.0.4, which every scraper reads).
@@ -33,7 +34,7 @@ class SchedulerCollector(Collector):
         tasks = GaugeMetricFamily(
             "trident_tasks", "Tasks the scheduler knows, by state", labels=["state"]
         )
-        counts = state.task_counts()
+        counts = task_counts(state.tasks.values())
         for task_state in TASK_STATES:
             tasks.add_metric([task_state], counts.get(task_state, 0))
         yield tasks

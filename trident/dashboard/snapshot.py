@@ -21,7 +21,8 @@ from ..scheduler.records import (
     RELEASED,
     WAITING,
 )
-from ..scheduler.state import SchedulerState, worker_metrics
+from ..scheduler.state import SchedulerState
+from ..scheduler.summary import task_counts, worker_metrics
 from .monitor import LoopMonitor
 
 #: Task-stream events sent in one update at most (the newest ones).
@@ -51,7 +52,7 @@ def summary(state: SchedulerState, monitor: LoopMonitor | None, now: float) -> d
         "workers": len(state.workers),
         "threads": threads,
         "clients": len(state.clients),
-        "tasks": state.task_counts(),
+        "tasks": task_counts(state.tasks.values()),
         "tasks_total": len(state.tasks),
         "finished_total": activity.finished_total,
         "failed_total": activity.failed_total,

@@ -1,5 +1,6 @@
-"""`ClusterQueries`: the scheduler's answers to `has_what`, `processing`, `nbytes` and
-`get_versions`, sans-IO.
+"""`ClusterQueries`: the scheduler's answers to `who_has`, `has_what`, `processing`,
+`nbytes`, `get_versions`, `scheduler_info`, `recreate_error_locally` and
+`get_scheduler_logs`, sans-IO.
 
 Each handler reads the state's records and answers with one `Reply`; nothing changes.
 """
@@ -8,11 +9,16 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .._versions import local_versions
 from ..protocol import messages as m
-from .records import MEMORY, ClientRecord, TaskRecord, WorkerRecord
+from .records import MEMORY, ClientRecord, WorkerRecord
+from .replay import NoErrorCause, error_cause
+from .summary import scheduler_info
+
+if TYPE_CHECKING:
+    from .state import SchedulerState
 
 Send = Callable[[str, Any], None]
 
@@ -28,26 +34,37 @@ def select_workers(
 
 
 class ClusterQueries:
-    """Read-only queries about where keys live and what workers do."""
+    """Read-only queries about the cluster: where keys live, what workers do, why a task
+    failed, the scheduler's summary and its recent logs."""
 
-    def __init__(
-        self, tasks: Mapping[str, TaskRecord], workers: Mapping[str, WorkerRecord], send: Send
-    ):
-        self._tasks = tasks
-        self._workers = workers
+    def __init__(self, state: SchedulerState, send: Send):
+        self._state = state
+        self._tasks = state.tasks
+        self._workers = state.workers
         self._send = send
 
     def handlers(self) -> dict[type, Callable[[ClientRecord, Any], None]]:
         """The client messages answered here, for `SchedulerState`."""
         return {
+            m.WhoHasRequest: self._on_who_has,
             m.HasWhatRequest: self._on_has_what,
             m.ProcessingRequest: self._on_processing,
             m.NbytesRequest: self._on_nbytes,
             m.VersionsRequest: self._on_versions,
+            m.InfoRequest: self._on_info,
+            m.ErrorCause: self._on_error_cause,
+            m.LogsRequest: self._on_logs,
         }
 
     def _reply(self, cs: ClientRecord, request_id: int, value: Any) -> None:
         self._send(cs.client_id, m.Reply(request_id, value, None))
+
+    def _on_who_has(self, cs: ClientRecord, msg: m.WhoHasRequest) -> None:
+        found = {}
+        for key in msg.keys:
+            ts = self._tasks.get(key)
+            found[key] = [ws.address for ws in ts.who_has] if ts is not None else []
+        self._reply(cs, msg.request_id, found)
 
     def _on_has_what(self, cs: ClientRecord, msg: m.HasWhatRequest) -> None:
         found = {
@@ -79,3 +96,18 @@ class ClusterQueries:
 
     def _on_versions(self, cs: ClientRecord, msg: m.VersionsRequest) -> None:
         self._reply(cs, msg.request_id, local_versions(msg.packages))
+
+    def _on_info(self, cs: ClientRecord, msg: m.InfoRequest) -> None:
+        self._reply(cs, msg.request_id, scheduler_info(self._state))
+
+    def _on_error_cause(self, cs: ClientRecord, msg: m.ErrorCause) -> None:
+        try:
+            cause = error_cause(self._tasks, self._state.functions, msg.key)
+        except NoErrorCause as exc:
+            self._send(cs.client_id, m.Reply(msg.request_id, None, str(exc)))
+            return
+        self._reply(cs, msg.request_id, cause)
+
+    def _on_logs(self, cs: ClientRecord, msg: m.LogsRequest) -> None:
+        records = [list(record) for record in self._state.logs.tail(msg.n)]
+        self._reply(cs, msg.request_id, records)

@@ -39,8 +39,7 @@ class ClientSessions:
         state.coordination.client_away(client_id)
         state.holds.client_removed(client_id)
         state.nannies.forget_client(client_id)
-        if cs.forward_output:
-            state._set_forwarding(cs, False)
+        state.output.client_left(cs)
 
     def resume(self, msg: m.ResumeClient) -> None:
         """The client registered again: reattach it, or start it afresh if its record

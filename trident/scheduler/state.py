@@ -40,8 +40,10 @@ from .deaths import CONNECTION_CLOSED, WorkerDeaths
 from .errors import InvalidMessage
 from .holds import HOLDER_ID, KeyHolds
 from .inspection import ClusterQueries
+from .invariants import check_invariants
 from .liveness import Liveness, LivenessSettings
 from .nannies import Nannies
+from .output import OutputForwarding
 from .placement import DurationEstimates, choose_worker, saturation_limit
 from .records import (
     EMPTY,
@@ -57,7 +59,6 @@ from .records import (
     WorkerRecord,
 )
 from .remote_calls import RemoteCalls
-from .replay import NoErrorCause, error_cause
 from .sessions import ClientSessions
 from .uploads import Uploads
 
@@ -107,7 +108,6 @@ class SchedulerState:
         self.services: dict[str, str | None] = {}
         #: the scheduler's recent log records; the actor attaches it to its loggers
         self.logs = LogBuffer(self)
-        self._forwarding_clients = 0
         self._function_refs: dict[str, int] = defaultdict(int)
         self._queue: list[TaskRecord] = []  # heap; entries whose state moved on are stale
         self._queue_dirty = False
@@ -120,11 +120,7 @@ class SchedulerState:
             m.CancelKeys: self._on_cancel_keys,
             m.FireAndForget: self._on_fire_and_forget,
             m.RegisterScattered: self._on_register_scattered,
-            m.WhoHasRequest: self._on_who_has,
             m.WantKeys: self._on_want_keys,
-            m.InfoRequest: self._on_info,
-            m.ForwardOutput: self._on_forward_output,
-            m.LogsRequest: self._on_logs,
             m.RestartRequest: self._on_restart,
             m.Heartbeat: _ignore,
         }
@@ -134,7 +130,6 @@ class SchedulerState:
             m.MissingData: self._on_missing_data,
             m.KeysReleased: self._on_keys_released,
             m.WorkerHeartbeat: self._on_heartbeat,
-            m.TaskOutput: self._on_task_output,
         }
         #: when peers were last heard from, and clients that may still resume
         self.liveness = Liveness(liveness)
@@ -148,14 +143,16 @@ class SchedulerState:
         self.datasets = DatasetState(self._send, self.holds)
         self._client_handlers.update(self.coordination.handlers())
         self._client_handlers.update(self.datasets.handlers())
-        self._client_handlers[m.ErrorCause] = self._on_error_cause
         # Cluster administration (issue 6): queries, moving data, uploads, remote calls.
-        self.queries = ClusterQueries(self.tasks, self.workers, self._send)
+        self.queries = ClusterQueries(self, self._send)
+        self.output = OutputForwarding(self.tasks, self.workers, self._send)
         self.data_movement = DataMovement(self, self._send)
         self.uploads = Uploads(self.workers, self._send)
         self.remote_calls = RemoteCalls(self.workers, self.nannies, self._send, error_info_for)
-        for part in (self.queries, self.data_movement, self.uploads, self.remote_calls):
+        parts = (self.queries, self.output, self.data_movement, self.uploads, self.remote_calls)
+        for part in parts:
             self._client_handlers.update(part.handlers())
+        self._worker_handlers.update(self.output.worker_handlers())
         self._worker_handlers[m.TaskSeceded] = self._on_task_seceded
         self._worker_handlers[m.TaskRescheduled] = self._on_task_rescheduled
         self._worker_handlers[m.ReplicasAcquired] = self.data_movement.on_replicas_acquired
@@ -227,8 +224,7 @@ class SchedulerState:
         self.data_movement.client_removed(client_id)
         self.uploads.client_removed(client_id)
         self.remote_calls.client_removed(client_id)
-        if cs.forward_output:
-            self._set_forwarding(cs, False)
+        self.output.client_left(cs)
         for ts in list(cs.wants):
             ts.who_wants.discard(cs)
             self._check_release(ts)
@@ -256,8 +252,7 @@ class SchedulerState:
         self.liveness.worker_joined(ws.address)
         self._send(ws.address, m.WorkerWelcome(self.id))
         self.uploads.worker_added(ws.address)
-        if self._forwarding_clients:
-            self._send(ws.address, m.CaptureOutput(True))
+        self.output.worker_added(ws.address)
         unknown = []
         for key, nbytes in (keys or {}).items():
             ts = self.tasks.get(key)
@@ -965,102 +960,11 @@ class SchedulerState:
                     if not dependent.waiting_count:
                         self._make_ready(dependent)
 
-    # --- heartbeats, task output, logs ------------------------------------------------
+    # --- heartbeats, queries ----------------------------------------------------------
 
     def _on_heartbeat(self, ws: WorkerRecord, msg: m.WorkerHeartbeat) -> None:
         ws.heartbeat = msg
         ws.last_seen = self.clock()
-
-    def _on_forward_output(self, cs: ClientRecord, msg: m.ForwardOutput) -> None:
-        if msg.enabled != cs.forward_output:
-            self._set_forwarding(cs, msg.enabled)
-
-    def _set_forwarding(self, cs: ClientRecord, enabled: bool) -> None:
-        """Workers capture task output while at least one client wants it forwarded."""
-        cs.forward_output = enabled
-        was_capturing = self._forwarding_clients > 0
-        self._forwarding_clients += 1 if enabled else -1
-        capturing = self._forwarding_clients > 0
-        if capturing != was_capturing:
-            for address in self.workers:
-                self._send(address, m.CaptureOutput(capturing))
-
-    def _on_task_output(self, ws: WorkerRecord, msg: m.TaskOutput) -> None:
-        """Pass each entry on to the forwarding clients that want its task."""
-        if not self._forwarding_clients:
-            return
-        by_client: dict[str, list[m.OutputEntry]] = {}
-        for entry in msg.entries:
-            ts = self.tasks.get(entry.key)
-            if ts is None:
-                continue
-            for cs in ts.who_wants:
-                if cs.forward_output:
-                    by_client.setdefault(cs.client_id, []).append(entry)
-        for client_id, entries in by_client.items():
-            self._send(client_id, m.TaskOutput(ws.address, entries))
-
-    def _on_error_cause(self, cs: ClientRecord, msg: m.ErrorCause) -> None:
-        try:
-            cause = error_cause(self.tasks, self.functions, msg.key)
-        except NoErrorCause as exc:
-            self._send(cs.client_id, m.Reply(msg.request_id, None, str(exc)))
-            return
-        self._send(cs.client_id, m.Reply(msg.request_id, cause, None))
-
-    def _on_logs(self, cs: ClientRecord, msg: m.LogsRequest) -> None:
-        records = [list(record) for record in self.logs.tail(msg.n)]
-        self._send(cs.client_id, m.Reply(msg.request_id, records, None))
-
-    # --- queries --------------------------------------------------------------------
-
-    def _on_who_has(self, cs: ClientRecord, msg: m.WhoHasRequest) -> None:
-        result = {}
-        for key in msg.keys:
-            ts = self.tasks.get(key)
-            result[key] = [ws.address for ws in ts.who_has] if ts is not None else []
-        self._send(cs.client_id, m.Reply(msg.request_id, result, None))
-
-    def _on_info(self, cs: ClientRecord, msg: m.InfoRequest) -> None:
-        self._send(cs.client_id, m.Reply(msg.request_id, self.info(), None))
-
-    def info(self) -> dict[str, Any]:
-        """A msgpack-friendly summary for `Client.scheduler_info`.
-
-        Besides workers, tasks and clients: ``"task_states"`` (tasks per state),
-        ``"nannies"`` (by nanny id: its worker, pid, starts, deaths and the last death)
-        and ``"worker_deaths"`` (the latest deaths nannies reported, oldest first, each
-        with its reason and the tail of the worker's stderr).
-        """
-        nanny_of = self.nannies.nanny_of()
-        return {
-            "type": "Scheduler",
-            "id": self.id,
-            "workers": {
-                ws.address: {
-                    "name": ws.name,
-                    "nthreads": ws.nthreads,
-                    "memory_limit": ws.info.memory_limit,
-                    "resources": dict(ws.info.resources),
-                    "processing": len(ws.processing),
-                    "long_running": len(ws.long_running),
-                    "nbytes": ws.nbytes,
-                    "keys": len(ws.has_what),
-                    "last_seen": ws.last_seen,
-                    "metrics": worker_metrics(ws),
-                    "nanny": nanny_of.get(ws.address),
-                }
-                for ws in self.workers.values()
-            },
-            "tasks": len(self.tasks),
-            "task_states": self.task_counts(),
-            "clients": len(self.clients),
-            "services": dict(self.services),
-            "nannies": {
-                nanny_id: nanny.as_dict() for nanny_id, nanny in self.nannies.records.items()
-            },
-            "worker_deaths": [death.as_dict() for death in self.nannies.deaths],
-        }
 
     def ready_tasks(self) -> Iterator[TaskRecord]:
         """Tasks ready to run that no worker has yet: queued root tasks, then tasks that
@@ -1068,104 +972,16 @@ class SchedulerState:
         yield from (ts for ts in self._queue if ts.state == QUEUED)
         yield from self.no_worker
 
-    def task_counts(self) -> dict[str, int]:
-        counts: dict[str, int] = defaultdict(int)
-        for ts in self.tasks.values():
-            counts[ts.state] += 1
-        return dict(counts)
-
-    # --- invariants -------------------------------------------------------------------
-
     def validate(self) -> None:
         """Check every invariant between records; raise AssertionError on the first broken.
 
         Costs a pass over all tasks and workers: for tests, not for production.
         """
-        for key, ts in self.tasks.items():
-            assert ts.key == key
-            for dep in ts.dependencies:
-                assert dep.key in self.tasks, f"{ts} depends on forgotten {dep}"
-                assert ts in dep.dependents, f"{ts} not among dependents of {dep}"
-            for dependent in ts.dependents:
-                assert ts in dependent.dependencies
-            for waiter in ts.waiters:
-                assert waiter in ts.dependents
-            for cs in ts.who_wants:
-                assert ts in cs.wants
-            if ts.state == MEMORY:
-                assert ts.who_has, f"{ts} in memory without holders"
-                assert ts.processing_on is None
-            else:
-                assert not ts.who_has, f"{ts} has holders {ts.who_has}"
-            if ts.state == PROCESSING:
-                ws = ts.processing_on
-                assert ws is not None and (ts in ws.processing or ts in ws.long_running), (
-                    f"{ts} not on its worker"
-                )
-                if not self.deaths.is_held(ws):
-                    assert self.workers.get(ws.address) is ws, f"{ts} on a departed worker"
-                    assert all(dep.state == MEMORY for dep in ts.dependencies), ts
-            else:
-                assert ts.processing_on is None, f"{ts} still on {ts.processing_on}"
-            if ts.state == WAITING:
-                waiting_for = sum(dep.state != MEMORY for dep in ts.dependencies)
-                assert ts.waiting_count == waiting_for, (ts, ts.waiting_count, waiting_for)
-                assert ts.waiting_count > 0, f"{ts} waits on nothing"
-            if ts.state == NO_WORKER:
-                assert ts in self.no_worker
-            if ts.state == ERRED:
-                assert ts.error is not None
-            assert ts.who_wants or ts.dependents, f"{ts} should have been forgotten"
-            if ts.state == MEMORY and not ts.who_wants and not ts.waiters:
-                raise AssertionError(f"{ts} holds data nobody needs")
-        for address, ws in self.workers.items():
-            assert ws.address == address
-            for ts in ws.processing:
-                assert ts.processing_on is ws and ts.state == PROCESSING
-            for ts in ws.long_running:
-                assert ts.processing_on is ws and ts.state == PROCESSING
-                assert ts not in ws.processing
-            for ts in ws.has_what:
-                assert ws in ts.who_has
-            assert (len(ws.processing) < ws.nthreads) == (ws in self.idle), ws
-        for cs in self.clients.values():
-            for ts in cs.wants:
-                assert cs in ts.who_wants and ts.key in self.tasks
-        for ts in self.no_worker:
-            assert ts.state == NO_WORKER
-        self.nannies.validate(self.clients)
-        self.liveness.validate(set(self.workers), set(self.clients))
-        self.holds.validate()
-        self.coordination.validate()
-        self.data_movement.validate()
+        check_invariants(self)
 
 
 def _ignore(cs: ClientRecord, msg: Any) -> None:
     """Handler of messages that only show the peer is alive (the actor noted that)."""
-
-
-def worker_metrics(ws: WorkerRecord) -> dict[str, Any]:
-    """The worker's latest heartbeat as a dict (zeros before the first one)."""
-    hb = ws.heartbeat
-    if hb is None:
-        return {
-            "memory": 0,
-            "memory_limit": ws.info.memory_limit,
-            "cpu": 0.0,
-            "executing": 0,
-            "ready": 0,
-            "stored": ws.nbytes,
-            "spilled": 0,
-        }
-    return {
-        "memory": hb.memory,
-        "memory_limit": hb.memory_limit,
-        "cpu": hb.cpu,
-        "executing": hb.executing,
-        "ready": hb.ready,
-        "stored": hb.stored,
-        "spilled": hb.spilled,
-    }
 
 
 def keys_of(tasks: Iterable[TaskRecord]) -> list[str]:
