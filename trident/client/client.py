@@ -36,7 +36,7 @@ from ..protocol.unpicklable import unpicklable_error
 from ..scheduler.scheduler_file import read_scheduler_file, write_scheduler_file
 from ..security import Security
 from . import datasets as published
-from . import replay
+from . import replay, transfer
 from .admin import ClusterAdministration, worker_names
 from .collections import GraphMethods, use_as_dask_scheduler
 from .core import HEARTBEAT_INTERVAL, ClientCore
@@ -636,13 +636,13 @@ class Client(ClusterAdministration, GraphMethods, KernelMethods):
                     if s.status == FINISHED and s.payload is not None
                 }
             else:
-                values = self._sync(self._core.gather_values, states, errors)
+                values = self._sync(transfer.gather_values, self._core, states, errors)
         return substitute(futures, values, skip_missing=errors == "skip")
 
     async def _gather_async(self, futures: Any, states: list[FutureState], errors: str) -> Any:
         pending = any(s.status == PENDING for s in states)
         with self._waiting() if pending else contextlib.nullcontext():
-            values = await self._core.gather_values(states, errors)
+            values = await transfer.gather_values(self._core, states, errors)
         return substitute(futures, values, skip_missing=errors == "skip")
 
     def scatter(
@@ -685,8 +685,14 @@ class Client(ClusterAdministration, GraphMethods, KernelMethods):
         broadcast: bool,
         timeout: float,
     ) -> Any:
-        states = await self._core.scatter(
-            values, keys, hash=hash, workers=workers, broadcast=broadcast, timeout=timeout
+        states = await transfer.scatter(
+            self._core,
+            values,
+            keys,
+            hash=hash,
+            workers=workers,
+            broadcast=broadcast,
+            timeout=timeout,
         )
         futures = [Future._adopt(s.key, self, s) for s in states]
         if isinstance(data, dict):
@@ -814,7 +820,7 @@ class Client(ClusterAdministration, GraphMethods, KernelMethods):
         `workers` restricts the answer to some workers (addresses or names); a worker
         that cannot be reached is left out. A coroutine if asynchronous.
         """
-        return self._sync(self._core.worker_logs, n, worker_names(workers))
+        return self._sync(transfer.worker_logs, self._core, n, worker_names(workers))
 
     # --- datasets and metadata (see `client.datasets`) ---------------------------------------
 

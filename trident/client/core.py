@@ -17,6 +17,7 @@ under the same client id (`ResumeClient`): futures keep waiting, and those whose
 the scheduler no longer knows fail with `SchedulerLostError`. Requests that were
 waiting for a reply when the connection broke fail with `SchedulerLostError`. If it
 cannot reconnect in time, every pending future fails that way and the client closes.
+Moving data straight to and from workers (gather, scatter, worker logs) is `transfer`'s.
 """
 
 from __future__ import annotations
@@ -26,11 +27,10 @@ import concurrent.futures
 import contextlib
 import itertools
 import logging
-import random
 import ssl
 import threading
 import uuid
-from collections import OrderedDict, defaultdict, deque
+from collections import OrderedDict, deque
 from collections.abc import Callable, Iterable
 from functools import partial
 from typing import TYPE_CHECKING, Any
@@ -39,19 +39,20 @@ import anyio
 import sniffio
 import trio
 
-from .._exceptions import FutureLostError, SchedulerError, SchedulerLostError
+from .._exceptions import SchedulerError, SchedulerLostError
 from ..actors.calls import ActorCalls
 from ..comm import handshake
 from ..comm.batched import BatchedSender
 from ..comm.connection import Connection, ConnectionClosed
 from ..comm.liveness import RECONNECT_TIMEOUT, SCHEDULER_TIMEOUT, SilenceWatch, reconnect
-from ..comm.rpc import PeerPool, PeerUnavailable
+from ..comm.rpc import PeerPool
 from ..comm.streams import StreamClosed
 from ..comm.transports import connect
 from ..protocol import messages as m
 from ..protocol.errors import ProtocolError
 from ..protocol.failures import error_info_for
-from ..protocol.serialize import Serialized, dumps, loads, token_of
+from ..protocol.serialize import Serialized, loads
+from . import transfer
 from .context import loading_for
 from .future import CANCELLED, FINISHED, LOST, PENDING, FutureState
 from .output import OutputPrinter
@@ -62,8 +63,6 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger("trident.client")
 
-#: How often a gather retries keys whose data moved or was lost before giving up.
-GATHER_ATTEMPTS = 20
 #: Seconds between the client's heartbeats to the scheduler.
 HEARTBEAT_INTERVAL = 1.0
 #: Function payloads kept to define them again for a scheduler that forgot the client.
@@ -834,82 +833,9 @@ class ClientCore:
     async def gather_values(
         self, states: list[FutureState], errors: str = "raise", *, localize: bool = True
     ) -> dict[str, Any]:
-        """The values of finished states; raises (or skips) erred and cancelled ones.
-
-        With `localize`, values that bind to a client (actor handles) bind to this one.
-        """
-        results: dict[str, Any] = {}
-        todo = list({id(fs): fs for fs in states}.values())
-        for attempt in range(GATHER_ATTEMPTS + 1):
-            remote = []
-            for fs in todo:
-                if fs.status == PENDING:
-                    await fs.wait()
-                if fs.status == FINISHED:
-                    if fs.payload is not None:
-                        results[fs.key] = self.load(fs.payload, localize=localize)
-                    else:
-                        remote.append(fs)
-                elif errors == "raise":
-                    raise fs.exception_object()
-            if not remote:
-                return results
-            results.update(await self._fetch([fs.key for fs in remote], localize))
-            todo = [fs for fs in remote if fs.key not in results]
-            if not todo:
-                return results
-            await anyio.sleep(min(0.005 * 2**attempt, 0.5))
-        raise FutureLostError(f"could not gather {[fs.key for fs in todo][:10]} from any worker")
-
-    async def _fetch(self, keys: list[str], localize: bool) -> dict[str, Any]:
-        """Fetch values straight from the workers that hold them; missing keys are absent."""
-        who_has = await self.request(lambda rid: m.WhoHasRequest(rid, keys))
-        by_worker: dict[str, list[str]] = defaultdict(list)
-        for key in keys:
-            holders = who_has.get(key) or []
-            if holders:
-                by_worker[random.choice(holders)].append(key)
-        results: dict[str, Any] = {}
-        assert self._peers is not None
-        peers = self._peers
-
-        async def fetch_from(address: str, worker_keys: list[str]) -> None:
-            try:
-                reply = await peers.request(address, lambda rid: m.GetData(rid, worker_keys))
-            except PeerUnavailable as exc:
-                logger.info("client: cannot fetch from %s: %s", address, exc)
-                return
-            for key, payload in reply.data.items():
-                results[key] = self.load(payload, localize=localize)
-
-        async with anyio.create_task_group() as tg:
-            for address, worker_keys in by_worker.items():
-                tg.start_soon(fetch_from, address, worker_keys)
-        return results
-
-    async def worker_logs(
-        self, n: int | None, workers: list[str] | None
-    ) -> dict[str, list[tuple[str, str]]]:
-        """Each chosen worker's last `n` log records; unreachable workers are left out."""
-        self.check_running()
-        targets = self._resolve_workers(workers)
-        assert self._peers is not None
-        peers = self._peers
-        logs: dict[str, list[tuple[str, str]]] = {}
-
-        async def ask(address: str) -> None:
-            try:
-                reply = await peers.request(address, lambda rid: m.LogsRequest(rid, n))
-            except PeerUnavailable as exc:
-                logger.info("client: cannot get the logs of %s: %s", address, exc)
-                return
-            if isinstance(reply, m.Reply) and reply.error is None:
-                logs[address] = [(level, text) for level, text in reply.value]
-
-        async with anyio.create_task_group() as tg:
-            for address in targets:
-                tg.start_soon(ask, address)
-        return {address: logs[address] for address in targets if address in logs}
+        """`transfer.gather_values` with this core, for callers outside the client
+        package (actor calls)."""
+        return await transfer.gather_values(self, states, errors, localize=localize)
 
     async def restart(self, timeout: float | None, wait_for_workers: bool) -> None:
         """Ask the scheduler to restart the cluster; return once it answered.
@@ -926,65 +852,6 @@ class ClientCore:
                 assert self._workers_changed is not None
                 await self._workers_changed.wait()
 
-    async def scatter(
-        self,
-        values: list[Any],
-        keys: list[str] | None,
-        *,
-        hash: bool,
-        workers: list[str] | None,
-        broadcast: bool,
-        timeout: float | None,
-    ) -> list[FutureState]:
-        """Store `values` on workers directly and register them with the scheduler."""
-        self.check_running()
-        payloads = [dumps(value) for value in values]
-        if keys is None:
-            keys = [
-                f"{type(value).__name__}-"
-                + (token_of(p.header, *p.buffers) if hash else uuid.uuid4().hex)
-                for value, p in zip(values, payloads, strict=True)
-            ]
-        await self.wait_for_workers(1, timeout)
-        targets = self._resolve_workers(workers)
-        placement: dict[str, dict[str, Serialized]] = defaultdict(dict)
-        who_has: dict[str, list[str]] = defaultdict(list)
-        offset = random.randrange(len(targets))
-        for i, (key, payload) in enumerate(zip(keys, payloads, strict=True)):
-            chosen = targets if broadcast else [targets[(offset + i) % len(targets)]]
-            for address in chosen:
-                placement[address][key] = payload
-                who_has[key].append(address)
-        nbytes: dict[str, int] = {}
-        assert self._peers is not None
-        peers = self._peers
-
-        async def put(address: str, data: dict[str, Serialized]) -> None:
-            reply = await peers.request(address, lambda rid: m.PutData(rid, data))
-            if reply.error is not None:
-                raise SchedulerError(f"worker {address} refused scattered data: {reply.error}")
-            nbytes.update(reply.value)
-
-        async with anyio.create_task_group() as tg:
-            for address, data in placement.items():
-                tg.start_soon(put, address, data)
-        type_names = {
-            key: type(value).__qualname__ for key, value in zip(keys, values, strict=True)
-        }
-        return self.add_finished(list(keys), type_names, nbytes, dict(who_has))
-
-    def _resolve_workers(self, workers: list[str] | None) -> list[str]:
-        if not workers:
-            return list(self.workers)
-        chosen = [
-            address
-            for address, info in self.workers.items()
-            if address in workers or info.name in workers
-        ]
-        if not chosen:
-            raise ValueError(f"no connected worker matches {workers}")
-        return chosen
-
     async def cancel(self, keys: list[str], force: bool, reason: str | None) -> None:
         self.cancel_now(keys, force, reason)
         await anyio.lowlevel.checkpoint()
@@ -1000,11 +867,16 @@ class ClientCore:
     # --- waiting helpers (loop) ----------------------------------------------------------
 
     async def result_async(self, fs: FutureState, timeout: float | None) -> Any:
+        """Wait for `fs` and return its value, fetched from a worker if need be.
+
+        Raises `TimeoutError` after `timeout` seconds, and the future's exception (or
+        `CancelledError`) if it did not finish. A checkpoint.
+        """
         with anyio.fail_after(timeout):
             await fs.wait()
         if fs.status == FINISHED and fs.payload is not None:
             return self.load(fs.payload)
-        return (await self.gather_values([fs]))[fs.key]
+        return (await transfer.gather_values(self, [fs]))[fs.key]
 
     async def exception_async(self, fs: FutureState, timeout: float | None) -> BaseException | None:
         with anyio.fail_after(timeout):
