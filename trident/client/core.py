@@ -17,7 +17,8 @@ under the same client id (`ResumeClient`): futures keep waiting, and those whose
 the scheduler no longer knows fail with `SchedulerLostError`. Requests that were
 waiting for a reply when the connection broke fail with `SchedulerLostError`. If it
 cannot reconnect in time, every pending future fails that way and the client closes.
-Moving data straight to and from workers (gather, scatter, worker logs) is `transfer`'s.
+Opening, reconnecting and resuming are `reconnection.Reconnection`'s job; moving data
+straight to and from workers (gather, scatter, worker logs) is `transfer`'s.
 """
 
 from __future__ import annotations
@@ -30,9 +31,8 @@ import logging
 import ssl
 import threading
 import uuid
-from collections import OrderedDict, deque
+from collections import deque
 from collections.abc import Callable, Iterable
-from functools import partial
 from typing import TYPE_CHECKING, Any
 
 import anyio
@@ -41,13 +41,11 @@ import trio
 
 from .._exceptions import SchedulerError, SchedulerLostError
 from ..actors.calls import ActorCalls
-from ..comm import handshake
 from ..comm.batched import BatchedSender
 from ..comm.connection import Connection, ConnectionClosed
-from ..comm.liveness import RECONNECT_TIMEOUT, SCHEDULER_TIMEOUT, SilenceWatch, reconnect
+from ..comm.liveness import RECONNECT_TIMEOUT, SCHEDULER_TIMEOUT, SilenceWatch
 from ..comm.rpc import PeerPool
 from ..comm.streams import StreamClosed
-from ..comm.transports import connect
 from ..protocol import messages as m
 from ..protocol.errors import ProtocolError
 from ..protocol.failures import error_info_for
@@ -56,6 +54,7 @@ from . import transfer
 from .context import loading_for
 from .future import CANCELLED, FINISHED, LOST, PENDING, FutureState
 from .output import OutputPrinter
+from .reconnection import Reconnection
 
 if TYPE_CHECKING:
     from .client import Client
@@ -65,8 +64,6 @@ logger = logging.getLogger("trident.client")
 
 #: Seconds between the client's heartbeats to the scheduler.
 HEARTBEAT_INTERVAL = 1.0
-#: Function payloads kept to define them again for a scheduler that forgot the client.
-FUNCTIONS_KEPT = 10_000
 HEARTBEAT = m.Heartbeat()
 
 
@@ -142,15 +139,9 @@ class ClientCore:
         self._refcount: dict[str, int] = {}
         self._released: deque[str] = deque()
         self._outgoing: list[Any] = []
-        self._lost_function: list[str] = []
-        #: pending futures the scheduler did not know when the client resumed
-        self._unknown: list[tuple[FutureState, m.ErrorInfo]] = []
         self._functions_sent: set[str] = set()
         self._pending_functions: dict[str, Serialized] = {}
-        #: payloads of functions sent, newest last (see `_resumed_afresh`)
-        self._function_payloads: OrderedDict[str, Serialized] = OrderedDict()
-        #: set while resuming, until the scheduler says `ClientResumed`
-        self._resumed: anyio.Event | None = None
+        self._reconnection = Reconnection(self)
         self._flush_scheduled = False
         self._call_soon: Callable[..., Any] | None = None
         self._loop_thread: threading.Thread | None = None
@@ -182,7 +173,7 @@ class ClientCore:
             m.TaskOutput: self._on_task_output,
             m.Heartbeat: _ignore,
             m.ClientWelcome: self._on_welcome,
-            m.ClientResumed: self._on_resumed,
+            m.ClientResumed: self._reconnection.on_resumed,
         }
 
     # --- lifecycle --------------------------------------------------------------------
@@ -200,7 +191,7 @@ class ClientCore:
         connection: Connection | None = None
         try:
             with anyio.fail_after(self.timeout):
-                connection = await self._open(resume=False)
+                connection = await self._reconnection.open(resume=False)
             async with anyio.create_task_group() as tg:
                 self._task_group = tg
                 self._peers = PeerPool(
@@ -216,7 +207,7 @@ class ClientCore:
                 while connection is not None and await self._session(connection):
                     with anyio.CancelScope(shield=True):
                         await connection.aclose()
-                    connection = await self._reconnect()
+                    connection = await self._reconnection.reconnect()
                 self._peers.close()
                 tg.cancel_scope.cancel()
         finally:
@@ -230,47 +221,6 @@ class ClientCore:
             if self._callback_executor is not None:
                 self._callback_executor.shutdown(wait=False)
             self.stopped.set()
-
-    async def _open(self, *, resume: bool) -> Connection:
-        """Connect, authenticate and register (or resume); return the connection.
-
-        What arrives with the welcome (`SchedulerServices`, and on resume the outcome
-        of every key up to `ClientResumed`) is handled before this returns.
-        """
-        stream = await connect(self.address, ssl_context=self._ssl_context)
-        connection = Connection(stream, peer=self.address)
-        try:
-            await handshake.offer(connection, role="client", name=self.name, token=self._token)
-            if resume:
-                self._resumed = anyio.Event()
-                registration: Any = m.ResumeClient(self.client_id, self.name, self._resumable())
-            else:
-                registration = m.RegisterClient(self.client_id, self.name)
-            await connection.send([registration])
-            first = await connection.receive()
-            if not first or not isinstance(first[0], m.ClientWelcome):
-                raise ProtocolError(f"expected ClientWelcome, got {first!r}")
-            self._handle_messages(first)
-            while self._resumed is not None and not self._resumed.is_set():
-                self._handle_messages(await connection.receive())
-        except BaseException:
-            with anyio.CancelScope(shield=True):
-                await connection.aclose()
-            raise
-        finally:
-            self._resumed = None
-        return connection
-
-    def _resumable(self) -> list[str]:
-        """Keys to resume: futures held whose submission left the client."""
-        with self.lock:
-            queued = set()
-            for item in self._outgoing:
-                if type(item) is m.TaskSpec:
-                    queued.add(item.key)
-                elif type(item) is m.UpdateGraph:
-                    queued.update(spec.key for spec in item.tasks)
-            return [key for key in self.futures if key not in queued]
 
     async def _session(self, connection: Connection) -> bool:
         """Serve one connection until the client closes (False) or the connection is
@@ -322,46 +272,6 @@ class ClientCore:
         for pending in self._requests.values():
             pending.event.set()
         self._requests.clear()
-
-    async def _reconnect(self) -> Connection | None:
-        """Try to reach the scheduler again; None when closing or out of time (every
-        pending future then fails with `SchedulerLostError`)."""
-        assert self._closing is not None
-        closing = self._closing
-        connection: Connection | None = None
-        async with anyio.create_task_group() as tg:
-
-            async def attempt() -> None:
-                nonlocal connection
-                connection = await reconnect(
-                    partial(self._open, resume=True),
-                    within=self.reconnect_timeout,
-                    what=f"client {self.client_id}",
-                    logger=logger,
-                )
-                tg.cancel_scope.cancel()
-
-            async def until_closing() -> None:
-                await closing.wait()
-                tg.cancel_scope.cancel()
-
-            tg.start_soon(attempt)
-            tg.start_soon(until_closing)
-        if connection is not None:
-            if closing.is_set():
-                with anyio.CancelScope(shield=True):
-                    await connection.aclose()
-                return None
-            self.status = "running"
-            logger.log(self.loss_log_level, "client %s: reconnected", self.client_id)
-            return connection
-        if not closing.is_set():
-            self._fail_pending(
-                f"the client lost the scheduler at {self.address} and could not reach it "
-                f"again within {self.reconnect_timeout:g} s",
-                lost=True,
-            )
-        return None
 
     def _bind_loop(self) -> None:
         self._loop_thread = threading.current_thread()
@@ -460,75 +370,6 @@ class ClientCore:
         if self._workers_changed is not None:
             self._workers_changed.set()
             self._workers_changed = anyio.Event()
-
-    def _on_resumed(self, msg: m.ClientResumed) -> None:
-        unknown, self._unknown = self._unknown, []
-        if msg.known:
-            # The scheduler kept this client, yet never saw these submissions: they were
-            # in transit when the connection broke. Submit them again.
-            self._submit_again([fs for fs, _ in unknown])
-        else:
-            self._resumed_afresh()
-            for fs, error in unknown:
-                self.transition(fs, fs.set_error, error)
-        if self.output.loggers:
-            self._outgoing_first(m.ForwardOutput(True))
-        if self._resumed is not None:
-            self._resumed.set()
-
-    def _resumed_afresh(self) -> None:
-        """The scheduler forgot this client: define again the functions of the tasks
-        still queued; a task whose function payload is no longer kept fails."""
-        with self.lock:
-            self._functions_sent.clear()
-            kept = []
-            for item in self._outgoing:
-                if type(item) is m.TaskSpec:
-                    token = item.function
-                    payload = self._pending_functions.get(token)
-                    if payload is None:
-                        payload = self._function_payloads.get(token)
-                    if payload is None:
-                        self._lost_function.append(item.key)
-                        continue
-                    self._pending_functions[token] = payload
-                    self._functions_sent.add(token)
-                kept.append(item)
-            self._outgoing = kept
-        lost, self._lost_function = self._lost_function, []
-        for key in lost:
-            fs = self.futures.get(key)
-            if fs is not None and fs.status == PENDING:
-                error = SchedulerLostError(
-                    f"task {key!r} was submitted while the client was disconnected and the "
-                    "scheduler forgot its function; submit it again"
-                )
-                self.transition(fs, fs.set_lost, error_info_for(error))
-
-    def _submit_again(self, states: list[FutureState]) -> None:
-        """Queue the submissions of `states` first, with their functions' definitions."""
-        specs = []
-        missing = []
-        with self.lock:
-            for fs in states:
-                assert fs.spec is not None
-                payload = self._function_payloads.get(fs.spec.function)
-                if payload is None:
-                    missing.append(fs)
-                    continue
-                self._pending_functions[fs.spec.function] = payload
-                specs.append(fs.spec)
-            self._outgoing[:0] = specs
-        for fs in missing:
-            error = SchedulerLostError(
-                f"task {fs.key!r} was lost with the connection to the scheduler and its "
-                "function is no longer kept; submit it again"
-            )
-            self.transition(fs, fs.set_lost, error_info_for(error))
-
-    def _outgoing_first(self, message: Any) -> None:
-        with self.lock:
-            self._outgoing.insert(0, message)
 
     # --- outgoing (any thread) -------------------------------------------------------
 
@@ -645,18 +486,11 @@ class ClientCore:
                 outgoing, self._outgoing = self._outgoing, []
                 functions, self._pending_functions = self._pending_functions, {}
                 if functions:
-                    self._keep_functions(functions)
+                    self._reconnection.keep_functions(functions)
             if outgoing:
                 sender.send_now(_batch_messages(outgoing, functions))
         except Exception:
             logger.exception("client %s failed to send its queue", self.client_id)
-
-    def _keep_functions(self, functions: dict[str, Serialized]) -> None:
-        """Remember sent function payloads, the newest `FUNCTIONS_KEPT` (under the lock)."""
-        kept = self._function_payloads
-        kept.update(functions)
-        while len(kept) > FUNCTIONS_KEPT:
-            kept.popitem(last=False)
 
     # --- incoming (loop) -------------------------------------------------------------
 
@@ -689,8 +523,9 @@ class ClientCore:
         fs = self.futures.get(msg.key)
         if fs is None:
             return
-        if self._resumed is not None and fs.spec is not None and fs.status == PENDING:
-            self._unknown.append((fs, msg.error))  # lost in transit? see _on_resumed
+        reconnection = self._reconnection
+        if reconnection.resuming is not None and fs.spec is not None and fs.status == PENDING:
+            reconnection.unknown.append((fs, msg.error))  # lost in transit? see on_resumed
             return
         # A finished key whose data only workers held can fail too: its data is gone
         # (the scheduler forgot it while the client was disconnected).
