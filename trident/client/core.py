@@ -713,25 +713,6 @@ class ClientCore:
             return self.load(fs.payload)
         return (await transfer.gather_values(self, [fs]))[fs.key]
 
-    async def exception_async(self, fs: FutureState, timeout: float | None) -> BaseException | None:
-        with anyio.fail_after(timeout):
-            await fs.wait()
-        if fs.status == FINISHED:
-            return None
-        exc = fs.exception_object()
-        if fs.status == CANCELLED:
-            raise exc
-        return exc
-
-    async def traceback_async(self, fs: FutureState, timeout: float | None) -> Any:
-        from .future import load_traceback
-
-        with anyio.fail_after(timeout):
-            await fs.wait()
-        if fs.status == CANCELLED:
-            raise fs.exception_object()
-        return load_traceback(fs.error) if fs.error is not None else None
-
     def add_listener(self, fs: FutureState, listener: Callable[[FutureState], None]) -> bool:
         """Register `listener` for the next transition; False if `fs` is already done."""
         with self.lock:
