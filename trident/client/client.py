@@ -33,12 +33,11 @@ from ..dashboard.link import dashboard_url
 from ..protocol import messages as m
 from ..scheduler.scheduler_file import read_scheduler_file, write_scheduler_file
 from ..security import Security
-from . import datasets as published
 from . import replay, transfer
 from .admin import ClusterAdministration, worker_names
 from .collections import GraphMethods, use_as_dask_scheduler
 from .core import HEARTBEAT_INTERVAL, ClientCore
-from .datasets import NO_DEFAULT, Datasets
+from .datasets import DatasetMethods
 from .future import FINISHED, PENDING, Future, FutureState
 from .kernels import KernelMethods
 from .loop import LoopThread
@@ -81,7 +80,7 @@ def _set_default(client: Client | None) -> None:
         use_as_dask_scheduler(client)
 
 
-class Client(ClusterAdministration, GraphMethods, KernelMethods):
+class Client(ClusterAdministration, GraphMethods, KernelMethods, DatasetMethods):
     """Connect to a trident cluster and run computations on it.
 
     Arguments:
@@ -748,65 +747,6 @@ class Client(ClusterAdministration, GraphMethods, KernelMethods):
         that cannot be reached is left out. A coroutine if asynchronous.
         """
         return self._sync(transfer.worker_logs, self._core, n, worker_names(workers))
-
-    # --- datasets and metadata (see `client.datasets`) ---------------------------------------
-
-    @property
-    def datasets(self) -> Datasets:
-        """The published datasets as a dict: ``client.datasets["name"]`` (see `Datasets`)."""
-        return Datasets(self)
-
-    def publish_dataset(
-        self, *args: Any, name: str | None = None, override: bool = False, **kwargs: Any
-    ) -> Any:
-        """Publish values under names, for every client of the cluster to get.
-
-        ``publish_dataset(value, name="x")`` or ``publish_dataset(x=value, y=other)``
-        (several positional values are published together as a tuple). Futures inside
-        stay alive while published. Raises `KeyError` if a name exists already, unless
-        `override`; nothing is published then. A coroutine if asynchronous.
-        """
-        found = dict(kwargs)
-        if name is not None:
-            if not args:
-                raise ValueError("publish_dataset(value, name='x') needs the value to publish")
-            found[name] = args[0] if len(args) == 1 else args
-        elif args:
-            raise ValueError("publish_dataset needs name= for positional values")
-        return self._sync(published.publish, self, found, override)
-
-    def unpublish_dataset(self, name: str) -> Any:
-        """Remove the dataset `name` (if it exists); a coroutine if asynchronous."""
-        return self._sync(published.unpublish, self, name)
-
-    def list_datasets(self) -> Any:
-        """The names of the published datasets, sorted; a coroutine if asynchronous."""
-        return self._sync(published.list_names, self)
-
-    def get_dataset(self, name: str, default: Any = NO_DEFAULT) -> Any:
-        """The dataset `name`, with futures bound to this client.
-
-        Returns `default` if there is no such dataset, else raises `KeyError`. A
-        coroutine if asynchronous.
-        """
-        return self._sync(published.get, self, name, default)
-
-    def set_metadata(self, key: str | list[str], value: Any) -> Any:
-        """Store a small value on the scheduler under `key` for any client to read.
-
-        A list of keys walks nested dicts, creating them as needed:
-        ``set_metadata(["a", "b"], 1)`` makes ``get_metadata("a") == {"b": 1}``. Keys
-        are strings. A coroutine if asynchronous.
-        """
-        return self._sync(published.set_metadata, self, published.metadata_path(key), value)
-
-    def get_metadata(self, keys: str | list[str], default: Any = NO_DEFAULT) -> Any:
-        """The metadata at `keys` (a key or a list walking nested dicts).
-
-        Returns `default` if there is none, else raises `KeyError`. A coroutine if
-        asynchronous.
-        """
-        return self._sync(published.get_metadata, self, published.metadata_path(keys), default)
 
     # --- debugging failures (see `replay`) ----------------------------------------------
 
