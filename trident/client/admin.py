@@ -21,6 +21,7 @@ from ..protocol.serialize import dumps, loads
 from ..worker.profiling import merge
 from .future import load_traceback
 from .structures import futures_of
+from .transfer import resolve_workers
 
 if TYPE_CHECKING:
     from .core import ClientCore
@@ -157,7 +158,7 @@ class ClusterAdministration:
         """Send ``build(request_id)`` to each chosen worker; their `Reply` values by
         address (unreachable workers are left out)."""
         self._core.check_running()
-        targets = self._core._resolve_workers(workers) if self._core.workers else []
+        targets = resolve_workers(self._core.workers, workers) if self._core.workers else []
         peers = self._core.peers
         answers: dict[str, Any] = {}
 
@@ -301,7 +302,7 @@ class ClusterAdministration:
         self, build: Callable[[int], m.RunFunction], workers: list[str] | None
     ) -> dict[str, m.RunResult | BaseException]:
         self._core.check_running()
-        targets = self._core._resolve_workers(workers) if self._core.workers else []
+        targets = resolve_workers(self._core.workers, workers) if self._core.workers else []
         peers = self._core.peers
         results: dict[str, m.RunResult | BaseException] = {}
 

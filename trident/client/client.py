@@ -31,21 +31,25 @@ from ..actors.handle import Actor
 from ..comm.liveness import RECONNECT_TIMEOUT, SCHEDULER_TIMEOUT
 from ..dashboard.link import dashboard_url
 from ..protocol import messages as m
-from ..protocol.serialize import Serialized, dumps_function, dumps_task_args, token_of
-from ..protocol.unpicklable import unpicklable_error
 from ..scheduler.scheduler_file import read_scheduler_file, write_scheduler_file
 from ..security import Security
-from . import datasets as published
-from . import replay
+from . import replay, transfer
 from .admin import ClusterAdministration, worker_names
 from .collections import GraphMethods, use_as_dask_scheduler
 from .core import HEARTBEAT_INTERVAL, ClientCore
-from .datasets import NO_DEFAULT, Datasets
+from .datasets import DatasetMethods
 from .future import FINISHED, PENDING, Future, FutureState
 from .kernels import KernelMethods
 from .loop import LoopThread
 from .structures import futures_of, substitute
 from .task_group import TaskGroup
+from .task_specs import (
+    DEFAULT_MAX_CONCURRENCY,
+    TaskOptions,
+    pickle_function,
+    pop_actor_options,
+    task_spec,
+)
 
 if TYPE_CHECKING:
     from ..cluster.local import LocalCluster
@@ -56,31 +60,6 @@ _NO_DEFAULT = "__no_default__"
 _default_client: Client | None = None
 _default_lock = threading.Lock()
 _live_blocking_clients: weakref.WeakSet[Client] = weakref.WeakSet()
-
-
-@attrs.frozen
-class TaskOptions:
-    """Scheduling options shared by the tasks of one `submit` or `map` call."""
-
-    priority: int = 0
-    retries: int | None = None
-    workers: Any = None
-    allow_other_workers: bool = False
-    resources: dict[str, float] | None = None
-    timeout: float | None = None
-    actor: m.ActorOptions | None = None
-
-
-#: Concurrent ``async def`` method calls per actor, unless `max_concurrency` says otherwise.
-DEFAULT_MAX_CONCURRENCY = 1000
-
-
-def _pop_actor_options(kwargs: dict[str, Any]) -> m.ActorOptions:
-    max_restarts = int(kwargs.pop("max_restarts", 0))
-    max_concurrency = int(kwargs.pop("max_concurrency", DEFAULT_MAX_CONCURRENCY))
-    if max_restarts < 0 or max_concurrency < 1:
-        raise ValueError("max_restarts must be >= 0 and max_concurrency >= 1")
-    return m.ActorOptions(max_restarts, max_concurrency)
 
 
 def default_client() -> Client:
@@ -101,23 +80,7 @@ def _set_default(client: Client | None) -> None:
         use_as_dask_scheduler(client)
 
 
-def _function_name(func: Callable[..., Any]) -> str:
-    while hasattr(func, "func"):  # functools.partial
-        func = func.func
-    name = getattr(func, "__name__", None) or type(func).__name__
-    return "lambda" if name == "<lambda>" else name
-
-
-def _pickle_function(func: Callable[..., Any]) -> tuple[Serialized, str]:
-    """`dumps_function`, raising a `SerializationError` that names what fails."""
-    try:
-        return dumps_function(func)
-    except Exception as exc:
-        what = f"the function {_function_name(func)!r}"
-        raise unpicklable_error(what, {"function": func}, exc) from exc
-
-
-class Client(ClusterAdministration, GraphMethods, KernelMethods):
+class Client(ClusterAdministration, GraphMethods, KernelMethods, DatasetMethods):
     """Connect to a trident cluster and run computations on it.
 
     Arguments:
@@ -425,12 +388,12 @@ class Client(ClusterAdministration, GraphMethods, KernelMethods):
         if not callable(func):
             raise TypeError("the first argument to submit must be callable")
         self._check_open()
-        actor_options = _pop_actor_options(kwargs) if actor else None
+        actor_options = pop_actor_options(kwargs) if actor else None
         options = TaskOptions(
             priority, retries, workers, allow_other_workers, resources, timeout, actor_options
         )
-        function_payload, function_token = _pickle_function(func)
-        spec = self._task_spec(
+        function_payload, function_token = pickle_function(func)
+        spec = task_spec(
             func,
             function_token,
             args,
@@ -475,43 +438,6 @@ class Client(ClusterAdministration, GraphMethods, KernelMethods):
         )
         return Actor._from_future(future, cls)
 
-    def _task_spec(
-        self,
-        func: Callable[..., Any],
-        function_token: str,
-        args: tuple,
-        kwargs: dict[str, Any],
-        key: str | None,
-        pure: bool,
-        options: TaskOptions,
-        prefix: str | None = None,
-    ) -> m.TaskSpec:
-        try:
-            payload, dependencies = dumps_task_args(args, kwargs)
-        except Exception as exc:
-            task = f"task {key!r}" if key else f"a task of {prefix or _function_name(func)!r}"
-            roots: dict[str, object] = {"args": args, "kwargs": kwargs}
-            raise unpicklable_error(f"the arguments of {task}", roots, exc) from exc
-        if key is None:
-            name = prefix or _function_name(func)
-            if pure:
-                key = f"{name}-{token_of(function_token, payload.header, *payload.buffers)}"
-            else:
-                key = f"{name}-{uuid.uuid4().hex}"
-        return m.TaskSpec(
-            key,
-            function_token,
-            payload,
-            dependencies,
-            int(options.priority),
-            int(options.retries or 0),
-            worker_names(options.workers),
-            bool(options.allow_other_workers),
-            dict(options.resources) if options.resources else None,
-            float(options.timeout) if options.timeout is not None else None,
-            options.actor,
-        )
-
     def map(
         self,
         func: Callable[..., Any],
@@ -542,7 +468,7 @@ class Client(ClusterAdministration, GraphMethods, KernelMethods):
         options = TaskOptions(
             priority, retries, workers, allow_other_workers, resources, timeout, None
         )
-        function_payload, function_token = _pickle_function(func)
+        function_payload, function_token = pickle_function(func)
         argument_tuples = list(zip(*iterables, strict=False))
         if isinstance(key, (list, tuple)):
             if len(key) != len(argument_tuples):
@@ -553,7 +479,7 @@ class Client(ClusterAdministration, GraphMethods, KernelMethods):
             keys = [None] * len(argument_tuples)
             prefix = key
         specs = [
-            self._task_spec(func, function_token, args, kwargs, k, pure, options, prefix)
+            task_spec(func, function_token, args, kwargs, k, pure, options, prefix)
             for args, k in zip(argument_tuples, keys, strict=True)
         ]
         states = self._core.add_tasks(specs, {function_token: function_payload})
@@ -636,13 +562,13 @@ class Client(ClusterAdministration, GraphMethods, KernelMethods):
                     if s.status == FINISHED and s.payload is not None
                 }
             else:
-                values = self._sync(self._core.gather_values, states, errors)
+                values = self._sync(transfer.gather_values, self._core, states, errors)
         return substitute(futures, values, skip_missing=errors == "skip")
 
     async def _gather_async(self, futures: Any, states: list[FutureState], errors: str) -> Any:
         pending = any(s.status == PENDING for s in states)
         with self._waiting() if pending else contextlib.nullcontext():
-            values = await self._core.gather_values(states, errors)
+            values = await transfer.gather_values(self._core, states, errors)
         return substitute(futures, values, skip_missing=errors == "skip")
 
     def scatter(
@@ -685,8 +611,14 @@ class Client(ClusterAdministration, GraphMethods, KernelMethods):
         broadcast: bool,
         timeout: float,
     ) -> Any:
-        states = await self._core.scatter(
-            values, keys, hash=hash, workers=workers, broadcast=broadcast, timeout=timeout
+        states = await transfer.scatter(
+            self._core,
+            values,
+            keys,
+            hash=hash,
+            workers=workers,
+            broadcast=broadcast,
+            timeout=timeout,
         )
         futures = [Future._adopt(s.key, self, s) for s in states]
         if isinstance(data, dict):
@@ -814,66 +746,7 @@ class Client(ClusterAdministration, GraphMethods, KernelMethods):
         `workers` restricts the answer to some workers (addresses or names); a worker
         that cannot be reached is left out. A coroutine if asynchronous.
         """
-        return self._sync(self._core.worker_logs, n, worker_names(workers))
-
-    # --- datasets and metadata (see `client.datasets`) ---------------------------------------
-
-    @property
-    def datasets(self) -> Datasets:
-        """The published datasets as a dict: ``client.datasets["name"]`` (see `Datasets`)."""
-        return Datasets(self)
-
-    def publish_dataset(
-        self, *args: Any, name: str | None = None, override: bool = False, **kwargs: Any
-    ) -> Any:
-        """Publish values under names, for every client of the cluster to get.
-
-        ``publish_dataset(value, name="x")`` or ``publish_dataset(x=value, y=other)``
-        (several positional values are published together as a tuple). Futures inside
-        stay alive while published. Raises `KeyError` if a name exists already, unless
-        `override`; nothing is published then. A coroutine if asynchronous.
-        """
-        found = dict(kwargs)
-        if name is not None:
-            if not args:
-                raise ValueError("publish_dataset(value, name='x') needs the value to publish")
-            found[name] = args[0] if len(args) == 1 else args
-        elif args:
-            raise ValueError("publish_dataset needs name= for positional values")
-        return self._sync(published.publish, self, found, override)
-
-    def unpublish_dataset(self, name: str) -> Any:
-        """Remove the dataset `name` (if it exists); a coroutine if asynchronous."""
-        return self._sync(published.unpublish, self, name)
-
-    def list_datasets(self) -> Any:
-        """The names of the published datasets, sorted; a coroutine if asynchronous."""
-        return self._sync(published.list_names, self)
-
-    def get_dataset(self, name: str, default: Any = NO_DEFAULT) -> Any:
-        """The dataset `name`, with futures bound to this client.
-
-        Returns `default` if there is no such dataset, else raises `KeyError`. A
-        coroutine if asynchronous.
-        """
-        return self._sync(published.get, self, name, default)
-
-    def set_metadata(self, key: str | list[str], value: Any) -> Any:
-        """Store a small value on the scheduler under `key` for any client to read.
-
-        A list of keys walks nested dicts, creating them as needed:
-        ``set_metadata(["a", "b"], 1)`` makes ``get_metadata("a") == {"b": 1}``. Keys
-        are strings. A coroutine if asynchronous.
-        """
-        return self._sync(published.set_metadata, self, published.metadata_path(key), value)
-
-    def get_metadata(self, keys: str | list[str], default: Any = NO_DEFAULT) -> Any:
-        """The metadata at `keys` (a key or a list walking nested dicts).
-
-        Returns `default` if there is none, else raises `KeyError`. A coroutine if
-        asynchronous.
-        """
-        return self._sync(published.get_metadata, self, published.metadata_path(keys), default)
+        return self._sync(transfer.worker_logs, self._core, n, worker_names(workers))
 
     # --- debugging failures (see `replay`) ----------------------------------------------
 

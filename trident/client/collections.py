@@ -16,13 +16,13 @@ import threading
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from ..protocol import messages as m
 from ..protocol.serialize import Serialized
 from .future import FINISHED, PENDING, Future
 from .graphs import GraphPlan, as_graph, dask_priorities, flatten_keys, map_keys, trident_key
+from .task_specs import TaskOptions, pickle_function, task_spec
 
 if TYPE_CHECKING:
-    from .client import Client, TaskOptions
+    from .client import Client
     from .core import ClientCore
     from .executor import ClientExecutor
 
@@ -50,7 +50,6 @@ class GraphMethods:
 
         def _sync(self, async_fn: Callable[..., Any], *args: Any) -> Any: ...
         def _check_open(self) -> None: ...
-        def _task_spec(self, *args: Any, **kwargs: Any) -> m.TaskSpec: ...
         def _register_submitted(self, keys: list[str]) -> None: ...
         def gather(self, futures: Any, errors: str = "raise") -> Any: ...
 
@@ -98,15 +97,11 @@ class GraphMethods:
         retries: int | None,
         priority: int,
     ) -> TaskOptions:
-        from .client import TaskOptions
-
         return TaskOptions(priority, retries, workers, allow_other_workers, resources)
 
     def _submit_graph(self, graph: Any, keys: Any, options: TaskOptions) -> Any:
         """Submit the tasks of `graph` as one `UpdateGraph`; return futures for `keys`
         (in their shape)."""
-        from .client import _pickle_function
-
         self._check_open()
         plan = GraphPlan(graph, self._core.futures)
         wanted = list(flatten_keys(keys))
@@ -116,11 +111,9 @@ class GraphMethods:
         specs = []
         functions: dict[str, Serialized] = {}
         for task in plan.order(dask_priorities(graph, plan.names)):
-            payload, token = _pickle_function(task.function)
+            payload, token = pickle_function(task.function)
             functions[token] = payload
-            specs.append(
-                self._task_spec(task.function, token, task.args, {}, task.key, True, options)
-            )
+            specs.append(task_spec(task.function, token, task.args, {}, task.key, True, options))
         states = self._core.add_tasks(specs, functions)
         self._register_submitted([spec.key for spec in specs])
         futures = {

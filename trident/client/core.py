@@ -17,6 +17,8 @@ under the same client id (`ResumeClient`): futures keep waiting, and those whose
 the scheduler no longer knows fail with `SchedulerLostError`. Requests that were
 waiting for a reply when the connection broke fail with `SchedulerLostError`. If it
 cannot reconnect in time, every pending future fails that way and the client closes.
+Opening, reconnecting and resuming are `reconnection.Reconnection`'s job; moving data
+straight to and from workers (gather, scatter, worker logs) is `transfer`'s.
 """
 
 from __future__ import annotations
@@ -26,35 +28,33 @@ import concurrent.futures
 import contextlib
 import itertools
 import logging
-import random
 import ssl
 import threading
 import uuid
-from collections import OrderedDict, defaultdict, deque
+from collections import deque
 from collections.abc import Callable, Iterable
-from functools import partial
 from typing import TYPE_CHECKING, Any
 
 import anyio
 import sniffio
 import trio
 
-from .._exceptions import FutureLostError, SchedulerError, SchedulerLostError
+from .._exceptions import SchedulerError, SchedulerLostError
 from ..actors.calls import ActorCalls
-from ..comm import handshake
 from ..comm.batched import BatchedSender
 from ..comm.connection import Connection, ConnectionClosed
-from ..comm.liveness import RECONNECT_TIMEOUT, SCHEDULER_TIMEOUT, SilenceWatch, reconnect
-from ..comm.rpc import PeerPool, PeerUnavailable
+from ..comm.liveness import RECONNECT_TIMEOUT, SCHEDULER_TIMEOUT, SilenceWatch
+from ..comm.rpc import PeerPool
 from ..comm.streams import StreamClosed
-from ..comm.transports import connect
 from ..protocol import messages as m
 from ..protocol.errors import ProtocolError
 from ..protocol.failures import error_info_for
-from ..protocol.serialize import Serialized, dumps, loads, token_of
+from ..protocol.serialize import Serialized, loads
+from . import transfer
 from .context import loading_for
 from .future import CANCELLED, FINISHED, LOST, PENDING, FutureState
 from .output import OutputPrinter
+from .reconnection import Reconnection
 
 if TYPE_CHECKING:
     from .client import Client
@@ -62,12 +62,8 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger("trident.client")
 
-#: How often a gather retries keys whose data moved or was lost before giving up.
-GATHER_ATTEMPTS = 20
 #: Seconds between the client's heartbeats to the scheduler.
 HEARTBEAT_INTERVAL = 1.0
-#: Function payloads kept to define them again for a scheduler that forgot the client.
-FUNCTIONS_KEPT = 10_000
 HEARTBEAT = m.Heartbeat()
 
 
@@ -143,15 +139,9 @@ class ClientCore:
         self._refcount: dict[str, int] = {}
         self._released: deque[str] = deque()
         self._outgoing: list[Any] = []
-        self._lost_function: list[str] = []
-        #: pending futures the scheduler did not know when the client resumed
-        self._unknown: list[tuple[FutureState, m.ErrorInfo]] = []
         self._functions_sent: set[str] = set()
         self._pending_functions: dict[str, Serialized] = {}
-        #: payloads of functions sent, newest last (see `_resumed_afresh`)
-        self._function_payloads: OrderedDict[str, Serialized] = OrderedDict()
-        #: set while resuming, until the scheduler says `ClientResumed`
-        self._resumed: anyio.Event | None = None
+        self._reconnection = Reconnection(self)
         self._flush_scheduled = False
         self._call_soon: Callable[..., Any] | None = None
         self._loop_thread: threading.Thread | None = None
@@ -183,7 +173,7 @@ class ClientCore:
             m.TaskOutput: self._on_task_output,
             m.Heartbeat: _ignore,
             m.ClientWelcome: self._on_welcome,
-            m.ClientResumed: self._on_resumed,
+            m.ClientResumed: self._reconnection.on_resumed,
         }
 
     # --- lifecycle --------------------------------------------------------------------
@@ -201,7 +191,7 @@ class ClientCore:
         connection: Connection | None = None
         try:
             with anyio.fail_after(self.timeout):
-                connection = await self._open(resume=False)
+                connection = await self._reconnection.open(resume=False)
             async with anyio.create_task_group() as tg:
                 self._task_group = tg
                 self._peers = PeerPool(
@@ -217,7 +207,7 @@ class ClientCore:
                 while connection is not None and await self._session(connection):
                     with anyio.CancelScope(shield=True):
                         await connection.aclose()
-                    connection = await self._reconnect()
+                    connection = await self._reconnection.reconnect()
                 self._peers.close()
                 tg.cancel_scope.cancel()
         finally:
@@ -231,47 +221,6 @@ class ClientCore:
             if self._callback_executor is not None:
                 self._callback_executor.shutdown(wait=False)
             self.stopped.set()
-
-    async def _open(self, *, resume: bool) -> Connection:
-        """Connect, authenticate and register (or resume); return the connection.
-
-        What arrives with the welcome (`SchedulerServices`, and on resume the outcome
-        of every key up to `ClientResumed`) is handled before this returns.
-        """
-        stream = await connect(self.address, ssl_context=self._ssl_context)
-        connection = Connection(stream, peer=self.address)
-        try:
-            await handshake.offer(connection, role="client", name=self.name, token=self._token)
-            if resume:
-                self._resumed = anyio.Event()
-                registration: Any = m.ResumeClient(self.client_id, self.name, self._resumable())
-            else:
-                registration = m.RegisterClient(self.client_id, self.name)
-            await connection.send([registration])
-            first = await connection.receive()
-            if not first or not isinstance(first[0], m.ClientWelcome):
-                raise ProtocolError(f"expected ClientWelcome, got {first!r}")
-            self._handle_messages(first)
-            while self._resumed is not None and not self._resumed.is_set():
-                self._handle_messages(await connection.receive())
-        except BaseException:
-            with anyio.CancelScope(shield=True):
-                await connection.aclose()
-            raise
-        finally:
-            self._resumed = None
-        return connection
-
-    def _resumable(self) -> list[str]:
-        """Keys to resume: futures held whose submission left the client."""
-        with self.lock:
-            queued = set()
-            for item in self._outgoing:
-                if type(item) is m.TaskSpec:
-                    queued.add(item.key)
-                elif type(item) is m.UpdateGraph:
-                    queued.update(spec.key for spec in item.tasks)
-            return [key for key in self.futures if key not in queued]
 
     async def _session(self, connection: Connection) -> bool:
         """Serve one connection until the client closes (False) or the connection is
@@ -323,46 +272,6 @@ class ClientCore:
         for pending in self._requests.values():
             pending.event.set()
         self._requests.clear()
-
-    async def _reconnect(self) -> Connection | None:
-        """Try to reach the scheduler again; None when closing or out of time (every
-        pending future then fails with `SchedulerLostError`)."""
-        assert self._closing is not None
-        closing = self._closing
-        connection: Connection | None = None
-        async with anyio.create_task_group() as tg:
-
-            async def attempt() -> None:
-                nonlocal connection
-                connection = await reconnect(
-                    partial(self._open, resume=True),
-                    within=self.reconnect_timeout,
-                    what=f"client {self.client_id}",
-                    logger=logger,
-                )
-                tg.cancel_scope.cancel()
-
-            async def until_closing() -> None:
-                await closing.wait()
-                tg.cancel_scope.cancel()
-
-            tg.start_soon(attempt)
-            tg.start_soon(until_closing)
-        if connection is not None:
-            if closing.is_set():
-                with anyio.CancelScope(shield=True):
-                    await connection.aclose()
-                return None
-            self.status = "running"
-            logger.log(self.loss_log_level, "client %s: reconnected", self.client_id)
-            return connection
-        if not closing.is_set():
-            self._fail_pending(
-                f"the client lost the scheduler at {self.address} and could not reach it "
-                f"again within {self.reconnect_timeout:g} s",
-                lost=True,
-            )
-        return None
 
     def _bind_loop(self) -> None:
         self._loop_thread = threading.current_thread()
@@ -461,75 +370,6 @@ class ClientCore:
         if self._workers_changed is not None:
             self._workers_changed.set()
             self._workers_changed = anyio.Event()
-
-    def _on_resumed(self, msg: m.ClientResumed) -> None:
-        unknown, self._unknown = self._unknown, []
-        if msg.known:
-            # The scheduler kept this client, yet never saw these submissions: they were
-            # in transit when the connection broke. Submit them again.
-            self._submit_again([fs for fs, _ in unknown])
-        else:
-            self._resumed_afresh()
-            for fs, error in unknown:
-                self.transition(fs, fs.set_error, error)
-        if self.output.loggers:
-            self._outgoing_first(m.ForwardOutput(True))
-        if self._resumed is not None:
-            self._resumed.set()
-
-    def _resumed_afresh(self) -> None:
-        """The scheduler forgot this client: define again the functions of the tasks
-        still queued; a task whose function payload is no longer kept fails."""
-        with self.lock:
-            self._functions_sent.clear()
-            kept = []
-            for item in self._outgoing:
-                if type(item) is m.TaskSpec:
-                    token = item.function
-                    payload = self._pending_functions.get(token)
-                    if payload is None:
-                        payload = self._function_payloads.get(token)
-                    if payload is None:
-                        self._lost_function.append(item.key)
-                        continue
-                    self._pending_functions[token] = payload
-                    self._functions_sent.add(token)
-                kept.append(item)
-            self._outgoing = kept
-        lost, self._lost_function = self._lost_function, []
-        for key in lost:
-            fs = self.futures.get(key)
-            if fs is not None and fs.status == PENDING:
-                error = SchedulerLostError(
-                    f"task {key!r} was submitted while the client was disconnected and the "
-                    "scheduler forgot its function; submit it again"
-                )
-                self.transition(fs, fs.set_lost, error_info_for(error))
-
-    def _submit_again(self, states: list[FutureState]) -> None:
-        """Queue the submissions of `states` first, with their functions' definitions."""
-        specs = []
-        missing = []
-        with self.lock:
-            for fs in states:
-                assert fs.spec is not None
-                payload = self._function_payloads.get(fs.spec.function)
-                if payload is None:
-                    missing.append(fs)
-                    continue
-                self._pending_functions[fs.spec.function] = payload
-                specs.append(fs.spec)
-            self._outgoing[:0] = specs
-        for fs in missing:
-            error = SchedulerLostError(
-                f"task {fs.key!r} was lost with the connection to the scheduler and its "
-                "function is no longer kept; submit it again"
-            )
-            self.transition(fs, fs.set_lost, error_info_for(error))
-
-    def _outgoing_first(self, message: Any) -> None:
-        with self.lock:
-            self._outgoing.insert(0, message)
 
     # --- outgoing (any thread) -------------------------------------------------------
 
@@ -646,18 +486,11 @@ class ClientCore:
                 outgoing, self._outgoing = self._outgoing, []
                 functions, self._pending_functions = self._pending_functions, {}
                 if functions:
-                    self._keep_functions(functions)
+                    self._reconnection.keep_functions(functions)
             if outgoing:
                 sender.send_now(_batch_messages(outgoing, functions))
         except Exception:
             logger.exception("client %s failed to send its queue", self.client_id)
-
-    def _keep_functions(self, functions: dict[str, Serialized]) -> None:
-        """Remember sent function payloads, the newest `FUNCTIONS_KEPT` (under the lock)."""
-        kept = self._function_payloads
-        kept.update(functions)
-        while len(kept) > FUNCTIONS_KEPT:
-            kept.popitem(last=False)
 
     # --- incoming (loop) -------------------------------------------------------------
 
@@ -690,8 +523,9 @@ class ClientCore:
         fs = self.futures.get(msg.key)
         if fs is None:
             return
-        if self._resumed is not None and fs.spec is not None and fs.status == PENDING:
-            self._unknown.append((fs, msg.error))  # lost in transit? see _on_resumed
+        reconnection = self._reconnection
+        if reconnection.resuming is not None and fs.spec is not None and fs.status == PENDING:
+            reconnection.unknown.append((fs, msg.error))  # lost in transit? see on_resumed
             return
         # A finished key whose data only workers held can fail too: its data is gone
         # (the scheduler forgot it while the client was disconnected).
@@ -834,82 +668,9 @@ class ClientCore:
     async def gather_values(
         self, states: list[FutureState], errors: str = "raise", *, localize: bool = True
     ) -> dict[str, Any]:
-        """The values of finished states; raises (or skips) erred and cancelled ones.
-
-        With `localize`, values that bind to a client (actor handles) bind to this one.
-        """
-        results: dict[str, Any] = {}
-        todo = list({id(fs): fs for fs in states}.values())
-        for attempt in range(GATHER_ATTEMPTS + 1):
-            remote = []
-            for fs in todo:
-                if fs.status == PENDING:
-                    await fs.wait()
-                if fs.status == FINISHED:
-                    if fs.payload is not None:
-                        results[fs.key] = self.load(fs.payload, localize=localize)
-                    else:
-                        remote.append(fs)
-                elif errors == "raise":
-                    raise fs.exception_object()
-            if not remote:
-                return results
-            results.update(await self._fetch([fs.key for fs in remote], localize))
-            todo = [fs for fs in remote if fs.key not in results]
-            if not todo:
-                return results
-            await anyio.sleep(min(0.005 * 2**attempt, 0.5))
-        raise FutureLostError(f"could not gather {[fs.key for fs in todo][:10]} from any worker")
-
-    async def _fetch(self, keys: list[str], localize: bool) -> dict[str, Any]:
-        """Fetch values straight from the workers that hold them; missing keys are absent."""
-        who_has = await self.request(lambda rid: m.WhoHasRequest(rid, keys))
-        by_worker: dict[str, list[str]] = defaultdict(list)
-        for key in keys:
-            holders = who_has.get(key) or []
-            if holders:
-                by_worker[random.choice(holders)].append(key)
-        results: dict[str, Any] = {}
-        assert self._peers is not None
-        peers = self._peers
-
-        async def fetch_from(address: str, worker_keys: list[str]) -> None:
-            try:
-                reply = await peers.request(address, lambda rid: m.GetData(rid, worker_keys))
-            except PeerUnavailable as exc:
-                logger.info("client: cannot fetch from %s: %s", address, exc)
-                return
-            for key, payload in reply.data.items():
-                results[key] = self.load(payload, localize=localize)
-
-        async with anyio.create_task_group() as tg:
-            for address, worker_keys in by_worker.items():
-                tg.start_soon(fetch_from, address, worker_keys)
-        return results
-
-    async def worker_logs(
-        self, n: int | None, workers: list[str] | None
-    ) -> dict[str, list[tuple[str, str]]]:
-        """Each chosen worker's last `n` log records; unreachable workers are left out."""
-        self.check_running()
-        targets = self._resolve_workers(workers)
-        assert self._peers is not None
-        peers = self._peers
-        logs: dict[str, list[tuple[str, str]]] = {}
-
-        async def ask(address: str) -> None:
-            try:
-                reply = await peers.request(address, lambda rid: m.LogsRequest(rid, n))
-            except PeerUnavailable as exc:
-                logger.info("client: cannot get the logs of %s: %s", address, exc)
-                return
-            if isinstance(reply, m.Reply) and reply.error is None:
-                logs[address] = [(level, text) for level, text in reply.value]
-
-        async with anyio.create_task_group() as tg:
-            for address in targets:
-                tg.start_soon(ask, address)
-        return {address: logs[address] for address in targets if address in logs}
+        """`transfer.gather_values` with this core, for callers outside the client
+        package (actor calls)."""
+        return await transfer.gather_values(self, states, errors, localize=localize)
 
     async def restart(self, timeout: float | None, wait_for_workers: bool) -> None:
         """Ask the scheduler to restart the cluster; return once it answered.
@@ -926,65 +687,6 @@ class ClientCore:
                 assert self._workers_changed is not None
                 await self._workers_changed.wait()
 
-    async def scatter(
-        self,
-        values: list[Any],
-        keys: list[str] | None,
-        *,
-        hash: bool,
-        workers: list[str] | None,
-        broadcast: bool,
-        timeout: float | None,
-    ) -> list[FutureState]:
-        """Store `values` on workers directly and register them with the scheduler."""
-        self.check_running()
-        payloads = [dumps(value) for value in values]
-        if keys is None:
-            keys = [
-                f"{type(value).__name__}-"
-                + (token_of(p.header, *p.buffers) if hash else uuid.uuid4().hex)
-                for value, p in zip(values, payloads, strict=True)
-            ]
-        await self.wait_for_workers(1, timeout)
-        targets = self._resolve_workers(workers)
-        placement: dict[str, dict[str, Serialized]] = defaultdict(dict)
-        who_has: dict[str, list[str]] = defaultdict(list)
-        offset = random.randrange(len(targets))
-        for i, (key, payload) in enumerate(zip(keys, payloads, strict=True)):
-            chosen = targets if broadcast else [targets[(offset + i) % len(targets)]]
-            for address in chosen:
-                placement[address][key] = payload
-                who_has[key].append(address)
-        nbytes: dict[str, int] = {}
-        assert self._peers is not None
-        peers = self._peers
-
-        async def put(address: str, data: dict[str, Serialized]) -> None:
-            reply = await peers.request(address, lambda rid: m.PutData(rid, data))
-            if reply.error is not None:
-                raise SchedulerError(f"worker {address} refused scattered data: {reply.error}")
-            nbytes.update(reply.value)
-
-        async with anyio.create_task_group() as tg:
-            for address, data in placement.items():
-                tg.start_soon(put, address, data)
-        type_names = {
-            key: type(value).__qualname__ for key, value in zip(keys, values, strict=True)
-        }
-        return self.add_finished(list(keys), type_names, nbytes, dict(who_has))
-
-    def _resolve_workers(self, workers: list[str] | None) -> list[str]:
-        if not workers:
-            return list(self.workers)
-        chosen = [
-            address
-            for address, info in self.workers.items()
-            if address in workers or info.name in workers
-        ]
-        if not chosen:
-            raise ValueError(f"no connected worker matches {workers}")
-        return chosen
-
     async def cancel(self, keys: list[str], force: bool, reason: str | None) -> None:
         self.cancel_now(keys, force, reason)
         await anyio.lowlevel.checkpoint()
@@ -1000,30 +702,16 @@ class ClientCore:
     # --- waiting helpers (loop) ----------------------------------------------------------
 
     async def result_async(self, fs: FutureState, timeout: float | None) -> Any:
+        """Wait for `fs` and return its value, fetched from a worker if need be.
+
+        Raises `TimeoutError` after `timeout` seconds, and the future's exception (or
+        `CancelledError`) if it did not finish. A checkpoint.
+        """
         with anyio.fail_after(timeout):
             await fs.wait()
         if fs.status == FINISHED and fs.payload is not None:
             return self.load(fs.payload)
-        return (await self.gather_values([fs]))[fs.key]
-
-    async def exception_async(self, fs: FutureState, timeout: float | None) -> BaseException | None:
-        with anyio.fail_after(timeout):
-            await fs.wait()
-        if fs.status == FINISHED:
-            return None
-        exc = fs.exception_object()
-        if fs.status == CANCELLED:
-            raise exc
-        return exc
-
-    async def traceback_async(self, fs: FutureState, timeout: float | None) -> Any:
-        from .future import load_traceback
-
-        with anyio.fail_after(timeout):
-            await fs.wait()
-        if fs.status == CANCELLED:
-            raise fs.exception_object()
-        return load_traceback(fs.error) if fs.error is not None else None
+        return (await transfer.gather_values(self, [fs]))[fs.key]
 
     def add_listener(self, fs: FutureState, listener: Callable[[FutureState], None]) -> bool:
         """Register `listener` for the next transition; False if `fs` is already done."""

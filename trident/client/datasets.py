@@ -1,14 +1,15 @@
 """Published datasets and scheduler metadata: the client's side.
 
-`Client.publish_dataset` and friends call the coroutines here; `Datasets` is the
-dict-like ``client.datasets``. Dataset values are stored values (see `stored`): futures
-inside keep their keys alive while published and come back as futures of the reading
-client. Metadata is a tree of dicts with string keys; other values are pickled leaves.
+`DatasetMethods` gives `Client` `publish_dataset` and friends, which run the
+coroutines here; `Datasets` is the dict-like ``client.datasets``. Dataset values are
+stored values (see `stored`): futures inside keep their keys alive while published and
+come back as futures of the reading client. Metadata is a tree of dicts with string
+keys; other values are pickled leaves.
 """
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator, MutableMapping
+from collections.abc import AsyncIterator, Callable, Iterator, MutableMapping
 from typing import TYPE_CHECKING, Any
 
 from ..protocol import messages as m
@@ -77,12 +78,12 @@ def from_tree(tree: Any) -> Any:
     return tree
 
 
-async def set_metadata(client: Client, keys: list[str], value: Any) -> None:
+async def store_metadata(client: Client, keys: list[str], value: Any) -> None:
     tree = to_tree(value)
     await client._core.request(lambda rid: m.SetMetadata(rid, keys, tree))
 
 
-async def get_metadata(client: Client, keys: list[str], default: Any = NO_DEFAULT) -> Any:
+async def read_metadata(client: Client, keys: list[str], default: Any = NO_DEFAULT) -> Any:
     """The metadata at `keys`; `default` if there is none, else `KeyError`."""
     found, tree = await client._core.request(lambda rid: m.GetMetadata(rid, keys))
     if not found:
@@ -144,3 +145,68 @@ class Datasets(MutableMapping[str, Any]):
     def _blocking(self, what: str, instead: str) -> None:
         if self._client.asynchronous:
             raise TypeError(f"{what} needs a blocking client; use {instead!r} instead")
+
+
+class DatasetMethods:
+    """Mixed into `Client`: publishing datasets and reading and writing metadata."""
+
+    if TYPE_CHECKING:
+
+        def _sync(self, async_fn: Callable[..., Any], *args: Any) -> Any: ...
+
+    @property
+    def datasets(self) -> Datasets:
+        """The published datasets as a dict: ``client.datasets["name"]`` (see `Datasets`)."""
+        return Datasets(self)  # type: ignore[arg-type]
+
+    def publish_dataset(
+        self, *args: Any, name: str | None = None, override: bool = False, **kwargs: Any
+    ) -> Any:
+        """Publish values under names, for every client of the cluster to get.
+
+        ``publish_dataset(value, name="x")`` or ``publish_dataset(x=value, y=other)``
+        (several positional values are published together as a tuple). Futures inside
+        stay alive while published. Raises `KeyError` if a name exists already, unless
+        `override`; nothing is published then. A coroutine if asynchronous.
+        """
+        found = dict(kwargs)
+        if name is not None:
+            if not args:
+                raise ValueError("publish_dataset(value, name='x') needs the value to publish")
+            found[name] = args[0] if len(args) == 1 else args
+        elif args:
+            raise ValueError("publish_dataset needs name= for positional values")
+        return self._sync(publish, self, found, override)
+
+    def unpublish_dataset(self, name: str) -> Any:
+        """Remove the dataset `name` (if it exists); a coroutine if asynchronous."""
+        return self._sync(unpublish, self, name)
+
+    def list_datasets(self) -> Any:
+        """The names of the published datasets, sorted; a coroutine if asynchronous."""
+        return self._sync(list_names, self)
+
+    def get_dataset(self, name: str, default: Any = NO_DEFAULT) -> Any:
+        """The dataset `name`, with futures bound to this client.
+
+        Returns `default` if there is no such dataset, else raises `KeyError`. A
+        coroutine if asynchronous.
+        """
+        return self._sync(get, self, name, default)
+
+    def set_metadata(self, key: str | list[str], value: Any) -> Any:
+        """Store a small value on the scheduler under `key` for any client to read.
+
+        A list of keys walks nested dicts, creating them as needed:
+        ``set_metadata(["a", "b"], 1)`` makes ``get_metadata("a") == {"b": 1}``. Keys
+        are strings. A coroutine if asynchronous.
+        """
+        return self._sync(store_metadata, self, metadata_path(key), value)
+
+    def get_metadata(self, keys: str | list[str], default: Any = NO_DEFAULT) -> Any:
+        """The metadata at `keys` (a key or a list walking nested dicts).
+
+        Returns `default` if there is none, else raises `KeyError`. A coroutine if
+        asynchronous.
+        """
+        return self._sync(read_metadata, self, metadata_path(keys), default)

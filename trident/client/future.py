@@ -277,11 +277,15 @@ class Future:
 
     async def _exception_async(self, timeout: float | None) -> Any:
         with self._waiting():
-            return await self._client._core.exception_async(self._state, timeout)
+            with anyio.fail_after(timeout):
+                await self._state.wait()
+            return self._exception_now()
 
     async def _traceback_async(self, timeout: float | None) -> Any:
         with self._waiting():
-            return await self._client._core.traceback_async(self._state, timeout)
+            with anyio.fail_after(timeout):
+                await self._state.wait()
+            return self._traceback_now()
 
     def _waiting(self) -> contextlib.AbstractContextManager[None]:
         """`Client._waiting` while the future is pending (a task waiting secedes)."""

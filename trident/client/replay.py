@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..protocol import messages as m
 from ..protocol.serialize import loads, loads_task_args
+from . import transfer
 from .context import loading_for
 from .future import ERROR, Future
 from .structures import futures_of
@@ -59,7 +60,7 @@ async def failed_call(client: Client, futures: Any) -> tuple[Any, tuple, dict[st
     """``(function, args, kwargs)`` of the failed task, with its inputs fetched."""
     function, payload, dependencies = await _cause(client, futures)
     inputs = [Future(key, client) for key in dependencies]
-    values = await client._core.gather_values([f._state for f in inputs])
+    values = await transfer.gather_values(client._core, [f._state for f in inputs])
     with loading_for(client):
         args, kwargs = loads_task_args(payload, values)
     return function, args, kwargs
