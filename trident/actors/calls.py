@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 import anyio
 
 from .._exceptions import ActorDied, ActorRestarted
+from ..client import transfer
 from ..client.future import FINISHED, PENDING, Future, FutureState
 from ..comm.rpc import PeerUnavailable
 from ..protocol import messages as m
@@ -227,7 +228,7 @@ class ActorCalls:
                 raise ActorDied(f"actor {channel.key!r} is gone: {reason}") from reason
             if channel.failed_restarts is None and channel.location is not None:
                 return channel.location
-            values = await self._core.gather_values([state], localize=False)
+            values = await transfer.gather_values(self._core, [state], localize=False)
             location = values[state.key]
             assert isinstance(location, ActorLocation)
             if channel.failed_restarts is None or location.restarts > channel.failed_restarts:

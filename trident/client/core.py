@@ -665,13 +665,6 @@ class ClientCore:
         if self.status not in ("running", "reconnecting"):
             raise RuntimeError(f"the client is {self.status}")
 
-    async def gather_values(
-        self, states: list[FutureState], errors: str = "raise", *, localize: bool = True
-    ) -> dict[str, Any]:
-        """`transfer.gather_values` with this core, for callers outside the client
-        package (actor calls)."""
-        return await transfer.gather_values(self, states, errors, localize=localize)
-
     async def restart(self, timeout: float | None, wait_for_workers: bool) -> None:
         """Ask the scheduler to restart the cluster; return once it answered.
 
