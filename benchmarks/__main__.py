@@ -19,7 +19,7 @@ import sys
 import time
 from typing import Any
 
-from .floor import loopback_mb_per_s
+from .floor import floor_mb_per_s
 from .runtimes import STARTERS, available
 from .scenarios import SCENARIOS, Scenario
 
@@ -113,8 +113,11 @@ def main() -> int:
     print("cluster start (s): " + ", ".join(f"{r} {t:.2f}" for r, t in startup.items()))
     floor = None
     if any(s.unit == "MB/s" for s in chosen):
-        floor = loopback_mb_per_s()
-        print(f"floor for the MB/s rows: raw loopback TCP between two processes {floor:,.0f} MB/s")
+        floor = floor_mb_per_s()
+        print(
+            "floor for the MB/s rows: raw loopback TCP between two processes, "
+            + ", ".join(f"into a {kind} {rate:,.0f} MB/s" for kind, rate in floor.items())
+        )
     print("(vs X: how many times better trident is than X)")
     if args.json:
         with open(args.json, "w") as f:

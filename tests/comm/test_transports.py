@@ -7,14 +7,17 @@ import asyncio
 import os
 from functools import partial
 
+import numpy as np
 import pytest
 import trio
 
 from trident.comm.address import AddressError, parse_address, parse_host_port
+from trident.comm.buffers import MAPPED_BYTES, receive_buffer
 from trident.comm.connection import Connection, ConnectionClosed
 from trident.comm.transports import connect, serve, unique_inproc_address
 from trident.protocol import messages as m
 from trident.protocol.errors import ProtocolError
+from trident.protocol.serialize import dumps, loads
 
 ADDRESSES = ["tcp://127.0.0.1:0", "tls://127.0.0.1:0", "inproc"]
 
@@ -87,6 +90,47 @@ async def test_connections_carry_messages_and_report_clean_close(kind, contexts)
         with pytest.raises(ConnectionClosed):
             await conn.receive()
         nursery.cancel_scope.cancel()
+
+
+@pytest.mark.parametrize("kind", ADDRESSES)
+async def test_large_buffers_arrive_whole_and_outlive_the_connection(kind, contexts):
+    """A frame past `MAPPED_BYTES` lands in a mapping of its own; the array unpickled
+    from it is intact, writable and stays valid after the connection is gone."""
+    server_context, client_context = contexts
+    sent = np.random.default_rng(1).random(MAPPED_BYTES // 8 * 3 + 7)
+    got: list[np.ndarray] = []
+
+    async def handler(stream):
+        conn = Connection(stream)
+        conn.authenticated = True
+        (msg,) = await conn.receive()
+        got.append(loads(msg.value))
+        await conn.send([m.Goodbye("done")])
+        await conn.aclose()
+
+    async with trio.open_nursery() as nursery:
+        address = await nursery.start(
+            partial(serve, ssl_context=server_context), listen_address(kind), handler
+        )
+        conn = Connection(await connect(address, ssl_context=client_context))
+        conn.authenticated = True
+        await conn.send([m.RunResult(1, dumps(sent), None)])
+        assert await conn.receive() == [m.Goodbye("done")]
+        await conn.aclose()
+        nursery.cancel_scope.cancel()
+    (array,) = got
+    assert np.array_equal(array, sent)
+    array[0] = -1.0  # writable, like a bytearray-backed one
+    assert array[0] == -1.0
+
+
+def test_receive_buffers_are_writable_and_sized():
+    small, large = receive_buffer(10), receive_buffer(MAPPED_BYTES + 1)
+    assert isinstance(small, bytearray) and len(small) == 10
+    view = memoryview(large)
+    assert view.nbytes == MAPPED_BYTES + 1 and not view.readonly
+    view[-1] = 7
+    assert view[-1] == 7
 
 
 async def test_connect_to_nothing_fails():

@@ -24,6 +24,7 @@ from ..protocol.wire import (
     parse_frame_count,
     parse_frame_lengths,
 )
+from .buffers import receive_buffer
 from .streams import ByteStream, Frame, StreamClosed
 
 _BUFFER_BYTES = 256 * 1024
@@ -89,15 +90,14 @@ class PacketReader:
             self._end += received
         return True
 
-    async def _read(self, n: int) -> bytes | bytearray:
-        out: bytes | bytearray
+    async def _read(self, n: int) -> Frame:
         if n <= len(self._buffer):
             await self._fill(n)
             out = bytes(self._view[self._start : self._start + n])
             self._start += n
             return out
-        out = bytearray(n)
-        target = memoryview(out)
+        large = receive_buffer(n)
+        target = memoryview(large)
         have = self._end - self._start
         target[:have] = self._view[self._start : self._end]
         self._start = self._end = 0
@@ -106,7 +106,7 @@ class PacketReader:
             if received == 0:
                 raise ProtocolError("connection closed in the middle of a frame")
             have += received
-        return out
+        return large
 
     async def _receive_more(self, view: memoryview) -> int:
         """Receive the rest of a packet that has begun, within the stall timeout."""
@@ -119,7 +119,7 @@ class PacketReader:
                 f"the peer sent nothing for {timeout:g} s in the middle of a packet"
             ) from None
 
-    async def read_packet(self) -> list[bytes | bytearray] | None:
+    async def read_packet(self) -> list[Frame] | None:
         """The next packet's frames, or None if the peer closed between packets."""
         if not await self._fill(4, at_boundary=True):
             return None
