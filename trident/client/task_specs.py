@@ -8,12 +8,12 @@ naming the culprit (`protocol.unpicklable`).
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Callable
 from typing import Any
 
 import attrs
 
+from .._unique import unique_hex
 from ..protocol import messages as m
 from ..protocol.serialize import Serialized, dumps_function, dumps_task_args, token_of
 from ..protocol.unpicklable import unpicklable_error
@@ -93,7 +93,7 @@ def task_spec(
         if pure:
             key = f"{name}-{token_of(function_token, payload.header, *payload.buffers)}"
         else:
-            key = f"{name}-{uuid.uuid4().hex}"
+            key = f"{name}-{unique_hex()}"
     return m.TaskSpec(
         key,
         function_token,

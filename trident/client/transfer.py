@@ -13,13 +13,13 @@ from __future__ import annotations
 
 import logging
 import random
-import uuid
 from collections import defaultdict
 from typing import TYPE_CHECKING, Any
 
 import anyio
 
 from .._exceptions import FutureLostError, SchedulerError
+from .._unique import unique_hex
 from ..comm.rpc import PeerUnavailable
 from ..protocol import messages as m
 from ..protocol.serialize import Serialized, dumps, token_of
@@ -118,8 +118,7 @@ async def scatter(
     payloads = [dumps(value) for value in values]
     if keys is None:
         keys = [
-            f"{type(value).__name__}-"
-            + (token_of(p.header, *p.buffers) if hash else uuid.uuid4().hex)
+            f"{type(value).__name__}-" + (token_of(p.header, *p.buffers) if hash else unique_hex())
             for value, p in zip(values, payloads, strict=True)
         ]
     await core.wait_for_workers(1, timeout)
