@@ -30,17 +30,13 @@ from typing import Any
 import psutil
 
 from trident.protocol import messages as m
-from trident.protocol.serialize import Serialized
 from trident.scheduler.state import SchedulerState
 
-ARGS = Serialized(b"\x80\x05\x95\x06\x00\x00\x00\x00\x00\x00\x00)}\x94\x86\x94.")
+from .simulate import ARGS, run_all, spec
+
 BATCH = 1000
 KEY_FORMATS = {"inc": "inc-{}", "own": "result{}"}
 WORKERS = 8
-
-
-def spec(key: str) -> m.TaskSpec:
-    return m.TaskSpec(key, "f", ARGS, [], 0, 0, None, False, None, None, None)
 
 
 def bookkeeping(state: SchedulerState) -> dict[str, int]:
@@ -68,23 +64,10 @@ def drive_state(total: int, every: int, key_format: str) -> list[dict[str, Any]]
     started = time.perf_counter()
     while submitted < total:
         keys = [key_format.format(submitted + i) for i in range(BATCH)]
-        state.handle_client_message("c", m.UpdateGraph({"f": ARGS}, [spec(k) for k in keys]))
+        state.handle_client_message("c", m.UpdateGraph({"f": ARGS}, [spec(k, []) for k in keys]))
         dropped_early = keys[: BATCH // 2]
         state.handle_client_message("c", m.ReleaseKeys(dropped_early))
-        out = state.flush()
-        while True:
-            runs = [
-                (peer, msg.key)
-                for peer, messages in out.items()
-                if peer != "c"
-                for msg in messages
-                if type(msg) is m.RunTask
-            ]
-            if not runs:
-                break
-            for peer, key in runs:
-                state.handle_worker_message(peer, m.TaskFinished(key, 8, "int", 0.0, 1e-4, None))
-            out = state.flush()
+        run_all(state, state.flush())
         state.handle_client_message("c", m.ReleaseKeys(keys[BATCH // 2 :]))
         state.flush()
         submitted += BATCH

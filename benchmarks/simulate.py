@@ -35,6 +35,26 @@ def spec(key: str, dependencies: list[str]) -> m.TaskSpec:
     return m.TaskSpec(key, "f", ARGS, dependencies, 0, 0, None, False, None, None, None)
 
 
+def run_all(state: SchedulerState, out: dict[str, list]) -> int:
+    """Let the workers finish every task `out` (the state's latest `flush`) starts, and
+    every task those finishes start in turn, at once; return how many ran."""
+    finished = 0
+    while True:
+        runs = [
+            (peer, msg.key)
+            for peer, messages in out.items()
+            if peer != "c"
+            for msg in messages
+            if type(msg) is m.RunTask
+        ]
+        if not runs:
+            return finished
+        for peer, key in runs:
+            state.handle_worker_message(peer, m.TaskFinished(key, 8, "int", 0.0, 0.0001, None))
+        finished += len(runs)
+        out = state.flush()
+
+
 def map_graph(n: int) -> Iterator[m.TaskSpec]:
     for i in range(n):
         yield spec(f"leaf-{i}", [])
@@ -97,21 +117,7 @@ def run(graph: str, n: int, workers: int, *, measure_memory: bool) -> dict[str, 
     peak_bytes = 0
     if measure_memory:
         peak_bytes = tracemalloc.get_traced_memory()[0]
-    finished = 0
-    while True:
-        runs = [
-            (peer, msg.key)
-            for peer, messages in out.items()
-            if peer != "c"
-            for msg in messages
-            if type(msg) is m.RunTask
-        ]
-        if not runs:
-            break
-        for peer, key in runs:
-            state.handle_worker_message(peer, m.TaskFinished(key, 8, "int", 0.0, 0.0001, None))
-        finished += len(runs)
-        out = state.flush()
+    finished = run_all(state, out)
     keys = [s.key for s in specs]
     del specs
     state.handle_client_message("c", m.ReleaseKeys(keys))
