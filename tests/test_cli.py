@@ -304,6 +304,7 @@ def test_scheduler_workers_and_info_by_hand(run, tmp_path, monkeypatch):
     assert result.returncode == 0, result.stderr
     assert "workers    2, 3 threads" in result.stdout
     assert "plain" in result.stdout and "nannied" in result.stdout
+    assert "clients    1 (this one included), and 2 of workers for their tasks" in result.stdout
     monkeypatch.setenv("TRIDENT_TOKEN", "by-hand")
     with Client(address) as client:
         data = client.submit(list, range(5), workers=["plain"])

@@ -38,12 +38,14 @@ def format_info(address: str, info: dict[str, Any]) -> str:
     memory = sum(w["memory_limit"] for w in workers.values())
     states = info.get("task_states", {})
     by_state = ", ".join(f"{n} {state}" for state, n in sorted(states.items()))
+    clients, worker_clients = info.get("clients", 0), info.get("worker_clients", 0)
     lines = [
         f"scheduler  {address}  ({info.get('id', '?')})",
         f"workers    {len(workers)}, {threads} threads, "
         f"{format_bytes(memory) if memory else 'no'} memory limit in total",
         f"tasks      {info.get('tasks', 0)}" + (f" ({by_state})" if by_state else ""),
-        f"clients    {info.get('clients', 0)} (this one included)",
+        f"clients    {clients - worker_clients} (this one included)"
+        + (f", and {worker_clients} of workers for their tasks" if worker_clients else ""),
     ]
     if workers:
         rows = [

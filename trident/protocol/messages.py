@@ -14,6 +14,9 @@ from .registry import message
 from .serialize import Serialized
 
 PROTOCOL_VERSION = 1
+#: The clients workers run for their tasks (`get_client`, actor handles) register under
+#: names that start with this; summaries count them apart from the users' clients.
+WORKER_CLIENT_PREFIX = "worker-client-"
 
 # --- handshake (msgpack only: no payloads are accepted before it completes) -----------
 

@@ -10,6 +10,7 @@ from collections import defaultdict
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
+from ..protocol import messages as m
 from .records import TaskRecord, WorkerRecord
 
 if TYPE_CHECKING:
@@ -19,7 +20,8 @@ if TYPE_CHECKING:
 def scheduler_info(state: SchedulerState) -> dict[str, Any]:
     """A summary of the scheduler for `Client.scheduler_info`.
 
-    Besides workers, tasks and clients: ``"task_states"`` (tasks per state),
+    Besides workers, tasks and clients (``"worker_clients"`` of them run by workers for
+    their tasks): ``"task_states"`` (tasks per state),
     ``"nannies"`` (by nanny id: its worker, pid, starts, deaths and the last death) and
     ``"worker_deaths"`` (the latest deaths nannies reported, oldest first, each with its
     reason and the tail of the worker's stderr).
@@ -47,6 +49,9 @@ def scheduler_info(state: SchedulerState) -> dict[str, Any]:
         "tasks": len(state.tasks),
         "task_states": task_counts(state.tasks.values()),
         "clients": len(state.clients),
+        "worker_clients": sum(
+            cs.name.startswith(m.WORKER_CLIENT_PREFIX) for cs in state.clients.values()
+        ),
         "services": dict(state.services),
         "nannies": {nanny_id: nanny.as_dict() for nanny_id, nanny in state.nannies.records.items()},
         "worker_deaths": [death.as_dict() for death in state.nannies.deaths],

@@ -23,6 +23,7 @@ import trio
 
 from ..client.client import DEFAULT_TIMEOUT, Client, default_client
 from ..client.core import ClientCore
+from ..protocol import messages as m
 from .context import current_job, current_task_key, current_worker
 from .secession import rejoin, secede, seceded_while_waiting
 
@@ -49,7 +50,7 @@ class WorkerClient(Client):
         self._task_group = None
         self._address = worker.scheduler_address
         self._token = token
-        self._name = f"worker-client-{worker.name}"
+        self._name = f"{m.WORKER_CLIENT_PREFIX}{worker.name}"
         self._core = ClientCore(
             worker.scheduler_address,
             name=self._name,
