@@ -307,19 +307,15 @@ class SchedulerState:
             ws.processing[ts] = 0.0
         ws.long_running.clear()
         for ts in list(ws.processing):
-            if graceful:
-                del ws.processing[ts]
-                ts.processing_on = None
-                self.coordination.task_ended(ts.key)
-                self._compute(ts)
-                continue
-            ts.suspicious += 1
-            if ts.workers_died is None:
-                ts.workers_died = []
-            ts.workers_died.append(address)
-            final = ts.suspicious > self.allowed_failures
-            if final and hold:
-                continue  # stays on the departed worker's books until the report
+            final = False
+            if not graceful:
+                ts.suspicious += 1
+                if ts.workers_died is None:
+                    ts.workers_died = []
+                ts.workers_died.append(address)
+                final = ts.suspicious > self.allowed_failures
+                if final and hold:
+                    continue  # stays on the departed worker's books until the report
             del ws.processing[ts]
             ts.processing_on = None
             if final:
