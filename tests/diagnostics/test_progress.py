@@ -13,7 +13,7 @@ import trio
 from trident import progress
 from trident.diagnostics import Progress, ProgressUpdate, ProgressWidget
 from trident.diagnostics.text import render
-from trident.diagnostics.tracker import Counts
+from trident.diagnostics.tracker import Counts, ProgressTracker
 
 
 def inc(x: int) -> int:
@@ -146,3 +146,51 @@ def test_notebook_bars_need_ipywidgets(trident_blocking_client, monkeypatch):
     future = trident_blocking_client.submit(double, 1)
     with pytest.raises(ImportError, match="pip install ipywidgets"):
         progress(future, notebook=True)
+
+
+class FakeState:
+    def __init__(self, key: str, status: str = "pending"):
+        self.key = key
+        self.status = status
+
+    def done(self) -> bool:
+        return self.status != "pending"
+
+
+def fake_futures(keys: list[str]):
+    """Futures whose states the test moves by hand, calling the tracker's listener."""
+    listeners = {}
+    core = types.SimpleNamespace(
+        add_listener=lambda state, fn: listeners.setdefault(state.key, fn) is fn,
+        remove_listener=lambda state, fn: listeners.pop(state.key, None),
+    )
+    client = types.SimpleNamespace(_core=core)
+    futures = [
+        types.SimpleNamespace(key=k, _state=FakeState(k), client=client, done=lambda: False)
+        for k in keys
+    ]
+
+    def move(i: int, status: str) -> None:
+        futures[i]._state.status = status
+        listeners[futures[i].key](futures[i]._state)
+
+    return futures, move, listeners
+
+
+def test_tracker_counts_each_change_once_and_takes_back_lost_results():
+    futures, move, listeners = fake_futures(["inc-1", "inc-2", "double-1"])
+    tracker = ProgressTracker(futures)
+    move(0, "finished")
+    move(2, "error")
+    update = tracker.snapshot()
+    assert (update.done, update.errors) == (2, 1)
+    assert update.groups == {"inc": Counts(1, 2, 0), "double": Counts(1, 1, 1)}
+    move(0, "pending")  # its data was lost: recomputing
+    move(2, "error")  # the same outcome reported again counts once
+    assert tracker.snapshot().groups == {"inc": Counts(0, 2, 0), "double": Counts(1, 1, 1)}
+    assert not tracker.wait_finished(0.01)
+    move(0, "finished")
+    move(1, "cancelled")
+    update = tracker.snapshot()
+    assert update.complete and (update.done, update.errors) == (3, 2)
+    assert tracker.wait_finished(0) and listeners == {}  # done: it stopped listening

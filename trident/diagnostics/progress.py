@@ -63,11 +63,11 @@ def progress(
     bars = TextBars(multi, width, file)
     try:
         while True:
-            version, update = tracker.versioned_snapshot()
+            update = tracker.snapshot()
             if update.complete:
                 break
             bars.draw(update)
-            tracker.wait_blocking(version, interval)
+            tracker.wait_finished(interval)  # changes meanwhile are drawn together
         bars.finish(update)
     finally:
         tracker.close()
@@ -105,12 +105,12 @@ class Progress:
         bars = TextBars(self._multi, self._width, self._file)
         try:
             while True:
-                version, update = tracker.versioned_snapshot()
+                update = tracker.snapshot()
                 if update.complete:
                     break
                 bars.draw(update)
-                with anyio.move_on_after(self._interval):
-                    await tracker.wait_async(version)
+                with anyio.move_on_after(self._interval):  # changes meanwhile: drawn together
+                    await tracker.wait_finished_async()
             bars.finish(update)
         finally:
             tracker.close()
