@@ -14,8 +14,6 @@ still in the scheduler. Prints a table and, with ``--json``, writes the numbers.
 
 from __future__ import annotations
 
-import argparse
-import json
 import statistics
 import subprocess
 import sys
@@ -26,6 +24,8 @@ from typing import Any
 
 from trident import Client, LocalCluster
 
+from .overhead import noop, parse_arguments, report
+
 READER = """
 import sys, urllib.request
 request = urllib.request.Request(sys.argv[1], headers={"Authorization": "Bearer " + sys.argv[2]})
@@ -33,10 +33,6 @@ with urllib.request.urlopen(request) as response:
     while response.readline():
         pass
 """
-
-
-def noop(x):
-    return x
 
 
 def run_tasks(client: Client, n: int) -> float:
@@ -114,12 +110,7 @@ def measure(mode: str, n: int, workers: int) -> tuple[float, float | None]:
 
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--tasks", type=int, default=20_000)
-    parser.add_argument("--repeats", type=int, default=5)
-    parser.add_argument("--workers", type=int, default=2)
-    parser.add_argument("--json", help="write the results to this file")
-    args = parser.parse_args(argv)
+    args = parse_arguments(__doc__.splitlines()[0], argv)
     modes = ("off", "idle", "watched")
     rates: dict[str, list[float]] = {mode: [] for mode in modes}
     updates: list[float] = []
@@ -129,28 +120,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             rates[mode].append(rate)
             if update_ms is not None:
                 updates.append(update_ms)
-    results = {
-        "tasks": args.tasks,
-        "repeats": args.repeats,
-        "workers": args.workers,
-        "tasks_per_second": {mode: statistics.median(values) for mode, values in rates.items()},
-        "all_runs": rates,
-        "update_build_ms": statistics.median(updates),
-    }
-    base = results["tasks_per_second"]["off"]
-    print(f"{args.tasks:,} no-op tasks, {args.workers} worker processes, median of {args.repeats}")
-    print(f"{'dashboard':<10} {'tasks/s':>10} {'vs off':>8}")
-    for mode in modes:
-        rate = results["tasks_per_second"][mode]
-        print(f"{mode:<10} {rate:>10,.0f} {rate / base - 1:>+8.1%}")
-    print(
-        f"one dashboard update with {args.tasks:,} tasks in memory: "
-        f"{results['update_build_ms']:.1f} ms"
-    )
-    if args.json:
-        with open(args.json, "w") as f:
-            json.dump(results, f, indent=2)
-    return results
+    update_build_ms = statistics.median(updates)
+    print(f"one dashboard update with {args.tasks:,} tasks in memory: {update_build_ms:.1f} ms")
+    return report(args, "dashboard", rates, update_build_ms=update_build_ms)
 
 
 if __name__ == "__main__":

@@ -9,17 +9,14 @@ it costs lands in the client's process. Prints a table; ``--json`` writes the nu
 
 from __future__ import annotations
 
-import argparse
 import io
-import json
-import statistics
 import threading
 import time
 from typing import Any
 
 from trident import Client, LocalCluster, progress
 
-from .dashboard_overhead import noop
+from .overhead import noop, parse_arguments, report
 
 
 class Terminal(io.StringIO):
@@ -47,13 +44,8 @@ def run_tasks(client: Client, n: int, *, with_progress: bool) -> tuple[float, in
 
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--tasks", type=int, default=20_000)
-    parser.add_argument("--repeats", type=int, default=5)
-    parser.add_argument("--workers", type=int, default=2)
-    parser.add_argument("--json", help="write the results to this file")
-    args = parser.parse_args(argv)
-    modes = {"off": False, "progress": True}
+    args = parse_arguments(__doc__.splitlines()[0], argv)
+    modes = {"off": False, "drawing": True}
     rates: dict[str, list[float]] = {mode: [] for mode in modes}
     redraws: list[int] = []
     with (
@@ -67,25 +59,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                 rates[mode].append(rate)
                 if with_progress:
                     redraws.append(drawn)
-    results = {
-        "tasks": args.tasks,
-        "repeats": args.repeats,
-        "workers": args.workers,
-        "tasks_per_second": {mode: statistics.median(values) for mode, values in rates.items()},
-        "all_runs": rates,
-        "redraws": redraws,
-    }
-    base = results["tasks_per_second"]["off"]
-    print(f"{args.tasks:,} no-op tasks, {args.workers} worker processes, median of {args.repeats}")
-    print(f"{'progress':<10} {'tasks/s':>10} {'vs off':>8}")
-    for mode in modes:
-        rate = results["tasks_per_second"][mode]
-        print(f"{mode:<10} {rate:>10,.0f} {rate / base - 1:>+8.1%}")
     print(f"redraws per run: {redraws}")
-    if args.json:
-        with open(args.json, "w") as f:
-            json.dump(results, f, indent=2)
-    return results
+    return report(args, "progress", rates, redraws=redraws)
 
 
 if __name__ == "__main__":
