@@ -4,6 +4,7 @@ Invariants are checked after every step (`Harness.flush`)."""
 
 from __future__ import annotations
 
+from trident.dashboard.snapshot import workers as dashboard_workers
 from trident.protocol import messages as m
 from trident.protocol.serialize import dumps, loads
 
@@ -70,6 +71,8 @@ def test_a_seceded_task_frees_its_slot_for_queued_root_tasks():
     ws = h.state.workers["w0"]
     assert list(ws.long_running) == [h.state.tasks["parent"]]
     assert reply(h.client(m.ProcessingRequest(1, None))).value == {"w0": ["child", "parent"]}
+    (row,) = dashboard_workers(h.state, 0.0)
+    assert row["processing"] == 2  # the dashboard counts the seceded task too
     finish_on(h, "child", "w0")
     finish_on(h, "parent", "w0")
     assert not ws.long_running and not ws.processing

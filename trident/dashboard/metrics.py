@@ -95,7 +95,7 @@ class SchedulerCollector(Collector):
             memory.add_metric(labels, metrics["memory"])
             limit.add_metric(labels, metrics["memory_limit"])
             cpu.add_metric(labels, metrics["cpu"])
-            running.add_metric(labels, len(ws.processing))
+            running.add_metric(labels, len(ws.processing) + len(ws.long_running))
             total_stored += metrics["stored"]
             total_spilled += metrics["spilled"]
         yield GaugeMetricFamily(

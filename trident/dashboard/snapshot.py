@@ -85,7 +85,7 @@ def workers(state: SchedulerState, now: float) -> list[dict[str, Any]]:
                 "stored": metrics["stored"],
                 "spilled": metrics["spilled"],
                 "cpu": metrics["cpu"],
-                "processing": len(ws.processing),
+                "processing": len(ws.processing) + len(ws.long_running),
                 "executing": metrics["executing"],
                 "ready": metrics["ready"],
                 "keys": len(ws.has_what),
