@@ -67,6 +67,19 @@ def test_arrays(client):
     assert client.compute([x.sum(), 5, x.max()], sync=True) == [40000, 5, 1]
 
 
+def test_compute_restricts_outputs_as_dask_does(client):
+    first, second = sorted(client.nthreads())
+    parts = [dask.delayed(worker_address)(i) for i in range(4)]
+    total = dask.delayed(lambda *xs: (worker_address(0), xs))(*parts)
+    ran_on, _ = client.compute(total, workers=[first], sync=True)
+    assert ran_on == first  # the output; its inputs may run anywhere
+    other = dask.delayed(worker_address)(9)
+    results = client.compute([total, other], workers={other: second, total: first}, sync=True)
+    assert results[0][0] == first and results[1] == second
+    loose = client.compute(other, workers=["nobody"], allow_other_workers=[other], sync=True)
+    assert loose in (first, second)
+
+
 def test_bags_dataframes_and_delayed(client):
     bag = db.from_sequence(range(10), npartitions=3).map(inc).filter(lambda v: v % 2)
     assert bag.sum().compute() == 25

@@ -83,6 +83,34 @@ def test_a_graph_can_use_futures_and_restrictions(trident_blocking_client):
     assert placed == (address, (address, 1))
 
 
+def test_restrictions_per_key_as_in_dask(trident_blocking_client):
+    client = trident_blocking_client
+    first, second = sorted(client.nthreads())
+    graph = {"a": (where, 1), ("b", 0): (where, "a"), "c": (where, ("b", 0))}
+    placed = client.get(graph, ["a", ("b", 0), "c"], restrictions={"a": [first], ("b", 0): second})
+    assert placed[0][0] == first and placed[1][0] == second
+    tight = client.get({"d": (where, 1)}, "d", restrictions={"d": ["nobody"]}, sync=False)
+    loose = client.get(
+        {"e": (where, 1)}, "e", restrictions={"e": ["nobody"]}, loose_restrictions=["e"]
+    )
+    assert loose[0] in (first, second)  # may run elsewhere
+    time.sleep(0.2)
+    assert tight.status == "pending"  # waits for a worker called "nobody"
+    client.cancel([tight])
+    with pytest.raises(TypeError, match="restrictions must map keys to workers"):
+        client.get({"f": (inc, 1)}, "f", restrictions=[first])
+
+
+def test_resources_per_key_or_for_every_task(trident_blocking_client):
+    client = trident_blocking_client
+    graph = {"a": (inc, 1), "b": (inc, "a")}
+    waiting = client.get(graph, "b", resources={"b": {"GPU": 1}}, sync=False)
+    time.sleep(0.2)
+    assert waiting.status == "pending"  # no worker has a GPU; "a" ran
+    assert client.get({"x": (inc, 1)}, "x", resources={}) == 2
+    client.cancel([waiting])
+
+
 async def test_a_graph_is_one_submission(trident_client, trident_cluster):
     state = trident_cluster.scheduler.state
     graphs = []

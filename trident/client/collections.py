@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 from ..protocol.serialize import Serialized
 from .future import FINISHED, PENDING, Future
 from .graphs import GraphPlan, as_graph, dask_priorities, flatten_keys, map_keys, trident_key
+from .placement import GraphPlacement, collection_output_keys, for_collections, for_graph
 from .task_specs import TaskOptions, pickle_function, task_spec
 
 if TYPE_CHECKING:
@@ -59,9 +60,9 @@ class GraphMethods:
         self,
         dsk: Any,
         keys: Any,
-        workers: Any = None,
-        allow_other_workers: bool = False,
-        resources: dict[str, float] | None = None,
+        restrictions: Any = None,
+        loose_restrictions: Any = None,
+        resources: Any = None,
         sync: bool = True,
         asynchronous: bool | None = None,
         direct: bool | None = None,
@@ -69,6 +70,8 @@ class GraphMethods:
         priority: int = 0,
         fifo_timeout: Any = None,
         actors: Any = None,
+        workers: Any = None,
+        allow_other_workers: bool = False,
         **kwargs: Any,
     ) -> Any:
         """Compute the values of `keys` in the task graph `dsk`.
@@ -79,12 +82,17 @@ class GraphMethods:
         literal. dask's graphs of ``Task``/``Alias``/``DataNode`` objects and objects
         with ``__dask_graph__`` work too. `keys` is a key or a nested list of keys; the
         result has its shape. With ``sync=False`` the futures are returned instead of
-        the values (in that shape). `workers`, `resources`, `retries` and `priority`
-        apply to every task, as in `submit`. The graph reaches the scheduler as one
-        submission. A coroutine for asynchronous clients when ``sync=True``.
+        the values (in that shape). `restrictions` maps keys to the workers they may run
+        on (`loose_restrictions`: keys that may run elsewhere too); `resources` maps keys
+        to the resources they need, or is one dict for every task. `workers`,
+        `allow_other_workers`, `retries` and `priority` apply to every task, as in
+        `submit`. The graph reaches the scheduler as one submission. A coroutine for
+        asynchronous clients when ``sync=True``. Raises `TypeError` for `restrictions`
+        that are not a dict.
         """
-        options = self._graph_options(workers, allow_other_workers, resources, retries, priority)
-        futures = self._submit_graph(as_graph(dsk), keys, options)
+        options = self._graph_options(workers, allow_other_workers, None, retries, priority)
+        placement = for_graph(options, restrictions, loose_restrictions, resources)
+        futures = self._submit_graph(as_graph(dsk), keys, placement)
         if not sync:
             return futures
         return self.gather(futures)
@@ -99,7 +107,7 @@ class GraphMethods:
     ) -> TaskOptions:
         return TaskOptions(priority, retries, workers, allow_other_workers, resources)
 
-    def _submit_graph(self, graph: Any, keys: Any, options: TaskOptions) -> Any:
+    def _submit_graph(self, graph: Any, keys: Any, placement: GraphPlacement) -> Any:
         """Submit the tasks of `graph` as one `UpdateGraph`; return futures for `keys`
         (in their shape)."""
         self._check_open()
@@ -113,6 +121,7 @@ class GraphMethods:
         for task in plan.order(dask_priorities(graph, plan.names)):
             payload, token = pickle_function(task.function)
             functions[token] = payload
+            options = placement.options_for(task.key)
             specs.append(task_spec(task.function, token, task.args, {}, task.key, True, options))
         states = self._core.add_tasks(specs, functions)
         self._register_submitted([spec.key for spec in specs])
@@ -145,11 +154,11 @@ class GraphMethods:
 
     # --- dask collections ----------------------------------------------------------------
 
-    def _dask_scheduler(self, options: TaskOptions) -> Callable[..., Any]:
+    def _dask_scheduler(self, placement: GraphPlacement) -> Callable[..., Any]:
         """A dask ``get`` that submits a graph and returns futures instead of values."""
 
         def submit_graph(dsk: Any, keys: Any, **kwargs: Any) -> Any:
-            return self._submit_graph(as_graph(dsk), keys, options)
+            return self._submit_graph(as_graph(dsk), keys, placement)
 
         return submit_graph
 
@@ -159,7 +168,7 @@ class GraphMethods:
         sync: bool = False,
         optimize_graph: bool = True,
         workers: Any = None,
-        allow_other_workers: bool = False,
+        allow_other_workers: Any = False,
         resources: dict[str, float] | None = None,
         retries: int | None = None,
         priority: int = 0,
@@ -174,16 +183,22 @@ class GraphMethods:
         `collections` is a collection or a list/tuple of them (other items pass through
         unchanged; with `traverse`, collections inside them are found too). With
         ``sync=True`` the values are returned instead (a coroutine for asynchronous
-        clients). `optimize_graph` applies dask's optimizations first. The other
-        arguments are those of `submit`, for every task. Needs dask.
+        clients). `optimize_graph` applies dask's optimizations first. `workers` is a
+        worker or a list (the collections' outputs run there, the tasks they need
+        anywhere) or a dict from (tuples of) collections or keys to workers;
+        `allow_other_workers` is True or a list of collections whose restrictions are
+        loose. `resources`, `retries` and `priority` apply to every task, as in
+        `submit`. Needs dask.
         """
         dask = _dask()
         single = is_dask_collection(collections)
         items = [collections] if single else list(collections)
-        options = self._graph_options(workers, allow_other_workers, resources, retries, priority)
+        placement = self._collections_placement(
+            items, workers, allow_other_workers, resources, retries, priority
+        )
         results = dask.compute(
             *items,
-            scheduler=self._dask_scheduler(options),
+            scheduler=self._dask_scheduler(placement),
             optimize_graph=optimize_graph,
             traverse=traverse,
         )
@@ -197,7 +212,7 @@ class GraphMethods:
         collections: Any,
         optimize_graph: bool = True,
         workers: Any = None,
-        allow_other_workers: bool = False,
+        allow_other_workers: Any = False,
         resources: dict[str, float] | None = None,
         retries: int | None = None,
         priority: int = 0,
@@ -215,14 +230,31 @@ class GraphMethods:
         dask = _dask()
         single = is_dask_collection(collections)
         items = [collections] if single else list(collections)
-        options = self._graph_options(workers, allow_other_workers, resources, retries, priority)
+        placement = self._collections_placement(
+            items, workers, allow_other_workers, resources, retries, priority
+        )
         persisted = dask.persist(
             *items,
-            scheduler=self._dask_scheduler(options),
+            scheduler=self._dask_scheduler(placement),
             optimize_graph=optimize_graph,
             traverse=False,
         )
         return persisted[0] if single else list(persisted)
+
+    def _collections_placement(
+        self,
+        items: list[Any],
+        workers: Any,
+        allow_other_workers: Any,
+        resources: dict[str, float] | None,
+        retries: int | None,
+        priority: int,
+    ) -> GraphPlacement:
+        options = self._graph_options(None, False, resources, retries, priority)
+        collections = [item for item in items if is_dask_collection(item)]
+        return for_collections(
+            options, collections, workers, allow_other_workers, collection_output_keys
+        )
 
     def normalize_collection(self, collection: Any) -> Any:
         """`collection` with each task whose key this client already holds a future for
