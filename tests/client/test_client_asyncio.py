@@ -36,6 +36,18 @@ def test_asyncio_client_of_a_blocking_cluster():
         asyncio.run(main())
 
 
+def test_asyncio_client_of_a_tls_cluster_it_starts():
+    async def main():
+        async with (
+            LocalCluster(n_workers=1, processes=False, security=True, asynchronous=True) as c,
+            Client(c, asynchronous=True) as client,
+        ):
+            assert client.scheduler_address.startswith("tls://")
+            assert await client.submit(inc, 1) == 2
+
+    asyncio.run(main())
+
+
 def asyncio_sleep_long():
     import time
 

@@ -15,6 +15,7 @@ import trio
 
 from trident import Client, LocalCluster
 from trident.cluster.local import default_layout, parse_memory
+from trident.comm.address import AddressError
 
 
 def inc(x):
@@ -161,3 +162,34 @@ def test_bad_arguments():
         LocalCluster(n_workers=-1)
     with pytest.raises(ValueError, match="inproc"):
         LocalCluster(processes=True, protocol="inproc")
+
+
+def test_a_tls_cluster_encrypts_every_connection_and_refuses_plain_clients():
+    with LocalCluster(n_workers=2, threads_per_worker=1, security=True) as cluster:
+        assert cluster.scheduler_address.startswith("tls://127.0.0.1:")
+        assert cluster.security.tls and cluster.token
+        certificates = cluster.security.tls_ca_file
+        assert os.path.exists(certificates)
+        with Client(cluster) as client:
+            assert all(address.startswith("tls://") for address in client.nthreads())
+            data = client.scatter(list(range(10)), workers=[sorted(client.nthreads())[0]])
+            moved = client.submit(sum, data, workers=[sorted(client.nthreads())[1]])
+            assert moved.result(timeout=30) == 45  # worker to worker, over TLS
+        with pytest.raises(AddressError, match="tls:// addresses need TLS credentials"):
+            Client(cluster.scheduler_address, security=cluster.token, timeout=5)
+    assert not os.path.exists(certificates)  # the throwaway CA went with the cluster
+
+
+async def test_a_tls_cluster_with_in_process_workers_and_given_security(tls_security):
+    with trio.fail_after(30):
+        async with (
+            LocalCluster(
+                n_workers=1, processes=False, security=tls_security, asynchronous=True
+            ) as cluster,
+            Client(cluster, asynchronous=True, set_as_default=False) as client,
+        ):
+            assert cluster.token == "tls-test-token"
+            assert cluster.scheduler_address.startswith("tls://")
+            assert await client.submit(inc, 2) == 3
+    with pytest.raises(ValueError, match="tls protocol and TLS security go together"):
+        LocalCluster(protocol="tls")

@@ -195,6 +195,7 @@ class Client(ClusterAdministration, GraphMethods, KernelMethods, DatasetMethods)
                 self._token = self._token or self.cluster.token
             self._core.address = self._address_to_use()
             self._core._token = self._token
+            self._adopt_cluster_tls()
             self._loop.start_service(self._core.serve)
         except BaseException:
             self._teardown_blocking()
@@ -203,6 +204,13 @@ class Client(ClusterAdministration, GraphMethods, KernelMethods, DatasetMethods)
         _live_blocking_clients.add(self)
         if self._set_as_default:
             _set_default(self)
+
+    def _adopt_cluster_tls(self) -> None:
+        """Use the TLS files of a cluster object that has them (for the scheduler and
+        for workers reached directly), unless this client was given its own."""
+        security = getattr(self.cluster, "security", None)
+        if self._core._ssl_context is None and security is not None and security.tls:
+            self._core._ssl_context = security.client_ssl_context()
 
     def _address_to_use(self) -> str:
         if self.cluster is not None:
@@ -230,6 +238,7 @@ class Client(ClusterAdministration, GraphMethods, KernelMethods, DatasetMethods)
             else:
                 self._core.address = self._address_to_use()
             self._core._token = self._token
+            self._adopt_cluster_tls()
             self._task_group = anyio.create_task_group()
             await self._task_group.__aenter__()
             try:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import math
 import os
 import secrets
+import tempfile
 import threading
 from collections.abc import Generator
 from types import TracebackType
@@ -23,6 +24,7 @@ import trio
 
 from ..client.loop import LoopThread
 from ..dashboard.link import dashboard_url
+from ..security import Security
 from ..sizes import parse_memory
 from ..worker import memory
 from .adaptive import Adaptive
@@ -63,8 +65,13 @@ class LocalCluster:
             machine's memory divided by the workers) or None.
         host: interface the scheduler and worker processes listen on.
         scheduler_port: 0 picks a free port.
-        protocol: ``"tcp"`` or ``"inproc"``; defaults to inproc for in-process workers.
+        protocol: ``"tcp"``, ``"tls"`` or ``"inproc"``; defaults to inproc for
+            in-process workers, tcp for worker processes, and tls with TLS `security`.
         token: the cluster token (``"auto"``: a random one; None: no authentication).
+        security: a `Security` whose TLS files every connection uses (mutual TLS), or
+            True for a throwaway CA and certificate made for this cluster and removed
+            when it closes (needs the ``cryptography`` package). Its token, when set,
+            is the cluster's; otherwise `token` applies.
         resources: abstract resources every worker offers, e.g. ``{"GPU": 1}``.
         asynchronous: start with ``async with`` / ``await`` instead of at construction.
         dashboard_address: where the scheduler serves its dashboard: ``"host:port"``,
@@ -87,7 +94,8 @@ class LocalCluster:
     95% of its memory limit is restarted too, and the reason of each death is reported
     to the scheduler (`Client.scheduler_info`, `KilledWorker` errors).
 
-    Attributes: `scheduler_address`, `workers` (name -> handle), `token`, `status`,
+    Attributes: `scheduler_address`, `workers` (name -> handle), `token`, `security`,
+    `status`,
     `dashboard_link`, `adaptive` (the `Adaptive` started by `adapt`, if any).
     """
 
@@ -102,6 +110,7 @@ class LocalCluster:
         *,
         protocol: str | None = None,
         token: str | None = _AUTO,
+        security: Security | bool | None = None,
         resources: dict[str, float] | None = None,
         asynchronous: bool = False,
         log_level: str = "WARNING",
@@ -127,14 +136,25 @@ class LocalCluster:
             self.memory_limit = parse_memory(memory_limit)
         self.host = host
         self.scheduler_port = scheduler_port
+        self._certificates: tempfile.TemporaryDirectory[str] | None = None
+        if security is True:
+            self._certificates = tempfile.TemporaryDirectory(prefix="trident-tls-")
+            security = Security.self_signed(self._certificates.name)
+        elif security is False or security is None:
+            security = Security()
+        if security.token is None:
+            security = security.with_token(secrets.token_urlsafe(24) if token == _AUTO else token)
+        self.security = security
+        self.token = security.token
         if protocol is None:
-            protocol = "tcp" if processes else "inproc"
-        if protocol not in ("tcp", "inproc"):
-            raise ValueError(f"protocol must be 'tcp' or 'inproc', got {protocol!r}")
+            protocol = "tls" if security.tls else "tcp" if processes else "inproc"
+        if protocol not in ("tcp", "tls", "inproc"):
+            raise ValueError(f"protocol must be 'tcp', 'tls' or 'inproc', got {protocol!r}")
         if protocol == "inproc" and processes:
             raise ValueError("worker processes cannot use the inproc protocol")
+        if (protocol == "tls") != security.tls:
+            raise ValueError("the tls protocol and TLS security go together")
         self.protocol = protocol
-        self.token = secrets.token_urlsafe(24) if token == _AUTO else token
         self.resources = dict(resources or {})
         self.asynchronous = asynchronous
         self.log_level = log_level
@@ -185,12 +205,12 @@ class LocalCluster:
             scheduler_address = unique_inproc_address("scheduler")
             worker_listen = None
         else:
-            scheduler_address = f"tcp://{self.host}:{self.scheduler_port}"
-            worker_listen = f"tcp://{self.host}:0"
+            scheduler_address = f"{protocol}://{self.host}:{self.scheduler_port}"
+            worker_listen = f"{protocol}://{self.host}:0"
         return ClusterRuntime(
             scheduler_address=scheduler_address,
             processes=self.processes,
-            token=self.token,
+            security=self.security,
             worker_listen=worker_listen,
             log_level=self.log_level,
             dashboard_address=self.dashboard_address,
@@ -206,6 +226,8 @@ class LocalCluster:
                 await self._runtime.serve(self._specs(self.n_workers), task_status=task_status)
         finally:
             self.status = "closed"
+            if self._certificates is not None:
+                self._certificates.cleanup()
             self._stopped.set()
 
     # --- starting and stopping ----------------------------------------------------
@@ -236,7 +258,8 @@ class LocalCluster:
                 raise
             self.status = "running"
         else:
-            await anyio.to_thread.run_sync(self._start_in_loop_thread, "tcp")
+            protocol = "tls" if self.security.tls else "tcp"  # another loop: no inproc
+            await anyio.to_thread.run_sync(self._start_in_loop_thread, protocol)
 
     def close(self, timeout: float = 10) -> Any:
         """Stop every worker and the scheduler. Idempotent; a coroutine if asynchronous."""

@@ -82,7 +82,7 @@ class ClusterRuntime:
         *,
         scheduler_address: str,
         processes: bool,
-        token: str | None,
+        security: Security,
         worker_listen: str | None,
         log_level: str = "WARNING",
         dashboard_address: str | int | None = None,
@@ -91,13 +91,14 @@ class ClusterRuntime:
     ):
         self.memory = memory or MemoryThresholds()
         self.processes = processes
-        self.token = token
+        self.security = security
+        self.token = security.token
         self.scheduler = Scheduler(
             scheduler_address,
             extra_addresses=()
             if scheduler_address.startswith("inproc://")
             else (unique_inproc_address("scheduler"),),
-            token=token,
+            security=security,
             dashboard_address=dashboard_address,
             allowed_failures=allowed_failures,
         )
@@ -182,7 +183,7 @@ class ClusterRuntime:
             listen_address=self._worker_listen,
             memory_limit=spec.memory_limit,
             resources=spec.resources,
-            token=self.token,
+            security=self.security,
             memory_target_fraction=self.memory.target,
             memory_spill_fraction=self.memory.spill,
             memory_pause_fraction=self.memory.pause,
@@ -219,9 +220,7 @@ class ClusterRuntime:
             log_level=self._log_level,
             memory=self.memory,
         )
-        nanny = handle.nanny = Nanny(
-            self.scheduler.address, options, security=Security(token=self.token)
-        )
+        nanny = handle.nanny = Nanny(self.scheduler.address, options, security=self.security)
         with handle.scope:
             async with trio.open_nursery() as nursery:
                 await nursery.start(nanny.serve)
