@@ -190,19 +190,14 @@ class GraphMethods:
         loose. `resources`, `retries` and `priority` apply to every task, as in
         `submit`. Needs dask.
         """
-        dask = _dask()
-        single = is_dask_collection(collections)
-        items = [collections] if single else list(collections)
-        placement = self._collections_placement(
-            items, workers, allow_other_workers, resources, retries, priority
-        )
-        results = dask.compute(
-            *items,
-            scheduler=self._dask_scheduler(placement),
+        placement = (workers, allow_other_workers, resources, retries, priority)
+        value = self._through_dask(
+            _dask().compute,
+            collections,
+            *placement,
             optimize_graph=optimize_graph,
             traverse=traverse,
         )
-        value: Any = results[0] if single else list(results)
         if sync:
             return self.gather(value)
         return value
@@ -227,34 +222,32 @@ class GraphMethods:
         shape. Returns at once (the work goes on). The other arguments are those of
         `compute`. Needs dask.
         """
-        dask = _dask()
-        single = is_dask_collection(collections)
-        items = [collections] if single else list(collections)
-        placement = self._collections_placement(
-            items, workers, allow_other_workers, resources, retries, priority
+        placement = (workers, allow_other_workers, resources, retries, priority)
+        return self._through_dask(
+            _dask().persist, collections, *placement, optimize_graph=optimize_graph, traverse=False
         )
-        persisted = dask.persist(
-            *items,
-            scheduler=self._dask_scheduler(placement),
-            optimize_graph=optimize_graph,
-            traverse=False,
-        )
-        return persisted[0] if single else list(persisted)
 
-    def _collections_placement(
+    def _through_dask(
         self,
-        items: list[Any],
+        run: Callable[..., Any],
+        collections: Any,
         workers: Any,
         allow_other_workers: Any,
         resources: dict[str, float] | None,
         retries: int | None,
         priority: int,
-    ) -> GraphPlacement:
-        options = self._graph_options(None, False, resources, retries, priority)
-        collections = [item for item in items if is_dask_collection(item)]
-        return for_collections(
-            options, collections, workers, allow_other_workers, collection_output_keys
-        )
+        **options: Any,
+    ) -> Any:
+        """``run(*collections, **options)`` (``dask.compute`` or ``dask.persist``) with
+        this client as the scheduler, placing tasks as `compute` says: one result for
+        one collection, else a list."""
+        single = is_dask_collection(collections)
+        items = [collections] if single else list(collections)
+        base = self._graph_options(None, False, resources, retries, priority)
+        outputs = [item for item in items if is_dask_collection(item)]
+        where = for_collections(base, outputs, workers, allow_other_workers, collection_output_keys)
+        results = run(*items, scheduler=self._dask_scheduler(where), **options)
+        return results[0] if single else list(results)
 
     def normalize_collection(self, collection: Any) -> Any:
         """`collection` with each task whose key this client already holds a future for

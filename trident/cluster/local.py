@@ -145,7 +145,6 @@ class LocalCluster:
         if security.token is None:
             security = security.with_token(secrets.token_urlsafe(24) if token == _AUTO else token)
         self.security = security
-        self.token = security.token
         if protocol is None:
             protocol = "tls" if security.tls else "tcp" if processes else "inproc"
         if protocol not in ("tcp", "tls", "inproc"):
@@ -180,6 +179,11 @@ class LocalCluster:
         self.adaptive: Adaptive | None = None
         if not asynchronous:
             self._start_in_loop_thread()
+
+    @property
+    def token(self) -> str | None:
+        """The cluster token (None: no authentication)."""
+        return self.security.token
 
     # --- specs --------------------------------------------------------------------
 

@@ -92,7 +92,6 @@ class ClusterRuntime:
         self.memory = memory or MemoryThresholds()
         self.processes = processes
         self.security = security
-        self.token = security.token
         self.scheduler = Scheduler(
             scheduler_address,
             extra_addresses=()
