@@ -34,14 +34,15 @@ def _host() -> dict[str, Any]:
 
 @functools.cache
 def package_version(name: str) -> str | None:
-    """The installed version of distribution `name`, or None if it is not installed."""
+    """The installed version of distribution `name`, or None if it is not installed
+    (nor can be: an empty name)."""
     if name == "python":
         return ".".join(map(str, sys.version_info[:3]))
     import importlib.metadata
 
     try:
         return importlib.metadata.version(name)
-    except importlib.metadata.PackageNotFoundError:
+    except (importlib.metadata.PackageNotFoundError, ValueError):
         return None
 
 

@@ -56,6 +56,9 @@ def test_versions_of_the_scheduler():
     assert versions["packages"]["trident"]
     assert versions["packages"]["pytest"]
     assert versions["host"]["python"]
+    # Names that cannot be installed are simply absent (a fuzzed request sent "").
+    odd = reply(h.client(m.VersionsRequest(2, ["", "no-such-package-here"]))).value
+    assert odd["packages"][""] is None and odd["packages"]["no-such-package-here"] is None
 
 
 # --- seceded and rescheduled tasks -----------------------------------------------------
