@@ -1,0 +1,54 @@
+"""The handshake: the first messages on every connection, before any other.
+
+msgpack only: no payloads are accepted before it completes (`trident.comm.handshake`
+sends and checks these).
+"""
+
+from __future__ import annotations
+
+from ..registry import message
+
+PROTOCOL_VERSION = 1
+
+
+@message("challenge")
+class Challenge:
+    """Server -> peer (`handshake.accept`), first on every connection: prove you know the
+    token."""
+
+    nonce: bytes
+    server_id: str
+    protocol: int
+    auth_required: bool
+
+
+@message("hello")
+class Hello:
+    """Peer -> server (`handshake.offer`): who the peer is and its proof of the cluster token."""
+
+    role: str  # "client", "worker", "nanny" or "peer"
+    name: str
+    protocol: int
+    proof: bytes
+    nonce: bytes
+
+
+@message("welcome")
+class Welcome:
+    """Server -> peer (`handshake.accept`): the handshake succeeded; `proof` lets the peer
+    check the server."""
+
+    proof: bytes
+    server_id: str
+
+
+@message("refused")
+class Refused:
+    """Server -> peer (`handshake.accept`): the handshake failed, with a reason; the server
+    then closes."""
+
+    reason: str
+
+
+#: Both directions of the handshake (server -> peer and peer -> server).
+Handshake = Challenge | Hello | Welcome | Refused
