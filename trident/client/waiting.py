@@ -175,10 +175,6 @@ class as_completed:
     def is_empty(self) -> bool:
         return self.count() == 0
 
-    def has_ready(self) -> bool:
-        with self._lock:
-            return bool(self._ready)
-
     def clear(self) -> None:
         """Forget every future not yet yielded."""
         with self._lock:

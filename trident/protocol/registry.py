@@ -79,10 +79,6 @@ def _message_hash(self: Any) -> int:
 _SHARED_METHODS = {"__repr__": _message_repr, "__eq__": _message_eq, "__hash__": _message_hash}
 
 
-def is_message(obj: object) -> bool:
-    return hasattr(type(obj), _ENCODE_ATTR)
-
-
 def encode(msg: Any) -> list:
     """Turn a message into its msgpack-ready list form (payloads stay `Serialized`)."""
     return getattr(msg, _ENCODE_ATTR)(msg)

@@ -82,12 +82,6 @@ def allowed_workers(
     return pool
 
 
-def start_time(ts: TaskRecord, ws: WorkerRecord) -> float:
-    """Estimated seconds until `ts` could start on `ws`."""
-    missing = sum(dep.nbytes for dep in ts.dependencies if ws not in dep.who_has)
-    return ws.occupancy / ws.nthreads + missing / BANDWIDTH
-
-
 def choose_worker(
     ts: TaskRecord,
     workers: Mapping[str, WorkerRecord],

@@ -24,7 +24,7 @@ import itertools
 import logging
 import time
 from collections import defaultdict
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from .._exceptions import ActorDied, DependencyError, FutureLostError
@@ -978,7 +978,3 @@ class SchedulerState:
 
 def _ignore(cs: ClientRecord, msg: Any) -> None:
     """Handler of messages that only show the peer is alive (the actor noted that)."""
-
-
-def keys_of(tasks: Iterable[TaskRecord]) -> list[str]:
-    return [ts.key for ts in tasks]
