@@ -1,14 +1,17 @@
 """The public surface: names users import, pinned against the reference API table.
 
 Every entry of the reference table (dask.distributed's Client API, in
-``../shared/reference/``) is a promise. The entry names are listed here so the test
-runs on any clone; when the reference file is present, the list is checked against it.
-The test fails when an implemented entry disappears, and when one is implemented
-without being taken off `NOT_YET` (so that list only shrinks, with the issue owning it).
+``shared/reference/`` beside the clone) is a promise. The entry names are listed here
+and checked against that file, which every checkout has next to it (CI clones beside a
+copy of ``shared/``). The test fails when an implemented entry disappears, and when one
+is implemented without being taken off `NOT_YET` (so that list only shrinks, with the
+issue owning it).
 """
 
 from __future__ import annotations
 
+import ast
+import importlib
 import re
 from pathlib import Path
 
@@ -16,9 +19,20 @@ import pytest
 
 import trident
 
-REFERENCE_FILE = (
-    Path(__file__).resolve().parents[2] / "shared" / "reference" / "dask-distributed-client-api.txt"
-)
+REFERENCE_NAME = "dask-distributed-client-api.txt"
+CLONE = Path(__file__).resolve().parents[1]
+
+
+def find_reference_file(clone: Path) -> Path | None:
+    """``shared/reference/<REFERENCE_NAME>`` in the nearest of `clone` and the directories
+    above it: ``/some/dir/shared`` for a clone at ``/some/dir/<clone>`` (CI), and the
+    shared folder further up for a git worktree nested deeper."""
+    for directory in (clone, *clone.parents):
+        candidate = directory / "shared" / "reference" / REFERENCE_NAME
+        if candidate.is_file():
+            return candidate
+    return None
+
 
 REFERENCE_ENTRIES = [
     "Client", "Client.call_stack", "Client.cancel", "Client.close", "Client.compute",
@@ -58,11 +72,23 @@ def resolve(name: str) -> object | None:
     return obj
 
 
-@pytest.mark.skipif(not REFERENCE_FILE.exists(), reason="the reference file is outside this clone")
+def test_the_reference_file_is_found_beside_a_clone(tmp_path):
+    clone = tmp_path / "some" / "dir" / "trident"
+    (clone / "tests").mkdir(parents=True)
+    assert find_reference_file(clone) is None
+    reference = tmp_path / "some" / "dir" / "shared" / "reference" / REFERENCE_NAME
+    reference.parent.mkdir(parents=True)
+    reference.write_text("Client |\n")
+    assert find_reference_file(clone) == reference
+    assert find_reference_file(clone / "tests") == reference
+
+
 def test_entry_list_matches_the_reference_file():
+    reference = find_reference_file(CLONE)
+    assert reference is not None, f"no shared/reference/{REFERENCE_NAME} beside {CLONE}"
     names = [
         match.group(1)
-        for line in REFERENCE_FILE.read_text().splitlines()
+        for line in reference.read_text().splitlines()
         if (match := re.match(r"^([A-Za-z_][\w.]*)(?: \(.*\))? \|$", line))
     ]
     assert names == REFERENCE_ENTRIES
@@ -74,15 +100,43 @@ def test_implemented_reference_entries_stay_implemented():
     assert NOT_YET - missing == set(), "implemented now: remove them from NOT_YET"
 
 
-def test_all_lists_exactly_the_public_names():
-    public = {name for name in dir(trident) if not name.startswith(("_", "@"))}
-    subpackages = {
-        "actors", "cli", "client", "cluster", "comm", "coordination", "dashboard", "deploy",
-        "diagnostics", "protocol", "scheduler", "security", "sizes", "testing", "worker",
-    }  # fmt: skip
-    assert set(trident.__all__) - {"__version__"} == public - subpackages
-    for name in trident.__all__:
-        assert getattr(trident, name) is not None
+def static_exports() -> dict[str, str]:
+    """Public name -> defining module, read from the imports ``trident/__init__.py`` shows
+    type checkers (what static tools see), not from the module's own ``__all__``."""
+    tree = ast.parse((CLONE / "trident" / "__init__.py").read_text())
+    exports = {}
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ImportFrom) and node.level == 1:
+            module = f"trident.{node.module}"
+            for alias in node.names:
+                if alias.asname == alias.name:  # the explicit re-export form
+                    exports[alias.name] = module
+    return exports
+
+
+def test_all_lists_exactly_the_names_type_checkers_see():
+    assert sorted(trident.__all__) == sorted(static_exports())
+
+
+@pytest.mark.parametrize("name", sorted(static_exports()))
+def test_every_public_name_is_the_object_its_module_defines(name):
+    module = static_exports()[name]
+    expected = getattr(importlib.import_module(module), name)
+    assert getattr(trident, name) is expected
+    namespace: dict[str, object] = {}
+    exec(f"from trident import {name}", namespace)
+    assert namespace[name] is expected
+    if name != "__version__" and hasattr(expected, "__qualname__"):
+        assert expected.__qualname__ == name  # a class or function, not an alias
+
+
+def test_every_top_level_reference_entry_is_public():
+    entries = {trident_name(e) for e in REFERENCE_ENTRIES}
+    assert {e for e in entries if "." not in e} <= set(trident.__all__)
+
+
+def test_dir_shows_every_public_name():
+    assert set(trident.__all__) <= set(dir(trident))
 
 
 def test_the_api_table_lists_every_entry_with_an_existing_test():
