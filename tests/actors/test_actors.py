@@ -10,6 +10,8 @@ import trio
 
 from trident import Actor, ActorFuture, as_completed, get_worker, wait
 
+from ..polling import wait_until
+
 events: list[str] = []
 
 
@@ -158,12 +160,10 @@ async def test_handles_travel_into_tasks_and_actor_methods(trident_client):
 async def test_cancelling_a_running_async_method_runs_its_finally(trident_client):
     service = trident_client.actor(AsyncService)
     call = service.work(30, "cancel-me")
-    while await service.running == 0:
-        await trio.sleep(0.005)
+    await wait_until(lambda: service.running)  # a count above 0
     await call.cancel()
     assert call.cancelled()
-    while "finally cancel-me" not in events:
-        await trio.sleep(0.005)
+    await wait_until(lambda: "finally cancel-me" in events)
     assert await service.running == 0
 
 
@@ -186,8 +186,7 @@ async def test_actors_are_released_with_their_last_handle(trident_client, triden
     assert key in host.actors
     del counter
     gc.collect()
-    while key in host.actors:
-        await trio.sleep(0.005)
+    await wait_until(lambda: key not in host.actors)
 
 
 async def test_futures_cannot_be_passed_to_actor_methods(trident_client):

@@ -15,6 +15,8 @@ import trident
 from trident import Client, SchedulerError
 from trident.testing import in_process_cluster
 
+from ..polling import DEADLINE
+
 BLOCKERS: dict[str, threading.Event] = {}
 
 
@@ -60,8 +62,9 @@ def release():
 
 
 async def wait_running(client, n):
-    while sum(len(keys) for keys in (await client.processing()).values()) < n:
-        await trio.sleep(0.01)
+    with trio.fail_after(DEADLINE):
+        while sum(len(keys) for keys in (await client.processing()).values()) < n:
+            await trio.sleep(0.01)
 
 
 # --- where data lives ---------------------------------------------------------------------
@@ -95,8 +98,9 @@ async def test_stacks_lists_tasks_waiting_for_a_thread(trident_client, release):
     first = trident_client.submit(blocked_on, "queue", workers=[address])
     queued = [trident_client.submit(inc, i, workers=[address]) for i in range(3)]
     await wait_running(trident_client, 4)
-    while not (await trident_client.stacks(workers=[address]))[address]:
-        await trio.sleep(0.01)
+    with trio.fail_after(DEADLINE):
+        while not (await trident_client.stacks(workers=[address]))[address]:
+            await trio.sleep(0.01)
     assert (await trident_client.stacks())[address] == [f.key for f in queued]
     release("queue")
     await trident_client.gather([first, *queued])
@@ -107,8 +111,9 @@ async def test_call_stack_shows_where_running_tasks_are(trident_client, release)
     running = trident_client.submit(blocked_on, "stack")
     other = trident_client.submit(blocked_on, "other-stack")
     await wait_running(trident_client, 2)
-    while len(stacks := await trident_client.call_stack()) < 2:
-        await trio.sleep(0.01)
+    with trio.fail_after(DEADLINE):
+        while len(stacks := await trident_client.call_stack()) < 2:
+            await trio.sleep(0.01)
     (found,) = [s for s in stacks.values() if running.key in s]
     frames = found[running.key]
     assert "in blocked_on" in frames[0] and __file__ in frames[0]

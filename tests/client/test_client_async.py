@@ -14,6 +14,8 @@ import trio
 import trident
 from trident import CancelledError, Client, Future, as_completed, fire_and_forget, wait
 
+from ..polling import wait_until
+
 calls = itertools.count()
 cancelled_runs: list[str] = []
 
@@ -155,16 +157,15 @@ async def test_timeouts_raise_and_leave_the_client_usable(trident_client):
 async def test_cancel_really_cancels_async_tasks(trident_client):
     future = trident_client.submit(slow_async, 30, "cancel-me", pure=False)
     dependent = trident_client.submit(inc, future)
-    while not any(w.worker.state.executing for w in trident_client.cluster.workers.values()):
-        await trio.sleep(0.005)
+    workers = trident_client.cluster.workers.values()
+    await wait_until(lambda: any(w.worker.state.executing for w in workers))
     await trident_client.cancel([future])
     assert future.cancelled() and future.status == "cancelled"
     with pytest.raises(CancelledError):
         await future
     with pytest.raises(CancelledError):
         await dependent
-    while "cancel-me" not in cancelled_runs:
-        await trio.sleep(0.005)  # the worker ran the task's finally block
+    await wait_until(lambda: "cancel-me" in cancelled_runs)  # the task's finally block ran
 
 
 GATE = threading.Event()
@@ -195,8 +196,7 @@ async def test_dropping_the_last_future_frees_worker_memory(trident_client, trid
     assert held()
     del future
     gc.collect()
-    while held():
-        await trio.sleep(0.005)
+    await wait_until(lambda: not held())
     assert key not in trident_cluster.scheduler.state.tasks
 
 
@@ -269,8 +269,7 @@ async def test_fire_and_forget_runs_released_work(trident_client):
     fire_and_forget(future)
     del future
     gc.collect()
-    while "fire-and-forget" not in forgotten_runs:
-        await trio.sleep(0.005)
+    await wait_until(lambda: "fire-and-forget" in forgotten_runs)
 
 
 async def test_futures_of_and_future_by_key(trident_client, trident_cluster):

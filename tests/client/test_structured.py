@@ -11,6 +11,8 @@ import trio
 from trident import CancelledError, Client, fire_and_forget, get_client
 from trident.testing import in_process_cluster
 
+from ..polling import wait_until
+
 finished: list[str] = []  # tags of async tasks whose finally block ran on a worker
 
 
@@ -78,8 +80,7 @@ async def test_a_cancelled_sync_task_keeps_its_thread_until_it_returns():
         started = time.time()
         running = client.submit(sync_sleep, 0.5, pure=False)
         (worker,) = [h.worker for h in cluster.workers.values()]
-        while not worker.state.executing:
-            await trio.sleep(0.005)
+        await wait_until(lambda: worker.state.executing)
         await running.cancel()
         assert running.cancelled()
         after = await client.submit(now, pure=False)
@@ -149,8 +150,7 @@ async def test_an_error_in_the_body_cancels_the_remote_work(trident_client):
     with pytest.raises(ExceptionGroup) as info:
         async with trident_client.task_group() as tg:
             tg.submit(sleeper, 30, "body-error", pure=False)
-            while not await running_tasks(trident_client):
-                await trio.sleep(0.005)
+            await wait_until(lambda: running_tasks(trident_client))
             raise KeyError("body")
     assert isinstance(info.value.exceptions[0], KeyError)
     await wait_for(["body-error"])

@@ -11,6 +11,8 @@ import trio
 
 from trident import Client, Event, Lock, MultiLock, SchedulerError, Semaphore, Variable
 
+from ..polling import DEADLINE
+
 concurrency_lock = threading.Lock()
 active = {"now": 0, "peak": 0}
 
@@ -107,8 +109,9 @@ async def test_a_cancelled_acquire_never_leaves_the_lock_held(trident_client):
             await trio.sleep(0.01)
             await holder.release()  # the grant races the cancellation below
             nursery.cancel_scope.cancel()
-        while await holder.locked():  # a grant in flight is given back
-            await trio.sleep(0.01)
+        with trio.fail_after(DEADLINE):
+            while await holder.locked():  # a grant in flight is given back
+                await trio.sleep(0.01)
     assert await holder.acquire(timeout=1)
     await holder.release()
 

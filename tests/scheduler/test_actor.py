@@ -19,6 +19,8 @@ from trident.protocol.errors import ProtocolError
 from trident.protocol.serialize import dumps
 from trident.testing import in_process_cluster
 
+from ..polling import wait_until
+
 
 def inc(x):
     return x + 1
@@ -150,8 +152,3 @@ async def test_thousands_of_idle_connections_do_not_starve_real_clients(tcp_clus
 def tcp_address(cluster):
     host, port = cluster.scheduler_address.removeprefix("tcp://").rsplit(":", 1)
     return host, int(port)
-
-
-async def wait_until(predicate):
-    while not predicate():
-        await trio.sleep(0.01)
