@@ -217,6 +217,7 @@ class Adaptive:
         self.retired += len(retired)
         if retired:
             logger.info("adaptive: retired %d workers", len(retired))
+        leaving = [h for h in runtime.workers.values() if h.address in retired]
         with trio.move_on_after(10):  # the retired workers stop by themselves
-            while any(h.address in retired for h in runtime.workers.values()):
-                await trio.sleep(0.01)
+            for handle in leaving:
+                await handle.left.wait()

@@ -51,6 +51,8 @@ class WorkerHandle:
         self.worker: Worker | None = None
         self.nanny: Nanny | None = None
         self.scope = trio.CancelScope()
+        #: set when the handle leaves `ClusterRuntime.workers` (stopped, retired or lost)
+        self.left = trio.Event()
 
     @property
     def process(self) -> trio.Process | None:
@@ -157,6 +159,7 @@ class ClusterRuntime:
             if name not in wanted:
                 handle.scope.cancel()
                 del self.workers[name]
+                handle.left.set()
         new = [spec for name, spec in wanted.items() if name not in self.workers]
         if not new:
             return
@@ -235,6 +238,7 @@ class ClusterRuntime:
     def _forget(self, handle: WorkerHandle) -> None:
         if self.workers.get(handle.name) is handle:
             del self.workers[handle.name]
+        handle.left.set()
 
     def close(self) -> None:
         if self._nursery is not None:
