@@ -233,7 +233,9 @@ class SchedulerState:
             self._unref_function(token)
         self.nannies.forget_client(client_id)
 
-    def handle_client_message(self, client_id: str, message: Any) -> None:
+    def handle_client_message(
+        self, client_id: str, message: m.ClientToScheduler | m.Common
+    ) -> None:
         """Apply one message from a client. Raises `InvalidMessage` for disallowed types."""
         handler = self._client_handlers.get(type(message))
         if handler is None:
@@ -366,7 +368,7 @@ class SchedulerState:
             self._send(nanny_id, HEARTBEAT)
         return [*silent_workers, *silent_clients]
 
-    def handle_worker_message(self, address: str, message: Any) -> None:
+    def handle_worker_message(self, address: str, message: m.WorkerToScheduler | m.Common) -> None:
         """Apply one message from a worker.
 
         Raises `InvalidMessage` for disallowed types, and for a worker that was removed
@@ -394,7 +396,7 @@ class SchedulerState:
             self._outbox.pop(nanny_id, None)
             self.remote_calls.nanny_removed(nanny_id)
 
-    def handle_nanny_message(self, nanny_id: str, message: Any) -> None:
+    def handle_nanny_message(self, nanny_id: str, message: m.NannyToScheduler | m.Common) -> None:
         """Apply one message from a nanny. Raises `InvalidMessage` for disallowed types."""
         self.nannies.handle(nanny_id, message)
 
