@@ -251,7 +251,7 @@ class Connection:
             max_container_len=limits.max_container_len,
         )
         if size > limits.thread_decode_bytes:
-            return await anyio.to_thread.run_sync(decode)
+            return await anyio.to_thread.run_sync(partial(decode, interruptible=True))
         return decode()
 
     async def receive_one(self, *types: type) -> Any:

@@ -73,6 +73,7 @@ def decode_batch(
     *,
     allow_payloads: bool = True,
     max_container_len: int = DEFAULT_MAX_CONTAINER_LEN,
+    interruptible: bool = False,
 ) -> list[Any]:
     """Decode the frames of one packet into messages; raises `ProtocolError` if invalid.
 
@@ -80,6 +81,11 @@ def decode_batch(
     extension is refused, so no pickled data is ever accepted from an unknown peer.
     An array or map announcing more than `max_container_len` elements is refused before
     msgpack allocates it (strings and bytes are bounded by the envelope's own size).
+
+    msgpack decodes in C and holds the GIL throughout; ``interruptible=True`` (for
+    decoding in a worker thread) passes every array and map through a Python function,
+    so the interpreter can hand the GIL to the event loop's thread at its switch
+    interval instead of only at the end.
     """
     if not frames:
         raise ProtocolError("empty packet")
@@ -117,6 +123,7 @@ def decode_batch(
             strict_map_key=True,
             max_array_len=max_container_len,
             max_map_len=max_container_len,
+            **_INTERRUPTIBLE if interruptible else {},
         )
     except ProtocolError:
         raise
@@ -124,7 +131,20 @@ def decode_batch(
         raise ProtocolError(f"undecodable envelope: {type(exc).__name__}: {exc}") from None
     if type(envelope) is not list:
         raise ProtocolError(f"envelope must be an array, got {type(envelope).__name__}")
-    return [decode(item) for item in envelope]
+    try:
+        return [decode(item) for item in envelope]
+    except ProtocolError:
+        if interruptible:  # free a large invalid envelope a slice at a time
+            while envelope:
+                del envelope[-4096:]
+        raise
+
+
+def _same(value: Any) -> Any:
+    return value
+
+
+_INTERRUPTIBLE: dict[str, Any] = {"list_hook": _same, "object_hook": _same}
 
 
 def packet_prefix(frames: Sequence[Frame]) -> bytes:
