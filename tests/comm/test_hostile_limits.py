@@ -357,12 +357,15 @@ async def test_an_authenticated_8_mib_envelope_is_decoded_off_the_event_loop(
 
     pause = await largest_loop_pause(during)
     await bulk.aclose()
-    assert len(times) >= 3, "the decode ended before round trips could overlap it"
-    # Decoded in the event loop this pauses it for the whole decode (240-360 ms measured on
-    # 2 cores); in the thread the longest pause left (~45 ms) is a full garbage collection
-    # of the million new objects, which holds the GIL wherever it runs.
-    assert pause < 0.150, f"the event loop paused {pause * 1000:.1f} ms"
-    assert statistics.median(times) < RTT_BUDGET
+    # Decoded in the event loop, no round trip overlaps the decode but the one it stalls
+    # (240-360 ms on 2 cores). Decoded in the thread, round trips keep their ~1 ms median
+    # throughout. The loop's longest pause is not asserted: it is a full garbage
+    # collection of the million new objects (it holds the GIL wherever it runs, and takes
+    # 45 ms in a fresh process, 250 ms after the rest of the suite has grown the heap).
+    median = statistics.median(times)
+    detail = f"{len(times)} round trips, median {median * 1000:.1f} ms, pause {pause * 1000:.0f} ms"
+    assert len(times) >= 10, detail
+    assert median < 0.010, detail
 
 
 def test_large_envelopes_are_decoded_in_a_thread_by_default():
