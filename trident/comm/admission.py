@@ -30,9 +30,17 @@ EVICTION_LOG_INTERVAL = 5.0
 class HandshakeGate:
     """Admits connections into their handshake, evicting the oldest beyond `limit`."""
 
-    def __init__(self, name: str, limit: int = MAX_PENDING_HANDSHAKES):
+    def __init__(
+        self,
+        name: str,
+        limit: int = MAX_PENDING_HANDSHAKES,
+        *,
+        waiting_for: str = "their handshake",
+    ):
+        """`name` and `waiting_for` (what the connections wait for) word the log."""
         self.name = name
         self.limit = limit
+        self.waiting_for = waiting_for
         #: connections evicted so far
         self.evicted = 0
         self._pending: OrderedDict[int, trio.CancelScope] = OrderedDict()
@@ -66,10 +74,11 @@ class HandshakeGate:
         now = trio.current_time()
         if now - self._logged_at >= EVICTION_LOG_INTERVAL:
             logger.warning(
-                "%s: %d connections waiting for their handshake at once: closed %d of the "
+                "%s: %d connections waiting for %s at once: closed %d of the "
                 "oldest since the last report",
                 self.name,
                 self.limit,
+                self.waiting_for,
                 self.evicted - self._logged_evictions,
             )
             self._logged_at = now

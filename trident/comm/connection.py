@@ -1,13 +1,16 @@
 """`Connection`: packets of typed messages over a byte stream, with limits enforced.
 
 A connection is used by at most one sending task and one receiving task at a time
-(actors send through a `BatchedSender`). Payloads are refused until `authenticated`
-is set, which the handshake does.
+(actors send through a `BatchedSender`). Until `authenticated` is set, which the
+handshake does, payloads are refused and `PREAUTH_LIMITS` apply: a stranger can make
+the connection hold a few KiB, no more. Large envelopes are decoded in a worker thread,
+so no message, however large, stops the event loop for long.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from functools import partial
 from typing import Any
 
 import anyio
@@ -15,9 +18,12 @@ import attrs
 
 from ..protocol.errors import ProtocolError
 from ..protocol.wire import (
+    DEFAULT_MAX_CONTAINER_LEN,
     DEFAULT_MAX_ENVELOPE_BYTES,
     DEFAULT_MAX_FRAME_BYTES,
     DEFAULT_MAX_FRAMES,
+    PREAUTH_MAX_BYTES,
+    PREAUTH_MAX_CONTAINER_LEN,
     decode_batch,
     encode_batch,
     packet_chunks,
@@ -30,6 +36,9 @@ from .streams import ByteStream, Frame, StreamClosed
 _BUFFER_BYTES = 256 * 1024
 #: Seconds a peer may leave a packet unfinished without sending another byte.
 STALL_TIMEOUT = 30.0
+#: Envelopes larger than this are decoded in a worker thread: decoding runs at roughly
+#: 10-100 ns per msgpack object, so this bounds the event loop's pause to a few ms.
+THREAD_DECODE_BYTES = 64 * 1024
 
 
 class ConnectionClosed(Exception):
@@ -40,18 +49,39 @@ class ConnectionClosed(Exception):
 class Limits:
     """Bounds on what a peer may send in one packet, and how slowly.
 
-    `stall_timeout`: once a packet has begun, each read must bring more bytes within
+    `max_frames`, `max_frame_bytes` and `max_envelope_bytes` are checked against the
+    packet's prefix, before any memory is allocated for its frames. `max_container_len`
+    bounds the elements of each msgpack array or map (checked before msgpack allocates
+    it). `stall_timeout`: once a packet has begun, each read must bring more bytes within
     this many seconds (a peer may stay silent between packets as long as it likes).
+    `buffer_bytes`: the reusable read buffer (bytes read ahead of the current packet stay
+    in it). `thread_decode_bytes`: envelopes larger than this are decoded in a worker
+    thread rather than in the event loop.
     """
 
     max_frames: int = DEFAULT_MAX_FRAMES
     max_frame_bytes: int = DEFAULT_MAX_FRAME_BYTES
     max_envelope_bytes: int = DEFAULT_MAX_ENVELOPE_BYTES
     stall_timeout: float = STALL_TIMEOUT
+    max_container_len: int = DEFAULT_MAX_CONTAINER_LEN
+    buffer_bytes: int = _BUFFER_BYTES
+    thread_decode_bytes: int = THREAD_DECODE_BYTES
 
 
-#: The limits of connections that are given none (tests may replace it).
+#: The limits of authenticated connections that are given none (tests may replace it).
 DEFAULT_LIMITS = Limits()
+
+#: The limits of every connection before it is authenticated, in both directions: one
+#: frame (payloads are refused anyway) of at most `PREAUTH_MAX_BYTES`, read through a
+#: buffer of that size. Anything larger is refused on sight of the packet prefix.
+PREAUTH_LIMITS = Limits(
+    max_frames=1,
+    max_frame_bytes=PREAUTH_MAX_BYTES,
+    max_envelope_bytes=PREAUTH_MAX_BYTES,
+    max_container_len=PREAUTH_MAX_CONTAINER_LEN,
+    buffer_bytes=PREAUTH_MAX_BYTES,
+    thread_decode_bytes=PREAUTH_MAX_BYTES,
+)
 
 
 class PacketReader:
@@ -65,10 +95,25 @@ class PacketReader:
     def __init__(self, stream: ByteStream, limits: Limits):
         self._stream = stream
         self._limits = limits
-        self._buffer = bytearray(_BUFFER_BYTES)
+        self._buffer = bytearray(limits.buffer_bytes)
         self._view = memoryview(self._buffer)
         self._start = 0
         self._end = 0
+
+    @property
+    def limits(self) -> Limits:
+        return self._limits
+
+    @limits.setter
+    def limits(self, limits: Limits) -> None:
+        """Apply other limits from the next packet on; the buffer keeps what it holds."""
+        self._limits = limits
+        if limits.buffer_bytes > len(self._buffer):
+            held = self._view[self._start : self._end]
+            buffer = bytearray(limits.buffer_bytes)
+            buffer[: len(held)] = held
+            self._buffer, self._view = buffer, memoryview(buffer)
+            self._start, self._end = 0, len(held)
 
     async def _fill(self, n: int, *, at_boundary: bool = False) -> bool:
         """Make at least `n` bytes available; False on EOF at a packet boundary."""
@@ -137,11 +182,25 @@ class Connection:
     """Typed messages over a byte stream. `peer` names the other end in logs."""
 
     def __init__(self, stream: ByteStream, *, peer: str = "?", limits: Limits | None = None):
+        """`limits` apply once the connection is authenticated (default `DEFAULT_LIMITS`,
+        read then); before that, `PREAUTH_LIMITS` do."""
         self.stream = stream
         self.peer = peer
-        self.authenticated = False
         self.closed = False
-        self._reader = PacketReader(stream, limits or DEFAULT_LIMITS)
+        self._limits = limits
+        self._authenticated = False
+        self._reader = PacketReader(stream, PREAUTH_LIMITS)
+
+    @property
+    def authenticated(self) -> bool:
+        """Whether the handshake authenticated the peer: payloads and the full limits
+        are accepted from then on."""
+        return self._authenticated
+
+    @authenticated.setter
+    def authenticated(self, value: bool) -> None:
+        self._authenticated = value
+        self._reader.limits = (self._limits or DEFAULT_LIMITS) if value else PREAUTH_LIMITS
 
     async def send(self, messages: Sequence[Any]) -> None:
         """Write one packet holding `messages`. Raises `StreamClosed` if the peer is gone."""
@@ -182,7 +241,18 @@ class Connection:
         frames = await self._reader.read_packet()
         if frames is None:
             raise ConnectionClosed(f"{self.peer} closed the connection")
-        return decode_batch(frames, allow_payloads=self.authenticated)
+        limits = self._reader.limits
+        envelope = frames[0]
+        size = envelope.nbytes if isinstance(envelope, memoryview) else len(envelope)
+        decode = partial(
+            decode_batch,
+            frames,
+            allow_payloads=self._authenticated,
+            max_container_len=limits.max_container_len,
+        )
+        if size > limits.thread_decode_bytes:
+            return await anyio.to_thread.run_sync(partial(decode, interruptible=True))
+        return decode()
 
     async def receive_one(self, *types: type) -> Any:
         """Read a packet that must hold exactly one message of one of `types`."""

@@ -20,6 +20,7 @@ import trio
 
 from . import tls
 from .address import AddressError, format_address, parse_address, parse_host_port
+from .admission import HandshakeGate
 from .streams import AsyncioTcpStream, ByteStream, InprocStream, StreamClosed, TrioTcpStream
 
 logger = logging.getLogger("trident.comm")
@@ -111,7 +112,8 @@ async def serve(
     `task_status`; serves until cancelled. A handler that raises closes its connection
     and is logged; the listener keeps serving. On ``tls://`` addresses (which need
     `ssl_context`) the handler gets the stream once the TLS handshake succeeded; a peer
-    that fails it is logged and closed.
+    that fails it is logged and closed. At most `MAX_PENDING_HANDSHAKES` connections per
+    listener may be in their TLS handshake at once; beyond that the oldest is closed.
     """
     scheme, location = parse_address(address)
     if scheme == "tls" and ssl_context is None:
@@ -131,15 +133,20 @@ async def serve(
     listeners = await trio.open_tcp_listeners(port, host=host, backlog=1024)
     bound = listeners[0].socket.getsockname()
     bound_address = format_address(scheme, host or bound[0], bound[1])
+    gate = HandshakeGate(bound_address, waiting_for="their TLS handshake")
 
     async def on_stream(stream: trio.SocketStream) -> None:
         if ssl_context is None or scheme != "tls":
             await _run_handler(handler, TrioTcpStream(stream), bound_address)
             return
         try:
-            secure = await tls.accept_trio(stream, ssl_context)
+            with gate.admit() as admitted:
+                secure = await tls.accept_trio(stream, ssl_context)
         except tls.TLSError as exc:
             logger.warning("%s: refused connection: %s", bound_address, exc)
+            return
+        if admitted.cancelled_caught:
+            await stream.aclose()
             return
         await _run_handler(handler, secure, bound_address)
 

@@ -5,8 +5,13 @@ one task per connection under the caller's nursery, hands each request to an
 application function and writes what it returns: a whole `Response`, or a
 `StreamingResponse` whose chunks are written as they come (server-sent events).
 
-Only GET and HEAD are served; request bodies are not read. Limits: 16 KiB of request
-head, `IDLE_TIMEOUT` seconds between requests on a kept-alive connection.
+Only GET and HEAD are served; request bodies are read and dropped. Anyone who can reach
+the port can send requests, so every connection is bounded before the token is checked:
+a request head of at most `MAX_HEAD_BYTES` and `MAX_HEADERS` headers that completes
+within `HEAD_TIMEOUT` once begun (slow-loris), a body of at most `MAX_BODY_BYTES` within
+`BODY_TIMEOUT`, `IDLE_TIMEOUT` seconds between requests on a kept-alive connection, and
+at most `MAX_WAITING_CONNECTIONS` connections waiting for a request at once (beyond
+that the one that has waited longest is closed).
 """
 
 from __future__ import annotations
@@ -21,10 +26,24 @@ import attrs
 import h11
 import trio
 
+from ..comm.admission import HandshakeGate
+
 logger = logging.getLogger("trident.dashboard")
 
-#: Seconds a connection may stay idle (or take to send its request head).
+#: Seconds a connection may stay idle waiting for the first byte of a request.
 IDLE_TIMEOUT = 60.0
+#: Seconds a request head may take to arrive once its first byte has.
+HEAD_TIMEOUT = 5.0
+#: Seconds a request body may take to arrive.
+BODY_TIMEOUT = 5.0
+#: Bytes of request line and headers; a longer head is answered 431 and closed.
+MAX_HEAD_BYTES = 16 * 1024
+#: Headers in one request; more are answered 431 and closed.
+MAX_HEADERS = 64
+#: Bytes of request body (the dashboard uses none); a larger one is answered 413.
+MAX_BODY_BYTES = 64 * 1024
+#: Connections per server waiting for (or sending) a request head at once.
+MAX_WAITING_CONNECTIONS = 256
 READ_SIZE = 16 * 1024
 SERVER_NAME = b"trident"
 
@@ -96,9 +115,10 @@ async def serve_http(
 
     Reports the listeners through `task_status` once they accept connections.
     """
+    gate = HandshakeGate("dashboard", MAX_WAITING_CONNECTIONS, waiting_for="a request")
 
     async def handle(stream: trio.SocketStream) -> None:
-        await HttpConnection(stream, app).serve()
+        await HttpConnection(stream, app, gate).serve()
 
     await trio.serve_listeners(handle, listeners, task_status=task_status)
 
@@ -106,16 +126,32 @@ async def serve_http(
 class HttpConnection:
     """One client connection: requests in, responses out, until either side closes."""
 
-    def __init__(self, stream: trio.abc.Stream, app: App):
+    def __init__(self, stream: trio.abc.Stream, app: App, gate: HandshakeGate | None = None):
+        """`gate`, when given, bounds the connections waiting for a request at once."""
         self.stream = stream
         self.app = app
-        self.conn = h11.Connection(h11.SERVER)
+        self.gate = gate
+        self.conn = h11.Connection(h11.SERVER, max_incomplete_event_size=MAX_HEAD_BYTES)
 
     async def serve(self) -> None:
         try:
             while True:
-                request = await self._next_request()
+                if self.gate is None:
+                    request = await self._next_request()
+                else:
+                    with self.gate.admit() as admitted:
+                        request = await self._next_request()
+                    if admitted.cancelled_caught:
+                        return  # evicted to make room for newer connections
                 if request is None:
+                    return
+                if len(request.headers) > MAX_HEADERS:
+                    await self._send_error(431, f"more than {MAX_HEADERS} headers")
+                    return
+                if not await self._drain_body(request):
+                    await self._send_error(
+                        413, f"request bodies are limited to {MAX_BODY_BYTES} bytes"
+                    )
                     return
                 await self._respond(request)
                 if self.conn.our_state is h11.MUST_CLOSE or self.conn.our_state is h11.CLOSED:
@@ -129,17 +165,46 @@ class HttpConnection:
             await self._close()
 
     async def _next_request(self) -> Request | None:
-        with trio.fail_after(IDLE_TIMEOUT):
+        """The next request's head: the first byte within `IDLE_TIMEOUT`, the rest within
+        `HEAD_TIMEOUT` of it. Raises `trio.TooSlowError` when either runs out."""
+        begun = bool(self.conn.trailing_data[0])
+        with trio.fail_after(HEAD_TIMEOUT if begun else IDLE_TIMEOUT) as scope:
             while True:
                 event = self.conn.next_event()
                 if event is h11.NEED_DATA:
                     data = await self.stream.receive_some(READ_SIZE)
+                    if data and not begun:
+                        begun = True
+                        scope.deadline = trio.current_time() + HEAD_TIMEOUT
                     self.conn.receive_data(bytes(data))
                     continue
                 if isinstance(event, h11.Request):
                     return _parse_request(event)
                 if isinstance(event, h11.ConnectionClosed) or event is h11.PAUSED:
                     return None
+
+    async def _drain_body(self, request: Request) -> bool:
+        """Read and drop the request's body within `BODY_TIMEOUT`; False, having read at
+        most `MAX_BODY_BYTES`, if it is larger. Raises `trio.TooSlowError`."""
+        try:
+            declared = int(request.headers.get("content-length", "0"))
+        except ValueError:
+            declared = 0  # h11 has already refused a malformed length
+        if declared > MAX_BODY_BYTES:
+            return False
+        received = 0
+        with trio.fail_after(BODY_TIMEOUT):
+            while self.conn.their_state is h11.SEND_BODY:
+                event = self.conn.next_event()
+                if event is h11.NEED_DATA:
+                    self.conn.receive_data(bytes(await self.stream.receive_some(READ_SIZE)))
+                elif isinstance(event, h11.Data):
+                    received += len(event.data)
+                    if received > MAX_BODY_BYTES:
+                        return False
+                elif isinstance(event, h11.EndOfMessage | h11.ConnectionClosed):
+                    break
+        return True
 
     async def _respond(self, request: Request) -> None:
         if request.method not in ("GET", "HEAD"):
@@ -150,13 +215,6 @@ class HttpConnection:
             except Exception:
                 logger.exception("dashboard: %s %s failed", request.method, request.path)
                 response = Response(500, b"internal error\n")
-        # Drain the rest of the request (GET bodies are unusual and unused).
-        while self.conn.their_state is h11.SEND_BODY:
-            event = self.conn.next_event()
-            if event is h11.NEED_DATA:
-                self.conn.receive_data(bytes(await self.stream.receive_some(READ_SIZE)))
-            elif isinstance(event, h11.EndOfMessage | h11.ConnectionClosed):
-                break
         head = request.method == "HEAD"
         if isinstance(response, Response):
             await self._send_response(response, head)

@@ -32,6 +32,14 @@ COALESCE_MAX_BYTES = 64 * 1024
 DEFAULT_MAX_FRAME_BYTES = 4 * 2**30
 DEFAULT_MAX_ENVELOPE_BYTES = 256 * 2**20
 DEFAULT_MAX_FRAMES = 1_000_000
+#: Elements of one msgpack array or entries of one map, after authentication.
+DEFAULT_MAX_CONTAINER_LEN = 2**24
+
+#: Everything a peer may send before it is authenticated: one frame of at most this many
+#: bytes per packet. The handshake messages take a few hundred bytes.
+PREAUTH_MAX_BYTES = 16 * 1024
+#: Elements of one array or map before authentication (a handshake message has < 10).
+PREAUTH_MAX_CONTAINER_LEN = 256
 
 _FRAME_REF = struct.Struct("<II")
 _COUNT = struct.Struct("<I")
@@ -60,11 +68,24 @@ def encode_batch(messages: Sequence[Any]) -> list[Frame]:
     return frames
 
 
-def decode_batch(frames: Sequence[Frame], *, allow_payloads: bool = True) -> list[Any]:
+def decode_batch(
+    frames: Sequence[Frame],
+    *,
+    allow_payloads: bool = True,
+    max_container_len: int = DEFAULT_MAX_CONTAINER_LEN,
+    interruptible: bool = False,
+) -> list[Any]:
     """Decode the frames of one packet into messages; raises `ProtocolError` if invalid.
 
     With ``allow_payloads=False`` (used before a peer is authenticated) any payload
     extension is refused, so no pickled data is ever accepted from an unknown peer.
+    An array or map announcing more than `max_container_len` elements is refused before
+    msgpack allocates it (strings and bytes are bounded by the envelope's own size).
+
+    msgpack decodes in C and holds the GIL throughout; ``interruptible=True`` (for
+    decoding in a worker thread) passes every array and map through a Python function,
+    so the interpreter can hand the GIL to the event loop's thread at its switch
+    interval instead of only at the end.
     """
     if not frames:
         raise ProtocolError("empty packet")
@@ -95,7 +116,14 @@ def decode_batch(frames: Sequence[Frame], *, allow_payloads: bool = True) -> lis
 
     try:
         envelope = msgpack.unpackb(
-            frames[0], ext_hook=ext_hook, raw=False, use_list=True, strict_map_key=True
+            frames[0],
+            ext_hook=ext_hook,
+            raw=False,
+            use_list=True,
+            strict_map_key=True,
+            max_array_len=max_container_len,
+            max_map_len=max_container_len,
+            **_INTERRUPTIBLE if interruptible else {},
         )
     except ProtocolError:
         raise
@@ -103,7 +131,20 @@ def decode_batch(frames: Sequence[Frame], *, allow_payloads: bool = True) -> lis
         raise ProtocolError(f"undecodable envelope: {type(exc).__name__}: {exc}") from None
     if type(envelope) is not list:
         raise ProtocolError(f"envelope must be an array, got {type(envelope).__name__}")
-    return [decode(item) for item in envelope]
+    try:
+        return [decode(item) for item in envelope]
+    except ProtocolError:
+        if interruptible:  # free a large invalid envelope a slice at a time
+            while envelope:
+                del envelope[-4096:]
+        raise
+
+
+def _same(value: Any) -> Any:
+    return value
+
+
+_INTERRUPTIBLE: dict[str, Any] = {"list_hook": _same, "object_hook": _same}
 
 
 def packet_prefix(frames: Sequence[Frame]) -> bytes:
