@@ -8,7 +8,6 @@ computing correct results throughout. Peers are plain blocking sockets, so the c
 
 from __future__ import annotations
 
-import hashlib
 import hmac
 import itertools
 import logging
@@ -23,6 +22,7 @@ from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
 from trident import Client, LocalCluster
+from trident.comm import handshake
 from trident.comm.connection import Limits
 from trident.protocol import messages as m
 from trident.protocol.errors import ProtocolError
@@ -134,13 +134,10 @@ def receive_packet(sock: socket.socket) -> list:
     return decode_batch([receive_exactly(sock, n) for n in lengths])
 
 
-def proof(label: bytes, nonce: bytes) -> bytes:
-    return hmac.new(TOKEN.encode(), label + nonce, hashlib.sha256).digest()
-
-
 def hello_packet(challenge: m.Challenge, role: str) -> bytes:
-    signed = proof(b"hello:" + role.encode() + b":", challenge.nonce)
-    return packet([m.Hello(role, "fuzzer", m.PROTOCOL_VERSION, signed, os.urandom(16))])
+    nonce = os.urandom(16)
+    signed = handshake.peer_proof(TOKEN, role, challenge.nonce, nonce, challenge.server_id)
+    return packet([m.Hello(role, "fuzzer", m.PROTOCOL_VERSION, signed, nonce)])
 
 
 def connect(url: str) -> tuple[socket.socket, m.Challenge]:
@@ -206,14 +203,18 @@ def decodes(data: bytes, *, authenticated: bool) -> list | None:
 
 
 def valid_hello(messages: list | None, challenge: m.Challenge) -> bool:
-    """Whether `messages` complete the handshake (a mutated nonce or name still does)."""
+    """Whether `messages` complete the handshake (a mutated name still does; the proof
+    binds the nonces, so a mutated nonce does not)."""
     if not messages or not isinstance(messages[0], m.Hello):
         return False
     hello = messages[0]
-    expected = proof(b"hello:" + hello.role.encode() + b":", challenge.nonce)
+    expected = handshake.peer_proof(
+        TOKEN, hello.role, challenge.nonce, hello.nonce, challenge.server_id
+    )
     return (
         hello.protocol == m.PROTOCOL_VERSION
         and hello.role in ("client", "worker", "peer", "nanny")
+        and len(hello.nonce) == handshake.NONCE_BYTES
         and hmac.compare_digest(hello.proof, expected)
     )
 

@@ -1,13 +1,30 @@
-"""The connection handshake: msgpack only, challenge-response on the cluster token.
+"""The connection handshake: msgpack only, mutual challenge-response on the cluster token.
 
-1. server -> peer: `Challenge` (fresh nonce; whether a token is required)
-2. peer -> server: `Hello` (role, name, HMAC of the nonce under the token, own nonce)
-3. server -> peer: `Welcome` (HMAC of the peer's nonce, so the peer can check the
-   server) or `Refused` (with a reason) and close.
+1. server -> peer: `Challenge` (fresh server nonce, server id; whether a token is required)
+2. peer -> server: `Hello` (role, name, fresh peer nonce, the peer's proof)
+3. server -> peer: `Welcome` (the server's proof) or `Refused` (a reason, and the
+   server's proof of the refusal when it can give one) and close.
 
-The token never travels. A replayed `Hello` fails because every challenge is fresh.
-Payloads are refused by the connection until this completes. A peer that sends anything
-but a `Hello`, or nothing in time, is told why (`Refused`) before the server closes.
+Each proof is an HMAC-SHA256 under the token of one message that names its direction,
+the peer's role, both nonces and the server id::
+
+    "trident-v2|peer->server|<role>|" + server nonce + "|" + peer nonce + "|" + server id
+    "trident-v2|server->peer|<role>|" + ...       (Welcome)
+    "trident-v2|server->peer-refused|<role>|" + ... + "|" + reason        (Refused)
+
+The token never travels. A `Hello` replayed on another connection fails (its server
+nonce is stale); a `Welcome` replayed from another connection fails (its peer nonce is
+stale); a proof reflected back in the other direction fails (the direction differs).
+
+**No downgrade.** A peer that holds a token requires the server's proof on every
+connection, whatever the server's `Challenge` claims: a server that says no token is
+needed, or sends an empty or wrong proof, is refused before anything else is read from
+it, so nothing it sends is ever unpickled. Payloads are refused by the connection until
+this completes. A peer that sends anything but a `Hello`, or nothing in time, is told
+why (`Refused`) before the server closes.
+
+The token authenticates the two ends; it does not protect the bytes between them (see
+docs/deploy.md: TLS does that).
 """
 
 from __future__ import annotations
@@ -26,14 +43,58 @@ from .streams import StreamClosed
 
 HANDSHAKE_TIMEOUT = 10.0
 ROLES = ("client", "worker", "peer", "nanny")
+NONCE_BYTES = 16
+
+_PEER_TO_SERVER = b"trident-v2|peer->server|"
+_SERVER_TO_PEER = b"trident-v2|server->peer|"
+_SERVER_REFUSED = b"trident-v2|server->peer-refused|"
 
 
 class AuthenticationError(ConnectionError):
     """The other side refused our credentials, or failed to prove its own."""
 
 
-def _proof(token: str, label: bytes, nonce: bytes) -> bytes:
-    return hmac.new(token.encode(), label + nonce, hashlib.sha256).digest()
+class ServerRefused(AuthenticationError):
+    """The server answered our `Hello` with `Refused`.
+
+    `proven` says whether the refusal carried the server's proof of our token: only then
+    is it known to come from our cluster (a reconnecting peer stops trying at once);
+    an unproven refusal may come from anything that took the address.
+    """
+
+    def __init__(self, message: str, *, proven: bool):
+        super().__init__(message)
+        self.proven = proven
+
+
+def _binding(label: bytes, role: str, server_nonce: bytes, peer_nonce: bytes, server_id: str):
+    return b"|".join([label + role.encode(), server_nonce, peer_nonce, server_id.encode()])
+
+
+def _mac(token: str, message: bytes) -> bytes:
+    return hmac.new(token.encode(), message, hashlib.sha256).digest()
+
+
+def peer_proof(
+    token: str, role: str, server_nonce: bytes, peer_nonce: bytes, server_id: str
+) -> bytes:
+    """The peer's proof of `token` in its `Hello` (peer -> server)."""
+    return _mac(token, _binding(_PEER_TO_SERVER, role, server_nonce, peer_nonce, server_id))
+
+
+def server_proof(
+    token: str, role: str, server_nonce: bytes, peer_nonce: bytes, server_id: str
+) -> bytes:
+    """The server's proof of `token` in its `Welcome` (server -> peer)."""
+    return _mac(token, _binding(_SERVER_TO_PEER, role, server_nonce, peer_nonce, server_id))
+
+
+def refusal_proof(
+    token: str, role: str, server_nonce: bytes, peer_nonce: bytes, server_id: str, reason: str
+) -> bytes:
+    """The server's proof of `token` in a `Refused` that answers a `Hello`."""
+    binding = _binding(_SERVER_REFUSED, role, server_nonce, peer_nonce, server_id)
+    return _mac(token, binding + b"|" + reason.encode())
 
 
 async def accept(connection: Connection, *, token: str | None, server_id: str) -> Hello:
@@ -42,7 +103,7 @@ async def accept(connection: Connection, *, token: str | None, server_id: str) -
     Raises `ProtocolError` for malformed or late handshakes and `AuthenticationError` for
     bad credentials; in both cases the peer has been told why when possible.
     """
-    nonce = os.urandom(16)
+    nonce = os.urandom(NONCE_BYTES)
     try:
         with anyio.fail_after(HANDSHAKE_TIMEOUT):
             await connection.send(
@@ -60,35 +121,43 @@ async def accept(connection: Connection, *, token: str | None, server_id: str) -
         reason = f"protocol version {hello.protocol} is not supported (need {PROTOCOL_VERSION})"
     elif hello.role not in ROLES:
         reason = f"unknown role {hello.role!r}"
+    elif len(hello.nonce) != NONCE_BYTES:
+        reason = f"the peer's nonce must be {NONCE_BYTES} bytes"
     elif token is not None and not hmac.compare_digest(
-        hello.proof, _proof(token, b"hello:" + hello.role.encode() + b":", nonce)
+        hello.proof, peer_proof(token, hello.role, nonce, hello.nonce, server_id)
     ):
         reason = "invalid cluster token"
     if reason is not None:
-        await _refuse(connection, reason)
+        proof = b""
+        if token is not None and hello.protocol == PROTOCOL_VERSION:
+            proof = refusal_proof(token, hello.role, nonce, hello.nonce, server_id, reason)
+        await _refuse(connection, reason, proof)
         raise AuthenticationError(f"refused {hello.role} {hello.name!r}: {reason}")
-    server_proof = _proof(token, b"welcome:", hello.nonce) if token is not None else b""
-    await connection.send([Welcome(server_proof, server_id)])
+    proof = b"" if token is None else server_proof(token, hello.role, nonce, hello.nonce, server_id)
+    await connection.send([Welcome(proof, server_id)])
     connection.authenticated = True
     return hello
 
 
-async def _refuse(connection: Connection, reason: str) -> None:
+async def _refuse(connection: Connection, reason: str, proof: bytes = b"") -> None:
     """Tell the peer why it is refused, if it is still listening (at most a second)."""
     with anyio.move_on_after(1):
         with contextlib.suppress(
             StreamClosed, anyio.BrokenResourceError, anyio.ClosedResourceError
         ):
-            await connection.send([Refused(reason)])
+            await connection.send([Refused(reason, proof)])
 
 
 async def offer(connection: Connection, *, role: str, name: str, token: str | None) -> Welcome:
     """Peer side: answer the server's challenge; return its `Welcome`.
 
-    Raises `AuthenticationError` if the server refuses us, cannot prove it knows the
-    token, closes the connection during the handshake (a TLS server refusing our
+    With a `token`, the server must prove it knows it, whatever its `Challenge` says.
+    Raises `ServerRefused` (an `AuthenticationError`) if the server refuses us, and
+    `AuthenticationError` if it cannot prove it knows our token, requires a token we do
+    not have, closes the connection during the handshake (a TLS server refusing our
     certificate does that) or sends no challenge in time (a TLS server reached over
-    plain TCP stays silent); `ProtocolError` if it does not speak the handshake.
+    plain TCP stays silent); `ProtocolError` if it does not speak the handshake. Nothing
+    the server sends is unpickled before it proved itself.
     """
     try:
         return await _offer(connection, role=role, name=name, token=token)
@@ -106,29 +175,58 @@ async def offer(connection: Connection, *, role: str, name: str, token: str | No
 async def _offer(connection: Connection, *, role: str, name: str, token: str | None) -> Welcome:
     with anyio.fail_after(HANDSHAKE_TIMEOUT):
         challenge = await connection.receive_one(Challenge)
-        if challenge.auth_required and token is None:
+        if challenge.protocol != PROTOCOL_VERSION:
+            raise AuthenticationError(
+                f"the server at {connection.peer} speaks protocol version {challenge.protocol}, "
+                f"this process {PROTOCOL_VERSION}: run the same trident version on both"
+            )
+        if token is None and challenge.auth_required:
             raise AuthenticationError(
                 f"the server at {connection.peer} requires a cluster token and none was given "
                 "(pass security=/token or set TRIDENT_TOKEN)"
             )
-        own_nonce = os.urandom(16)
-        proof = (
-            _proof(token, b"hello:" + role.encode() + b":", challenge.nonce)
-            if token is not None
-            else b""
-        )
+        if token is not None and not challenge.auth_required:
+            raise AuthenticationError(
+                f"the server at {connection.peer} claims no cluster token is needed, but this "
+                "process holds one: refusing a server that cannot prove it knows the token"
+            )
+        if token is not None and len(challenge.nonce) != NONCE_BYTES:
+            raise AuthenticationError(
+                f"the server at {connection.peer} sent a {len(challenge.nonce)}-byte nonce; "
+                f"a server of this cluster sends {NONCE_BYTES} fresh bytes"
+            )
+        own_nonce = os.urandom(NONCE_BYTES)
+        binding = (role, challenge.nonce, own_nonce, challenge.server_id)
+        proof = b"" if token is None else peer_proof(token, *binding)
         await connection.send([Hello(role, name, PROTOCOL_VERSION, proof, own_nonce)])
         answer = await connection.receive_one(Welcome, Refused)
     if isinstance(answer, Refused):
-        raise AuthenticationError(f"{connection.peer} refused the connection: {answer.reason}")
-    if (
-        challenge.auth_required
-        and token is not None
-        and not hmac.compare_digest(answer.proof, _proof(token, b"welcome:", own_nonce))
+        proven = token is not None and hmac.compare_digest(
+            answer.proof, refusal_proof(token, *binding, answer.reason)
+        )
+        raise ServerRefused(
+            f"{connection.peer} refused the connection: {answer.reason}"
+            + ("" if proven or token is None else " (the refusal carried no proof of our token)"),
+            proven=proven,
+        )
+    if token is not None and (
+        answer.server_id != challenge.server_id
+        or not hmac.compare_digest(answer.proof, server_proof(token, *binding))
     ):
-        raise AuthenticationError(f"{connection.peer} could not prove it knows the cluster token")
+        raise AuthenticationError(
+            f"the server at {connection.peer} could not prove it knows the cluster token"
+        )
     connection.authenticated = True
     return answer
 
 
-__all__ = ["AuthenticationError", "ProtocolError", "accept", "offer"]
+__all__ = [
+    "AuthenticationError",
+    "ProtocolError",
+    "ServerRefused",
+    "accept",
+    "offer",
+    "peer_proof",
+    "refusal_proof",
+    "server_proof",
+]

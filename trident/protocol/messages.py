@@ -13,7 +13,9 @@ from typing import Any
 from .registry import message
 from .serialize import Serialized
 
-PROTOCOL_VERSION = 1
+#: 2: the handshake's proofs bind direction, role, both nonces and the server id, and
+#: `Refused` carries the server's proof (see `comm/handshake.py`).
+PROTOCOL_VERSION = 2
 #: The clients workers run for their tasks (`get_client`, actor handles) register under
 #: names that start with this; summaries count them apart from the users' clients.
 WORKER_CLIENT_PREFIX = "worker-client-"
@@ -23,7 +25,11 @@ WORKER_CLIENT_PREFIX = "worker-client-"
 
 @message("challenge")
 class Challenge:
-    """Server -> peer, first message on every connection: prove you know the token."""
+    """Server -> peer, first message on every connection: prove you know the token.
+
+    `auth_required` is informational: a peer that holds a token requires the server's
+    proof whatever this says.
+    """
 
     nonce: bytes
     server_id: str
@@ -35,7 +41,7 @@ class Challenge:
 class Hello:
     """Peer -> server: who the peer is and its proof of the cluster token."""
 
-    role: str  # "client", "worker" or "peer"
+    role: str  # "client", "worker", "peer" or "nanny"
     name: str
     protocol: int
     proof: bytes
@@ -52,9 +58,14 @@ class Welcome:
 
 @message("refused")
 class Refused:
-    """Server -> peer: the handshake failed, with a reason; the server then closes."""
+    """Server -> peer: the handshake failed, with a reason; the server then closes.
+
+    `proof` is the server's proof of the token over this refusal (empty when it has no
+    token or no `Hello` came): only a proven refusal is final for a reconnecting peer.
+    """
 
     reason: str
+    proof: bytes
 
 
 # --- shared pieces -----------------------------------------------------------------------

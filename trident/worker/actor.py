@@ -30,7 +30,13 @@ from ..comm.address import format_address, parse_address, parse_host_port
 from ..comm.admission import HandshakeGate
 from ..comm.batched import BatchedSender
 from ..comm.connection import Connection, ConnectionClosed
-from ..comm.liveness import RECONNECT_TIMEOUT, SCHEDULER_TIMEOUT, SilenceWatch, reconnect
+from ..comm.liveness import (
+    RECONNECT_TIMEOUT,
+    SCHEDULER_TIMEOUT,
+    ReconnectFailed,
+    SilenceWatch,
+    reconnect,
+)
 from ..comm.routes import local_host_towards, reachable_address
 from ..comm.rpc import PeerPool, PeerUnavailable
 from ..comm.streams import ByteStream, StreamClosed
@@ -298,13 +304,14 @@ class Worker:
                         await connection.aclose()
                     state.scheduler_lost()
                     self._flush()
-                    reconnected = await reconnect(
-                        self._connect_and_register,
-                        within=self.reconnect_timeout,
-                        what=f"worker {self.address}",
-                        logger=logger,
-                    )
-                    if reconnected is None:
+                    try:
+                        reconnected = await reconnect(
+                            self._connect_and_register,
+                            within=self.reconnect_timeout,
+                            what=f"worker {self.address}",
+                            logger=logger,
+                        )
+                    except ReconnectFailed:
                         self.lost_scheduler = True
                         return
                     connection, welcome = reconnected
