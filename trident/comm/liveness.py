@@ -26,7 +26,7 @@ RECONNECT_TIMEOUT = 60.0
 #: The first and the longest pause between two attempts to reconnect.
 FIRST_RETRY_DELAY = 0.1
 MAX_RETRY_DELAY = 5.0
-#: Seconds the attempt made when the time is up (after the last pause) may take.
+#: Seconds the attempt made when the time is up (after the last pause) may take at most.
 LAST_ATTEMPT_TIME = 1.0
 
 
@@ -104,12 +104,14 @@ async def reconnect(
     start = anyio.current_time()
     deadline = start + within
     delay = FIRST_RETRY_DELAY
+    # The attempt made once the time is up (after the last pause) still gets this long.
+    last_attempt_time = min(LAST_ATTEMPT_TIME, within)
     attempts = 0
     while True:
         attempts += 1
         remaining = deadline - anyio.current_time()
         try:
-            with anyio.fail_after(max(remaining, LAST_ATTEMPT_TIME)):
+            with anyio.fail_after(max(remaining, last_attempt_time)):
                 return await attempt()
         except ServerRefused as exc:
             if exc.proven:
