@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 
 import pytest
@@ -165,7 +166,7 @@ async def test_a_token_holder_refuses_a_welcome_without_a_valid_proof(proof):
 async def test_a_welcome_replayed_from_another_connection_is_refused():
     # A rogue that once watched a real handshake replays the server's Welcome, and even
     # the server's Challenge: the peer's fresh nonce makes the old proof worthless.
-    results, server, client = await run_handshake("secret", "secret")
+    results, *_ = await run_handshake("secret", "secret")
     welcome = results["client"]
     assert isinstance(welcome, m.Welcome)
 
@@ -195,19 +196,19 @@ async def test_a_welcome_for_another_role_or_server_id_is_refused():
     async def wrong_role(connection):
         await connection.send([challenge(nonce=nonce)])
         hello = await connection.receive_one(m.Hello)
-        proof = handshake.server_proof("secret", "worker", nonce, hello.nonce, "s")
+        proof = handshake.server_proof("secret", "worker", "scheduler", nonce, hello.nonce, "s")
         await connection.send([m.Welcome(proof, "s")])
 
     async def wrong_server(connection):
         await connection.send([challenge(nonce=nonce)])
         hello = await connection.receive_one(m.Hello)
-        proof = handshake.server_proof("secret", "client", nonce, hello.nonce, "other")
+        proof = handshake.server_proof("secret", "client", "scheduler", nonce, hello.nonce, "other")
         await connection.send([m.Welcome(proof, "other")])
 
     async def honest(connection):
         await connection.send([challenge(nonce=nonce)])
         hello = await connection.receive_one(m.Hello)
-        proof = handshake.server_proof("secret", "client", nonce, hello.nonce, "s")
+        proof = handshake.server_proof("secret", "client", "scheduler", nonce, hello.nonce, "s")
         await connection.send([m.Welcome(proof, "s")])
 
     for rogue in (wrong_role, wrong_server):
@@ -218,20 +219,21 @@ async def test_a_welcome_for_another_role_or_server_id_is_refused():
 
 
 def test_proofs_bind_direction_role_nonces_and_server_id():
-    base = ("secret", "client", b"s" * 16, b"p" * 16, "server")
+    base = ("secret", "client", "scheduler", b"s" * 16, b"p" * 16, "server")
     proofs = {
         handshake.peer_proof(*base),
         handshake.server_proof(*base),
         handshake.refusal_proof(*base, "no"),
         handshake.peer_proof("other", *base[1:]),
         handshake.peer_proof("secret", "worker", *base[2:]),
-        handshake.peer_proof("secret", "client", b"S" * 16, b"p" * 16, "server"),
-        handshake.peer_proof("secret", "client", b"s" * 16, b"P" * 16, "server"),
-        handshake.peer_proof("secret", "client", b"p" * 16, b"s" * 16, "server"),
-        handshake.peer_proof(*base[:4], "other"),
+        handshake.peer_proof("secret", "client", "worker", *base[3:]),
+        handshake.peer_proof(*base[:3], b"S" * 16, b"p" * 16, "server"),
+        handshake.peer_proof(*base[:3], b"s" * 16, b"P" * 16, "server"),
+        handshake.peer_proof(*base[:3], b"p" * 16, b"s" * 16, "server"),
+        handshake.peer_proof(*base[:5], "other"),
         handshake.refusal_proof(*base, "another reason"),
     }
-    assert len(proofs) == 10
+    assert len(proofs) == 11
 
 
 async def test_a_hello_for_another_server_id_is_refused():
@@ -250,7 +252,7 @@ async def test_a_hello_for_another_server_id_is_refused():
         nursery.start_soon(serve)
         got = await peer.receive_one(m.Challenge)
         nonce = os.urandom(16)
-        proof = handshake.peer_proof("secret", "client", got.nonce, nonce, "elsewhere")
+        proof = handshake.peer_proof("secret", "client", "scheduler", got.nonce, nonce, "else")
         await peer.send([m.Hello("client", "c", m.PROTOCOL_VERSION, proof, nonce)])
         reply = await peer.receive_one(m.Refused)
     assert reply.reason == "invalid cluster token"
@@ -285,3 +287,33 @@ async def test_a_server_of_another_protocol_version_is_refused_before_the_hello(
     result, _ = await offer_to_rogue(old)
     assert isinstance(result, handshake.AuthenticationError)
     assert "protocol version 1" in str(result)
+
+
+async def test_a_handshake_relayed_to_a_worker_does_not_pass_for_the_scheduler():
+    # A rogue that took the scheduler's port relays the client's handshake to a live
+    # worker of the same cluster: the worker's honest proof is for a worker.
+    worker_end, rogue_to_worker = InprocStream.pair("worker")
+    rogue_to_client, client_end = InprocStream.pair("client")
+    worker, upstream = Connection(worker_end), Connection(rogue_to_worker)
+    downstream, client = Connection(rogue_to_client), Connection(client_end)
+    outcome = {}
+
+    async def serve():
+        with contextlib.suppress(Exception):
+            await handshake.accept(worker, token="secret", server_id="w", server_role="worker")
+
+    async def relay():
+        await downstream.send([await upstream.receive_one(m.Challenge)])
+        await upstream.send([await downstream.receive_one(m.Hello)])
+        await downstream.send([await upstream.receive_one(m.Welcome, m.Refused)])
+
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(serve)
+        nursery.start_soon(relay)
+        try:
+            outcome["client"] = await handshake.offer(client, role="peer", name="c", token="secret")
+        except Exception as exc:
+            outcome["client"] = exc
+        nursery.cancel_scope.cancel()
+    assert isinstance(outcome["client"], handshake.AuthenticationError)
+    assert not client.authenticated

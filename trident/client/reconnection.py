@@ -72,7 +72,13 @@ class Reconnection:
         stream = await connect(core.address, ssl_context=core._ssl_context)
         connection = Connection(stream, peer=core.address)
         try:
-            await handshake.offer(connection, role="client", name=core.name, token=core._token)
+            await handshake.offer(
+                connection,
+                role="client",
+                name=core.name,
+                token=core._token,
+                server_role="scheduler",
+            )
             if resume:
                 self.resuming = anyio.Event()
                 registration: Any = m.ResumeClient(core.client_id, core.name, self._resumable())

@@ -6,15 +6,21 @@
    server's proof of the refusal when it can give one) and close.
 
 Each proof is an HMAC-SHA256 under the token of one message that names its direction,
-the peer's role, both nonces and the server id::
+both roles (the peer's: client, worker, peer, nanny; the server's: scheduler, worker),
+both nonces and the server id::
 
-    "trident-v2|peer->server|<role>|" + server nonce + "|" + peer nonce + "|" + server id
-    "trident-v2|server->peer|<role>|" + ...       (Welcome)
-    "trident-v2|server->peer-refused|<role>|" + ... + "|" + reason        (Refused)
+    "trident-v2|peer->server|<peer role>|<server role>|" + server nonce + "|"
+        + peer nonce + "|" + server id
+    "trident-v2|server->peer|..." (same fields)                           (Welcome)
+    "trident-v2|server->peer-refused|..." (same fields) + "|" + reason    (Refused)
 
 The token never travels. A `Hello` replayed on another connection fails (its server
 nonce is stale); a `Welcome` replayed from another connection fails (its peer nonce is
-stale); a proof reflected back in the other direction fails (the direction differs).
+stale); a proof reflected back in the other direction fails (the direction differs);
+a handshake relayed to another kind of server of the cluster fails (a client that
+expects its scheduler is not welcomed by a worker's proof, so whatever takes a dead
+scheduler's port cannot pass a worker's answer off as the scheduler's). A relay to
+the very server the peer expects is a man in the middle: only TLS stops that.
 
 **No downgrade.** A peer that holds a token requires the server's proof on every
 connection, whatever the server's `Challenge` claims: a server that says no token is
@@ -43,6 +49,7 @@ from .streams import StreamClosed
 
 HANDSHAKE_TIMEOUT = 10.0
 ROLES = ("client", "worker", "peer", "nanny")
+SERVER_ROLES = ("scheduler", "worker")
 NONCE_BYTES = 16
 
 _PEER_TO_SERVER = b"trident-v2|peer->server|"
@@ -67,8 +74,14 @@ class ServerRefused(AuthenticationError):
         self.proven = proven
 
 
-def _binding(label: bytes, role: str, server_nonce: bytes, peer_nonce: bytes, server_id: str):
-    return b"|".join([label + role.encode(), server_nonce, peer_nonce, server_id.encode()])
+def _binding(
+    label: bytes, roles: str, server_nonce: bytes, peer_nonce: bytes, server_id: str
+) -> bytes:
+    return b"|".join([label + roles.encode(), server_nonce, peer_nonce, server_id.encode()])
+
+
+def _roles(role: str, server_role: str) -> str:
+    return f"{role}|{server_role}"
 
 
 def _mac(token: str, message: bytes) -> bytes:
@@ -76,29 +89,53 @@ def _mac(token: str, message: bytes) -> bytes:
 
 
 def peer_proof(
-    token: str, role: str, server_nonce: bytes, peer_nonce: bytes, server_id: str
+    token: str,
+    role: str,
+    server_role: str,
+    server_nonce: bytes,
+    peer_nonce: bytes,
+    server_id: str,
 ) -> bytes:
     """The peer's proof of `token` in its `Hello` (peer -> server)."""
-    return _mac(token, _binding(_PEER_TO_SERVER, role, server_nonce, peer_nonce, server_id))
+    roles = _roles(role, server_role)
+    return _mac(token, _binding(_PEER_TO_SERVER, roles, server_nonce, peer_nonce, server_id))
 
 
 def server_proof(
-    token: str, role: str, server_nonce: bytes, peer_nonce: bytes, server_id: str
+    token: str,
+    role: str,
+    server_role: str,
+    server_nonce: bytes,
+    peer_nonce: bytes,
+    server_id: str,
 ) -> bytes:
     """The server's proof of `token` in its `Welcome` (server -> peer)."""
-    return _mac(token, _binding(_SERVER_TO_PEER, role, server_nonce, peer_nonce, server_id))
+    roles = _roles(role, server_role)
+    return _mac(token, _binding(_SERVER_TO_PEER, roles, server_nonce, peer_nonce, server_id))
 
 
 def refusal_proof(
-    token: str, role: str, server_nonce: bytes, peer_nonce: bytes, server_id: str, reason: str
+    token: str,
+    role: str,
+    server_role: str,
+    server_nonce: bytes,
+    peer_nonce: bytes,
+    server_id: str,
+    reason: str,
 ) -> bytes:
     """The server's proof of `token` in a `Refused` that answers a `Hello`."""
-    binding = _binding(_SERVER_REFUSED, role, server_nonce, peer_nonce, server_id)
+    roles = _roles(role, server_role)
+    binding = _binding(_SERVER_REFUSED, roles, server_nonce, peer_nonce, server_id)
     return _mac(token, binding + b"|" + reason.encode())
 
 
-async def accept(connection: Connection, *, token: str | None, server_id: str) -> Hello:
+async def accept(
+    connection: Connection, *, token: str | None, server_id: str, server_role: str = "scheduler"
+) -> Hello:
     """Server side: authenticate the peer, return its `Hello`.
+
+    `server_role` is what this server is (``"scheduler"`` or ``"worker"``); it is bound
+    into the proofs, and peers state which they expect.
 
     Raises `ProtocolError` for malformed or late handshakes and `AuthenticationError` for
     bad credentials; in both cases the peer has been told why when possible.
@@ -124,16 +161,21 @@ async def accept(connection: Connection, *, token: str | None, server_id: str) -
     elif len(hello.nonce) != NONCE_BYTES:
         reason = f"the peer's nonce must be {NONCE_BYTES} bytes"
     elif token is not None and not hmac.compare_digest(
-        hello.proof, peer_proof(token, hello.role, nonce, hello.nonce, server_id)
+        hello.proof, peer_proof(token, hello.role, server_role, nonce, hello.nonce, server_id)
     ):
         reason = "invalid cluster token"
     if reason is not None:
         proof = b""
         if token is not None and hello.protocol == PROTOCOL_VERSION:
-            proof = refusal_proof(token, hello.role, nonce, hello.nonce, server_id, reason)
+            binding = (hello.role, server_role, nonce, hello.nonce, server_id)
+            proof = refusal_proof(token, *binding, reason)
         await _refuse(connection, reason, proof)
         raise AuthenticationError(f"refused {hello.role} {hello.name!r}: {reason}")
-    proof = b"" if token is None else server_proof(token, hello.role, nonce, hello.nonce, server_id)
+    proof = (
+        b""
+        if token is None
+        else server_proof(token, hello.role, server_role, nonce, hello.nonce, server_id)
+    )
     await connection.send([Welcome(proof, server_id)])
     connection.authenticated = True
     return hello
@@ -148,10 +190,19 @@ async def _refuse(connection: Connection, reason: str, proof: bytes = b"") -> No
             await connection.send([Refused(reason, proof)])
 
 
-async def offer(connection: Connection, *, role: str, name: str, token: str | None) -> Welcome:
+async def offer(
+    connection: Connection,
+    *,
+    role: str,
+    name: str,
+    token: str | None,
+    server_role: str = "scheduler",
+) -> Welcome:
     """Peer side: answer the server's challenge; return its `Welcome`.
 
-    With a `token`, the server must prove it knows it, whatever its `Challenge` says.
+    With a `token`, the server must prove it knows it, whatever its `Challenge` says,
+    and prove it as the kind of server we expect (`server_role`: ``"scheduler"`` or
+    ``"worker"``).
     Raises `ServerRefused` (an `AuthenticationError`) if the server refuses us, and
     `AuthenticationError` if it cannot prove it knows our token, requires a token we do
     not have, closes the connection during the handshake (a TLS server refusing our
@@ -160,7 +211,7 @@ async def offer(connection: Connection, *, role: str, name: str, token: str | No
     the server sends is unpickled before it proved itself.
     """
     try:
-        return await _offer(connection, role=role, name=name, token=token)
+        return await _offer(connection, role=role, name=name, token=token, server_role=server_role)
     except TimeoutError:
         raise AuthenticationError(
             f"{connection.peer} did not complete the handshake within {HANDSHAKE_TIMEOUT} s; "
@@ -172,7 +223,9 @@ async def offer(connection: Connection, *, role: str, name: str, token: str | No
         ) from None
 
 
-async def _offer(connection: Connection, *, role: str, name: str, token: str | None) -> Welcome:
+async def _offer(
+    connection: Connection, *, role: str, name: str, token: str | None, server_role: str
+) -> Welcome:
     with anyio.fail_after(HANDSHAKE_TIMEOUT):
         challenge = await connection.receive_one(Challenge)
         if challenge.protocol != PROTOCOL_VERSION:
@@ -196,7 +249,7 @@ async def _offer(connection: Connection, *, role: str, name: str, token: str | N
                 f"a server of this cluster sends {NONCE_BYTES} fresh bytes"
             )
         own_nonce = os.urandom(NONCE_BYTES)
-        binding = (role, challenge.nonce, own_nonce, challenge.server_id)
+        binding = (role, server_role, challenge.nonce, own_nonce, challenge.server_id)
         proof = b"" if token is None else peer_proof(token, *binding)
         await connection.send([Hello(role, name, PROTOCOL_VERSION, proof, own_nonce)])
         answer = await connection.receive_one(Welcome, Refused)
@@ -214,7 +267,8 @@ async def _offer(connection: Connection, *, role: str, name: str, token: str | N
         or not hmac.compare_digest(answer.proof, server_proof(token, *binding))
     ):
         raise AuthenticationError(
-            f"the server at {connection.peer} could not prove it knows the cluster token"
+            f"the server at {connection.peer} could not prove it knows the cluster token "
+            f"(as a {server_role})"
         )
     connection.authenticated = True
     return answer

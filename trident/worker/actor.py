@@ -408,7 +408,11 @@ class Worker:
             stream = await connect(self.scheduler_address, ssl_context=self._client_ssl)
             connection = Connection(stream, peer=self.scheduler_address)
             await handshake.offer(
-                connection, role="worker", name=self.name or self.address, token=self._token
+                connection,
+                role="worker",
+                name=self.name or self.address,
+                token=self._token,
+                server_role="scheduler",
             )
         return connection
 
@@ -842,7 +846,9 @@ class Worker:
         connection = Connection(stream, peer=describe(stream))
         try:
             with self._gate.admit() as admitted:
-                await handshake.accept(connection, token=self._token, server_id=self.address)
+                await handshake.accept(
+                    connection, token=self._token, server_id=self.address, server_role="worker"
+                )
         except (ProtocolError, handshake.AuthenticationError, trio.TooSlowError) as exc:
             logger.warning("worker %s: refused peer %s: %s", self.address, connection.peer, exc)
             return

@@ -232,7 +232,13 @@ class Nanny:
             connection = Connection(stream, peer=self.scheduler_address)
             try:
                 name = self.options.name or self.id
-                await handshake.offer(connection, role="nanny", name=name, token=security.token)
+                await handshake.offer(
+                    connection,
+                    role="nanny",
+                    name=name,
+                    token=security.token,
+                    server_role="scheduler",
+                )
                 registration = m.RegisterNanny(
                     self.id, self.options.name or "", socket.gethostname(), os.getpid()
                 )
