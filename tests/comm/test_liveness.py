@@ -19,7 +19,7 @@ async def test_resets_timeouts_and_unproven_servers_are_retried_until_success(mo
         ConnectionResetError("reset by peer"),
         ConnectionRefusedError("refused"),
         TimeoutError(),
-        handshake.AuthenticationError("x closed the connection during the handshake"),
+        handshake.HandshakeInterrupted("x closed the connection during the handshake"),
         handshake.AuthenticationError("the server could not prove it knows the cluster token"),
         handshake.ServerRefused("refused: invalid cluster token", proven=False),
     ]

@@ -61,6 +61,11 @@ class AuthenticationError(ConnectionError):
     """The other side refused our credentials, or failed to prove its own."""
 
 
+class HandshakeInterrupted(AuthenticationError):
+    """The handshake did not complete: the connection closed or timed out before the
+    server proved anything (a restarting server, a reset, a TLS mismatch)."""
+
+
 class ServerRefused(AuthenticationError):
     """The server answered our `Hello` with `Refused`.
 
@@ -203,22 +208,23 @@ async def offer(
     With a `token`, the server must prove it knows it, whatever its `Challenge` says,
     and prove it as the kind of server we expect (`server_role`: ``"scheduler"`` or
     ``"worker"``).
-    Raises `ServerRefused` (an `AuthenticationError`) if the server refuses us, and
-    `AuthenticationError` if it cannot prove it knows our token, requires a token we do
-    not have, closes the connection during the handshake (a TLS server refusing our
-    certificate does that) or sends no challenge in time (a TLS server reached over
-    plain TCP stays silent); `ProtocolError` if it does not speak the handshake. Nothing
+    Raises `ServerRefused` (an `AuthenticationError`) if the server refuses us;
+    `HandshakeInterrupted` (one too) if it closes the connection during the handshake (a
+    TLS server refusing our certificate does that) or does not complete it in time (a
+    TLS server reached over plain TCP stays silent); `AuthenticationError` if it cannot
+    prove it knows our token or requires a token we do not have; `ProtocolError` if it
+    does not speak the handshake. Nothing
     the server sends is unpickled before it proved itself.
     """
     try:
         return await _offer(connection, role=role, name=name, token=token, server_role=server_role)
     except TimeoutError:
-        raise AuthenticationError(
+        raise HandshakeInterrupted(
             f"{connection.peer} did not complete the handshake within {HANDSHAKE_TIMEOUT} s; "
             "if it serves TLS, connect to its tls:// address with Security(tls_ca_file=...)"
         ) from None
     except (ConnectionClosed, StreamClosed) as exc:
-        raise AuthenticationError(
+        raise HandshakeInterrupted(
             f"{connection.peer} closed the connection during the handshake: {exc}"
         ) from None
 
@@ -276,6 +282,7 @@ async def _offer(
 
 __all__ = [
     "AuthenticationError",
+    "HandshakeInterrupted",
     "ProtocolError",
     "ServerRefused",
     "accept",

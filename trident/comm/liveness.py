@@ -15,7 +15,7 @@ from typing import TypeVar
 
 import anyio
 
-from .handshake import AuthenticationError, ServerRefused
+from .handshake import AuthenticationError, HandshakeInterrupted, ServerRefused
 
 T = TypeVar("T")
 
@@ -122,8 +122,11 @@ async def reconnect(
                 raise failed from exc
             cause: BaseException = exc
             logger.warning("%s: reconnection attempt %d: %s", what, attempts, exc)
-        except AuthenticationError as exc:
+        except HandshakeInterrupted as exc:
             cause = exc
+            logger.debug("%s: reconnection attempt %d failed: %s", what, attempts, exc)
+        except AuthenticationError as exc:
+            cause = exc  # whatever answers there is not our scheduler (or not yet)
             logger.warning("%s: reconnection attempt %d: %s", what, attempts, exc)
         except Exception as exc:
             cause = exc
