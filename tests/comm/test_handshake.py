@@ -263,7 +263,6 @@ async def test_refusals_are_proven_only_to_holders_of_the_token():
     results, *_ = await run_handshake("secret", "guess")
     assert isinstance(results["client"], handshake.ServerRefused)
     assert not results["client"].proven  # a wrong token cannot check the server's proof
-    assert "carried no proof" in str(results["client"])
     results, *_ = await run_handshake("secret", "secret", role="admin")
     assert isinstance(results["client"], handshake.ServerRefused)
     assert results["client"].proven  # our own cluster says no: final

@@ -264,9 +264,7 @@ async def _offer(
             answer.proof, refusal_proof(token, *binding, answer.reason)
         )
         raise ServerRefused(
-            f"{connection.peer} refused the connection: {answer.reason}"
-            + ("" if proven or token is None else " (the refusal carried no proof of our token)"),
-            proven=proven,
+            f"{connection.peer} refused the connection: {answer.reason}", proven=proven
         )
     if token is not None and (
         answer.server_id != challenge.server_id
