@@ -207,14 +207,14 @@ async def offer(
 
     With a `token`, the server must prove it knows it, whatever its `Challenge` says,
     and prove it as the kind of server we expect (`server_role`: ``"scheduler"`` or
-    ``"worker"``).
+    ``"worker"``). Nothing the server sends is unpickled before it proved itself.
+
     Raises `ServerRefused` (an `AuthenticationError`) if the server refuses us;
     `HandshakeInterrupted` (one too) if it closes the connection during the handshake (a
     TLS server refusing our certificate does that) or does not complete it in time (a
     TLS server reached over plain TCP stays silent); `AuthenticationError` if it cannot
     prove it knows our token or requires a token we do not have; `ProtocolError` if it
-    does not speak the handshake. Nothing
-    the server sends is unpickled before it proved itself.
+    does not speak the handshake.
     """
     try:
         return await _offer(connection, role=role, name=name, token=token, server_role=server_role)
