@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import io
+import json
 import os
 import signal
 import stat
@@ -267,7 +268,7 @@ def test_up_with_self_signed_tls(run, tmp_path):
 def test_up_on_every_interface_without_auth_warns(run, tmp_path):
     scheduler_file = tmp_path / "scheduler.json"
     up = run(
-        "scheduler", "--host", "0.0.0.0", "--port", "0", "--no-auth",
+        "scheduler", "--host", "0.0.0.0", "--port", "0", "--no-auth", "--no-tls",
         "--scheduler-file", str(scheduler_file),
     )  # fmt: skip
     up.wait_for_output("press Ctrl-C to stop")
@@ -276,6 +277,29 @@ def test_up_on_every_interface_without_auth_warns(run, tmp_path):
     address, security = read_scheduler_file(scheduler_file)
     assert security.token is None and "0.0.0.0" not in address
     up.stop(signal.SIGTERM)
+
+
+def test_a_scheduler_on_every_interface_serves_tls_by_default(run, tmp_path, monkeypatch):
+    monkeypatch.delenv("TRIDENT_TOKEN", raising=False)
+    scheduler_file = tmp_path / "scheduler.json"
+    scheduler = run(
+        "scheduler", "--host", "0.0.0.0", "--port", "0", "--scheduler-file", str(scheduler_file)
+    )  # fmt: skip
+    scheduler.wait_for_output("press Ctrl-C to stop")
+    assert "(TLS and a token)" in scheduler.out
+    address, security = read_scheduler_file(scheduler_file)
+    assert address.startswith("tls://") and not security.require_client_cert
+    credential = json.loads(scheduler_file.read_text())["credential"]
+    assert credential == f"{security.token}#tls-sha256={security.tls_fingerprint}"
+    assert security.tls_fingerprint in scheduler.out  # the pin is no secret
+    assert security.token not in scheduler.out  # a random token stays in the file
+    # The credential alone (no CA file, no client certificate) is enough to connect.
+    with Client(address, security=credential, timeout=20) as client:
+        assert client.scheduler_info()["workers"] == {}
+    wrong = f"{security.token}#tls-sha256={'0' * 64}"
+    with pytest.raises(OSError, match="is not the cluster's"):
+        Client(address, security=wrong, timeout=5)
+    scheduler.stop()
 
 
 # --- trident scheduler, worker, info ---------------------------------------------------------

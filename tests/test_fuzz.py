@@ -8,7 +8,6 @@ computing correct results throughout. Peers are plain blocking sockets, so the c
 
 from __future__ import annotations
 
-import hashlib
 import hmac
 import itertools
 import logging
@@ -23,6 +22,7 @@ from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
 from trident import Client, LocalCluster
+from trident.comm import handshake
 from trident.comm.connection import Limits
 from trident.protocol import messages as m
 from trident.protocol.errors import ProtocolError
@@ -134,13 +134,12 @@ def receive_packet(sock: socket.socket) -> list:
     return decode_batch([receive_exactly(sock, n) for n in lengths])
 
 
-def proof(label: bytes, nonce: bytes) -> bytes:
-    return hmac.new(TOKEN.encode(), label + nonce, hashlib.sha256).digest()
-
-
-def hello_packet(challenge: m.Challenge, role: str) -> bytes:
-    signed = proof(b"hello:" + role.encode() + b":", challenge.nonce)
-    return packet([m.Hello(role, "fuzzer", m.PROTOCOL_VERSION, signed, os.urandom(16))])
+def hello_packet(challenge: m.Challenge, role: str, server_role: str) -> bytes:
+    nonce = os.urandom(16)
+    signed = handshake.peer_proof(
+        TOKEN, role, server_role, challenge.nonce, nonce, challenge.server_id
+    )
+    return packet([m.Hello(role, "fuzzer", m.PROTOCOL_VERSION, signed, nonce)])
 
 
 def connect(url: str) -> tuple[socket.socket, m.Challenge]:
@@ -149,9 +148,9 @@ def connect(url: str) -> tuple[socket.socket, m.Challenge]:
     return sock, challenge
 
 
-def authenticate(url: str, role: str) -> socket.socket:
+def authenticate(url: str, role: str, server_role: str) -> socket.socket:
     sock, challenge = connect(url)
-    sock.sendall(hello_packet(challenge, role))
+    sock.sendall(hello_packet(challenge, role, server_role))
     (welcome,) = receive_packet(sock)
     assert isinstance(welcome, m.Welcome)
     return sock
@@ -205,15 +204,19 @@ def decodes(data: bytes, *, authenticated: bool) -> list | None:
     return messages
 
 
-def valid_hello(messages: list | None, challenge: m.Challenge) -> bool:
-    """Whether `messages` complete the handshake (a mutated nonce or name still does)."""
+def valid_hello(messages: list | None, challenge: m.Challenge, server_role: str) -> bool:
+    """Whether `messages` complete the handshake (a mutated name still does; the proof
+    binds the nonces, so a mutated nonce does not)."""
     if not messages or not isinstance(messages[0], m.Hello):
         return False
     hello = messages[0]
-    expected = proof(b"hello:" + hello.role.encode() + b":", challenge.nonce)
+    expected = handshake.peer_proof(
+        TOKEN, hello.role, server_role, challenge.nonce, hello.nonce, challenge.server_id
+    )
     return (
         hello.protocol == m.PROTOCOL_VERSION
         and hello.role in ("client", "worker", "peer", "nanny")
+        and len(hello.nonce) == handshake.NONCE_BYTES
         and hmac.compare_digest(hello.proof, expected)
     )
 
@@ -320,7 +323,9 @@ def mutated(draw, valid: bytes) -> bytes:
 @given(data=st.data())
 def test_bad_handshakes_are_refused_with_a_reason(cluster, data):
     cluster_, client, records = cluster
-    url = cluster_.scheduler_address if data.draw(st.booleans()) else worker_url(cluster_)
+    to_scheduler = data.draw(st.booleans())
+    url = cluster_.scheduler_address if to_scheduler else worker_url(cluster_)
+    server_role = "scheduler" if to_scheduler else "worker"
     sock, challenge = connect(url)
     role = data.draw(st.sampled_from(["client", "worker", "peer", "nanny"]))
     payload = data.draw(
@@ -328,14 +333,14 @@ def test_bad_handshakes_are_refused_with_a_reason(cluster, data):
             st.binary(max_size=256),
             FRAMES,
             ENVELOPES,
-            mutated(hello_packet(challenge, role)),
+            mutated(hello_packet(challenge, role, server_role)),
             MESSAGES.map(lambda msg: packet([msg])),
         )
     )
     before = len(records.records)
     sock.sendall(payload)
     assert closed_by_server(sock)
-    accepted = valid_hello(decodes(payload, authenticated=False), challenge)
+    accepted = valid_hello(decodes(payload, authenticated=False), challenge, server_role)
     check_disconnected(records, before, must_log=bool(payload) and not accepted)
     assert client.submit(inc, 2, pure=False).result(timeout=10) == 3
 
@@ -344,7 +349,7 @@ def test_bad_handshakes_are_refused_with_a_reason(cluster, data):
 @given(data=st.data())
 def test_bad_messages_from_registered_clients_close_only_their_connection(cluster, data):
     cluster_, client, records = cluster
-    sock = authenticate(cluster_.scheduler_address, "client")
+    sock = authenticate(cluster_.scheduler_address, "client", "scheduler")
     client_id = f"fuzz-{next(_ids)}"
     sock.sendall(packet([m.RegisterClient(client_id, "fuzzer")]))
     assert isinstance(receive_packet(sock)[0], m.ClientWelcome)
@@ -374,7 +379,7 @@ def test_bad_messages_from_registered_clients_close_only_their_connection(cluste
 @given(data=st.data())
 def test_bad_requests_to_a_worker_close_only_their_connection(cluster, data):
     cluster_, client, records = cluster
-    sock = authenticate(worker_url(cluster_), "peer")
+    sock = authenticate(worker_url(cluster_), "peer", "worker")
     valid = packet(data.draw(st.lists(MESSAGES, min_size=1, max_size=3)))
     payload = data.draw(st.one_of(FRAMES, ENVELOPES, mutated(valid), st.just(valid)))
     messages = decodes(payload, authenticated=True)

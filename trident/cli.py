@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import ipaddress
 import json
 import logging
 import secrets
@@ -28,9 +27,9 @@ from ._gc import tune_for_service
 from .cluster.local import DEFAULT_DASHBOARD_PORT, available_cpus, default_layout
 from .comm.address import AddressError, format_address, parse_address
 from .comm.liveness import RECONNECT_TIMEOUT
-from .comm.routes import is_unspecified
+from .comm.routes import is_loopback, is_unspecified
 from .scheduler.scheduler_file import SchedulerFileError, read_scheduler_file
-from .security import Security, token_from_environment
+from .security import Security, split_credential, token_from_environment
 from .sizes import parse_memory
 
 #: When this command started (its imports done), for ``trident up``'s ready line.
@@ -47,9 +46,11 @@ examples:
   trident scheduler --host 0.0.0.0 --scheduler-file /shared/scheduler.json
   trident worker --scheduler-file /shared/scheduler.json
 
-Connect from Python with Client(scheduler_file=...). The scheduler file holds the
-address, the cluster token and the TLS file paths (mode 0600); it defaults to
-~/.trident/scheduler.json. See docs/deploy.md.
+A scheduler on a non-loopback --host serves TLS with a throwaway certificate unless
+--no-tls. Connect from Python with Client(scheduler_file=...), or with
+Client(address, security=CREDENTIAL). The scheduler file holds the address, the cluster
+token, the TLS file paths and the credential (the token with the certificate's
+fingerprint) (mode 0600); it defaults to ~/.trident/scheduler.json. See docs/deploy.md.
 """
 
 
@@ -201,11 +202,20 @@ def _add_server_security(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--tls-ca", metavar="FILE", help="CA certificate (PEM) of the cluster")
     group.add_argument("--tls-cert", metavar="FILE", help="this process's certificate (PEM)")
     group.add_argument("--tls-key", metavar="FILE", help="this process's private key (PEM)")
-    group.add_argument(
+    tls = group.add_mutually_exclusive_group()
+    tls.add_argument(
         "--tls-self-signed",
         action="store_true",
         help="create a throwaway CA and certificate in a private temporary directory "
         "(removed on exit): encrypted, mutually authenticated connections in one flag",
+    )
+    tls.add_argument(
+        "--no-tls",
+        action="store_true",
+        help="plain TCP even on a non-loopback --host (a trusted network only: the token "
+        "still authenticates the ends, but anyone on the path can read and alter the "
+        "bytes). Without it, a non-loopback --host gets TLS with a throwaway "
+        "certificate whose fingerprint the scheduler file's credential carries",
     )
 
 
@@ -213,7 +223,12 @@ def _add_client_security(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group(
         "security (defaults: $TRIDENT_TOKEN, then what the scheduler file holds)"
     )
-    group.add_argument("--token", metavar="T", help="the cluster token")
+    group.add_argument(
+        "--token",
+        metavar="T",
+        help="the cluster token, or its credential TOKEN#tls-sha256=HEX (the token and the "
+        "scheduler's TLS certificate fingerprint)",
+    )
     group.add_argument("--tls-ca", metavar="FILE", help="CA certificate (PEM) of the cluster")
     group.add_argument("--tls-cert", metavar="FILE", help="this process's certificate (PEM)")
     group.add_argument("--tls-key", metavar="FILE", help="this process's private key (PEM)")
@@ -398,46 +413,46 @@ def _configure_logging(verbose: int) -> None:
     logging.getLogger("trident").setLevel(logging.DEBUG if verbose >= 2 else logging.INFO)
 
 
-def _is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
-
-
 @contextlib.contextmanager
 def _server_security(
     parser: argparse.ArgumentParser, args: argparse.Namespace
 ) -> Iterator[tuple[Security, bool]]:
     """The security of ``up``/``scheduler`` and whether the user chose the token.
 
-    Creates (and finally removes) the throwaway certificates of ``--tls-self-signed``.
+    Creates (and finally removes) the throwaway certificates of ``--tls-self-signed``,
+    and of the TLS a non-loopback ``--host`` gets unless ``--no-tls`` (that one needs no
+    client certificates: the token authenticates peers, and the certificate's
+    fingerprint travels with the token in the scheduler file's credential).
     """
     files = (args.tls_ca, args.tls_cert, args.tls_key)
-    if args.tls_self_signed and any(files):
-        parser.error("--tls-self-signed cannot be combined with --tls-ca/--tls-cert/--tls-key")
+    if (args.tls_self_signed or args.no_tls) and any(files):
+        flag = "--tls-self-signed" if args.tls_self_signed else "--no-tls"
+        parser.error(f"{flag} cannot be combined with --tls-ca/--tls-cert/--tls-key")
     if any(files) and not all(files):
         parser.error("TLS needs --tls-ca, --tls-cert and --tls-key together")
     if args.no_auth:
         token, token_known = None, True
     elif args.token is not None:
-        token, token_known = args.token, True
+        token, token_known = split_credential(args.token)[0], True
     elif (from_env := token_from_environment()) is not None:
-        token, token_known = from_env, True
+        token, token_known = split_credential(from_env)[0], True
     else:
         token, token_known = secrets.token_urlsafe(32), False
-    if args.no_auth and not _is_loopback(args.host) and not any(files) and not args.tls_self_signed:
+    remote = not is_loopback(args.host)
+    default_tls = remote and not args.no_tls and not any(files) and not args.tls_self_signed
+    if args.no_auth and remote and not any(files) and not args.tls_self_signed:
         print(
             f"{parser.prog}: warning: listening on {args.host} without authentication: anyone "
             "who can reach this port can run code as this user",
             file=sys.stderr,
         )
-    if args.tls_self_signed:
+    if args.tls_self_signed or default_tls:
         with tempfile.TemporaryDirectory(prefix="trident-tls-") as directory:
             hosts = () if is_unspecified(args.host) else (args.host,)
-            yield Security.self_signed(directory, token=token, hosts=hosts), token_known
+            security = Security.self_signed(
+                directory, token=token, hosts=hosts, require_client_cert=args.tls_self_signed
+            )
+            yield security, token_known
         return
     if all(files):
         yield (
@@ -475,7 +490,7 @@ def _target(parser: argparse.ArgumentParser, args: argparse.Namespace) -> tuple[
         if not args.tls_ca or (args.tls_cert is None) != (args.tls_key is None):
             parser.error("TLS needs --tls-ca, and --tls-cert with --tls-key")
         security = Security(tls_ca_file=args.tls_ca, tls_cert=args.tls_cert, tls_key=args.tls_key)
-    security = security.with_token(args.token or token_from_environment() or from_file.token)
+    security = security.with_credential(args.token or token_from_environment() or from_file.token)
     if address.startswith("tls://") and not security.tls:
         parser.error(f"{address} uses TLS: give --tls-ca (and --tls-cert, --tls-key)")
     return address, security

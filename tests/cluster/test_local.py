@@ -180,6 +180,22 @@ def test_a_tls_cluster_encrypts_every_connection_and_refuses_plain_clients():
     assert not os.path.exists(certificates)  # the throwaway CA went with the cluster
 
 
+def test_a_cluster_on_every_interface_serves_tls_by_default_and_tcp_when_asked():
+    with LocalCluster(
+        n_workers=1, threads_per_worker=1, host="0.0.0.0", dashboard_address=None
+    ) as cluster:
+        assert cluster.scheduler_address.startswith("tls://")
+        security = cluster.security
+        assert security.tls_fingerprint and not security.require_client_cert
+        # What a remote client needs: the address and the credential, nothing more.
+        with Client(cluster.scheduler_address, security=security.credential) as client:
+            assert client.submit(inc, 1).result(timeout=30) == 2
+            assert all(address.startswith("tls://") for address in client.nthreads())
+    plain = LocalCluster(n_workers=0, host="0.0.0.0", protocol="tcp", dashboard_address=None)
+    with plain:
+        assert plain.scheduler_address.startswith("tcp://") and not plain.security.tls
+
+
 async def test_a_tls_cluster_with_in_process_workers_and_given_security(tls_security):
     with trio.fail_after(30):
         async with (

@@ -56,7 +56,7 @@ async def test_sender_stops_quietly_when_the_connection_breaks():
 async def test_peer_pool_matches_replies_to_concurrent_requests():
     async def worker(stream):
         conn = Connection(stream)
-        await handshake.accept(conn, token="t", server_id="w")
+        await handshake.accept(conn, token="t", server_id="w", server_role="worker")
         while True:
             batch = await conn.receive()
             await trio.sleep(0.01)

@@ -59,14 +59,16 @@ async def test_the_read_buffer_is_small_until_authentication():
     connection, _, peer = pair()
     assert connection._reader.limits is PREAUTH_LIMITS
     assert len(connection._reader._buffer) == PREAUTH_MAX_BYTES
-    await peer.send_all(b"".join(_packet(m.Refused("a"))) + b"".join(_packet(m.Refused("b"))))
-    assert await connection.receive() == [m.Refused("a")]
+    await peer.send_all(
+        b"".join(_packet(m.Refused("a", b""))) + b"".join(_packet(m.Refused("b", b"")))
+    )
+    assert await connection.receive() == [m.Refused("a", b"")]
     connection.authenticated = True  # what the handshake does
     assert connection._reader.limits is DEFAULT_LIMITS
     assert len(connection._reader._buffer) == DEFAULT_LIMITS.buffer_bytes
     # The packet read ahead into the small buffer survived the switch.
-    assert await connection.receive() == [m.Refused("b")]
-    big = m.Refused("x" * (4 * PREAUTH_MAX_BYTES))
+    assert await connection.receive() == [m.Refused("b", b"")]
+    big = m.Refused("x" * (4 * PREAUTH_MAX_BYTES), b"")
     await peer.send_all(b"".join(_packet(big)))
     with trio.fail_after(5):
         assert await connection.receive() == [big]

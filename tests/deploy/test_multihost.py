@@ -151,8 +151,18 @@ def wait_until(predicate, what: str, processes) -> None:
         time.sleep(0.05)
 
 
-@pytest.mark.parametrize("scheme", ["tcp", "tls"])
-def test_workers_on_separate_hosts_exchange_data(network, processes, tmp_path, scheme):
+# The scheme the cluster uses, and the scheduler's flags for it: a scheduler on a
+# non-loopback host serves TLS by default; plain TCP must be asked for.
+SECURITY_MODES = {
+    "tcp": ("tcp", ["--no-tls"]),
+    "tls-self-signed": ("tls", ["--tls-self-signed"]),
+    "tls-by-default": ("tls", []),
+}
+
+
+@pytest.mark.parametrize("mode", SECURITY_MODES)
+def test_workers_on_separate_hosts_exchange_data(network, processes, tmp_path, mode):
+    scheme, flags = SECURITY_MODES[mode]
     trident = [sys.executable, "-m", "trident"]
     scheduler_file = tmp_path / "scheduler.json"
     logs = {}
@@ -170,8 +180,7 @@ def test_workers_on_separate_hosts_exchange_data(network, processes, tmp_path, s
 
     start(
         "scheduler", "scheduler", "--host", network.address("scheduler"), "--port", "8786",
-        "--scheduler-file", str(scheduler_file),
-        *(["--tls-self-signed"] if scheme == "tls" else []),
+        "--scheduler-file", str(scheduler_file), *flags,
     )  # fmt: skip
     wait_until(scheduler_file.exists, "the scheduler file", processes)
     start(

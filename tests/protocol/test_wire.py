@@ -113,12 +113,12 @@ def test_containers_longer_than_the_limit_are_refused_before_allocation():
         decode_batch([b"\xdd\xff\xff\xff\xff"], max_container_len=256)
     with pytest.raises(ProtocolError, match="exceeds max_map_len"):
         decode_batch([msgpack.packb([{str(i): i for i in range(300)}])], max_container_len=256)
-    frames = encode_batch([m.Refused("x" * 100)])
-    assert decode_batch(frames, max_container_len=256) == [m.Refused("x" * 100)]
+    frames = encode_batch([m.Refused("x" * 100, b"")])
+    assert decode_batch(frames, max_container_len=256) == [m.Refused("x" * 100, b"")]
 
 
 def test_an_interruptible_decode_gives_the_same_messages():
-    frames = encode_batch([m.KeyDone("k", "int", 8, dumps(123)), m.Refused("why")])
+    frames = encode_batch([m.KeyDone("k", "int", 8, dumps(123)), m.Refused("why", b"")])
     assert decode_batch(frames, interruptible=True) == decode_batch(frames)
     with pytest.raises(ProtocolError, match="unknown message tag"):
         decode_batch([msgpack.packb([[0, 1]] * 10_000)], interruptible=True)

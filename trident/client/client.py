@@ -32,7 +32,7 @@ from ..comm.liveness import RECONNECT_TIMEOUT, SCHEDULER_TIMEOUT
 from ..dashboard.link import dashboard_url
 from ..protocol import messages as m
 from ..scheduler.scheduler_file import read_scheduler_file, write_scheduler_file
-from ..security import Security
+from ..security import TOKEN_ENV, Security
 from . import replay, transfer
 from .admin import ClusterAdministration, worker_names
 from .collections import GraphMethods, use_as_dask_scheduler
@@ -91,8 +91,10 @@ class Client(ClusterAdministration, GraphMethods, KernelMethods, DatasetMethods)
         set_as_default: make this the client `Future(key)` and tasks use by default.
         scheduler_file: a JSON file written by `write_scheduler_file` or ``trident up``
             (address, token and TLS files; an explicit `security` takes precedence).
-        security: a `Security` (token and TLS files) or a token string; the token
-            defaults to ``TRIDENT_TOKEN``.
+        security: a `Security` (token and TLS files) or a token string, or a
+            credential ``TOKEN#tls-sha256=HEX`` (the token and the fingerprint of the
+            cluster's TLS certificate, which is then all a ``tls://`` address needs);
+            the token (or credential) defaults to ``TRIDENT_TOKEN``.
         asynchronous: use from async code (``async with Client(asynchronous=True)``).
         name: a name for this client in logs.
         forward_logging: show the ``print`` and ``logging`` output of this client's
@@ -138,7 +140,8 @@ class Client(ClusterAdministration, GraphMethods, KernelMethods, DatasetMethods)
         self._loop: LoopThread | None = None
         self._task_group: Any = None
         if not isinstance(security, Security):
-            security = Security(token=security)
+            # A token, or a credential: the token with the TLS certificate's pin.
+            security = Security().with_credential(security)
         if scheduler_file is not None:
             address, from_file = read_scheduler_file(scheduler_file)
             if not security.tls:
@@ -153,8 +156,11 @@ class Client(ClusterAdministration, GraphMethods, KernelMethods, DatasetMethods)
             self._owns_cluster = True
         elif cluster_kwargs:
             raise TypeError(f"unexpected arguments for a remote cluster: {sorted(cluster_kwargs)}")
-        if token is None:
-            token = os.environ.get("TRIDENT_TOKEN") or None
+        if token is None and (credential := os.environ.get(TOKEN_ENV)):
+            from_env = Security().with_credential(credential)
+            token = from_env.token
+            if security.tls_fingerprint is None and from_env.tls_fingerprint is not None:
+                security = attrs.evolve(security, tls_fingerprint=from_env.tls_fingerprint)
         self._address = address if isinstance(address, str) else None
         self._token = token
         self._security = security

@@ -32,7 +32,7 @@ import anyio
 from .._exceptions import SchedulerLostError
 from ..comm import handshake
 from ..comm.connection import Connection
-from ..comm.liveness import reconnect
+from ..comm.liveness import ReconnectFailed, reconnect
 from ..comm.transports import connect
 from ..protocol import messages as m
 from ..protocol.errors import ProtocolError
@@ -72,7 +72,13 @@ class Reconnection:
         stream = await connect(core.address, ssl_context=core._ssl_context)
         connection = Connection(stream, peer=core.address)
         try:
-            await handshake.offer(connection, role="client", name=core.name, token=core._token)
+            await handshake.offer(
+                connection,
+                role="client",
+                name=core.name,
+                token=core._token,
+                server_role="scheduler",
+            )
             if resume:
                 self.resuming = anyio.Event()
                 registration: Any = m.ResumeClient(core.client_id, core.name, self._resumable())
@@ -106,22 +112,28 @@ class Reconnection:
             return [key for key in core.futures if key not in queued]
 
     async def reconnect(self) -> Connection | None:
-        """Try to reach the scheduler again; None when closing or out of time (every
-        pending future then fails with `SchedulerLostError`)."""
+        """Try to reach the scheduler again; None when closing, out of time or refused by
+        the scheduler (every pending future then fails with `SchedulerLostError`, whose
+        message says how long it tried and the last cause; see `comm.liveness.reconnect`
+        for what is retried)."""
         core = self._core
         assert core._closing is not None
         closing = core._closing
         connection: Connection | None = None
+        failure: ReconnectFailed | None = None
         async with anyio.create_task_group() as tg:
 
             async def attempt() -> None:
-                nonlocal connection
-                connection = await reconnect(
-                    partial(self.open, resume=True),
-                    within=core.reconnect_timeout,
-                    what=f"client {core.client_id}",
-                    logger=logger,
-                )
+                nonlocal connection, failure
+                try:
+                    connection = await reconnect(
+                        partial(self.open, resume=True),
+                        within=core.reconnect_timeout,
+                        what=f"client {core.client_id}",
+                        logger=logger,
+                    )
+                except ReconnectFailed as exc:
+                    failure = exc
                 tg.cancel_scope.cancel()
 
             async def until_closing() -> None:
@@ -138,10 +150,10 @@ class Reconnection:
             core.status = "running"
             logger.log(core.loss_log_level, "client %s: reconnected", core.client_id)
             return connection
-        if not closing.is_set():
+        if not closing.is_set() and failure is not None:
             core._fail_pending(
                 f"the client lost the scheduler at {core.address} and could not reach it "
-                f"again within {core.reconnect_timeout:g} s",
+                f"again: {failure}",
                 lost=True,
             )
         return None

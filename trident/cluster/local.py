@@ -23,6 +23,7 @@ import sniffio
 import trio
 
 from ..client.loop import LoopThread
+from ..comm.routes import is_loopback
 from ..dashboard.link import dashboard_url
 from ..security import Security
 from ..sizes import parse_memory
@@ -63,15 +64,19 @@ class LocalCluster:
         processes: run each worker in its own process (default) or in this process.
         memory_limit: per worker: bytes, a string like ``"4GB"``, ``"auto"`` (the
             machine's memory divided by the workers) or None.
-        host: interface the scheduler and worker processes listen on.
+        host: interface the scheduler and worker processes listen on. On any but a
+            loopback host, connections use TLS by default (a throwaway certificate;
+            `security.credential` is the token with its fingerprint, all a remote
+            client needs); ``protocol="tcp"`` or ``security=False`` keep plain TCP, for
+            trusted networks only.
         scheduler_port: 0 picks a free port.
         protocol: ``"tcp"``, ``"tls"`` or ``"inproc"``; defaults to inproc for
             in-process workers, tcp for worker processes, and tls with TLS `security`.
         token: the cluster token (``"auto"``: a random one; None: no authentication).
         security: a `Security` whose TLS files every connection uses (mutual TLS), or
             True for a throwaway CA and certificate made for this cluster and removed
-            when it closes (needs the ``cryptography`` package). Its token, when set,
-            is the cluster's; otherwise `token` applies.
+            when it closes (needs the ``cryptography`` package), or False for no TLS.
+            Its token, when set, is the cluster's; otherwise `token` applies.
         resources: abstract resources every worker offers, e.g. ``{"GPU": 1}``.
         asynchronous: start with ``async with`` / ``await`` instead of at construction.
         dashboard_address: where the scheduler serves its dashboard: ``"host:port"``,
@@ -137,9 +142,17 @@ class LocalCluster:
         self.host = host
         self.scheduler_port = scheduler_port
         self._certificates: tempfile.TemporaryDirectory[str] | None = None
-        if security is True:
+        # Reachable from other machines: TLS unless plain TCP is asked for. The token
+        # authenticates peers, so no client certificates: the certificate's fingerprint
+        # (in `security.credential`) is all a remote client needs besides the token.
+        remote_tls = (
+            security is None and processes and protocol in (None, "tls") and not is_loopback(host)
+        )
+        if security is True or remote_tls:
             self._certificates = tempfile.TemporaryDirectory(prefix="trident-tls-")
-            security = Security.self_signed(self._certificates.name)
+            security = Security.self_signed(
+                self._certificates.name, require_client_cert=security is True
+            )
         elif security is False or security is None:
             security = Security()
         if security.token is None:

@@ -1,13 +1,36 @@
-"""The connection handshake: msgpack only, challenge-response on the cluster token.
+"""The connection handshake: msgpack only, mutual challenge-response on the cluster token.
 
-1. server -> peer: `Challenge` (fresh nonce; whether a token is required)
-2. peer -> server: `Hello` (role, name, HMAC of the nonce under the token, own nonce)
-3. server -> peer: `Welcome` (HMAC of the peer's nonce, so the peer can check the
-   server) or `Refused` (with a reason) and close.
+1. server -> peer: `Challenge` (fresh server nonce, server id; whether a token is required)
+2. peer -> server: `Hello` (role, name, fresh peer nonce, the peer's proof)
+3. server -> peer: `Welcome` (the server's proof) or `Refused` (a reason, and the
+   server's proof of the refusal when it can give one) and close.
 
-The token never travels. A replayed `Hello` fails because every challenge is fresh.
-Payloads are refused by the connection until this completes. A peer that sends anything
-but a `Hello`, or nothing in time, is told why (`Refused`) before the server closes.
+Each proof is an HMAC-SHA256 under the token of one message that names its direction,
+both roles (the peer's: client, worker, peer, nanny; the server's: scheduler, worker),
+both nonces and the server id::
+
+    "trident-v2|peer->server|<peer role>|<server role>|" + server nonce + "|"
+        + peer nonce + "|" + server id
+    "trident-v2|server->peer|..." (same fields)                           (Welcome)
+    "trident-v2|server->peer-refused|..." (same fields) + "|" + reason    (Refused)
+
+The token never travels. A `Hello` replayed on another connection fails (its server
+nonce is stale); a `Welcome` replayed from another connection fails (its peer nonce is
+stale); a proof reflected back in the other direction fails (the direction differs);
+a handshake relayed to another kind of server of the cluster fails (a client that
+expects its scheduler is not welcomed by a worker's proof, so whatever takes a dead
+scheduler's port cannot pass a worker's answer off as the scheduler's). A relay to
+the very server the peer expects is a man in the middle: only TLS stops that.
+
+**No downgrade.** A peer that holds a token requires the server's proof on every
+connection, whatever the server's `Challenge` claims: a server that says no token is
+needed, or sends an empty or wrong proof, is refused before anything else is read from
+it, so nothing it sends is ever unpickled. Payloads are refused by the connection until
+this completes. A peer that sends anything but a `Hello`, or nothing in time, is told
+why (`Refused`) before the server closes.
+
+The token authenticates the two ends; it does not protect the bytes between them (see
+docs/deploy.md: TLS does that).
 """
 
 from __future__ import annotations
@@ -26,23 +49,103 @@ from .streams import StreamClosed
 
 HANDSHAKE_TIMEOUT = 10.0
 ROLES = ("client", "worker", "peer", "nanny")
+SERVER_ROLES = ("scheduler", "worker")
+NONCE_BYTES = 16
+
+_PEER_TO_SERVER = b"trident-v2|peer->server|"
+_SERVER_TO_PEER = b"trident-v2|server->peer|"
+_SERVER_REFUSED = b"trident-v2|server->peer-refused|"
 
 
 class AuthenticationError(ConnectionError):
     """The other side refused our credentials, or failed to prove its own."""
 
 
-def _proof(token: str, label: bytes, nonce: bytes) -> bytes:
-    return hmac.new(token.encode(), label + nonce, hashlib.sha256).digest()
+class HandshakeInterrupted(AuthenticationError):
+    """The handshake did not complete: the connection closed or timed out before the
+    server proved anything (a restarting server, a reset, a TLS mismatch)."""
 
 
-async def accept(connection: Connection, *, token: str | None, server_id: str) -> Hello:
+class ServerRefused(AuthenticationError):
+    """The server answered our `Hello` with `Refused`.
+
+    `proven` says whether the refusal carried the server's proof of our token: only then
+    is it known to come from our cluster (a reconnecting peer stops trying at once);
+    an unproven refusal may come from anything that took the address.
+    """
+
+    def __init__(self, message: str, *, proven: bool):
+        super().__init__(message)
+        self.proven = proven
+
+
+def _binding(
+    label: bytes, roles: str, server_nonce: bytes, peer_nonce: bytes, server_id: str
+) -> bytes:
+    return b"|".join([label + roles.encode(), server_nonce, peer_nonce, server_id.encode()])
+
+
+def _roles(role: str, server_role: str) -> str:
+    return f"{role}|{server_role}"
+
+
+def _mac(token: str, message: bytes) -> bytes:
+    return hmac.new(token.encode(), message, hashlib.sha256).digest()
+
+
+def peer_proof(
+    token: str,
+    role: str,
+    server_role: str,
+    server_nonce: bytes,
+    peer_nonce: bytes,
+    server_id: str,
+) -> bytes:
+    """The peer's proof of `token` in its `Hello` (peer -> server)."""
+    roles = _roles(role, server_role)
+    return _mac(token, _binding(_PEER_TO_SERVER, roles, server_nonce, peer_nonce, server_id))
+
+
+def server_proof(
+    token: str,
+    role: str,
+    server_role: str,
+    server_nonce: bytes,
+    peer_nonce: bytes,
+    server_id: str,
+) -> bytes:
+    """The server's proof of `token` in its `Welcome` (server -> peer)."""
+    roles = _roles(role, server_role)
+    return _mac(token, _binding(_SERVER_TO_PEER, roles, server_nonce, peer_nonce, server_id))
+
+
+def refusal_proof(
+    token: str,
+    role: str,
+    server_role: str,
+    server_nonce: bytes,
+    peer_nonce: bytes,
+    server_id: str,
+    reason: str,
+) -> bytes:
+    """The server's proof of `token` in a `Refused` that answers a `Hello`."""
+    roles = _roles(role, server_role)
+    binding = _binding(_SERVER_REFUSED, roles, server_nonce, peer_nonce, server_id)
+    return _mac(token, binding + b"|" + reason.encode())
+
+
+async def accept(
+    connection: Connection, *, token: str | None, server_id: str, server_role: str = "scheduler"
+) -> Hello:
     """Server side: authenticate the peer, return its `Hello`.
+
+    `server_role` is what this server is (``"scheduler"`` or ``"worker"``); it is bound
+    into the proofs, and peers state which they expect.
 
     Raises `ProtocolError` for malformed or late handshakes and `AuthenticationError` for
     bad credentials; in both cases the peer has been told why when possible.
     """
-    nonce = os.urandom(16)
+    nonce = os.urandom(NONCE_BYTES)
     try:
         with anyio.fail_after(HANDSHAKE_TIMEOUT):
             await connection.send(
@@ -60,75 +163,129 @@ async def accept(connection: Connection, *, token: str | None, server_id: str) -
         reason = f"protocol version {hello.protocol} is not supported (need {PROTOCOL_VERSION})"
     elif hello.role not in ROLES:
         reason = f"unknown role {hello.role!r}"
+    elif len(hello.nonce) != NONCE_BYTES:
+        reason = f"the peer's nonce must be {NONCE_BYTES} bytes"
     elif token is not None and not hmac.compare_digest(
-        hello.proof, _proof(token, b"hello:" + hello.role.encode() + b":", nonce)
+        hello.proof, peer_proof(token, hello.role, server_role, nonce, hello.nonce, server_id)
     ):
         reason = "invalid cluster token"
     if reason is not None:
-        await _refuse(connection, reason)
+        proof = b""
+        if token is not None and hello.protocol == PROTOCOL_VERSION:
+            binding = (hello.role, server_role, nonce, hello.nonce, server_id)
+            proof = refusal_proof(token, *binding, reason)
+        await _refuse(connection, reason, proof)
         raise AuthenticationError(f"refused {hello.role} {hello.name!r}: {reason}")
-    server_proof = _proof(token, b"welcome:", hello.nonce) if token is not None else b""
-    await connection.send([Welcome(server_proof, server_id)])
+    proof = (
+        b""
+        if token is None
+        else server_proof(token, hello.role, server_role, nonce, hello.nonce, server_id)
+    )
+    await connection.send([Welcome(proof, server_id)])
     connection.authenticated = True
     return hello
 
 
-async def _refuse(connection: Connection, reason: str) -> None:
+async def _refuse(connection: Connection, reason: str, proof: bytes = b"") -> None:
     """Tell the peer why it is refused, if it is still listening (at most a second)."""
     with anyio.move_on_after(1):
         with contextlib.suppress(
             StreamClosed, anyio.BrokenResourceError, anyio.ClosedResourceError
         ):
-            await connection.send([Refused(reason)])
+            await connection.send([Refused(reason, proof)])
 
 
-async def offer(connection: Connection, *, role: str, name: str, token: str | None) -> Welcome:
+async def offer(
+    connection: Connection,
+    *,
+    role: str,
+    name: str,
+    token: str | None,
+    server_role: str = "scheduler",
+) -> Welcome:
     """Peer side: answer the server's challenge; return its `Welcome`.
 
-    Raises `AuthenticationError` if the server refuses us, cannot prove it knows the
-    token, closes the connection during the handshake (a TLS server refusing our
-    certificate does that) or sends no challenge in time (a TLS server reached over
-    plain TCP stays silent); `ProtocolError` if it does not speak the handshake.
+    With a `token`, the server must prove it knows it, whatever its `Challenge` says,
+    and prove it as the kind of server we expect (`server_role`: ``"scheduler"`` or
+    ``"worker"``). Nothing the server sends is unpickled before it proved itself.
+
+    Raises `ServerRefused` (an `AuthenticationError`) if the server refuses us;
+    `HandshakeInterrupted` (one too) if it closes the connection during the handshake (a
+    TLS server refusing our certificate does that) or does not complete it in time (a
+    TLS server reached over plain TCP stays silent); `AuthenticationError` if it cannot
+    prove it knows our token or requires a token we do not have; `ProtocolError` if it
+    does not speak the handshake.
     """
     try:
-        return await _offer(connection, role=role, name=name, token=token)
+        return await _offer(connection, role=role, name=name, token=token, server_role=server_role)
     except TimeoutError:
-        raise AuthenticationError(
+        raise HandshakeInterrupted(
             f"{connection.peer} did not complete the handshake within {HANDSHAKE_TIMEOUT} s; "
             "if it serves TLS, connect to its tls:// address with Security(tls_ca_file=...)"
         ) from None
     except (ConnectionClosed, StreamClosed) as exc:
-        raise AuthenticationError(
+        raise HandshakeInterrupted(
             f"{connection.peer} closed the connection during the handshake: {exc}"
         ) from None
 
 
-async def _offer(connection: Connection, *, role: str, name: str, token: str | None) -> Welcome:
+async def _offer(
+    connection: Connection, *, role: str, name: str, token: str | None, server_role: str
+) -> Welcome:
     with anyio.fail_after(HANDSHAKE_TIMEOUT):
         challenge = await connection.receive_one(Challenge)
-        if challenge.auth_required and token is None:
+        if challenge.protocol != PROTOCOL_VERSION:
+            raise AuthenticationError(
+                f"the server at {connection.peer} speaks protocol version {challenge.protocol}, "
+                f"this process {PROTOCOL_VERSION}: run the same trident version on both"
+            )
+        if token is None and challenge.auth_required:
             raise AuthenticationError(
                 f"the server at {connection.peer} requires a cluster token and none was given "
                 "(pass security=/token or set TRIDENT_TOKEN)"
             )
-        own_nonce = os.urandom(16)
-        proof = (
-            _proof(token, b"hello:" + role.encode() + b":", challenge.nonce)
-            if token is not None
-            else b""
-        )
+        if token is not None and not challenge.auth_required:
+            raise AuthenticationError(
+                f"the server at {connection.peer} claims no cluster token is needed, but this "
+                "process holds one: refusing a server that cannot prove it knows the token"
+            )
+        if token is not None and len(challenge.nonce) != NONCE_BYTES:
+            raise AuthenticationError(
+                f"the server at {connection.peer} sent a {len(challenge.nonce)}-byte nonce; "
+                f"a server of this cluster sends {NONCE_BYTES} fresh bytes"
+            )
+        own_nonce = os.urandom(NONCE_BYTES)
+        binding = (role, server_role, challenge.nonce, own_nonce, challenge.server_id)
+        proof = b"" if token is None else peer_proof(token, *binding)
         await connection.send([Hello(role, name, PROTOCOL_VERSION, proof, own_nonce)])
         answer = await connection.receive_one(Welcome, Refused)
     if isinstance(answer, Refused):
-        raise AuthenticationError(f"{connection.peer} refused the connection: {answer.reason}")
-    if (
-        challenge.auth_required
-        and token is not None
-        and not hmac.compare_digest(answer.proof, _proof(token, b"welcome:", own_nonce))
+        proven = token is not None and hmac.compare_digest(
+            answer.proof, refusal_proof(token, *binding, answer.reason)
+        )
+        raise ServerRefused(
+            f"{connection.peer} refused the connection: {answer.reason}", proven=proven
+        )
+    if token is not None and (
+        answer.server_id != challenge.server_id
+        or not hmac.compare_digest(answer.proof, server_proof(token, *binding))
     ):
-        raise AuthenticationError(f"{connection.peer} could not prove it knows the cluster token")
+        raise AuthenticationError(
+            f"the server at {connection.peer} could not prove it knows the cluster token "
+            f"(as a {server_role})"
+        )
     connection.authenticated = True
     return answer
 
 
-__all__ = ["AuthenticationError", "ProtocolError", "accept", "offer"]
+__all__ = [
+    "AuthenticationError",
+    "HandshakeInterrupted",
+    "ProtocolError",
+    "ServerRefused",
+    "accept",
+    "offer",
+    "peer_proof",
+    "refusal_proof",
+    "server_proof",
+]

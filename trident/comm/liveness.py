@@ -15,7 +15,7 @@ from typing import TypeVar
 
 import anyio
 
-from .handshake import AuthenticationError
+from .handshake import AuthenticationError, HandshakeInterrupted, ServerRefused
 
 T = TypeVar("T")
 
@@ -26,6 +26,8 @@ RECONNECT_TIMEOUT = 60.0
 #: The first and the longest pause between two attempts to reconnect.
 FIRST_RETRY_DELAY = 0.1
 MAX_RETRY_DELAY = 5.0
+#: Seconds the attempt made when the time is up (after the last pause) may take at most.
+LAST_ATTEMPT_TIME = 1.0
 
 
 class SilenceWatch:
@@ -52,43 +54,89 @@ class SilenceWatch:
             await anyio.sleep(remaining)
 
 
+class ReconnectFailed(Exception):
+    """`reconnect` gave up: out of time, or refused by a server that proved it is ours.
+
+    `elapsed` is the real time spent trying (seconds), `attempts` how many were made,
+    `cause` the last attempt's error and `refused` whether that was a proven refusal.
+    """
+
+    def __init__(self, *, elapsed: float, attempts: int, cause: BaseException, refused: bool):
+        self.elapsed = elapsed
+        self.attempts = attempts
+        self.cause = cause
+        self.refused = refused
+        if refused:
+            summary = f"the scheduler refused us after {elapsed:.1f} s: {cause}"
+        else:
+            summary = (
+                f"tried for {elapsed:.1f} s ({attempts} attempt{'s' * (attempts != 1)}); "
+                f"last error: {_describe(cause)}"
+            )
+        super().__init__(summary)
+
+
+def _describe(exc: BaseException) -> str:
+    if isinstance(exc, TimeoutError) and not str(exc):
+        return "the attempt timed out"
+    text = str(exc)
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+
+
 async def reconnect(
     attempt: Callable[[], Awaitable[T]],
     *,
     within: float,
     what: str,
     logger: logging.Logger,
-) -> T | None:
-    """Call `attempt` until it succeeds, with growing pauses, for at most `within` seconds.
+) -> T:
+    """Call `attempt` until it succeeds, with growing pauses, for `within` seconds.
 
-    Returns its result, or None once the time is up. Connection failures (`OSError`,
-    `TimeoutError`, a closed connection) are retried; a refused token
-    (`AuthenticationError`) means the address now hosts another cluster and ends the
-    attempts at once (logged). `what` names the caller in logs. Checkpoints; cancel it to
-    stop trying.
+    Returns its result. Every failure is retried until the time is up: a refused or reset
+    connection, a timeout, a server closing during the handshake, and also a server that
+    fails to prove it knows our token (whatever took the address is not trusted, and the
+    real scheduler may still come back there; logged as a warning). Only a `Refused`
+    carrying the proof of our token (`ServerRefused` with `proven`: our own cluster says
+    no) ends the attempts at once. Raises `ReconnectFailed` (with the real elapsed time
+    and the last cause) when it gives up. `what` names the caller in logs. Checkpoints;
+    cancel it to stop trying.
     """
-    deadline = anyio.current_time() + within
+    start = anyio.current_time()
+    deadline = start + within
     delay = FIRST_RETRY_DELAY
+    # The attempt made once the time is up (after the last pause) still gets this long.
+    last_attempt_time = min(LAST_ATTEMPT_TIME, within)
     attempts = 0
     while True:
         attempts += 1
         remaining = deadline - anyio.current_time()
         try:
-            with anyio.fail_after(max(remaining, 0.01)):
+            with anyio.fail_after(max(remaining, last_attempt_time)):
                 return await attempt()
+        except ServerRefused as exc:
+            if exc.proven:
+                failed = ReconnectFailed(
+                    elapsed=anyio.current_time() - start, attempts=attempts, cause=exc, refused=True
+                )
+                logger.warning("%s: %s", what, failed)
+                raise failed from exc
+            cause: BaseException = exc
+            logger.warning("%s: reconnection attempt %d: %s", what, attempts, exc)
+        except HandshakeInterrupted as exc:
+            cause = exc
+            logger.debug("%s: reconnection attempt %d failed: %s", what, attempts, exc)
         except AuthenticationError as exc:
-            logger.warning("%s: the scheduler refused us when reconnecting: %s", what, exc)
-            return None
+            cause = exc  # whatever answers there is not our scheduler (or not yet)
+            logger.warning("%s: reconnection attempt %d: %s", what, attempts, exc)
         except Exception as exc:
+            cause = exc
             logger.debug("%s: reconnection attempt %d failed: %r", what, attempts, exc)
-        pause = delay * (0.5 + random.random())
-        if anyio.current_time() + pause >= deadline:
-            logger.warning(
-                "%s: could not reach the scheduler again within %g s (%d attempts)",
-                what,
-                within,
-                attempts,
+        remaining = deadline - anyio.current_time()
+        if remaining <= 0:
+            failed = ReconnectFailed(
+                elapsed=anyio.current_time() - start, attempts=attempts, cause=cause, refused=False
             )
-            return None
-        await anyio.sleep(pause)
+            logger.warning("%s: could not reach the scheduler again: %s", what, failed)
+            raise failed from cause
+        await anyio.sleep(min(delay * (0.5 + random.random()), remaining))
         delay = min(delay * 2, MAX_RETRY_DELAY)

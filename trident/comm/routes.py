@@ -7,6 +7,7 @@ UDP socket (which sends nothing).
 
 from __future__ import annotations
 
+import ipaddress
 import socket
 
 import trio
@@ -19,6 +20,17 @@ UNSPECIFIED_HOSTS = ("", "0.0.0.0", "::")
 def is_unspecified(host: str) -> bool:
     """Whether `host` means "every interface" rather than one address."""
     return host in UNSPECIFIED_HOSTS
+
+
+def is_loopback(host: str) -> bool:
+    """Whether `host` is this machine's loopback only (``localhost``, ``127.x``, ``::1``):
+    what listens there cannot be reached from another machine."""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 async def local_host_towards(host: str) -> str:

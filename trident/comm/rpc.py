@@ -166,7 +166,11 @@ class PeerPool:
                         stream = await connect(channel.address, ssl_context=self._ssl_context)
                         connection = Connection(stream, peer=channel.address)
                         await handshake.offer(
-                            connection, role=self._role, name=self._name, token=self._token
+                            connection,
+                            role=self._role,
+                            name=self._name,
+                            token=self._token,
+                            server_role="worker",
                         )
                 except Exception as exc:
                     channel.error = exc

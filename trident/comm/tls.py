@@ -4,12 +4,19 @@ Both classes offer the `ByteStream` interface of `streams`. TLS records are decr
 into a fresh buffer, so `receive_into` copies once; encryption costs more than that copy.
 The TLS handshake runs in `open_*` / `accept_trio`, bounded by `TLS_HANDSHAKE_TIMEOUT`,
 so a stream handed to a connection handler is already encrypted and authenticated.
+
+A client context may carry a pin, ``context.trident_fingerprint`` (set by
+`Security.client_ssl_context`): the SHA-256 of the certificate the server must present.
+`open_*` check it right after the TLS handshake and refuse any other certificate
+(`TLSError`) before a byte of the connection is used.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
+import hmac
 import ssl
 
 import trio
@@ -101,12 +108,32 @@ async def _handshake(stream: trio.SSLStream[trio.SocketStream], peer: str) -> Tr
     return TrioTlsStream(stream, peer)
 
 
+def check_pin(context: ssl.SSLContext, certificate: bytes | None, peer: str) -> None:
+    """Raise `TLSError` unless the server's DER `certificate` has the context's pinned
+    fingerprint (no pin: nothing to check)."""
+    pin = getattr(context, "trident_fingerprint", None)
+    if pin is None:
+        return
+    seen = hashlib.sha256(certificate).hexdigest() if certificate else "no certificate"
+    if not hmac.compare_digest(seen, pin):
+        raise TLSError(
+            f"the TLS certificate of {peer} is not the cluster's: its SHA-256 is {seen}, "
+            f"the credential pins {pin}"
+        )
+
+
 async def open_trio(host: str, port: int, context: ssl.SSLContext) -> TrioTlsStream:
     """Connect and complete the TLS handshake. Raises `OSError` (`TLSError` for TLS)."""
     tcp = await trio.open_tcp_stream(host, port)
     tune_socket(tcp.socket)
     stream = trio.SSLStream(tcp, context, server_hostname=host)
-    return await _handshake(stream, f"{host}:{port}")
+    tls = await _handshake(stream, f"{host}:{port}")
+    try:
+        check_pin(context, stream.getpeercert(binary_form=True), tls.peer)
+    except TLSError:
+        await trio.aclose_forcefully(stream.transport_stream)
+        raise
+    return tls
 
 
 async def accept_trio(tcp: trio.SocketStream, context: ssl.SSLContext) -> TrioTlsStream:
@@ -158,6 +185,12 @@ async def open_asyncio(host: str, port: int, context: ssl.SSLContext) -> Asyncio
         )
     except ssl.SSLError as exc:
         raise TLSError(f"TLS handshake with {peer} failed: {describe_tls_error(exc)}") from None
+    ssl_object = writer.get_extra_info("ssl_object")
+    try:
+        check_pin(context, ssl_object.getpeercert(binary_form=True) if ssl_object else None, peer)
+    except TLSError:
+        writer.transport.abort()
+        raise
     sock = writer.get_extra_info("socket")
     if sock is not None:
         tune_socket(sock)

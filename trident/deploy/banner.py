@@ -19,18 +19,22 @@ def connect_lines(
     """
     if security.tls:
         auth = "TLS with client certificates" if security.require_client_cert else "TLS"
-        if security.token is not None:
-            auth += " and a token"
+        auth += " and a token" if security.token is not None else ", no authentication"
     elif security.token is not None:
         auth = "token required"
     else:
         auth = "no authentication"
     lines = [
         f"  scheduler       {address} ({auth})",
-        f"  scheduler file  {scheduler_file} (mode 0600: address, token, TLS files)",
+        f"  scheduler file  {scheduler_file} (mode 0600: address, token, TLS files, credential)",
         "connect from Python:",
         f'  Client(scheduler_file="{scheduler_file}")',
     ]
+    pinned = security.tls_fingerprint is not None and not security.require_client_cert
+    if pinned and security.token is not None:
+        # Nothing but the credential (the token and the certificate's fingerprint).
+        lines.append(f'  Client("{address}", security=CREDENTIAL)  # "credential" in the file')
+        lines.append(f"  (its TLS certificate's SHA-256: {security.tls_fingerprint})")
     if not security.tls:
         if security.token is None:
             lines.append(f'  Client("{address}")')

@@ -226,7 +226,9 @@ class Scheduler:
         connection = Connection(stream, peer=describe(stream))
         try:
             with self._gate.admit() as admitted:
-                hello = await handshake.accept(connection, token=self._token, server_id=self.id)
+                hello = await handshake.accept(
+                    connection, token=self._token, server_id=self.id, server_role="scheduler"
+                )
                 with trio.fail_after(REGISTRATION_TIMEOUT):
                     if hello.role == "client":
                         first = await connection.receive_one(m.RegisterClient, m.ResumeClient)

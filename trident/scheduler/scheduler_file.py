@@ -1,8 +1,10 @@
 """The scheduler file: how to reach and authenticate with a scheduler, as private JSON.
 
-``{"address": ..., "token": ..., "tls": {...}}``, written with mode 0600 by
-`Client.write_scheduler_file`, ``trident up`` and ``trident scheduler``, and read by
-``Client(scheduler_file=...)``, ``trident worker --scheduler-file`` and ``trident info``.
+``{"address": ..., "token": ..., "tls": {...}, "credential": ...}`` (the credential,
+the token with the TLS certificate's fingerprint, only when there is a pin), written
+with mode 0600 by `Client.write_scheduler_file`, ``trident up`` and ``trident
+scheduler``, and read by ``Client(scheduler_file=...)``, ``trident worker
+--scheduler-file`` and ``trident info``.
 On a shared filesystem it is how workers and clients on other machines find the cluster.
 """
 
@@ -14,6 +16,8 @@ from pathlib import Path
 from typing import Any
 
 from ..security import Security
+
+_FILES = ("tls_ca_file", "tls_cert", "tls_key")
 
 
 class SchedulerFileError(ValueError):
@@ -29,9 +33,12 @@ def write_scheduler_file(path: str | os.PathLike[str], address: str, security: S
     info: dict[str, Any] = {"address": address, "token": security.token}
     if security.tls:
         info["tls"] = {
-            key: (str(Path(value).resolve()) if isinstance(value, str) else value)
+            key: (str(Path(value).resolve()) if key in _FILES and value is not None else value)
             for key, value in security.tls_settings().items()
         }
+    if security.tls_fingerprint is not None:
+        # The token and the certificate pin as one string, to hand a remote client.
+        info["credential"] = security.credential
     partial = target.with_name(f".{target.name}.{os.getpid()}.tmp")
     fd = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     try:

@@ -30,7 +30,13 @@ from ..comm.address import format_address, parse_address, parse_host_port
 from ..comm.admission import HandshakeGate
 from ..comm.batched import BatchedSender
 from ..comm.connection import Connection, ConnectionClosed
-from ..comm.liveness import RECONNECT_TIMEOUT, SCHEDULER_TIMEOUT, SilenceWatch, reconnect
+from ..comm.liveness import (
+    RECONNECT_TIMEOUT,
+    SCHEDULER_TIMEOUT,
+    ReconnectFailed,
+    SilenceWatch,
+    reconnect,
+)
 from ..comm.routes import local_host_towards, reachable_address
 from ..comm.rpc import PeerPool, PeerUnavailable
 from ..comm.streams import ByteStream, StreamClosed
@@ -298,13 +304,14 @@ class Worker:
                         await connection.aclose()
                     state.scheduler_lost()
                     self._flush()
-                    reconnected = await reconnect(
-                        self._connect_and_register,
-                        within=self.reconnect_timeout,
-                        what=f"worker {self.address}",
-                        logger=logger,
-                    )
-                    if reconnected is None:
+                    try:
+                        reconnected = await reconnect(
+                            self._connect_and_register,
+                            within=self.reconnect_timeout,
+                            what=f"worker {self.address}",
+                            logger=logger,
+                        )
+                    except ReconnectFailed:
                         self.lost_scheduler = True
                         return
                     connection, welcome = reconnected
@@ -401,7 +408,11 @@ class Worker:
             stream = await connect(self.scheduler_address, ssl_context=self._client_ssl)
             connection = Connection(stream, peer=self.scheduler_address)
             await handshake.offer(
-                connection, role="worker", name=self.name or self.address, token=self._token
+                connection,
+                role="worker",
+                name=self.name or self.address,
+                token=self._token,
+                server_role="scheduler",
             )
         return connection
 
@@ -835,7 +846,9 @@ class Worker:
         connection = Connection(stream, peer=describe(stream))
         try:
             with self._gate.admit() as admitted:
-                await handshake.accept(connection, token=self._token, server_id=self.address)
+                await handshake.accept(
+                    connection, token=self._token, server_id=self.address, server_role="worker"
+                )
         except (ProtocolError, handshake.AuthenticationError, trio.TooSlowError) as exc:
             logger.warning("worker %s: refused peer %s: %s", self.address, connection.peer, exc)
             return

@@ -47,7 +47,13 @@ from .._run_function import run_function
 from ..comm import handshake
 from ..comm.batched import BatchedSender
 from ..comm.connection import Connection, ConnectionClosed
-from ..comm.liveness import RECONNECT_TIMEOUT, SCHEDULER_TIMEOUT, SilenceWatch, reconnect
+from ..comm.liveness import (
+    RECONNECT_TIMEOUT,
+    SCHEDULER_TIMEOUT,
+    ReconnectFailed,
+    SilenceWatch,
+    reconnect,
+)
 from ..comm.streams import StreamClosed
 from ..comm.transports import connect
 from ..protocol import messages as m
@@ -226,7 +232,13 @@ class Nanny:
             connection = Connection(stream, peer=self.scheduler_address)
             try:
                 name = self.options.name or self.id
-                await handshake.offer(connection, role="nanny", name=name, token=security.token)
+                await handshake.offer(
+                    connection,
+                    role="nanny",
+                    name=name,
+                    token=security.token,
+                    server_role="scheduler",
+                )
                 registration = m.RegisterNanny(
                     self.id, self.options.name or "", socket.gethostname(), os.getpid()
                 )
@@ -259,13 +271,14 @@ class Nanny:
             self._sender = None
             with trio.CancelScope(shield=True):
                 await connection.aclose()
-            reconnected = await reconnect(
-                self._connect,
-                within=self.reconnect_timeout,
-                what=f"nanny {self.id}",
-                logger=logger,
-            )
-            if reconnected is None:
+            try:
+                reconnected = await reconnect(
+                    self._connect,
+                    within=self.reconnect_timeout,
+                    what=f"nanny {self.id}",
+                    logger=logger,
+                )
+            except ReconnectFailed:
                 done.cancel()
                 return
             logger.info("nanny %s: connected to the scheduler again", self.id)

@@ -8,13 +8,19 @@ from __future__ import annotations
 
 from ..registry import message
 
-PROTOCOL_VERSION = 1
+#: 2: the handshake's proofs bind direction, role, both nonces and the server id, and
+#: `Refused` carries the server's proof (see `comm/handshake.py`).
+PROTOCOL_VERSION = 2
 
 
 @message("challenge")
 class Challenge:
     """Server -> peer (`handshake.accept`), first on every connection: prove you know the
-    token."""
+    token.
+
+    `auth_required` is informational: a peer that holds a token requires the server's
+    proof whatever this says.
+    """
 
     nonce: bytes
     server_id: str
@@ -45,9 +51,14 @@ class Welcome:
 @message("refused")
 class Refused:
     """Server -> peer (`handshake.accept`): the handshake failed, with a reason; the server
-    then closes."""
+    then closes.
+
+    `proof` is the server's proof of the token over this refusal (empty when it has no
+    token or no `Hello` came): only a proven refusal is final for a reconnecting peer.
+    """
 
     reason: str
+    proof: bytes
 
 
 #: Both directions of the handshake (server -> peer and peer -> server).
