@@ -9,6 +9,7 @@ client — is a child of the nursery `serve` owns.
 from __future__ import annotations
 
 import inspect
+import itertools
 import logging
 import os
 import threading
@@ -40,6 +41,8 @@ from ..protocol.errors import ProtocolError
 from ..protocol.serialize import dumps, loads, sizeof
 from ..security import Security
 from ..sizes import format_bytes
+from . import events as ev
+from . import instructions as ins
 from . import memory, output
 from .client import WorkerClient
 from .executor import RESCHEDULED, Job, Outcome, ThreadExecutor, error_info, run_async_job
@@ -47,7 +50,7 @@ from .inspection import call_stacks, task_queue
 from .memory import MemoryMonitor, MemoryThresholds
 from .profiling import Sampler
 from .spill import SpillBuffer, spill_directory
-from .state import Execute, Fetch, ForgetActor, Interrupt, Rejoin, WorkerState
+from .state import WorkerState
 from .uploads import UploadedFiles
 
 logger = logging.getLogger("trident.worker")
@@ -205,13 +208,12 @@ class Worker:
         self._trio_token: trio.lowlevel.TrioToken | None = None
         #: run id -> the event a seceded task's thread waits on to rejoin
         self._rejoin_waiters: dict[int, threading.Event] = {}
-        #: scheduler messages the actor handles itself; True from a handler stops the worker
-        self._own_messages: dict[type, Callable[[Any], bool]] = {
-            m.CaptureOutput: self._on_capture_output,
-            m.StoreFile: self._on_store_file,
-            m.AcquireReplicas: self._on_acquire_replicas,
-            m.CloseWorker: self._on_close_worker,
-        }
+        #: numbers the stimuli the actor feeds the state (see `_stimulus`)
+        self._stimuli = itertools.count(1)
+
+    def _stimulus(self, kind: str) -> str:
+        """A fresh stimulus id for an event of `kind` (unique within this worker)."""
+        return f"{kind}-{next(self._stimuli)}"
 
     def __repr__(self) -> str:
         return f"<Worker {self.address or 'not started'} nthreads={self.nthreads}>"
@@ -296,7 +298,7 @@ class Worker:
                         return
                     with trio.CancelScope(shield=True):
                         await connection.aclose()
-                    state.scheduler_lost()
+                    state.handle(ev.SchedulerLost(self._stimulus("scheduler-lost")))
                     self._flush()
                     reconnected = await reconnect(
                         self._connect_and_register,
@@ -409,21 +411,17 @@ class Worker:
         self, connection: Connection, first: list[Any], watch: SilenceWatch
     ) -> None:
         assert self.state is not None
-        handle = self.state.handle_scheduler_message
+        handle = self.state.handle
         messages = first
         try:
             while True:
                 watch.heard()
+                stimulus_id = self._stimulus("scheduler")  # one per frame received
                 for msg in messages:
-                    kind = type(msg)
-                    if kind is m.DefineFunction:
-                        self._load_function(msg)
-                    elif kind in self._own_messages:
-                        if self._own_messages[kind](msg):
-                            return
-                        continue
-                    handle(msg)
+                    handle(ev.FromScheduler(msg, stimulus_id))
                 self._flush()
+                if self._closing:
+                    return
                 messages = await connection.receive()
         except ConnectionClosed:
             logger.info("worker %s: the scheduler closed the connection", self.address)
@@ -453,71 +451,19 @@ class Worker:
 
     # --- administration: uploads, replicas, retirement ------------------------------
 
-    def _on_store_file(self, msg: m.StoreFile) -> bool:
-        """Store and import an uploaded file; tell the scheduler how it went."""
+    def _store_file(self, instruction: ins.StoreFile) -> None:
+        """Store and import an uploaded file; tell the state how it went."""
+        assert self.state is not None
         error = None
         try:
-            self.uploads.store(msg.filename, msg.data, load=msg.load)
+            self.uploads.store(instruction.filename, instruction.data, load=instruction.load)
         except Exception as exc:
             error = f"{type(exc).__name__}: {exc}"
-            logger.warning("worker %s: uploaded %s failed: %s", self.address, msg.filename, error)
-        if msg.upload and self._sender is not None:
-            self._sender.send(m.FileStored(msg.upload, error))
-        return False
-
-    def _on_acquire_replicas(self, msg: m.AcquireReplicas) -> bool:
-        assert self._nursery is not None
-        self._nursery.start_soon(self._acquire_replicas, msg)
-        return False
-
-    async def _acquire_replicas(self, msg: m.AcquireReplicas) -> None:
-        """Fetch a copy of each key from its holders (in order) and keep it."""
-        assert self.state is not None and self._sender is not None and self._peers is not None
-        peers = self._peers
-        values: dict[str, Any] = {}
-        remaining = {key: list(holders) for key, holders in msg.who_has.items()}
-        for key in list(remaining):
-            if key in self.state.data:
-                values[key] = self.state.data[key]
-                del remaining[key]
-        missing: list[str] = []
-        while remaining:
-            by_peer: dict[str, list[str]] = {}
-            for key, holders in list(remaining.items()):
-                holders = [h for h in holders if h != self.address]
-                if not holders:
-                    missing.append(key)
-                    del remaining[key]
-                    continue
-                remaining[key] = holders
-                by_peer.setdefault(holders[0], []).append(key)
-
-            async def fetch(peer: str, keys: list[str]) -> None:
-                try:
-                    reply = await peers.request(peer, lambda rid: m.GetData(rid, keys))
-                    found = {key: loads(payload) for key, payload in reply.data.items()}
-                except Exception as exc:
-                    logger.info("worker %s: copying from %s failed: %r", self.address, peer, exc)
-                    found = {}
-                values.update(found)
-                for key in keys:
-                    if key in found:
-                        del remaining[key]
-                    else:
-                        remaining[key].remove(peer)
-
-            async with trio.open_nursery() as fetching:
-                for peer, keys in by_peer.items():
-                    fetching.start_soon(fetch, peer, keys)
-        nbytes = {key: sizeof(value) for key, value in values.items()}
-        self.state.put_data(values, nbytes)
-        self._sender.send(m.ReplicasAcquired(msg.operation, nbytes, missing))
-        self._flush()
-
-    def _on_close_worker(self, msg: m.CloseWorker) -> bool:
-        logger.info("worker %s: closing: %s", self.address, msg.reason)
-        self._closing = True
-        return True
+            logger.warning(
+                "worker %s: uploaded %s failed: %s", self.address, instruction.filename, error
+            )
+        stimulus_id = self._stimulus("file-stored")
+        self.state.handle(ev.FileStoreDone(instruction.upload, error, stimulus_id))
 
     async def _watch_memory(self) -> None:
         """Spill and pause as the process's memory grows (see `trident.worker.memory`)."""
@@ -545,7 +491,7 @@ class Worker:
                     )
                     action = self.memory_monitor.assess(process.memory_info().rss)
             if action.paused != state.paused:
-                state.paused = action.paused
+                state.handle(ev.PauseChanged(action.paused, self._stimulus("memory")))
                 logger.warning(
                     "worker %s: %s (process memory %s of its %s limit)",
                     self.address,
@@ -569,10 +515,6 @@ class Worker:
         return total
 
     # --- task output ------------------------------------------------------------------
-
-    def _on_capture_output(self, msg: m.CaptureOutput) -> bool:
-        self._capture_output(msg.enabled)
-        return False
 
     def _capture_output(self, enabled: bool) -> None:
         if enabled and self._output is None:
@@ -598,34 +540,59 @@ class Worker:
         if entries:
             self._sender.send(m.TaskOutput(self.address, entries))
 
-    def _load_function(self, msg: m.DefineFunction) -> None:
+    def _load_function(self, instruction: ins.LoadFunction) -> None:
         try:
-            function = loads(msg.function)
+            function = loads(instruction.function)
         except Exception as exc:
             function = _FunctionLoadError(exc)
-        self._functions[msg.token] = function
+        self._functions[instruction.token] = function
         if inspect.iscoroutinefunction(function):
-            self._async_functions.add(msg.token)
+            self._async_functions.add(instruction.token)
 
     # --- carrying out the state's decisions -------------------------------------------------
 
     def _flush(self) -> None:
+        """Send what the state has for the scheduler and carry out its instructions;
+        again while carrying them out fed the state new events (a hosted actor, a
+        stored file)."""
         assert self.state is not None and self._sender is not None
-        out, instructions = self.state.flush()
-        if out:
-            self._sender.send_now(out)
-        for instruction in instructions:
-            if isinstance(instruction, Execute):
-                self._execute(instruction.key, instruction.run_id)
-            elif isinstance(instruction, Fetch):
-                assert self._nursery is not None
-                self._nursery.start_soon(self._fetch, instruction.peer, instruction.keys)
-            elif isinstance(instruction, Interrupt):
-                self._interrupt(instruction.key, instruction.run_id)
-            elif isinstance(instruction, ForgetActor):
-                self.actors.forget(instruction.key)
-            elif isinstance(instruction, Rejoin):
-                self._rejoined(instruction.run_id)
+        again = True
+        while again:
+            again = False
+            out, instructions = self.state.flush()
+            if out:
+                self._sender.send_now(out)
+            for instruction in instructions:
+                if isinstance(instruction, ins.Execute):
+                    self._execute(instruction.key, instruction.run_id)
+                elif isinstance(instruction, ins.Fetch):
+                    assert self._nursery is not None
+                    self._nursery.start_soon(self._fetch, instruction.peer, instruction.keys)
+                elif isinstance(instruction, ins.Interrupt):
+                    self._interrupt(instruction.key, instruction.run_id)
+                elif isinstance(instruction, ins.ForgetActor):
+                    self.actors.forget(instruction.key)
+                elif isinstance(instruction, ins.Rejoin):
+                    self._rejoined(instruction.run_id)
+                else:
+                    again = self._carry_out(instruction) or again
+
+    def _carry_out(self, instruction: ins.Instruction) -> bool:
+        """Carry out one of the rarer instructions; True when it fed the state an event."""
+        if isinstance(instruction, ins.HostActor):
+            self._host_actor(instruction)
+            return True
+        if isinstance(instruction, ins.LoadFunction):
+            self._load_function(instruction)
+        elif isinstance(instruction, ins.StoreFile):
+            self._store_file(instruction)
+            return True
+        elif isinstance(instruction, ins.CaptureOutput):
+            self._capture_output(instruction.enabled)
+        elif isinstance(instruction, ins.Close):
+            logger.info("worker %s: closing: %s", self.address, instruction.reason)
+            self._closing = True
+        return False
 
     def _execute(self, key: str, run_id: int) -> None:
         assert self.state is not None and self._executor is not None
@@ -667,7 +634,8 @@ class Worker:
             await trio.sleep(timeout)
             assert self.state is not None
             error = TimeoutError(f"task {key!r} did not finish within its {timeout} s deadline")
-            self.state.task_timed_out(run_id, error_info(error, self.address))
+            info = error_info(error, self.address)
+            self.state.handle(ev.RunTimedOut(run_id, info, self._stimulus("deadline")))
             if self.client is not None:
                 self.client.task_ended(key, succeeded=False)
             self._flush()
@@ -696,28 +664,33 @@ class Worker:
             deadline = self._deadlines.pop(run_id, None)
             if deadline is not None:
                 deadline.cancel()
+            stimulus_id = f"outcome-{run_id}"
             if outcome.skipped:
-                state.task_skipped(run_id)
+                state.handle(ev.RunSkipped(run_id, stimulus_id))
                 continue
             if outcome.error is not None:
                 if outcome.error is RESCHEDULED:
-                    state.task_rescheduled(run_id)
+                    state.handle(ev.RunRescheduled(run_id, stimulus_id))
                 else:
-                    state.task_failed(run_id, outcome.error, start=outcome.start, stop=outcome.stop)
+                    state.handle(
+                        ev.RunFailed(
+                            run_id, outcome.error, outcome.start, outcome.stop, stimulus_id
+                        )
+                    )
                 if self.client is not None:
                     self.client.task_ended(outcome.key, succeeded=False)
                 continue
-            ts = state.executing.get(run_id)
-            if ts is not None and ts.actor is not None and state.tasks.get(ts.key) is ts:
-                self._host_actor(outcome, ts.actor, ts.restarts, ts.inline_result)
-            state.task_finished(
-                run_id,
-                outcome.value,
-                nbytes=outcome.nbytes,
-                type_name=outcome.type_name,
-                start=outcome.start,
-                stop=outcome.stop,
-                payload=outcome.payload,
+            state.handle(
+                ev.RunFinished(
+                    run_id,
+                    outcome.value,
+                    outcome.nbytes,
+                    outcome.type_name,
+                    outcome.start,
+                    outcome.stop,
+                    outcome.payload,
+                    stimulus_id,
+                )
             )
             if self.client is not None:
                 self.client.task_ended(outcome.key, succeeded=True)
@@ -735,7 +708,7 @@ class Worker:
     def _secede_now(self, run_id: int, threaded: bool) -> None:
         if self.state is None or self._stopped.is_set():
             return
-        self.state.secede(run_id)
+        self.state.handle(ev.SecedeRequested(run_id, self._stimulus("secede")))
         if threaded:
             # The seceded thread leaves the pool when its task ends, unless it rejoins
             # (then `_rejoined` retires one thread): the pool keeps its size either way.
@@ -749,7 +722,7 @@ class Worker:
         if threading.current_thread() is self.loop_thread:
             job.seceded = False
             if self.state is not None and not self._stopped.is_set():
-                self.state.rejoin(job.run_id)
+                self.state.handle(ev.RejoinRequested(job.run_id, self._stimulus("rejoin")))
                 self._flush()
             return
         granted = threading.Event()
@@ -761,7 +734,7 @@ class Worker:
             granted.set()
             return
         self._rejoin_waiters[run_id] = granted
-        self.state.rejoin(run_id)
+        self.state.handle(ev.RejoinRequested(run_id, self._stimulus("rejoin")))
         self._flush()
 
     def _rejoined(self, run_id: int) -> None:
@@ -791,15 +764,17 @@ class Worker:
             return False
         return True
 
-    def _host_actor(
-        self, outcome: Outcome, options: m.ActorOptions, restarts: int, inline: bool
-    ) -> None:
-        """Host a freshly built actor; its result becomes the actor's location."""
-        location = self.actors.host(outcome.key, outcome.value, options, restarts)
-        outcome.value = location
-        outcome.type_name = "Actor"
-        outcome.nbytes = sizeof(location)
-        outcome.payload = dumps(location) if inline else None
+    def _host_actor(self, instruction: ins.HostActor) -> None:
+        """Host a freshly built actor; its location becomes the task's result."""
+        assert self.state is not None
+        location = self.actors.host(
+            instruction.key, instruction.instance, instruction.options, instruction.restarts
+        )
+        payload = dumps(location) if instruction.inline else None
+        stimulus_id = f"outcome-{instruction.run_id}"
+        self.state.handle(
+            ev.ActorHosted(instruction.run_id, location, sizeof(location), payload, stimulus_id)
+        )
 
     async def _fetch(self, peer: str, keys: list[str]) -> None:
         assert self.state is not None and self._peers is not None
@@ -816,15 +791,15 @@ class Worker:
                 peer,
                 exc,
             )
-            self.state.fetch_failed(peer, keys)
+            self.state.handle(ev.FetchFailed(peer, keys, self._stimulus("fetch-failed")))
         except Exception as exc:
             logger.warning(
                 "worker %s: data from %s could not be loaded: %r", self.address, peer, exc
             )
-            self.state.fetch_failed(peer, keys)
+            self.state.handle(ev.FetchFailed(peer, keys, self._stimulus("fetch-failed")))
         else:
             nbytes = {key: sizeof(value) for key, value in values.items()}
-            self.state.fetch_done(peer, keys, values, nbytes)
+            self.state.handle(ev.FetchDone(peer, keys, values, nbytes, self._stimulus("fetched")))
         self._flush()
 
     # --- peers --------------------------------------------------------------------------
@@ -920,7 +895,7 @@ class Worker:
         except Exception as exc:
             return m.Reply(msg.request_id, None, f"cannot load scattered data: {exc!r}")
         nbytes = {key: sizeof(value) for key, value in values.items()}
-        self.state.put_data(values, nbytes)
+        self.state.handle(ev.DataPut(values, nbytes, self._stimulus("put-data")))
         self._flush()
         return m.Reply(msg.request_id, nbytes, None)
 
