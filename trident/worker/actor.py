@@ -23,32 +23,30 @@ import trio
 
 from .._ipython import EmbeddedKernel
 from .._logbuffer import LogBuffer
-from .._run_function import run_function
-from .._versions import local_versions
 from ..actors.host import ActorHost
 from ..comm import handshake
 from ..comm.address import format_address, parse_address, parse_host_port
-from ..comm.admission import HandshakeGate
 from ..comm.batched import BatchedSender
 from ..comm.connection import Connection, ConnectionClosed
 from ..comm.liveness import RECONNECT_TIMEOUT, SCHEDULER_TIMEOUT, SilenceWatch, reconnect
 from ..comm.routes import local_host_towards, reachable_address
 from ..comm.rpc import PeerPool, PeerUnavailable
-from ..comm.streams import ByteStream, StreamClosed
-from ..comm.transports import connect, describe, is_inproc, serve, unique_inproc_address
+from ..comm.streams import StreamClosed
+from ..comm.transports import connect, is_inproc, serve, unique_inproc_address
 from ..protocol import messages as m
 from ..protocol.errors import ProtocolError
 from ..protocol.serialize import dumps, loads, sizeof
 from ..security import Security
-from ..sizes import format_bytes
 from . import events as ev
 from . import instructions as ins
 from . import memory, output
 from .client import WorkerClient
 from .executor import RESCHEDULED, Job, Outcome, ThreadExecutor, error_info, run_async_job
-from .inspection import call_stacks, task_queue
 from .memory import MemoryMonitor, MemoryThresholds
+from .memory_watch import watch_memory
+from .peers import PeerServer
 from .profiling import Sampler
+from .secession_bridge import SecessionBridge
 from .spill import SpillBuffer, spill_directory
 from .state import WorkerState
 from .uploads import UploadedFiles
@@ -60,8 +58,6 @@ CONNECT_TIMEOUT = 10.0
 HEARTBEAT_INTERVAL = 1.0
 #: Seconds between sends of captured task output while tasks run.
 OUTPUT_INTERVAL = 0.1
-#: Seconds between two readings of the process's memory (workers with a memory limit).
-MEMORY_CHECK_INTERVAL = 0.1
 
 
 class _FunctionLoadError:
@@ -192,7 +188,6 @@ class Worker:
         self._nursery: trio.Nursery | None = None
         self._peers: PeerPool | None = None
         self._stopped = trio.Event()
-        self._gate = HandshakeGate("worker")
         #: the worker's recent log records (`Client.get_worker_logs`)
         self.logs = LogBuffer(self)
         #: where task output goes while the scheduler asks for it, else None
@@ -203,15 +198,29 @@ class Worker:
         self.ipython = EmbeddedKernel()
         #: samples the stacks of running tasks (`Client.profile`)
         self.profiler = Sampler(self._jobs)
-        #: the thread of the worker's event loop (set once serving)
-        self.loop_thread: threading.Thread | None = None
-        self._trio_token: trio.lowlevel.TrioToken | None = None
-        #: run id -> the event a seceded task's thread waits on to rejoin
-        self._rejoin_waiters: dict[int, threading.Event] = {}
+        #: carries `secede` and `rejoin` from task threads to the state
+        self.secession = SecessionBridge(self)
+        #: answers clients and other workers on the listening address
+        self.peers = PeerServer(self, self._token, self._jobs)
         #: numbers the stimuli the actor feeds the state (see `_stimulus`)
         self._stimuli = itertools.count(1)
 
-    def _stimulus(self, kind: str) -> str:
+    @property
+    def loop_thread(self) -> threading.Thread | None:
+        """The thread of the worker's event loop (set once serving)."""
+        return self.secession.loop_thread
+
+    @property
+    def nursery(self) -> trio.Nursery | None:
+        """The nursery the worker's tasks run in (set once serving)."""
+        return self._nursery
+
+    @property
+    def stopped(self) -> bool:
+        """Whether the worker stopped serving (late outcomes and requests are dropped)."""
+        return self._stopped.is_set()
+
+    def stimulus(self, kind: str) -> str:
         """A fresh stimulus id for an event of `kind` (unique within this worker)."""
         return f"{kind}-{next(self._stimuli)}"
 
@@ -242,8 +251,7 @@ class Worker:
                 output.uninstall()
 
     async def _serve(self, task_status: trio.TaskStatus[Worker]) -> None:
-        self.loop_thread = threading.current_thread()
-        self._trio_token = trio.lowlevel.current_trio_token()
+        self.secession.attach()
         async with trio.open_nursery() as nursery:
             self._nursery = nursery
             listen = self._listen_address or await self._default_listen_address()
@@ -251,7 +259,7 @@ class Worker:
                 self._security.server_ssl_context() if listen.startswith("tls://") else None
             )
             bound = await nursery.start(
-                partial(serve, ssl_context=ssl_context), listen, self._serve_peer
+                partial(serve, ssl_context=ssl_context), listen, self.peers.serve
             )
             self.address = self._contact_address or await reachable_address(
                 bound, towards=self._scheduler_host()
@@ -273,6 +281,7 @@ class Worker:
             )
             self._executor = ThreadExecutor(self.nthreads, self._on_outcomes, self)
             await nursery.start(self._executor.run)
+            self.secession.executor = self._executor
             await nursery.start(self.actors.run)
             nursery.start_soon(self.profiler.run)
             connection = await self._connect_to_scheduler()
@@ -291,15 +300,15 @@ class Worker:
                 task_status.started(self)
                 nursery.start_soon(self._send_heartbeats)
                 if self.memory_limit:
-                    nursery.start_soon(self._watch_memory)
+                    nursery.start_soon(watch_memory, self, self._spill)
                 while True:
                     await self._session(connection, welcome)
                     if self._closing:
                         return
                     with trio.CancelScope(shield=True):
                         await connection.aclose()
-                    state.handle(ev.SchedulerLost(self._stimulus("scheduler-lost")))
-                    self._flush()
+                    state.handle(ev.SchedulerLost(self.stimulus("scheduler-lost")))
+                    self.flush()
                     reconnected = await reconnect(
                         self._connect_and_register,
                         within=self.reconnect_timeout,
@@ -313,7 +322,7 @@ class Worker:
                     logger.info("worker %s: registered again", self.address)
             finally:
                 self._stopped.set()
-                self._release_rejoin_waiters()
+                self.secession.release_waiters()
                 self._peers.close()
                 nursery.cancel_scope.cancel()
                 with trio.CancelScope(shield=True):
@@ -416,10 +425,10 @@ class Worker:
         try:
             while True:
                 watch.heard()
-                stimulus_id = self._stimulus("scheduler")  # one per frame received
+                stimulus_id = self.stimulus("scheduler")  # one per frame received
                 for msg in messages:
                     handle(ev.FromScheduler(msg, stimulus_id))
-                self._flush()
+                self.flush()
                 if self._closing:
                     return
                 messages = await connection.receive()
@@ -462,57 +471,8 @@ class Worker:
             logger.warning(
                 "worker %s: uploaded %s failed: %s", self.address, instruction.filename, error
             )
-        stimulus_id = self._stimulus("file-stored")
+        stimulus_id = self.stimulus("file-stored")
         self.state.handle(ev.FileStoreDone(instruction.upload, error, stimulus_id))
-
-    async def _watch_memory(self) -> None:
-        """Spill and pause as the process's memory grows (see `trident.worker.memory`)."""
-        assert self.state is not None
-        process = psutil.Process()
-        state = self.state
-        while True:
-            await trio.sleep(MEMORY_CHECK_INTERVAL)
-            try:
-                rss = process.memory_info().rss
-            except psutil.Error:
-                continue
-            action = self.memory_monitor.assess(rss)
-            if action.spill_to is not None and self._spill is not None:
-                spilled = await trio.to_thread.run_sync(
-                    self._spill_until, self._spill, process, action.spill_to
-                )
-                if spilled:
-                    logger.info(
-                        "worker %s: memory at %s of %s: spilled %s to disk",
-                        self.address,
-                        format_bytes(rss),
-                        format_bytes(self.memory_limit),
-                        format_bytes(spilled),
-                    )
-                    action = self.memory_monitor.assess(process.memory_info().rss)
-            if action.paused != state.paused:
-                state.handle(ev.PauseChanged(action.paused, self._stimulus("memory")))
-                logger.warning(
-                    "worker %s: %s (process memory %s of its %s limit)",
-                    self.address,
-                    "paused: no new task starts" if action.paused else "resumed",
-                    format_bytes(rss),
-                    format_bytes(self.memory_limit),
-                )
-                if not action.paused:
-                    self._flush()
-
-    @staticmethod
-    def _spill_until(spill: SpillBuffer, process: psutil.Process, limit: int) -> int:
-        """Spill results until the process uses at most `limit` bytes or none is left
-        in memory (runs in a thread); return the bytes spilled."""
-        total = 0
-        while process.memory_info().rss > limit:
-            freed = spill.evict()
-            if not freed:
-                break
-            total += freed
-        return total
 
     # --- task output ------------------------------------------------------------------
 
@@ -551,7 +511,7 @@ class Worker:
 
     # --- carrying out the state's decisions -------------------------------------------------
 
-    def _flush(self) -> None:
+    def flush(self) -> None:
         """Send what the state has for the scheduler and carry out its instructions;
         again while carrying them out fed the state new events (a hosted actor, a
         stored file)."""
@@ -573,7 +533,7 @@ class Worker:
                 elif isinstance(instruction, ins.ForgetActor):
                     self.actors.forget(instruction.key)
                 elif isinstance(instruction, ins.Rejoin):
-                    self._rejoined(instruction.run_id)
+                    self.secession.rejoined(self._jobs.get(instruction.run_id), instruction.run_id)
                 else:
                     again = self._carry_out(instruction) or again
 
@@ -635,10 +595,10 @@ class Worker:
             assert self.state is not None
             error = TimeoutError(f"task {key!r} did not finish within its {timeout} s deadline")
             info = error_info(error, self.address)
-            self.state.handle(ev.RunTimedOut(run_id, info, self._stimulus("deadline")))
+            self.state.handle(ev.RunTimedOut(run_id, info, self.stimulus("deadline")))
             if self.client is not None:
                 self.client.task_ended(key, succeeded=False)
-            self._flush()
+            self.flush()
 
     async def _run_async(self, job: Job) -> None:
         outcome = await run_async_job(job, self)
@@ -694,75 +654,7 @@ class Worker:
             )
             if self.client is not None:
                 self.client.task_ended(outcome.key, succeeded=True)
-        self._flush()
-
-    # --- secession (see `secession`) ------------------------------------------------------
-
-    def secede_run(self, job: Job) -> None:
-        """The task of `job` gives its slot up; call from its thread or the loop."""
-        if threading.current_thread() is self.loop_thread:
-            self._secede_now(job.run_id, threaded=False)
-        else:
-            self._call_in_loop(self._secede_now, job.run_id, True)
-
-    def _secede_now(self, run_id: int, threaded: bool) -> None:
-        if self.state is None or self._stopped.is_set():
-            return
-        self.state.handle(ev.SecedeRequested(run_id, self._stimulus("secede")))
-        if threaded:
-            # The seceded thread leaves the pool when its task ends, unless it rejoins
-            # (then `_rejoined` retires one thread): the pool keeps its size either way.
-            assert self._executor is not None
-            self._executor.add_thread()
-        self._flush()
-
-    def rejoin_run(self, job: Job) -> None:
-        """The task of `job` wants a slot back: from its thread, wait until it has one;
-        from the loop (an async task), ask and return."""
-        if threading.current_thread() is self.loop_thread:
-            job.seceded = False
-            if self.state is not None and not self._stopped.is_set():
-                self.state.handle(ev.RejoinRequested(job.run_id, self._stimulus("rejoin")))
-                self._flush()
-            return
-        granted = threading.Event()
-        if self._call_in_loop(self._rejoin_now, job.run_id, granted):
-            granted.wait()
-
-    def _rejoin_now(self, run_id: int, granted: threading.Event) -> None:
-        if self.state is None or self._stopped.is_set():
-            granted.set()
-            return
-        self._rejoin_waiters[run_id] = granted
-        self.state.handle(ev.RejoinRequested(run_id, self._stimulus("rejoin")))
-        self._flush()
-
-    def _rejoined(self, run_id: int) -> None:
-        """The state gave run `run_id` a slot back."""
-        job = self._jobs.get(run_id)
-        if job is not None:
-            job.seceded = False
-        granted = self._rejoin_waiters.pop(run_id, None)
-        if granted is not None:
-            assert self._executor is not None
-            self._executor.retire_thread()
-            granted.set()
-
-    def _release_rejoin_waiters(self) -> None:
-        """The worker stops: let waiting threads finish their tasks (results are dropped)."""
-        waiters, self._rejoin_waiters = self._rejoin_waiters, {}
-        for granted in waiters.values():
-            granted.set()
-
-    def _call_in_loop(self, fn: Callable[..., Any], *args: Any) -> bool:
-        """Run ``fn(*args)`` soon in the worker's loop; False once the loop is gone."""
-        if self._trio_token is None:
-            return False
-        try:
-            self._trio_token.run_sync_soon(fn, *args)
-        except trio.RunFinishedError:
-            return False
-        return True
+        self.flush()
 
     def _host_actor(self, instruction: ins.HostActor) -> None:
         """Host a freshly built actor; its location becomes the task's result."""
@@ -791,119 +683,16 @@ class Worker:
                 peer,
                 exc,
             )
-            self.state.handle(ev.FetchFailed(peer, keys, self._stimulus("fetch-failed")))
+            self.state.handle(ev.FetchFailed(peer, keys, self.stimulus("fetch-failed")))
         except Exception as exc:
             logger.warning(
                 "worker %s: data from %s could not be loaded: %r", self.address, peer, exc
             )
-            self.state.handle(ev.FetchFailed(peer, keys, self._stimulus("fetch-failed")))
+            self.state.handle(ev.FetchFailed(peer, keys, self.stimulus("fetch-failed")))
         else:
             nbytes = {key: sizeof(value) for key, value in values.items()}
-            self.state.handle(ev.FetchDone(peer, keys, values, nbytes, self._stimulus("fetched")))
-        self._flush()
-
-    # --- peers --------------------------------------------------------------------------
-
-    async def _serve_peer(self, stream: ByteStream) -> None:
-        """Answer data requests, log requests and actor calls from clients and other workers."""
-        self.logs.claim_current_context()
-        connection = Connection(stream, peer=describe(stream))
-        try:
-            with self._gate.admit() as admitted:
-                await handshake.accept(connection, token=self._token, server_id=self.address)
-        except (ProtocolError, handshake.AuthenticationError, trio.TooSlowError) as exc:
-            logger.warning("worker %s: refused peer %s: %s", self.address, connection.peer, exc)
-            return
-        except (ConnectionClosed, StreamClosed):
-            return
-        if admitted.cancelled_caught:
-            return  # evicted to make room for newer connections (the gate logs it)
-        sender = BatchedSender(connection)
-        origin = id(connection)
-        async with trio.open_nursery() as nursery:
-            nursery.start_soon(sender.run)
-            try:
-                while True:
-                    for msg in await connection.receive():
-                        kind = type(msg)
-                        if kind is m.ActorCall:
-                            self.actors.call(origin, msg, sender)
-                        elif kind is m.ActorCancel:
-                            self.actors.cancel(origin, msg.request_id)
-                        elif kind is m.GetData:
-                            sender.send(self._get_data(msg))
-                        elif kind is m.PutData:
-                            sender.send(self._put_data(msg))
-                        elif kind is m.LogsRequest:
-                            records = [list(record) for record in self.logs.tail(msg.n)]
-                            sender.send(m.Reply(msg.request_id, records, None))
-                        elif kind is m.RunFunction:
-                            nursery.start_soon(self._run_function, msg, sender)
-                        elif kind in _INSPECTIONS:
-                            sender.send(m.Reply(msg.request_id, self._inspect(msg), None))
-                        else:
-                            raise ProtocolError(f"peers may not send {kind.__name__}")
-                    sender.flush_now()
-            except (ConnectionClosed, StreamClosed):
-                pass
-            except ProtocolError as exc:
-                logger.warning(
-                    "worker %s: closing connection from %s: %s", self.address, connection.peer, exc
-                )
-            finally:
-                self.actors.forget_origin(origin)
-                nursery.cancel_scope.cancel()
-
-    async def _run_function(self, call: m.RunFunction, sender: BatchedSender) -> None:
-        """`Client.run`: run a client's function in the worker's loop and answer."""
-        assert self._nursery is not None
-        sender.send(
-            await run_function(call, self, "worker", nursery=self._nursery, address=self.address)
-        )
-
-    def _inspect(self, msg: Any) -> Any:
-        """Answer a question about what this worker does (`_INSPECTIONS`)."""
-        assert self.state is not None
-        kind = type(msg)
-        if kind is m.CallStackRequest:
-            return call_stacks(self._jobs, msg.keys)
-        if kind is m.TaskQueueRequest:
-            return task_queue(self.state)
-        if kind is m.ProfileRequest:
-            return self.profiler.profile(msg.key, msg.start, msg.stop)
-        return local_versions(msg.packages)
-
-    def _get_data(self, msg: m.GetData) -> m.DataReply:
-        data = self.data
-        found = {}
-        missing = []
-        for key in msg.keys:
-            if key not in data:
-                missing.append(key)
-                continue
-            try:
-                found[key] = dumps(data[key])
-            except Exception as exc:
-                logger.error("worker %s: cannot serialize %r: %r", self.address, key, exc)
-                missing.append(key)
-        return m.DataReply(msg.request_id, found, missing)
-
-    def _put_data(self, msg: m.PutData) -> m.Reply:
-        assert self.state is not None
-        try:
-            values = {key: loads(payload) for key, payload in msg.data.items()}
-        except Exception as exc:
-            return m.Reply(msg.request_id, None, f"cannot load scattered data: {exc!r}")
-        nbytes = {key: sizeof(value) for key, value in values.items()}
-        self.state.handle(ev.DataPut(values, nbytes, self._stimulus("put-data")))
-        self._flush()
-        return m.Reply(msg.request_id, nbytes, None)
-
-
-#: Questions peers may ask a worker about itself, answered by `Worker._inspect`.
-_INSPECTIONS = frozenset(
-    {m.CallStackRequest, m.TaskQueueRequest, m.ProfileRequest, m.VersionsRequest}
-)
+            self.state.handle(ev.FetchDone(peer, keys, values, nbytes, self.stimulus("fetched")))
+        self.flush()
 
 
 def default_worker_name() -> str:
