@@ -24,7 +24,7 @@ LOGGED_KEYS = 3
 _SUBJECT_FIELDS = ("key", "run_id", "keys", "peer", "client_id", "address", "operation", "token")
 _subject_field: dict[type, str | None] = {}
 
-Entry = tuple[Any, str, Any]
+Entry = tuple[Any, ...]
 
 
 def new_log(length: int = DEFAULT_LENGTH) -> deque[Entry]:

@@ -1078,6 +1078,38 @@ class FileStored:
     error: str | None
 
 
+# --- cluster dumps (`Client.dump_cluster_state`) -----------------------------------------
+# One request from the client, one relay to every worker, one answer from each worker.
+
+
+@message("dump-cluster")
+class DumpClusterState:
+    """`Client.dump_cluster_state`: the scheduler's state and every worker's, for
+    post-mortems. Answered by a `Reply` with ``{"scheduler": {...}, "workers": {address:
+    {...}}}`` once every worker connected at the time answered (or left); `exclude`
+    names task fields to leave out of every task's record."""
+
+    request_id: int
+    exclude: list[str]
+
+
+@message("dump-worker")
+class DumpWorkerState:
+    """Scheduler -> worker: describe your state (tasks, slots, event log); answered by
+    `WorkerStateDumped` with the same `dump`."""
+
+    dump: int
+    exclude: list[str]
+
+
+@message("worker-dumped")
+class WorkerStateDumped:
+    """Worker -> scheduler: the state `DumpWorkerState` asked for, as plain data."""
+
+    dump: int
+    state: dict[str, Any]
+
+
 @message("seceded")
 class TaskSeceded:
     """Worker -> scheduler: the running task `key` left its thread slot (`secede`, or a

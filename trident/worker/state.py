@@ -58,6 +58,7 @@ from .instructions import (
 )
 from .invariants import check_invariants
 from .replicas import ReplicaAcquisitions
+from .state_dump import describe_state
 from .tasks import EXECUTING, FETCH, FLIGHT, MEMORY, READY, WAITING, WorkerTask
 
 #: Tasks shorter than this (on average) are handed to the executor a few at a time so
@@ -107,7 +108,7 @@ class WorkerState:
         self._ready: list[WorkerTask] = []
         self._constrained: list[WorkerTask] = []
         self._fetch_queue: dict[WorkerTask, None] = {}
-        self._fetches_in_flight: dict[str, int] = defaultdict(int)
+        self.fetches_in_flight: dict[str, int] = defaultdict(int)
         #: run id -> (start, stop) of runs whose actor is being hosted (`HostActor`)
         self._hosting: dict[int, tuple[float, float]] = {}
         self._to_scheduler: list[Any] = []
@@ -142,6 +143,7 @@ class WorkerState:
             m.StoreFile: self._on_store_file,
             m.CaptureOutput: self._on_capture_output,
             m.CloseWorker: self._on_close_worker,
+            m.DumpWorkerState: self._on_dump,
             m.Heartbeat: _ignore,
         }
 
@@ -209,6 +211,9 @@ class WorkerState:
     def _on_close_worker(self, msg: m.CloseWorker) -> None:
         self.closed = True
         self._instructions.append(Close(msg.reason))
+
+    def _on_dump(self, msg: m.DumpWorkerState) -> None:
+        self._to_scheduler.append(m.WorkerStateDumped(msg.dump, describe_state(self, msg.exclude)))
 
     def _on_pause_changed(self, event: ev.PauseChanged) -> None:
         self.paused = event.paused
@@ -492,13 +497,13 @@ class WorkerState:
                 del self._fetch_queue[ts]
                 self._report_missing(ts)
                 continue
-            if self._fetches_in_flight[peer] >= FETCHES_PER_PEER and peer not in by_peer:
+            if self.fetches_in_flight[peer] >= FETCHES_PER_PEER and peer not in by_peer:
                 continue
             del self._fetch_queue[ts]
             ts.state = FLIGHT
             by_peer[peer].append(ts.key)
         for peer, keys in by_peer.items():
-            self._fetches_in_flight[peer] += 1
+            self.fetches_in_flight[peer] += 1
             self._instructions.append(Fetch(peer, keys))
 
     def _on_fetch_done(self, event: ev.FetchDone) -> None:
@@ -524,9 +529,9 @@ class WorkerState:
         self._fetch_missed(event.peer, event.keys)
 
     def _fetch_ended(self, peer: str) -> None:
-        self._fetches_in_flight[peer] -= 1
-        if self._fetches_in_flight[peer] <= 0:
-            del self._fetches_in_flight[peer]
+        self.fetches_in_flight[peer] -= 1
+        if self.fetches_in_flight[peer] <= 0:
+            del self.fetches_in_flight[peer]
 
     def _fetch_missed(self, peer: str, keys: list[str]) -> None:
         for key in keys:
