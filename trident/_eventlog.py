@@ -1,8 +1,9 @@
 """Bounded logs of recent events, kept by `SchedulerState` and `WorkerState`.
 
 Each state machine appends one small tuple per event it handles, ``(stimulus id, event
-name, subject)``, and one per flush, ``(stimulus id, "flush", {kind: count})``, the
-summary of what the events led to. The log is a ``deque(maxlen=...)``: appending is O(1)
+name, subject)`` (the scheduler adds the peer), and one per flush that sends anything,
+``(stimulus id, "flush", ...counts)``: how much the events since the last flush led to
+(see each state's `log`). The log is a ``deque(maxlen=...)``: appending is O(1)
 and the oldest entries fall off, so a long-lived actor never grows it. Entries hold only
 strings, numbers and short lists (never task values or payloads), so the log keeps
 nothing alive and dumps to msgpack or YAML as it is (`Client.dump_cluster_state`).
@@ -35,32 +36,24 @@ def new_log(length: int = DEFAULT_LENGTH) -> deque[Entry]:
 def subject(event: Any) -> Any:
     """What `event` is about, small: its key, run id, first keys (and how many), peer...
 
-    None when it names none of these.
+    None when it names none of these. O(1); the attribute to read is found once per
+    event class.
     """
-    kind = type(event)
-    field = _subject_field.get(kind, "")
-    if field == "":
+    kind = event.__class__
+    try:
+        field = _subject_field[kind]
+    except KeyError:
         field = _subject_field[kind] = next(
             (name for name in _SUBJECT_FIELDS if hasattr(event, name)), None
         )
     if field is None:
         return None
     value = getattr(event, field)
-    if type(value) is list:
+    if value.__class__ is list:
         if len(value) > LOGGED_KEYS:
             return [*value[:LOGGED_KEYS], f"... {len(value)} in all"]
         return list(value)
     return value
-
-
-def summary(*batches: list[Any]) -> dict[str, int]:
-    """How many items of each kind the `batches` (messages, instructions) hold."""
-    counts: dict[str, int] = {}
-    for batch in batches:
-        for item in batch:
-            name = type(item).__name__
-            counts[name] = counts.get(name, 0) + 1
-    return counts
 
 
 def as_records(log: deque[Entry]) -> list[list[Any]]:

@@ -41,7 +41,7 @@ async def test_the_dump_holds_tasks_workers_and_both_event_logs(trident_client, 
     assert len(ran_sum) == 1 and ran_sum[0]["tasks"][total.key]["state"] == "memory"
     worker_log = ran_sum[0]["log"]
     finished = [entry for entry in worker_log if entry[1] == "RunFinished"]
-    assert finished and all(entry[0].startswith("outcome-") for entry in finished)
+    assert finished and all(entry[0].startswith("outcomes-") for entry in finished)
     assert any(entry[1] == "RunTask" and entry[2] == total.key for entry in worker_log)
 
 

@@ -110,14 +110,14 @@ def test_every_event_is_logged_with_its_stimulus_id_and_the_log_is_bounded():
     state.flush()
     assert list(state.log) == [
         ("scheduler-1", "RunTask", "a"),
-        ("scheduler-1", "flush", {"Execute": 1}),
+        ("scheduler-1", "flush", 0, 1),  # no message, one instruction
     ]
     run_id = next(iter(state.executing))
     state.handle(ev.RunFinished(run_id, 1, 8, "int", 0.0, 1.0, None, "outcome-1"))
     state.flush()
     assert list(state.log)[-2:] == [
         ("outcome-1", "RunFinished", run_id),
-        ("outcome-1", "flush", {"TaskFinished": 1}),
+        ("outcome-1", "flush", 1, 0),
     ]
     for i in range(20):
         state.handle(ev.FromScheduler(m.FreeKeys([f"k{i}", "x", "y", "z"]), f"s{i}"))

@@ -27,7 +27,7 @@ from collections import defaultdict
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
-from .._eventlog import DEFAULT_LENGTH, new_log, subject, summary
+from .._eventlog import DEFAULT_LENGTH, new_log, subject
 from .._exceptions import ActorDied, DependencyError, FutureLostError
 from .._logbuffer import LogBuffer
 from ..protocol import messages as m
@@ -107,7 +107,7 @@ class SchedulerState:
         self.no_worker: dict[TaskRecord, None] = {}
         self.transitions = 0
         #: recent events ``(stimulus id, event, peer, subject)`` and flushes ``(stimulus
-        #: id, "flush", transitions since the last flush, {message kind: count})``;
+        #: id, "flush", transitions since the last flush, messages sent)``;
         #: stimulus ids number the events this state took in
         self.log = new_log(log_length)
         self._stimuli = itertools.count(1)
@@ -217,8 +217,8 @@ class SchedulerState:
         transitions = self.transitions - self._flushed_transitions
         if out or transitions:
             self._flushed_transitions = self.transitions
-            entry = (self._stimulus_id, "flush", transitions, summary(*out.values()))
-            self.log.append(entry)
+            messages = sum(map(len, out.values()))
+            self.log.append((self._stimulus_id, "flush", transitions, messages))
         return out
 
     # --- clients ------------------------------------------------------------------------

@@ -618,13 +618,13 @@ class Worker:
         if state is None or self._stopped.is_set():
             return
         self._send_output()  # before the tasks are reported finished
+        stimulus_id = self.stimulus("outcomes")  # one per batch the executor hands over
         for outcome in outcomes:
             run_id = outcome.run_id
             self._jobs.pop(run_id, None)
             deadline = self._deadlines.pop(run_id, None)
             if deadline is not None:
                 deadline.cancel()
-            stimulus_id = f"outcome-{run_id}"
             if outcome.skipped:
                 state.handle(ev.RunSkipped(run_id, stimulus_id))
                 continue
@@ -663,7 +663,7 @@ class Worker:
             instruction.key, instruction.instance, instruction.options, instruction.restarts
         )
         payload = dumps(location) if instruction.inline else None
-        stimulus_id = f"outcome-{instruction.run_id}"
+        stimulus_id = self.stimulus("actor-hosted")
         self.state.handle(
             ev.ActorHosted(instruction.run_id, location, sizeof(location), payload, stimulus_id)
         )

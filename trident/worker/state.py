@@ -39,7 +39,7 @@ from collections import defaultdict, deque
 from collections.abc import Callable, MutableMapping
 from typing import Any
 
-from .._eventlog import DEFAULT_LENGTH, new_log, subject, summary
+from .._eventlog import DEFAULT_LENGTH, new_log, subject
 from ..protocol import messages as m
 from ..protocol.serialize import Serialized
 from . import events as ev
@@ -114,7 +114,8 @@ class WorkerState:
         self._to_scheduler: list[Any] = []
         self._instructions: list[Instruction] = []
         self.replicas = ReplicaAcquisitions(address, self.tasks, self._fetch_queue, self._report)
-        #: recent events and flushes: ``(stimulus id, event name, subject)``
+        #: recent events ``(stimulus id, event name, subject)`` and flushes ``(stimulus
+        #: id, "flush", messages for the scheduler, instructions)``
         self.log = new_log(log_length)
         self._stimulus_id = ""
         self._handlers: dict[type, Callable[[Any], None]] = {
@@ -182,14 +183,14 @@ class WorkerState:
         """Start whatever can start now; return (messages for the scheduler, instructions).
 
         A flush that returns anything is logged under the latest event's stimulus id,
-        with how many messages and instructions of each kind it returned.
+        with how many messages and instructions it returned.
         """
         self._start_fetches()
         self._start_ready()
         out, self._to_scheduler = self._to_scheduler, []
         instructions, self._instructions = self._instructions, []
         if out or instructions:
-            self.log.append((self._stimulus_id, "flush", summary(out, instructions)))
+            self.log.append((self._stimulus_id, "flush", len(out), len(instructions)))
         return out, instructions
 
     # --- scheduler messages -----------------------------------------------------------
