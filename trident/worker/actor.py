@@ -8,13 +8,12 @@ client — is a child of the nursery `serve` owns.
 
 from __future__ import annotations
 
-import inspect
 import itertools
 import logging
 import os
 import threading
 import uuid
-from collections.abc import Callable, MutableMapping
+from collections.abc import MutableMapping
 from functools import partial
 from typing import Any
 
@@ -39,11 +38,13 @@ from ..protocol.serialize import dumps, loads, sizeof
 from ..security import Security
 from . import events as ev
 from . import instructions as ins
-from . import memory, output
+from . import memory
 from .client import WorkerClient
 from .executor import RESCHEDULED, Job, Outcome, ThreadExecutor, error_info, run_async_job
+from .functions import FunctionCache, actor_constructor
 from .memory import MemoryMonitor, MemoryThresholds
 from .memory_watch import watch_memory
+from .output_forwarding import OutputForwarding
 from .peers import PeerServer
 from .profiling import Sampler
 from .secession_bridge import SecessionBridge
@@ -56,18 +57,6 @@ logger = logging.getLogger("trident.worker")
 CONNECT_TIMEOUT = 10.0
 #: Seconds between heartbeats to the scheduler.
 HEARTBEAT_INTERVAL = 1.0
-#: Seconds between sends of captured task output while tasks run.
-OUTPUT_INTERVAL = 0.1
-
-
-class _FunctionLoadError:
-    """Stands in for a function that could not be unpickled; calling it re-raises."""
-
-    def __init__(self, exc: BaseException):
-        self.exc = exc
-
-    def __call__(self, *args: Any, **kwargs: Any) -> Any:
-        raise self.exc
 
 
 class _Readiness:
@@ -80,14 +69,6 @@ class _Readiness:
     def started(self, value: None = None) -> None:
         self.reported = True
         self._task_status.started(value)
-
-
-def _actor_constructor(cls: Any, restarts: int) -> Callable[..., Any]:
-    """Build an actor instance; a restart uses ``cls.on_restart`` when the class has one."""
-    constructor: Callable[..., Any] = cls
-    if restarts > 0 and callable(getattr(cls, "on_restart", None)):
-        constructor = cls.on_restart
-    return constructor
 
 
 class Worker:
@@ -179,8 +160,7 @@ class Worker:
         #: the client tasks and actors on this worker use (`get_client()`)
         self.client: WorkerClient | None = None
         self.actors = ActorHost(self)
-        self._functions: dict[str, Callable[..., Any]] = {}
-        self._async_functions: set[str] = set()
+        self._functions: FunctionCache | None = None
         self._jobs: dict[int, Job] = {}
         self._deadlines: dict[int, trio.CancelScope] = {}
         self._sender: BatchedSender | None = None
@@ -190,8 +170,8 @@ class Worker:
         self._stopped = trio.Event()
         #: the worker's recent log records (`Client.get_worker_logs`)
         self.logs = LogBuffer(self)
-        #: where task output goes while the scheduler asks for it, else None
-        self._output: output.OutputCollector | None = None
+        #: captures task output while the scheduler asks for it, and sends it on
+        self._output = OutputForwarding(self._send_output_entries)
         #: files uploaded with `Client.upload_file`
         self.uploads = UploadedFiles()
         #: the IPython kernel of `Client.start_ipython_workers`, once started
@@ -246,9 +226,7 @@ class Worker:
             self.logs.detach()
             self.uploads.close()
             self.ipython.stop()
-            if self._output is not None:
-                self._output = None
-                output.uninstall()
+            self._output.stop()
 
     async def _serve(self, task_status: trio.TaskStatus[Worker]) -> None:
         self.secession.attach()
@@ -266,6 +244,7 @@ class Worker:
             )
             if self.name is None:
                 self.name = self.address
+            self._functions = FunctionCache(self.address)
             target = self.memory_monitor.target_bytes
             if target is not None:
                 self._spill = SpillBuffer(spill_directory(self._local_directory), target)
@@ -474,40 +453,9 @@ class Worker:
         stimulus_id = self.stimulus("file-stored")
         self.state.handle(ev.FileStoreDone(instruction.upload, error, stimulus_id))
 
-    # --- task output ------------------------------------------------------------------
-
-    def _capture_output(self, enabled: bool) -> None:
-        if enabled and self._output is None:
-            output.install()
-            collector = self._output = output.OutputCollector()
-            assert self._nursery is not None
-            self._nursery.start_soon(self._send_output_while, collector)
-        elif not enabled and self._output is not None:
-            self._send_output()
-            self._output = None
-            output.uninstall()
-
-    async def _send_output_while(self, collector: output.OutputCollector) -> None:
-        """Send captured output every `OUTPUT_INTERVAL` until capturing stops."""
-        while self._output is collector:
-            self._send_output()
-            await trio.sleep(OUTPUT_INTERVAL)
-
-    def _send_output(self) -> None:
-        if self._output is None or self._sender is None:
-            return
-        entries = self._output.drain()
-        if entries:
+    def _send_output_entries(self, entries: list[m.OutputEntry]) -> None:
+        if self._sender is not None:
             self._sender.send(m.TaskOutput(self.address, entries))
-
-    def _load_function(self, instruction: ins.LoadFunction) -> None:
-        try:
-            function = loads(instruction.function)
-        except Exception as exc:
-            function = _FunctionLoadError(exc)
-        self._functions[instruction.token] = function
-        if inspect.iscoroutinefunction(function):
-            self._async_functions.add(instruction.token)
 
     # --- carrying out the state's decisions -------------------------------------------------
 
@@ -543,12 +491,14 @@ class Worker:
             self._host_actor(instruction)
             return True
         if isinstance(instruction, ins.LoadFunction):
-            self._load_function(instruction)
+            assert self._functions is not None
+            self._functions.load(instruction.token, instruction.function)
         elif isinstance(instruction, ins.StoreFile):
             self._store_file(instruction)
             return True
         elif isinstance(instruction, ins.CaptureOutput):
-            self._capture_output(instruction.enabled)
+            assert self._nursery is not None
+            self._output.set(instruction.enabled, self._nursery)
         elif isinstance(instruction, ins.Close):
             logger.info("worker %s: closing: %s", self.address, instruction.reason)
             self._closing = True
@@ -559,14 +509,11 @@ class Worker:
         assert self._nursery is not None
         ts = self.state.tasks[key]
         assert ts.args is not None
+        assert self._functions is not None
         function = self._functions.get(ts.function)
-        if function is None:
-            function = _FunctionLoadError(
-                RuntimeError(f"worker {self.address} does not know function {ts.function!r}")
-            )
         inline = ts.inline_result
         if ts.actor is not None:
-            function = _actor_constructor(function, ts.restarts)
+            function = actor_constructor(function, ts.restarts)
             inline = False  # the result is the actor's location, made when it is hosted
         job = Job(
             key,
@@ -575,14 +522,14 @@ class Worker:
             ts.args,
             self.state.data,
             inline,
-            self._output,
+            self._output.collector,
             actor=ts.actor is not None,
         )
         self._jobs[run_id] = job
         if ts.timeout is not None:
             scope = self._deadlines[run_id] = trio.CancelScope()
             self._nursery.start_soon(self._enforce_deadline, key, run_id, ts.timeout, scope)
-        if ts.function in self._async_functions and ts.actor is None:
+        if ts.actor is None and self._functions.is_async(ts.function):
             self._nursery.start_soon(self._run_async, job)
         else:
             self._executor.submit(job)
@@ -617,7 +564,7 @@ class Worker:
         state = self.state
         if state is None or self._stopped.is_set():
             return
-        self._send_output()  # before the tasks are reported finished
+        self._output.send_now()  # before the tasks are reported finished
         stimulus_id = self.stimulus("outcomes")  # one per batch the executor hands over
         for outcome in outcomes:
             run_id = outcome.run_id
