@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from trident.protocol import messages as m
 from trident.protocol.serialize import dumps
+from trident.worker import events as ev
 from trident.worker.state import Rejoin
 
 from .test_state import Harness, executed, run
@@ -18,13 +19,13 @@ def test_a_seceded_run_frees_its_slot_and_the_scheduler_hears_of_it():
     h = Harness(nthreads=1)
     h.handle(run("parent"), run("child"))
     parent = h.run_id("parent")
-    assert h.state.secede(parent)
+    assert h.secede(parent)
     to_scheduler, instructions = h.flush()
     assert to_scheduler == [m.TaskSeceded("parent")]
     assert executed(instructions) == ["child"]
-    assert not h.state.secede(parent)  # it holds no slot any more
+    assert not h.secede(parent)  # it holds no slot any more
     h.finish("child")
-    h.state.task_finished(parent, 3, nbytes=8, type_name="int", start=0.0, stop=1.0)
+    h.state.handle(ev.RunFinished(parent, 3, 8, "int", 0.0, 1.0, None, "test"))
     to_scheduler, _ = h.flush()
     assert [msg.key for msg in to_scheduler] == ["parent"]
     assert not h.state.seceded and not h.state.executing
@@ -34,9 +35,9 @@ def test_rejoining_runs_take_the_next_free_slots_before_new_tasks():
     h = Harness(nthreads=1)
     h.handle(run("a"), run("b"), run("c"))
     a = h.run_id("a")
-    h.state.secede(a)
+    h.secede(a)
     h.flush()  # b starts in a's place
-    h.state.rejoin(a)
+    h.rejoin(a)
     _, instructions = h.flush()
     assert rejoined(instructions) == []  # b holds the only slot
     _, instructions = h.finish("b")
@@ -51,7 +52,7 @@ def test_rejoin_without_secession_is_granted_at_once():
     h = Harness(nthreads=1)
     h.handle(run("a"))
     a = h.run_id("a")
-    h.state.rejoin(a)
+    h.rejoin(a)
     _, instructions = h.flush()
     assert rejoined(instructions) == [a]
 
@@ -60,11 +61,11 @@ def test_a_seceded_run_that_ends_while_asking_to_rejoin_is_forgotten():
     h = Harness(nthreads=1)
     h.handle(run("a"), run("b"))
     a = h.run_id("a")
-    h.state.secede(a)
+    h.secede(a)
     h.flush()
-    h.state.rejoin(a)
+    h.rejoin(a)
     h.flush()
-    h.state.task_failed(a, m.ErrorInfo(dumps(None), None, "boom", ""), start=0.0, stop=1.0)
+    h.state.handle(ev.RunFailed(a, m.ErrorInfo(dumps(None), None, "boom", ""), 0.0, 1.0, "test"))
     to_scheduler, _ = h.flush()
     assert [type(msg) for msg in to_scheduler] == [m.TaskFailed]
     _, instructions = h.finish("b")
@@ -75,23 +76,22 @@ def test_a_seceded_run_misses_its_deadline_and_rejoins_to_finish_its_thread():
     h = Harness(nthreads=1)
     h.handle(run("slow", timeout=1.0), run("next"))
     slow = h.run_id("slow")
-    h.state.secede(slow)
+    h.secede(slow)
     h.flush()
-    h.state.task_timed_out(slow, m.ErrorInfo(dumps(None), None, "TimeoutError", ""))
+    h.state.handle(ev.RunTimedOut(slow, m.ErrorInfo(dumps(None), None, "TimeoutError", ""), "test"))
     to_scheduler, instructions = h.flush()
     assert [type(msg) for msg in to_scheduler] == [m.TaskFailed]
     assert [i.run_id for i in instructions if hasattr(i, "run_id")] == [slow]  # Interrupt
     # The abandoned run asks for its slot back: its thread counts as busy until it returns.
-    h.state.rejoin(slow)
+    h.rejoin(slow)
     h.flush()
     _, instructions = h.finish("next")
     assert rejoined(instructions) == [slow]
     h.handle(run("after"))
     assert "after" not in [ts.key for ts in h.state.executing.values()]
-    assert not h.state.task_finished(
-        slow, 1, nbytes=8, type_name="int", start=0.0, stop=1.0
-    )  # the late result is discarded
-    _, instructions = h.flush()
+    h.state.handle(ev.RunFinished(slow, 1, 8, "int", 0.0, 1.0, None, "test"))
+    to_scheduler, instructions = h.flush()
+    assert to_scheduler == [] and "slow" not in h.state.data  # the late result is discarded
     assert executed(instructions) == ["after"]
 
 
@@ -100,7 +100,7 @@ def test_a_cancelled_seceded_run_does_not_tell_the_scheduler_it_seceded():
     h.handle(run("a"))
     a = h.run_id("a")
     h.handle(m.CancelTask(["a"]))
-    assert h.state.secede(a)
+    assert h.secede(a)
     to_scheduler, _ = h.flush()
     assert to_scheduler == []
 
@@ -108,7 +108,7 @@ def test_a_cancelled_seceded_run_does_not_tell_the_scheduler_it_seceded():
 def test_a_rescheduled_run_hands_its_task_back():
     h = Harness(nthreads=1)
     h.handle(run("a"), run("b"))
-    h.state.task_rescheduled(h.run_id("a"))
+    h.state.handle(ev.RunRescheduled(h.run_id("a"), "test"))
     to_scheduler, instructions = h.flush()
     assert to_scheduler == [m.TaskRescheduled("a")]
     assert "a" not in h.state.tasks

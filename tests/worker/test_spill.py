@@ -9,6 +9,7 @@ import numpy as np
 import psutil
 import pytest
 
+from trident.worker import events as ev
 from trident.worker.memory import MemoryMonitor, MemoryThresholds
 from trident.worker.spill import SpillBuffer, spill_directory
 from trident.worker.state import WorkerState
@@ -136,15 +137,15 @@ def test_memory_thresholds_decide_spilling_and_pausing():
 def test_a_paused_worker_state_starts_nothing_until_resumed(tmp_path):
     spill = SpillBuffer(tmp_path / "s", target=1)
     state = WorkerState("w", 1, data=spill)
-    state.paused = True
-    state.handle_scheduler_message(run("a-1"))
+    state.handle(ev.PauseChanged(True, "test"))
+    state.handle(ev.FromScheduler(run("a-1"), "test"))
     _, instructions = state.flush()
     assert instructions == []
-    state.paused = False
+    state.handle(ev.PauseChanged(False, "test"))
     _, instructions = state.flush()
     assert [i.key for i in instructions] == ["a-1"]
     run_id = instructions[0].run_id
-    state.task_finished(run_id, array(1), nbytes=8000, type_name="x", start=0, stop=1)
+    state.handle(ev.RunFinished(run_id, array(1), 8000, "x", 0, 1, None, "test"))
     state.validate()
     assert "a-1" in spill.slow  # beyond the target: on disk, and still the worker's data
     spill.close()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from trident.protocol import messages as m
 from trident.protocol.serialize import dumps
+from trident.worker import events as ev
 from trident.worker.state import Execute, Fetch, Interrupt, WorkerState
 
 
@@ -19,8 +20,22 @@ class Harness:
 
     def handle(self, *messages):
         for msg in messages:
-            self.state.handle_scheduler_message(msg)
+            self.state.handle(ev.FromScheduler(msg, "test"))
         return self.flush()
+
+    def event(self, event):
+        """Feed the state one event; return what it says to do next (checked)."""
+        self.state.handle(event)
+        return self.flush()
+
+    def secede(self, run_id):
+        """Secede run `run_id`; True when it held a slot and gave it up."""
+        held = run_id in self.state.executing
+        self.state.handle(ev.SecedeRequested(run_id, "test"))
+        return held and run_id in self.state.seceded
+
+    def rejoin(self, run_id):
+        self.state.handle(ev.RejoinRequested(run_id, "test"))
 
     def flush(self):
         self.state.validate()
@@ -35,8 +50,7 @@ class Harness:
 
     def finish(self, key, value=1, duration=0.5, run_id=None):
         run_id = self.run_id(key) if run_id is None else run_id
-        self.state.task_finished(run_id, value, nbytes=8, type_name="int", start=0.0, stop=duration)
-        return self.flush()
+        return self.event(ev.RunFinished(run_id, value, 8, "int", 0.0, duration, None, "test"))
 
 
 def executed(instructions):
@@ -69,9 +83,9 @@ def test_dependencies_are_fetched_grouped_by_peer():
     _, instructions = h.handle(run("c", {"a": ["tcp://p1"], "b": ["tcp://p1"], "x": ["tcp://p2"]}))
     fetches = sorted((i.peer, sorted(i.keys)) for i in instructions if isinstance(i, Fetch))
     assert fetches == [("tcp://p1", ["a", "b"]), ("tcp://p2", ["x"])]
-    h.state.fetch_done("tcp://p1", ["a", "b"], {"a": 1, "b": 2}, {"a": 8, "b": 8})
+    h.state.handle(ev.FetchDone("tcp://p1", ["a", "b"], {"a": 1, "b": 2}, {"a": 8, "b": 8}, "test"))
     assert executed(h.flush()[1]) == []
-    h.state.fetch_done("tcp://p2", ["x"], {"x": 3}, {"x": 8})
+    h.state.handle(ev.FetchDone("tcp://p2", ["x"], {"x": 3}, {"x": 8}, "test"))
     assert executed(h.flush()[1]) == ["c"]
     h.finish("c")
     assert set(h.state.data) == {"c"}  # fetched inputs dropped once used
@@ -80,10 +94,10 @@ def test_dependencies_are_fetched_grouped_by_peer():
 def test_failed_fetches_try_other_holders_then_report_missing():
     h = Harness()
     h.handle(run("c", {"a": ["tcp://p1", "tcp://p2"]}))
-    h.state.fetch_failed("tcp://p1", ["a"])
+    h.state.handle(ev.FetchFailed("tcp://p1", ["a"], "test"))
     _, instructions = h.flush()
     assert [(i.peer, i.keys) for i in instructions if isinstance(i, Fetch)] == [("tcp://p2", ["a"])]
-    h.state.fetch_done("tcp://p2", ["a"], {}, {})
+    h.state.handle(ev.FetchDone("tcp://p2", ["a"], {}, {}, "test"))
     to_scheduler, _ = h.flush()
     (missing,) = to_scheduler
     assert isinstance(missing, m.MissingData)
@@ -107,7 +121,7 @@ def test_failures_are_reported_and_forgotten():
     h = Harness()
     h.handle(run("a"))
     error = m.ErrorInfo(dumps(ValueError()), None, "ValueError", "tcp://me")
-    h.state.task_failed(h.run_id("a"), error, start=0, stop=1)
+    h.state.handle(ev.RunFailed(h.run_id("a"), error, 0, 1, "test"))
     to_scheduler, _ = h.flush()
     assert isinstance(to_scheduler[0], m.TaskFailed)
     assert h.state.tasks == {} and not h.state.executing
@@ -144,7 +158,7 @@ def test_deadlines_fail_the_task_and_abandon_the_run():
     h.handle(run("a", timeout=1.0), run("b"))
     run_id = h.run_id("a")
     error = m.ErrorInfo(dumps(TimeoutError()), None, "TimeoutError", "tcp://me")
-    h.state.task_timed_out(run_id, error)
+    h.state.handle(ev.RunTimedOut(run_id, error, "test"))
     to_scheduler, instructions = h.flush()
     assert [type(msg) for msg in to_scheduler] == [m.TaskFailed]
     assert instructions == [Interrupt("a", run_id)]
@@ -158,7 +172,7 @@ def test_skipped_jobs_free_their_slot():
     h.handle(run("a"), run("b"))
     run_id = h.run_id("a")
     h.handle(m.CancelTask(["a"]))
-    h.state.task_skipped(run_id)
+    h.state.handle(ev.RunSkipped(run_id, "test"))
     assert executed(h.flush()[1]) == ["b"]
 
 
@@ -186,7 +200,7 @@ def test_resources_limit_concurrency():
 def test_scattered_data_is_kept_and_unblocks_waiting_tasks():
     h = Harness()
     h.handle(run("c", {"x": ["tcp://elsewhere"]}))
-    h.state.put_data({"x": 5}, {"x": 8})
+    h.state.handle(ev.DataPut({"x": 5}, {"x": 8}, "test"))
     _, instructions = h.flush()
     assert executed(instructions) == ["c"]
     h.finish("c")
@@ -205,7 +219,7 @@ def test_duplicate_run_messages_are_ignored_and_memory_is_reported():
 
 def test_an_input_nobody_has_drops_its_task_and_the_task_s_other_queued_inputs():
     h = Harness()
-    h.state.handle_scheduler_message(run("t-1", {"a-1": ["tcp://p"], "b-1": ["tcp://q"]}))
+    h.state.handle(ev.FromScheduler(run("t-1", {"a-1": ["tcp://p"], "b-1": ["tcp://q"]}), "test"))
     # Every holder of a-1 was tried and failed; b-1 still waits for its fetch.
     h.state.tasks["a-1"].tried.add("tcp://p")
     out, instructions = h.flush()

@@ -18,7 +18,7 @@ import os
 import threading
 import uuid
 import weakref
-from collections.abc import Callable, Generator, Iterable, Iterator
+from collections.abc import Callable, Collection, Generator, Iterable, Iterator
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
@@ -33,7 +33,7 @@ from ..dashboard.link import dashboard_url
 from ..protocol import messages as m
 from ..scheduler.scheduler_file import read_scheduler_file, write_scheduler_file
 from ..security import TOKEN_ENV, Security
-from . import replay, transfer
+from . import dump, replay, transfer
 from .admin import ClusterAdministration, worker_names
 from .collections import GraphMethods, use_as_dask_scheduler
 from .core import HEARTBEAT_INTERVAL, ClientCore
@@ -752,6 +752,15 @@ class Client(ClusterAdministration, GraphMethods, KernelMethods, DatasetMethods)
     async def _scheduler_logs(self, n: int | None) -> list[tuple[str, str]]:
         records = await self._core.request(lambda rid: m.LogsRequest(rid, n))
         return [(level, text) for level, text in records]
+
+    def dump_cluster_state(
+        self, filename: str = "dump", exclude: Collection[str] = (), format: str = "msgpack"
+    ) -> Any:
+        """Write the scheduler's and every worker's state, each with its log of recent
+        events, to ``filename + ".msgpack.gz"`` or ``filename + ".yaml"`` (`format`), for
+        post-mortems; `exclude` names task fields to leave out. Returns the path written
+        (a coroutine if asynchronous). See `trident.client.dump`."""
+        return self._sync(dump.dump_cluster_state, self._core, filename, exclude, format)
 
     def get_worker_logs(
         self, n: int | None = None, workers: Any = None, nanny: bool = False

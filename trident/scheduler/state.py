@@ -27,6 +27,7 @@ from collections import defaultdict
 from collections.abc import Callable, Iterator
 from typing import Any
 
+from .._eventlog import DEFAULT_LENGTH, new_log, subject
 from .._exceptions import ActorDied, DependencyError, FutureLostError
 from .._logbuffer import LogBuffer
 from ..protocol import messages as m
@@ -37,6 +38,7 @@ from .coordination import CoordinationState
 from .data_movement import DataMovement
 from .datasets import DatasetState
 from .deaths import CONNECTION_CLOSED, WorkerDeaths
+from .dumps import ClusterDumps
 from .errors import InvalidMessage
 from .holds import HOLDER_ID, KeyHolds
 from .inspection import ClusterQueries
@@ -80,6 +82,7 @@ class SchedulerState:
             their own).
         liveness: heartbeat interval and the timeouts of silent or departed peers
             (see `tick`).
+        log_length: entries kept in `log`, the recent events and flushes.
     """
 
     def __init__(
@@ -89,6 +92,7 @@ class SchedulerState:
         allowed_failures: int = 3,
         clock: Callable[[], float] = time.time,
         liveness: LivenessSettings | None = None,
+        log_length: int = DEFAULT_LENGTH,
     ):
         self.id = scheduler_id
         self.allowed_failures = allowed_failures
@@ -102,6 +106,13 @@ class SchedulerState:
         self.idle: dict[WorkerRecord, None] = {}
         self.no_worker: dict[TaskRecord, None] = {}
         self.transitions = 0
+        #: recent events ``(stimulus id, event, peer, subject)`` and flushes ``(stimulus
+        #: id, "flush", transitions since the last flush, messages sent)``;
+        #: stimulus ids number the events this state took in
+        self.log = new_log(log_length)
+        self._stimuli = itertools.count(1)
+        self._stimulus_id = 0
+        self._flushed_transitions = 0
         #: recent task runs and errors, for the dashboard (O(1) per task)
         self.activity = Activity()
         #: what the scheduler serves besides its own address, e.g. ``{"dashboard": ...}``
@@ -149,7 +160,15 @@ class SchedulerState:
         self.data_movement = DataMovement(self, self._send)
         self.uploads = Uploads(self.workers, self._send)
         self.remote_calls = RemoteCalls(self.workers, self.nannies, self._send, error_info_for)
-        parts = (self.queries, self.output, self.data_movement, self.uploads, self.remote_calls)
+        self.dumps = ClusterDumps(self, self._send)
+        parts = (
+            self.queries,
+            self.output,
+            self.data_movement,
+            self.uploads,
+            self.remote_calls,
+            self.dumps,
+        )
         for part in parts:
             self._client_handlers.update(part.handlers())
         self._worker_handlers.update(self.output.worker_handlers())
@@ -157,6 +176,7 @@ class SchedulerState:
         self._worker_handlers[m.TaskRescheduled] = self._on_task_rescheduled
         self._worker_handlers[m.ReplicasAcquired] = self.data_movement.on_replicas_acquired
         self._worker_handlers[m.FileStored] = self.uploads.on_file_stored
+        self._worker_handlers[m.WorkerStateDumped] = self.dumps.on_worker_dumped
 
     # --- output -------------------------------------------------------------------------
 
@@ -179,12 +199,26 @@ class SchedulerState:
         for client_id in self.clients:
             self._send(client_id, message)
 
+    def _record(self, event: str, peer: str | None, about: Any) -> None:
+        """Log an event under a fresh stimulus id."""
+        stimulus_id = self._stimulus_id = next(self._stimuli)
+        self.log.append((stimulus_id, event, peer, about))
+
     def flush(self) -> dict[str, list[Any]]:
-        """Finish deferred scheduling and return (and forget) the messages to send."""
+        """Finish deferred scheduling and return (and forget) the messages to send.
+
+        A flush that sends anything or made transitions is logged under the latest
+        event's stimulus id.
+        """
         if self._queue_dirty:
             self._schedule_queued()
         out, self._outbox = self._outbox, defaultdict(list)
         out.pop(HOLDER_ID, None)  # the holder of stored keys is no peer
+        transitions = self.transitions - self._flushed_transitions
+        if out or transitions:
+            self._flushed_transitions = self.transitions
+            messages = sum(map(len, out.values()))
+            self.log.append((self._stimulus_id, "flush", transitions, messages))
         return out
 
     # --- clients ------------------------------------------------------------------------
@@ -194,6 +228,7 @@ class SchedulerState:
             if not self.liveness.is_away(client_id):
                 raise InvalidMessage(f"client id {client_id!r} is already connected")
             self.remove_client(client_id)  # registering afresh: the old record goes
+        self._record("add-client", client_id, name)
         cs = self.clients[client_id] = ClientRecord(client_id, name)
         self.liveness.client_joined(client_id)
         self._welcome(cs)
@@ -217,6 +252,8 @@ class SchedulerState:
         cs = self.clients.pop(client_id, None)
         if cs is None:
             return
+        self._record("remove-client", client_id, None)
+        self.dumps.client_removed(client_id)
         self.liveness.client_left(client_id, for_good=True)
         self._outbox.pop(client_id, None)
         self.coordination.client_removed(client_id)
@@ -240,6 +277,8 @@ class SchedulerState:
         handler = self._client_handlers.get(type(message))
         if handler is None:
             raise InvalidMessage(f"clients may not send {type(message).__name__}")
+        stimulus_id = self._stimulus_id = next(self._stimuli)
+        self.log.append((stimulus_id, type(message).__name__, client_id, subject(message)))
         handler(self.clients[client_id], message)
 
     # --- workers ------------------------------------------------------------------------
@@ -248,6 +287,7 @@ class SchedulerState:
         """A worker joined; `keys` is data it already holds (key -> nbytes)."""
         if info.address in self.workers:
             raise InvalidMessage(f"worker {info.address} is already registered")
+        self._record("add-worker", info.address, info.name)
         ws = WorkerRecord(info, self.clock())
         self.workers[ws.address] = ws
         self.idle[ws] = None
@@ -289,6 +329,7 @@ class SchedulerState:
         if ws is None:
             self.data_movement.connection_closed(address)
             return
+        self._record("remove-worker", address, reason)
         self.liveness.worker_left(address)
         self.deaths.record(address, reason)
         hold = await_report and address in self.nannies.nanny_of()
@@ -327,6 +368,7 @@ class SchedulerState:
                 self._compute(ts)
         self.data_movement.worker_removed(address)
         self.uploads.worker_removed(address)
+        self.dumps.worker_removed(address)
         if ws.processing:
             self.deaths.hold(ws, self.liveness.now + self.liveness.settings.death_report_wait)
         self._broadcast_to_clients(m.WorkersChanged([], [address]))
@@ -382,6 +424,8 @@ class SchedulerState:
             if address in self.data_movement.retired:
                 return  # sent before the worker heard it was retired
             raise InvalidMessage(f"worker {address} is no longer registered")
+        stimulus_id = self._stimulus_id = next(self._stimuli)
+        self.log.append((stimulus_id, type(message).__name__, address, subject(message)))
         handler(ws, message)
 
     # --- nannies and restarts (see `nannies`) -------------------------------------------

@@ -8,12 +8,12 @@ client — is a child of the nursery `serve` owns.
 
 from __future__ import annotations
 
-import inspect
+import itertools
 import logging
 import os
 import threading
 import uuid
-from collections.abc import Callable, MutableMapping
+from collections.abc import MutableMapping
 from functools import partial
 from typing import Any
 
@@ -22,12 +22,9 @@ import trio
 
 from .._ipython import EmbeddedKernel
 from .._logbuffer import LogBuffer
-from .._run_function import run_function
-from .._versions import local_versions
 from ..actors.host import ActorHost
 from ..comm import handshake
 from ..comm.address import format_address, parse_address, parse_host_port
-from ..comm.admission import HandshakeGate
 from ..comm.batched import BatchedSender
 from ..comm.connection import Connection, ConnectionClosed
 from ..comm.liveness import (
@@ -39,21 +36,26 @@ from ..comm.liveness import (
 )
 from ..comm.routes import local_host_towards, reachable_address
 from ..comm.rpc import PeerPool, PeerUnavailable
-from ..comm.streams import ByteStream, StreamClosed
-from ..comm.transports import connect, describe, is_inproc, serve, unique_inproc_address
+from ..comm.streams import StreamClosed
+from ..comm.transports import connect, is_inproc, serve, unique_inproc_address
 from ..protocol import messages as m
 from ..protocol.errors import ProtocolError
 from ..protocol.serialize import dumps, loads, sizeof
 from ..security import Security
-from ..sizes import format_bytes
-from . import memory, output
+from . import events as ev
+from . import instructions as ins
+from . import memory
 from .client import WorkerClient
 from .executor import RESCHEDULED, Job, Outcome, ThreadExecutor, error_info, run_async_job
-from .inspection import call_stacks, task_queue
+from .functions import FunctionCache, actor_constructor
 from .memory import MemoryMonitor, MemoryThresholds
+from .memory_watch import watch_memory
+from .output_forwarding import OutputForwarding
+from .peers import PeerServer
 from .profiling import Sampler
+from .secession_bridge import SecessionBridge
 from .spill import SpillBuffer, spill_directory
-from .state import Execute, Fetch, ForgetActor, Interrupt, Rejoin, WorkerState
+from .state import WorkerState
 from .uploads import UploadedFiles
 
 logger = logging.getLogger("trident.worker")
@@ -61,20 +63,6 @@ logger = logging.getLogger("trident.worker")
 CONNECT_TIMEOUT = 10.0
 #: Seconds between heartbeats to the scheduler.
 HEARTBEAT_INTERVAL = 1.0
-#: Seconds between sends of captured task output while tasks run.
-OUTPUT_INTERVAL = 0.1
-#: Seconds between two readings of the process's memory (workers with a memory limit).
-MEMORY_CHECK_INTERVAL = 0.1
-
-
-class _FunctionLoadError:
-    """Stands in for a function that could not be unpickled; calling it re-raises."""
-
-    def __init__(self, exc: BaseException):
-        self.exc = exc
-
-    def __call__(self, *args: Any, **kwargs: Any) -> Any:
-        raise self.exc
 
 
 class _Readiness:
@@ -87,14 +75,6 @@ class _Readiness:
     def started(self, value: None = None) -> None:
         self.reported = True
         self._task_status.started(value)
-
-
-def _actor_constructor(cls: Any, restarts: int) -> Callable[..., Any]:
-    """Build an actor instance; a restart uses ``cls.on_restart`` when the class has one."""
-    constructor: Callable[..., Any] = cls
-    if restarts > 0 and callable(getattr(cls, "on_restart", None)):
-        constructor = cls.on_restart
-    return constructor
 
 
 class Worker:
@@ -186,8 +166,7 @@ class Worker:
         #: the client tasks and actors on this worker use (`get_client()`)
         self.client: WorkerClient | None = None
         self.actors = ActorHost(self)
-        self._functions: dict[str, Callable[..., Any]] = {}
-        self._async_functions: set[str] = set()
+        self._functions: FunctionCache | None = None
         self._jobs: dict[int, Job] = {}
         self._deadlines: dict[int, trio.CancelScope] = {}
         self._sender: BatchedSender | None = None
@@ -195,29 +174,41 @@ class Worker:
         self._nursery: trio.Nursery | None = None
         self._peers: PeerPool | None = None
         self._stopped = trio.Event()
-        self._gate = HandshakeGate("worker")
         #: the worker's recent log records (`Client.get_worker_logs`)
         self.logs = LogBuffer(self)
-        #: where task output goes while the scheduler asks for it, else None
-        self._output: output.OutputCollector | None = None
+        #: captures task output while the scheduler asks for it, and sends it on
+        self._output = OutputForwarding(self._send_output_entries)
         #: files uploaded with `Client.upload_file`
         self.uploads = UploadedFiles()
         #: the IPython kernel of `Client.start_ipython_workers`, once started
         self.ipython = EmbeddedKernel()
         #: samples the stacks of running tasks (`Client.profile`)
         self.profiler = Sampler(self._jobs)
-        #: the thread of the worker's event loop (set once serving)
-        self.loop_thread: threading.Thread | None = None
-        self._trio_token: trio.lowlevel.TrioToken | None = None
-        #: run id -> the event a seceded task's thread waits on to rejoin
-        self._rejoin_waiters: dict[int, threading.Event] = {}
-        #: scheduler messages the actor handles itself; True from a handler stops the worker
-        self._own_messages: dict[type, Callable[[Any], bool]] = {
-            m.CaptureOutput: self._on_capture_output,
-            m.StoreFile: self._on_store_file,
-            m.AcquireReplicas: self._on_acquire_replicas,
-            m.CloseWorker: self._on_close_worker,
-        }
+        #: carries `secede` and `rejoin` from task threads to the state
+        self.secession = SecessionBridge(self)
+        #: answers clients and other workers on the listening address
+        self.peers = PeerServer(self, self._token, self._jobs)
+        #: numbers the stimuli the actor feeds the state (see `_stimulus`)
+        self._stimuli = itertools.count(1)
+
+    @property
+    def loop_thread(self) -> threading.Thread | None:
+        """The thread of the worker's event loop (set once serving)."""
+        return self.secession.loop_thread
+
+    @property
+    def nursery(self) -> trio.Nursery | None:
+        """The nursery the worker's tasks run in (set once serving)."""
+        return self._nursery
+
+    @property
+    def stopped(self) -> bool:
+        """Whether the worker stopped serving (late outcomes and requests are dropped)."""
+        return self._stopped.is_set()
+
+    def stimulus(self, kind: str) -> str:
+        """A fresh stimulus id for an event of `kind` (unique within this worker)."""
+        return f"{kind}-{next(self._stimuli)}"
 
     def __repr__(self) -> str:
         return f"<Worker {self.address or 'not started'} nthreads={self.nthreads}>"
@@ -241,13 +232,10 @@ class Worker:
             self.logs.detach()
             self.uploads.close()
             self.ipython.stop()
-            if self._output is not None:
-                self._output = None
-                output.uninstall()
+            self._output.stop()
 
     async def _serve(self, task_status: trio.TaskStatus[Worker]) -> None:
-        self.loop_thread = threading.current_thread()
-        self._trio_token = trio.lowlevel.current_trio_token()
+        self.secession.attach()
         async with trio.open_nursery() as nursery:
             self._nursery = nursery
             listen = self._listen_address or await self._default_listen_address()
@@ -255,13 +243,14 @@ class Worker:
                 self._security.server_ssl_context() if listen.startswith("tls://") else None
             )
             bound = await nursery.start(
-                partial(serve, ssl_context=ssl_context), listen, self._serve_peer
+                partial(serve, ssl_context=ssl_context), listen, self.peers.serve
             )
             self.address = self._contact_address or await reachable_address(
                 bound, towards=self._scheduler_host()
             )
             if self.name is None:
                 self.name = self.address
+            self._functions = FunctionCache(self.address)
             target = self.memory_monitor.target_bytes
             if target is not None:
                 self._spill = SpillBuffer(spill_directory(self._local_directory), target)
@@ -277,6 +266,7 @@ class Worker:
             )
             self._executor = ThreadExecutor(self.nthreads, self._on_outcomes, self)
             await nursery.start(self._executor.run)
+            self.secession.executor = self._executor
             await nursery.start(self.actors.run)
             nursery.start_soon(self.profiler.run)
             connection = await self._connect_to_scheduler()
@@ -295,15 +285,15 @@ class Worker:
                 task_status.started(self)
                 nursery.start_soon(self._send_heartbeats)
                 if self.memory_limit:
-                    nursery.start_soon(self._watch_memory)
+                    nursery.start_soon(watch_memory, self, self._spill)
                 while True:
                     await self._session(connection, welcome)
                     if self._closing:
                         return
                     with trio.CancelScope(shield=True):
                         await connection.aclose()
-                    state.scheduler_lost()
-                    self._flush()
+                    state.handle(ev.SchedulerLost(self.stimulus("scheduler-lost")))
+                    self.flush()
                     try:
                         reconnected = await reconnect(
                             self._connect_and_register,
@@ -318,7 +308,7 @@ class Worker:
                     logger.info("worker %s: registered again", self.address)
             finally:
                 self._stopped.set()
-                self._release_rejoin_waiters()
+                self.secession.release_waiters()
                 self._peers.close()
                 nursery.cancel_scope.cancel()
                 with trio.CancelScope(shield=True):
@@ -420,21 +410,17 @@ class Worker:
         self, connection: Connection, first: list[Any], watch: SilenceWatch
     ) -> None:
         assert self.state is not None
-        handle = self.state.handle_scheduler_message
+        handle = self.state.handle
         messages = first
         try:
             while True:
                 watch.heard()
+                stimulus_id = self.stimulus("scheduler")  # one per frame received
                 for msg in messages:
-                    kind = type(msg)
-                    if kind is m.DefineFunction:
-                        self._load_function(msg)
-                    elif kind in self._own_messages:
-                        if self._own_messages[kind](msg):
-                            return
-                        continue
-                    handle(msg)
-                self._flush()
+                    handle(ev.FromScheduler(msg, stimulus_id))
+                self.flush()
+                if self._closing:
+                    return
                 messages = await connection.receive()
         except ConnectionClosed:
             logger.info("worker %s: the scheduler closed the connection", self.address)
@@ -464,193 +450,81 @@ class Worker:
 
     # --- administration: uploads, replicas, retirement ------------------------------
 
-    def _on_store_file(self, msg: m.StoreFile) -> bool:
-        """Store and import an uploaded file; tell the scheduler how it went."""
+    def _store_file(self, instruction: ins.StoreFile) -> None:
+        """Store and import an uploaded file; tell the state how it went."""
+        assert self.state is not None
         error = None
         try:
-            self.uploads.store(msg.filename, msg.data, load=msg.load)
+            self.uploads.store(instruction.filename, instruction.data, load=instruction.load)
         except Exception as exc:
             error = f"{type(exc).__name__}: {exc}"
-            logger.warning("worker %s: uploaded %s failed: %s", self.address, msg.filename, error)
-        if msg.upload and self._sender is not None:
-            self._sender.send(m.FileStored(msg.upload, error))
-        return False
+            logger.warning(
+                "worker %s: uploaded %s failed: %s", self.address, instruction.filename, error
+            )
+        stimulus_id = self.stimulus("file-stored")
+        self.state.handle(ev.FileStoreDone(instruction.upload, error, stimulus_id))
 
-    def _on_acquire_replicas(self, msg: m.AcquireReplicas) -> bool:
-        assert self._nursery is not None
-        self._nursery.start_soon(self._acquire_replicas, msg)
-        return False
-
-    async def _acquire_replicas(self, msg: m.AcquireReplicas) -> None:
-        """Fetch a copy of each key from its holders (in order) and keep it."""
-        assert self.state is not None and self._sender is not None and self._peers is not None
-        peers = self._peers
-        values: dict[str, Any] = {}
-        remaining = {key: list(holders) for key, holders in msg.who_has.items()}
-        for key in list(remaining):
-            if key in self.state.data:
-                values[key] = self.state.data[key]
-                del remaining[key]
-        missing: list[str] = []
-        while remaining:
-            by_peer: dict[str, list[str]] = {}
-            for key, holders in list(remaining.items()):
-                holders = [h for h in holders if h != self.address]
-                if not holders:
-                    missing.append(key)
-                    del remaining[key]
-                    continue
-                remaining[key] = holders
-                by_peer.setdefault(holders[0], []).append(key)
-
-            async def fetch(peer: str, keys: list[str]) -> None:
-                try:
-                    reply = await peers.request(peer, lambda rid: m.GetData(rid, keys))
-                    found = {key: loads(payload) for key, payload in reply.data.items()}
-                except Exception as exc:
-                    logger.info("worker %s: copying from %s failed: %r", self.address, peer, exc)
-                    found = {}
-                values.update(found)
-                for key in keys:
-                    if key in found:
-                        del remaining[key]
-                    else:
-                        remaining[key].remove(peer)
-
-            async with trio.open_nursery() as fetching:
-                for peer, keys in by_peer.items():
-                    fetching.start_soon(fetch, peer, keys)
-        nbytes = {key: sizeof(value) for key, value in values.items()}
-        self.state.put_data(values, nbytes)
-        self._sender.send(m.ReplicasAcquired(msg.operation, nbytes, missing))
-        self._flush()
-
-    def _on_close_worker(self, msg: m.CloseWorker) -> bool:
-        logger.info("worker %s: closing: %s", self.address, msg.reason)
-        self._closing = True
-        return True
-
-    async def _watch_memory(self) -> None:
-        """Spill and pause as the process's memory grows (see `trident.worker.memory`)."""
-        assert self.state is not None
-        process = psutil.Process()
-        state = self.state
-        while True:
-            await trio.sleep(MEMORY_CHECK_INTERVAL)
-            try:
-                rss = process.memory_info().rss
-            except psutil.Error:
-                continue
-            action = self.memory_monitor.assess(rss)
-            if action.spill_to is not None and self._spill is not None:
-                spilled = await trio.to_thread.run_sync(
-                    self._spill_until, self._spill, process, action.spill_to
-                )
-                if spilled:
-                    logger.info(
-                        "worker %s: memory at %s of %s: spilled %s to disk",
-                        self.address,
-                        format_bytes(rss),
-                        format_bytes(self.memory_limit),
-                        format_bytes(spilled),
-                    )
-                    action = self.memory_monitor.assess(process.memory_info().rss)
-            if action.paused != state.paused:
-                state.paused = action.paused
-                logger.warning(
-                    "worker %s: %s (process memory %s of its %s limit)",
-                    self.address,
-                    "paused: no new task starts" if action.paused else "resumed",
-                    format_bytes(rss),
-                    format_bytes(self.memory_limit),
-                )
-                if not action.paused:
-                    self._flush()
-
-    @staticmethod
-    def _spill_until(spill: SpillBuffer, process: psutil.Process, limit: int) -> int:
-        """Spill results until the process uses at most `limit` bytes or none is left
-        in memory (runs in a thread); return the bytes spilled."""
-        total = 0
-        while process.memory_info().rss > limit:
-            freed = spill.evict()
-            if not freed:
-                break
-            total += freed
-        return total
-
-    # --- task output ------------------------------------------------------------------
-
-    def _on_capture_output(self, msg: m.CaptureOutput) -> bool:
-        self._capture_output(msg.enabled)
-        return False
-
-    def _capture_output(self, enabled: bool) -> None:
-        if enabled and self._output is None:
-            output.install()
-            collector = self._output = output.OutputCollector()
-            assert self._nursery is not None
-            self._nursery.start_soon(self._send_output_while, collector)
-        elif not enabled and self._output is not None:
-            self._send_output()
-            self._output = None
-            output.uninstall()
-
-    async def _send_output_while(self, collector: output.OutputCollector) -> None:
-        """Send captured output every `OUTPUT_INTERVAL` until capturing stops."""
-        while self._output is collector:
-            self._send_output()
-            await trio.sleep(OUTPUT_INTERVAL)
-
-    def _send_output(self) -> None:
-        if self._output is None or self._sender is None:
-            return
-        entries = self._output.drain()
-        if entries:
+    def _send_output_entries(self, entries: list[m.OutputEntry]) -> None:
+        if self._sender is not None:
             self._sender.send(m.TaskOutput(self.address, entries))
-
-    def _load_function(self, msg: m.DefineFunction) -> None:
-        try:
-            function = loads(msg.function)
-        except Exception as exc:
-            function = _FunctionLoadError(exc)
-        self._functions[msg.token] = function
-        if inspect.iscoroutinefunction(function):
-            self._async_functions.add(msg.token)
 
     # --- carrying out the state's decisions -------------------------------------------------
 
-    def _flush(self) -> None:
+    def flush(self) -> None:
+        """Send what the state has for the scheduler and carry out its instructions;
+        again while carrying them out fed the state new events (a hosted actor, a
+        stored file)."""
         assert self.state is not None and self._sender is not None
-        out, instructions = self.state.flush()
-        if out:
-            self._sender.send_now(out)
-        for instruction in instructions:
-            if isinstance(instruction, Execute):
-                self._execute(instruction.key, instruction.run_id)
-            elif isinstance(instruction, Fetch):
-                assert self._nursery is not None
-                self._nursery.start_soon(self._fetch, instruction.peer, instruction.keys)
-            elif isinstance(instruction, Interrupt):
-                self._interrupt(instruction.key, instruction.run_id)
-            elif isinstance(instruction, ForgetActor):
-                self.actors.forget(instruction.key)
-            elif isinstance(instruction, Rejoin):
-                self._rejoined(instruction.run_id)
+        again = True
+        while again:
+            again = False
+            out, instructions = self.state.flush()
+            if out:
+                self._sender.send_now(out)
+            for instruction in instructions:
+                if isinstance(instruction, ins.Execute):
+                    self._execute(instruction.key, instruction.run_id)
+                elif isinstance(instruction, ins.Fetch):
+                    assert self._nursery is not None
+                    self._nursery.start_soon(self._fetch, instruction.peer, instruction.keys)
+                elif isinstance(instruction, ins.Interrupt):
+                    self._interrupt(instruction.key, instruction.run_id)
+                elif isinstance(instruction, ins.ForgetActor):
+                    self.actors.forget(instruction.key)
+                elif isinstance(instruction, ins.Rejoin):
+                    self.secession.rejoined(self._jobs.get(instruction.run_id), instruction.run_id)
+                else:
+                    again = self._carry_out(instruction) or again
+
+    def _carry_out(self, instruction: ins.Instruction) -> bool:
+        """Carry out one of the rarer instructions; True when it fed the state an event."""
+        if isinstance(instruction, ins.HostActor):
+            self._host_actor(instruction)
+            return True
+        if isinstance(instruction, ins.LoadFunction):
+            assert self._functions is not None
+            self._functions.load(instruction.token, instruction.function)
+        elif isinstance(instruction, ins.StoreFile):
+            self._store_file(instruction)
+            return True
+        elif isinstance(instruction, ins.CaptureOutput):
+            assert self._nursery is not None
+            self._output.set(instruction.enabled, self._nursery)
+        elif isinstance(instruction, ins.Close):
+            logger.info("worker %s: closing: %s", self.address, instruction.reason)
+            self._closing = True
+        return False
 
     def _execute(self, key: str, run_id: int) -> None:
         assert self.state is not None and self._executor is not None
         assert self._nursery is not None
         ts = self.state.tasks[key]
         assert ts.args is not None
+        assert self._functions is not None
         function = self._functions.get(ts.function)
-        if function is None:
-            function = _FunctionLoadError(
-                RuntimeError(f"worker {self.address} does not know function {ts.function!r}")
-            )
         inline = ts.inline_result
         if ts.actor is not None:
-            function = _actor_constructor(function, ts.restarts)
+            function = actor_constructor(function, ts.restarts)
             inline = False  # the result is the actor's location, made when it is hosted
         job = Job(
             key,
@@ -659,14 +533,14 @@ class Worker:
             ts.args,
             self.state.data,
             inline,
-            self._output,
+            self._output.collector,
             actor=ts.actor is not None,
         )
         self._jobs[run_id] = job
         if ts.timeout is not None:
             scope = self._deadlines[run_id] = trio.CancelScope()
             self._nursery.start_soon(self._enforce_deadline, key, run_id, ts.timeout, scope)
-        if ts.function in self._async_functions and ts.actor is None:
+        if ts.actor is None and self._functions.is_async(ts.function):
             self._nursery.start_soon(self._run_async, job)
         else:
             self._executor.submit(job)
@@ -678,10 +552,11 @@ class Worker:
             await trio.sleep(timeout)
             assert self.state is not None
             error = TimeoutError(f"task {key!r} did not finish within its {timeout} s deadline")
-            self.state.task_timed_out(run_id, error_info(error, self.address))
+            info = error_info(error, self.address)
+            self.state.handle(ev.RunTimedOut(run_id, info, self.stimulus("deadline")))
             if self.client is not None:
                 self.client.task_ended(key, succeeded=False)
-            self._flush()
+            self.flush()
 
     async def _run_async(self, job: Job) -> None:
         outcome = await run_async_job(job, self)
@@ -700,7 +575,8 @@ class Worker:
         state = self.state
         if state is None or self._stopped.is_set():
             return
-        self._send_output()  # before the tasks are reported finished
+        self._output.send_now()  # before the tasks are reported finished
+        stimulus_id = self.stimulus("outcomes")  # one per batch the executor hands over
         for outcome in outcomes:
             run_id = outcome.run_id
             self._jobs.pop(run_id, None)
@@ -708,109 +584,47 @@ class Worker:
             if deadline is not None:
                 deadline.cancel()
             if outcome.skipped:
-                state.task_skipped(run_id)
+                state.handle(ev.RunSkipped(run_id, stimulus_id))
                 continue
             if outcome.error is not None:
                 if outcome.error is RESCHEDULED:
-                    state.task_rescheduled(run_id)
+                    state.handle(ev.RunRescheduled(run_id, stimulus_id))
                 else:
-                    state.task_failed(run_id, outcome.error, start=outcome.start, stop=outcome.stop)
+                    state.handle(
+                        ev.RunFailed(
+                            run_id, outcome.error, outcome.start, outcome.stop, stimulus_id
+                        )
+                    )
                 if self.client is not None:
                     self.client.task_ended(outcome.key, succeeded=False)
                 continue
-            ts = state.executing.get(run_id)
-            if ts is not None and ts.actor is not None and state.tasks.get(ts.key) is ts:
-                self._host_actor(outcome, ts.actor, ts.restarts, ts.inline_result)
-            state.task_finished(
-                run_id,
-                outcome.value,
-                nbytes=outcome.nbytes,
-                type_name=outcome.type_name,
-                start=outcome.start,
-                stop=outcome.stop,
-                payload=outcome.payload,
+            state.handle(
+                ev.RunFinished(
+                    run_id,
+                    outcome.value,
+                    outcome.nbytes,
+                    outcome.type_name,
+                    outcome.start,
+                    outcome.stop,
+                    outcome.payload,
+                    stimulus_id,
+                )
             )
             if self.client is not None:
                 self.client.task_ended(outcome.key, succeeded=True)
-        self._flush()
+        self.flush()
 
-    # --- secession (see `secession`) ------------------------------------------------------
-
-    def secede_run(self, job: Job) -> None:
-        """The task of `job` gives its slot up; call from its thread or the loop."""
-        if threading.current_thread() is self.loop_thread:
-            self._secede_now(job.run_id, threaded=False)
-        else:
-            self._call_in_loop(self._secede_now, job.run_id, True)
-
-    def _secede_now(self, run_id: int, threaded: bool) -> None:
-        if self.state is None or self._stopped.is_set():
-            return
-        self.state.secede(run_id)
-        if threaded:
-            # The seceded thread leaves the pool when its task ends, unless it rejoins
-            # (then `_rejoined` retires one thread): the pool keeps its size either way.
-            assert self._executor is not None
-            self._executor.add_thread()
-        self._flush()
-
-    def rejoin_run(self, job: Job) -> None:
-        """The task of `job` wants a slot back: from its thread, wait until it has one;
-        from the loop (an async task), ask and return."""
-        if threading.current_thread() is self.loop_thread:
-            job.seceded = False
-            if self.state is not None and not self._stopped.is_set():
-                self.state.rejoin(job.run_id)
-                self._flush()
-            return
-        granted = threading.Event()
-        if self._call_in_loop(self._rejoin_now, job.run_id, granted):
-            granted.wait()
-
-    def _rejoin_now(self, run_id: int, granted: threading.Event) -> None:
-        if self.state is None or self._stopped.is_set():
-            granted.set()
-            return
-        self._rejoin_waiters[run_id] = granted
-        self.state.rejoin(run_id)
-        self._flush()
-
-    def _rejoined(self, run_id: int) -> None:
-        """The state gave run `run_id` a slot back."""
-        job = self._jobs.get(run_id)
-        if job is not None:
-            job.seceded = False
-        granted = self._rejoin_waiters.pop(run_id, None)
-        if granted is not None:
-            assert self._executor is not None
-            self._executor.retire_thread()
-            granted.set()
-
-    def _release_rejoin_waiters(self) -> None:
-        """The worker stops: let waiting threads finish their tasks (results are dropped)."""
-        waiters, self._rejoin_waiters = self._rejoin_waiters, {}
-        for granted in waiters.values():
-            granted.set()
-
-    def _call_in_loop(self, fn: Callable[..., Any], *args: Any) -> bool:
-        """Run ``fn(*args)`` soon in the worker's loop; False once the loop is gone."""
-        if self._trio_token is None:
-            return False
-        try:
-            self._trio_token.run_sync_soon(fn, *args)
-        except trio.RunFinishedError:
-            return False
-        return True
-
-    def _host_actor(
-        self, outcome: Outcome, options: m.ActorOptions, restarts: int, inline: bool
-    ) -> None:
-        """Host a freshly built actor; its result becomes the actor's location."""
-        location = self.actors.host(outcome.key, outcome.value, options, restarts)
-        outcome.value = location
-        outcome.type_name = "Actor"
-        outcome.nbytes = sizeof(location)
-        outcome.payload = dumps(location) if inline else None
+    def _host_actor(self, instruction: ins.HostActor) -> None:
+        """Host a freshly built actor; its location becomes the task's result."""
+        assert self.state is not None
+        location = self.actors.host(
+            instruction.key, instruction.instance, instruction.options, instruction.restarts
+        )
+        payload = dumps(location) if instruction.inline else None
+        stimulus_id = self.stimulus("actor-hosted")
+        self.state.handle(
+            ev.ActorHosted(instruction.run_id, location, sizeof(location), payload, stimulus_id)
+        )
 
     async def _fetch(self, peer: str, keys: list[str]) -> None:
         assert self.state is not None and self._peers is not None
@@ -827,121 +641,16 @@ class Worker:
                 peer,
                 exc,
             )
-            self.state.fetch_failed(peer, keys)
+            self.state.handle(ev.FetchFailed(peer, keys, self.stimulus("fetch-failed")))
         except Exception as exc:
             logger.warning(
                 "worker %s: data from %s could not be loaded: %r", self.address, peer, exc
             )
-            self.state.fetch_failed(peer, keys)
+            self.state.handle(ev.FetchFailed(peer, keys, self.stimulus("fetch-failed")))
         else:
             nbytes = {key: sizeof(value) for key, value in values.items()}
-            self.state.fetch_done(peer, keys, values, nbytes)
-        self._flush()
-
-    # --- peers --------------------------------------------------------------------------
-
-    async def _serve_peer(self, stream: ByteStream) -> None:
-        """Answer data requests, log requests and actor calls from clients and other workers."""
-        self.logs.claim_current_context()
-        connection = Connection(stream, peer=describe(stream))
-        try:
-            with self._gate.admit() as admitted:
-                await handshake.accept(
-                    connection, token=self._token, server_id=self.address, server_role="worker"
-                )
-        except (ProtocolError, handshake.AuthenticationError, trio.TooSlowError) as exc:
-            logger.warning("worker %s: refused peer %s: %s", self.address, connection.peer, exc)
-            return
-        except (ConnectionClosed, StreamClosed):
-            return
-        if admitted.cancelled_caught:
-            return  # evicted to make room for newer connections (the gate logs it)
-        sender = BatchedSender(connection)
-        origin = id(connection)
-        async with trio.open_nursery() as nursery:
-            nursery.start_soon(sender.run)
-            try:
-                while True:
-                    for msg in await connection.receive():
-                        kind = type(msg)
-                        if kind is m.ActorCall:
-                            self.actors.call(origin, msg, sender)
-                        elif kind is m.ActorCancel:
-                            self.actors.cancel(origin, msg.request_id)
-                        elif kind is m.GetData:
-                            sender.send(self._get_data(msg))
-                        elif kind is m.PutData:
-                            sender.send(self._put_data(msg))
-                        elif kind is m.LogsRequest:
-                            records = [list(record) for record in self.logs.tail(msg.n)]
-                            sender.send(m.Reply(msg.request_id, records, None))
-                        elif kind is m.RunFunction:
-                            nursery.start_soon(self._run_function, msg, sender)
-                        elif kind in _INSPECTIONS:
-                            sender.send(m.Reply(msg.request_id, self._inspect(msg), None))
-                        else:
-                            raise ProtocolError(f"peers may not send {kind.__name__}")
-                    sender.flush_now()
-            except (ConnectionClosed, StreamClosed):
-                pass
-            except ProtocolError as exc:
-                logger.warning(
-                    "worker %s: closing connection from %s: %s", self.address, connection.peer, exc
-                )
-            finally:
-                self.actors.forget_origin(origin)
-                nursery.cancel_scope.cancel()
-
-    async def _run_function(self, call: m.RunFunction, sender: BatchedSender) -> None:
-        """`Client.run`: run a client's function in the worker's loop and answer."""
-        assert self._nursery is not None
-        sender.send(
-            await run_function(call, self, "worker", nursery=self._nursery, address=self.address)
-        )
-
-    def _inspect(self, msg: Any) -> Any:
-        """Answer a question about what this worker does (`_INSPECTIONS`)."""
-        assert self.state is not None
-        kind = type(msg)
-        if kind is m.CallStackRequest:
-            return call_stacks(self._jobs, msg.keys)
-        if kind is m.TaskQueueRequest:
-            return task_queue(self.state)
-        if kind is m.ProfileRequest:
-            return self.profiler.profile(msg.key, msg.start, msg.stop)
-        return local_versions(msg.packages)
-
-    def _get_data(self, msg: m.GetData) -> m.DataReply:
-        data = self.data
-        found = {}
-        missing = []
-        for key in msg.keys:
-            if key not in data:
-                missing.append(key)
-                continue
-            try:
-                found[key] = dumps(data[key])
-            except Exception as exc:
-                logger.error("worker %s: cannot serialize %r: %r", self.address, key, exc)
-                missing.append(key)
-        return m.DataReply(msg.request_id, found, missing)
-
-    def _put_data(self, msg: m.PutData) -> m.Reply:
-        assert self.state is not None
-        try:
-            values = {key: loads(payload) for key, payload in msg.data.items()}
-        except Exception as exc:
-            return m.Reply(msg.request_id, None, f"cannot load scattered data: {exc!r}")
-        nbytes = {key: sizeof(value) for key, value in values.items()}
-        self.state.put_data(values, nbytes)
-        self._flush()
-        return m.Reply(msg.request_id, nbytes, None)
-
-
-#: Questions peers may ask a worker about itself, answered by `Worker._inspect`.
-_INSPECTIONS = frozenset(
-    {m.CallStackRequest, m.TaskQueueRequest, m.ProfileRequest, m.VersionsRequest}
-)
+            self.state.handle(ev.FetchDone(peer, keys, values, nbytes, self.stimulus("fetched")))
+        self.flush()
 
 
 def default_worker_name() -> str:

@@ -48,7 +48,7 @@ def secede() -> None:
     worker, job = _running_job()
     if not job.seceded:
         job.seceded = True
-        worker.secede_run(job)
+        worker.secession.secede(job)
 
 
 def rejoin() -> None:
@@ -60,7 +60,7 @@ def rejoin() -> None:
     """
     worker, job = _running_job()
     if job.seceded:
-        worker.rejoin_run(job)
+        worker.secession.rejoin(job)
 
 
 @contextmanager
@@ -76,8 +76,8 @@ def seceded_while_waiting() -> Iterator[None]:
         return
     worker, job = found
     job.seceded = True
-    worker.secede_run(job)
+    worker.secession.secede(job)
     try:
         yield
     finally:
-        worker.rejoin_run(job)
+        worker.secession.rejoin(job)

@@ -1,27 +1,34 @@
 """`WorkerState`: one worker's logic as a sans-IO state machine.
 
-Events come in as method calls: messages from the scheduler (`handle_scheduler_message`),
-outcomes from the executor (`task_finished`, `task_failed`, `task_skipped`) and from
-dependency fetches (`fetch_done`, `fetch_failed`). What to do comes out of `flush()`:
-messages for the scheduler and `Instruction`s for the actor (execute a task, fetch from
-a peer, interrupt a running task). The state also owns `data`, the key -> value map the
-executor reads dependencies from.
+Everything that happens to the worker comes in as an event through one entry,
+`handle(event)` (see `trident.worker.events`): messages from the scheduler
+(`FromScheduler`), outcomes from the executor (`RunFinished`, `RunFailed`, ...), from
+dependency fetches (`FetchDone`, `FetchFailed`) and from the actor's own work (an actor
+hosted, a file stored, memory pressure). Every event carries a stimulus id; the state
+keeps a bounded log of recent events and of what they led to (`log`). What to do comes
+out of `flush()`: messages for the scheduler and `Instruction`s for the actor (execute a
+task, fetch from a peer, interrupt a run, host an actor, load a function, store a file,
+capture output, close; see `trident.worker.instructions`). The state also owns `data`,
+the key -> value map the executor reads dependencies from.
 
 Task kinds on a worker: *compute* tasks the scheduler assigned (kept in memory until the
 scheduler frees them) and *data* tasks, dependencies fetched from peers (kept only while
-a local task needs them).
+a local task needs them, or kept for good when the scheduler asked for a replica with
+`AcquireReplicas`: those go through the same fetch queue and per-peer limits).
 
 States: ``waiting`` (for dependencies) -> ``ready`` -> ``executing`` -> ``memory``;
 dependencies go ``fetch`` -> ``flight`` -> ``memory``.
 
 Every execution has a run id. A run that is cancelled or misses its deadline is
 *abandoned*: the task is forgotten (a new assignment of the key starts afresh) while the
-run keeps its slot until its thread returns, and its outcome is then discarded.
+run keeps its slot until its thread returns, and its outcome is then discarded. A run
+that built an actor is finished in two steps: its outcome asks the actor to host the
+instance (`HostActor`), and the hosted actor's location (`ActorHosted`) is the result.
 
 A run may *secede* (`secede`, or a task waiting for futures): it gives its slot up and
 goes on outside the count, so another task starts. It *rejoins* by asking for a slot
-back (`rejoin`); rejoining runs get slots before any new task starts (`Rejoin`). A run
-that rejoins after being abandoned holds its slot until it returns, as any other.
+back; rejoining runs get slots before any new task starts (`Rejoin`). A run that
+rejoins after being abandoned holds its slot until it returns, as any other.
 """
 
 from __future__ import annotations
@@ -32,17 +39,27 @@ from collections import defaultdict, deque
 from collections.abc import Callable, MutableMapping
 from typing import Any
 
-import attrs
-
+from .._eventlog import DEFAULT_LENGTH, new_log, subject
 from ..protocol import messages as m
 from ..protocol.serialize import Serialized
-
-WAITING = "waiting"
-READY = "ready"
-EXECUTING = "executing"
-MEMORY = "memory"
-FETCH = "fetch"
-FLIGHT = "flight"
+from . import events as ev
+from .instructions import (
+    CaptureOutput,
+    Close,
+    Execute,
+    Fetch,
+    ForgetActor,
+    HostActor,
+    Instruction,
+    Interrupt,
+    LoadFunction,
+    Rejoin,
+    StoreFile,
+)
+from .invariants import check_invariants
+from .replicas import ReplicaAcquisitions
+from .state_dump import describe_state
+from .tasks import EXECUTING, FETCH, FLIGHT, MEMORY, READY, WAITING, WorkerTask
 
 #: Tasks shorter than this (on average) are handed to the executor a few at a time so
 #: threads never wait for the event loop between them.
@@ -53,105 +70,12 @@ PREFETCH_PER_THREAD = 8
 FETCHES_PER_PEER = 2
 
 
-class WorkerTask:
-    """One key on this worker."""
-
-    __slots__ = (
-        "actor",
-        "args",
-        "cancelled",
-        "dependencies",
-        "dependents",
-        "function",
-        "inline_result",
-        "is_compute",
-        "key",
-        "nbytes",
-        "priority",
-        "resources",
-        "restarts",
-        "run_id",
-        "state",
-        "timeout",
-        "tried",
-        "waiting_for",
-        "who_has",
-    )
-
-    def __init__(self, key: str, *, is_compute: bool):
-        self.key = key
-        self.is_compute = is_compute
-        self.state = WAITING
-        self.function = ""
-        self.args: Serialized | None = None
-        self.priority: tuple[int, ...] = ()
-        self.inline_result = False
-        self.resources: dict[str, float] | None = None
-        self.dependencies: list[WorkerTask] = []
-        self.dependents: set[WorkerTask] = set()
-        self.waiting_for: set[WorkerTask] = set()
-        self.who_has: list[str] = []
-        self.tried: set[str] = set()
-        self.cancelled = False
-        self.nbytes = 0
-        self.run_id = 0
-        self.timeout: float | None = None
-        self.actor: m.ActorOptions | None = None
-        self.restarts = 0
-
-    def __lt__(self, other: WorkerTask) -> bool:
-        return self.priority < other.priority
-
-    def __repr__(self) -> str:
-        return f"<WorkerTask {self.key!r} {self.state}>"
-
-
-@attrs.frozen
-class Execute:
-    """Start run `run_id` of task `key` (its function, arguments and inputs are in the state)."""
-
-    key: str
-    run_id: int
-
-
-@attrs.frozen
-class Fetch:
-    """Get the data of `keys` from the worker at `peer`."""
-
-    peer: str
-    keys: list[str]
-
-
-@attrs.frozen
-class Interrupt:
-    """Abandon run `run_id`: async tasks are cancelled, a sync result is discarded."""
-
-    key: str
-    run_id: int
-
-
-@attrs.frozen
-class ForgetActor:
-    """The actor hosted under `key` is released: stop it."""
-
-    key: str
-
-
-@attrs.frozen
-class Rejoin:
-    """The seceded run `run_id` holds a slot again: let it go on."""
-
-    run_id: int
-
-
-Instruction = Execute | Fetch | Interrupt | ForgetActor | Rejoin
-
-
 class WorkerState:
     """Tasks, data and execution slots of one worker.
 
     `data` is where results are stored: a dict by default, a `SpillBuffer` for workers
-    with a memory limit. While `paused` (memory pressure) no new task starts.
+    with a memory limit. While `paused` (memory pressure) no new task starts. `log`
+    keeps the last `log_length` events and flushes (see `trident._eventlog`).
     """
 
     def __init__(
@@ -160,19 +84,23 @@ class WorkerState:
         nthreads: int,
         resources: dict[str, float] | None = None,
         data: MutableMapping[str, Any] | None = None,
+        *,
+        log_length: int = DEFAULT_LENGTH,
     ):
         self.address = address
         self.nthreads = max(1, nthreads)
         self.tasks: dict[str, WorkerTask] = {}
         self.data: MutableMapping[str, Any] = {} if data is None else data
         self.paused = False
+        #: the scheduler told this worker to close: its further messages are ignored
+        self.closed = False
         self.functions: set[str] = set()
         #: run id -> task, for every run that holds a slot (abandoned runs included)
         self.executing: dict[int, WorkerTask] = {}
         #: run id -> task, for runs that gave their slot up (`secede`)
         self.seceded: dict[int, WorkerTask] = {}
         #: seceded runs waiting for a slot, in the order they asked
-        self._rejoining: deque[int] = deque()
+        self.rejoining: deque[int] = deque()
         self._run_ids = itertools.count(1)
         self.resources_total = dict(resources or {})
         self.resources_free = dict(resources or {})
@@ -180,38 +108,116 @@ class WorkerState:
         self._ready: list[WorkerTask] = []
         self._constrained: list[WorkerTask] = []
         self._fetch_queue: dict[WorkerTask, None] = {}
-        self._fetches_in_flight: dict[str, int] = defaultdict(int)
+        self.fetches_in_flight: dict[str, int] = defaultdict(int)
+        #: run id -> (start, stop) of runs whose actor is being hosted (`HostActor`)
+        self._hosting: dict[int, tuple[float, float]] = {}
         self._to_scheduler: list[Any] = []
         self._instructions: list[Instruction] = []
+        self.replicas = ReplicaAcquisitions(address, self.tasks, self._fetch_queue, self._report)
+        #: recent events ``(stimulus id, event name, subject)`` and flushes ``(stimulus
+        #: id, "flush", messages for the scheduler, instructions)``
+        self.log = new_log(log_length)
+        self._stimulus_id = ""
+        self._handlers: dict[type, Callable[[Any], None]] = {
+            ev.RunFinished: self._on_run_finished,
+            ev.RunFailed: self._on_run_failed,
+            ev.RunSkipped: self._on_run_skipped,
+            ev.RunRescheduled: self._on_run_rescheduled,
+            ev.RunTimedOut: self._on_run_timed_out,
+            ev.ActorHosted: self._on_actor_hosted,
+            ev.SecedeRequested: self._on_secede,
+            ev.RejoinRequested: self._on_rejoin,
+            ev.FetchDone: self._on_fetch_done,
+            ev.FetchFailed: self._on_fetch_failed,
+            ev.DataPut: self._on_data_put,
+            ev.FileStoreDone: self._on_file_stored,
+            ev.PauseChanged: self._on_pause_changed,
+            ev.SchedulerLost: self._on_scheduler_lost,
+        }
         self._scheduler_handlers: dict[type, Callable[[Any], None]] = {
             m.RunTask: self._on_run_task,
             m.DefineFunction: self._on_define_function,
             m.ForgetFunctions: self._on_forget_functions,
             m.FreeKeys: self._on_free_keys,
             m.CancelTask: self._on_cancel_task,
+            m.AcquireReplicas: self.replicas.start,
+            m.StoreFile: self._on_store_file,
+            m.CaptureOutput: self._on_capture_output,
+            m.CloseWorker: self._on_close_worker,
+            m.DumpWorkerState: self._on_dump,
             m.Heartbeat: _ignore,
         }
 
+    # --- the one entry ----------------------------------------------------------------
+
+    def handle(self, event: ev.Event) -> None:
+        """Take in one event (see `trident.worker.events`); `flush` says what follows.
+
+        Raises `TypeError` for an object that is no event, or a message the scheduler
+        may not send to a worker. Never blocks.
+        """
+        kind = type(event)
+        if kind is ev.FromScheduler:
+            message = event.message  # type: ignore[union-attr]
+            handler = self._scheduler_handlers.get(type(message))
+            if handler is None:
+                raise TypeError(f"the scheduler may not send {type(message).__name__} to a worker")
+            self._stimulus_id = event.stimulus_id
+            self.log.append((event.stimulus_id, type(message).__name__, subject(message)))
+            if not self.closed:
+                handler(message)
+            return
+        handler = self._handlers.get(kind)
+        if handler is None:
+            raise TypeError(f"{kind.__name__} is no worker event")
+        self._stimulus_id = event.stimulus_id
+        self.log.append((event.stimulus_id, kind.__name__, subject(event)))
+        handler(event)
+
     # --- output -------------------------------------------------------------------
 
+    def _report(self, message: Any) -> None:
+        self._to_scheduler.append(message)
+
     def flush(self) -> tuple[list[Any], list[Instruction]]:
-        """Start whatever can start now; return (messages for the scheduler, instructions)."""
+        """Start whatever can start now; return (messages for the scheduler, instructions).
+
+        A flush that returns anything is logged under the latest event's stimulus id,
+        with how many messages and instructions it returned.
+        """
         self._start_fetches()
         self._start_ready()
         out, self._to_scheduler = self._to_scheduler, []
         instructions, self._instructions = self._instructions, []
+        if out or instructions:
+            self.log.append((self._stimulus_id, "flush", len(out), len(instructions)))
         return out, instructions
 
     # --- scheduler messages -----------------------------------------------------------
 
-    def handle_scheduler_message(self, message: Any) -> None:
-        handler = self._scheduler_handlers.get(type(message))
-        if handler is None:
-            raise TypeError(f"the scheduler may not send {type(message).__name__} to a worker")
-        handler(message)
-
     def _on_define_function(self, msg: m.DefineFunction) -> None:
         self.functions.add(msg.token)
+        self._instructions.append(LoadFunction(msg.token, msg.function))
+
+    def _on_store_file(self, msg: m.StoreFile) -> None:
+        self._instructions.append(StoreFile(msg.upload, msg.filename, msg.data, msg.load))
+
+    def _on_file_stored(self, event: ev.FileStoreDone) -> None:
+        if event.upload:  # 0: sent to a worker that joined later, nobody waits for it
+            self._to_scheduler.append(m.FileStored(event.upload, event.error))
+
+    def _on_capture_output(self, msg: m.CaptureOutput) -> None:
+        self._instructions.append(CaptureOutput(msg.enabled))
+
+    def _on_close_worker(self, msg: m.CloseWorker) -> None:
+        self.closed = True
+        self._instructions.append(Close(msg.reason))
+
+    def _on_dump(self, msg: m.DumpWorkerState) -> None:
+        self._to_scheduler.append(m.WorkerStateDumped(msg.dump, describe_state(self, msg.exclude)))
+
+    def _on_pause_changed(self, event: ev.PauseChanged) -> None:
+        self.paused = event.paused
 
     def _on_forget_functions(self, msg: m.ForgetFunctions) -> None:
         self.functions.difference_update(msg.tokens)
@@ -291,12 +297,12 @@ class WorkerState:
             del self.tasks[ts.key]
         self._release_inputs(ts)
 
-    def task_timed_out(self, run_id: int, error: m.ErrorInfo) -> None:
-        """Run `run_id` passed its deadline: fail the task now and abandon the run."""
-        ts = self.executing.get(run_id) or self.seceded.get(run_id)
-        if ts is None or ts.cancelled or self.tasks.get(ts.key) is not ts:
+    def _on_run_timed_out(self, event: ev.RunTimedOut) -> None:
+        """The run passed its deadline: fail the task now and abandon the run."""
+        ts = self._live_run(event.run_id)
+        if ts is None:
             return
-        self._to_scheduler.append(m.TaskFailed(ts.key, error, 0.0, 0.0))
+        self._to_scheduler.append(m.TaskFailed(ts.key, event.error, 0.0, 0.0))
         self._abandon(ts)
 
     # --- execution ------------------------------------------------------------------
@@ -317,7 +323,7 @@ class WorkerState:
     def _start_ready(self) -> None:
         # Rejoining runs take the next free slots, paused or not: they already hold memory
         # and finishing them frees it.
-        if self._rejoining and not self._grant_rejoins():
+        if self.rejoining and not self._grant_rejoins():
             return
         if self.paused:
             return
@@ -353,8 +359,8 @@ class WorkerState:
             ts = self.seceded.pop(run_id, None)
             if ts is None:
                 return None
-            if run_id in self._rejoining:
-                self._rejoining.remove(run_id)
+            if run_id in self.rejoining:
+                self.rejoining.remove(run_id)
         if ts.resources:
             for r, n in ts.resources.items():
                 self.resources_free[r] = self.resources_free.get(r, 0.0) + n
@@ -364,21 +370,56 @@ class WorkerState:
             return None
         return ts
 
-    def task_finished(
+    def _live_run(self, run_id: int) -> WorkerTask | None:
+        """The task of run `run_id` unless the run ended or was abandoned."""
+        ts = self.executing.get(run_id) or self.seceded.get(run_id)
+        if ts is None or ts.cancelled or self.tasks.get(ts.key) is not ts:
+            return None
+        return ts
+
+    def _on_run_finished(self, event: ev.RunFinished) -> None:
+        """The run returned; an abandoned run's value is discarded. A run that built an
+        actor keeps its slot until the actor is hosted (`HostActor`, `ActorHosted`)."""
+        run_id = event.run_id
+        ts = self.executing.get(run_id) or self.seceded.get(run_id)
+        if ts is not None and ts.actor is not None and self._live_run(run_id) is ts:
+            self._hosting[run_id] = (event.start, event.stop)
+            self._instructions.append(
+                HostActor(ts.key, run_id, event.value, ts.actor, ts.restarts, ts.inline_result)
+            )
+            return
+        self._finish(
+            run_id,
+            event.value,
+            event.nbytes,
+            event.type_name,
+            event.start,
+            event.stop,
+            event.payload,
+        )
+
+    def _on_actor_hosted(self, event: ev.ActorHosted) -> None:
+        """The actor of a finished run is hosted: its location is the task's result."""
+        ts = self.executing.get(event.run_id) or self.seceded.get(event.run_id)
+        key = ts.key if ts is not None else None
+        start, stop = self._hosting.pop(event.run_id, (0.0, 0.0))
+        hosted = self._finish(
+            event.run_id, event.location, event.nbytes, "Actor", start, stop, event.payload
+        )
+        if not hosted and key is not None and key not in self.tasks:
+            self._instructions.append(ForgetActor(key))  # abandoned meanwhile
+
+    def _finish(
         self,
         run_id: int,
         value: Any,
-        *,
         nbytes: int,
         type_name: str,
         start: float,
         stop: float,
-        payload: Serialized | None = None,
+        payload: Serialized | None,
     ) -> bool:
-        """Run `run_id` returned `value`; `payload` is its value when inlined.
-
-        Returns False when the run had been abandoned (the value is discarded).
-        """
+        """Store the run's value and report it; False when the run had been abandoned."""
         ts = self._finish_execution(run_id, stop - start)
         if ts is None:
             return False
@@ -391,21 +432,20 @@ class WorkerState:
         self._inputs_arrived(ts)
         return True
 
-    def task_failed(self, run_id: int, error: m.ErrorInfo, *, start: float, stop: float) -> None:
-        """Run `run_id` raised: report it and forget the task."""
-        ts = self._finish_execution(run_id, stop - start)
+    def _on_run_failed(self, event: ev.RunFailed) -> None:
+        """The run raised: report it and forget the task."""
+        ts = self._finish_execution(event.run_id, event.stop - event.start)
         if ts is None:
             return
-        self._to_scheduler.append(m.TaskFailed(ts.key, error, start, stop))
+        self._to_scheduler.append(m.TaskFailed(ts.key, event.error, event.start, event.stop))
         self._drop(ts)
 
-    def task_skipped(self, run_id: int) -> None:
-        """Run `run_id` did not run (it was cancelled before it started)."""
-        self._finish_execution(run_id, None)
+    def _on_run_skipped(self, event: ev.RunSkipped) -> None:
+        self._finish_execution(event.run_id, None)
 
-    def task_rescheduled(self, run_id: int) -> None:
-        """Run `run_id` raised `Reschedule`: hand the task back to the scheduler."""
-        ts = self._finish_execution(run_id, None)
+    def _on_run_rescheduled(self, event: ev.RunRescheduled) -> None:
+        """The run raised `Reschedule`: hand the task back to the scheduler."""
+        ts = self._finish_execution(event.run_id, None)
         if ts is None:
             return
         self._to_scheduler.append(m.TaskRescheduled(ts.key))
@@ -413,30 +453,29 @@ class WorkerState:
 
     # --- secession ----------------------------------------------------------------------
 
-    def secede(self, run_id: int) -> bool:
-        """Run `run_id` gives its slot up (another task may start); False if it holds none.
-
-        The scheduler hears of it, unless the run was abandoned.
-        """
+    def _on_secede(self, event: ev.SecedeRequested) -> None:
+        """The run gives its slot up (another task may start); nothing happens if it holds
+        none. The scheduler hears of it, unless the run was abandoned."""
+        run_id = event.run_id
         ts = self.executing.pop(run_id, None)
         if ts is None:
-            return False
+            return
         self.seceded[run_id] = ts
         if not ts.cancelled and self.tasks.get(ts.key) is ts:
             self._to_scheduler.append(m.TaskSeceded(ts.key))
-        return True
 
-    def rejoin(self, run_id: int) -> None:
-        """Run `run_id` asks for a slot back; `Rejoin` says when it has one (at once when
-        it did not secede)."""
+    def _on_rejoin(self, event: ev.RejoinRequested) -> None:
+        """The run asks for a slot back; `Rejoin` says when it has one (at once when it
+        did not secede)."""
+        run_id = event.run_id
         if run_id in self.seceded:
-            self._rejoining.append(run_id)
+            self.rejoining.append(run_id)
         else:
             self._instructions.append(Rejoin(run_id))
 
     def _grant_rejoins(self) -> bool:
         """Give free slots to rejoining runs, in order; True when none is left waiting."""
-        rejoining = self._rejoining
+        rejoining = self.rejoining
         while rejoining and len(self.executing) < self.nthreads:
             run_id = rejoining.popleft()
             ts = self.seceded.pop(run_id)
@@ -459,19 +498,18 @@ class WorkerState:
                 del self._fetch_queue[ts]
                 self._report_missing(ts)
                 continue
-            if self._fetches_in_flight[peer] >= FETCHES_PER_PEER and peer not in by_peer:
+            if self.fetches_in_flight[peer] >= FETCHES_PER_PEER and peer not in by_peer:
                 continue
             del self._fetch_queue[ts]
             ts.state = FLIGHT
             by_peer[peer].append(ts.key)
         for peer, keys in by_peer.items():
-            self._fetches_in_flight[peer] += 1
+            self.fetches_in_flight[peer] += 1
             self._instructions.append(Fetch(peer, keys))
 
-    def fetch_done(
-        self, peer: str, keys: list[str], data: dict[str, Any], nbytes: dict[str, int]
-    ) -> None:
-        """A fetch of `keys` from `peer` returned `data`; keys it lacked are absent."""
+    def _on_fetch_done(self, event: ev.FetchDone) -> None:
+        """The fetch returned data; the keys the peer lacked are tried elsewhere."""
+        peer, data, nbytes = event.peer, event.data, event.nbytes
         self._fetch_ended(peer)
         for key, value in data.items():
             ts = self.tasks.get(key)
@@ -480,20 +518,21 @@ class WorkerState:
             ts.state = MEMORY
             ts.nbytes = nbytes.get(key, 0)
             self.data[key] = value
+            if ts.acquiring is not None:
+                self.replicas.acquired(ts, ts.nbytes)
             self._inputs_arrived(ts)
             if not ts.dependents and not ts.is_compute:
                 self._drop(ts)
-        self._fetch_missed(peer, [k for k in keys if k not in data])
+        self._fetch_missed(peer, [k for k in event.keys if k not in data])
 
-    def fetch_failed(self, peer: str, keys: list[str]) -> None:
-        """The connection to `peer` failed while fetching `keys`."""
-        self._fetch_ended(peer)
-        self._fetch_missed(peer, keys)
+    def _on_fetch_failed(self, event: ev.FetchFailed) -> None:
+        self._fetch_ended(event.peer)
+        self._fetch_missed(event.peer, event.keys)
 
     def _fetch_ended(self, peer: str) -> None:
-        self._fetches_in_flight[peer] -= 1
-        if self._fetches_in_flight[peer] <= 0:
-            del self._fetches_in_flight[peer]
+        self.fetches_in_flight[peer] -= 1
+        if self.fetches_in_flight[peer] <= 0:
+            del self.fetches_in_flight[peer]
 
     def _fetch_missed(self, peer: str, keys: list[str]) -> None:
         for key in keys:
@@ -506,15 +545,17 @@ class WorkerState:
 
     def _report_missing(self, dep: WorkerTask) -> None:
         """No peer could give us `dep`: hand its dependents back to the scheduler."""
+        if dep.acquiring is not None:
+            self.replicas.acquired(dep, None)
         for ts in list(dep.dependents):
             self._to_scheduler.append(m.MissingData(ts.key, dep.key, sorted(dep.tried)))
             self._drop(ts)
         if dep.key in self.tasks and not dep.dependents:
             self._drop(dep)
 
-    def put_data(self, data: dict[str, Any], nbytes: dict[str, int]) -> None:
+    def _on_data_put(self, event: ev.DataPut) -> None:
         """Data stored directly by a client (`scatter`); kept until the scheduler frees it."""
-        for key, value in data.items():
+        for key, value in event.data.items():
             ts = self.tasks.get(key)
             if ts is None:
                 ts = WorkerTask(key, is_compute=True)
@@ -523,8 +564,10 @@ class WorkerState:
                 self._fetch_queue.pop(ts, None)
             ts.is_compute = True
             ts.state = MEMORY
-            ts.nbytes = nbytes.get(key, 0)
+            ts.nbytes = event.nbytes.get(key, 0)
             self.data[key] = value
+            if ts.acquiring is not None:
+                self.replicas.acquired(ts, ts.nbytes)
             self._inputs_arrived(ts)
 
     def _inputs_arrived(self, ts: WorkerTask) -> None:
@@ -539,7 +582,12 @@ class WorkerState:
     def _release_inputs(self, ts: WorkerTask) -> None:
         for dep in ts.dependencies:
             dep.dependents.discard(ts)
-            if not dep.dependents and not dep.is_compute and dep.state in (MEMORY, FETCH):
+            if (
+                not dep.dependents
+                and not dep.is_compute
+                and dep.acquiring is None
+                and dep.state in (MEMORY, FETCH)
+            ):
                 self._drop(dep)
         ts.dependencies = []
 
@@ -551,6 +599,8 @@ class WorkerState:
             self._instructions.append(ForgetActor(ts.key))
         self.data.pop(ts.key, None)
         self._fetch_queue.pop(ts, None)
+        if ts.acquiring is not None:
+            self.replicas.acquired(ts, None)
         ts.state = "forgotten"
         for dependent in list(ts.dependents):
             if dependent.state in (WAITING, READY):
@@ -559,7 +609,7 @@ class WorkerState:
                 self._drop(dependent)
         self._release_inputs(ts)
 
-    def scheduler_lost(self) -> None:
+    def _on_scheduler_lost(self, event: ev.SchedulerLost) -> None:
         """The connection to the scheduler is gone (the worker registers again later, with
         the keys in memory): forget every task but computed results in memory. Running
         tasks are abandoned (their results discarded); what was queued for the
@@ -572,6 +622,7 @@ class WorkerState:
         self._ready.clear()
         self._constrained.clear()
         self._fetch_queue.clear()
+        self.replicas.pending.clear()
         self._to_scheduler.clear()
 
     # --- queries ---------------------------------------------------------------------------
@@ -591,27 +642,9 @@ class WorkerState:
         return {key: ts.nbytes for key, ts in self.tasks.items() if ts.state == MEMORY}
 
     def validate(self) -> None:
-        """Check invariants between tasks, data and slots (for tests)."""
-        for key, ts in self.tasks.items():
-            assert ts.key == key
-            assert (ts.state == MEMORY) == (key in self.data), ts
-            for dep in ts.dependencies:
-                assert ts in dep.dependents, (ts, dep)
-            for dependent in ts.dependents:
-                assert ts in dependent.dependencies, (ts, dependent)
-            if ts.state == WAITING:
-                assert ts.waiting_for, ts
-            if ts.state == EXECUTING:
-                assert (self.executing.get(ts.run_id) or self.seceded.get(ts.run_id)) is ts
-            if not ts.is_compute:
-                assert ts.dependents or ts.state == FLIGHT, f"{ts} is an orphan input"
-        for runs in (self.executing, self.seceded):
-            for run_id, ts in runs.items():
-                assert ts.run_id == run_id
-                assert ts.cancelled or self.tasks.get(ts.key) is ts, f"{ts} lost its run {run_id}"
-        assert not self.executing.keys() & self.seceded.keys()
-        assert set(self._rejoining) <= self.seceded.keys()
-        assert set(self.data) <= set(self.tasks)
+        """Check invariants between tasks, data and slots (for tests); raises
+        AssertionError naming the first one broken."""
+        check_invariants(self)
 
 
 def _ignore(msg: Any) -> None:

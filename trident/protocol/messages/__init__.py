@@ -42,6 +42,9 @@ from .client_scheduler import (
     ClientWelcome as ClientWelcome,
 )
 from .client_scheduler import (
+    DumpClusterState as DumpClusterState,
+)
+from .client_scheduler import (
     ErrorCause as ErrorCause,
 )
 from .client_scheduler import (
@@ -339,6 +342,9 @@ from .scheduler_worker import (
     DefineFunction as DefineFunction,
 )
 from .scheduler_worker import (
+    DumpWorkerState as DumpWorkerState,
+)
+from .scheduler_worker import (
     FileStored as FileStored,
 )
 from .scheduler_worker import (
@@ -382,6 +388,9 @@ from .scheduler_worker import (
 )
 from .scheduler_worker import (
     WorkerHeartbeat as WorkerHeartbeat,
+)
+from .scheduler_worker import (
+    WorkerStateDumped as WorkerStateDumped,
 )
 from .scheduler_worker import (
     WorkerToScheduler as WorkerToScheduler,

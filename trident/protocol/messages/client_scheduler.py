@@ -338,6 +338,17 @@ class RunResults:
     results: dict[str, RunResult]
 
 
+@message("dump-cluster")
+class DumpClusterState:
+    """`Client.dump_cluster_state`: the scheduler's state and every worker's, for
+    post-mortems. Answered by a `Reply` with ``{"scheduler": {...}, "workers": {address:
+    {...}}}`` once every worker connected at the time answered (or left); `exclude`
+    names task fields to leave out of every task's record."""
+
+    request_id: int
+    exclude: list[str]
+
+
 #: Everything a client sends the scheduler (besides `Common` messages).
 ClientToScheduler = (
     RegisterClient
@@ -363,6 +374,7 @@ ClientToScheduler = (
     | RebalanceRequest
     | RetireWorkersRequest
     | UploadFile
+    | DumpClusterState
     | CoordinationRequest
 )
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from ..registry import message
 from ..serialize import Serialized
 from .records import ActorOptions, ErrorInfo, WorkerInfo
@@ -205,6 +207,23 @@ class FileStored:
     error: str | None
 
 
+@message("dump-worker")
+class DumpWorkerState:
+    """Scheduler -> worker (`Client.dump_cluster_state`): describe your state (tasks,
+    slots, event log); answered by `WorkerStateDumped` with the same `dump`."""
+
+    dump: int
+    exclude: list[str]
+
+
+@message("worker-dumped")
+class WorkerStateDumped:
+    """Worker -> scheduler: the state `DumpWorkerState` asked for, as plain data."""
+
+    dump: int
+    state: dict[str, Any]
+
+
 #: Everything the scheduler sends a worker (besides `Common` messages).
 SchedulerToWorker = (
     WorkerWelcome
@@ -216,6 +235,7 @@ SchedulerToWorker = (
     | CaptureOutput
     | AcquireReplicas
     | StoreFile
+    | DumpWorkerState
 )
 
 #: Everything a worker sends the scheduler (besides `Common` messages).
@@ -230,4 +250,5 @@ WorkerToScheduler = (
     | WorkerHeartbeat
     | ReplicasAcquired
     | FileStored
+    | WorkerStateDumped
 )
