@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import concurrent.futures
 
-from .comm.handshake import AuthenticationError
 from .protocol.errors import ProtocolError
+
+
+class AuthenticationError(ConnectionError):
+    """The other side refused our credentials, or failed to prove its own."""
 
 
 class CancelledError(concurrent.futures.CancelledError):

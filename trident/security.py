@@ -134,7 +134,7 @@ class Security:
         certificate's names (informational: peers check the CA, not names). Needs the
         ``cryptography`` package.
         """
-        from .deploy.certificates import create_self_signed
+        from ._certificates import create_self_signed
 
         files = create_self_signed(Path(directory), hosts=hosts)
         return cls(

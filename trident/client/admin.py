@@ -14,11 +14,11 @@ from typing import TYPE_CHECKING, Any
 
 import anyio
 
+from .._profile import merge
 from .._versions import describe_mismatches, local_versions, version_mismatches
 from ..comm.rpc import PeerUnavailable
 from ..protocol import messages as m
 from ..protocol.serialize import dumps, loads
-from ..worker.profiling import merge
 from .future import load_traceback
 from .structures import futures_of
 from .transfer import resolve_workers

@@ -20,26 +20,27 @@ import uuid
 import weakref
 from collections.abc import Callable, Generator, Iterable, Iterator
 from types import TracebackType
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import anyio
 import attrs
 import sniffio
 import trio
 
-from ..actors.handle import Actor
+from .._dashboard_url import dashboard_url
+from .._scheduler_file import read_scheduler_file, write_scheduler_file
 from ..comm.liveness import RECONNECT_TIMEOUT, SCHEDULER_TIMEOUT
-from ..dashboard.link import dashboard_url
 from ..protocol import messages as m
-from ..scheduler.scheduler_file import read_scheduler_file, write_scheduler_file
 from ..security import Security
 from . import replay, transfer
+from .actor_handle import Actor
 from .admin import ClusterAdministration, worker_names
 from .collections import GraphMethods, use_as_dask_scheduler
 from .core import HEARTBEAT_INTERVAL, ClientCore
 from .datasets import DatasetMethods
 from .future import FINISHED, PENDING, Future, FutureState
 from .kernels import KernelMethods
+from .local_cluster import LocalClusterLike, start_local_cluster
 from .loop import LoopThread
 from .structures import futures_of, substitute
 from .task_group import TaskGroup
@@ -50,9 +51,6 @@ from .task_specs import (
     pop_actor_options,
     task_spec,
 )
-
-if TYPE_CHECKING:
-    from ..cluster.local import LocalCluster
 
 DEFAULT_TIMEOUT = 30.0
 _NO_DEFAULT = "__no_default__"
@@ -108,7 +106,7 @@ class Client(ClusterAdministration, GraphMethods, KernelMethods, DatasetMethods)
 
     def __init__(
         self,
-        address: str | LocalCluster | None = None,
+        address: str | LocalClusterLike | None = None,
         loop: Any = None,
         timeout: float | str = _NO_DEFAULT,
         set_as_default: bool = True,
@@ -124,29 +122,26 @@ class Client(ClusterAdministration, GraphMethods, KernelMethods, DatasetMethods)
         reconnect_timeout: float = RECONNECT_TIMEOUT,
         **cluster_kwargs: Any,
     ):
-        from ..cluster.local import LocalCluster
-
         self._asynchronous = asynchronous
         self.id = f"Client-{uuid.uuid4()}"
         self._timeout = DEFAULT_TIMEOUT if timeout == _NO_DEFAULT else float(timeout)
         self._set_as_default = set_as_default
         self._closed = False
         self._started = False
-        self.cluster: LocalCluster | None = None
+        self.cluster: LocalClusterLike | None = None
         self._owns_cluster = False
         self._cluster_kwargs = cluster_kwargs
         self._loop: LoopThread | None = None
         self._task_group: Any = None
-        if not isinstance(security, Security):
-            security = Security(token=security)
+        chosen: Security = security if isinstance(security, Security) else Security(token=security)
         if scheduler_file is not None:
             address, from_file = read_scheduler_file(scheduler_file)
-            if not security.tls:
-                security = attrs.evolve(from_file, token=security.token or from_file.token)
-            elif security.token is None:
-                security = security.with_token(from_file.token)
-        token = security.token
-        if isinstance(address, LocalCluster):
+            if not chosen.tls:
+                chosen = attrs.evolve(from_file, token=chosen.token or from_file.token)
+            elif chosen.token is None:
+                chosen = chosen.with_token(from_file.token)
+        token = chosen.token
+        if isinstance(address, LocalClusterLike):
             self.cluster = address
             token = token or address.token
         elif address is None:
@@ -157,7 +152,7 @@ class Client(ClusterAdministration, GraphMethods, KernelMethods, DatasetMethods)
             token = os.environ.get("TRIDENT_TOKEN") or None
         self._address = address if isinstance(address, str) else None
         self._token = token
-        self._security = security
+        self._security = chosen
         self._name = name or f"client-{os.getpid()}"
         self._core = ClientCore(
             "",
@@ -165,7 +160,7 @@ class Client(ClusterAdministration, GraphMethods, KernelMethods, DatasetMethods)
             token=token,
             timeout=self._timeout,
             callbacks_in_thread=not asynchronous,
-            ssl_context=security.client_ssl_context() if security.tls else None,
+            ssl_context=chosen.client_ssl_context() if chosen.tls else None,
             heartbeat_interval=(
                 HEARTBEAT_INTERVAL if heartbeat_interval is None else heartbeat_interval / 1000
             ),
@@ -186,12 +181,10 @@ class Client(ClusterAdministration, GraphMethods, KernelMethods, DatasetMethods)
     # --- lifecycle ---------------------------------------------------------------------
 
     def _start_blocking(self) -> None:
-        from ..cluster.local import LocalCluster
-
         self._loop = LoopThread.acquire()
         try:
             if self._owns_cluster:
-                self.cluster = LocalCluster(**self._cluster_kwargs)
+                self.cluster = start_local_cluster(**self._cluster_kwargs)
                 self._token = self._token or self.cluster.token
             self._core.address = self._address_to_use()
             self._core._token = self._token
@@ -223,13 +216,11 @@ class Client(ClusterAdministration, GraphMethods, KernelMethods, DatasetMethods)
         return self._address
 
     async def _start_async(self) -> Client:
-        from ..cluster.local import LocalCluster
-
         if self._started:
             return self
         # An owned cluster is entered first and left last, so the nurseries nest.
         if self._owns_cluster:
-            self.cluster = LocalCluster(asynchronous=True, **self._cluster_kwargs)
+            self.cluster = start_local_cluster(asynchronous=True, **self._cluster_kwargs)
             await self.cluster._start_async()
             self._token = self._token or self.cluster.token
         try:

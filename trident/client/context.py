@@ -10,9 +10,9 @@ from __future__ import annotations
 import contextvars
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, cast
 
-from ..worker.context import current_worker
+from .._lending import current_lender
 
 if TYPE_CHECKING:
     from .client import Client
@@ -37,9 +37,9 @@ def current_client() -> Client:
 
     Raises `ValueError` when there is none.
     """
-    worker = current_worker()
-    if worker is not None and worker.client is not None:
-        return worker.client
+    lender = current_lender()
+    if lender is not None and lender.client is not None:
+        return cast("Client", lender.client)
     client = _loading_for.get()
     if client is not None:
         return client

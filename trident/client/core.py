@@ -40,7 +40,6 @@ import sniffio
 import trio
 
 from .._exceptions import SchedulerError, SchedulerLostError
-from ..actors.calls import ActorCalls
 from ..comm.batched import BatchedSender
 from ..comm.connection import Connection, ConnectionClosed
 from ..comm.liveness import RECONNECT_TIMEOUT, SCHEDULER_TIMEOUT, SilenceWatch
@@ -51,6 +50,7 @@ from ..protocol.errors import ProtocolError
 from ..protocol.failures import error_info_for
 from ..protocol.serialize import Serialized, loads
 from . import transfer
+from .actor_calls import ActorCalls
 from .context import loading_for
 from .future import CANCELLED, FINISHED, LOST, PENDING, FutureState
 from .output import OutputPrinter

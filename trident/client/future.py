@@ -181,7 +181,7 @@ def load_exception(error: ErrorInfo, key: str) -> BaseException:
     try:
         exc = loads(error.exception)
     except Exception as load_error:
-        from ..worker.executor import RemoteException
+        from ..protocol.failures import RemoteException
 
         exc = RemoteException("Exception", f"{error.text.strip()} (unloadable: {load_error!r})")
     if not isinstance(exc, BaseException):

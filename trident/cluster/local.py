@@ -22,8 +22,9 @@ import psutil
 import sniffio
 import trio
 
+from .._dashboard_url import dashboard_url
+from ..client.local_cluster import register_local_cluster
 from ..client.loop import LoopThread
-from ..dashboard.link import dashboard_url
 from ..security import Security
 from ..sizes import parse_memory
 from ..worker import memory
@@ -428,3 +429,6 @@ class LocalCluster:
             return self
 
         return start().__await__()
+
+
+register_local_cluster(LocalCluster)

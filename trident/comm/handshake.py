@@ -19,6 +19,7 @@ import os
 
 import anyio
 
+from .._exceptions import AuthenticationError as AuthenticationError
 from ..protocol.errors import ProtocolError
 from ..protocol.messages import PROTOCOL_VERSION, Challenge, Hello, Refused, Welcome
 from .connection import Connection, ConnectionClosed
@@ -26,10 +27,6 @@ from .streams import StreamClosed
 
 HANDSHAKE_TIMEOUT = 10.0
 ROLES = ("client", "worker", "peer", "nanny")
-
-
-class AuthenticationError(ConnectionError):
-    """The other side refused our credentials, or failed to prove its own."""
 
 
 def _proof(token: str, label: bytes, nonce: bytes) -> bytes:

@@ -17,13 +17,13 @@ from typing import TYPE_CHECKING, Any
 
 import anyio
 
+from ..client.client import Client
 from ..client.core import ClientCore
 from ..client.stored import acknowledge, pack, unpack
 from ..protocol import messages as m
 from .waiting import seconds
 
 if TYPE_CHECKING:
-    from ..client.client import Client
     from ..worker.actor import Worker
 
 logger = logging.getLogger("trident.client")
@@ -33,12 +33,12 @@ def _resolve_client(worker: Worker | None, client: Client | None) -> Client:
     if worker is not None and client is not None:
         raise ValueError("give a worker or a client, not both")
     if worker is not None:
-        if worker.client is None:
+        if not isinstance(worker.client, Client):
             raise RuntimeError(f"worker {worker.address} has no client yet")
         return worker.client
     if client is not None:
         return client
-    from ..worker.client import get_client
+    from ..client.worker_client import get_client
 
     return get_client()
 

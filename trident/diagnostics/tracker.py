@@ -19,8 +19,8 @@ from typing import NamedTuple
 import anyio
 import attrs
 
+from .._keys import key_prefix
 from ..client.future import CANCELLED, ERROR, LOST, Future, FutureState
-from ..scheduler.records import key_prefix
 
 logger = logging.getLogger("trident.client")
 

@@ -81,3 +81,19 @@ def seceded_while_waiting() -> Iterator[None]:
         yield
     finally:
         worker.rejoin_run(job)
+
+
+@contextmanager
+def seceded_for_block() -> Iterator[None]:
+    """`worker_client`'s block: secede for it and rejoin after.
+
+    Does nothing outside a task's run (outside tasks and in actor methods).
+    """
+    if current_job() is None:
+        yield
+        return
+    secede()
+    try:
+        yield
+    finally:
+        rejoin()

@@ -13,7 +13,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from ..security import Security
+from .security import Security
 
 
 class SchedulerFileError(ValueError):

@@ -7,6 +7,11 @@ from the loop itself (``async def`` tasks and actor methods) they return corouti
 Tasks a task submits belong to it: when the task fails or is cancelled, its unfinished
 subtasks are cancelled too (`fire_and_forget` opts a subtask out). When it succeeds,
 its subtasks simply go on.
+
+The worker and the client never import each other: a worker is handed a factory that
+builds its `WorkerClient` from above (`trident.cluster.lending.lend_client`), which also
+passes in what the client needs of the worker's task context (`TaskHooks`). Inside a
+task, `get_client` finds the lent client through `trident._lending`.
 """
 
 from __future__ import annotations
@@ -17,24 +22,61 @@ import ssl
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
+import attrs
 import trio
 
-from ..client.client import DEFAULT_TIMEOUT, Client, default_client
-from ..client.core import ClientCore
+from .._lending import current_lender
 from ..protocol import messages as m
-from .context import current_job, current_task_key, current_worker
-from .secession import rejoin, secede, seceded_while_waiting
+from ..security import Security
+from .client import DEFAULT_TIMEOUT, Client, default_client
+from .core import ClientCore
 
-if TYPE_CHECKING:
-    from .actor import Worker
+
+class LendingWorker(Protocol):
+    """What a `WorkerClient` reads of the worker that lends it."""
+
+    @property
+    def name(self) -> str | None: ...
+
+    @property
+    def scheduler_address(self) -> str: ...
+
+    @property
+    def heartbeat_interval(self) -> float: ...
+
+    @property
+    def scheduler_timeout(self) -> float: ...
+
+    @property
+    def reconnect_timeout(self) -> float: ...
+
+
+@attrs.frozen
+class TaskHooks:
+    """What the worker's client needs of the worker's task context, handed down from
+    above (the worker package defines them; the client cannot import it)."""
+
+    #: the key of the task the calling code runs for, if any
+    current_task_key: Callable[[], str | None]
+    #: a block in which a task waiting for futures gives its thread slot up
+    seceded_while_waiting: Callable[[], contextlib.AbstractContextManager[None]]
+    #: `worker_client`'s block: secede for it, rejoin after (nothing outside a task)
+    seceded_for_block: Callable[[], contextlib.AbstractContextManager[None]]
 
 
 class WorkerClient(Client):
     """A `Client` that lives in a worker's event loop (see the module docstring)."""
 
-    def __init__(self, worker: Worker, token: str | None, ssl_context: ssl.SSLContext | None):
+    def __init__(
+        self,
+        worker: LendingWorker,
+        security: Security,
+        ssl_context: ssl.SSLContext | None,
+        hooks: TaskHooks,
+    ):
+        token = security.token
         # Client.__init__ would start a loop thread or a cluster: this client borrows the
         # worker's loop instead, so it sets up only what it needs.
         self._asynchronous = True
@@ -50,6 +92,8 @@ class WorkerClient(Client):
         self._task_group = None
         self._address = worker.scheduler_address
         self._token = token
+        self._security = security
+        self._hooks = hooks
         self._name = f"{m.WORKER_CLIENT_PREFIX}{worker.name}"
         self._core = ClientCore(
             worker.scheduler_address,
@@ -88,7 +132,7 @@ class WorkerClient(Client):
 
     def _waiting(self) -> contextlib.AbstractContextManager[None]:
         """A task waiting for futures gives its thread slot up meanwhile (`secede`)."""
-        return seceded_while_waiting()
+        return self._hooks.seceded_while_waiting()
 
     def close(self, timeout: Any = None) -> Any:
         """A no-op: the worker's client closes with its worker."""
@@ -99,7 +143,7 @@ class WorkerClient(Client):
     # --- subtasks -----------------------------------------------------------------------
 
     def _register_submitted(self, keys: list[str]) -> None:
-        parent = current_task_key()
+        parent = self._hooks.current_task_key()
         if parent is None:
             return
         with self._children_lock:
@@ -127,11 +171,11 @@ def get_client(address: str | None = None, timeout: float | None = None) -> Clie
 
     Raises `ValueError` outside a task when no client is running.
     """
-    worker = current_worker()
-    if worker is not None:
-        if worker.client is None:
-            raise RuntimeError(f"worker {worker.address} has no client yet")
-        return worker.client
+    lender = current_lender()
+    if lender is not None:
+        if not isinstance(lender.client, Client):
+            raise RuntimeError(f"worker {lender.address} has no client yet")
+        return lender.client
     client = default_client()
     if address is not None and address not in (
         client.scheduler_address,
@@ -150,11 +194,8 @@ def worker_client(timeout: float | None = None, separate_thread: bool = True) ->
     for futures secede by themselves anyway; see `trident.secede`.
     """
     client = get_client(timeout=timeout)
-    if not separate_thread or current_job() is None:
+    if not separate_thread or not isinstance(client, WorkerClient):
         yield client
         return
-    secede()
-    try:
+    with client._hooks.seceded_for_block():
         yield client
-    finally:
-        rejoin()
