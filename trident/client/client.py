@@ -28,6 +28,7 @@ import sniffio
 import trio
 
 from .._dashboard_url import dashboard_url
+from .._loop_thread import LoopThread
 from .._scheduler_file import read_scheduler_file, write_scheduler_file
 from ..comm.liveness import RECONNECT_TIMEOUT, SCHEDULER_TIMEOUT
 from ..protocol import messages as m
@@ -41,7 +42,6 @@ from .datasets import DatasetMethods
 from .future import FINISHED, PENDING, Future, FutureState
 from .kernels import KernelMethods
 from .local_cluster import LocalClusterLike, start_local_cluster
-from .loop import LoopThread
 from .structures import futures_of, substitute
 from .task_group import TaskGroup
 from .task_specs import (

@@ -12,8 +12,8 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 if TYPE_CHECKING:
+    from .._loop_thread import LoopThread
     from ..security import Security
-    from .loop import LoopThread
 
 
 @runtime_checkable

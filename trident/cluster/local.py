@@ -23,8 +23,8 @@ import sniffio
 import trio
 
 from .._dashboard_url import dashboard_url
+from .._loop_thread import LoopThread
 from ..client.local_cluster import register_local_cluster
-from ..client.loop import LoopThread
 from ..security import Security
 from ..sizes import parse_memory
 from ..worker import memory
