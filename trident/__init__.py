@@ -15,6 +15,7 @@ import importlib
 from types import ModuleType
 from typing import TYPE_CHECKING, Any
 
+from ._public import EXPORTS as _EXPORTS
 from ._version import __version__ as __version__
 
 if TYPE_CHECKING:
@@ -63,55 +64,6 @@ if TYPE_CHECKING:
     from .worker.context import get_worker as get_worker
     from .worker.secession import rejoin as rejoin
     from .worker.secession import secede as secede
-
-#: public name -> the module that defines it
-_EXPORTS = {
-    "ActorDied": "trident._exceptions",
-    "ActorRestarted": "trident._exceptions",
-    "AuthenticationError": "trident._exceptions",
-    "CancelledError": "trident._exceptions",
-    "DependencyError": "trident._exceptions",
-    "FutureLostError": "trident._exceptions",
-    "SchedulerLostError": "trident._exceptions",
-    "KilledWorker": "trident._exceptions",
-    "ProtocolError": "trident._exceptions",
-    "Reschedule": "trident._exceptions",
-    "SchedulerError": "trident._exceptions",
-    "Actor": "trident.client.actor_handle",
-    "ActorFuture": "trident.client.actor_handle",
-    "Client": "trident.client.client",
-    "default_client": "trident.client.client",
-    "Future": "trident.client.future",
-    "futures_of": "trident.client.structures",
-    "TaskGroup": "trident.client.task_group",
-    "ALL_COMPLETED": "trident.client.waiting",
-    "FIRST_COMPLETED": "trident.client.waiting",
-    "FIRST_EXCEPTION": "trident.client.waiting",
-    "as_completed": "trident.client.waiting",
-    "fire_and_forget": "trident.client.waiting",
-    "wait": "trident.client.waiting",
-    "Adaptive": "trident.cluster.adaptive",
-    "LocalCluster": "trident.cluster.local",
-    "Event": "trident.coordination",
-    "Lock": "trident.coordination",
-    "MultiLock": "trident.coordination",
-    "Pub": "trident.coordination",
-    "Queue": "trident.coordination",
-    "Semaphore": "trident.coordination",
-    "Sub": "trident.coordination",
-    "Variable": "trident.coordination",
-    "progress": "trident.diagnostics.progress",
-    "SerializationError": "trident.protocol.errors",
-    "Scheduler": "trident.scheduler.actor",
-    "Security": "trident.security",
-    "Worker": "trident.worker.actor",
-    "get_client": "trident.client.worker_client",
-    "worker_client": "trident.client.worker_client",
-    "get_worker": "trident.worker.context",
-    "RemoteException": "trident.protocol.failures",
-    "rejoin": "trident.worker.secession",
-    "secede": "trident.worker.secession",
-}
 
 __all__ = [
     "ALL_COMPLETED",

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import concurrent.futures
 
+from ._public import publish
 from .protocol.errors import ProtocolError
 
 
@@ -105,3 +106,6 @@ class Reschedule(Exception):
     The run ends without a result or an error (it does not count as a failure or use a
     retry) and the task runs afresh; what it submitted meanwhile is cancelled.
     """
+
+
+publish(globals())

@@ -17,6 +17,8 @@ from typing import Any
 
 import attrs
 
+from ._public import publish
+
 TOKEN_ENV = "TRIDENT_TOKEN"
 
 _TLS_FIELDS = ("tls_ca_file", "tls_cert", "tls_key")
@@ -148,3 +150,6 @@ class Security:
 def token_from_environment() -> str | None:
     """The token in ``TRIDENT_TOKEN``, or None when it is unset or empty."""
     return os.environ.get(TOKEN_ENV) or None
+
+
+publish(globals())

@@ -12,6 +12,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from .._actor_location import ActorLocation, public_methods, register_handle
+from .._public import publish
 from .future import Future
 
 if TYPE_CHECKING:
@@ -155,3 +156,6 @@ def _rebuild_actor(
 
 
 register_handle(Actor._from_location)
+
+
+publish(globals())

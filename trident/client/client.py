@@ -29,6 +29,7 @@ import trio
 
 from .._dashboard_url import dashboard_url
 from .._loop_thread import LoopThread
+from .._public import publish
 from .._scheduler_file import read_scheduler_file, write_scheduler_file
 from ..comm.liveness import RECONNECT_TIMEOUT, SCHEDULER_TIMEOUT
 from ..protocol import messages as m
@@ -808,3 +809,6 @@ def current_async_library() -> str | None:
         return sniffio.current_async_library()
     except sniffio.AsyncLibraryNotFoundError:
         return None
+
+
+publish(globals())

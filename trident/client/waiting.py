@@ -15,6 +15,7 @@ from typing import Any, NamedTuple
 
 import anyio
 
+from .._public import publish
 from ..protocol import messages as m
 from .future import ERROR, PENDING, Future, FutureState
 from .structures import futures_of
@@ -262,3 +263,6 @@ def fire_and_forget(obj: Any) -> None:
     for client, keys in by_client.items():
         client._core.enqueue(m.FireAndForget(keys))
         client._forget_submitted(keys)
+
+
+publish(globals())

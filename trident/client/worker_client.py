@@ -28,6 +28,7 @@ import attrs
 import trio
 
 from .._lending import current_lender
+from .._public import publish
 from ..protocol import messages as m
 from ..security import Security
 from .client import DEFAULT_TIMEOUT, Client, default_client
@@ -199,3 +200,6 @@ def worker_client(timeout: float | None = None, separate_thread: bool = True) ->
         return
     with client._hooks.seceded_for_block():
         yield client
+
+
+publish(globals())

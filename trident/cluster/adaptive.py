@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING
 import attrs
 import trio
 
+from .._public import publish
 from ..scheduler.data_movement import workers_to_close
 from ..scheduler.state import SchedulerState
 
@@ -220,3 +221,6 @@ class Adaptive:
         with trio.move_on_after(10):  # the retired workers stop by themselves
             while any(h.address in retired for h in runtime.workers.values()):
                 await trio.sleep(0.01)
+
+
+publish(globals())

@@ -24,6 +24,7 @@ import trio
 
 from .._dashboard_url import dashboard_url
 from .._loop_thread import LoopThread
+from .._public import publish
 from ..client.local_cluster import register_local_cluster
 from ..security import Security
 from ..sizes import parse_memory
@@ -432,3 +433,6 @@ class LocalCluster:
 
 
 register_local_cluster(LocalCluster)
+
+
+publish(globals())

@@ -7,6 +7,7 @@ from typing import Any, TextIO
 
 import anyio
 
+from .._public import publish
 from ..client.structures import futures_of
 from .text import TextBars
 from .tracker import ProgressTracker, ProgressUpdate
@@ -129,3 +130,6 @@ class Progress:
                 await tracker.wait_async(version)
         finally:
             tracker.close()
+
+
+publish(globals())

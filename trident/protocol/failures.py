@@ -15,6 +15,7 @@ from typing import Any
 
 import tblib
 
+from .._public import publish
 from .messages import ErrorInfo
 from .serialize import dumps
 
@@ -60,3 +61,6 @@ def error_info(exc: BaseException, worker: str) -> ErrorInfo:
 def error_info_for(exc: BaseException) -> ErrorInfo:
     """`exc` as an `ErrorInfo` with no traceback and no worker."""
     return ErrorInfo(dumps(exc), None, f"{type(exc).__name__}: {exc}", "")
+
+
+publish(globals())

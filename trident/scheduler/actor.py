@@ -17,6 +17,7 @@ from typing import Any, Protocol
 import trio
 
 from .._ipython import EmbeddedKernel
+from .._public import publish
 from .._run_function import run_function
 from ..comm import handshake
 from ..comm.admission import HandshakeGate
@@ -361,3 +362,6 @@ class Scheduler:
                 self._flush()
                 ended.set()
                 nursery.cancel_scope.cancel()
+
+
+publish(globals())

@@ -22,6 +22,7 @@ import trio
 
 from .._ipython import EmbeddedKernel
 from .._logbuffer import LogBuffer
+from .._public import publish
 from .._run_function import run_function
 from .._versions import local_versions
 from ..comm import handshake
@@ -943,3 +944,6 @@ def default_worker_name() -> str:
 
 
 __all__ = ["Worker", "error_info"]
+
+
+publish(globals())

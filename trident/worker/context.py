@@ -13,6 +13,7 @@ from contextlib import contextmanager
 from typing import TYPE_CHECKING
 
 from .._lending import lending
+from .._public import publish
 
 if TYPE_CHECKING:
     from .actor import Worker
@@ -63,3 +64,6 @@ def current_job() -> tuple[Worker, Job] | None:
     if current is None or current[2] is None:
         return None
     return current[0], current[2]
+
+
+publish(globals())

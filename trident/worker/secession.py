@@ -24,6 +24,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import TYPE_CHECKING
 
+from .._public import publish
 from .context import current_job
 
 if TYPE_CHECKING:
@@ -97,3 +98,6 @@ def seceded_for_block() -> Iterator[None]:
         yield
     finally:
         rejoin()
+
+
+publish(globals())
