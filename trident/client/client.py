@@ -37,6 +37,7 @@ from ..security import Security
 from . import replay, transfer
 from .actor_handle import Actor
 from .admin import ClusterAdministration, worker_names
+from .bridge import Bridge, OwnLoop
 from .collections import GraphMethods, use_as_dask_scheduler
 from .core import HEARTBEAT_INTERVAL, ClientCore
 from .datasets import DatasetMethods
@@ -105,6 +106,10 @@ class Client(ClusterAdministration, GraphMethods, KernelMethods, DatasetMethods)
             (default 60).
     """
 
+    #: the local cluster this client started or was given, if any
+    cluster: LocalClusterLike | None
+    _cluster_kwargs: dict[str, Any]
+
     def __init__(
         self,
         address: str | LocalClusterLike | None = None,
@@ -123,17 +128,7 @@ class Client(ClusterAdministration, GraphMethods, KernelMethods, DatasetMethods)
         reconnect_timeout: float = RECONNECT_TIMEOUT,
         **cluster_kwargs: Any,
     ):
-        self._asynchronous = asynchronous
-        self.id = f"Client-{uuid.uuid4()}"
-        self._timeout = DEFAULT_TIMEOUT if timeout == _NO_DEFAULT else float(timeout)
-        self._set_as_default = set_as_default
-        self._closed = False
-        self._started = False
-        self.cluster: LocalClusterLike | None = None
-        self._owns_cluster = False
-        self._cluster_kwargs = cluster_kwargs
-        self._loop: LoopThread | None = None
-        self._task_group: Any = None
+        cluster: LocalClusterLike | None = None
         chosen: Security = security if isinstance(security, Security) else Security(token=security)
         if scheduler_file is not None:
             address, from_file = read_scheduler_file(scheduler_file)
@@ -143,23 +138,19 @@ class Client(ClusterAdministration, GraphMethods, KernelMethods, DatasetMethods)
                 chosen = chosen.with_token(from_file.token)
         token = chosen.token
         if isinstance(address, LocalClusterLike):
-            self.cluster = address
+            cluster = address
             token = token or address.token
-        elif address is None:
-            self._owns_cluster = True
-        elif cluster_kwargs:
+        elif address is not None and cluster_kwargs:
             raise TypeError(f"unexpected arguments for a remote cluster: {sorted(cluster_kwargs)}")
         if token is None:
             token = os.environ.get("TRIDENT_TOKEN") or None
-        self._address = address if isinstance(address, str) else None
-        self._token = token
-        self._security = chosen
-        self._name = name or f"client-{os.getpid()}"
-        self._core = ClientCore(
+        name = name or f"client-{os.getpid()}"
+        wait = DEFAULT_TIMEOUT if timeout == _NO_DEFAULT else float(timeout)
+        core = ClientCore(
             "",
-            name=self._name,
+            name=name,
             token=token,
-            timeout=self._timeout,
+            timeout=wait,
             callbacks_in_thread=not asynchronous,
             ssl_context=chosen.client_ssl_context() if chosen.tls else None,
             heartbeat_interval=(
@@ -168,21 +159,73 @@ class Client(ClusterAdministration, GraphMethods, KernelMethods, DatasetMethods)
             scheduler_timeout=scheduler_timeout,
             reconnect_timeout=reconnect_timeout,
         )
-        self._core.client = self
+        self._assemble(
+            core,
+            OwnLoop(asynchronous),
+            address=address if isinstance(address, str) else None,
+            security=chosen.with_token(token),
+            set_as_default=set_as_default,
+        )
+        self.cluster = cluster
+        self._owns_cluster = address is None
+        self._cluster_kwargs = cluster_kwargs
         if forward_logging:
             self._core.set_forwarding(None, logging.NOTSET, enabled=True)
         if not asynchronous:
             self._start_blocking()
 
+    def _assemble(
+        self,
+        core: ClientCore,
+        bridge: Bridge,
+        *,
+        address: str | None,
+        security: Security,
+        set_as_default: bool,
+    ) -> None:
+        """Compose this client of `core` and `bridge` (every client is built here)."""
+        self.id = f"Client-{uuid.uuid4()}"
+        self._core = core
+        self._bridge = bridge
+        self._timeout = core.timeout
+        self._set_as_default = set_as_default
+        self._closed = False
+        self._started = False
+        self.cluster = None
+        self._owns_cluster = False
+        self._cluster_kwargs = {}
+        self._task_group: Any = None
+        self._address = address
+        self._token = security.token
+        self._security = security
+        self._name = core.name
+        core.client = self
+
+    @classmethod
+    def _over(cls, core: ClientCore, bridge: Bridge, *, address: str, security: Security) -> Client:
+        """A client of `core` whose loop `bridge` provides (the worker's client); it is
+        started and closed by whoever owns that loop, and is never the default."""
+        client = cls.__new__(cls)
+        client._assemble(core, bridge, address=address, security=security, set_as_default=False)
+        client._started = True
+        return client
+
     @property
     def asynchronous(self) -> bool:
-        """True when waiting methods return coroutines (``Client(asynchronous=True)``)."""
-        return self._asynchronous
+        """True when waiting methods return coroutines (``Client(asynchronous=True)``;
+        in a worker's loop, for the worker's client)."""
+        return self._bridge.asynchronous
+
+    @property
+    def _loop(self) -> LoopThread | None:
+        """The loop thread of a blocking client while it runs."""
+        return self._bridge.loop if isinstance(self._bridge, OwnLoop) else None
 
     # --- lifecycle ---------------------------------------------------------------------
 
     def _start_blocking(self) -> None:
-        self._loop = LoopThread.acquire()
+        assert isinstance(self._bridge, OwnLoop)
+        loop = self._bridge.acquire()
         try:
             if self._owns_cluster:
                 self.cluster = start_local_cluster(**self._cluster_kwargs)
@@ -190,7 +233,7 @@ class Client(ClusterAdministration, GraphMethods, KernelMethods, DatasetMethods)
             self._core.address = self._address_to_use()
             self._core._token = self._token
             self._adopt_cluster_tls()
-            self._loop.start_service(self._core.serve)
+            loop.start_service(self._core.serve)
         except BaseException:
             self._teardown_blocking()
             raise
@@ -255,8 +298,11 @@ class Client(ClusterAdministration, GraphMethods, KernelMethods, DatasetMethods)
     def close(self, timeout: float | str = _NO_DEFAULT) -> Any:
         """Close the client (and the cluster it started). Idempotent.
 
-        Pending futures are cancelled. A coroutine for asynchronous clients.
+        Pending futures are cancelled. A coroutine for asynchronous clients. The worker's
+        client closes with its worker: closing it here does nothing.
         """
+        if self._bridge.borrowed:
+            return anyio.lowlevel.checkpoint() if self.asynchronous else None
         if self.asynchronous:
             return self._close_async()
         if self._closed:
@@ -272,9 +318,8 @@ class Client(ClusterAdministration, GraphMethods, KernelMethods, DatasetMethods)
         _live_blocking_clients.discard(self)
         if self._owns_cluster and self.cluster is not None:
             self.cluster.close()
-        if self._loop is not None:
-            self._loop.release()
-            self._loop = None
+        if isinstance(self._bridge, OwnLoop):
+            self._bridge.release()
         self._unset_default()
 
     async def _close_async(self) -> None:
@@ -342,12 +387,9 @@ class Client(ClusterAdministration, GraphMethods, KernelMethods, DatasetMethods)
     # --- running things -----------------------------------------------------------
 
     def _sync(self, async_fn: Callable[..., Any], *args: Any) -> Any:
-        """Return a coroutine (asynchronous) or run it in the loop thread and block."""
-        if self.asynchronous:
-            return async_fn(*args)
-        if self._loop is None:
-            raise RuntimeError(f"the client is {self.status}")
-        return self._loop.run(async_fn, *args)
+        """Run ``async_fn(*args)`` through the bridge: a coroutine (asynchronous) or its
+        result, blocking the calling thread."""
+        return self._bridge.run(async_fn, *args)
 
     def _check_open(self) -> None:
         if self._closed or self._core.status in ("closing", "closed"):
@@ -498,19 +540,21 @@ class Client(ClusterAdministration, GraphMethods, KernelMethods, DatasetMethods)
         return TaskGroup(self, name)
 
     def _register_submitted(self, keys: list[str]) -> None:
-        """Hook for clients that track who submitted what (the worker's client does)."""
+        """The calling code submitted `keys` (the worker's client tracks subtasks)."""
+        self._bridge.submitted(keys)
 
     def _forget_submitted(self, keys: list[str]) -> None:
-        """Hook: these keys no longer belong to the task that submitted them."""
+        """These keys no longer belong to the task that submitted them."""
+        self._bridge.forgotten(keys)
 
     # --- results ---------------------------------------------------------------------
 
     def _waiting(self) -> contextlib.AbstractContextManager[None]:
         """Entered around every wait for futures that are not done.
 
-        The worker's client secedes the calling task there (see `worker.secession`).
+        The worker's client secedes the calling task there (see `worker_client`).
         """
-        return contextlib.nullcontext()
+        return self._bridge.waiting()
 
     def _wait_blocking(self, state: FutureState, timeout: float | None) -> None:
         if state.status != PENDING:

@@ -10,9 +10,7 @@ from __future__ import annotations
 import contextvars
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import TYPE_CHECKING, cast
-
-from .._lending import current_lender
+from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from .client import Client
@@ -37,9 +35,11 @@ def current_client() -> Client:
 
     Raises `ValueError` when there is none.
     """
-    lender = current_lender()
-    if lender is not None and lender.client is not None:
-        return cast("Client", lender.client)
+    from .worker_client import lent_client
+
+    lent = lent_client()
+    if lent is not None:
+        return lent
     client = _loading_for.get()
     if client is not None:
         return client

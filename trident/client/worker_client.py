@@ -67,8 +67,16 @@ class TaskHooks:
     seceded_for_block: Callable[[], contextlib.AbstractContextManager[None]]
 
 
-class WorkerClient(Client):
-    """A `Client` that lives in a worker's event loop (see the module docstring)."""
+class WorkerClient:
+    """The bridge of the client a worker lends to its tasks (see the module docstring).
+
+    It owns that client's `ClientCore`, runs it in the worker's trio loop (`serve`), and
+    is what `Client` calls through: from a task's thread calls block, in the loop they
+    return coroutines. `client` is the `Client` user code gets. It also keeps which
+    task submitted which subtasks, to cancel them when their parent fails.
+    """
+
+    borrowed = True
 
     def __init__(
         self,
@@ -77,38 +85,23 @@ class WorkerClient(Client):
         ssl_context: ssl.SSLContext | None,
         hooks: TaskHooks,
     ):
-        token = security.token
-        # Client.__init__ would start a loop thread or a cluster: this client borrows the
-        # worker's loop instead, so it sets up only what it needs.
-        self._asynchronous = True
-        self.id = f"Client-worker-{worker.name}"
-        self._timeout = DEFAULT_TIMEOUT
-        self._set_as_default = False
-        self._closed = False
-        self._started = False
-        self.cluster = None
-        self._owns_cluster = False
-        self._cluster_kwargs: dict[str, Any] = {}
-        self._loop = None
-        self._task_group = None
-        self._address = worker.scheduler_address
-        self._token = token
-        self._security = security
         self._hooks = hooks
-        self._name = f"{m.WORKER_CLIENT_PREFIX}{worker.name}"
-        self._core = ClientCore(
+        core = ClientCore(
             worker.scheduler_address,
-            name=self._name,
-            token=token,
-            timeout=self._timeout,
+            name=f"{m.WORKER_CLIENT_PREFIX}{worker.name}",
+            token=security.token,
+            timeout=DEFAULT_TIMEOUT,
             callbacks_in_thread=True,
             ssl_context=ssl_context,
             heartbeat_interval=worker.heartbeat_interval,
             scheduler_timeout=worker.scheduler_timeout,
             reconnect_timeout=worker.reconnect_timeout,
         )
-        self._core.client = self
-        self._core.loss_log_level = logging.DEBUG
+        core.loss_log_level = logging.DEBUG
+        self._core = core
+        #: the client tasks and actor methods on this worker get (`get_client()`)
+        self.client = Client._over(core, self, address=worker.scheduler_address, security=security)
+        self.client.id = f"Client-worker-{worker.name}"
         self._trio_token: trio.lowlevel.TrioToken | None = None
         self._children: dict[str, set[str]] = {}
         self._children_lock = threading.Lock()
@@ -116,41 +109,40 @@ class WorkerClient(Client):
     async def serve(self, *, task_status: Any = trio.TASK_STATUS_IGNORED) -> None:
         """Connect and serve in the worker's loop until the worker stops."""
         self._trio_token = trio.lowlevel.current_trio_token()
-        self._started = True
         await self._core.serve(task_status=task_status)
+
+    # --- the bridge (see `bridge.Bridge`) ---------------------------------------------
 
     @property
     def asynchronous(self) -> bool:
         """True in the worker's event loop (async tasks, async actor methods)."""
         return self._core.in_loop_thread
 
-    def _sync(self, async_fn: Callable[..., Any], *args: Any) -> Any:
+    def run(self, async_fn: Callable[..., Any], *args: Any) -> Any:
         if self.asynchronous:
             return async_fn(*args)
         if self._trio_token is None:
             raise RuntimeError("the worker's client is not running yet")
         return trio.from_thread.run(async_fn, *args, trio_token=self._trio_token)
 
-    def _waiting(self) -> contextlib.AbstractContextManager[None]:
+    def waiting(self) -> contextlib.AbstractContextManager[None]:
         """A task waiting for futures gives its thread slot up meanwhile (`secede`)."""
         return self._hooks.seceded_while_waiting()
 
-    def close(self, timeout: Any = None) -> Any:
-        """A no-op: the worker's client closes with its worker."""
-        if self.asynchronous:
-            return trio.lowlevel.checkpoint()
-        return None
+    def seceded_for_block(self) -> contextlib.AbstractContextManager[None]:
+        """`worker_client`'s block: the task secedes for it and rejoins after."""
+        return self._hooks.seceded_for_block()
 
     # --- subtasks -----------------------------------------------------------------------
 
-    def _register_submitted(self, keys: list[str]) -> None:
+    def submitted(self, keys: list[str]) -> None:
         parent = self._hooks.current_task_key()
         if parent is None:
             return
         with self._children_lock:
             self._children.setdefault(parent, set()).update(keys)
 
-    def _forget_submitted(self, keys: list[str]) -> None:
+    def forgotten(self, keys: list[str]) -> None:
         with self._children_lock:
             for children in self._children.values():
                 children.difference_update(keys)
@@ -167,6 +159,14 @@ class WorkerClient(Client):
             self._core.cancel_now(sorted(children), False, reason)
 
 
+def lent_client() -> Client | None:
+    """The client the worker running the calling code lends it; None outside tasks and
+    actor methods, and before the worker's client is connected."""
+    lender = current_lender()
+    lent = lender.client if lender is not None else None
+    return lent.client if isinstance(lent, WorkerClient) else None
+
+
 def get_client(address: str | None = None, timeout: float | None = None) -> Client:
     """The client to use here: the worker's own inside a task, else the default client.
 
@@ -174,9 +174,10 @@ def get_client(address: str | None = None, timeout: float | None = None) -> Clie
     """
     lender = current_lender()
     if lender is not None:
-        if not isinstance(lender.client, Client):
+        lent = lent_client()
+        if lent is None:
             raise RuntimeError(f"worker {lender.address} has no client yet")
-        return lender.client
+        return lent
     client = default_client()
     if address is not None and address not in (
         client.scheduler_address,
@@ -195,10 +196,11 @@ def worker_client(timeout: float | None = None, separate_thread: bool = True) ->
     for futures secede by themselves anyway; see `trident.secede`.
     """
     client = get_client(timeout=timeout)
-    if not separate_thread or not isinstance(client, WorkerClient):
+    bridge = client._bridge
+    if not separate_thread or not isinstance(bridge, WorkerClient):
         yield client
         return
-    with client._hooks.seceded_for_block():
+    with bridge.seceded_for_block():
         yield client
 
 

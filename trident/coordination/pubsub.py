@@ -20,6 +20,7 @@ import anyio
 from ..client.client import Client
 from ..client.core import ClientCore
 from ..client.stored import acknowledge, pack, unpack
+from ..client.worker_client import WorkerClient
 from ..protocol import messages as m
 from .waiting import seconds
 
@@ -33,9 +34,9 @@ def _resolve_client(worker: Worker | None, client: Client | None) -> Client:
     if worker is not None and client is not None:
         raise ValueError("give a worker or a client, not both")
     if worker is not None:
-        if not isinstance(worker.client, Client):
+        if not isinstance(worker.client, WorkerClient):
             raise RuntimeError(f"worker {worker.address} has no client yet")
-        return worker.client
+        return worker.client.client
     if client is not None:
         return client
     from ..client.worker_client import get_client
