@@ -11,40 +11,35 @@ from __future__ import annotations
 
 import atexit
 import contextlib
-import functools
-import inspect
 import logging
 import os
 import threading
-import uuid
 import weakref
-from collections.abc import Callable, Generator, Iterable, Iterator
+from collections.abc import Callable, Generator, Iterable
 from types import TracebackType
 from typing import Any
 
 import anyio
 import attrs
 import sniffio
-import trio
 
 from .._dashboard_url import dashboard_url
-from .._loop_thread import LoopThread
 from .._public import publish
 from .._scheduler_file import read_scheduler_file, write_scheduler_file
 from ..comm.liveness import RECONNECT_TIMEOUT, SCHEDULER_TIMEOUT
 from ..protocol import messages as m
 from ..security import Security
-from . import replay, transfer
 from .actor_handle import Actor
-from .admin import ClusterAdministration, worker_names
-from .bridge import Bridge, OwnLoop
+from .admin import worker_names
+from .base import NO_DEFAULT
+from .bridge import OwnLoop
 from .collections import GraphMethods, use_as_dask_scheduler
 from .core import HEARTBEAT_INTERVAL, ClientCore
 from .datasets import DatasetMethods
-from .future import FINISHED, PENDING, Future, FutureState
+from .future import Future
 from .kernels import KernelMethods
 from .local_cluster import LocalClusterLike, start_local_cluster
-from .structures import futures_of, substitute
+from .structures import futures_of
 from .task_group import TaskGroup
 from .task_specs import (
     DEFAULT_MAX_CONCURRENCY,
@@ -55,7 +50,6 @@ from .task_specs import (
 )
 
 DEFAULT_TIMEOUT = 30.0
-_NO_DEFAULT = "__no_default__"
 
 _default_client: Client | None = None
 _default_lock = threading.Lock()
@@ -80,7 +74,7 @@ def _set_default(client: Client | None) -> None:
         use_as_dask_scheduler(client)
 
 
-class Client(ClusterAdministration, GraphMethods, KernelMethods, DatasetMethods):
+class Client(KernelMethods, GraphMethods, DatasetMethods):
     """Connect to a trident cluster and run computations on it.
 
     Arguments:
@@ -114,7 +108,7 @@ class Client(ClusterAdministration, GraphMethods, KernelMethods, DatasetMethods)
         self,
         address: str | LocalClusterLike | None = None,
         loop: Any = None,
-        timeout: float | str = _NO_DEFAULT,
+        timeout: float | str = NO_DEFAULT,
         set_as_default: bool = True,
         scheduler_file: str | None = None,
         security: Security | str | None = None,
@@ -145,7 +139,7 @@ class Client(ClusterAdministration, GraphMethods, KernelMethods, DatasetMethods)
         if token is None:
             token = os.environ.get("TRIDENT_TOKEN") or None
         name = name or f"client-{os.getpid()}"
-        wait = DEFAULT_TIMEOUT if timeout == _NO_DEFAULT else float(timeout)
+        wait = DEFAULT_TIMEOUT if timeout == NO_DEFAULT else float(timeout)
         core = ClientCore(
             "",
             name=name,
@@ -173,53 +167,6 @@ class Client(ClusterAdministration, GraphMethods, KernelMethods, DatasetMethods)
             self._core.set_forwarding(None, logging.NOTSET, enabled=True)
         if not asynchronous:
             self._start_blocking()
-
-    def _assemble(
-        self,
-        core: ClientCore,
-        bridge: Bridge,
-        *,
-        address: str | None,
-        security: Security,
-        set_as_default: bool,
-    ) -> None:
-        """Compose this client of `core` and `bridge` (every client is built here)."""
-        self.id = f"Client-{uuid.uuid4()}"
-        self._core = core
-        self._bridge = bridge
-        self._timeout = core.timeout
-        self._set_as_default = set_as_default
-        self._closed = False
-        self._started = False
-        self.cluster = None
-        self._owns_cluster = False
-        self._cluster_kwargs = {}
-        self._task_group: Any = None
-        self._address = address
-        self._token = security.token
-        self._security = security
-        self._name = core.name
-        core.client = self
-
-    @classmethod
-    def _over(cls, core: ClientCore, bridge: Bridge, *, address: str, security: Security) -> Client:
-        """A client of `core` whose loop `bridge` provides (the worker's client); it is
-        started and closed by whoever owns that loop, and is never the default."""
-        client = cls.__new__(cls)
-        client._assemble(core, bridge, address=address, security=security, set_as_default=False)
-        client._started = True
-        return client
-
-    @property
-    def asynchronous(self) -> bool:
-        """True when waiting methods return coroutines (``Client(asynchronous=True)``;
-        in a worker's loop, for the worker's client)."""
-        return self._bridge.asynchronous
-
-    @property
-    def _loop(self) -> LoopThread | None:
-        """The loop thread of a blocking client while it runs."""
-        return self._bridge.loop if isinstance(self._bridge, OwnLoop) else None
 
     # --- lifecycle ---------------------------------------------------------------------
 
@@ -295,7 +242,7 @@ class Client(ClusterAdministration, GraphMethods, KernelMethods, DatasetMethods)
             _set_default(self)
         return self
 
-    def close(self, timeout: float | str = _NO_DEFAULT) -> Any:
+    def close(self, timeout: float | str = NO_DEFAULT) -> Any:
         """Close the client (and the cluster it started). Idempotent.
 
         Pending futures are cancelled. A coroutine for asynchronous clients. The worker's
@@ -308,7 +255,7 @@ class Client(ClusterAdministration, GraphMethods, KernelMethods, DatasetMethods)
         if self._closed:
             return None
         self._closed = True
-        wait = self._timeout if timeout == _NO_DEFAULT else float(timeout)
+        wait = self._timeout if timeout == NO_DEFAULT else float(timeout)
         self._core.close()
         self._core.stopped.wait(wait)
         self._teardown_blocking()
@@ -341,16 +288,6 @@ class Client(ClusterAdministration, GraphMethods, KernelMethods, DatasetMethods)
     def shutdown(self) -> Any:
         """Close the client; a cluster it started is closed too."""
         return self.close()
-
-    @property
-    def status(self) -> str:
-        if self._closed:
-            return "closed"
-        return self._core.status
-
-    @property
-    def scheduler_address(self) -> str:
-        return self._core.address
 
     def __enter__(self) -> Client:
         if self.asynchronous:
@@ -385,15 +322,6 @@ class Client(ClusterAdministration, GraphMethods, KernelMethods, DatasetMethods)
         )
 
     # --- running things -----------------------------------------------------------
-
-    def _sync(self, async_fn: Callable[..., Any], *args: Any) -> Any:
-        """Run ``async_fn(*args)`` through the bridge: a coroutine (asynchronous) or its
-        result, blocking the calling thread."""
-        return self._bridge.run(async_fn, *args)
-
-    def _check_open(self) -> None:
-        if self._closed or self._core.status in ("closing", "closed"):
-            raise RuntimeError(f"the client is {self.status}")
 
     def submit(
         self,
@@ -539,152 +467,7 @@ class Client(ClusterAdministration, GraphMethods, KernelMethods, DatasetMethods)
         """
         return TaskGroup(self, name)
 
-    def _register_submitted(self, keys: list[str]) -> None:
-        """The calling code submitted `keys` (the worker's client tracks subtasks)."""
-        self._bridge.submitted(keys)
-
-    def _forget_submitted(self, keys: list[str]) -> None:
-        """These keys no longer belong to the task that submitted them."""
-        self._bridge.forgotten(keys)
-
     # --- results ---------------------------------------------------------------------
-
-    def _waiting(self) -> contextlib.AbstractContextManager[None]:
-        """Entered around every wait for futures that are not done.
-
-        The worker's client secedes the calling task there (see `worker_client`).
-        """
-        return self._bridge.waiting()
-
-    def _wait_blocking(self, state: FutureState, timeout: float | None) -> None:
-        if state.status != PENDING:
-            return
-        if self._core.in_loop_thread:
-            raise RuntimeError("cannot block on a future inside the client's event loop")
-        with self._waiting():
-            done = state.wait_blocking(self._core.lock, timeout)
-        if not done:
-            raise TimeoutError(f"future {state.key!r} is not done after {timeout} s")
-
-    def _result_blocking(self, state: FutureState, timeout: float | None) -> Any:
-        self._wait_blocking(state, timeout)
-        if state.status == FINISHED and state.payload is not None:
-            return self._core.load(state.payload)
-        if state.status != FINISHED:
-            raise state.exception_object()
-        return self._sync(self._core.result_async, state, None)
-
-    def gather(
-        self,
-        futures: Any,
-        errors: str = "raise",
-        direct: bool | None = None,
-        asynchronous: bool | None = None,
-    ) -> Any:
-        """Replace the futures in `futures` (a future or nested containers) by values.
-
-        ``errors="raise"`` raises the first failure; ``"skip"`` leaves failed futures
-        out of their containers. Returns a coroutine for asynchronous clients.
-        """
-        if errors not in ("raise", "skip"):
-            raise ValueError("errors must be 'raise' or 'skip'")
-        if isinstance(futures, Iterator):
-            return (self.gather(f, errors=errors) for f in futures)
-        found = futures_of(futures)
-        states = [f._state for f in found]
-        if self.asynchronous:
-            return self._gather_async(futures, states, errors)
-        pending = any(s.status == PENDING for s in states)
-        with self._waiting() if pending else contextlib.nullcontext():
-            for state in states:
-                self._wait_blocking(state, None)
-                if state.status != FINISHED and errors == "raise":
-                    raise state.exception_object()
-            if all(s.status != FINISHED or s.payload is not None for s in states):
-                values = {
-                    s.key: self._core.load(s.payload)
-                    for s in states
-                    if s.status == FINISHED and s.payload is not None
-                }
-            else:
-                values = self._sync(transfer.gather_values, self._core, states, errors)
-        return substitute(futures, values, skip_missing=errors == "skip")
-
-    async def _gather_async(self, futures: Any, states: list[FutureState], errors: str) -> Any:
-        pending = any(s.status == PENDING for s in states)
-        with self._waiting() if pending else contextlib.nullcontext():
-            values = await transfer.gather_values(self._core, states, errors)
-        return substitute(futures, values, skip_missing=errors == "skip")
-
-    def scatter(
-        self,
-        data: Any,
-        workers: Any = None,
-        broadcast: bool = False,
-        direct: bool | None = None,
-        hash: bool = True,
-        timeout: float | str = _NO_DEFAULT,
-        asynchronous: bool | None = None,
-    ) -> Any:
-        """Move local data to workers and return futures pointing to it.
-
-        A list/tuple/set gives a list of futures, a dict gives a dict of futures keyed
-        like the input, anything else a single future. ``broadcast=True`` copies every
-        item to every chosen worker; ``hash=True`` names data by its content so the same
-        data scattered twice shares a key.
-        """
-        self._check_open()
-        wait = self._timeout if timeout == _NO_DEFAULT else float(timeout)
-        names = worker_names(workers)
-        if isinstance(data, dict):
-            values, keys = list(data.values()), [str(k) for k in data]
-        elif isinstance(data, (list, tuple, set, frozenset)):
-            values, keys = list(data), None
-        else:
-            values, keys = [data], None
-        coroutine_fn = self._scatter_async
-        args = (data, values, keys, hash, names, broadcast, wait)
-        return self._sync(coroutine_fn, *args)
-
-    async def _scatter_async(
-        self,
-        data: Any,
-        values: list[Any],
-        keys: list[str] | None,
-        hash: bool,
-        workers: list[str] | None,
-        broadcast: bool,
-        timeout: float,
-    ) -> Any:
-        states = await transfer.scatter(
-            self._core,
-            values,
-            keys,
-            hash=hash,
-            workers=workers,
-            broadcast=broadcast,
-            timeout=timeout,
-        )
-        futures = [Future._adopt(s.key, self, s) for s in states]
-        if isinstance(data, dict):
-            return dict(zip(data, futures, strict=True))
-        if isinstance(data, (list, tuple, set, frozenset)):
-            return type(data)(futures) if not isinstance(data, (set, frozenset)) else futures
-        return futures[0]
-
-    def cancel(
-        self,
-        futures: Any,
-        asynchronous: bool | None = None,
-        force: bool = False,
-        reason: str | None = None,
-    ) -> Any:
-        """Cancel futures (and what depends on them) on the cluster.
-
-        Without `force`, keys another client still wants keep running for that client.
-        """
-        keys = [f.key for f in futures_of(futures)]
-        return self._sync(self._core.cancel, keys, force, reason)
 
     # --- cluster information --------------------------------------------------------------
 
@@ -716,7 +499,7 @@ class Client(ClusterAdministration, GraphMethods, KernelMethods, DatasetMethods)
         """Block until at least `n_workers` workers are connected."""
         return self._sync(self._core.wait_for_workers, n_workers, timeout)
 
-    def restart(self, timeout: float | str = _NO_DEFAULT, wait_for_workers: bool = True) -> Any:
+    def restart(self, timeout: float | str = NO_DEFAULT, wait_for_workers: bool = True) -> Any:
         """Forget every task on the cluster and restart every worker that has a nanny.
 
         The futures of every client become cancelled (``CancelledError: ... the
@@ -727,7 +510,7 @@ class Client(ClusterAdministration, GraphMethods, KernelMethods, DatasetMethods)
         was ordered). Raises `TimeoutError` after `timeout` seconds (default: the
         client's timeout). A coroutine for asynchronous clients.
         """
-        wait = self._timeout if timeout == _NO_DEFAULT else float(timeout)
+        wait = self._timeout if timeout == NO_DEFAULT else float(timeout)
         return self._sync(self._core.restart, wait, wait_for_workers)
 
     def write_scheduler_file(self, scheduler_file: str) -> None:
@@ -751,94 +534,12 @@ class Client(ClusterAdministration, GraphMethods, KernelMethods, DatasetMethods)
             return None
         return dashboard_url(address, self._core.address, self._token)
 
-    # --- task output and logs ----------------------------------------------------------
-
-    def forward_logging(self, logger_name: str | None = None, level: int = logging.NOTSET) -> Any:
-        """Show the output of this client's tasks in this process, from now on.
-
-        Whatever the tasks ``print`` appears on this process's stdout (or stderr) and
-        records of the logger `logger_name` (None: every logger) and its children at
-        `level` or above are emitted again on the same logger here; both are prefixed
-        with ``[worker key]``. Records are forwarded when the logger on the worker lets
-        them through (its effective level). Takes effect at once; in an asynchronous
-        client the return value may be awaited (it is already done).
-        """
-        self._core.set_forwarding(logger_name, level, enabled=True)
-        return _DONE if self.asynchronous else None
-
-    def unforward_logging(self, logger_name: str | None = None) -> Any:
-        """Stop forwarding records of `logger_name`; printed output stops with the last one."""
-        self._core.set_forwarding(logger_name, logging.NOTSET, enabled=False)
-        return _DONE if self.asynchronous else None
-
-    def get_scheduler_logs(self, n: int | None = None) -> Any:
-        """The scheduler's last `n` log records (all it keeps when None), oldest first.
-
-        Returns a list of ``(level name, message)`` tuples (a coroutine if asynchronous).
-        The scheduler keeps the records its logger lets through.
-        """
-        return self._sync(self._scheduler_logs, n)
-
-    async def _scheduler_logs(self, n: int | None) -> list[tuple[str, str]]:
-        records = await self._core.request(lambda rid: m.LogsRequest(rid, n))
-        return [(level, text) for level, text in records]
-
-    def get_worker_logs(
-        self, n: int | None = None, workers: Any = None, nanny: bool = False
-    ) -> Any:
-        """The last `n` log records of each worker: ``{address: [(level, message), ...]}``.
-
-        `workers` restricts the answer to some workers (addresses or names); a worker
-        that cannot be reached is left out. A coroutine if asynchronous.
-        """
-        return self._sync(transfer.worker_logs, self._core, n, worker_names(workers))
-
-    # --- debugging failures (see `replay`) ----------------------------------------------
-
-    def get_futures_error(self, future: Any) -> Any:
-        """``(function, args, kwargs, deps)`` of the task that caused `future` to fail.
-
-        Follows the error to the task that raised it (maybe a dependency of `future`).
-        Futures among its arguments appear as their keys, which `deps` lists; nothing is
-        fetched or run. `future` may be a collection of futures (the first failed one
-        counts). Raises `ValueError` if none failed. A coroutine if asynchronous.
-        """
-        return self._sync(replay.futures_error, self, future)
-
-    def recreate_error_locally(self, future: Any) -> Any:
-        """Run the task that caused `future` to fail here, so its exception is raised in
-        this process (and ``pdb`` / ``%debug`` can inspect it).
-
-        Its inputs are fetched from the cluster (recomputed if they were released). With
-        a blocking client the function runs in the calling thread; with an asynchronous
-        one this is a coroutine that runs it in the event loop. Raises `ValueError` if
-        no future failed.
-        """
-        if self.asynchronous:
-            return replay.recreate_async(self, future)
-        function, args, kwargs = self._sync(replay.failed_call, self, future)
-        if inspect.iscoroutinefunction(function):
-            return trio.run(functools.partial(function, *args, **kwargs))
-        return function(*args, **kwargs)
-
     @property
     def scheduler_address_for_others(self) -> str:
         """An address other processes can reach (TCP even when this client uses inproc)."""
         if self.cluster is not None:
             return self.cluster.scheduler_address
         return self._core.address
-
-
-class _Done:
-    """An awaitable that is already done: what asynchronous clients return for calls
-    that take effect at once, so ``await client.forward_logging()`` works as in dask."""
-
-    def __await__(self) -> Generator[Any, None, None]:
-        return
-        yield
-
-
-_DONE = _Done()
 
 
 @atexit.register
