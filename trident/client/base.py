@@ -19,6 +19,7 @@ from .._loop_thread import LoopThread
 from ..security import Security
 from .bridge import Bridge, OwnLoop
 from .core import ClientCore
+from .link import FutureWatch, SchedulerLink
 from .local_cluster import LocalClusterLike
 
 if TYPE_CHECKING:
@@ -36,6 +37,16 @@ class ClientBase:
     #: the local cluster this client started or was given, if any
     cluster: LocalClusterLike | None
     _cluster_kwargs: dict[str, Any]
+
+    @property
+    def _scheduler_link(self) -> SchedulerLink:
+        """This client's way to the scheduler, for code built on it (see `link`)."""
+        return self._core
+
+    @property
+    def _future_watch(self) -> FutureWatch:
+        """How code built on this client watches its futures (see `link`)."""
+        return self._core
 
     @property
     def _client(self) -> Client:
