@@ -24,7 +24,6 @@ straight to and from workers (gather, scatter, worker logs) is `transfer`'s.
 from __future__ import annotations
 
 import asyncio
-import concurrent.futures
 import contextlib
 import logging
 import ssl
@@ -50,6 +49,7 @@ from ..protocol.failures import error_info_for
 from ..protocol.serialize import Serialized, loads
 from . import transfer
 from .actor_calls import ActorCalls
+from .callbacks import DoneCallbacks
 from .context import loading_for
 from .future import CANCELLED, FINISHED, LOST, PENDING, FutureState
 from .outgoing import Release, batch_messages
@@ -123,8 +123,8 @@ class ClientCore:
         self._workers_changed: anyio.Event | None = None
         #: requests to the scheduler waiting for their replies
         self.requests = SchedulerRequests(self.enqueue, self.check_running, self.client_id)
-        self._callbacks_in_thread = callbacks_in_thread
-        self._callback_executor: concurrent.futures.ThreadPoolExecutor | None = None
+        #: where `Future.add_done_callback` callbacks run
+        self.callbacks = DoneCallbacks(in_thread=callbacks_in_thread)
         self._task_group: Any = None
         #: the facade this core serves (results unpickle in its name)
         self.client: Client | None = None
@@ -190,8 +190,7 @@ class ClientCore:
             if connection is not None:
                 with anyio.CancelScope(shield=True):
                     await connection.aclose()
-            if self._callback_executor is not None:
-                self._callback_executor.shutdown(wait=False)
+            self.callbacks.shutdown()
             self.stopped.set()
 
     async def _session(self, connection: Connection) -> bool:
@@ -635,23 +634,12 @@ class ClientCore:
             fs.remove_listener(listener)
 
     def add_done_callback(self, future: Future, fn: Callable[[Future], Any]) -> None:
+        """Call ``fn(future)`` once `future` is done (see `DoneCallbacks`); safe from any
+        thread."""
         fs = future._state
 
-        def run_callback() -> None:
-            try:
-                fn(future)
-            except Exception:
-                logger.exception("done callback %r of %s failed", fn, future)
-
         def dispatch() -> None:
-            if self._callbacks_in_thread:
-                if self._callback_executor is None:
-                    self._callback_executor = concurrent.futures.ThreadPoolExecutor(
-                        1, thread_name_prefix="trident-callback"
-                    )
-                self._callback_executor.submit(run_callback)
-            else:
-                run_callback()
+            self.callbacks.run(fn, future)
 
         def on_transition(state: FutureState) -> None:
             if state.done():
