@@ -16,9 +16,10 @@ def tests(session: nox.Session) -> None:
 
 @nox.session
 def lint(session: nox.Session) -> None:
-    """ruff: style and common bugs."""
-    session.install("ruff>=0.6")
+    """ruff (style and common bugs) and the import contracts of pyproject.toml."""
+    session.install("-e", ".[lint]")
     session.run("ruff", "check", "trident", "tests", "benchmarks", "examples", "noxfile.py")
+    session.run("lint-imports", "--no-cache")
 
 
 @nox.session

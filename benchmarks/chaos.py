@@ -225,7 +225,7 @@ def trident_cluster(workers: int) -> Iterator[tuple[Any, Callable[[], int], Call
         def completed_runs() -> int:
             return activity.finished_total
 
-        yield client, completed_runs, lambda p: "trident.worker.process" in _cmdline(p)
+        yield client, completed_runs, lambda p: "trident.deploy.worker_process" in _cmdline(p)
 
 
 class RunCounter:

@@ -17,8 +17,8 @@ import psutil
 import pytest
 
 from trident import Client
+from trident._scheduler_file import read_scheduler_file
 from trident.cli import main
-from trident.scheduler.scheduler_file import read_scheduler_file
 
 TRIDENT = [sys.executable, "-m", "trident"]
 READY_LIMIT = 10.0  # generous for a loaded CI machine; about a second when idle

@@ -15,6 +15,7 @@ import importlib
 from types import ModuleType
 from typing import TYPE_CHECKING, Any
 
+from ._public import EXPORTS as _EXPORTS
 from ._version import __version__ as __version__
 
 if TYPE_CHECKING:
@@ -29,8 +30,8 @@ if TYPE_CHECKING:
     from ._exceptions import Reschedule as Reschedule
     from ._exceptions import SchedulerError as SchedulerError
     from ._exceptions import SchedulerLostError as SchedulerLostError
-    from .actors.handle import Actor as Actor
-    from .actors.handle import ActorFuture as ActorFuture
+    from .client.actor_handle import Actor as Actor
+    from .client.actor_handle import ActorFuture as ActorFuture
     from .client.client import Client as Client
     from .client.client import default_client as default_client
     from .client.future import Future as Future
@@ -42,6 +43,8 @@ if TYPE_CHECKING:
     from .client.waiting import as_completed as as_completed
     from .client.waiting import fire_and_forget as fire_and_forget
     from .client.waiting import wait as wait
+    from .client.worker_client import get_client as get_client
+    from .client.worker_client import worker_client as worker_client
     from .cluster.adaptive import Adaptive as Adaptive
     from .cluster.local import LocalCluster as LocalCluster
     from .coordination import Event as Event
@@ -54,64 +57,13 @@ if TYPE_CHECKING:
     from .coordination import Variable as Variable
     from .diagnostics.progress import progress as progress
     from .protocol.errors import SerializationError as SerializationError
+    from .protocol.failures import RemoteException as RemoteException
     from .scheduler.actor import Scheduler as Scheduler
     from .security import Security as Security
     from .worker.actor import Worker as Worker
-    from .worker.client import get_client as get_client
-    from .worker.client import worker_client as worker_client
     from .worker.context import get_worker as get_worker
-    from .worker.executor import RemoteException as RemoteException
     from .worker.secession import rejoin as rejoin
     from .worker.secession import secede as secede
-
-#: public name -> the module that defines it
-_EXPORTS = {
-    "ActorDied": "trident._exceptions",
-    "ActorRestarted": "trident._exceptions",
-    "AuthenticationError": "trident._exceptions",
-    "CancelledError": "trident._exceptions",
-    "DependencyError": "trident._exceptions",
-    "FutureLostError": "trident._exceptions",
-    "SchedulerLostError": "trident._exceptions",
-    "KilledWorker": "trident._exceptions",
-    "ProtocolError": "trident._exceptions",
-    "Reschedule": "trident._exceptions",
-    "SchedulerError": "trident._exceptions",
-    "Actor": "trident.actors.handle",
-    "ActorFuture": "trident.actors.handle",
-    "Client": "trident.client.client",
-    "default_client": "trident.client.client",
-    "Future": "trident.client.future",
-    "futures_of": "trident.client.structures",
-    "TaskGroup": "trident.client.task_group",
-    "ALL_COMPLETED": "trident.client.waiting",
-    "FIRST_COMPLETED": "trident.client.waiting",
-    "FIRST_EXCEPTION": "trident.client.waiting",
-    "as_completed": "trident.client.waiting",
-    "fire_and_forget": "trident.client.waiting",
-    "wait": "trident.client.waiting",
-    "Adaptive": "trident.cluster.adaptive",
-    "LocalCluster": "trident.cluster.local",
-    "Event": "trident.coordination",
-    "Lock": "trident.coordination",
-    "MultiLock": "trident.coordination",
-    "Pub": "trident.coordination",
-    "Queue": "trident.coordination",
-    "Semaphore": "trident.coordination",
-    "Sub": "trident.coordination",
-    "Variable": "trident.coordination",
-    "progress": "trident.diagnostics.progress",
-    "SerializationError": "trident.protocol.errors",
-    "Scheduler": "trident.scheduler.actor",
-    "Security": "trident.security",
-    "Worker": "trident.worker.actor",
-    "get_client": "trident.worker.client",
-    "worker_client": "trident.worker.client",
-    "get_worker": "trident.worker.context",
-    "RemoteException": "trident.worker.executor",
-    "rejoin": "trident.worker.secession",
-    "secede": "trident.worker.secession",
-}
 
 __all__ = [
     "ALL_COMPLETED",
@@ -163,10 +115,18 @@ __all__ = [
 ]
 
 
+#: public name -> modules above its own that must be loaded with it: this namespace is
+#: where the layers are wired together (``Client()`` with no address starts the
+#: `LocalCluster` that `trident.cluster.local` registers when imported).
+_WIRING = {"Client": ("trident.cluster.local",)}
+
+
 def __getattr__(name: str) -> Any:
     module = _EXPORTS.get(name)
     if module is None:
         raise AttributeError(f"module 'trident' has no attribute {name!r}")
+    for wired in _WIRING.get(name, ()):
+        importlib.import_module(wired)
     value = getattr(importlib.import_module(module), name)
     globals()[name] = value
     return value

@@ -4,8 +4,12 @@ from __future__ import annotations
 
 import concurrent.futures
 
-from .comm.handshake import AuthenticationError
+from ._public import publish
 from .protocol.errors import ProtocolError
+
+
+class AuthenticationError(ConnectionError):
+    """The other side refused our credentials, or failed to prove its own."""
 
 
 class CancelledError(concurrent.futures.CancelledError):
@@ -102,3 +106,6 @@ class Reschedule(Exception):
     The run ends without a result or an error (it does not count as a failure or use a
     retry) and the task runs afresh; what it submitted meanwhile is cancelled.
     """
+
+
+publish(globals())

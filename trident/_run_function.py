@@ -17,8 +17,8 @@ from typing import Any
 import trio
 
 from .protocol import messages as m
+from .protocol.failures import error_info
 from .protocol.serialize import dumps, loads
-from .worker.executor import error_info
 
 logger = logging.getLogger("trident")
 

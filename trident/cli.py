@@ -24,11 +24,11 @@ import psutil
 import trio
 
 from ._gc import tune_for_service
+from ._scheduler_file import SchedulerFileError, read_scheduler_file
 from .cluster.local import DEFAULT_DASHBOARD_PORT, available_cpus, default_layout
 from .comm.address import AddressError, format_address, parse_address
 from .comm.liveness import RECONNECT_TIMEOUT
 from .comm.routes import is_loopback, is_unspecified
-from .scheduler.scheduler_file import SchedulerFileError, read_scheduler_file
 from .security import Security, split_credential, token_from_environment
 from .sizes import parse_memory
 

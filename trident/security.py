@@ -25,6 +25,8 @@ from typing import Any
 
 import attrs
 
+from ._public import publish
+
 TOKEN_ENV = "TRIDENT_TOKEN"
 #: Between the token and the certificate's fingerprint in a credential.
 PIN_SEPARATOR = "#tls-sha256="
@@ -182,7 +184,7 @@ class Security:
         certificate's names (informational: peers check the CA, not names). Needs the
         ``cryptography`` package.
         """
-        from .deploy.certificates import create_self_signed
+        from ._certificates import create_self_signed
 
         files = create_self_signed(Path(directory), hosts=hosts)
         return cls(
@@ -221,3 +223,6 @@ def split_credential(credential: str | None) -> tuple[str | None, str | None]:
 def token_from_environment() -> str | None:
     """The token in ``TRIDENT_TOKEN``, or None when it is unset or empty."""
     return os.environ.get(TOKEN_ENV) or None
+
+
+publish(globals())

@@ -160,11 +160,11 @@ class FakeState:
 def fake_futures(keys: list[str]):
     """Futures whose states the test moves by hand, calling the tracker's listener."""
     listeners = {}
-    core = types.SimpleNamespace(
+    watch = types.SimpleNamespace(
         add_listener=lambda state, fn: listeners.setdefault(state.key, fn) is fn,
         remove_listener=lambda state, fn: listeners.pop(state.key, None),
     )
-    client = types.SimpleNamespace(_core=core)
+    client = types.SimpleNamespace(_future_watch=watch)
     futures = [
         types.SimpleNamespace(key=k, _state=FakeState(k), client=client, done=lambda: False)
         for k in keys

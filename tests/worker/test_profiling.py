@@ -7,10 +7,11 @@ import sys
 import threading
 import types
 
+from trident._profile import merge, new_tree
 from trident.protocol.serialize import dumps_task_args
 from trident.worker.executor import Job, run_job
 from trident.worker.inspection import call_stacks
-from trident.worker.profiling import Sampler, add_stack, identifier, merge, new_tree
+from trident.worker.profiling import Sampler, add_stack, identifier
 
 
 def stack_here():

@@ -2,29 +2,33 @@
 
 `Client` inherits these methods. Questions about data and placement go to the
 scheduler; questions about what workers are doing (`call_stack`, `stacks`, `profile`,
-`get_versions`) and `run` go straight to each worker. Every method blocks in a blocking
-client and returns a coroutine in an asynchronous one.
+`get_versions`) and `run` go straight to each worker; logs, forwarded task output and
+the replay of failures live here too. Every method blocks in a blocking client and
+returns a coroutine in an asynchronous one.
 """
 
 from __future__ import annotations
 
 import datetime
-from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+import functools
+import inspect
+import logging
+from collections.abc import Callable, Collection
+from typing import Any
 
 import anyio
+import trio
 
+from .._profile import merge
 from .._versions import describe_mismatches, local_versions, version_mismatches
 from ..comm.rpc import PeerUnavailable
 from ..protocol import messages as m
 from ..protocol.serialize import dumps, loads
-from ..worker.profiling import merge
+from . import dump, replay, transfer
+from .base import DONE, ClientBase
 from .future import load_traceback
 from .structures import futures_of
 from .transfer import resolve_workers
-
-if TYPE_CHECKING:
-    from .core import ClientCore
 
 ON_ERROR = ("raise", "return", "ignore")
 
@@ -82,14 +86,8 @@ def _function_call(
     return lambda request_id: m.RunFunction(request_id, payload, arguments, wait)
 
 
-class ClusterAdministration:
+class ClusterAdministration(ClientBase):
     """Mixed into `Client`: cluster information and administration (see the module)."""
-
-    _core: ClientCore
-
-    if TYPE_CHECKING:
-
-        def _sync(self, async_fn: Callable[..., Any], *args: Any) -> Any: ...
 
     # --- where data lives, what workers do -------------------------------------------------
 
@@ -396,3 +394,80 @@ class ClusterAdministration:
         data = await anyio.Path(filename).read_bytes()
         name = anyio.Path(filename).name
         await self._core.request(lambda rid: m.UploadFile(rid, name, data, load))
+
+    # --- task output, logs and failures -------------------------------------------------
+
+    def forward_logging(self, logger_name: str | None = None, level: int = logging.NOTSET) -> Any:
+        """Show the output of this client's tasks in this process, from now on.
+
+        Whatever the tasks ``print`` appears on this process's stdout (or stderr) and
+        records of the logger `logger_name` (None: every logger) and its children at
+        `level` or above are emitted again on the same logger here; both are prefixed
+        with ``[worker key]``. Records are forwarded when the logger on the worker lets
+        them through (its effective level). Takes effect at once; in an asynchronous
+        client the return value may be awaited (it is already done).
+        """
+        self._core.set_forwarding(logger_name, level, enabled=True)
+        return DONE if self.asynchronous else None
+
+    def unforward_logging(self, logger_name: str | None = None) -> Any:
+        """Stop forwarding records of `logger_name`; printed output stops with the last one."""
+        self._core.set_forwarding(logger_name, logging.NOTSET, enabled=False)
+        return DONE if self.asynchronous else None
+
+    def get_scheduler_logs(self, n: int | None = None) -> Any:
+        """The scheduler's last `n` log records (all it keeps when None), oldest first.
+
+        Returns a list of ``(level name, message)`` tuples (a coroutine if asynchronous).
+        The scheduler keeps the records its logger lets through.
+        """
+        return self._sync(self._scheduler_logs, n)
+
+    async def _scheduler_logs(self, n: int | None) -> list[tuple[str, str]]:
+        records = await self._core.request(lambda rid: m.LogsRequest(rid, n))
+        return [(level, text) for level, text in records]
+
+    def dump_cluster_state(
+        self, filename: str = "dump", exclude: Collection[str] = (), format: str = "msgpack"
+    ) -> Any:
+        """Write the scheduler's and every worker's state, each with its log of recent
+        events, to ``filename + ".msgpack.gz"`` or ``filename + ".yaml"`` (`format`), for
+        post-mortems; `exclude` names task fields to leave out. Returns the path written
+        (a coroutine if asynchronous). See `trident.client.dump`."""
+        return self._sync(dump.dump_cluster_state, self._core, filename, exclude, format)
+
+    def get_worker_logs(
+        self, n: int | None = None, workers: Any = None, nanny: bool = False
+    ) -> Any:
+        """The last `n` log records of each worker: ``{address: [(level, message), ...]}``.
+
+        `workers` restricts the answer to some workers (addresses or names); a worker
+        that cannot be reached is left out. A coroutine if asynchronous.
+        """
+        return self._sync(transfer.worker_logs, self._core, n, worker_names(workers))
+
+    def get_futures_error(self, future: Any) -> Any:
+        """``(function, args, kwargs, deps)`` of the task that caused `future` to fail.
+
+        Follows the error to the task that raised it (maybe a dependency of `future`).
+        Futures among its arguments appear as their keys, which `deps` lists; nothing is
+        fetched or run. `future` may be a collection of futures (the first failed one
+        counts). Raises `ValueError` if none failed. A coroutine if asynchronous.
+        """
+        return self._sync(replay.futures_error, self._client, future)
+
+    def recreate_error_locally(self, future: Any) -> Any:
+        """Run the task that caused `future` to fail here, so its exception is raised in
+        this process (and ``pdb`` / ``%debug`` can inspect it).
+
+        Its inputs are fetched from the cluster (recomputed if they were released). With
+        a blocking client the function runs in the calling thread; with an asynchronous
+        one this is a coroutine that runs it in the event loop. Raises `ValueError` if
+        no future failed.
+        """
+        if self.asynchronous:
+            return replay.recreate_async(self._client, future)
+        function, args, kwargs = self._sync(replay.failed_call, self._client, future)
+        if inspect.iscoroutinefunction(function):
+            return trio.run(functools.partial(function, *args, **kwargs))
+        return function(*args, **kwargs)

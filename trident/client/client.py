@@ -11,37 +11,35 @@ from __future__ import annotations
 
 import atexit
 import contextlib
-import functools
-import inspect
 import logging
 import os
 import threading
-import uuid
 import weakref
-from collections.abc import Callable, Collection, Generator, Iterable, Iterator
+from collections.abc import Callable, Generator, Iterable
 from types import TracebackType
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import anyio
 import attrs
 import sniffio
-import trio
 
-from ..actors.handle import Actor
+from .._dashboard_url import dashboard_url
+from .._public import publish
+from .._scheduler_file import read_scheduler_file, write_scheduler_file
 from ..comm.liveness import RECONNECT_TIMEOUT, SCHEDULER_TIMEOUT
-from ..dashboard.link import dashboard_url
 from ..protocol import messages as m
-from ..scheduler.scheduler_file import read_scheduler_file, write_scheduler_file
 from ..security import TOKEN_ENV, Security
-from . import dump, replay, transfer
-from .admin import ClusterAdministration, worker_names
+from .actor_handle import Actor
+from .admin import worker_names
+from .base import NO_DEFAULT
+from .bridge import OwnLoop
 from .collections import GraphMethods, use_as_dask_scheduler
 from .core import HEARTBEAT_INTERVAL, ClientCore
 from .datasets import DatasetMethods
-from .future import FINISHED, PENDING, Future, FutureState
+from .future import Future
 from .kernels import KernelMethods
-from .loop import LoopThread
-from .structures import futures_of, substitute
+from .local_cluster import LocalClusterLike, start_local_cluster
+from .structures import futures_of
 from .task_group import TaskGroup
 from .task_specs import (
     DEFAULT_MAX_CONCURRENCY,
@@ -51,11 +49,7 @@ from .task_specs import (
     task_spec,
 )
 
-if TYPE_CHECKING:
-    from ..cluster.local import LocalCluster
-
 DEFAULT_TIMEOUT = 30.0
-_NO_DEFAULT = "__no_default__"
 
 _default_client: Client | None = None
 _default_lock = threading.Lock()
@@ -80,7 +74,7 @@ def _set_default(client: Client | None) -> None:
         use_as_dask_scheduler(client)
 
 
-class Client(ClusterAdministration, GraphMethods, KernelMethods, DatasetMethods):
+class Client(KernelMethods, GraphMethods, DatasetMethods):
     """Connect to a trident cluster and run computations on it.
 
     Arguments:
@@ -108,11 +102,15 @@ class Client(ClusterAdministration, GraphMethods, KernelMethods, DatasetMethods)
             (default 60).
     """
 
+    #: the local cluster this client started or was given, if any
+    cluster: LocalClusterLike | None
+    _cluster_kwargs: dict[str, Any]
+
     def __init__(
         self,
-        address: str | LocalCluster | None = None,
+        address: str | LocalClusterLike | None = None,
         loop: Any = None,
-        timeout: float | str = _NO_DEFAULT,
+        timeout: float | str = NO_DEFAULT,
         set_as_default: bool = True,
         scheduler_file: str | None = None,
         security: Security | str | None = None,
@@ -126,83 +124,71 @@ class Client(ClusterAdministration, GraphMethods, KernelMethods, DatasetMethods)
         reconnect_timeout: float = RECONNECT_TIMEOUT,
         **cluster_kwargs: Any,
     ):
-        from ..cluster.local import LocalCluster
-
-        self._asynchronous = asynchronous
-        self.id = f"Client-{uuid.uuid4()}"
-        self._timeout = DEFAULT_TIMEOUT if timeout == _NO_DEFAULT else float(timeout)
-        self._set_as_default = set_as_default
-        self._closed = False
-        self._started = False
-        self.cluster: LocalCluster | None = None
-        self._owns_cluster = False
-        self._cluster_kwargs = cluster_kwargs
-        self._loop: LoopThread | None = None
-        self._task_group: Any = None
-        if not isinstance(security, Security):
+        cluster: LocalClusterLike | None = None
+        chosen: Security = (
             # A token, or a credential: the token with the TLS certificate's pin.
-            security = Security().with_credential(security)
+            security if isinstance(security, Security) else Security().with_credential(security)
+        )
         if scheduler_file is not None:
             address, from_file = read_scheduler_file(scheduler_file)
-            if not security.tls:
-                security = attrs.evolve(from_file, token=security.token or from_file.token)
-            elif security.token is None:
-                security = security.with_token(from_file.token)
-        token = security.token
-        if isinstance(address, LocalCluster):
-            self.cluster = address
+            if not chosen.tls:
+                chosen = attrs.evolve(from_file, token=chosen.token or from_file.token)
+            elif chosen.token is None:
+                chosen = chosen.with_token(from_file.token)
+        token = chosen.token
+        if isinstance(address, LocalClusterLike):
+            cluster = address
             token = token or address.token
-        elif address is None:
-            self._owns_cluster = True
-        elif cluster_kwargs:
+        elif address is not None and cluster_kwargs:
             raise TypeError(f"unexpected arguments for a remote cluster: {sorted(cluster_kwargs)}")
         if token is None and (credential := os.environ.get(TOKEN_ENV)):
             from_env = Security().with_credential(credential)
             token = from_env.token
-            if security.tls_fingerprint is None and from_env.tls_fingerprint is not None:
-                security = attrs.evolve(security, tls_fingerprint=from_env.tls_fingerprint)
-        self._address = address if isinstance(address, str) else None
-        self._token = token
-        self._security = security
-        self._name = name or f"client-{os.getpid()}"
-        self._core = ClientCore(
+            if chosen.tls_fingerprint is None and from_env.tls_fingerprint is not None:
+                chosen = attrs.evolve(chosen, tls_fingerprint=from_env.tls_fingerprint)
+        name = name or f"client-{os.getpid()}"
+        wait = DEFAULT_TIMEOUT if timeout == NO_DEFAULT else float(timeout)
+        core = ClientCore(
             "",
-            name=self._name,
+            name=name,
             token=token,
-            timeout=self._timeout,
+            timeout=wait,
             callbacks_in_thread=not asynchronous,
-            ssl_context=security.client_ssl_context() if security.tls else None,
+            ssl_context=chosen.client_ssl_context() if chosen.tls else None,
             heartbeat_interval=(
                 HEARTBEAT_INTERVAL if heartbeat_interval is None else heartbeat_interval / 1000
             ),
             scheduler_timeout=scheduler_timeout,
             reconnect_timeout=reconnect_timeout,
         )
-        self._core.client = self
+        self._assemble(
+            core,
+            OwnLoop(asynchronous),
+            address=address if isinstance(address, str) else None,
+            security=chosen.with_token(token),
+            set_as_default=set_as_default,
+        )
+        self.cluster = cluster
+        self._owns_cluster = address is None
+        self._cluster_kwargs = cluster_kwargs
         if forward_logging:
             self._core.set_forwarding(None, logging.NOTSET, enabled=True)
         if not asynchronous:
             self._start_blocking()
 
-    @property
-    def asynchronous(self) -> bool:
-        """True when waiting methods return coroutines (``Client(asynchronous=True)``)."""
-        return self._asynchronous
-
     # --- lifecycle ---------------------------------------------------------------------
 
     def _start_blocking(self) -> None:
-        from ..cluster.local import LocalCluster
-
-        self._loop = LoopThread.acquire()
+        assert isinstance(self._bridge, OwnLoop)
+        loop = self._bridge.acquire()
         try:
             if self._owns_cluster:
-                self.cluster = LocalCluster(**self._cluster_kwargs)
+                self.cluster = start_local_cluster(**self._cluster_kwargs)
                 self._token = self._token or self.cluster.token
             self._core.address = self._address_to_use()
             self._core._token = self._token
             self._adopt_cluster_tls()
-            self._loop.start_service(self._core.serve)
+            loop.start_service(self._core.serve)
         except BaseException:
             self._teardown_blocking()
             raise
@@ -229,13 +215,11 @@ class Client(ClusterAdministration, GraphMethods, KernelMethods, DatasetMethods)
         return self._address
 
     async def _start_async(self) -> Client:
-        from ..cluster.local import LocalCluster
-
         if self._started:
             return self
         # An owned cluster is entered first and left last, so the nurseries nest.
         if self._owns_cluster:
-            self.cluster = LocalCluster(asynchronous=True, **self._cluster_kwargs)
+            self.cluster = start_local_cluster(asynchronous=True, **self._cluster_kwargs)
             await self.cluster._start_async()
             self._token = self._token or self.cluster.token
         try:
@@ -266,17 +250,20 @@ class Client(ClusterAdministration, GraphMethods, KernelMethods, DatasetMethods)
             _set_default(self)
         return self
 
-    def close(self, timeout: float | str = _NO_DEFAULT) -> Any:
+    def close(self, timeout: float | str = NO_DEFAULT) -> Any:
         """Close the client (and the cluster it started). Idempotent.
 
-        Pending futures are cancelled. A coroutine for asynchronous clients.
+        Pending futures are cancelled. A coroutine for asynchronous clients. The worker's
+        client closes with its worker: closing it here does nothing.
         """
+        if self._bridge.borrowed:
+            return anyio.lowlevel.checkpoint() if self.asynchronous else None
         if self.asynchronous:
             return self._close_async()
         if self._closed:
             return None
         self._closed = True
-        wait = self._timeout if timeout == _NO_DEFAULT else float(timeout)
+        wait = self._timeout if timeout == NO_DEFAULT else float(timeout)
         self._core.close()
         self._core.stopped.wait(wait)
         self._teardown_blocking()
@@ -286,9 +273,8 @@ class Client(ClusterAdministration, GraphMethods, KernelMethods, DatasetMethods)
         _live_blocking_clients.discard(self)
         if self._owns_cluster and self.cluster is not None:
             self.cluster.close()
-        if self._loop is not None:
-            self._loop.release()
-            self._loop = None
+        if isinstance(self._bridge, OwnLoop):
+            self._bridge.release()
         self._unset_default()
 
     async def _close_async(self) -> None:
@@ -310,16 +296,6 @@ class Client(ClusterAdministration, GraphMethods, KernelMethods, DatasetMethods)
     def shutdown(self) -> Any:
         """Close the client; a cluster it started is closed too."""
         return self.close()
-
-    @property
-    def status(self) -> str:
-        if self._closed:
-            return "closed"
-        return self._core.status
-
-    @property
-    def scheduler_address(self) -> str:
-        return self._core.address
 
     def __enter__(self) -> Client:
         if self.asynchronous:
@@ -354,18 +330,6 @@ class Client(ClusterAdministration, GraphMethods, KernelMethods, DatasetMethods)
         )
 
     # --- running things -----------------------------------------------------------
-
-    def _sync(self, async_fn: Callable[..., Any], *args: Any) -> Any:
-        """Return a coroutine (asynchronous) or run it in the loop thread and block."""
-        if self.asynchronous:
-            return async_fn(*args)
-        if self._loop is None:
-            raise RuntimeError(f"the client is {self.status}")
-        return self._loop.run(async_fn, *args)
-
-    def _check_open(self) -> None:
-        if self._closed or self._core.status in ("closing", "closed"):
-            raise RuntimeError(f"the client is {self.status}")
 
     def submit(
         self,
@@ -511,150 +475,7 @@ class Client(ClusterAdministration, GraphMethods, KernelMethods, DatasetMethods)
         """
         return TaskGroup(self, name)
 
-    def _register_submitted(self, keys: list[str]) -> None:
-        """Hook for clients that track who submitted what (the worker's client does)."""
-
-    def _forget_submitted(self, keys: list[str]) -> None:
-        """Hook: these keys no longer belong to the task that submitted them."""
-
     # --- results ---------------------------------------------------------------------
-
-    def _waiting(self) -> contextlib.AbstractContextManager[None]:
-        """Entered around every wait for futures that are not done.
-
-        The worker's client secedes the calling task there (see `worker.secession`).
-        """
-        return contextlib.nullcontext()
-
-    def _wait_blocking(self, state: FutureState, timeout: float | None) -> None:
-        if state.status != PENDING:
-            return
-        if self._core.in_loop_thread:
-            raise RuntimeError("cannot block on a future inside the client's event loop")
-        with self._waiting():
-            done = state.wait_blocking(self._core.lock, timeout)
-        if not done:
-            raise TimeoutError(f"future {state.key!r} is not done after {timeout} s")
-
-    def _result_blocking(self, state: FutureState, timeout: float | None) -> Any:
-        self._wait_blocking(state, timeout)
-        if state.status == FINISHED and state.payload is not None:
-            return self._core.load(state.payload)
-        if state.status != FINISHED:
-            raise state.exception_object()
-        return self._sync(self._core.result_async, state, None)
-
-    def gather(
-        self,
-        futures: Any,
-        errors: str = "raise",
-        direct: bool | None = None,
-        asynchronous: bool | None = None,
-    ) -> Any:
-        """Replace the futures in `futures` (a future or nested containers) by values.
-
-        ``errors="raise"`` raises the first failure; ``"skip"`` leaves failed futures
-        out of their containers. Returns a coroutine for asynchronous clients.
-        """
-        if errors not in ("raise", "skip"):
-            raise ValueError("errors must be 'raise' or 'skip'")
-        if isinstance(futures, Iterator):
-            return (self.gather(f, errors=errors) for f in futures)
-        found = futures_of(futures)
-        states = [f._state for f in found]
-        if self.asynchronous:
-            return self._gather_async(futures, states, errors)
-        pending = any(s.status == PENDING for s in states)
-        with self._waiting() if pending else contextlib.nullcontext():
-            for state in states:
-                self._wait_blocking(state, None)
-                if state.status != FINISHED and errors == "raise":
-                    raise state.exception_object()
-            if all(s.status != FINISHED or s.payload is not None for s in states):
-                values = {
-                    s.key: self._core.load(s.payload)
-                    for s in states
-                    if s.status == FINISHED and s.payload is not None
-                }
-            else:
-                values = self._sync(transfer.gather_values, self._core, states, errors)
-        return substitute(futures, values, skip_missing=errors == "skip")
-
-    async def _gather_async(self, futures: Any, states: list[FutureState], errors: str) -> Any:
-        pending = any(s.status == PENDING for s in states)
-        with self._waiting() if pending else contextlib.nullcontext():
-            values = await transfer.gather_values(self._core, states, errors)
-        return substitute(futures, values, skip_missing=errors == "skip")
-
-    def scatter(
-        self,
-        data: Any,
-        workers: Any = None,
-        broadcast: bool = False,
-        direct: bool | None = None,
-        hash: bool = True,
-        timeout: float | str = _NO_DEFAULT,
-        asynchronous: bool | None = None,
-    ) -> Any:
-        """Move local data to workers and return futures pointing to it.
-
-        A list/tuple/set gives a list of futures, a dict gives a dict of futures keyed
-        like the input, anything else a single future. ``broadcast=True`` copies every
-        item to every chosen worker; ``hash=True`` names data by its content so the same
-        data scattered twice shares a key.
-        """
-        self._check_open()
-        wait = self._timeout if timeout == _NO_DEFAULT else float(timeout)
-        names = worker_names(workers)
-        if isinstance(data, dict):
-            values, keys = list(data.values()), [str(k) for k in data]
-        elif isinstance(data, (list, tuple, set, frozenset)):
-            values, keys = list(data), None
-        else:
-            values, keys = [data], None
-        coroutine_fn = self._scatter_async
-        args = (data, values, keys, hash, names, broadcast, wait)
-        return self._sync(coroutine_fn, *args)
-
-    async def _scatter_async(
-        self,
-        data: Any,
-        values: list[Any],
-        keys: list[str] | None,
-        hash: bool,
-        workers: list[str] | None,
-        broadcast: bool,
-        timeout: float,
-    ) -> Any:
-        states = await transfer.scatter(
-            self._core,
-            values,
-            keys,
-            hash=hash,
-            workers=workers,
-            broadcast=broadcast,
-            timeout=timeout,
-        )
-        futures = [Future._adopt(s.key, self, s) for s in states]
-        if isinstance(data, dict):
-            return dict(zip(data, futures, strict=True))
-        if isinstance(data, (list, tuple, set, frozenset)):
-            return type(data)(futures) if not isinstance(data, (set, frozenset)) else futures
-        return futures[0]
-
-    def cancel(
-        self,
-        futures: Any,
-        asynchronous: bool | None = None,
-        force: bool = False,
-        reason: str | None = None,
-    ) -> Any:
-        """Cancel futures (and what depends on them) on the cluster.
-
-        Without `force`, keys another client still wants keep running for that client.
-        """
-        keys = [f.key for f in futures_of(futures)]
-        return self._sync(self._core.cancel, keys, force, reason)
 
     # --- cluster information --------------------------------------------------------------
 
@@ -686,7 +507,7 @@ class Client(ClusterAdministration, GraphMethods, KernelMethods, DatasetMethods)
         """Block until at least `n_workers` workers are connected."""
         return self._sync(self._core.wait_for_workers, n_workers, timeout)
 
-    def restart(self, timeout: float | str = _NO_DEFAULT, wait_for_workers: bool = True) -> Any:
+    def restart(self, timeout: float | str = NO_DEFAULT, wait_for_workers: bool = True) -> Any:
         """Forget every task on the cluster and restart every worker that has a nanny.
 
         The futures of every client become cancelled (``CancelledError: ... the
@@ -697,7 +518,7 @@ class Client(ClusterAdministration, GraphMethods, KernelMethods, DatasetMethods)
         was ordered). Raises `TimeoutError` after `timeout` seconds (default: the
         client's timeout). A coroutine for asynchronous clients.
         """
-        wait = self._timeout if timeout == _NO_DEFAULT else float(timeout)
+        wait = self._timeout if timeout == NO_DEFAULT else float(timeout)
         return self._sync(self._core.restart, wait, wait_for_workers)
 
     def write_scheduler_file(self, scheduler_file: str) -> None:
@@ -721,103 +542,12 @@ class Client(ClusterAdministration, GraphMethods, KernelMethods, DatasetMethods)
             return None
         return dashboard_url(address, self._core.address, self._token)
 
-    # --- task output and logs ----------------------------------------------------------
-
-    def forward_logging(self, logger_name: str | None = None, level: int = logging.NOTSET) -> Any:
-        """Show the output of this client's tasks in this process, from now on.
-
-        Whatever the tasks ``print`` appears on this process's stdout (or stderr) and
-        records of the logger `logger_name` (None: every logger) and its children at
-        `level` or above are emitted again on the same logger here; both are prefixed
-        with ``[worker key]``. Records are forwarded when the logger on the worker lets
-        them through (its effective level). Takes effect at once; in an asynchronous
-        client the return value may be awaited (it is already done).
-        """
-        self._core.set_forwarding(logger_name, level, enabled=True)
-        return _DONE if self.asynchronous else None
-
-    def unforward_logging(self, logger_name: str | None = None) -> Any:
-        """Stop forwarding records of `logger_name`; printed output stops with the last one."""
-        self._core.set_forwarding(logger_name, logging.NOTSET, enabled=False)
-        return _DONE if self.asynchronous else None
-
-    def get_scheduler_logs(self, n: int | None = None) -> Any:
-        """The scheduler's last `n` log records (all it keeps when None), oldest first.
-
-        Returns a list of ``(level name, message)`` tuples (a coroutine if asynchronous).
-        The scheduler keeps the records its logger lets through.
-        """
-        return self._sync(self._scheduler_logs, n)
-
-    async def _scheduler_logs(self, n: int | None) -> list[tuple[str, str]]:
-        records = await self._core.request(lambda rid: m.LogsRequest(rid, n))
-        return [(level, text) for level, text in records]
-
-    def dump_cluster_state(
-        self, filename: str = "dump", exclude: Collection[str] = (), format: str = "msgpack"
-    ) -> Any:
-        """Write the scheduler's and every worker's state, each with its log of recent
-        events, to ``filename + ".msgpack.gz"`` or ``filename + ".yaml"`` (`format`), for
-        post-mortems; `exclude` names task fields to leave out. Returns the path written
-        (a coroutine if asynchronous). See `trident.client.dump`."""
-        return self._sync(dump.dump_cluster_state, self._core, filename, exclude, format)
-
-    def get_worker_logs(
-        self, n: int | None = None, workers: Any = None, nanny: bool = False
-    ) -> Any:
-        """The last `n` log records of each worker: ``{address: [(level, message), ...]}``.
-
-        `workers` restricts the answer to some workers (addresses or names); a worker
-        that cannot be reached is left out. A coroutine if asynchronous.
-        """
-        return self._sync(transfer.worker_logs, self._core, n, worker_names(workers))
-
-    # --- debugging failures (see `replay`) ----------------------------------------------
-
-    def get_futures_error(self, future: Any) -> Any:
-        """``(function, args, kwargs, deps)`` of the task that caused `future` to fail.
-
-        Follows the error to the task that raised it (maybe a dependency of `future`).
-        Futures among its arguments appear as their keys, which `deps` lists; nothing is
-        fetched or run. `future` may be a collection of futures (the first failed one
-        counts). Raises `ValueError` if none failed. A coroutine if asynchronous.
-        """
-        return self._sync(replay.futures_error, self, future)
-
-    def recreate_error_locally(self, future: Any) -> Any:
-        """Run the task that caused `future` to fail here, so its exception is raised in
-        this process (and ``pdb`` / ``%debug`` can inspect it).
-
-        Its inputs are fetched from the cluster (recomputed if they were released). With
-        a blocking client the function runs in the calling thread; with an asynchronous
-        one this is a coroutine that runs it in the event loop. Raises `ValueError` if
-        no future failed.
-        """
-        if self.asynchronous:
-            return replay.recreate_async(self, future)
-        function, args, kwargs = self._sync(replay.failed_call, self, future)
-        if inspect.iscoroutinefunction(function):
-            return trio.run(functools.partial(function, *args, **kwargs))
-        return function(*args, **kwargs)
-
     @property
     def scheduler_address_for_others(self) -> str:
         """An address other processes can reach (TCP even when this client uses inproc)."""
         if self.cluster is not None:
             return self.cluster.scheduler_address
         return self._core.address
-
-
-class _Done:
-    """An awaitable that is already done: what asynchronous clients return for calls
-    that take effect at once, so ``await client.forward_logging()`` works as in dask."""
-
-    def __await__(self) -> Generator[Any, None, None]:
-        return
-        yield
-
-
-_DONE = _Done()
 
 
 @atexit.register
@@ -832,3 +562,6 @@ def current_async_library() -> str | None:
         return sniffio.current_async_library()
     except sniffio.AsyncLibraryNotFoundError:
         return None
+
+
+publish(globals())

@@ -20,11 +20,11 @@ from ..protocol.serialize import Serialized
 from .future import FINISHED, PENDING, Future
 from .graphs import GraphPlan, as_graph, dask_priorities, flatten_keys, map_keys, trident_key
 from .placement import GraphPlacement, collection_output_keys, for_collections, for_graph
+from .results import ResultMethods
 from .task_specs import TaskOptions, pickle_function, task_spec
 
 if TYPE_CHECKING:
     from .client import Client
-    from .core import ClientCore
     from .executor import ClientExecutor
 
 _DASK_EXTRA = "dask collections need dask: pip install 'trident[dask]'"
@@ -42,17 +42,8 @@ def is_dask_collection(value: Any) -> bool:
     return hasattr(value, "__dask_graph__") and not isinstance(value, type)
 
 
-class GraphMethods:
+class GraphMethods(ResultMethods):
     """Mixed into `Client`: graphs, dask collections and the executor (see the module)."""
-
-    _core: ClientCore
-
-    if TYPE_CHECKING:
-
-        def _sync(self, async_fn: Callable[..., Any], *args: Any) -> Any: ...
-        def _check_open(self) -> None: ...
-        def _register_submitted(self, keys: list[str]) -> None: ...
-        def gather(self, futures: Any, errors: str = "raise") -> Any: ...
 
     # --- raw graphs ------------------------------------------------------------------
 

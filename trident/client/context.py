@@ -12,8 +12,6 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import TYPE_CHECKING
 
-from ..worker.context import current_worker
-
 if TYPE_CHECKING:
     from .client import Client
 
@@ -37,9 +35,11 @@ def current_client() -> Client:
 
     Raises `ValueError` when there is none.
     """
-    worker = current_worker()
-    if worker is not None and worker.client is not None:
-        return worker.client
+    from .worker_client import lent_client
+
+    lent = lent_client()
+    if lent is not None:
+        return lent
     client = _loading_for.get()
     if client is not None:
         return client

@@ -24,9 +24,7 @@ straight to and from workers (gather, scatter, worker logs) is `transfer`'s.
 from __future__ import annotations
 
 import asyncio
-import concurrent.futures
 import contextlib
-import itertools
 import logging
 import ssl
 import threading
@@ -39,8 +37,7 @@ import anyio
 import sniffio
 import trio
 
-from .._exceptions import SchedulerError, SchedulerLostError
-from ..actors.calls import ActorCalls
+from .._exceptions import SchedulerLostError
 from ..comm.batched import BatchedSender
 from ..comm.connection import Connection, ConnectionClosed
 from ..comm.liveness import RECONNECT_TIMEOUT, SCHEDULER_TIMEOUT, SilenceWatch
@@ -51,10 +48,14 @@ from ..protocol.errors import ProtocolError
 from ..protocol.failures import error_info_for
 from ..protocol.serialize import Serialized, loads
 from . import transfer
+from .actor_calls import ActorCalls
+from .callbacks import DoneCallbacks
 from .context import loading_for
 from .future import CANCELLED, FINISHED, LOST, PENDING, FutureState
+from .outgoing import Release, batch_messages
 from .output import OutputPrinter
 from .reconnection import Reconnection
+from .requests import PendingRequest, SchedulerRequests
 
 if TYPE_CHECKING:
     from .client import Client
@@ -65,35 +66,6 @@ logger = logging.getLogger("trident.client")
 #: Seconds between the client's heartbeats to the scheduler.
 HEARTBEAT_INTERVAL = 1.0
 HEARTBEAT = m.Heartbeat()
-
-
-class _Release:
-    """Marker in the outgoing queue: the last future of `key` was dropped."""
-
-    __slots__ = ("key",)
-
-    def __init__(self, key: str):
-        self.key = key
-
-
-class PendingRequest:
-    """A request sent to the scheduler; its `Reply` arrives here (see `start_request`).
-
-    `event` is set when the reply arrives or the connection is lost (`reply` stays
-    None then). A request nobody waits for any more hands its reply to `on_reply`.
-    """
-
-    __slots__ = ("event", "on_reply", "reply", "request_id")
-
-    def __init__(self, request_id: int) -> None:
-        self.request_id = request_id
-        self.event = anyio.Event()
-        self.reply: m.Reply | None = None
-        self.on_reply: Callable[[m.Reply], None] | None = None
-
-    async def wait(self) -> None:
-        """Wait for the reply (or the loss of the connection); a checkpoint."""
-        await self.event.wait()
 
 
 class ClientCore:
@@ -149,10 +121,10 @@ class ClientCore:
         self._peers: PeerPool | None = None
         self._closing: anyio.Event | None = None
         self._workers_changed: anyio.Event | None = None
-        self._requests: dict[int, PendingRequest] = {}
-        self._request_ids = itertools.count(1)
-        self._callbacks_in_thread = callbacks_in_thread
-        self._callback_executor: concurrent.futures.ThreadPoolExecutor | None = None
+        #: requests to the scheduler waiting for their replies
+        self.requests = SchedulerRequests(self.enqueue, self.check_running, self.client_id)
+        #: where `Future.add_done_callback` callbacks run
+        self.callbacks = DoneCallbacks(in_thread=callbacks_in_thread)
         self._task_group: Any = None
         #: the facade this core serves (results unpickle in its name)
         self.client: Client | None = None
@@ -166,9 +138,9 @@ class ClientCore:
             m.KeysCancelled: self._on_keys_cancelled,
             m.KeysLost: self._on_keys_lost,
             m.WorkersChanged: self._on_workers_changed,
-            m.Reply: self._on_reply,
-            m.RunResult: self._on_answer,
-            m.RunResults: self._on_answer,
+            m.Reply: self.requests.on_reply,
+            m.RunResult: self.requests.on_answer,
+            m.RunResults: self.requests.on_answer,
             m.SchedulerServices: self._on_services,
             m.TaskOutput: self._on_task_output,
             m.Heartbeat: _ignore,
@@ -218,8 +190,7 @@ class ClientCore:
             if connection is not None:
                 with anyio.CancelScope(shield=True):
                     await connection.aclose()
-            if self._callback_executor is not None:
-                self._callback_executor.shutdown(wait=False)
+            self.callbacks.shutdown()
             self.stopped.set()
 
     async def _session(self, connection: Connection) -> bool:
@@ -269,9 +240,7 @@ class ClientCore:
     def _connection_lost(self) -> None:
         """The connection broke: requests waiting for replies fail; futures wait on."""
         self.status = "reconnecting"
-        for pending in self._requests.values():
-            pending.event.set()
-        self._requests.clear()
+        self.requests.fail_all()
 
     def _bind_loop(self) -> None:
         self._loop_thread = threading.current_thread()
@@ -361,8 +330,7 @@ class ClientCore:
                     self.transition(fs, fs.set_lost, error)
                 else:
                     self.transition(fs, fs.set_cancelled, reason)
-        for pending in self._requests.values():
-            pending.event.set()
+        self.requests.wake_all()
 
     def _on_welcome(self, msg: m.ClientWelcome) -> None:
         self.scheduler_id = msg.scheduler_id
@@ -482,13 +450,13 @@ class ClientCore:
                     else:
                         del self._refcount[key]
                         self.futures.pop(key, None)
-                        self._outgoing.append(_Release(key))
+                        self._outgoing.append(Release(key))
                 outgoing, self._outgoing = self._outgoing, []
                 functions, self._pending_functions = self._pending_functions, {}
                 if functions:
                     self._reconnection.keep_functions(functions)
             if outgoing:
-                sender.send_now(_batch_messages(outgoing, functions))
+                sender.send_now(batch_messages(outgoing, functions))
         except Exception:
             logger.exception("client %s failed to send its queue", self.client_id)
 
@@ -583,24 +551,6 @@ class ClientCore:
         if now_on != was_on:
             self.enqueue(m.ForwardOutput(now_on))
 
-    def _on_reply(self, msg: m.Reply) -> None:
-        pending = self._requests.get(msg.request_id)
-        if pending is None:
-            return
-        if pending.on_reply is not None:
-            del self._requests[msg.request_id]
-            try:
-                pending.on_reply(msg)
-            except Exception:
-                logger.exception("client %s: handling a late reply failed", self.client_id)
-            return
-        pending.reply = msg
-        pending.event.set()
-
-    def _on_answer(self, msg: m.RunResult | m.RunResults) -> None:
-        """A request answered by a message of its own: the message is the reply's value."""
-        self._on_reply(m.Reply(msg.request_id, msg, None))
-
     def on_message(self, kind: type, handler: Callable[[Any], None]) -> None:
         """Handle scheduler messages of type `kind` with `handler` (called in the loop)."""
         self._handlers[kind] = handler
@@ -608,56 +558,21 @@ class ClientCore:
     # --- requests and data (loop) ------------------------------------------------------
 
     async def request(self, build: Callable[[int], Any]) -> Any:
-        """Send ``build(request_id)`` to the scheduler and return the reply's value."""
-        pending = self.start_request(build)
-        try:
-            await pending.wait()
-        finally:
-            self._requests.pop(pending.request_id, None)
-        return self.finish_request(pending)
+        """Send ``build(request_id)`` to the scheduler and return the reply's value
+        (see `SchedulerRequests.request`)."""
+        return await self.requests.request(build)
 
     def start_request(self, build: Callable[[int], Any]) -> PendingRequest:
-        """Send ``build(request_id)`` to the scheduler without waiting (call in the loop).
-
-        Wait with `PendingRequest.wait`, then call `finish_request`; or give up with
-        `abandon_request`.
-        """
-        self.check_running()
-        request_id = next(self._request_ids)
-        pending = PendingRequest(request_id)
-        self._requests[request_id] = pending
-        try:
-            self.enqueue(build(request_id))
-        except BaseException:
-            del self._requests[request_id]
-            raise
-        return pending
+        """`SchedulerRequests.start`: send without waiting (call in the loop)."""
+        return self.requests.start(build)
 
     def finish_request(self, pending: PendingRequest) -> Any:
-        """The value of an answered request.
-
-        Raises `FutureLostError` if the connection was lost first and `SchedulerError`
-        if the scheduler refused the request.
-        """
-        self._requests.pop(pending.request_id, None)
-        reply = pending.reply
-        if reply is None:
-            raise SchedulerLostError("the connection to the scheduler was lost before it replied")
-        if reply.error is not None:
-            raise SchedulerError(reply.error)
-        return reply.value
+        """`SchedulerRequests.finish`: the value of an answered request."""
+        return self.requests.finish(pending)
 
     def abandon_request(self, pending: PendingRequest, on_reply: Callable[[m.Reply], None]) -> None:
-        """Nobody waits for `pending` any more: its reply goes to ``on_reply(reply)``.
-
-        Called at once if the reply is already here, else from the loop when it
-        arrives (never when the connection is lost first).
-        """
-        if pending.reply is not None:
-            self._requests.pop(pending.request_id, None)
-            on_reply(pending.reply)
-        elif pending.request_id in self._requests:
-            pending.on_reply = on_reply
+        """`SchedulerRequests.abandon`: nobody waits for `pending` any more."""
+        self.requests.abandon(pending, on_reply)
 
     def check_running(self) -> None:
         """Raise `RuntimeError` unless the client is running (or reconnecting: requests
@@ -719,23 +634,12 @@ class ClientCore:
             fs.remove_listener(listener)
 
     def add_done_callback(self, future: Future, fn: Callable[[Future], Any]) -> None:
+        """Call ``fn(future)`` once `future` is done (see `DoneCallbacks`); safe from any
+        thread."""
         fs = future._state
 
-        def run_callback() -> None:
-            try:
-                fn(future)
-            except Exception:
-                logger.exception("done callback %r of %s failed", fn, future)
-
         def dispatch() -> None:
-            if self._callbacks_in_thread:
-                if self._callback_executor is None:
-                    self._callback_executor = concurrent.futures.ThreadPoolExecutor(
-                        1, thread_name_prefix="trident-callback"
-                    )
-                self._callback_executor.submit(run_callback)
-            else:
-                run_callback()
+            self.callbacks.run(fn, future)
 
         def on_transition(state: FutureState) -> None:
             if state.done():
@@ -751,35 +655,3 @@ class ClientCore:
 
 def _ignore(msg: Any) -> None:
     """Handler of messages that only show the scheduler is alive."""
-
-
-def _batch_messages(outgoing: list[Any], functions: dict[str, Serialized]) -> list[Any]:
-    """Group runs of task specs into `UpdateGraph`s and runs of releases into one message."""
-    messages: list[Any] = []
-    specs: list[m.TaskSpec] = []
-    releases: list[str] = []
-
-    def close_runs() -> None:
-        nonlocal specs, releases, functions
-        if specs:
-            messages.append(m.UpdateGraph(functions, specs))
-            specs, functions = [], {}
-        if releases:
-            messages.append(m.ReleaseKeys(releases))
-            releases = []
-
-    for item in outgoing:
-        kind = type(item)
-        if kind is m.TaskSpec:
-            if releases:
-                close_runs()
-            specs.append(item)
-        elif kind is _Release:
-            if specs:
-                close_runs()
-            releases.append(item.key)
-        else:
-            close_runs()
-            messages.append(item)
-    close_runs()
-    return messages

@@ -9,11 +9,12 @@ keys; other values are pickled leaves.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable, Iterator, MutableMapping
+from collections.abc import AsyncIterator, Iterator, MutableMapping
 from typing import TYPE_CHECKING, Any
 
 from ..protocol import messages as m
 from ..protocol.serialize import Serialized, dumps, loads
+from .base import ClientBase
 from .stored import pack, unpack
 
 if TYPE_CHECKING:
@@ -147,12 +148,8 @@ class Datasets(MutableMapping[str, Any]):
             raise TypeError(f"{what} needs a blocking client; use {instead!r} instead")
 
 
-class DatasetMethods:
+class DatasetMethods(ClientBase):
     """Mixed into `Client`: publishing datasets and reading and writing metadata."""
-
-    if TYPE_CHECKING:
-
-        def _sync(self, async_fn: Callable[..., Any], *args: Any) -> Any: ...
 
     @property
     def datasets(self) -> Datasets:

@@ -21,6 +21,7 @@ import anyio
 import tblib
 
 from .._exceptions import CancelledError, FutureLostError
+from .._public import publish
 from ..protocol.messages import ErrorInfo, TaskSpec
 from ..protocol.serialize import Serialized, loads, register_future_type
 
@@ -181,7 +182,7 @@ def load_exception(error: ErrorInfo, key: str) -> BaseException:
     try:
         exc = loads(error.exception)
     except Exception as load_error:
-        from ..worker.executor import RemoteException
+        from ..protocol.failures import RemoteException
 
         exc = RemoteException("Exception", f"{error.text.strip()} (unloadable: {load_error!r})")
     if not isinstance(exc, BaseException):
@@ -339,7 +340,7 @@ class Future:
         return self._result_async(None).__await__()
 
     def __reduce__(self) -> tuple:
-        return (_rebuild_future, (self.key,))
+        return (Future, (self.key,))
 
     def __dask_tokenize__(self) -> tuple[str, str]:
         return ("trident.Future", self.key)
@@ -356,8 +357,7 @@ class Future:
         return f"<Future: {state.status}, key: {self.key}>"
 
 
-def _rebuild_future(key: str) -> Future:
-    return Future(key)
-
-
 register_future_type(Future)
+
+
+publish(globals())

@@ -3,8 +3,7 @@ scheduler (see `trident._ipython`)."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from .._ipython import (
     open_qtconsole,
@@ -12,6 +11,7 @@ from .._ipython import (
     start_scheduler_kernel,
     start_worker_kernel,
 )
+from .admin import ClusterAdministration
 
 
 def in_ipython() -> bool:
@@ -34,18 +34,8 @@ def magic_names_for(magic_names: Any, workers: list[str]) -> list[str]:
     return list(magic_names)
 
 
-class KernelMethods:
+class KernelMethods(ClusterAdministration):
     """Mixed into `Client`: IPython kernels in the cluster's processes."""
-
-    if TYPE_CHECKING:
-
-        @property
-        def asynchronous(self) -> bool: ...
-
-        def run(self, function: Callable[..., Any], *args: Any, **kwargs: Any) -> Any: ...
-        def run_on_scheduler(
-            self, function: Callable[..., Any], *args: Any, **kwargs: Any
-        ) -> Any: ...
 
     def start_ipython_workers(
         self,

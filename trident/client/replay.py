@@ -37,7 +37,7 @@ async def _failed_key(client: Client, futures: Any) -> str:
 
 async def _cause(client: Client, futures: Any) -> tuple[Callable[..., Any], Any, list[str]]:
     key = await _failed_key(client, futures)
-    cause = await client._core.request(lambda rid: m.ErrorCause(rid, key))
+    cause = await client._scheduler_link.request(lambda rid: m.ErrorCause(rid, key))
     with loading_for(client):
         function = loads(cause["function"])
     return function, cause["args"], list(cause["dependencies"])

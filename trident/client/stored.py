@@ -45,10 +45,10 @@ def unpack(client: Client, payload: Serialized, keys: list[str], handoff: int | 
         return args[0]
     finally:
         if handoff is not None:
-            client._core.enqueue(m.HandoffsDone([handoff]))
+            client._scheduler_link.enqueue(m.HandoffsDone([handoff]))
 
 
 def acknowledge(client: Client, handoff: int | None) -> None:
     """Acknowledge a handoff whose value will not be unpacked."""
     if handoff is not None:
-        client._core.enqueue(m.HandoffsDone([handoff]))
+        client._scheduler_link.enqueue(m.HandoffsDone([handoff]))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from .._public import publish
 from .future import Future
 
 _CONTAINERS = (list, tuple, set, frozenset, dict)
@@ -77,3 +78,6 @@ def _substitute(obj: Any, values: dict[str, Any], skip: bool) -> Any:
                 out[k] = new
         return out
     return obj
+
+
+publish(globals())

@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 import anyio
 
+from .._public import publish
 from .future import ERROR, LOST, PENDING, Future, FutureState
 
 if TYPE_CHECKING:
@@ -181,3 +182,6 @@ class TaskGroup:
         """The futures owned by this group, in submission order."""
         with self._lock:
             return list(self._futures)
+
+
+publish(globals())

@@ -15,6 +15,7 @@ from typing import Any, NamedTuple
 
 import anyio
 
+from .._public import publish
 from ..protocol import messages as m
 from .future import ERROR, PENDING, Future, FutureState
 from .structures import futures_of
@@ -100,13 +101,15 @@ async def _wait_async(
                 def listener(_: FutureState, event: anyio.Event = event) -> None:
                     event.set()
 
-                registered = [f for f in futures if f.client._core.add_listener(f._state, listener)]
+                registered = [
+                    f for f in futures if f.client._future_watch.add_listener(f._state, listener)
+                ]
                 try:
                     if not _condition_met(futures, return_when):
                         await event.wait()
                 finally:
                     for f in registered:
-                        f.client._core.remove_listener(f._state, listener)
+                        f.client._future_watch.remove_listener(f._state, listener)
     return _partition(futures)
 
 
@@ -160,7 +163,7 @@ class as_completed:
         with self._condition:
             self._pending[id(future)] = future
         listener = self._on_transition(future)
-        if not future.client._core.add_listener(future._state, listener):
+        if not future.client._future_watch.add_listener(future._state, listener):
             self._mark_done(future)
 
     def update(self, futures: Iterable[Future]) -> None:
@@ -256,5 +259,8 @@ def fire_and_forget(obj: Any) -> None:
     for future in futures_of(obj):
         by_client[future.client].append(future.key)
     for client, keys in by_client.items():
-        client._core.enqueue(m.FireAndForget(keys))
+        client._scheduler_link.enqueue(m.FireAndForget(keys))
         client._forget_submitted(keys)
+
+
+publish(globals())

@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING
 import attrs
 import trio
 
+from .._public import publish
 from ..scheduler.data_movement import workers_to_close
 from ..scheduler.state import SchedulerState
 
@@ -221,3 +222,6 @@ class Adaptive:
         with trio.move_on_after(10):  # the retired workers stop by themselves
             for handle in leaving:
                 await handle.left.wait()
+
+
+publish(globals())

@@ -22,9 +22,11 @@ import psutil
 import sniffio
 import trio
 
-from ..client.loop import LoopThread
+from .._dashboard_url import dashboard_url
+from .._loop_thread import LoopThread
+from .._public import publish
+from ..client.local_cluster import register_local_cluster
 from ..comm.routes import is_loopback
-from ..dashboard.link import dashboard_url
 from ..security import Security
 from ..sizes import parse_memory
 from ..worker import memory
@@ -441,3 +443,9 @@ class LocalCluster:
             return self
 
         return start().__await__()
+
+
+register_local_cluster(LocalCluster)
+
+
+publish(globals())

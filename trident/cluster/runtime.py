@@ -21,11 +21,13 @@ import trio
 
 from .. import _gc
 from ..comm.transports import unique_inproc_address
+from ..dashboard import dashboard_for
 from ..scheduler.actor import Scheduler
 from ..security import Security
 from ..worker.actor import Worker
 from ..worker.memory import MemoryThresholds
 from ..worker.nanny import Nanny, WorkerOptions
+from .lending import lend_client
 
 logger = logging.getLogger("trident.cluster")
 
@@ -101,6 +103,7 @@ class ClusterRuntime:
             else (unique_inproc_address("scheduler"),),
             security=security,
             dashboard_address=dashboard_address,
+            dashboard_factory=dashboard_for,
             allowed_failures=allowed_failures,
         )
         self.workers: dict[str, WorkerHandle] = {}
@@ -189,6 +192,7 @@ class ClusterRuntime:
             memory_target_fraction=self.memory.target,
             memory_spill_fraction=self.memory.spill,
             memory_pause_fraction=self.memory.pause,
+            client_factory=lend_client,
         )
         handle.worker = worker
         with handle.scope:

@@ -42,6 +42,7 @@ import os
 
 import anyio
 
+from .._exceptions import AuthenticationError as AuthenticationError
 from ..protocol.errors import ProtocolError
 from ..protocol.messages import PROTOCOL_VERSION, Challenge, Hello, Refused, Welcome
 from .connection import Connection, ConnectionClosed
@@ -55,10 +56,6 @@ NONCE_BYTES = 16
 _PEER_TO_SERVER = b"trident-v2|peer->server|"
 _SERVER_TO_PEER = b"trident-v2|server->peer|"
 _SERVER_REFUSED = b"trident-v2|server->peer-refused|"
-
-
-class AuthenticationError(ConnectionError):
-    """The other side refused our credentials, or failed to prove its own."""
 
 
 class HandshakeInterrupted(AuthenticationError):

@@ -8,6 +8,7 @@ tasks, through the worker's client), and a lease held by a task is given back wh
 task fails, is cancelled or loses its worker. See ``docs/coordination.md``.
 """
 
+from .._public import publish
 from .event import Event as Event
 from .locks import Lock as Lock
 from .locks import MultiLock as MultiLock
@@ -18,3 +19,6 @@ from .queue import Queue as Queue
 from .variable import Variable as Variable
 
 __all__ = ["Event", "Lock", "MultiLock", "Pub", "Queue", "Semaphore", "Sub", "Variable"]
+
+
+publish(globals())

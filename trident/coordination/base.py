@@ -29,7 +29,7 @@ class Primitive:
     def client(self) -> Client:
         """The client this object uses (resolved with ``get_client()`` on first use)."""
         if self._client is None:
-            from ..worker.client import get_client
+            from ..client.worker_client import get_client
 
             self._client = get_client()
         return self._client

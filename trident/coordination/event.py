@@ -35,7 +35,7 @@ class Event(Primitive):
         def build(request_id: int) -> m.EventWait:
             return m.EventWait(request_id, name, task)
 
-        return bool(await wait_for_answer(self.client._core, build, timeout))
+        return bool(await wait_for_answer(self.client._scheduler_link, build, timeout))
 
     def set(self) -> Any:
         """Set the flag and wake every waiter (a coroutine with an asynchronous client)."""
@@ -46,7 +46,7 @@ class Event(Primitive):
         return self._update(False)
 
     def _update(self, flag: bool) -> Any:
-        core, name = self.client._core, self.name
+        core, name = self.client._scheduler_link, self.name
         return self._sync(core.request, lambda rid: m.EventSet(rid, name, flag))
 
     def is_set(self) -> Any:

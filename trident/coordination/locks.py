@@ -48,7 +48,7 @@ class _Leases(Primitive):
     async def _acquire_async(
         self, lease: str, count: int, timeout: float | None, task: str | None, worker: str | None
     ) -> bool:
-        core = self.client._core
+        core = self.client._scheduler_link
         kind, names, max_leases = self._kind, list(self.names), self.max_leases
 
         def build(request_id: int) -> m.AcquireLeases:
@@ -72,12 +72,12 @@ class _Leases(Primitive):
             lease = self._held.popleft()
         except IndexError:
             raise self._not_held(f"{self!r} is not acquired") from None
-        self.client._core.enqueue(m.ReleaseLease(self._kind, lease))
+        self.client._scheduler_link.enqueue(m.ReleaseLease(self._kind, lease))
         return Done(True) if self.client.asynchronous else True
 
     def _count(self) -> Any:
         """How many leases on the first name are held, by anyone."""
-        core = self.client._core
+        core = self.client._scheduler_link
         kind, name = self._kind, self.names[0]
         return self._sync(core.request, lambda rid: m.LeaseCount(rid, kind, name))
 
@@ -183,7 +183,7 @@ class Semaphore(_Leases):
 
     def close(self) -> Any:
         """Give back every lease this object still holds."""
-        core = self.client._core
+        core = self.client._scheduler_link
         while self._held:
             core.enqueue(m.ReleaseLease(self._kind, self._held.popleft()))
         return Done(None) if self.client.asynchronous else None

@@ -17,13 +17,14 @@ from typing import TYPE_CHECKING, Any
 
 import anyio
 
-from ..client.core import ClientCore
+from ..client.client import Client
+from ..client.link import SchedulerLink
 from ..client.stored import acknowledge, pack, unpack
+from ..client.worker_client import WorkerClient
 from ..protocol import messages as m
 from .waiting import seconds
 
 if TYPE_CHECKING:
-    from ..client.client import Client
     from ..worker.actor import Worker
 
 logger = logging.getLogger("trident.client")
@@ -33,12 +34,12 @@ def _resolve_client(worker: Worker | None, client: Client | None) -> Client:
     if worker is not None and client is not None:
         raise ValueError("give a worker or a client, not both")
     if worker is not None:
-        if worker.client is None:
+        if not isinstance(worker.client, WorkerClient):
             raise RuntimeError(f"worker {worker.address} has no client yet")
-        return worker.client
+        return worker.client.client
     if client is not None:
         return client
-    from ..worker.client import get_client
+    from ..client.worker_client import get_client
 
     return get_client()
 
@@ -53,7 +54,7 @@ class Topics:
         self._lock = threading.Lock()
         self._subs: dict[str, weakref.WeakSet[Sub]] = {}
         self._counts: dict[str, int] = {}
-        client._core.on_message(m.Published, self._deliver)
+        client._scheduler_link.on_message(m.Published, self._deliver)
 
     def subscribe(self, sub: Sub) -> None:
         """Start delivering topic ``sub.name`` to `sub` (any thread)."""
@@ -63,7 +64,7 @@ class Topics:
             first = self._counts[sub.name] == 1
         client = self._client()
         if first and client is not None:
-            client._core.enqueue(m.TopicSubscription(sub.name, True))
+            client._scheduler_link.enqueue(m.TopicSubscription(sub.name, True))
 
     def unsubscribe(self, name: str) -> None:
         """One `Sub` of topic `name` is gone (any thread, or a finalizer)."""
@@ -75,8 +76,8 @@ class Topics:
             self._counts.pop(name, None)
             self._subs.pop(name, None)
         client = self._client()
-        if client is not None and client._core.status == "running":
-            client._core.enqueue(m.TopicSubscription(name, False))
+        if client is not None and client._scheduler_link.status == "running":
+            client._scheduler_link.enqueue(m.TopicSubscription(name, False))
 
     def _deliver(self, msg: m.Published) -> None:
         client = self._client()
@@ -96,16 +97,16 @@ class Topics:
             sub._receive(value)
 
 
-_topics: weakref.WeakKeyDictionary[ClientCore, Topics] = weakref.WeakKeyDictionary()
+_topics: weakref.WeakKeyDictionary[SchedulerLink, Topics] = weakref.WeakKeyDictionary()
 _topics_lock = threading.Lock()
 
 
 def topics_of(client: Client) -> Topics:
     """The `Topics` of `client`, created on first use."""
     with _topics_lock:
-        topics = _topics.get(client._core)
+        topics = _topics.get(client._scheduler_link)
         if topics is None:
-            topics = _topics[client._core] = Topics(client)
+            topics = _topics[client._scheduler_link] = Topics(client)
         return topics
 
 
@@ -131,7 +132,7 @@ class Pub:
         Raises `SerializationError` for values that cannot be pickled.
         """
         value = pack(msg, f"a value published on topic {self.name!r}")
-        self.client._core.enqueue(m.Publish(self.name, value))
+        self.client._scheduler_link.enqueue(m.Publish(self.name, value))
 
     def __reduce__(self) -> tuple:
         return (Pub, (self.name,))

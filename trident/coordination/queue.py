@@ -43,7 +43,7 @@ class Queue(Primitive):
     def _create(self) -> None:
         if not self._created:
             self._created = True
-            self.client._core.enqueue(m.QueueCreate(self.name, self.maxsize))
+            self.client._scheduler_link.enqueue(m.QueueCreate(self.name, self.maxsize))
 
     def put(self, value: Any, timeout: Any = None) -> Any:
         """Append `value`, waiting while the queue is full.
@@ -62,7 +62,7 @@ class Queue(Primitive):
         def build(request_id: int) -> m.QueuePut:
             return m.QueuePut(request_id, name, [item], False, task)
 
-        if await wait_for_answer(self.client._core, build, timeout) is None:
+        if await wait_for_answer(self.client._scheduler_link, build, timeout) is None:
             raise TimeoutError(f"queue {name!r} had no room within {timeout} s")
 
     def get(self, timeout: Any = None, batch: bool | int = False) -> Any:
@@ -86,7 +86,7 @@ class Queue(Primitive):
 
     async def _get(self, size: int, timeout: float | None, task: str | None) -> Any:
         client, name = self.client, self.name
-        core = client._core
+        core = client._scheduler_link
 
         def build(request_id: int) -> m.QueueGet:
             return m.QueueGet(request_id, name, size, task)
@@ -112,7 +112,7 @@ class Queue(Primitive):
     def qsize(self) -> Any:
         """How many items are queued now (a coroutine with an asynchronous client)."""
         self._create()
-        core, name = self.client._core, self.name
+        core, name = self.client._scheduler_link, self.name
         return self._sync(core.request, lambda rid: m.QueueSize(rid, name))
 
     def close(self) -> Any:
@@ -120,7 +120,7 @@ class Queue(Primitive):
 
         Takes effect at once (awaitable with an asynchronous client).
         """
-        self.client._core.enqueue(m.QueueClose(self.name))
+        self.client._scheduler_link.enqueue(m.QueueClose(self.name))
         self._created = False
         return Done(None) if self.client.asynchronous else None
 

@@ -38,7 +38,7 @@ class Variable(Primitive):
 
     async def _set(self, item: m.StoredValue) -> None:
         name = self.name
-        await self.client._core.request(lambda rid: m.VariableSet(rid, name, item))
+        await self.client._scheduler_link.request(lambda rid: m.VariableSet(rid, name, item))
 
     def get(self, timeout: Any = None) -> Any:
         """The value, waiting until the variable has one.
@@ -57,7 +57,7 @@ class Variable(Primitive):
         def give_back(answer: Any) -> None:
             acknowledge(client, answer[2])
 
-        answer = await wait_for_answer(client._core, build, timeout, give_back)
+        answer = await wait_for_answer(client._scheduler_link, build, timeout, give_back)
         if answer is None:
             raise TimeoutError(f"variable {name!r} has no value after {timeout} s")
         payload, keys, handoff = answer
@@ -68,7 +68,7 @@ class Variable(Primitive):
 
         Takes effect at once (awaitable with an asynchronous client).
         """
-        self.client._core.enqueue(m.VariableDelete(self.name))
+        self.client._scheduler_link.enqueue(m.VariableDelete(self.name))
         return Done(None) if self.client.asynchronous else None
 
     def __reduce__(self) -> tuple:

@@ -16,7 +16,7 @@ from typing import Any, Generic, TypeVar
 
 import anyio
 
-from ..client.core import ClientCore
+from ..client.link import SchedulerLink
 from ..protocol import messages as m
 from ..worker.context import current_task_key, current_worker
 
@@ -24,7 +24,7 @@ T = TypeVar("T")
 
 
 async def wait_for_answer(
-    core: ClientCore,
+    core: SchedulerLink,
     build: Callable[[int], Any],
     timeout: float | None,
     give_back: Callable[[Any], None] | None = None,

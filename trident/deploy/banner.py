@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ..dashboard.link import dashboard_url
+from .._dashboard_url import dashboard_url
 from ..scheduler.actor import Scheduler
 from ..security import Security
 

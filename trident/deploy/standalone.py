@@ -7,10 +7,12 @@ from typing import TextIO
 
 import trio
 
+from .._scheduler_file import remove_scheduler_file, write_scheduler_file
+from ..cluster.lending import lend_client
 from ..comm.liveness import RECONNECT_TIMEOUT
 from ..comm.routes import reachable_address
+from ..dashboard import dashboard_for
 from ..scheduler.actor import Scheduler
-from ..scheduler.scheduler_file import remove_scheduler_file, write_scheduler_file
 from ..security import Security
 from ..worker.actor import Worker
 from ..worker.nanny import Nanny, WorkerOptions
@@ -34,7 +36,12 @@ async def run_scheduler(
     """
     async with trio.open_nursery() as nursery:
         await nursery.start(cancel_on_signals, nursery.cancel_scope)
-        scheduler = Scheduler(address, security=security, dashboard_address=dashboard_address)
+        scheduler = Scheduler(
+            address,
+            security=security,
+            dashboard_address=dashboard_address,
+            dashboard_factory=dashboard_for,
+        )
         await nursery.start(scheduler.serve)
         advertised = await reachable_address(scheduler.address)
         write_scheduler_file(scheduler_file, advertised, security)
@@ -89,6 +96,7 @@ async def run_worker(
                 resources=options.resources,
                 security=security,
                 reconnect_timeout=reconnect_timeout,
+                client_factory=lend_client,
             )
             await nursery.start(serve_then_cancel, worker.serve, nursery.cancel_scope)
             address, how = worker.address, "no nanny"

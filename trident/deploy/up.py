@@ -16,10 +16,11 @@ from typing import TextIO
 import attrs
 import trio
 
+from .._scheduler_file import remove_scheduler_file, write_scheduler_file
 from ..comm.address import format_address
 from ..comm.routes import reachable_address
+from ..dashboard import dashboard_for
 from ..scheduler.actor import Scheduler
-from ..scheduler.scheduler_file import remove_scheduler_file, write_scheduler_file
 from ..security import Security
 from ..sizes import format_bytes
 from ..worker.nanny import Nanny, WorkerOptions
@@ -66,6 +67,7 @@ class SupervisedCluster:
             format_address(scheme, host, port),
             security=self.security,
             dashboard_address=dashboard_address,
+            dashboard_factory=dashboard_for,
         )
         self._worker_listen = format_address(scheme, host, 0)
         self.n_workers = n_workers

@@ -7,6 +7,7 @@ from typing import Any, TextIO
 
 import anyio
 
+from .._public import publish
 from ..client.structures import futures_of
 from .text import TextBars
 from .tracker import ProgressTracker, ProgressUpdate
@@ -57,7 +58,7 @@ def progress(
         return ProgressWidget(ProgressTracker(found, complete), multi)
     if any(future.client.asynchronous for future in found):
         return Progress(ProgressTracker(found, complete), multi, width, interval, file)
-    if any(future.client._core.in_loop_thread for future in found):
+    if any(future.client._future_watch.in_loop_thread for future in found):
         raise RuntimeError("progress() cannot block inside the client's event loop")
     tracker = ProgressTracker(found, complete)
     bars = TextBars(multi, width, file)
@@ -129,3 +130,6 @@ class Progress:
                 await tracker.wait_async(version)
         finally:
             tracker.close()
+
+
+publish(globals())

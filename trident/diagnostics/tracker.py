@@ -19,8 +19,8 @@ from typing import NamedTuple
 import anyio
 import attrs
 
+from .._keys import key_prefix
 from ..client.future import CANCELLED, ERROR, LOST, Future, FutureState
-from ..scheduler.records import key_prefix
 
 logger = logging.getLogger("trident.client")
 
@@ -98,7 +98,7 @@ class ProgressTracker:
         self._listening: list[tuple[Future, FutureState]] = []
         for future in tracked:
             state = future._state
-            if future.client._core.add_listener(state, self._on_transition):
+            if future.client._future_watch.add_listener(state, self._on_transition):
                 self._listening.append((future, state))
             else:
                 self._count(state)
@@ -214,4 +214,4 @@ class ProgressTracker:
         """Stop listening to the futures."""
         listening, self._listening = self._listening, []
         for future, state in listening:
-            future.client._core.remove_listener(state, self._on_transition)
+            future.client._future_watch.remove_listener(state, self._on_transition)

@@ -2,6 +2,8 @@
 
 import pickle
 
+from .._public import publish
+
 
 class ProtocolError(Exception):
     """A peer sent something that is not a valid trident message.
@@ -36,3 +38,6 @@ class SerializationError(pickle.PicklingError, TypeError):
 
     def __reduce__(self) -> tuple:
         return (SerializationError, (self.what, self.path, self.type_name, self.reason))
+
+
+publish(globals())

@@ -12,11 +12,12 @@ import logging
 import uuid
 from collections.abc import Callable
 from functools import partial
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 import trio
 
 from .._ipython import EmbeddedKernel
+from .._public import publish
 from .._run_function import run_function
 from ..comm import handshake
 from ..comm.admission import HandshakeGate
@@ -30,12 +31,25 @@ from ..security import Security
 from .liveness import LivenessSettings
 from .state import InvalidMessage, SchedulerState
 
-if TYPE_CHECKING:
-    from ..dashboard.server import Dashboard
-
 logger = logging.getLogger("trident.scheduler")
 
 REGISTRATION_TIMEOUT = 10.0
+
+
+class SchedulerService(Protocol):
+    """A service the scheduler runs in its own nursery (its HTTP dashboard)."""
+
+    #: ``host:port`` once it listens
+    address: str
+
+    async def serve(self, *, task_status: trio.TaskStatus[str] = ...) -> None: ...
+
+
+#: Builds the dashboard for a scheduler's state, the address it listens on (as
+#: `Scheduler`'s `dashboard_address`) and the cluster token. The dashboard sits above the
+#: scheduler, so whoever builds a `Scheduler` hands this down
+#: (`trident.dashboard.dashboard_for`).
+DashboardFactory = Callable[[SchedulerState, "str | int", "str | None"], SchedulerService]
 
 
 class Scheduler:
@@ -51,6 +65,8 @@ class Scheduler:
             ``"host:port"``, ``":port"`` or a port (loopback when no host is given; 0
             picks a free port; a taken port falls back to a free one). None (the
             default) serves no dashboard. The dashboard requires `token` when set.
+        dashboard_factory: builds that dashboard (`trident.dashboard.dashboard_for`);
+            required with `dashboard_address`.
         security: the cluster's `Security`: its token (unless `token` is given) and the
             certificate for ``tls://`` addresses.
         liveness: the heartbeat interval, how long workers and clients may stay silent
@@ -73,11 +89,17 @@ class Scheduler:
         security: Security | None = None,
         liveness: LivenessSettings | None = None,
         allowed_failures: int = 3,
+        dashboard_factory: DashboardFactory | None = None,
     ):
+        if dashboard_address is not None and dashboard_factory is None:
+            raise ValueError(
+                "dashboard_address needs dashboard_factory=trident.dashboard.dashboard_for"
+            )
         self.id = f"scheduler-{uuid.uuid4().hex[:12]}"
         self._dashboard_address = dashboard_address
+        self._dashboard_factory = dashboard_factory
         #: the running dashboard, if any (available once serving)
-        self.dashboard: Dashboard | None = None
+        self.dashboard: SchedulerService | None = None
         self._listen = (address, *extra_addresses)
         self._token = token if token is not None or security is None else security.token
         self._ssl_context = (
@@ -147,11 +169,8 @@ class Scheduler:
             self.ipython.stop()
 
     async def _start_dashboard(self, nursery: trio.Nursery, address: str | int) -> None:
-        # Imported here: schedulers without a dashboard never load the HTTP stack.
-        from ..dashboard.server import Dashboard, parse_dashboard_address
-
-        host, port = parse_dashboard_address(address)
-        self.dashboard = Dashboard(self.state, host=host, port=port, token=self._token)
+        assert self._dashboard_factory is not None
+        self.dashboard = self._dashboard_factory(self.state, address, self._token)
         self.state.services["dashboard"] = await nursery.start(self.dashboard.serve)
 
     def close(self) -> None:
@@ -345,3 +364,6 @@ class Scheduler:
                 self._flush()
                 ended.set()
                 nursery.cancel_scope.cancel()
+
+
+publish(globals())

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import Any, Generic, TypeVar
 
+from .._keys import key_prefix
 from ..protocol.messages import ActorOptions, ErrorInfo, WorkerHeartbeat, WorkerInfo
 from ..protocol.serialize import Serialized
 
@@ -22,27 +23,6 @@ MEMORY = "memory"  # result held by at least one worker
 ERRED = "erred"  # failed, or depends on a failure
 
 TASK_STATES = (RELEASED, WAITING, QUEUED, NO_WORKER, PROCESSING, MEMORY, ERRED)
-
-
-_prefixes: dict[str, str] = {}
-#: Distinct prefixes interned at most: keys of a user's own making may all differ.
-PREFIXES_INTERNED = 10_000
-
-
-def key_prefix(key: str) -> str:
-    """The function-name part of a key: ``inc-1f3a...`` -> ``inc``.
-
-    Prefixes are interned: a million tasks of one function share one string (up to
-    `PREFIXES_INTERNED` distinct prefixes; beyond that they are not kept).
-    """
-    head, sep, _ = key.rpartition("-")
-    prefix = head if sep else key
-    interned = _prefixes.get(prefix)
-    if interned is not None:
-        return interned
-    if len(_prefixes) < PREFIXES_INTERNED:
-        _prefixes[prefix] = prefix
-    return prefix
 
 
 class _EmptySet(frozenset):

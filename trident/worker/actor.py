@@ -22,7 +22,7 @@ import trio
 
 from .._ipython import EmbeddedKernel
 from .._logbuffer import LogBuffer
-from ..actors.host import ActorHost
+from .._public import publish
 from ..comm import handshake
 from ..comm.address import format_address, parse_address, parse_host_port
 from ..comm.batched import BatchedSender
@@ -40,14 +40,16 @@ from ..comm.streams import StreamClosed
 from ..comm.transports import connect, is_inproc, serve, unique_inproc_address
 from ..protocol import messages as m
 from ..protocol.errors import ProtocolError
+from ..protocol.failures import error_info
 from ..protocol.serialize import dumps, loads, sizeof
 from ..security import Security
 from . import events as ev
 from . import instructions as ins
 from . import memory
-from .client import WorkerClient
-from .executor import RESCHEDULED, Job, Outcome, ThreadExecutor, error_info, run_async_job
+from .actor_host import ActorHost
+from .executor import RESCHEDULED, Job, Outcome, ThreadExecutor, run_async_job
 from .functions import FunctionCache, actor_constructor
+from .lent_client import ClientFactory, TaskClient
 from .memory import MemoryMonitor, MemoryThresholds
 from .memory_watch import watch_memory
 from .output_forwarding import OutputForwarding
@@ -110,6 +112,8 @@ class Worker:
         memory_pause_fraction: when the process uses more, no new task starts.
         local_directory: where spilled results go (default: a fresh directory under
             the system's temporary directory, removed when the worker stops).
+        client_factory: builds the client this worker lends to its tasks and actors
+            (`get_client()`); None lends none (see `trident.worker.lent_client`).
 
     Run it with ``await nursery.start(worker.serve)``; it stops when cancelled or when
     the scheduler stays out of reach for `reconnect_timeout` seconds.
@@ -134,6 +138,7 @@ class Worker:
         memory_spill_fraction: float | None = memory.SPILL,
         memory_pause_fraction: float | None = memory.PAUSE,
         local_directory: str | None = None,
+        client_factory: ClientFactory | None = None,
     ):
         self.scheduler_address = scheduler_address
         self.heartbeat_interval = heartbeat_interval
@@ -164,7 +169,8 @@ class Worker:
         self.address = ""
         self.state: WorkerState | None = None
         #: the client tasks and actors on this worker use (`get_client()`)
-        self.client: WorkerClient | None = None
+        self.client: TaskClient | None = None
+        self._client_factory = client_factory
         self.actors = ActorHost(self)
         self._functions: FunctionCache | None = None
         self._jobs: dict[int, Job] = {}
@@ -280,8 +286,10 @@ class Worker:
                 )
                 # Tasks may use the worker's client at once (get_client, actor handles),
                 # so it is connected before the first task is read.
-                self.client = WorkerClient(self, self._token, self._client_ssl)
-                await nursery.start(self._serve_client, self.client)
+                if self._client_factory is not None:
+                    security = self._security.with_token(self._token)
+                    self.client = self._client_factory(self, security, self._client_ssl)
+                    await nursery.start(self._serve_client, self.client)
                 task_status.started(self)
                 nursery.start_soon(self._send_heartbeats)
                 if self.memory_limit:
@@ -360,7 +368,7 @@ class Worker:
             nursery.cancel_scope.cancel()
 
     async def _serve_client(
-        self, client: WorkerClient, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED
+        self, client: TaskClient, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED
     ) -> None:
         """Run the worker's own client; its failure is logged, never fatal to the worker.
 
@@ -658,3 +666,6 @@ def default_worker_name() -> str:
 
 
 __all__ = ["Worker", "error_info"]
+
+
+publish(globals())

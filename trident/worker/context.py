@@ -12,6 +12,9 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import TYPE_CHECKING
 
+from .._lending import lending
+from .._public import publish
+
 if TYPE_CHECKING:
     from .actor import Worker
     from .executor import Job
@@ -25,11 +28,13 @@ _current: contextvars.ContextVar[tuple[Worker, str, Job | None] | None] = contex
 def task_context(worker: Worker, key: str, job: Job | None = None) -> Iterator[None]:
     """Mark the calling thread or trio task as running `key` on `worker`.
 
-    `job` is the run of a task (actor methods have none).
+    `job` is the run of a task (actor methods have none). The block also runs for
+    `worker` as the lender of its client (`trident._lending`).
     """
     token = _current.set((worker, key, job))
     try:
-        yield
+        with lending(worker):
+            yield
     finally:
         _current.reset(token)
 
@@ -59,3 +64,6 @@ def current_job() -> tuple[Worker, Job] | None:
     if current is None or current[2] is None:
         return None
     return current[0], current[2]
+
+
+publish(globals())

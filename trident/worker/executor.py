@@ -11,19 +11,17 @@ from __future__ import annotations
 
 import itertools
 import logging
-import pickle
 import queue
 import threading
 import time
-import traceback
 from collections import deque
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
-import tblib
 import trio
 
 from .._exceptions import Reschedule
+from ..protocol.failures import error_info
 from ..protocol.messages import ErrorInfo
 from ..protocol.serialize import Serialized, dumps, loads_task_args, sizeof
 from ..protocol.unpicklable import pickling_error, unpicklable_error
@@ -42,44 +40,6 @@ INLINE_RESULT_MAX_BYTES = 64 * 1024
 SHUTDOWN_GRACE_SECONDS = 2.0
 
 T = TypeVar("T")
-
-
-class RemoteException(Exception):
-    """Stands in for a task's exception that could not be pickled or unpickled."""
-
-    def __init__(self, type_name: str, text: str):
-        self.type_name = type_name
-        self.text = text
-        super().__init__(f"{type_name}: {text}")
-
-    def __reduce__(self) -> tuple:
-        return (RemoteException, (self.type_name, self.text))
-
-
-def _user_traceback(exc: BaseException) -> Any:
-    """The traceback of `exc` without trident's own frames at its start."""
-    tb = exc.__traceback__
-    while tb is not None and tb.tb_frame.f_globals.get("__name__", "").startswith("trident."):
-        tb = tb.tb_next
-    return tb
-
-
-def error_info(exc: BaseException, worker: str) -> ErrorInfo:
-    """Package an exception raised by user code for the trip to whoever waits for it."""
-    tb = _user_traceback(exc)
-    text = "".join(traceback.format_exception(type(exc), exc, tb))
-    try:
-        payload = dumps(exc)
-        pickle.loads(payload.header, buffers=payload.buffers)  # the client must load it too
-    except Exception:
-        payload = dumps(RemoteException(type(exc).__qualname__, str(exc)))
-    tb_payload = None
-    if tb is not None:
-        try:
-            tb_payload = dumps(tblib.Traceback(tb).as_dict())
-        except Exception:
-            tb_payload = None
-    return ErrorInfo(payload, tb_payload, text, worker)
 
 
 #: The error of a run that raised `Reschedule`: the worker hands the task back.

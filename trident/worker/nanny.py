@@ -1,7 +1,7 @@
 """`Nanny`: the actor that keeps one worker process alive and says why it died.
 
 A nanny connects to the scheduler itself (handshake role ``"nanny"``), then starts
-``python -m trident.worker.process`` and watches it:
+``python -m trident.deploy.worker_process`` and watches it:
 
 - when the process dies on its own, the nanny tells the scheduler why (`WorkerDied`:
   exit code or signal, out of memory, the last lines of its stderr) and starts a new

@@ -28,7 +28,8 @@ from typing import Any
 
 import trio
 
-from ..scheduler.records import key_prefix
+from .._keys import key_prefix
+from .._profile import Tree, merge, new_tree
 from .executor import Job
 from .inspection import running_tasks
 
@@ -38,19 +39,6 @@ SAMPLE_INTERVAL = 0.01
 CYCLE_SECONDS = 1.0
 #: How many cycles are kept (about ten minutes).
 HISTORY_CYCLES = 600
-
-Tree = dict[str, Any]
-
-
-def new_tree(identifier: str = "root", description: dict[str, Any] | None = None) -> Tree:
-    """An empty profile tree (or node)."""
-    return {
-        "identifier": identifier,
-        "description": description or {"filename": "", "name": "", "line_number": 0, "line": ""},
-        "count": 0,
-        "children": {},
-    }
-
 
 _identifiers: dict[CodeType, str] = {}
 
@@ -85,24 +73,6 @@ def add_stack(tree: Tree, frames: Iterable[FrameType]) -> None:
             child = children[ident] = new_tree(ident, description)
         child["count"] += 1
         node = child
-
-
-def merge(*trees: Tree) -> Tree:
-    """One tree counting every sample of `trees` (the inputs are not modified)."""
-    merged = new_tree()
-    for tree in trees:
-        _merge_into(merged, tree)
-    return merged
-
-
-def _merge_into(target: Tree, source: Tree) -> None:
-    target["count"] += source["count"]
-    children = target["children"]
-    for ident, child in source["children"].items():
-        mine = children.get(ident)
-        if mine is None:
-            mine = children[ident] = new_tree(ident, dict(child["description"]))
-        _merge_into(mine, child)
 
 
 class Sampler:

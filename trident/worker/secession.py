@@ -24,6 +24,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import TYPE_CHECKING
 
+from .._public import publish
 from .context import current_job
 
 if TYPE_CHECKING:
@@ -81,3 +82,22 @@ def seceded_while_waiting() -> Iterator[None]:
         yield
     finally:
         worker.secession.rejoin(job)
+
+
+@contextmanager
+def seceded_for_block() -> Iterator[None]:
+    """`worker_client`'s block: secede for it and rejoin after.
+
+    Does nothing outside a task's run (outside tasks and in actor methods).
+    """
+    if current_job() is None:
+        yield
+        return
+    secede()
+    try:
+        yield
+    finally:
+        rejoin()
+
+
+publish(globals())

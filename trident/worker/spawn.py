@@ -1,6 +1,6 @@
 """Starting and stopping worker processes from their parent (a local cluster or a nanny).
 
-A worker process is ``python -m trident.worker.process SETTINGS_JSON`` (see `process`).
+A worker process is ``python -m trident.deploy.worker_process SETTINGS_JSON``.
 It runs in its own session, so a terminal's Ctrl-C reaches the parent only, and the
 parent decides what to stop; stopping is SIGTERM, then SIGKILL after a grace period.
 """
@@ -20,7 +20,7 @@ STOP_GRACE_SECONDS = 3.0
 
 def worker_command(settings: dict[str, Any]) -> list[str]:
     """The command line that starts a worker process with `settings`."""
-    return [sys.executable, "-m", "trident.worker.process", json.dumps(settings)]
+    return [sys.executable, "-m", "trident.deploy.worker_process", json.dumps(settings)]
 
 
 def import_path() -> list[str]:

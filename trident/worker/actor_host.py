@@ -19,14 +19,15 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 import trio
 
+from .._actor_location import ActorLocation, public_methods
 from ..protocol import messages as m
+from ..protocol.failures import error_info
 from ..protocol.serialize import dumps, loads_task_args
-from ..worker.context import task_context
-from ..worker.executor import SHUTDOWN_GRACE_SECONDS, Mailbox, error_info, join_threads
-from .location import ActorLocation, public_methods
+from .context import task_context
+from .executor import SHUTDOWN_GRACE_SECONDS, Mailbox, join_threads
 
 if TYPE_CHECKING:
-    from ..worker.actor import Worker
+    from .actor import Worker
 
 logger = logging.getLogger("trident.actors")
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from trident.dashboard.link import dashboard_url
+from trident._dashboard_url import dashboard_url
 from trident.dashboard.server import parse_dashboard_address
 
 

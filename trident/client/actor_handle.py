@@ -11,11 +11,12 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from ..client.future import Future
-from .location import ActorLocation, public_methods
+from .._actor_location import ActorLocation, public_methods, register_handle
+from .._public import publish
+from .future import Future
 
 if TYPE_CHECKING:
-    from ..client.client import Client
+    from .client import Client
 
 
 class ActorFuture(Future):
@@ -148,7 +149,13 @@ def _rebuild_actor(
     async_methods: frozenset[str],
     location: ActorLocation | None,
 ) -> Actor:
-    from ..client.context import current_client
+    from .context import current_client
 
     client = current_client()
     return Actor(key, client, Future(key, client), type_name, methods, async_methods, location)
+
+
+register_handle(Actor._from_location)
+
+
+publish(globals())

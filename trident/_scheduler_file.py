@@ -15,7 +15,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from ..security import Security
+from .security import Security
 
 _FILES = ("tls_ca_file", "tls_cert", "tls_key")
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import inspect
+from collections.abc import Callable
 from typing import Any
 
 
@@ -75,10 +76,24 @@ class ActorLocation:
         )
 
     def __trident_local__(self) -> Any:
-        """The value user code sees: an `Actor` handle bound to the current client."""
-        from .handle import Actor
+        """The value user code sees: an `Actor` handle bound to the current client.
 
-        return Actor._from_location(self)
+        Raises `RuntimeError` when no client code is loaded in this process.
+        """
+        if _to_handle is None:
+            raise RuntimeError(f"no client here to call actor {self.key!r} through")
+        return _to_handle(self)
 
     def __repr__(self) -> str:
         return f"<ActorLocation {self.type_name} {self.key!r} on {self.address}>"
+
+
+#: Turns a location into an `Actor` handle; `trident.client.actor_handle` (above this
+#: neutral module, which the worker imports too) registers it when it is imported.
+_to_handle: Callable[[ActorLocation], Any] | None = None
+
+
+def register_handle(to_handle: Callable[[ActorLocation], Any]) -> None:
+    """Make `to_handle` what `ActorLocation.__trident_local__` returns."""
+    global _to_handle
+    _to_handle = to_handle

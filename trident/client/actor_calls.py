@@ -18,18 +18,18 @@ from typing import TYPE_CHECKING, Any
 
 import anyio
 
+from .._actor_location import ActorLocation
 from .._exceptions import ActorDied, ActorRestarted
-from ..client import transfer
-from ..client.future import FINISHED, PENDING, Future, FutureState
 from ..comm.rpc import PeerUnavailable
 from ..protocol import messages as m
 from ..protocol.failures import error_info_for
 from ..protocol.serialize import Serialized, dumps_task_args
-from .location import ActorLocation
+from . import transfer
+from .future import FINISHED, PENDING, Future, FutureState
 
 if TYPE_CHECKING:
-    from ..client.core import ClientCore
-    from .handle import Actor
+    from .actor_handle import Actor
+    from .core import ClientCore
 
 logger = logging.getLogger("trident.actors")
 

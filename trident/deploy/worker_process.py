@@ -1,5 +1,5 @@
 """Entry point of a worker process started by `LocalCluster` or a `Nanny`:
-``python -m trident.worker.process SETTINGS_JSON``.
+``python -m trident.deploy.worker_process SETTINGS_JSON``.
 
 The process serves one `Worker` until the scheduler stays out of reach (exit code
 `SCHEDULER_LOST_EXIT_CODE`), it receives SIGTERM or SIGINT, or its parent dies (its
@@ -23,12 +23,13 @@ from typing import Any
 import trio
 
 from .._gc import tune_for_service
+from ..cluster.lending import lend_client
 from ..comm.liveness import RECONNECT_TIMEOUT, SCHEDULER_TIMEOUT
-from ..deploy.lifecycle import cancel_on_signals, serve_then_cancel
 from ..security import Security, token_from_environment
-from .actor import Worker
-from .exits import SCHEDULER_LOST_EXIT_CODE
-from .memory import MemoryThresholds
+from ..worker.actor import Worker
+from ..worker.exits import SCHEDULER_LOST_EXIT_CODE
+from ..worker.memory import MemoryThresholds
+from .lifecycle import cancel_on_signals, serve_then_cancel
 
 
 async def _watch_parent(cancel_scope: trio.CancelScope) -> None:
@@ -68,6 +69,7 @@ async def run(settings: dict[str, Any], *, watch_stdin: bool) -> None:
         memory_spill_fraction=memory.spill,
         memory_pause_fraction=memory.pause,
         reconnect_timeout=settings.get("reconnect_timeout", RECONNECT_TIMEOUT),
+        client_factory=lend_client,
     )
     async with trio.open_nursery() as nursery:
         if watch_stdin:
@@ -106,7 +108,7 @@ def configure_logging(console_level: str | int) -> None:
 def main(argv: list[str] | None = None) -> None:
     argv = sys.argv[1:] if argv is None else argv
     if len(argv) != 1:
-        print("usage: python -m trident.worker.process SETTINGS_JSON", file=sys.stderr)
+        print("usage: python -m trident.deploy.worker_process SETTINGS_JSON", file=sys.stderr)
         raise SystemExit(2)
     settings = json.loads(argv[0])
     for entry in reversed(settings.get("sys_path", [])):

@@ -1,0 +1,54 @@
+"""What a client's outgoing queue holds, and how a flush turns it into messages.
+
+The queue (`ClientCore.enqueue`, `add_tasks`, releases from `Future.__del__`) keeps
+submits and releases in the order the user made them; `batch_messages` groups runs of
+task specs into one `UpdateGraph` each and runs of releases into one `ReleaseKeys`.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ..protocol import messages as m
+from ..protocol.serialize import Serialized
+
+
+class Release:
+    """Marker in the outgoing queue: the last future of `key` was dropped."""
+
+    __slots__ = ("key",)
+
+    def __init__(self, key: str):
+        self.key = key
+
+
+def batch_messages(outgoing: list[Any], functions: dict[str, Serialized]) -> list[Any]:
+    """Group runs of task specs into `UpdateGraph`s and runs of releases into one message."""
+    messages: list[Any] = []
+    specs: list[m.TaskSpec] = []
+    releases: list[str] = []
+
+    def close_runs() -> None:
+        nonlocal specs, releases, functions
+        if specs:
+            messages.append(m.UpdateGraph(functions, specs))
+            specs, functions = [], {}
+        if releases:
+            messages.append(m.ReleaseKeys(releases))
+            releases = []
+
+    for item in outgoing:
+        kind = type(item)
+        if kind is m.TaskSpec:
+            if releases:
+                close_runs()
+            specs.append(item)
+        elif kind is Release:
+            if specs:
+                close_runs()
+            releases.append(item.key)
+        else:
+            close_runs()
+            messages.append(item)
+    close_runs()
+    return messages
