@@ -10,7 +10,7 @@ from datetime import timedelta
 import pytest
 import trio
 
-from trident import Adaptive, Client, Scheduler, Worker
+from trident import Adaptive, Client, LocalCluster, Scheduler, Worker
 from trident.comm.transports import unique_inproc_address
 from trident.sizes import parse_duration
 from trident.testing import in_process_cluster
@@ -226,3 +226,17 @@ async def test_local_cluster_adapt_takes_an_adaptive_subclass():
         assert len(cluster.workers) == 2  # never past the maximum
         await cluster.scale(1)
         assert cluster.adaptive is None and len(cluster.workers) == 1
+
+
+def test_local_cluster_scale_up_and_scale_down_by_hand():
+    with LocalCluster(
+        n_workers=1, threads_per_worker=1, processes=False, dashboard_address=None
+    ) as cluster:
+        cluster.scale_up(3)
+        assert len(cluster.workers) == 3
+        cluster.scale_up(2)  # never shrinks
+        assert len(cluster.workers) == 3
+        leaving = sorted(h.address for h in cluster.workers.values())[:2]
+        cluster.scale_down(leaving)
+        assert not {h.address for h in cluster.workers.values()} & set(leaving)
+        assert len(cluster.workers) == 1 and cluster.n_workers == 1

@@ -378,9 +378,11 @@ class LocalCluster:
         return self._in_mode(self._scale_up_here, n)
 
     def scale_down(self, workers: list[str]) -> Any:
-        """Remove the workers at these addresses (what `Adaptive` calls once they are
-        retired); a coroutine if asynchronous. Workers retired with ``close=True``
-        stop by themselves; those still running after a few seconds are stopped."""
+        """Stop the workers at these addresses (what `Adaptive` calls once it retired
+        them); a coroutine if asynchronous. Workers already retired from the scheduler
+        (``retire_workers(..., close=True)``) are given a few seconds to stop by
+        themselves; the others are stopped at once, their data lost as when a worker
+        dies (retire them first to keep it)."""
         return self._in_mode(self._scale_down_here, list(workers))
 
     def _in_mode(self, async_fn: Any, *args: Any) -> Any:
@@ -409,9 +411,11 @@ class LocalCluster:
         runtime = self._runtime
         assert runtime is not None
         leaving = [h for h in runtime.workers.values() if h.address in addresses]
+        registered = runtime.scheduler.state.workers
         with trio.move_on_after(adaptive.LEAVE_TIMEOUT):
             for handle in leaving:
-                await handle.left.wait()
+                if handle.address not in registered:  # retired: it stops by itself
+                    await handle.left.wait()
         staying = [h.spec for h in runtime.workers.values() if h not in leaving]
         self.n_workers = len(staying)
         await runtime.scale_to(staying)
