@@ -77,6 +77,10 @@ def test_parallel_calls_keep_order_errors_and_use_the_client_given(client):
             joblib.Parallel()(joblib.delayed(fail)(i) for i in [3])
     with joblib.parallel_config(backend="trident"):
         assert joblib.effective_n_jobs(-1) == 2  # the cluster's threads
+    squares = joblib.Parallel(backend="trident", n_jobs=-1)(
+        joblib.delayed(pow)(i, 2) for i in range(5)
+    )
+    assert squares == [0, 1, 4, 9, 16]
 
 
 def test_the_backend_needs_a_running_blocking_client():
@@ -104,3 +108,14 @@ def test_import_trident_registers_the_backend_without_importing_joblib():
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
     subprocess.run([sys.executable, "-c", program], check=True, env=env, timeout=60)
     assert trident.joblib_backend.BACKEND_NAME in joblib.parallel.BACKENDS
+
+
+def sum_of_squares_on_the_cluster(n):
+    with joblib.parallel_backend("trident"):
+        return sum(joblib.Parallel(n_jobs=-1)(joblib.delayed(pow)(i, 2) for i in range(n)))
+
+
+def test_tasks_that_run_parallel_calls_give_their_thread_up_while_waiting(client):
+    # Two tasks fill both threads of the cluster; their batches still get to run.
+    outer = client.map(sum_of_squares_on_the_cluster, [10, 20])
+    assert [f.result(timeout=60) for f in outer] == [285, 2470]

@@ -59,6 +59,7 @@ class TridentBackend(AutoBatchingMixin, ParallelBackendBase):
             this runs in, else the default client.
         wait_for_workers_timeout: seconds to wait for a first worker when the cluster
             has none yet (0: do not wait; `TimeoutError` when none came).
+        nesting_level, inner_max_num_threads: set by joblib.
         **submit_kwargs: passed to every `Client.submit` (``resources=``,
             ``workers=``, ``priority=``, ...).
 
@@ -75,9 +76,12 @@ class TridentBackend(AutoBatchingMixin, ParallelBackendBase):
         self,
         client: Client | None = None,
         wait_for_workers_timeout: float = 10,
+        *,
+        nesting_level: int | None = None,
+        inner_max_num_threads: int | None = None,
         **submit_kwargs: Any,
     ):
-        super().__init__()
+        super().__init__(nesting_level=nesting_level, inner_max_num_threads=inner_max_num_threads)
         if client is None:
             try:
                 client = get_client()
