@@ -59,7 +59,8 @@ class TridentBackend(AutoBatchingMixin, ParallelBackendBase):
             this runs in, else the default client.
         wait_for_workers_timeout: seconds to wait for a first worker when the cluster
             has none yet (0: do not wait; `TimeoutError` when none came).
-        nesting_level, inner_max_num_threads: set by joblib.
+        nesting_level: set by joblib (how deep in nested ``Parallel`` calls).
+        inner_max_num_threads: set by joblib (not used: batches run in task threads).
         **submit_kwargs: passed to every `Client.submit` (``resources=``,
             ``workers=``, ``priority=``, ...).
 
