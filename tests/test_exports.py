@@ -139,17 +139,38 @@ def test_dir_shows_every_public_name():
     assert set(trident.__all__) <= set(dir(trident))
 
 
-def test_the_api_table_lists_every_entry_with_an_existing_test():
-    """docs/api.md: one row per reference entry, in order, each naming a test that exists."""
-    root = Path(__file__).resolve().parents[1]
-    rows = [
+#: The heading of docs/api.md's second table: what dask code uses beyond the reference.
+BEYOND_HEADING = "## Beyond the reference"
+
+
+def api_table_rows(beyond: bool) -> list[list[str]]:
+    """The rows (name, status, test) of docs/api.md's reference table, or of its
+    "beyond the reference" table."""
+    text = (CLONE / "docs" / "api.md").read_text()
+    reference, _, rest = text.partition(BEYOND_HEADING)
+    return [
         line.split("|")[1:4]
-        for line in (root / "docs" / "api.md").read_text().splitlines()
+        for line in (rest if beyond else reference).splitlines()
         if line.startswith("| `")
     ]
-    assert [entry.strip().strip("`") for entry, _, _ in rows] == REFERENCE_ENTRIES
+
+
+def assert_implemented_with_a_test(rows: list[list[str]]) -> None:
     for entry, status, test in rows:
         assert status.strip().startswith("implemented"), entry
         path, name = test.strip().strip("`").split("::")
-        source = (root / path).read_text()
+        source = (CLONE / path).read_text()
         assert re.search(rf"^(async )?def {name}\(", source, re.M), f"{entry}: no {test}"
+
+
+def test_the_api_table_lists_every_entry_with_an_existing_test():
+    """docs/api.md: one row per reference entry, in order, each naming a test that exists."""
+    rows = api_table_rows(beyond=False)
+    assert [entry.strip().strip("`") for entry, _, _ in rows] == REFERENCE_ENTRIES
+    assert_implemented_with_a_test(rows)
+
+
+def test_the_beyond_the_reference_table_names_existing_tests():
+    rows = api_table_rows(beyond=True)
+    assert rows, f"docs/api.md has no {BEYOND_HEADING!r} table"
+    assert_implemented_with_a_test(rows)

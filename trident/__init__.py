@@ -136,3 +136,10 @@ def __dir__() -> list[str]:
     """The public names, and the subpackages imported so far."""
     loaded = [name for name, value in globals().items() if isinstance(value, ModuleType)]
     return sorted({*__all__, *loaded} - {"importlib"})
+
+
+# joblib's 'trident' backend, registered without importing joblib (see _joblib_hook).
+from . import _joblib_hook  # noqa: E402
+
+_joblib_hook.install()
+del _joblib_hook

@@ -1,6 +1,10 @@
-"""Byte sizes as people write them: ``4GB``, ``512MiB``, ``1e9``, and back."""
+"""Sizes and durations as people write them: ``4GB``, ``512MiB``, ``1e9`` and back;
+``"500ms"``, ``"5 minutes"``, ``2.5``."""
 
 from __future__ import annotations
+
+import re
+from datetime import timedelta
 
 _UNITS = {
     "kib": 2**10,
@@ -38,3 +42,37 @@ def format_bytes(n: float) -> str:
             return f"{n:.0f} {unit}" if unit == "B" else f"{n:.2f} {unit}"
         n /= 1000
     raise AssertionError("unreachable")
+
+
+#: seconds per duration unit, by every spelling dask's ``parse_timedelta`` accepts
+_SECONDS = {
+    **dict.fromkeys(("us", "microsecond", "microseconds"), 1e-6),
+    **dict.fromkeys(("ms", "millisecond", "milliseconds"), 1e-3),
+    **dict.fromkeys(("s", "sec", "secs", "second", "seconds", ""), 1.0),
+    **dict.fromkeys(("m", "min", "mins", "minute", "minutes"), 60.0),
+    **dict.fromkeys(("h", "hr", "hrs", "hour", "hours"), 3600.0),
+    **dict.fromkeys(("d", "day", "days"), 86400.0),
+    **dict.fromkeys(("w", "wk", "wks", "week", "weeks"), 604800.0),
+}
+_DURATION = re.compile(r"^\s*([0-9]*\.?[0-9]+(?:[eE][+-]?[0-9]+)?)\s*([a-zA-Z]*)\s*$")
+
+
+def parse_duration(value: float | str | timedelta) -> float:
+    """Seconds from a number (seconds), a `timedelta`, or text such as ``"1s"``,
+    ``"500ms"``, ``"2.5 minutes"``, ``"1h"`` (dask's units and spellings).
+
+    Raises `ValueError` for text that is not a duration and for negative numbers.
+    """
+    if isinstance(value, timedelta):
+        seconds = value.total_seconds()
+    elif isinstance(value, (int, float)):
+        seconds = float(value)
+    else:
+        match = _DURATION.match(value)
+        unit = match.group(2).lower() if match is not None else None
+        if match is None or unit not in _SECONDS:
+            raise ValueError(f"not a duration: {value!r}")
+        seconds = float(match.group(1)) * _SECONDS[unit]
+    if seconds < 0:
+        raise ValueError(f"a duration cannot be negative: {value!r}")
+    return seconds

@@ -30,7 +30,7 @@ from ..comm.routes import is_loopback
 from ..security import Security
 from ..sizes import parse_memory
 from ..worker import memory
-from .adaptive import Adaptive
+from . import adaptive
 from .runtime import ClusterRuntime, WorkerHandle, WorkerSpec
 
 _AUTO = "auto"
@@ -191,7 +191,7 @@ class LocalCluster:
         self._cancel: trio.CancelScope | None = None
         self._in_caller_loop = False
         self._next_name = 0
-        self.adaptive: Adaptive | None = None
+        self.adaptive: adaptive.Adaptive | None = None
         if not asynchronous:
             self._start_in_loop_thread()
 
@@ -319,19 +319,30 @@ class LocalCluster:
         target_duration: float | str = "5s",
         wait_count: int = 3,
         interval: float | str = "1s",
-    ) -> Adaptive:
+        *,
+        Adaptive: type[adaptive.Adaptive] | None = None,  # dask's spelling
+        **kwargs: Any,
+    ) -> adaptive.Adaptive:
         """Scale the cluster with its load from now on (see `Adaptive`); return the
         `Adaptive`. Workers start when work piles up and retire, their data moved to
-        the others first, when they stay idle. Replaces an earlier `adapt`; `scale`
-        stops it."""
+        the others first, when they stay idle. Other keyword arguments (``startup_cost``,
+        ``scale_factor``, ...) go to `Adaptive`; ``Adaptive=`` takes a subclass, as in
+        dask. Replaces an earlier `adapt`; `scale` stops it."""
         if self._runtime is None or self.status != "running":
             raise RuntimeError(f"cannot adapt a cluster that is {self.status}")
         self._stop_adaptive()
-        adaptive = self.adaptive = Adaptive(
-            self, minimum, maximum, target_duration, wait_count, interval
+        cls = adaptive.Adaptive if Adaptive is None else Adaptive
+        scaling = self.adaptive = cls(
+            cluster=self,
+            interval=interval,
+            minimum=minimum,
+            maximum=maximum,
+            wait_count=wait_count,
+            target_duration=target_duration,
+            **kwargs,
         )
-        self._call_in_loop(self._runtime.spawn, adaptive.run)
-        return adaptive
+        self._call_in_loop(self._runtime.spawn, scaling.run)
+        return scaling
 
     def _stop_adaptive(self) -> None:
         if self.adaptive is not None:
@@ -375,6 +386,54 @@ class LocalCluster:
         assert self._loop is not None and self._runtime is not None
         self.n_workers = n
         self._loop.run(self._runtime.scale_to, self._specs(n))
+
+    def scale_up(self, n: int) -> Any:
+        """Run at least `n` workers (what `Adaptive` calls); a coroutine if
+        asynchronous. Unlike `scale`, adaptive scaling goes on."""
+        return self._in_mode(self._scale_up_here, n)
+
+    def scale_down(self, workers: list[str]) -> Any:
+        """Stop the workers at these addresses (what `Adaptive` calls once it retired
+        them); a coroutine if asynchronous. Workers already retired from the scheduler
+        (``retire_workers(..., close=True)``) are given a few seconds to stop by
+        themselves; the others are stopped at once, their data lost as when a worker
+        dies (retire them first to keep it)."""
+        return self._in_mode(self._scale_down_here, list(workers))
+
+    def _in_mode(self, async_fn: Any, *args: Any) -> Any:
+        """Run ``async_fn(*args)`` in the cluster's loop as this cluster's mode wants:
+        a coroutine (asynchronous) or blocking."""
+        if self.asynchronous and self._in_caller_loop:
+            return async_fn(*args)
+        assert self._runtime is not None
+        token = self._runtime.trio_token
+
+        def blocking() -> None:
+            trio.from_thread.run(async_fn, *args, trio_token=token)
+
+        if self.asynchronous:
+            return anyio.to_thread.run_sync(blocking)
+        blocking()
+        return None
+
+    async def _scale_up_here(self, n: int) -> None:
+        assert self._runtime is not None
+        if n > len(self._runtime.workers):
+            self.n_workers = n
+            await self._runtime.scale_to(self._specs(n))
+
+    async def _scale_down_here(self, addresses: list[str]) -> None:
+        runtime = self._runtime
+        assert runtime is not None
+        leaving = [h for h in runtime.workers.values() if h.address in addresses]
+        registered = runtime.scheduler.state.workers
+        with trio.move_on_after(adaptive.LEAVE_TIMEOUT):
+            for handle in leaving:
+                if handle.address not in registered:  # retired: it stops by itself
+                    await handle.left.wait()
+        staying = [h.spec for h in runtime.workers.values() if h not in leaving]
+        self.n_workers = len(staying)
+        await runtime.scale_to(staying)
 
     @property
     def scheduler_address(self) -> str:
