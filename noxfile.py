@@ -16,9 +16,11 @@ def tests(session: nox.Session) -> None:
 
 @nox.session
 def lint(session: nox.Session) -> None:
-    """ruff (style and common bugs) and the import contracts of pyproject.toml."""
+    """ruff (style, common bugs, formatting) and the import contracts of pyproject.toml."""
     session.install("-e", ".[lint]")
-    session.run("ruff", "check", "trident", "tests", "benchmarks", "examples", "noxfile.py")
+    paths = ["trident", "tests", "benchmarks", "examples", "noxfile.py"]
+    session.run("ruff", "check", *paths)
+    session.run("ruff", "format", "--check", *paths)
     session.run("lint-imports", "--no-cache")
 
 

@@ -127,7 +127,8 @@ def run_main(*args):
 def test_the_installed_command_runs():
     script = Path(sys.executable).with_name("trident")  # pip puts it next to python
     result = subprocess.run([script, "--help"], capture_output=True, text=True, timeout=60)
-    assert result.returncode == 0 and "trident up" in result.stdout
+    assert result.returncode == 0
+    assert "trident up" in result.stdout
     result = trident("up", "--workers", "many")
     assert result.returncode == 2
     assert result.stderr == (
@@ -179,7 +180,8 @@ def test_bad_arguments_give_one_line_and_status_2(args, tmp_path, monkeypatch):
     status, stdout, stderr = run_main(*args)
     assert status == 2, stderr
     lines = stderr.strip().splitlines()
-    assert len(lines) == 1 and "error:" in lines[0], stderr
+    assert len(lines) == 1, stderr
+    assert "error:" in lines[0], stderr
     assert stdout == ""
 
 
@@ -204,7 +206,8 @@ def test_up_serves_clients_and_stops_the_whole_tree(run, tmp_path, signum):
     assert "2 workers x 1 thread" in up.out
     assert stat.S_IMODE(scheduler_file.stat().st_mode) == 0o600
     address, security = read_scheduler_file(scheduler_file)
-    assert address.startswith("tcp://127.0.0.1:") and security.token
+    assert address.startswith("tcp://127.0.0.1:")
+    assert security.token
     assert security.token not in up.out  # a random token only lives in the file
     assert f'Client(scheduler_file="{scheduler_file}")' in up.out
     with Client(scheduler_file=str(scheduler_file)) as client:
@@ -255,7 +258,9 @@ def test_up_with_self_signed_tls(run, tmp_path):
     up = run("up", "--workers", "1", "--tls-self-signed", "--scheduler-file", str(scheduler_file))
     up.wait_for_output("press Ctrl-C to stop")
     address, security = read_scheduler_file(scheduler_file)
-    assert address.startswith("tls://") and security.tls and security.token
+    assert address.startswith("tls://")
+    assert security.tls
+    assert security.token
     certificates = Path(security.tls_ca_file).parent
     assert stat.S_IMODE(certificates.stat().st_mode) == 0o700
     assert stat.S_IMODE(Path(security.tls_key).stat().st_mode) == 0o600
@@ -275,7 +280,8 @@ def test_up_on_every_interface_without_auth_warns(run, tmp_path):
     assert "warning: listening on 0.0.0.0 without authentication" in up.err
     assert "(no authentication)" in up.out
     address, security = read_scheduler_file(scheduler_file)
-    assert security.token is None and "0.0.0.0" not in address
+    assert security.token is None
+    assert "0.0.0.0" not in address
     up.stop(signal.SIGTERM)
 
 
@@ -288,7 +294,8 @@ def test_a_scheduler_on_every_interface_serves_tls_by_default(run, tmp_path, mon
     scheduler.wait_for_output("press Ctrl-C to stop")
     assert "(TLS and a token)" in scheduler.out
     address, security = read_scheduler_file(scheduler_file)
-    assert address.startswith("tls://") and not security.require_client_cert
+    assert address.startswith("tls://")
+    assert not security.require_client_cert
     credential = json.loads(scheduler_file.read_text())["credential"]
     assert credential == f"{security.token}#tls-sha256={security.tls_fingerprint}"
     assert security.tls_fingerprint in scheduler.out  # the pin is no secret
@@ -323,11 +330,13 @@ def test_scheduler_workers_and_info_by_hand(run, tmp_path, monkeypatch):
     )  # fmt: skip
     plain.wait_for_output("joined")
     nannied.wait_for_output("joined")
-    assert "under a nanny" in nannied.out and "no nanny" in plain.out
+    assert "under a nanny" in nannied.out
+    assert "no nanny" in plain.out
     result = trident("info", address, "--token", "by-hand")
     assert result.returncode == 0, result.stderr
     assert "workers    2, 3 threads" in result.stdout
-    assert "plain" in result.stdout and "nannied" in result.stdout
+    assert "plain" in result.stdout
+    assert "nannied" in result.stdout
     assert "clients    1 (this one included), and 2 of workers for their tasks" in result.stdout
     monkeypatch.setenv("TRIDENT_TOKEN", "by-hand")
     with Client(address) as client:

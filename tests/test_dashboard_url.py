@@ -39,5 +39,5 @@ def test_parse_dashboard_address(address, expected):
 
 @pytest.mark.parametrize("address", ["host:port", "host:70000", ""])
 def test_invalid_dashboard_addresses(address):
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="dashboard"):
         parse_dashboard_address(address)

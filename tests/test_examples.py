@@ -54,10 +54,12 @@ def test_word_count_counts_given_files(tmp_path):
 def test_parameter_sweep_reports_progress_and_the_best_fit():
     out = run_example("parameter_sweep.py")
     progress = [line for line in out.splitlines() if line.startswith("[")]
-    assert len(progress) == 20 and progress[-1].startswith("[20/20]")
+    assert len(progress) == 20
+    assert progress[-1].startswith("[20/20]")
     best = re.search(r"-> y = ([\d.]+) x \+ ([\d.]+)", out)
     assert best is not None
-    assert abs(float(best.group(1)) - 3.0) < 0.2 and abs(float(best.group(2)) - 0.5) < 0.2
+    assert abs(float(best.group(1)) - 3.0) < 0.2
+    assert abs(float(best.group(2)) - 0.5) < 0.2
 
 
 def test_crawler_fetches_until_its_deadline():
@@ -65,7 +67,8 @@ def test_crawler_fetches_until_its_deadline():
     fetched = int(re.search(r"fetched (\d+) pages", out).group(1))
     cancelled = int(re.search(r"cancelled (\d+) fetches", out).group(1))
     # 5,000 pages take far longer than the deadline: some are fetched, the rest cancelled.
-    assert 0 < fetched < 5_000 and cancelled > 0, out
+    assert 0 < fetched < 5_000, out
+    assert cancelled > 0, out
 
 
 def test_pipeline_streams_records_through_its_stages():
@@ -73,7 +76,8 @@ def test_pipeline_streams_records_through_its_stages():
     assert "200/200 records through the pipeline" in out
     assert "handled per stage: [200, 200]" in out
     summary = re.search(r"summary: (.*)", out).group(1)
-    assert '"records": 200' in summary and '"labels"' in summary
+    assert '"records": 200' in summary
+    assert '"labels"' in summary
 
 
 def test_monte_carlo_estimates_pi():
@@ -90,8 +94,10 @@ def readme_python_blocks():
 
 def test_readme_opens_with_the_two_commands():
     blocks = re.findall(r"```(\w*)\n(.*?)```", (ROOT / "README.md").read_text(), flags=re.S)
-    assert blocks[0][0] == "sh" and "examples/quickstart.py" in blocks[0][1]
-    assert blocks[1][0] == "sh" and "pytest" in blocks[1][1]
+    assert blocks[0][0] == "sh"
+    assert "examples/quickstart.py" in blocks[0][1]
+    assert blocks[1][0] == "sh"
+    assert "pytest" in blocks[1][1]
 
 
 @pytest.mark.parametrize("index", range(len(readme_python_blocks())))

@@ -272,11 +272,12 @@ async def test_a_rogue_scheduler_runs_nothing_in_a_worker(mode, cluster, tmp_pat
     with trio.fail_after(30):
         async with trio.open_nursery() as nursery:
             rogue = await start_rogue(nursery, mode, tmp_path, cluster)
-            with pytest.raises(BaseException) as info:
+            with pytest.raises((AuthenticationError, BaseExceptionGroup)) as info:
                 async with trio.open_nursery() as workers:
                     await workers.start(Worker(rogue.address, security=SECURITY).serve)
             error = leaf(info.value)
-            assert isinstance(error, AuthenticationError) and ATTACKS[mode] in str(error)
+            assert isinstance(error, AuthenticationError)
+            assert ATTACKS[mode] in str(error)
             nursery.cancel_scope.cancel()
     assert list(tmp_path.iterdir()) == []
 
@@ -301,7 +302,8 @@ async def test_a_rogue_worker_gives_a_peer_no_data(mode, cluster, tmp_path):
         async with trio.open_nursery() as nursery:
             rogue = await start_rogue(nursery, mode, tmp_path, cluster, server_role="worker")
             pool = PeerPool(nursery, role="peer", name="victim", token=TOKEN)
-            with pytest.raises(PeerUnavailable) as info:
+            # A reply that got through would be unpickled here, running the rogue's code.
+            with pytest.raises(PeerUnavailable) as info:  # noqa: PT012
                 reply = await pool.request(rogue.address, lambda rid: m.GetData(rid, ["k"]))
                 loads(reply.data["k"])
             assert isinstance(info.value.__cause__, AuthenticationError)

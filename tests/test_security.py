@@ -144,7 +144,8 @@ async def test_unauthenticated_peers_are_refused_and_run_nothing(cluster, tmp_pa
         await connection.receive_one(m.Challenge)
         await connection.send([m.RegisterClient("evil", "evil"), evil_graph(marks["none"])])
         reason = await refusal(connection)
-        assert reason.startswith("invalid handshake:") and "before authentication" in reason
+        assert reason.startswith("invalid handshake:")
+        assert "before authentication" in reason
 
         # Garbage instead of a handshake, with the payload behind it.
         connection = Connection(await connect(scheduler.address))

@@ -81,7 +81,8 @@ async def bounded_time():
 async def test_submit_with_actor_true_gives_a_handle(trident_client):
     future = trident_client.submit(Counter, 10, actor=True)
     counter = await future
-    assert isinstance(counter, Actor) and "Counter" in repr(counter)
+    assert isinstance(counter, Actor)
+    assert "Counter" in repr(counter)
     call = counter.incr()
     assert isinstance(call, ActorFuture)
     assert await call == 11
@@ -101,7 +102,8 @@ async def test_actor_futures_work_with_gather_wait_and_as_completed(trident_clie
     calls = [counter.incr() for _ in range(10)]
     assert await trident_client.gather(calls) == list(range(1, 11))
     done, not_done = await wait([counter.incr(), counter.incr()])
-    assert len(done) == 2 and not not_done
+    assert len(done) == 2
+    assert not not_done
     seen = [await f async for f in as_completed([counter.incr() for _ in range(3)])]
     assert sorted(seen) == [13, 14, 15]
 

@@ -80,7 +80,8 @@ async def test_has_what_nbytes_and_processing(trident_client, release):
     (address,) = list(has_what)[:1]
     assert list(await trident_client.has_what(workers=[address])) == [address]
     sizes = await trident_client.nbytes(summary=False)
-    assert set(sizes) == {f.key for f in futures} and all(n > 0 for n in sizes.values())
+    assert set(sizes) == {f.key for f in futures}
+    assert all(n > 0 for n in sizes.values())
     assert await trident_client.nbytes() == {"inc": sum(sizes.values())}
     assert list(await trident_client.nbytes(futures[:2], summary=False)) == [
         f.key for f in futures[:2]
@@ -116,7 +117,8 @@ async def test_call_stack_shows_where_running_tasks_are(trident_client, release)
             await trio.sleep(0.01)
     (found,) = [s for s in stacks.values() if running.key in s]
     frames = found[running.key]
-    assert "in blocked_on" in frames[0] and __file__ in frames[0]
+    assert "in blocked_on" in frames[0]
+    assert __file__ in frames[0]
     assert "wait" in frames[-1]
     only = await trident_client.call_stack([running])
     assert [list(s) for s in only.values()] == [[running.key]]
@@ -134,10 +136,12 @@ async def test_profile_counts_sampled_stacks_per_function(trident_client):
     tree = await trident_client.profile(key="spin")
     assert tree["count"] >= 10  # two workers, ~30 samples each at 10 ms (fewer on a busy machine)
     (node,) = tree["children"].values()
-    assert node["description"]["name"] == "spin" and node["count"] == tree["count"]
+    assert node["description"]["name"] == "spin"
+    assert node["count"] == tree["count"]
     assert node["identifier"].startswith("spin;" + __file__)
     per_worker = await trident_client.profile(merge_workers=False, start=started)
-    assert len(per_worker) == 2 and all(t["count"] > 0 for t in per_worker.values())
+    assert len(per_worker) == 2
+    assert all(t["count"] > 0 for t in per_worker.values())
     assert (await trident_client.profile(key="inc"))["count"] == 0
     assert (await trident_client.profile(start=time.time() + 60))["count"] == 0
 
@@ -196,7 +200,8 @@ async def test_run_calls_a_function_on_each_worker(trident_client):
     addresses = sorted(trident_client.nthreads())
     assert await trident_client.run(where) == {a: a for a in addresses}
     names = await trident_client.run(where_trident, 1, y=2, workers=[addresses[0]])
-    assert list(names) == [addresses[0]] and names[addresses[0]][1] == 3
+    assert list(names) == [addresses[0]]
+    assert names[addresses[0]][1] == 3
     assert await trident_client.run(nap_then, "napped") == dict.fromkeys(addresses, "napped")
     assert await trident_client.run(nap_in_background, "bg", wait=False) is None
     with trio.fail_after(5):
@@ -210,7 +215,8 @@ async def test_run_on_error_raises_returns_or_ignores(trident_client):
         await trident_client.run(fail_on, bad)
     assert any(bad in note for note in info.value.__notes__)
     returned = await trident_client.run(fail_on, bad, on_error="return")
-    assert isinstance(returned[bad], KeyError) and returned[good] == "fine"
+    assert isinstance(returned[bad], KeyError)
+    assert returned[good] == "fine"
     assert await trident_client.run(fail_on, bad, on_error="ignore") == {good: "fine"}
     with pytest.raises(ValueError, match="on_error"):
         trident_client.run(where, on_error="explode")
@@ -276,7 +282,8 @@ async def test_retiring_workers_keeps_their_data(three_workers, trident_cluster_
     await client.gather(data)
     leaving = sorted(client.nthreads())[:2]
     retired = await client.retire_workers(leaving)
-    assert sorted(retired) == leaving and retired[leaving[0]]["nthreads"] == 1
+    assert sorted(retired) == leaving
+    assert retired[leaving[0]]["nthreads"] == 1
     with trio.fail_after(5):
         while len(client.nthreads()) > 1:
             await trio.sleep(0.01)
@@ -305,7 +312,8 @@ async def test_retire_without_names_spares_idle_workers_and_actors_restart(three
     new_home = await actor_home(client, counter)
     assert new_home != home
     retired = await client.retire_workers()
-    assert len(retired) == 1 and new_home not in retired  # its worker is not idle
+    assert len(retired) == 1
+    assert new_home not in retired
     assert await client.gather(keep) == list(range(5))
 
 
@@ -334,7 +342,7 @@ async def test_upload_file_makes_a_module_importable_in_tasks(
     broken.write_text("def broken(:\n")
     with pytest.raises(SchedulerError, match="SyntaxError"):
         await trident_client.upload_file(str(broken))
+    text = tmp_path / "notes.txt"
+    text.write_text("hello")
     with pytest.raises(SchedulerError, match=r"only \.py"):
-        text = tmp_path / "notes.txt"
-        text.write_text("hello")
         await trident_client.upload_file(str(text))

@@ -50,7 +50,8 @@ def test_queries(trident_blocking_client):
     (frames,) = client.call_stack(running).values()
     assert "in wait_for_release" in frames[running.key][0]
     RELEASE.set()
-    assert running.result() == "released" and queued.result() == 11
+    assert running.result() == "released"
+    assert queued.result() == 11
 
 
 def test_profile_and_run(trident_blocking_client):

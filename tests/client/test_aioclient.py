@@ -18,7 +18,8 @@ def test_await_an_aioclient_then_close_it():
 
         async def start_the_client():
             client = await AioClient(cluster.scheduler_address, set_as_default=False)
-            assert isinstance(client, Client) and client.asynchronous
+            assert isinstance(client, Client)
+            assert client.asynchronous
             assert client.status == "running"
             a = client.submit(add, 1, 2)
             assert await a == 3
@@ -31,7 +32,8 @@ def test_await_an_aioclient_then_close_it():
 def test_async_with_an_aioclient_that_starts_its_own_cluster():
     async def gather_some_results():
         async with AioClient() as client:
-            assert isinstance(client.cluster, LocalCluster) and client.cluster.processes
+            assert isinstance(client.cluster, LocalCluster)
+            assert client.cluster.processes
             a = client.submit(add, 1, 2)
             b = client.submit(add, 10, 20)
             c = client.submit(add, a, b)
@@ -39,7 +41,8 @@ def test_async_with_an_aioclient_that_starts_its_own_cluster():
             return result, await a, client.cluster
 
     result, a, cluster = asyncio.run(gather_some_results())
-    assert result == [33] and a == 3
+    assert result == [33]
+    assert a == 3
     assert cluster.status == "closed"  # closed with the client that started it
 
 

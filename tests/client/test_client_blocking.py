@@ -47,7 +47,7 @@ def cluster():
 @pytest.fixture(autouse=True)
 def no_leaked_processes_or_threads():
     """The module-scoped cluster owns processes across tests; leaks are checked at the end."""
-    yield
+    return
 
 
 @pytest.fixture
@@ -119,7 +119,8 @@ def test_wait_as_completed_and_callbacks(client):
 def test_as_completed_batches(client):
     seq = as_completed(client.map(inc, range(10)))
     seen = [f for batch in seq.batches() for f in batch]
-    assert len(seen) == 10 and seq.is_empty()
+    assert len(seen) == 10
+    assert seq.is_empty()
 
 
 def test_close_is_idempotent_and_does_not_close_a_shared_cluster(cluster):

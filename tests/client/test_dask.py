@@ -58,7 +58,8 @@ def test_arrays(client):
     x = da.ones((200, 200), chunks=(50, 50))
     assert (x + x.T).sum().compute() == 80000
     future = client.compute(x.sum())
-    assert isinstance(future, Future) and future.result() == 40000
+    assert isinstance(future, Future)
+    assert future.result() == 40000
     assert np.array_equal(client.compute(x[:2, :2], sync=True), np.ones((2, 2)))
     persisted = client.persist(x * 2)
     graph = dict(persisted.__dask_graph__())
@@ -75,7 +76,8 @@ def test_compute_restricts_outputs_as_dask_does(client):
     assert ran_on == first  # the output; its inputs may run anywhere
     other = dask.delayed(worker_address)(9)
     results = client.compute([total, other], workers={other: second, total: first}, sync=True)
-    assert results[0][0] == first and results[1] == second
+    assert results[0][0] == first
+    assert results[1] == second
     loose = client.compute(other, workers=["nobody"], allow_other_workers=[other], sync=True)
     assert loose in (first, second)
 

@@ -35,9 +35,12 @@ async def test_datasets_are_shared_between_clients(trident_cluster, trident_clie
         # The publishing client left: the published futures kept their keys alive.
         assert await client.list_datasets() == ["one", "pair", "plain"]
         one = await client.get_dataset("one")
-        assert isinstance(one, Future) and one.client is client and await one == 2
+        assert isinstance(one, Future)
+        assert one.client is client
+        assert await one == 2
         pair = await client.datasets["pair"]
-        assert pair[1] == "label" and await pair[0] == 2
+        assert pair[1] == "label"
+        assert await pair[0] == 2
         with pytest.raises(KeyError, match="already exist: one"):
             await client.publish_dataset(3, name="one")
         await client.publish_dataset(3, name="one", override=True)
@@ -50,7 +53,7 @@ async def test_datasets_are_shared_between_clients(trident_cluster, trident_clie
         assert [name async for name in client.datasets] == ["pair", "plain"]
         with pytest.raises(TypeError, match="blocking client"):
             client.datasets["x"] = 1
-        with pytest.raises(ValueError):
+        with pytest.raises(ValueError, match="needs the value"):
             client.publish_dataset(name="nothing")
 
 
@@ -90,7 +93,8 @@ def test_datasets_and_metadata_with_a_blocking_client(trident_blocking_client):
     client.publish_dataset(result=future)
     assert client.datasets["numbers"] == [4]
     assert client.get_dataset("result").result() == 11
-    assert len(client.datasets) == 2 and "result" in client.datasets
+    assert len(client.datasets) == 2
+    assert "result" in client.datasets
     assert sorted(client.datasets) == ["numbers", "result"]
     del client.datasets["numbers"]
     with pytest.raises(KeyError):

@@ -38,10 +38,12 @@ async def test_the_dump_holds_tasks_workers_and_both_event_logs(trident_client, 
 
     assert set(dump["workers"]) == set(workers)
     ran_sum = [w for w in dump["workers"].values() if total.key in w["tasks"]]
-    assert len(ran_sum) == 1 and ran_sum[0]["tasks"][total.key]["state"] == "memory"
+    assert len(ran_sum) == 1
+    assert ran_sum[0]["tasks"][total.key]["state"] == "memory"
     worker_log = ran_sum[0]["log"]
     finished = [entry for entry in worker_log if entry[1] == "RunFinished"]
-    assert finished and all(entry[0].startswith("outcomes-") for entry in finished)
+    assert finished
+    assert all(entry[0].startswith("outcomes-") for entry in finished)
     assert any(entry[1] == "RunTask" and entry[2] == total.key for entry in worker_log)
 
 
@@ -50,7 +52,8 @@ async def test_excluded_task_fields_are_left_out_and_bad_formats_refused(trident
     path = await trident_client.dump_cluster_state(str(tmp_path / "d"), exclude=["dependents"])
     dump = load_cluster_dump(path)
     for record in dump["scheduler"]["tasks"].values():
-        assert "dependents" not in record and "state" in record
+        assert "dependents" not in record
+        assert "state" in record
     for worker in dump["workers"].values():
         for record in worker["tasks"].values():
             assert "dependents" not in record

@@ -10,6 +10,7 @@ import types
 
 import pytest
 import trio
+import trio.lowlevel
 
 from trident import SchedulerError, SerializationError
 from trident.protocol import messages as m
@@ -38,7 +39,7 @@ def divide(x: int, y: int, *, offset: int = 0) -> float:
 
 
 async def async_divide(x: int, y: int) -> float:
-    await trio.sleep(0)
+    await trio.lowlevel.checkpoint()
     return x / y
 
 
@@ -69,9 +70,12 @@ async def test_unpicklable_arguments_are_reported_at_submit(trident_client):
     with pytest.raises(SerializationError) as info:
         client.submit(identity, {"conn": threading.Lock()}, key="my-key")
     error = info.value
-    assert error.path == "args[0]['conn']" and error.type_name == "_thread.lock"
-    assert "task 'my-key'" in str(error) and "args[0]['conn'] -> _thread.lock" in str(error)
-    assert isinstance(error, TypeError) and isinstance(error, pickle.PicklingError)
+    assert error.path == "args[0]['conn']"
+    assert error.type_name == "_thread.lock"
+    assert "task 'my-key'" in str(error)
+    assert "args[0]['conn'] -> _thread.lock" in str(error)
+    assert isinstance(error, TypeError)
+    assert isinstance(error, pickle.PicklingError)
     with pytest.raises(SerializationError, match=r"kwargs\['offset'\] -> _thread.lock"):
         client.submit(divide, 1, 2, offset=threading.Lock())
     with pytest.raises(SerializationError, match=r"a task of 'identity'.*args\[0\]\[2\]"):
@@ -121,7 +125,9 @@ async def test_get_futures_error_follows_the_error_to_its_task(trident_client):
         await last
     function, args, kwargs, deps = await client.get_futures_error(last)
     assert function is divide
-    assert args == (x.key, 0) and kwargs == {"offset": 3} and deps == [x.key]
+    assert args == (x.key, 0)
+    assert kwargs == {"offset": 3}
+    assert deps == [x.key]
     with pytest.raises(ValueError, match="No errored futures"):
         await client.get_futures_error(x)
 

@@ -49,7 +49,8 @@ def test_plans_name_keys_resolve_aliases_and_order_dependencies_first():
     assert trident_key(3) == "3"
     order = [task.key for task in plan.order()]
     assert order.index("x") < order.index("y") < order.index("z") < order.index("part-(0)")
-    assert "alias" not in plan.tasks and "chain" not in plan.tasks
+    assert "alias" not in plan.tasks
+    assert "chain" not in plan.tasks
     with pytest.raises(ValueError, match="cycle"):
         GraphPlan({"a": (inc, "b"), "b": (inc, "a")}, {}).order()
     with pytest.raises(ValueError, match="cycle"):
@@ -88,7 +89,8 @@ def test_restrictions_per_key_as_in_dask(trident_blocking_client):
     first, second = sorted(client.nthreads())
     graph = {"a": (where, 1), ("b", 0): (where, "a"), "c": (where, ("b", 0))}
     placed = client.get(graph, ["a", ("b", 0), "c"], restrictions={"a": [first], ("b", 0): second})
-    assert placed[0][0] == first and placed[1][0] == second
+    assert placed[0][0] == first
+    assert placed[1][0] == second
     tight = client.get({"d": (where, 1)}, "d", restrictions={"d": ["nobody"]}, sync=False)
     loose = client.get(
         {"e": (where, 1)}, "e", restrictions={"e": ["nobody"]}, loose_restrictions=["e"]
@@ -123,7 +125,8 @@ async def test_a_graph_is_one_submission(trident_client, trident_cluster):
     state._client_handlers[m.UpdateGraph] = counting
     chain = {"k0": 0} | {f"k{i}": (inc, f"k{i - 1}") for i in range(1, 200)}
     assert await trident_client.get(chain, "k199") == 199
-    assert len(graphs) == 1 and len(graphs[0]) == 200
+    assert len(graphs) == 1
+    assert len(graphs[0]) == 200
     assert graphs[0] == [f"k{i}" for i in range(200)]
 
 

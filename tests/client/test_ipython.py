@@ -49,7 +49,8 @@ def test_kernels_in_worker_processes_and_the_scheduler():
     ):
         (address,) = client.nthreads()
         info = client.start_ipython_workers()
-        assert list(info) == [address] and info[address]["key"]
+        assert list(info) == [address]
+        assert info[address]["key"]
         assert run_in_kernel(info[address], "print(worker.address)").strip() == address
         assert client.start_ipython_workers() == info  # one kernel per worker
         scheduler_info = client.start_ipython_scheduler()
@@ -79,7 +80,8 @@ def test_magics_run_code_in_worker_kernels(capsys):
             shell.run_line_magic("worker_0", "print(worker.name)")
             shell.run_cell_magic("worker_1", "", "x = 6 * 7\nprint(x)")
             name, answer = capsys.readouterr().out.split()
-            assert name in cluster.workers and answer == "42"
+            assert name in cluster.workers
+            assert answer == "42"
             with pytest.raises(RuntimeError, match="already"):
                 client.start_ipython_scheduler()  # this process runs an IPython shell
     finally:

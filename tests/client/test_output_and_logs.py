@@ -65,7 +65,8 @@ async def test_print_and_logging_are_forwarded_with_worker_and_key(capsys, caplo
     assert sorted(m.split("] ", 1)[1] for m in forwarded if "] " in m) == [
         f"warned {n}" for n in range(4)
     ]
-    assert sys.stdout is not None and type(sys.stdout).__name__ != "StreamRouter"
+    assert sys.stdout is not None
+    assert type(sys.stdout).__name__ != "StreamRouter"
 
 
 async def test_output_is_not_forwarded_unless_asked(capsys):
@@ -76,7 +77,8 @@ async def test_output_is_not_forwarded_unless_asked(capsys):
         ):
             assert await client.submit(chatty, 7) == 7
             out, _ = capsys.readouterr()
-            assert "task 7 line 0" in out and "] task 7" not in out  # printed plainly
+            assert "task 7 line 0" in out
+            assert "] task 7" not in out
             await client.forward_logging()
             await trio.sleep(0.05)  # the workers hear of it
             assert await client.submit(chatty, 8) == 8
@@ -87,7 +89,8 @@ async def test_output_is_not_forwarded_unless_asked(capsys):
             await trio.sleep(0.05)
             assert await client.submit(chatty, 9) == 9
             out, _ = capsys.readouterr()
-            assert "task 9 line 0" in out and "] task 9" not in out
+            assert "task 9 line 0" in out
+            assert "] task 9" not in out
 
 
 async def test_forward_logging_filters_by_logger_and_level(caplog):

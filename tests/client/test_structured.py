@@ -127,7 +127,7 @@ async def test_task_group_waits_for_its_futures(trident_client):
 
 async def test_a_failure_cancels_the_group_and_raises_an_exception_group(trident_client):
     reached_end_of_body = False
-    with pytest.raises(ExceptionGroup) as info:
+    with pytest.raises(ExceptionGroup) as info:  # noqa: PT012 (the group's exit raises)
         async with trident_client.task_group() as tg:
             # Two workers with one slot each: one sibling, and the task that fails.
             slow = [tg.submit(sleeper, 30, "tg-sibling-0", pure=False)]
@@ -147,7 +147,7 @@ async def running_tasks(client) -> int:
 
 
 async def test_an_error_in_the_body_cancels_the_remote_work(trident_client):
-    with pytest.raises(ExceptionGroup) as info:
+    with pytest.raises(ExceptionGroup) as info:  # noqa: PT012 (the group's exit raises)
         async with trident_client.task_group() as tg:
             tg.submit(sleeper, 30, "body-error", pure=False)
             await wait_until(lambda: running_tasks(trident_client))
@@ -168,7 +168,7 @@ async def test_an_outer_cancel_scope_cancels_the_group_remotely(trident_client):
 
 
 async def test_fail_after_around_an_awaited_future_in_a_group(trident_client):
-    with pytest.raises(trio.TooSlowError):
+    with pytest.raises(trio.TooSlowError):  # noqa: PT012 (the group's exit raises)
         with trio.fail_after(0.2):
             async with trident_client.task_group() as tg:
                 await tg.submit(sleeper, 30, "fail-after", pure=False)

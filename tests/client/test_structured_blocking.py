@@ -23,7 +23,7 @@ def test_blocking_task_group(trident_blocking_client):
     with client.task_group() as tg:
         ok = tg.submit(sync_sleep, 0.01, pure=False)
     assert ok.done()
-    with pytest.raises(ExceptionGroup) as info, client.task_group() as tg:
+    with pytest.raises(ExceptionGroup) as info, client.task_group() as tg:  # noqa: PT012
         slow = tg.submit(sync_sleep, 5, pure=False)
         tg.submit(fail, "blocking failure", pure=False)
     assert str(info.value.exceptions[0]) == "blocking failure"

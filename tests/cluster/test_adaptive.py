@@ -43,7 +43,8 @@ def test_recommendations():
     assert recommend(snap(occupancy=4.0, processing=8), threads_per_worker=4) == 1
     assert recommend(snap(workers=0, threads=0, ready=1, ready_seconds=0.0)) == 1
     assert recommend(snap(memory_used=70, memory_limit=100)) == 3
-    assert parse_duration("100ms") == 0.1 and parse_duration("2m") == 120.0
+    assert parse_duration("100ms") == 0.1
+    assert parse_duration("2m") == 120.0
     assert parse_duration(3) == 3.0
     with pytest.raises(ValueError, match="duration"):
         parse_duration("soon")
@@ -55,8 +56,10 @@ def test_snapshots_read_the_scheduler_state():
     h = Harness(workers=1, nthreads=1)
     h.submit(*[spec(f"t-{i}") for i in range(150)])
     found = snapshot(h.state)
-    assert found.workers == 1 and found.processing == 1
-    assert found.ready == 149 and math.isclose(found.ready_seconds, 149 * 0.5)
+    assert found.workers == 1
+    assert found.processing == 1
+    assert found.ready == 149
+    assert math.isclose(found.ready_seconds, 149 * 0.5)
     h.state.handle_worker_message("w0", m.TaskSeceded("t-0"))
     h.flush()
     assert snapshot(h.state).processing == 2
@@ -79,7 +82,8 @@ def test_a_cluster_grows_under_load_and_shrinks_without_losing_data():
         while not all(f.done() for f in futures):
             peak = max(peak, len(cluster.workers))
             time.sleep(0.01)
-        assert peak == 3 and adaptive.scaled_up >= 2
+        assert peak == 3
+        assert adaptive.scaled_up >= 2
         deadline = time.monotonic() + 10
         while len(cluster.workers) > 1:
             assert time.monotonic() < deadline, "the cluster did not shrink"

@@ -83,15 +83,20 @@ async def wait_until(condition, timeout: float = 20) -> None:
 
 
 def test_durations_are_parsed_as_dask_writes_them():
-    assert parse_duration("1s") == 1.0 and parse_duration("500ms") == 0.5
-    assert parse_duration("5 minutes") == 300.0 and parse_duration("2h") == 7200.0
-    assert parse_duration(2) == 2.0 and parse_duration(timedelta(milliseconds=250)) == 0.25
+    assert parse_duration("1s") == 1.0
+    assert parse_duration("500ms") == 0.5
+    assert parse_duration("5 minutes") == 300.0
+    assert parse_duration("2h") == 7200.0
+    assert parse_duration(2) == 2.0
+    assert parse_duration(timedelta(milliseconds=250)) == 0.25
     for bad in ("soon", "-1s", "1 parsec"):
         with pytest.raises(ValueError, match="duration"):
             parse_duration(bad)
     adaptive = Adaptive(interval="1000 ms", startup_cost=timedelta(seconds=3))
-    assert adaptive.interval == 1.0 and adaptive.startup_cost == 3.0
-    assert adaptive.target_duration == 5.0 and adaptive.maximum == float("inf")
+    assert adaptive.interval == 1.0
+    assert adaptive.startup_cost == 3.0
+    assert adaptive.target_duration == 5.0
+    assert adaptive.maximum == float("inf")
     with pytest.raises(TypeError, match="workers_to_close"):
         Adaptive(memory_ratio=2)
 
@@ -123,8 +128,10 @@ async def test_any_cluster_with_scale_up_and_scale_down_grows_and_shrinks(cluste
             await wait_until(lambda: adaptive.retired >= 2)  # the count follows the scheduler
         ups = [call[1] for call in toy.calls if call[0] == "up"]
         downs = [address for call in toy.calls if call[0] == "down" for address in call[1]]
-        assert max(ups) == 3 and all(1 <= n <= 3 for n in ups)
-        assert len(downs) == adaptive.retired and set(downs).isdisjoint(scheduler.state.workers)
+        assert max(ups) == 3
+        assert all(1 <= n <= 3 for n in ups)
+        assert len(downs) == adaptive.retired
+        assert set(downs).isdisjoint(scheduler.state.workers)
         assert [entry[1] for entry in adaptive.log].count("down") >= 1
         nursery.cancel_scope.cancel()
 
@@ -206,13 +213,15 @@ async def test_wait_count_rounds_before_retiring_and_the_minimum_is_kept():
         assert adaptive.recommendations() == {"status": "same"}
         assert adaptive.recommendations() == {"status": "same"}
         down = adaptive.recommendations()
-        assert down["status"] == "down" and len(down["workers"]) == 2  # 4 - minimum
+        assert down["status"] == "down"
+        assert len(down["workers"]) == 2
         assert set(down["workers"]) <= set(scheduler.state.workers)
         # a real round retires them from the scheduler, then tells the cluster
         for _ in range(3):
             await adaptive.adapt()
         await wait_until(lambda: len(scheduler.state.workers) == 2)
-        assert len(toy.calls) == 1 and toy.calls[0][0] == "down"
+        assert len(toy.calls) == 1
+        assert toy.calls[0][0] == "down"
         assert adaptive.workers_to_close() == []  # at the minimum
         nursery.cancel_scope.cancel()
 
@@ -220,12 +229,14 @@ async def test_wait_count_rounds_before_retiring_and_the_minimum_is_kept():
 async def test_local_cluster_adapt_takes_an_adaptive_subclass():
     async with in_process_cluster(n_workers=0) as cluster:
         adaptive = cluster.adapt(Adaptive=BusyForGood, maximum=2, interval="10ms")
-        assert type(adaptive) is BusyForGood and cluster.adaptive is adaptive
+        assert type(adaptive) is BusyForGood
+        assert cluster.adaptive is adaptive
         await wait_until(lambda: len(cluster.workers) == 2)
         await trio.sleep(0.1)
         assert len(cluster.workers) == 2  # never past the maximum
         await cluster.scale(1)
-        assert cluster.adaptive is None and len(cluster.workers) == 1
+        assert cluster.adaptive is None
+        assert len(cluster.workers) == 1
 
 
 def test_local_cluster_scale_up_and_scale_down_by_hand():
@@ -239,4 +250,5 @@ def test_local_cluster_scale_up_and_scale_down_by_hand():
         leaving = sorted(h.address for h in cluster.workers.values())[:2]
         cluster.scale_down(leaving)
         assert not {h.address for h in cluster.workers.values()} & set(leaving)
-        assert len(cluster.workers) == 1 and cluster.n_workers == 1
+        assert len(cluster.workers) == 1
+        assert cluster.n_workers == 1

@@ -55,7 +55,8 @@ def test_a_task_that_calls_os_exit_fails_with_killed_worker(client):
     with pytest.raises(KilledWorker) as info:
         future.result(timeout=60)
     error = info.value
-    assert error.key == future.key and len(error.workers) == 2
+    assert error.key == future.key
+    assert len(error.workers) == 2
     assert error.causes == ["exited with code 3", "exited with code 3"]
     assert client.submit(inc, 1).result(timeout=60) == 2
 

@@ -29,7 +29,8 @@ def worker_pids(cluster):
 def test_processes_start_scale_and_stop():
     with LocalCluster(n_workers=2, threads_per_worker=1) as cluster:
         pids = worker_pids(cluster)
-        assert len(pids) == 2 and all(psutil.pid_exists(p) for p in pids)
+        assert len(pids) == 2
+        assert all(psutil.pid_exists(p) for p in pids)
         assert cluster.scheduler_address.startswith("tcp://127.0.0.1:")
         cluster.scale(3)
         assert len(cluster.workers) == 3
@@ -158,7 +159,7 @@ def test_defaults_follow_dask():
 
 
 def test_bad_arguments():
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="n_workers must be"):
         LocalCluster(n_workers=-1)
     with pytest.raises(ValueError, match="inproc"):
         LocalCluster(processes=True, protocol="inproc")
@@ -167,7 +168,8 @@ def test_bad_arguments():
 def test_a_tls_cluster_encrypts_every_connection_and_refuses_plain_clients():
     with LocalCluster(n_workers=2, threads_per_worker=1, security=True) as cluster:
         assert cluster.scheduler_address.startswith("tls://127.0.0.1:")
-        assert cluster.security.tls and cluster.token
+        assert cluster.security.tls
+        assert cluster.token
         certificates = cluster.security.tls_ca_file
         assert os.path.exists(certificates)
         with Client(cluster) as client:
@@ -186,14 +188,16 @@ def test_a_cluster_on_every_interface_serves_tls_by_default_and_tcp_when_asked()
     ) as cluster:
         assert cluster.scheduler_address.startswith("tls://")
         security = cluster.security
-        assert security.tls_fingerprint and not security.require_client_cert
+        assert security.tls_fingerprint
+        assert not security.require_client_cert
         # What a remote client needs: the address and the credential, nothing more.
         with Client(cluster.scheduler_address, security=security.credential) as client:
             assert client.submit(inc, 1).result(timeout=30) == 2
             assert all(address.startswith("tls://") for address in client.nthreads())
     plain = LocalCluster(n_workers=0, host="0.0.0.0", protocol="tcp", dashboard_address=None)
     with plain:
-        assert plain.scheduler_address.startswith("tcp://") and not plain.security.tls
+        assert plain.scheduler_address.startswith("tcp://")
+        assert not plain.security.tls
 
 
 async def test_a_tls_cluster_with_in_process_workers_and_given_security(tls_security):

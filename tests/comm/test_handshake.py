@@ -42,7 +42,8 @@ async def test_matching_tokens_authenticate_both_sides():
     results, server, client = await run_handshake("secret", "secret")
     assert isinstance(results["server"], m.Hello)
     assert results["server"].role == "client"
-    assert server.authenticated and client.authenticated
+    assert server.authenticated
+    assert client.authenticated
 
 
 async def test_no_auth_accepts_anyone():
@@ -54,7 +55,8 @@ async def test_wrong_token_is_refused_with_a_reason():
     results, server, client = await run_handshake("secret", "guess")
     assert isinstance(results["client"], handshake.AuthenticationError)
     assert "invalid cluster token" in str(results["client"])
-    assert not server.authenticated and not client.authenticated
+    assert not server.authenticated
+    assert not client.authenticated
 
 
 async def test_missing_token_is_refused_before_sending_anything():
@@ -215,7 +217,8 @@ async def test_a_welcome_for_another_role_or_server_id_is_refused():
         result, _ = await offer_to_rogue(rogue)
         assert "could not prove" in str(result), rogue.__name__
     result, client = await offer_to_rogue(honest)
-    assert isinstance(result, m.Welcome) and client.authenticated
+    assert isinstance(result, m.Welcome)
+    assert client.authenticated
 
 
 def test_proofs_bind_direction_role_nonces_and_server_id():
@@ -275,7 +278,8 @@ async def test_a_forged_refusal_is_not_proven():
         await connection.send([m.Refused("go away", b"x" * 32)])
 
     result, _ = await offer_to_rogue(rogue)
-    assert isinstance(result, handshake.ServerRefused) and not result.proven
+    assert isinstance(result, handshake.ServerRefused)
+    assert not result.proven
 
 
 async def test_a_server_of_another_protocol_version_is_refused_before_the_hello():

@@ -44,7 +44,8 @@ async def test_only_a_proven_refusal_ends_the_attempts_at_once():
 
     with trio.fail_after(5), pytest.raises(ReconnectFailed, match="refused us") as info:
         await reconnect(attempt, within=30, what="test", logger=logger)
-    assert calls == 1 and info.value.refused
+    assert calls == 1
+    assert info.value.refused
 
 
 async def test_the_failure_states_the_real_elapsed_time_and_the_last_cause():
@@ -57,7 +58,8 @@ async def test_the_failure_states_the_real_elapsed_time_and_the_last_cause():
     elapsed = trio.current_time() - start
     failure = info.value
     assert 0.5 <= failure.elapsed <= elapsed  # tried for the whole time, no less
-    assert failure.attempts >= 2 and not failure.refused
+    assert failure.attempts >= 2
+    assert not failure.refused
     assert f"tried for {failure.elapsed:.1f} s" in str(failure)
     assert "ConnectionResetError: reset by peer" in str(failure)
 

@@ -24,7 +24,8 @@ async def echo(stream):
 
 def test_self_signed_files_are_private(tls_security):
     assert stat.S_IMODE(os.stat(tls_security.tls_key).st_mode) == 0o600
-    assert tls_security.tls and tls_security.require_client_cert
+    assert tls_security.tls
+    assert tls_security.require_client_cert
 
 
 def test_asyncio_tls_stream(tls_security):
@@ -152,7 +153,8 @@ def test_asyncio_checks_the_pin_too(pin_server):
 
 def test_a_credential_carries_the_token_and_the_pin(tls_security):
     fingerprint = tls_security.tls_fingerprint
-    assert fingerprint is not None and len(fingerprint) == 64
+    assert fingerprint is not None
+    assert len(fingerprint) == 64
     security = Security(token="t0k#en", tls_fingerprint=fingerprint)
     assert security.credential == f"t0k#en#tls-sha256={fingerprint}"
     again = Security().with_credential(security.credential)

@@ -126,15 +126,17 @@ async def test_large_buffers_arrive_whole_and_outlive_the_connection(kind, conte
 
 def test_receive_buffers_are_writable_and_sized():
     small, large = receive_buffer(10), receive_buffer(MAPPED_BYTES + 1)
-    assert isinstance(small, bytearray) and len(small) == 10
+    assert isinstance(small, bytearray)
+    assert len(small) == 10
     view = memoryview(large)
-    assert view.nbytes == MAPPED_BYTES + 1 and not view.readonly
+    assert view.nbytes == MAPPED_BYTES + 1
+    assert not view.readonly
     view[-1] = 7
     assert view[-1] == 7
 
 
 async def test_connect_to_nothing_fails():
-    with pytest.raises(OSError):
+    with pytest.raises(OSError):  # noqa: PT011 (refused, or unreachable: it depends on the host)
         await connect("tcp://127.0.0.1:1")
     with pytest.raises(ConnectionRefusedError):
         await connect("inproc://nobody-listens-here")

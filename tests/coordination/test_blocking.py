@@ -37,7 +37,8 @@ def test_locks_from_threads_and_tasks(trident_blocking_client):
 
 def test_semaphores_and_multi_locks(trident_blocking_client):
     semaphore = Semaphore(max_leases=2, name="blocking-sem")
-    assert semaphore.acquire() and semaphore.acquire()
+    assert semaphore.acquire()
+    assert semaphore.acquire()
     assert semaphore.acquire(timeout=0.05) is False
     assert semaphore.get_value() == 2
     semaphore.close()
@@ -55,7 +56,8 @@ def test_queues_variables_and_events(trident_blocking_client):
     with pytest.raises(TimeoutError):
         queue.put(2, timeout=0.05)
     future = queue.get()
-    assert isinstance(future, Future) and future.result() == 2
+    assert isinstance(future, Future)
+    assert future.result() == 2
     assert queue.qsize() == 0
     waiting = client.submit(wait_for_variable, "blocking-var", pure=False)
     time.sleep(0.05)

@@ -85,7 +85,7 @@ async def test_acquire_with_timeouts_and_without_blocking(trident_client):
     assert await other.acquire(timeout=0.2) is False
     assert trio.current_time() - start >= 0.2
     assert await other.acquire(blocking=False) is False
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="non-blocking"):
         other.acquire(blocking=False, timeout=1)
     await lock.release()
     assert await other.acquire(timeout="1s")
@@ -144,7 +144,7 @@ async def test_a_multi_lock_takes_all_its_locks(trident_client):
     assert await both.acquire(timeout=1, num_locks=1)  # "ma" alone is enough
     await both.release()
     await single.release()
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="not acquired"):
         await both.release()
 
 

@@ -99,7 +99,7 @@ async def test_queue_get_put_timeouts_batches_and_size(trident_client):
         if i == 1:
             assert await queue.get(batch=2) == [0, 1]
     assert await queue.get() == 2
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="positive int"):
         queue.get(batch=0)
 
 
@@ -131,7 +131,8 @@ async def test_futures_travel_through_a_queue_between_clients(trident_cluster, t
         del future
         await drop_futures()
     received = await queue.get(timeout=5)  # the sender has left: only the queue held it
-    assert isinstance(received, Future) and received.key == key
+    assert isinstance(received, Future)
+    assert received.key == key
     assert received.client is trident_client
     assert await received == 42
 

@@ -112,7 +112,7 @@ def test_the_dashboard_shows_a_live_cluster_in_chromium():
             page.screenshot(path=str(ARTIFACTS / "dashboard-workers.png"))
 
             failed = client.submit(broken, 7)
-            with pytest.raises(ValueError):
+            with pytest.raises(ValueError, match="broken input"):
                 failed.result()
             expect(page.locator("#error-badge")).to_have_text("1")
             page.click("nav a[data-view=errors]")

@@ -47,11 +47,14 @@ async def test_the_token_is_asked_for_once_then_kept_in_a_cookie(cluster):
         assert (await fetch(base + "/status?token=wrong")).status == 403
         assert (await fetch(base + "/metrics", {"Authorization": "Bearer nope"})).status == 403
         login = await fetch(base + "/status?token=" + TOKEN)
-        assert login.status == 303 and login.headers["location"] == "/status"
+        assert login.status == 303
+        assert login.headers["location"] == "/status"
         cookie = login.headers["set-cookie"].split(";")[0]
-        assert TOKEN not in cookie and "HttpOnly" in login.headers["set-cookie"]
+        assert TOKEN not in cookie
+        assert "HttpOnly" in login.headers["set-cookie"]
         page = await fetch(base + "/status", {"Cookie": cookie})
-        assert page.status == 200 and b"trident dashboard" in page.body
+        assert page.status == 200
+        assert b"trident dashboard" in page.body
         assert "script-src" not in page.headers["content-security-policy"]  # default-src
         assert (await fetch(base + "/workers", {"Cookie": cookie})).status == 200
         assert (await fetch(base + "/status", {"Cookie": cookie + "x"})).status == 403
@@ -71,28 +74,36 @@ async def test_json_endpoints_describe_workers_tasks_and_errors(cluster):
             futures = client.map(inc, range(50))
             assert await client.gather(futures) == list(range(1, 51))
             failed = client.submit(boom, 1)
-            with pytest.raises(ValueError):
+            with pytest.raises(ValueError, match="boom"):
                 await failed
             base = base_url(cluster)
             summary = json.loads((await fetch(base + "/api/summary.json", BEARER)).body)
-            assert summary["workers"] == 2 and summary["threads"] == 2
-            assert summary["finished_total"] == 50 and summary["failed_total"] == 1
+            assert summary["workers"] == 2
+            assert summary["threads"] == 2
+            assert summary["finished_total"] == 50
+            assert summary["failed_total"] == 1
             assert summary["tasks"] == {"memory": 50, "erred": 1}
             workers = json.loads((await fetch(base + "/api/workers.json", BEARER)).body)
             assert sorted(w["name"] for w in workers) == ["0", "1"]
             assert sum(w["keys"] for w in workers) == 50
             progress = json.loads((await fetch(base + "/api/progress.json", BEARER)).body)
             rows = {row["prefix"]: row for row in progress}
-            assert rows["inc"]["done"] == 50 and rows["inc"]["memory"] == 50
+            assert rows["inc"]["done"] == 50
+            assert rows["inc"]["memory"] == 50
             assert rows["boom"]["erred"] == 1
             stream = json.loads((await fetch(base + "/api/task-stream.json?since=40", BEARER)).body)
-            assert stream["cursor"] == 51 and len(stream["events"]) == 11
+            assert stream["cursor"] == 51
+            assert len(stream["events"]) == 11
             key, prefix, worker, start, stop, status = stream["events"][-1]
-            assert key == failed.key and worker in client.nthreads()
-            assert prefix == "boom" and status == "error" and stop >= start
+            assert key == failed.key
+            assert worker in client.nthreads()
+            assert prefix == "boom"
+            assert status == "error"
+            assert stop >= start
             errors = json.loads((await fetch(base + "/api/errors.json", BEARER)).body)
             (error,) = errors["errors"]
-            assert error["prefix"] == "boom" and "ValueError: boom 1" in error["text"]
+            assert error["prefix"] == "boom"
+            assert "ValueError: boom 1" in error["text"]
             assert "Traceback" in error["text"]
             assert (await fetch(base + "/api/nothing.json", BEARER)).status == 404
 
@@ -152,7 +163,9 @@ async def test_pages_get_live_updates_with_new_task_events(cluster):
                 nursery.start_soon(submit_more)
                 events = await trio.to_thread.run_sync(read_events, url, BEARER, 12)
     first, *later = events
-    assert first["initial"] and len(first["stream"]) == 10 and first["stream_end"] == 10
+    assert first["initial"]
+    assert len(first["stream"]) == 10
+    assert first["stream_end"] == 10
     assert first["summary"]["workers"] == 2
     assert not any(update["initial"] for update in later)
     # Events carry their position (stream_end counts back): pages drop what they saw.
@@ -161,7 +174,8 @@ async def test_pages_get_live_updates_with_new_task_events(cluster):
         end, rows = update["stream_end"], update["stream"]
         seen.update(range(end - len(rows) + 1, end + 1))
     assert seen == set(range(1, 41))
-    assert later[-1]["stream_end"] == 40 and later[-1]["summary"]["finished_total"] == 40
+    assert later[-1]["stream_end"] == 40
+    assert later[-1]["summary"]["finished_total"] == 40
     assert {row["prefix"] for row in later[-1]["progress"]} == {"inc"}
 
 
@@ -174,7 +188,8 @@ async def test_a_taken_port_falls_back_to_a_free_one(caplog):
         with trio.fail_after(10):
             async with in_process_cluster(dashboard_address=port) as cluster:
                 address = cluster.scheduler.dashboard_address
-                assert address.startswith("127.0.0.1:") and not address.endswith(f":{port}")
+                assert address.startswith("127.0.0.1:")
+                assert not address.endswith(f":{port}")
                 assert cluster.dashboard_link.startswith(f"http://{address}/status?token=")
     assert any("not available" in r.getMessage() for r in caplog.records)
 
@@ -201,7 +216,8 @@ async def test_the_http_server_speaks_plain_http(cluster):
     with trio.fail_after(10):
         base = base_url(cluster)
         head = await fetch(base + "/health", method="HEAD")
-        assert head.status == 200 and head.body == b""
+        assert head.status == 200
+        assert head.body == b""
         assert (await fetch(base + "/health", method="POST")).status == 405
         host, port = cluster.scheduler.dashboard_address.rsplit(":", 1)
         stream = await trio.open_tcp_stream(host, int(port))
@@ -224,7 +240,8 @@ def test_a_blocking_local_cluster_serves_a_dashboard_by_default():
 
     with LocalCluster(n_workers=1, processes=False, memory_limit=None) as cluster:
         link = cluster.dashboard_link
-        assert link is not None and link.startswith("http://127.0.0.1:")
+        assert link is not None
+        assert link.startswith("http://127.0.0.1:")
         with Client(cluster) as client:
             assert client.dashboard_link == link
         assert fetch_blocking(link).status == 303

@@ -74,7 +74,8 @@ def test_blocking_progress_redraws_in_place_on_a_terminal(trident_blocking_clien
     out = Terminal()
     progress(*futures, multi=False, file=out, interval=0.01)
     text = out.getvalue()
-    assert "\r\x1b[2K[" in text and text.endswith("\n")
+    assert "\r\x1b[2K[" in text
+    assert text.endswith("\n")
     final = text.rsplit("\x1b[2K", 1)[1]
     assert final.startswith("[" + "#" * 40 + "] | 100% Completed | 11 / 11 | 1 error")
     done_already = client.map(double, range(3))
@@ -90,7 +91,8 @@ async def test_async_progress_streams_updates(trident_client):
         bar = progress(futures)
         assert isinstance(bar, Progress)
         updates = [update async for update in bar]
-        assert updates[-1].complete and updates[-1].done == updates[-1].total == 6
+        assert updates[-1].complete
+        assert updates[-1].done == updates[-1].total == 6
         assert [u.done for u in updates] == sorted(u.done for u in updates)
         assert updates[-1].groups == {"slow": Counts(6, 6, 0)}
 
@@ -103,8 +105,10 @@ async def test_awaiting_async_progress_draws_until_done(trident_client):
         await progress(futures, file=out, multi=True)
         assert all(f.done() for f in futures)
         text = out.getvalue()
-        assert "slow [" in text and "| 4 / 4" in text
-        assert "fail [" in text and "| 1 error" in text
+        assert "slow [" in text
+        assert "| 4 / 4" in text
+        assert "fail [" in text
+        assert "| 1 error" in text
 
 
 @pytest.fixture
@@ -138,7 +142,8 @@ def test_notebook_widgets_update_live(trident_blocking_client, fake_ipywidgets):
     assert widget._bars["inc"].bar_style == "success"
     assert "5 / 5" in widget._labels["inc"].value
     single = progress(futures, notebook=True, multi=False)
-    assert single._bars[""].value == 10 and single._bars[""].max == 10
+    assert single._bars[""].value == 10
+    assert single._bars[""].max == 10
 
 
 def test_notebook_bars_need_ipywidgets(trident_blocking_client, monkeypatch):
@@ -192,5 +197,7 @@ def test_tracker_counts_each_change_once_and_takes_back_lost_results():
     move(0, "finished")
     move(1, "cancelled")
     update = tracker.snapshot()
-    assert update.complete and (update.done, update.errors) == (3, 2)
-    assert tracker.wait_finished(0) and listeners == {}  # done: it stopped listening
+    assert update.complete
+    assert (update.done, update.errors) == (3, 2)
+    assert tracker.wait_finished(0)
+    assert listeners == {}

@@ -75,7 +75,8 @@ def test_lambdas_in_arguments_use_cloudpickle():
     payload, deps = dumps_task_args((lambda: 5, FakeFuture("k")), {})
     assert deps == ["k"]
     args, _ = loads_task_args(payload, {"k": 1})
-    assert args[0]() == 5 and args[1] == 1
+    assert args[0]() == 5
+    assert args[1] == 1
 
 
 def test_unpicklable_arguments_raise():

@@ -54,7 +54,8 @@ def test_paths_through_containers_objects_and_callables():
 def test_the_error_is_a_picklable_type_and_pickling_error():
     error = unpicklable_error("the thing", {"args": (Session(),)}, TypeError("boom"))
     assert isinstance(error, SerializationError)
-    assert isinstance(error, TypeError) and isinstance(error, pickle.PicklingError)
+    assert isinstance(error, TypeError)
+    assert isinstance(error, pickle.PicklingError)
     assert str(error) == (
         "cannot pickle the thing: args[0].conn -> _thread.lock "
         "(cannot pickle '_thread.lock' object)"

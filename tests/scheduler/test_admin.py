@@ -58,7 +58,8 @@ def test_versions_of_the_scheduler():
     assert versions["host"]["python"]
     # Names that cannot be installed are simply absent (a fuzzed request sent "").
     odd = reply(h.client(m.VersionsRequest(2, ["", "no-such-package-here"]))).value
-    assert odd["packages"][""] is None and odd["packages"]["no-such-package-here"] is None
+    assert odd["packages"][""] is None
+    assert odd["packages"]["no-such-package-here"] is None
 
 
 # --- seceded and rescheduled tasks -----------------------------------------------------
@@ -78,7 +79,8 @@ def test_a_seceded_task_frees_its_slot_for_queued_root_tasks():
     assert row["processing"] == 2  # the dashboard counts the seceded task too
     finish_on(h, "child", "w0")
     finish_on(h, "parent", "w0")
-    assert not ws.long_running and not ws.processing
+    assert not ws.long_running
+    assert not ws.processing
     assert h.states() == {"parent": "memory", "child": "memory"}
 
 
@@ -91,7 +93,8 @@ def test_seceded_tasks_rerun_when_their_worker_dies_and_are_cancelled_cleanly():
     h.state.remove_worker(first)
     h.flush()
     second = h.state.tasks["parent"].processing_on.address
-    assert second != first and h.state.tasks["parent"].suspicious == 1
+    assert second != first
+    assert h.state.tasks["parent"].suspicious == 1
     h.state.handle_worker_message(second, m.TaskSeceded("parent"))
     h.flush()
     out = h.client(m.CancelKeys(["parent"], False))
@@ -105,7 +108,8 @@ def test_a_rescheduled_task_is_placed_again():
     h.state.handle_worker_message("w0", m.TaskRescheduled("a"))
     out = h.flush()
     assert [msg.key for msg in out["w0"] if isinstance(msg, m.RunTask)] == ["a"]
-    assert h.state.tasks["a"].retries == 0 and h.state.tasks["a"].suspicious == 0
+    assert h.state.tasks["a"].retries == 0
+    assert h.state.tasks["a"].suspicious == 0
     finish_on(h, "a", "w0")
     assert h.states() == {"a": "memory"}
 
@@ -191,7 +195,8 @@ def test_retiring_copies_unique_data_then_removes_the_worker():
     assert list(h.state.workers) == ["w1"]
     assert holders(h, "x") == ["w1"]
     busy = h.state.tasks["busy"]
-    assert busy.state == "no-worker" and busy.suspicious == 0  # restricted to w0
+    assert busy.state == "no-worker"
+    assert busy.suspicious == 0
     # Messages still in flight from the retired worker are dropped quietly.
     h.state.handle_worker_message("w0", m.WorkerHeartbeat(0, 0, 0.0, 0, 0, 0, 0))
     h.state.remove_worker("w0")
@@ -299,7 +304,8 @@ def test_run_on_scheduler_goes_to_the_actor():
     h = Harness(workers=0)
     out = h.client(m.RunOnScheduler(call()))
     (result,) = out["c"]
-    assert isinstance(result, m.RunResult) and "no scheduler actor" in result.error.text
+    assert isinstance(result, m.RunResult)
+    assert "no scheduler actor" in result.error.text
     seen = []
     h.state.remote_calls.run_here = lambda client, run: seen.append((client, run.request_id))
     h.client(m.RunOnScheduler(call(7)))
@@ -313,10 +319,12 @@ def test_run_on_nannies_relays_and_gathers_results():
     h.flush()
     out = h.client(m.RunOnNannies(call(5), None))
     (relayed,) = out["n0"]
-    assert isinstance(relayed, m.RunFunction) and "c" not in out
+    assert isinstance(relayed, m.RunFunction)
+    assert "c" not in out
     h.state.handle_nanny_message("n0", m.RunResult(relayed.request_id, dumps(3), None))
     results = reply(h.flush()).results
-    assert loads(results["w0"].value) == 3 and results["w0"].request_id == 5
+    assert loads(results["w0"].value) == 3
+    assert results["w0"].request_id == 5
     assert "no nanny" in results["w1"].error.text
 
 
@@ -346,4 +354,5 @@ def test_a_move_to_a_worker_that_started_retiring_keeps_the_source_copy():
     assert reply(out).request_id == 1
     out = acquired(h, "w2", copy.operation, {"u": 10})
     assert list(reply(out).value) == ["w1"]
-    assert holders(h, moved) == ["w0"] and holders(h, "u") == ["w2"]
+    assert holders(h, moved) == ["w0"]
+    assert holders(h, "u") == ["w2"]

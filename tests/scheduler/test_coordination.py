@@ -270,10 +270,13 @@ def test_variable_get_waits_for_a_value_and_set_replaces_it():
     out = h.client(m.VariableSet(setter, "v", value("one", ["f-1"])))
     assert replies(out)[setter].value is True
     payload, keys, handoff = replies(out, "d")[waiting].value
-    assert loads(payload) == "one" and keys == ["f-1"] and handoff is not None
+    assert loads(payload) == "one"
+    assert keys == ["f-1"]
+    assert handoff is not None
     h.client(m.HandoffsDone([handoff]), client="d")
     h.client(m.ReleaseKeys(["f-1", "f-2"]))
-    assert {"f-1"} <= set(h.state.tasks) and "f-2" not in h.state.tasks
+    assert {"f-1"} <= set(h.state.tasks)
+    assert "f-2" not in h.state.tasks
     h.client(m.VariableSet(rid(), "v", value("two")))
     assert "f-1" not in h.state.tasks  # replaced: the old future is released
     h.client(m.VariableDelete("v"))
@@ -299,7 +302,8 @@ def test_published_values_reach_subscribed_clients_only():
     h.client(m.TopicSubscription("t", True), client="d")
     out = h.client(m.Publish("t", value("hello")))
     (published,) = sent(out, "d", m.Published)
-    assert loads(published.value.payload) == "hello" and published.handoff is None
+    assert loads(published.value.payload) == "hello"
+    assert published.handoff is None
     assert not sent(out, "c", m.Published)
     h.client(m.TopicSubscription("t", False), client="d")
     assert not sent(h.client(m.Publish("t", value("again"))), "d", m.Published)
@@ -326,7 +330,8 @@ def test_datasets_are_shared_and_hold_their_futures():
     fetch = rid()
     out = h.client(m.GetDataset(fetch, "ds"), client="d")
     payload, keys, handoff = replies(out, "d")[fetch].value
-    assert loads(payload) == "data" and keys == ["f-1"]
+    assert loads(payload) == "data"
+    assert keys == ["f-1"]
     h.client(m.HandoffsDone([handoff]), client="d")
     h.client(m.UnpublishDataset(rid(), "ds"))
     assert "f-1" not in h.state.tasks
@@ -340,7 +345,9 @@ def test_metadata_walks_nested_keys():
     h.client(m.SetMetadata(rid(), ["a", "d"], {"e": dumps(2)}))
     query = rid()
     found, tree = replies(h.client(m.GetMetadata(query, ["a"])))[query].value
-    assert found and loads(tree["b"]["c"]) == 1 and loads(tree["d"]["e"]) == 2
+    assert found
+    assert loads(tree["b"]["c"]) == 1
+    assert loads(tree["d"]["e"]) == 2
     query = rid()
     assert replies(h.client(m.GetMetadata(query, ["a", "x"])))[query].value == [False, None]
     h.client(m.SetMetadata(rid(), ["a", "b"], dumps("leaf")))
@@ -360,7 +367,9 @@ def test_the_cause_of_a_failure_is_the_task_that_raised():
     h.client(m.ReleaseKeys(["a-1", "b-1"]))  # only the last future is kept
     query = rid()
     cause = replies(h.client(m.ErrorCause(query, "c-1")))[query].value
-    assert cause["key"] == "b-1" and cause["dependencies"] == ["a-1"]
-    assert loads(cause["args"]) == "b-1" and loads(cause["function"]) is len
+    assert cause["key"] == "b-1"
+    assert cause["dependencies"] == ["a-1"]
+    assert loads(cause["args"]) == "b-1"
+    assert loads(cause["function"]) is len
     query = rid()
     assert "did not fail" in replies(h.client(m.ErrorCause(query, "a-1")))[query].error

@@ -20,7 +20,8 @@ def test_events_and_flushes_are_logged_under_increasing_stimulus_ids():
     assert ("TaskFinished", "w0", "a") in events
     finished = next(e for e in log if e[1] == "TaskFinished")
     flush = log[log.index(finished) + 1]
-    assert flush[0] == finished[0] and flush[1] == "flush"  # what the event led to
+    assert flush[0] == finished[0]
+    assert flush[1] == "flush"
     assert flush[2] >= 1  # transitions since the flush before
 
 
@@ -45,6 +46,7 @@ def test_a_dump_waits_for_every_worker_and_goes_on_without_one_that_left():
     assert sent(h.flush(), "c", m.Reply) == []
     h.state.remove_worker("w1")
     [reply] = sent(h.flush(), "c", m.Reply)
-    assert reply.request_id == 7 and set(reply.value["workers"]) == {"w0"}
+    assert reply.request_id == 7
+    assert set(reply.value["workers"]) == {"w0"}
     assert "a" in reply.value["scheduler"]["tasks"]
     assert reply.value["scheduler"]["log"]

@@ -30,10 +30,12 @@ def test_a_lock_is_granted_to_one_request_at_a_time():
     assert table.held("x") == 1
     released, granted = table.release(a.lease)
     table.validate()
-    assert released is a and granted == [b]
+    assert released is a
+    assert granted == [b]
     table.release(b.lease)
     table.validate()
-    assert table.held("x") == 0 and not table.capacity  # forgotten when idle
+    assert table.held("x") == 0
+    assert not table.capacity
 
 
 def test_a_semaphore_grants_max_leases_at_once():
@@ -52,7 +54,8 @@ def test_a_multi_request_takes_all_its_names_or_none():
     assert step(table, table.request(both)) == []
     assert table.held("a") == 0  # nothing taken while waiting
     assert step(table, table.release(holder.lease))[1] == [both]
-    assert both.granted == ["a", "b"] and table.held("a") == table.held("b") == 1
+    assert both.granted == ["a", "b"]
+    assert table.held("a") == table.held("b") == 1
 
 
 def test_the_earliest_waiter_keeps_its_claims_so_it_cannot_starve():

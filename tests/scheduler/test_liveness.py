@@ -48,7 +48,8 @@ def test_a_silent_worker_is_removed_and_its_task_rerun_elsewhere():
     gone, out = h.tick(10.5)
     assert gone == ["w0"]
     assert "w0" not in h.state.workers
-    assert run_keys(out) == ["a-1"] and sent(out, "w1", m.RunTask)
+    assert run_keys(out) == ["a-1"]
+    assert sent(out, "w1", m.RunTask)
     assert sent(out, "c", m.WorkersChanged)[0].removed == ["w0"]
     assert h.state.deaths.reasons["w0"] == "it sent no heartbeat for 10 s"
 
@@ -60,7 +61,8 @@ def test_anything_heard_keeps_a_peer_alive():
         h.state.liveness.heard_from("c", float(now))
         gone, _ = h.tick(float(now))
         assert gone == []
-    assert "w0" in h.state.workers and "c" in h.state.clients
+    assert "w0" in h.state.workers
+    assert "c" in h.state.clients
 
 
 def test_a_silent_client_is_away_then_released_after_its_grace_period():
@@ -113,7 +115,8 @@ def test_a_resumed_client_hears_about_finished_keys():
     h.state.resume_client(m.ResumeClient("c", "c", ["a-1"]))
     out = h.flush()
     (done,) = sent(out, "c", m.KeyDone)
-    assert done.key == "a-1" and done.value is None  # fetched from the worker
+    assert done.key == "a-1"
+    assert done.value is None
 
 
 def test_a_client_unknown_to_the_scheduler_resumes_afresh():
@@ -156,7 +159,8 @@ def test_a_held_worker_death_verdict_waits_for_the_nanny_report():
     out = h.flush()
     (erred,) = sent(out, "c", m.KeyErred)
     error = loads(erred.error.exception)
-    assert error.workers == ["w0"] and error.causes == ["killed by SIGSEGV"]
+    assert error.workers == ["w0"]
+    assert error.causes == ["killed by SIGSEGV"]
     assert "w0 (killed by SIGSEGV)" in str(error)
 
 
@@ -208,7 +212,8 @@ def test_killed_worker_names_every_death_and_its_cause():
         out = h.flush()
     (erred,) = sent(out, "c", m.KeyErred)
     error = loads(erred.error.exception)
-    assert error.workers == ["x0", "x1"] and error.causes == causes
+    assert error.workers == ["x0", "x1"]
+    assert error.causes == causes
     assert str(error) == (
         "task 'bad-1' was running when 2 workers died: "
         "x0 (killed by SIGSEGV), x1 (exited with code 3)"

@@ -51,11 +51,13 @@ def test_a_reported_death_is_logged_kept_and_drops_the_worker(caplog):
     assert "w0" not in h.state.workers
     assert run_keys(out) == ["a-1"]  # rerun on the other worker
     (death,) = scheduler_info(h.state)["worker_deaths"]
-    assert death["signal"] == "SIGKILL" and death["reason"] == "killed by SIGKILL"
+    assert death["signal"] == "SIGKILL"
+    assert death["reason"] == "killed by SIGKILL"
     assert death["stderr"] == ["line 1", "Killed"]
     assert scheduler_info(h.state)["nannies"]["n0"]["last_death"]["address"] == "w0"
     (record,) = [r for r in caplog.records if "died" in r.getMessage()]
-    assert "killed by SIGKILL" in record.getMessage() and "Killed" in record.getMessage()
+    assert "killed by SIGKILL" in record.getMessage()
+    assert "Killed" in record.getMessage()
     # The dead worker's connection may still deliver; that is refused, not a crash.
     with pytest.raises(InvalidMessage, match="no longer registered"):
         h.state.handle_worker_message("w0", m.KeysReleased(["a-1"]))
@@ -70,7 +72,8 @@ def test_killed_worker_errors_carry_the_reported_reason():
     out = h.flush()
     (erred,) = sent(out, "c", m.KeyErred)
     error = loads(erred.error.exception)
-    assert isinstance(error, KilledWorker) and "out of memory" in str(error)
+    assert isinstance(error, KilledWorker)
+    assert "out of memory" in str(error)
 
 
 def test_a_death_after_the_connection_dropped_is_only_recorded():
@@ -108,7 +111,8 @@ def test_restart_clears_every_task_and_waits_for_fresh_workers():
     assert not sent(h.flush(), "c", m.Reply)  # w1 is still registered
     h.state.remove_worker("w1")
     (reply,) = sent(h.flush(), "c", m.Reply)
-    assert reply.request_id == 7 and reply.value["restarted"] == 2
+    assert reply.request_id == 7
+    assert reply.value["restarted"] == 2
     # The cluster works afterwards, with the functions the clients defined.
     h.add_worker("w3")
     assert run_keys(h.submit(spec("a-1"))) == ["a-1"]

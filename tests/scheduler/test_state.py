@@ -113,7 +113,8 @@ def test_finishing_reports_to_the_client_and_refills_the_worker():
     h.submit(spec("a-1"), spec("a-2"))
     out = h.finish("a-1", value=dumps(42))
     (done,) = sent(out, "c", m.KeyDone)
-    assert done.key == "a-1" and loads(done.value) == 42
+    assert done.key == "a-1"
+    assert loads(done.value) == 42
     assert run_keys(out) == ["a-2"]
     assert not sent(out, "w0", m.DefineFunction)  # the worker knows the function
 
@@ -188,7 +189,8 @@ def test_retries_rerun_failed_tasks():
     h = Harness()
     h.submit(spec("a-1", retries=1))
     out = h.fail("a-1")
-    assert run_keys(out) == ["a-1"] and not sent(out, "c", m.KeyErred)
+    assert run_keys(out) == ["a-1"]
+    assert not sent(out, "c", m.KeyErred)
     out = h.fail("a-1")
     assert [msg.key for msg in sent(out, "c", m.KeyErred)] == ["a-1"]
 
@@ -278,7 +280,8 @@ def test_a_task_that_kills_too_many_workers_fails_with_killed_worker():
     (erred,) = sent(out, "c", m.KeyErred)
     error = loads(erred.error.exception)
     assert isinstance(error, KilledWorker)
-    assert error.workers == ["x0", "x1"] and "signal 9" in str(error)
+    assert error.workers == ["x0", "x1"]
+    assert "signal 9" in str(error)
 
 
 def test_restrictions_and_unknown_workers():
@@ -363,7 +366,8 @@ def test_functions_are_sent_once_per_worker_and_forgotten_when_unused():
     h.state.remove_client("c")
     out = h.flush()
     assert sent(out, "w0", m.ForgetFunctions)[0].tokens == ["f"]
-    assert h.state.functions == {} and h.state.tasks == {}
+    assert h.state.functions == {}
+    assert h.state.tasks == {}
 
 
 def test_who_has_and_info_replies():
@@ -372,10 +376,13 @@ def test_who_has_and_info_replies():
     h.finish("a-1")
     out = h.client(m.WhoHasRequest(5, ["a-1", "zz"]))
     (reply,) = sent(out, "c", m.Reply)
-    assert reply.request_id == 5 and len(reply.value["a-1"]) == 1 and reply.value["zz"] == []
+    assert reply.request_id == 5
+    assert len(reply.value["a-1"]) == 1
+    assert reply.value["zz"] == []
     out = h.client(m.InfoRequest(6))
     info = sent(out, "c", m.Reply)[0].value
-    assert set(info["workers"]) == {"w0", "w1"} and info["tasks"] == 1
+    assert set(info["workers"]) == {"w0", "w1"}
+    assert info["tasks"] == 1
 
 
 def test_want_keys_reports_current_outcomes():
@@ -434,7 +441,8 @@ def test_releasing_many_keys_sends_one_free_message_per_worker():
                 h.finish(key, duration=0.0001)
     out = h.client(m.ReleaseKeys(keys))
     frees = [msg for w in ("w0", "w1") for msg in sent(out, w, m.FreeKeys)]
-    assert len(frees) <= 2 and sorted(k for msg in frees for k in msg.keys) == sorted(keys)
+    assert len(frees) <= 2
+    assert sorted(k for msg in frees for k in msg.keys) == sorted(keys)
 
 
 # --- heartbeats, activity, output forwarding, logs ----------------------------------
@@ -452,9 +460,11 @@ def test_heartbeats_are_stored_with_the_time_they_arrived():
     h.state.handle_worker_message("w0", heartbeat(memory=2048))
     assert h.flush() == {}
     ws = h.state.workers["w0"]
-    assert ws.heartbeat.memory == 2048 and ws.last_seen == 105.0
+    assert ws.heartbeat.memory == 2048
+    assert ws.last_seen == 105.0
     info = scheduler_info(h.state)["workers"]["w0"]
-    assert info["metrics"]["memory"] == 2048 and info["last_seen"] == 105.0
+    assert info["metrics"]["memory"] == 2048
+    assert info["last_seen"] == 105.0
     assert scheduler_info(h.state)["workers"]["w1"]["metrics"]["memory"] == 0  # none yet
 
 
@@ -471,8 +481,10 @@ def test_finished_and_failed_runs_are_recorded_in_the_task_stream():
         ("b-1", "b", "w0", "error"),
     ]
     assert events[0].stop - events[0].start == pytest.approx(0.5)
-    assert cursor == 3 and h.state.activity.events_since(cursor) == ([], 3)
-    assert h.state.activity.finished == {"a": 1} and h.state.activity.failed == {"b": 2}
+    assert cursor == 3
+    assert h.state.activity.events_since(cursor) == ([], 3)
+    assert h.state.activity.finished == {"a": 1}
+    assert h.state.activity.failed == {"b": 2}
     errors, _ = h.state.activity.errors_since(0)
     assert [(e.key, e.text) for e in errors] == [("b-1", "ValueError: for good")]
 
@@ -484,7 +496,8 @@ def test_the_task_stream_is_a_bounded_ring_buffer():
     for i in range(10):
         activity.task_ran(f"t-{i}", "t", "w", i, i + 1, "ok")
     events, cursor = activity.events_since(5)
-    assert [e.key for e in events] == ["t-7", "t-8", "t-9"] and cursor == 10
+    assert [e.key for e in events] == ["t-7", "t-8", "t-9"]
+    assert cursor == 10
     assert [e.key for e in activity.events_since(9)[0]] == ["t-9"]
     assert [e.key for e in activity.events_since(0, limit=1)[0]] == ["t-9"]
 
@@ -496,7 +509,8 @@ def test_killed_workers_are_recorded_as_errors():
     h.state.remove_worker("w0")
     h.flush()
     (error,) = h.state.activity.errors_since(0)[0]
-    assert error.key == "a-1" and "KilledWorker" in error.text
+    assert error.key == "a-1"
+    assert "KilledWorker" in error.text
 
 
 def test_workers_capture_output_while_a_client_forwards_it():
@@ -527,8 +541,10 @@ def test_task_output_goes_to_the_forwarding_clients_that_want_the_task():
     h.state.handle_worker_message("w0", m.TaskOutput("forged", entries))
     out = h.flush()
     (forwarded,) = sent(out, "c", m.TaskOutput)
-    assert forwarded.worker == "w0" and [e.text for e in forwarded.entries] == ["hello"]
-    assert not sent(out, "d", m.TaskOutput) and not sent(out, "e", m.TaskOutput)
+    assert forwarded.worker == "w0"
+    assert [e.text for e in forwarded.entries] == ["hello"]
+    assert not sent(out, "d", m.TaskOutput)
+    assert not sent(out, "e", m.TaskOutput)
 
 
 def test_clients_learn_the_dashboard_address_with_the_welcome():
@@ -552,4 +568,5 @@ def test_scheduler_logs_are_answered_from_its_buffer():
     (reply,) = sent(h.client(m.LogsRequest(7, 10)), "c", m.Reply)
     assert reply.request_id == 7
     ((level, text),) = reply.value
-    assert level == "WARNING" and text.endswith("trident.scheduler - WARNING - disk full")
+    assert level == "WARNING"
+    assert text.endswith("trident.scheduler - WARNING - disk full")

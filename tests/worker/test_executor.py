@@ -18,13 +18,15 @@ def test_unpicklable_results_become_the_tasks_error():
         complete(outcome, {"conn": threading.Lock()}, job(inline=inline), "w")
         assert outcome.error is not None
         error = loads(outcome.error.exception)
-        assert error.path == "result['conn']" and "'task-1'" in str(error)
+        assert error.path == "result['conn']"
+        assert "'task-1'" in str(error)
 
 
 def test_picklable_and_actor_results_pass():
     outcome = Outcome(job(inline=False))
     complete(outcome, [1, 2], job(inline=False), "w")
-    assert outcome.error is None and outcome.payload is None
+    assert outcome.error is None
+    assert outcome.payload is None
     actor = job(inline=False, actor=True)
     outcome = Outcome(actor)
     complete(outcome, threading.Lock(), actor, "w")

@@ -82,4 +82,5 @@ def test_a_worker_spills_results_then_pauses_and_resumes_as_memory_comes_and_goe
         assert waiting.result(timeout=30) == 2
         assert "resumed" in worker_log(client)
         for i, values in enumerate(client.gather(results)):  # read back from disk
-            assert values.shape == (40 * MB // 8,) and (values == i).all()
+            assert values.shape == (40 * MB // 8,)
+            assert (values == i).all()

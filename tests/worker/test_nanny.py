@@ -75,9 +75,12 @@ async def test_a_killed_worker_is_restarted_with_back_off_and_reported(scheduler
                     reported = await deaths(client)
                     assert len(reported) == round_ + 1
                 death = reported[-1]
-                assert death["signal"] == "SIGKILL" and death["exit_code"] is None
-                assert death["reason"] == "killed by SIGKILL" and not death["out_of_memory"]
-                assert death["name"] == "w0" and death["pid"] == pid
+                assert death["signal"] == "SIGKILL"
+                assert death["exit_code"] is None
+                assert death["reason"] == "killed by SIGKILL"
+                assert not death["out_of_memory"]
+                assert death["name"] == "w0"
+                assert death["pid"] == pid
                 # Registered workers are no crash loop: restarted at once each time.
                 assert [d["restart_in"] for d in reported] == [0.05, 0.05]
                 info = await client.scheduler_info()
@@ -96,7 +99,8 @@ async def test_exit_code_and_stderr_tail_reach_the_scheduler(scheduler, tmp_path
                 future = client.submit(die_once, str(tmp_path / "flag"), 3)
                 assert await future == "survived"  # rerun on the restarted worker
                 (death,) = await deaths(client)
-            assert death["exit_code"] == 3 and death["signal"] is None
+            assert death["exit_code"] == 3
+            assert death["signal"] is None
             assert death["reason"] == "exited with code 3: about to fail: disk on fire"
             assert "about to fail: disk on fire" in death["stderr"]
             assert nanny.deaths[0].reason == death["reason"]
@@ -147,7 +151,8 @@ async def test_client_restart_replaces_workers_and_cancels_futures(scheduler):
                     with pytest.raises(CancelledError, match="the cluster was restarted"):
                         await future
                 info = await client.scheduler_info()
-                assert info["tasks"] == 0 and info["worker_deaths"] == []
+                assert info["tasks"] == 0
+                assert info["worker_deaths"] == []
                 assert await client.submit(inc, 1) == 2  # the same key runs afresh
             nursery.cancel_scope.cancel()
 

@@ -34,7 +34,8 @@ def test_trees_count_samples_per_function_and_merge():
     assert leaf["description"]["line"].startswith("return [frame")
     assert leaf["description"]["filename"] == __file__
     merged = merge(tree, tree)
-    assert merged["count"] == 4 and tree["count"] == 2
+    assert merged["count"] == 4
+    assert tree["count"] == 2
     assert merge()["count"] == 0
 
 

@@ -31,13 +31,18 @@ def buffer(tmp_path):
 def test_values_beyond_the_target_are_spilled_least_recently_used_first(buffer):
     buffer["a"] = array(1)
     buffer["b"] = array(2)
-    assert list(buffer.fast) == ["a", "b"] and not buffer.slow
+    assert list(buffer.fast) == ["a", "b"]
+    assert not buffer.slow
     assert buffer["a"][0] == 1  # a is now the most recently used
     buffer["c"] = array(3)
-    assert list(buffer.fast) == ["a", "c"] and list(buffer.slow) == ["b"]
-    assert buffer.spilled_bytes > 8000 and buffer.fast_bytes == 16_000
+    assert list(buffer.fast) == ["a", "c"]
+    assert list(buffer.slow) == ["b"]
+    assert buffer.spilled_bytes > 8000
+    assert buffer.fast_bytes == 16_000
     assert len(os.listdir(buffer.directory)) == 1
-    assert set(buffer) == {"a", "b", "c"} and len(buffer) == 3 and "b" in buffer
+    assert set(buffer) == {"a", "b", "c"}
+    assert len(buffer) == 3
+    assert "b" in buffer
 
 
 def test_spilled_values_read_back_transparently_and_deletes_remove_files(buffer):
@@ -50,7 +55,8 @@ def test_spilled_values_read_back_transparently_and_deletes_remove_files(buffer)
     del buffer["k4"]
     with pytest.raises(KeyError):
         del buffer["k0"]
-    assert "k0" not in buffer and len(buffer) == 3
+    assert "k0" not in buffer
+    assert len(buffer) == 3
     assert len(os.listdir(buffer.directory)) == len(buffer.slow)
     buffer["k1"] = "replaced"
     assert buffer["k1"] == "replaced"
@@ -59,7 +65,8 @@ def test_spilled_values_read_back_transparently_and_deletes_remove_files(buffer)
 
 def test_a_value_larger_than_the_target_goes_straight_to_disk(buffer):
     buffer["big"] = array(7, 10_000)
-    assert "big" in buffer.slow and not buffer.fast
+    assert "big" in buffer.slow
+    assert not buffer.fast
     assert (buffer["big"] == 7).all()
     assert "big" in buffer.slow  # too big to come back into memory
 
@@ -70,7 +77,8 @@ def test_unpicklable_values_stay_in_memory(buffer):
     buffer["a"] = array(1)
     buffer["b"] = array(2)
     buffer["c"] = array(3)
-    assert buffer["lock"] is lock and "lock" in buffer.fast
+    assert buffer["lock"] is lock
+    assert "lock" in buffer.fast
     assert buffer.evict() > 0
     while buffer.evict():
         pass
@@ -115,7 +123,9 @@ def test_close_removes_the_directory_and_stale_directories_are_purged(tmp_path):
     (dead / "x").write_bytes(b"x")
     assert not psutil.pid_exists(999999999)
     again = spill_directory(str(root))
-    assert not dead.exists() and directory.exists() and again.exists()
+    assert not dead.exists()
+    assert directory.exists()
+    assert again.exists()
     spill = SpillBuffer(directory, target=10)
     spill["a"] = array(1)
     spill.close()
@@ -125,11 +135,14 @@ def test_close_removes_the_directory_and_stale_directories_are_purged(tmp_path):
 def test_memory_thresholds_decide_spilling_and_pausing():
     monitor = MemoryMonitor(1000, MemoryThresholds())
     assert monitor.target_bytes == 600
-    assert monitor.assess(650).spill_to is None and not monitor.assess(650).paused
-    assert monitor.assess(750).spill_to == 600 and not monitor.assess(750).paused
+    assert monitor.assess(650).spill_to is None
+    assert not monitor.assess(650).paused
+    assert monitor.assess(750).spill_to == 600
+    assert not monitor.assess(750).paused
     assert monitor.assess(850).paused
     off = MemoryMonitor(1000, MemoryThresholds(None, None, None, None))
-    assert off.target_bytes is None and off.assess(10_000).spill_to is None
+    assert off.target_bytes is None
+    assert off.assess(10_000).spill_to is None
     assert not off.assess(10_000).paused
     assert MemoryMonitor(0, MemoryThresholds()).target_bytes is None  # no limit
 

@@ -124,7 +124,8 @@ def test_failures_are_reported_and_forgotten():
     h.state.handle(ev.RunFailed(h.run_id("a"), error, 0, 1, "test"))
     to_scheduler, _ = h.flush()
     assert isinstance(to_scheduler[0], m.TaskFailed)
-    assert h.state.tasks == {} and not h.state.executing
+    assert h.state.tasks == {}
+    assert not h.state.executing
 
 
 def test_cancelling_a_running_task_interrupts_and_discards_it():
@@ -136,7 +137,8 @@ def test_cancelling_a_running_task_interrupts_and_discards_it():
     assert h.state.tasks == {}
     assert first_run in h.state.executing  # its thread slot stays busy until it returns
     to_scheduler, instructions = h.finish("a", run_id=first_run)
-    assert to_scheduler == [] and "a" not in h.state.data
+    assert to_scheduler == []
+    assert "a" not in h.state.data
 
 
 def test_a_cancelled_task_that_comes_back_runs_afresh():
@@ -150,7 +152,8 @@ def test_a_cancelled_task_that_comes_back_runs_afresh():
     to_scheduler, _ = h.finish("a", value="old", run_id=first_run)
     assert to_scheduler == []  # the abandoned run's result is discarded
     to_scheduler, _ = h.finish("a", value="new", run_id=second.run_id)
-    assert [msg.key for msg in to_scheduler] == ["a"] and h.state.data["a"] == "new"
+    assert [msg.key for msg in to_scheduler] == ["a"]
+    assert h.state.data["a"] == "new"
 
 
 def test_deadlines_fail_the_task_and_abandon_the_run():
@@ -224,4 +227,5 @@ def test_an_input_nobody_has_drops_its_task_and_the_task_s_other_queued_inputs()
     h.state.tasks["a-1"].tried.add("tcp://p")
     out, instructions = h.flush()
     assert [msg.key for msg in out if isinstance(msg, m.MissingData)] == ["t-1"]
-    assert h.state.tasks == {} and instructions == []
+    assert h.state.tasks == {}
+    assert instructions == []

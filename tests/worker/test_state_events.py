@@ -61,7 +61,8 @@ def test_keys_held_already_count_as_acquired():
     h = Harness()
     h.event(ev.DataPut({"k": 5}, {"k": 8}, "scatter"))
     out, instructions = h.handle(m.AcquireReplicas(3, {"k": ["tcp://p"]}))
-    assert out == [m.ReplicasAcquired(3, {"k": 8}, [])] and fetches(instructions) == []
+    assert out == [m.ReplicasAcquired(3, {"k": 8}, [])]
+    assert fetches(instructions) == []
 
 
 def test_files_output_functions_and_closing_are_instructions():
@@ -96,12 +97,14 @@ def test_an_actor_is_hosted_before_its_location_is_the_result():
     out, instructions = h.event(ev.RunFinished(run_id, instance, 8, "Obj", 1.0, 2.0, None, "o"))
     assert out == []
     [host] = instructions
-    assert isinstance(host, ins.HostActor) and host.instance is instance
+    assert isinstance(host, ins.HostActor)
+    assert host.instance is instance
     assert (host.key, host.run_id, host.options, host.restarts) == ("act", run_id, options, 0)
     assert run_id in h.state.executing  # the slot is held until the actor is hosted
     out, _ = h.event(ev.ActorHosted(run_id, "location", 16, b"payload", "o"))
     assert out == [m.TaskFinished("act", 16, "Actor", 1.0, 2.0, b"payload")]
-    assert h.state.data == {"act": "location"} and not h.state.executing
+    assert h.state.data == {"act": "location"}
+    assert not h.state.executing
 
 
 def test_every_event_is_logged_with_its_stimulus_id_and_the_log_is_bounded():

@@ -383,7 +383,8 @@ class LocalCluster:
         await self._runtime.scale_to(self._specs(n))
 
     def _scale_blocking(self, n: int) -> None:
-        assert self._loop is not None and self._runtime is not None
+        assert self._loop is not None
+        assert self._runtime is not None
         self.n_workers = n
         self._loop.run(self._runtime.scale_to, self._specs(n))
 

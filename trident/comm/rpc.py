@@ -100,7 +100,8 @@ class PeerPool:
         pending = _Pending()
         channel.pending[request_id] = pending
         try:
-            assert channel.sender is not None and pending.event is not None
+            assert channel.sender is not None
+            assert pending.event is not None
             channel.sender.send(build(request_id))
             await pending.event.wait()
         finally:

@@ -466,12 +466,14 @@ class CoordinationState:
             table.validate()
             for req in table.waiting:
                 waiter = self._lease_waiters.get(req.lease)
-                assert waiter is not None and (req.client_id, req.request_id) in self._pending
+                assert waiter is not None
+                assert (req.client_id, req.request_id) in self._pending
         for key, held in self._task_leases.items():
             for table, lease in held:
                 assert table.leases[lease].task == key
         for (client_id, request_id), waiter in self._pending.items():
-            assert waiter.client_id == client_id and waiter.request_id == request_id
+            assert waiter.client_id == client_id
+            assert waiter.request_id == request_id
             if waiter.task is not None:
                 assert waiter in self._task_waiters[waiter.task]
         for queue in self.queues.values():

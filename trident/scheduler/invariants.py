@@ -34,9 +34,8 @@ def check_invariants(state: SchedulerState) -> None:
             assert not ts.who_has, f"{ts} has holders {ts.who_has}"
         if ts.state == PROCESSING:
             ws = ts.processing_on
-            assert ws is not None and (ts in ws.processing or ts in ws.long_running), (
-                f"{ts} not on its worker"
-            )
+            assert ws is not None, f"{ts} processing nowhere"
+            assert ts in ws.processing or ts in ws.long_running, f"{ts} not on its worker"
             if not state.deaths.is_held(ws):
                 assert state.workers.get(ws.address) is ws, f"{ts} on a departed worker"
                 assert all(dep.state == MEMORY for dep in ts.dependencies), ts
@@ -56,16 +55,19 @@ def check_invariants(state: SchedulerState) -> None:
     for address, ws in state.workers.items():
         assert ws.address == address
         for ts in ws.processing:
-            assert ts.processing_on is ws and ts.state == PROCESSING
+            assert ts.processing_on is ws
+            assert ts.state == PROCESSING
         for ts in ws.long_running:
-            assert ts.processing_on is ws and ts.state == PROCESSING
+            assert ts.processing_on is ws
+            assert ts.state == PROCESSING
             assert ts not in ws.processing
         for ts in ws.has_what:
             assert ws in ts.who_has
         assert (len(ws.processing) < ws.nthreads) == (ws in state.idle), ws
     for cs in state.clients.values():
         for ts in cs.wants:
-            assert cs in ts.who_wants and ts.key in state.tasks
+            assert cs in ts.who_wants
+            assert ts.key in state.tasks
     for ts in state.no_worker:
         assert ts.state == NO_WORKER
     state.nannies.validate(state.clients)

@@ -162,13 +162,15 @@ class LeaseTable:
         """Check the counts against the leases (for tests)."""
         counted: dict[str, int] = {}
         for lease, req in self.leases.items():
-            assert req.lease == lease and len(req.granted) == req.count, req
+            assert req.lease == lease, req
+            assert len(req.granted) == req.count, req
             for name in req.granted:
                 counted[name] = counted.get(name, 0) + 1
         assert counted == self.taken, (counted, self.taken)
         for name, taken in self.taken.items():
             assert taken <= self.capacity[name], name
         for req in self.waiting:
-            assert not req.granted and req.lease not in self.leases, req
+            assert not req.granted, req
+            assert req.lease not in self.leases, req
             for name in req.names:
                 assert name in self.capacity, name

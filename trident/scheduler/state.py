@@ -619,7 +619,8 @@ class SchedulerState:
         ws.occupancy += estimate
         if len(ws.processing) >= ws.nthreads:
             self.idle.pop(ws, None)
-        assert ts.function is not None and ts.args is not None
+        assert ts.function is not None
+        assert ts.args is not None
         if ts.function not in ws.functions:
             ws.functions.add(ts.function)
             self._send(ws.address, m.DefineFunction(ts.function, self.functions[ts.function]))

@@ -329,7 +329,8 @@ class Worker:
 
         Raises `ProtocolError` if the scheduler answers anything but `WorkerWelcome`.
         """
-        assert self.state is not None and self._nursery is not None
+        assert self.state is not None
+        assert self._nursery is not None
         sender = self._sender = BatchedSender(connection)
         self._nursery.start_soon(sender.run)
         sender.send(m.RegisterWorker(self.info(), self.state.keys_in_memory()))
@@ -444,7 +445,8 @@ class Worker:
             await trio.sleep(self.heartbeat_interval)
 
     def _heartbeat(self, process: psutil.Process) -> None:
-        assert self.state is not None and self._sender is not None
+        assert self.state is not None
+        assert self._sender is not None
         executing, ready, stored = self.state.load()
         try:
             memory = process.memory_info().rss
@@ -482,7 +484,8 @@ class Worker:
         """Send what the state has for the scheduler and carry out its instructions;
         again while carrying them out fed the state new events (a hosted actor, a
         stored file)."""
-        assert self.state is not None and self._sender is not None
+        assert self.state is not None
+        assert self._sender is not None
         again = True
         while again:
             again = False
@@ -524,7 +527,8 @@ class Worker:
         return False
 
     def _execute(self, key: str, run_id: int) -> None:
-        assert self.state is not None and self._executor is not None
+        assert self.state is not None
+        assert self._executor is not None
         assert self._nursery is not None
         ts = self.state.tasks[key]
         assert ts.args is not None
@@ -635,7 +639,8 @@ class Worker:
         )
 
     async def _fetch(self, peer: str, keys: list[str]) -> None:
-        assert self.state is not None and self._peers is not None
+        assert self.state is not None
+        assert self._peers is not None
         try:
             reply = await self._peers.request(peer, lambda rid: m.GetData(rid, keys))
             if not isinstance(reply, m.DataReply):
