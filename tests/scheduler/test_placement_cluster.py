@@ -9,6 +9,7 @@ import trio
 from trident import Client
 from trident.testing import in_process_cluster
 
+
 def short(x):
     return x + 1
 

@@ -189,13 +189,13 @@ class SchedulerState:
 
     def flush(self) -> dict[str, list[Any]]:
         """Finish deferred scheduling and return (and forget) the messages to send."""
-        if self._queue_dirty:
-            self._schedule_queued()
         if self.durations.stale:
             now = self.clock()
             if now >= self._next_rebooking:
                 self._next_rebooking = now + REBOOK_INTERVAL
                 self._refresh_estimates()
+        if self._queue_dirty:
+            self._schedule_queued()
         if self.stealing.due:
             self.stealing.balance(self.clock())
         out, self._outbox = self._outbox, defaultdict(list)
