@@ -105,12 +105,16 @@ def backlog(ws: WorkerRecord, now: float) -> float:
     most one per thread, `WorkerRecord.running`) count their `remaining` time instead.
     Costs O(threads).
     """
+    running = ws.running
     total = ws.occupancy
+    if not running:
+        return total
     processing = ws.processing
-    for ts, started in ws.running.items():
+    for ts, started in running.items():  # `remaining` inlined: this is placement's hot loop
         estimate = processing[ts]
-        total += remaining(estimate, now - started) - estimate
-    return max(total, 0.0)
+        elapsed = now - started
+        total += -elapsed if elapsed < estimate else elapsed - estimate
+    return total if total > 0.0 else 0.0
 
 
 def offer_limits(ws: WorkerRecord, now: float) -> list[float]:
@@ -200,7 +204,17 @@ def choose_worker(
         return None
 
     def cost(ws: WorkerRecord) -> tuple[float, int]:
-        transfer = (total - held.get(ws, 0)) / BANDWIDTH
-        return backlog(ws, now) / ws.nthreads + transfer, len(ws.processing)
+        # `backlog` inlined: this runs for every candidate of every placed task.
+        load = ws.occupancy
+        running = ws.running
+        if running:
+            processing = ws.processing
+            for task, started in running.items():
+                estimate = processing[task]
+                elapsed = now - started
+                load += -elapsed if elapsed < estimate else elapsed - estimate
+            if load < 0.0:
+                load = 0.0
+        return load / ws.nthreads + (total - held.get(ws, 0)) / BANDWIDTH, len(ws.processing)
 
     return min(candidates, key=cost)
