@@ -64,5 +64,6 @@ async def test_tasks_queued_behind_an_unexpectedly_long_one_are_stolen():
             assert await client.gather(futures) == list(range(30))
             state = cluster.scheduler.state
             assert state.stealing.moved > 0
-            # all 29 short tasks (about 0.15 s of work) finished long before the slow one
-            assert max(finished) < 0.6, max(finished)
+            # all 29 short tasks (about 0.15 s of work) finished before the 1 s one: none
+            # stayed stranded behind it
+            assert max(finished) < 0.9, max(finished)
