@@ -30,6 +30,12 @@ def nbytes(array):
     return array.nbytes
 
 
+def work(seconds):
+    """A task that takes `seconds` (sleeping, so two workers on two cores stay fair)."""
+    time.sleep(seconds)
+    return seconds
+
+
 class Counter:
     """The actor used by the actor scenarios."""
 
@@ -60,6 +66,18 @@ SCENARIOS = [
     Scenario("gather_200MB", "MB/s", True, "gather one 200 MB numpy array back from a worker"),
     Scenario(
         "worker_to_worker_200MB", "MB/s", True, "a task on one worker reads 200 MB held by another"
+    ),
+    Scenario(
+        "short_beside_long",
+        "ms",
+        False,
+        "worst latency of 5 known-fast tasks submitted while a 1.5 s task runs on one worker",
+    ),
+    Scenario(
+        "mixed_durations",
+        "s",
+        False,
+        "4 tasks of 1 s among 400 of 5 ms (one function), client.map + gather; 3 s ideal",
     ),
     Scenario(
         "cluster_ready", "s", False, "LocalCluster with 2 worker processes, started and connected"
@@ -131,6 +149,35 @@ def tree(client: Any, leaves: int = 4096) -> float:
     return tasks / (time.perf_counter() - start)
 
 
+def short_beside_long(client: Any, shorts: int = 5, long: float = 1.5) -> float:
+    """Worst ms from submit to result of `shorts` sequential short tasks submitted while
+    a `long` task runs (the scheduler knows the short function is fast). A scheduler that
+    queues one behind the long task shows the long task's remaining time here (the
+    worst, not the median: the shorts after that one find both workers free)."""
+    client.gather(client.map(inc, range(10), pure=False))
+    running = client.submit(work, long, pure=False)
+    time.sleep(0.1)  # the long task has started on one of the workers
+    latencies = []
+    for i in range(shorts):
+        start = time.perf_counter()
+        assert client.submit(inc, i, pure=False).result() == i + 1
+        latencies.append(time.perf_counter() - start)
+    running.result()
+    return max(latencies) * 1e3
+
+
+def mixed_durations(client: Any, long: int = 4, short: int = 400) -> float:
+    """Seconds to run `long` 1 s tasks spread among `short` 5 ms ones of one function."""
+    durations = [0.005] * short
+    for i in range(long):
+        durations.insert(i * (short // long), 1.0)
+    start = time.perf_counter()
+    results = client.gather(client.map(work, durations, pure=False))
+    elapsed = time.perf_counter() - start
+    assert results == durations
+    return elapsed
+
+
 _ARRAY: dict[int, np.ndarray] = {}
 
 
@@ -182,6 +229,8 @@ CLIENT_SCENARIOS: dict[str, Callable[[Any], float]] = {
     "round_trip": round_trip,
     "chain_1000": chain,
     "tree_4096": tree,
+    "short_beside_long": short_beside_long,
+    "mixed_durations": mixed_durations,
     "actor_call": actor_call,
     "actor_pipelined_10k": actor_pipelined,
     "scatter_200MB": scatter,

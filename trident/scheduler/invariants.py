@@ -64,6 +64,10 @@ def check_invariants(state: SchedulerState) -> None:
         for ts in ws.has_what:
             assert ws in ts.who_has
         assert (len(ws.processing) < ws.nthreads) == (ws in state.idle), ws
+        assert ws.running.keys() <= ws.processing.keys(), ws
+        assert len(ws.running) == min(ws.nthreads, len(ws.processing)), ws
+        booked = sum(ws.processing.values())
+        assert abs(ws.occupancy - booked) <= 1e-6 * max(1.0, booked), (ws, ws.occupancy, booked)
     for cs in state.clients.values():
         for ts in cs.wants:
             assert cs in ts.who_wants
@@ -75,3 +79,4 @@ def check_invariants(state: SchedulerState) -> None:
     state.holds.validate()
     state.coordination.validate()
     state.data_movement.validate()
+    state.stealing.validate()

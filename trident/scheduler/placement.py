@@ -1,11 +1,14 @@
-"""Where tasks run: worker choice, task duration estimates and per-worker saturation.
+"""Where tasks run: worker choice, task duration estimates and per-worker backlog.
 
-A ready task goes to the worker that minimises its estimated start time: the work
-already queued there (occupancy per thread) plus the time to fetch the dependency
+A worker's *backlog* is the work it is expected to do before it could start one more
+task: the estimated durations of its queued tasks plus the estimated remaining time of
+the ones it runs (see `backlog`). A ready task goes to the worker that minimises its
+estimated start time: its backlog per thread plus the time to fetch the dependency
 bytes it does not hold. Root tasks (no dependencies, no restrictions) are instead held
-in the scheduler's queue and handed out while a worker is below its saturation limit:
-its thread count plus enough extra tasks to cover `PIPELINE_SECONDS` of work, so short
-tasks stream without round-trip gaps while long tasks never pile up on one worker.
+in the scheduler's queue and handed to a worker while it has a free thread or its
+backlog per thread is under `PIPELINE_SECONDS` (`has_room`), so short tasks stream
+without round-trip gaps while nothing queues behind a long task that another worker
+could start now.
 """
 
 from __future__ import annotations
@@ -20,22 +23,35 @@ UNKNOWN_DURATION = 0.5
 BANDWIDTH = 100e6
 #: How much queued work (seconds per thread) keeps a worker busy between round trips.
 PIPELINE_SECONDS = 0.05
-#: Upper bound on extra queued root tasks per thread, whatever their duration.
+#: Upper bound on extra queued root tasks per thread, however short they are.
 MAX_EXTRA_PER_THREAD = 256
 #: How many idle workers are considered besides those holding a task's dependencies.
 IDLE_CANDIDATES = 16
+#: An estimate this many times larger or smaller than the one tasks were booked with
+#: has the scheduler book its processing tasks again (`DurationEstimates.stale`).
+REBOOK_FACTOR = 2.0
 #: Prefixes whose durations are kept; the oldest is forgotten beyond this (user-made keys
 #: may give every task its own prefix).
 PREFIXES_KEPT = 10_000
 
 
 class DurationEstimates:
-    """Exponentially weighted task duration per key prefix."""
+    """Exponentially weighted task duration per key prefix.
 
-    __slots__ = ("_by_prefix",)
+    Tasks are booked on their worker with the estimate of the moment (`get`). When a
+    prefix's estimate moves more than `REBOOK_FACTOR` away from the one it had when it
+    was last booked (its first observation replacing `UNKNOWN_DURATION`, or durations
+    that changed), the prefix is *stale* until `take_stale` hands it to the scheduler,
+    which books its processing tasks again.
+    """
+
+    __slots__ = ("_booked", "_by_prefix", "_stale")
 
     def __init__(self) -> None:
         self._by_prefix: dict[str, float] = {}
+        #: estimate of each prefix when its tasks were last booked (absent: the default)
+        self._booked: dict[str, float] = {}
+        self._stale: set[str] = set()
 
     def get(self, prefix: str) -> float:
         return self._by_prefix.get(prefix, UNKNOWN_DURATION)
@@ -46,19 +62,86 @@ class DurationEstimates:
         old = by_prefix.get(prefix)
         if old is None:
             if len(by_prefix) >= PREFIXES_KEPT:
-                del by_prefix[next(iter(by_prefix))]
-            by_prefix[prefix] = seconds
+                forgotten = next(iter(by_prefix))
+                del by_prefix[forgotten]
+                self._booked.pop(forgotten, None)
+            new = by_prefix[prefix] = seconds
         else:
-            by_prefix[prefix] = 0.5 * old + 0.5 * seconds
+            new = by_prefix[prefix] = 0.5 * old + 0.5 * seconds
+        booked = self._booked.get(prefix, UNKNOWN_DURATION)
+        if new * REBOOK_FACTOR < booked or new > booked * REBOOK_FACTOR:
+            self._stale.add(prefix)
+
+    @property
+    def stale(self) -> bool:
+        """Whether some prefix's estimate moved far from its booked one."""
+        return bool(self._stale)
+
+    def take_stale(self) -> set[str]:
+        """The stale prefixes, now counted as booked at their current estimates."""
+        stale, self._stale = self._stale, set()
+        for prefix in stale:
+            if prefix in self._by_prefix:
+                self._booked[prefix] = self._by_prefix[prefix]
+        return stale
 
     def known(self, prefix: str) -> bool:
         return prefix in self._by_prefix
 
 
-def saturation_limit(ws: WorkerRecord, duration: float) -> int:
-    """How many tasks `ws` may hold (running plus queued) for tasks of `duration`."""
-    per_thread = min(MAX_EXTRA_PER_THREAD, int(PIPELINE_SECONDS / max(duration, 1e-6)))
-    return ws.nthreads * (1 + per_thread)
+def remaining(estimate: float, elapsed: float) -> float:
+    """Expected seconds left of a task estimated at `estimate` that ran `elapsed` so far.
+
+    A task that outlived its estimate is expected to run about as long again: the
+    estimate was wrong, and the time it has run is the best guess of its size.
+    """
+    return estimate - elapsed if elapsed < estimate else elapsed
+
+
+def backlog(ws: WorkerRecord, now: float) -> float:
+    """Expected seconds of work `ws` has before it is free: queued plus remaining running.
+
+    `ws.occupancy` sums the estimates of every processing task; the running ones (at
+    most one per thread, `WorkerRecord.running`) count their `remaining` time instead.
+    Costs O(threads).
+    """
+    running = ws.running
+    total = ws.occupancy
+    if not running:
+        return total
+    processing = ws.processing
+    for ts, started in running.items():  # `remaining` inlined: this is placement's hot loop
+        estimate = processing[ts]
+        elapsed = now - started
+        total += -elapsed if elapsed < estimate else elapsed - estimate
+    return total if total > 0.0 else 0.0
+
+
+def offer_limits(ws: WorkerRecord, now: float) -> list[float]:
+    """What `ws` may be offered now: [free threads, seconds under the pipelining window,
+    tasks under the count bound]; it has room while the first is positive, or both
+    others are (`has_room`)."""
+    n = len(ws.processing)
+    return [
+        ws.nthreads - n,
+        PIPELINE_SECONDS * ws.nthreads - backlog(ws, now),
+        ws.nthreads * (1 + MAX_EXTRA_PER_THREAD) - n,
+    ]
+
+
+def has_room(ws: WorkerRecord, now: float) -> bool:
+    """Whether `ws` should be offered one more queued root task now.
+
+    Yes while it has a free thread; otherwise while its backlog per thread is under
+    `PIPELINE_SECONDS` and it holds fewer than `MAX_EXTRA_PER_THREAD` queued tasks per
+    thread (the bound for tasks so short their estimates are mostly noise).
+    """
+    n = len(ws.processing)
+    if n < ws.nthreads:
+        return True
+    if n >= ws.nthreads * (1 + MAX_EXTRA_PER_THREAD):
+        return False
+    return backlog(ws, now) < PIPELINE_SECONDS * ws.nthreads
 
 
 def allowed_workers(
@@ -86,11 +169,12 @@ def choose_worker(
     ts: TaskRecord,
     workers: Mapping[str, WorkerRecord],
     idle: Mapping[WorkerRecord, None],
+    now: float,
 ) -> WorkerRecord | None:
-    """The best worker for a ready task, or None if no worker may run it.
+    """The best worker for a ready task at time `now`, or None if no worker may run it.
 
-    Costs O(dependencies x replicas + candidates): the bytes each candidate already
-    holds are summed once, not once per candidate.
+    Costs O(dependencies x replicas + candidates x threads): the bytes each candidate
+    already holds are summed once, not once per candidate.
     """
     held: dict[WorkerRecord, int] = {}
     total = 0
@@ -120,7 +204,17 @@ def choose_worker(
         return None
 
     def cost(ws: WorkerRecord) -> tuple[float, int]:
-        transfer = (total - held.get(ws, 0)) / BANDWIDTH
-        return ws.occupancy / ws.nthreads + transfer, len(ws.processing)
+        # `backlog` inlined: this runs for every candidate of every placed task.
+        load = ws.occupancy
+        running = ws.running
+        if running:
+            processing = ws.processing
+            for task, started in running.items():
+                estimate = processing[task]
+                elapsed = now - started
+                load += -elapsed if elapsed < estimate else elapsed - estimate
+            if load < 0.0:
+                load = 0.0
+        return load / ws.nthreads + (total - held.get(ws, 0)) / BANDWIDTH, len(ws.processing)
 
     return min(candidates, key=cost)

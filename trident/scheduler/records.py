@@ -219,6 +219,7 @@ class WorkerRecord:
         "occupancy",
         "processing",
         "resources_free",
+        "running",
     )
 
     def __init__(self, info: WorkerInfo, now: float = 0.0):
@@ -228,6 +229,10 @@ class WorkerRecord:
         self.nthreads = max(1, info.nthreads)
         #: task -> estimated seconds; insertion-ordered
         self.processing: dict[TaskRecord, float] = {}
+        #: the processing tasks presumed running (one per thread, the oldest assigned
+        #: first) -> when the scheduler presumes they started: when sent to a free
+        #: thread, or when the task before them on that thread ended
+        self.running: dict[TaskRecord, float] = {}
         #: processing tasks that left their thread slot (`secede`): they run on, but the
         #: worker has room for other tasks
         self.long_running: dict[TaskRecord, None] = {}

@@ -46,7 +46,7 @@ from .invariants import check_invariants
 from .liveness import Liveness, LivenessSettings
 from .nannies import Nannies
 from .output import OutputForwarding
-from .placement import DurationEstimates, choose_worker, saturation_limit
+from .placement import DurationEstimates, choose_worker, has_room, offer_limits
 from .records import (
     EMPTY,
     ERRED,
@@ -62,6 +62,7 @@ from .records import (
 )
 from .remote_calls import RemoteCalls
 from .sessions import ClientSessions
+from .stealing import WorkStealing
 from .uploads import Uploads
 
 logger = logging.getLogger("trident.scheduler")
@@ -70,6 +71,9 @@ FIRE_AND_FORGET = "fire-and-forget"
 HEARTBEAT = m.Heartbeat()
 #: Task order is ``-priority * PRIORITY_SPAN + sequence``: one int, compared fast.
 PRIORITY_SPAN = 2**48
+#: Least seconds between two passes that book processing tasks with new estimates
+#: (each pass costs O(processing tasks); `DurationEstimates.stale`).
+REBOOK_INTERVAL = 0.1
 
 
 class SchedulerState:
@@ -122,6 +126,7 @@ class SchedulerState:
         self._function_refs: dict[str, int] = defaultdict(int)
         self._queue: list[TaskRecord] = []  # heap; entries whose state moved on are stale
         self._queue_dirty = False
+        self._next_rebooking = 0.0
         self._sequence = itertools.count()
         self._outbox: dict[str, list[Any]] = defaultdict(list)
         self._fire_and_forget = ClientRecord(FIRE_AND_FORGET, FIRE_AND_FORGET)
@@ -177,6 +182,9 @@ class SchedulerState:
         self._worker_handlers[m.ReplicasAcquired] = self.data_movement.on_replicas_acquired
         self._worker_handlers[m.FileStored] = self.uploads.on_file_stored
         self._worker_handlers[m.WorkerStateDumped] = self.dumps.on_worker_dumped
+        #: queued tasks moving from busy workers to idle ones (issue 16)
+        self.stealing = WorkStealing(self)
+        self._worker_handlers[m.TasksRecalled] = self.stealing.on_tasks_recalled
 
     # --- output -------------------------------------------------------------------------
 
@@ -210,8 +218,15 @@ class SchedulerState:
         A flush that sends anything or made transitions is logged under the latest
         event's stimulus id.
         """
+        if self.durations.stale:
+            now = self.clock()
+            if now >= self._next_rebooking:
+                self._next_rebooking = now + REBOOK_INTERVAL
+                self._refresh_estimates()
         if self._queue_dirty:
             self._schedule_queued()
+        if self.stealing.due:
+            self.stealing.balance(self.clock())
         out, self._outbox = self._outbox, defaultdict(list)
         out.pop(HOLDER_ID, None)  # the holder of stored keys is no peer
         transitions = self.transitions - self._flushed_transitions
@@ -309,6 +324,7 @@ class SchedulerState:
             del self.no_worker[ts]
             self._compute(ts)
         self._queue_dirty = True
+        self.stealing.due = True
 
     def remove_worker(
         self,
@@ -349,6 +365,8 @@ class SchedulerState:
         for ts in ws.long_running:
             ws.processing[ts] = 0.0
         ws.long_running.clear()
+        ws.running.clear()
+        self.stealing.worker_removed(ws)
         for ts in list(ws.processing):
             final = False
             if not graceful:
@@ -404,6 +422,7 @@ class SchedulerState:
             logger.info("scheduler: clients %s did not come back: released", expired)
             self.sessions.expire(expired)
         self.deaths.expire(now)
+        self.stealing.due = True  # a running task may have outlived its estimate by now
         for peer in self.liveness.present():
             self._send(peer, HEARTBEAT)
         for nanny_id in self.nannies.records:
@@ -575,7 +594,7 @@ class SchedulerState:
             heapq.heappush(self._queue, ts)
             self._queue_dirty = True
             return
-        ws = choose_worker(ts, self.workers, self.idle)
+        ws = choose_worker(ts, self.workers, self.idle, self.clock())
         if ws is None:
             ts.state = NO_WORKER
             self.no_worker[ts] = None
@@ -583,19 +602,17 @@ class SchedulerState:
             self._assign(ts, ws)
 
     def _schedule_queued(self) -> None:
-        """Hand queued root tasks to workers below their saturation limit, round robin."""
+        """Hand queued root tasks, round robin, to the workers with room (`has_room`)."""
         self._queue_dirty = False
         queue = self._queue
         while queue and queue[0].state != QUEUED:
             heapq.heappop(queue)
         if not queue or not self.workers:
             return
-        duration = self.durations.get(queue[0].prefix)
-        room = {}
-        for ws in self.workers.values():
-            free = saturation_limit(ws, duration) - len(ws.processing)
-            if free > 0:
-                room[ws] = free
+        now = self.clock()
+        # Per worker: [free threads, seconds left under the window, tasks left under the
+        # count bound], spent as tasks are handed out (`has_room`, without recomputing).
+        room = {ws: offer_limits(ws, now) for ws in self.workers.values() if has_room(ws, now)}
         while queue and room:
             for ws in list(room):
                 ts = heapq.heappop(queue)
@@ -603,20 +620,26 @@ class SchedulerState:
                     if not queue:
                         return
                     ts = heapq.heappop(queue)
-                self._assign(ts, ws)
-                room[ws] -= 1
-                if not room[ws]:
+                estimate = self._assign(ts, ws, now)
+                limits = room[ws]
+                limits[0] -= 1
+                limits[1] -= estimate
+                limits[2] -= 1
+                if limits[0] <= 0 and (limits[1] <= 0.0 or limits[2] <= 0):
                     del room[ws]
                 if not queue:
                     return
 
-    def _assign(self, ts: TaskRecord, ws: WorkerRecord) -> None:
+    def _assign(self, ts: TaskRecord, ws: WorkerRecord, now: float | None = None) -> float:
+        """Send `ts` to `ws` (at time `now`, the clock's by default); return its estimate."""
         ts.state = PROCESSING
         self.transitions += 1
         ts.processing_on = ws
         estimate = self.durations.get(ts.prefix)
         ws.processing[ts] = estimate
         ws.occupancy += estimate
+        if len(ws.running) < ws.nthreads:
+            ws.running[ts] = self.clock() if now is None else now
         if len(ws.processing) >= ws.nthreads:
             self.idle.pop(ws, None)
         assert ts.function is not None
@@ -640,6 +663,7 @@ class SchedulerState:
                 ts.restarts,
             ),
         )
+        return estimate
 
     def _unassign(self, ts: TaskRecord) -> WorkerRecord | None:
         """Take a processing task off its worker's books; return that worker."""
@@ -647,15 +671,57 @@ class SchedulerState:
         if ws is None:
             return None
         ts.processing_on = None
+        if self.stealing.in_flight:
+            self.stealing.forget(ts)
         estimate = ws.processing.pop(ts, None)
         if estimate is not None:
             ws.occupancy = max(0.0, ws.occupancy - estimate)
+            if ts in ws.running:
+                del ws.running[ts]
+                self._next_running(ws)
         else:
             ws.long_running.pop(ts, None)
         if len(ws.processing) < ws.nthreads and self.workers.get(ws.address) is ws:
             self.idle[ws] = None
+            self.stealing.due = True
         self._queue_dirty = True
         return ws
+
+    def _next_running(self, ws: WorkerRecord) -> None:
+        """A thread of `ws` freed up: presume the oldest queued task started on it now."""
+        running = ws.running
+        if len(running) >= ws.nthreads or len(ws.processing) <= len(running):
+            return
+        now = self.clock()
+        for ts in ws.processing:
+            if ts not in running:
+                running[ts] = now
+                if len(running) >= ws.nthreads:
+                    return
+
+    def move_task(self, ts: TaskRecord, ws: WorkerRecord) -> None:
+        """Work stealing: `ts` left its worker unstarted; run it on `ws` instead (placed
+        afresh when `ws` left or is retiring)."""
+        self._unassign(ts)
+        if self.workers.get(ws.address) is ws and ws.address not in self.data_movement.retiring:
+            self._assign(ts, ws)
+        else:
+            ts.state = WAITING
+            self._make_ready(ts)
+
+    def _refresh_estimates(self) -> None:
+        """Some prefix's duration estimate moved far from the one its processing tasks
+        were booked with: book them again, so backlogs reflect what was learnt."""
+        stale = self.durations.take_stale()
+        get = self.durations.get
+        for ws in self.workers.values():
+            processing = ws.processing
+            total = 0.0
+            for ts, old in processing.items():
+                if ts.prefix in stale:
+                    old = processing[ts] = get(ts.prefix)
+                total += old
+            ws.occupancy = total
 
     # --- results --------------------------------------------------------------------------
 
@@ -735,9 +801,13 @@ class SchedulerState:
             return
         estimate = ws.processing.pop(ts)
         ws.occupancy = max(0.0, ws.occupancy - estimate)
+        if ts in ws.running:
+            del ws.running[ts]
+            self._next_running(ws)
         ws.long_running[ts] = None
         if len(ws.processing) < ws.nthreads:
             self.idle[ws] = None
+            self.stealing.due = True
         self._queue_dirty = True
 
     def _on_task_rescheduled(self, ws: WorkerRecord, msg: m.TaskRescheduled) -> None:

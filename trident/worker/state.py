@@ -145,6 +145,7 @@ class WorkerState:
             m.CaptureOutput: self._on_capture_output,
             m.CloseWorker: self._on_close_worker,
             m.DumpWorkerState: self._on_dump,
+            m.RecallTasks: self._on_recall_tasks,
             m.Heartbeat: _ignore,
         }
 
@@ -288,6 +289,20 @@ class WorkerState:
                 ts.is_compute = False
             else:
                 self._drop(ts)
+
+    def _on_recall_tasks(self, msg: m.RecallTasks) -> None:
+        """Work stealing: drop each recalled compute task that has not started and say
+        which were dropped; started, finished or unknown ones are kept as they are."""
+        recalled: list[str] = []
+        kept: list[str] = []
+        for key in msg.keys:
+            ts = self.tasks.get(key)
+            if ts is not None and ts.is_compute and ts.state in (WAITING, READY):
+                self._drop(ts)
+                recalled.append(key)
+            else:
+                kept.append(key)
+        self._to_scheduler.append(m.TasksRecalled(msg.request, recalled, kept))
 
     def _abandon(self, ts: WorkerTask) -> None:
         """Give up on a running task: forget it, but let its run hold the slot until it ends."""

@@ -360,6 +360,9 @@ from .scheduler_worker import (
     MissingData as MissingData,
 )
 from .scheduler_worker import (
+    RecallTasks as RecallTasks,
+)
+from .scheduler_worker import (
     RegisterWorker as RegisterWorker,
 )
 from .scheduler_worker import (
@@ -385,6 +388,9 @@ from .scheduler_worker import (
 )
 from .scheduler_worker import (
     TaskSeceded as TaskSeceded,
+)
+from .scheduler_worker import (
+    TasksRecalled as TasksRecalled,
 )
 from .scheduler_worker import (
     WorkerHeartbeat as WorkerHeartbeat,

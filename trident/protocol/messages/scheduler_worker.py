@@ -73,6 +73,15 @@ class CancelTask:
     keys: list[str]
 
 
+@message("recall")
+class RecallTasks:
+    """Work stealing: give back each of these tasks that has not started (waiting for its
+    inputs or ready); answered by `TasksRecalled` with the same `request`."""
+
+    request: int
+    keys: list[str]
+
+
 @message("capture-output")
 class CaptureOutput:
     """Capture (or stop capturing) the output of running tasks (while some client wants it,
@@ -189,6 +198,17 @@ class WorkerHeartbeat:
     spilled: int
 
 
+@message("recalled")
+class TasksRecalled:
+    """Answer to `RecallTasks`: the keys the worker dropped before they started
+    (`recalled`; it forgot them) and the ones it kept (`kept`: started, finished or
+    unknown to it)."""
+
+    request: int
+    recalled: list[str]
+    kept: list[str]
+
+
 @message("replicas-acquired")
 class ReplicasAcquired:
     """Answer to `AcquireReplicas`: the keys it now holds (`nbytes`) and the
@@ -232,6 +252,7 @@ SchedulerToWorker = (
     | FreeKeys
     | ForgetFunctions
     | CancelTask
+    | RecallTasks
     | CaptureOutput
     | AcquireReplicas
     | StoreFile
@@ -247,6 +268,7 @@ WorkerToScheduler = (
     | TaskRescheduled
     | MissingData
     | KeysReleased
+    | TasksRecalled
     | WorkerHeartbeat
     | ReplicasAcquired
     | FileStored
