@@ -1,5 +1,5 @@
 """Development sessions: ``nox -s tests``, ``lint``, ``typecheck``, ``docs``, ``bench``,
-``chaos``."""
+``workloads``, ``chaos``."""
 
 import nox
 
@@ -43,6 +43,14 @@ def bench(session: nox.Session) -> None:
     """trident, dask.distributed and Ray side by side: ``nox -s bench -- --repeats 5``."""
     session.install("-e", ".[bench-ray]")
     session.run("python", "-m", "benchmarks", *session.posargs)
+
+
+@nox.session
+def workloads(session: nox.Session) -> None:
+    """Real workloads (dask collections, mixed futures, scikit-learn) on trident and
+    dask.distributed, seconds and peak memory: ``nox -s workloads -- --repeats 3``."""
+    session.install("-e", ".[test,sklearn]", "distributed")
+    session.run("python", "-m", "benchmarks.workloads", *session.posargs)
 
 
 @nox.session

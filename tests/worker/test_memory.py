@@ -84,3 +84,32 @@ def test_a_worker_spills_results_then_pauses_and_resumes_as_memory_comes_and_goe
         for i, values in enumerate(client.gather(results)):  # read back from disk
             assert values.shape == (40 * MB // 8,)
             assert (values == i).all()
+
+
+def exact_block(i: int, nbytes: int) -> np.ndarray:
+    return np.full(nbytes // 8, i, dtype=np.int64)
+
+
+def test_five_times_the_memory_limit_spills_and_comes_back_exact():
+    """dask.distributed's case (issue 16): two workers with a small limit persist five
+    times that in blocks and read them back; nothing is terminated, all come back exact.
+    Fast producers outrun a memory check every 0.1 s, so this fails unless results are
+    spilled as they arrive, by the process's memory and not only the results' sizes."""
+    limit, block_bytes, n = 150 * MB, 5 * MB, 150  # 750 MiB: 5x the limit
+    with (
+        LocalCluster(
+            n_workers=2, threads_per_worker=1, memory_limit=limit, dashboard_address=None
+        ) as cluster,
+        Client(cluster) as client,
+    ):
+        workers = set(client.scheduler_info()["workers"])
+        futures = [client.submit(exact_block, i, block_bytes, pure=False) for i in range(n)]
+        for i, future in enumerate(futures):
+            value = future.result(timeout=120)
+            assert value.shape == (block_bytes // 8,)
+            assert (value == i).all()
+        spilled = client.run(lambda dask_worker: dask_worker.data.spilled_bytes)
+        assert sum(spilled.values()) >= 2 * limit  # most of it went to disk
+        info = client.scheduler_info()
+        assert info["worker_deaths"] == []
+        assert set(info["workers"]) == workers  # none was terminated and replaced

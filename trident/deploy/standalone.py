@@ -16,6 +16,7 @@ from ..scheduler.actor import Scheduler
 from ..security import Security
 from ..worker.actor import Worker
 from ..worker.nanny import Nanny, WorkerOptions
+from ..worker.native_threads import limit_this_process
 from .banner import connect_lines, dashboard_lines
 from .lifecycle import cancel_on_signals, serve_then_cancel
 
@@ -86,6 +87,9 @@ async def run_worker(
             await nursery.start(serve_then_cancel, supervisor.serve, nursery.cancel_scope)
             address, how = supervisor.worker_address, f"pid {supervisor.worker_pid}, under a nanny"
         else:
+            # This process runs the worker alone: its BLAS/OpenMP pools get the
+            # worker's thread count, as a nanny's worker process does.
+            limit_this_process(options.nthreads)
             worker = Worker(
                 scheduler_address,
                 nthreads=options.nthreads,

@@ -11,7 +11,7 @@ from __future__ import annotations
 import sys
 import threading
 import traceback
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from types import FrameType
 from typing import TYPE_CHECKING
 
@@ -35,28 +35,37 @@ def task_threads() -> dict[int, str]:
     }
 
 
-def running_tasks(jobs: Mapping[int, Job]) -> Iterator[tuple[Job, list[FrameType]]]:
+def running_tasks(jobs: Mapping[int, Job]) -> list[tuple[Job, list[FrameType]]]:
     """Each job of `jobs` (run id -> job) running in a thread now, with its frames.
 
     The frames run from the task's function (outermost) to the one executing now.
+    Returns a list rather than yielding: ``sys._current_frames()`` holds the caller's
+    own frame, so a generator suspended over it would be a reference cycle, and every
+    task frame it reached (with the task's arguments and result in its locals) would
+    stay alive until the cyclic collector ran, which in a worker is rarely.
     """
     threads = task_threads()
     if not threads:
-        return
-    for ident, leaf in sys._current_frames().items():
-        if ident not in threads:
-            continue
-        frames: list[FrameType] = []
-        frame: FrameType | None = leaf
-        while frame is not None and frame.f_code is not _RUN_JOB_CODE:
-            frames.append(frame)
-            frame = frame.f_back
-        if frame is None:
-            continue  # the thread waits for its next job
-        job = frame.f_locals.get("job")
-        if isinstance(job, Job) and jobs.get(job.run_id) is job and frames:
-            frames.reverse()
-            yield job, frames
+        return []
+    current = sys._current_frames()
+    found: list[tuple[Job, list[FrameType]]] = []
+    try:
+        for ident in threads.keys() & current.keys():
+            frames: list[FrameType] = []
+            frame: FrameType | None = current[ident]
+            while frame is not None and frame.f_code is not _RUN_JOB_CODE:
+                frames.append(frame)
+                frame = frame.f_back
+            if frame is None:
+                continue  # the thread waits for its next job
+            job = frame.f_locals.get("job")
+            if isinstance(job, Job) and jobs.get(job.run_id) is job and frames:
+                frames.reverse()
+                found.append((job, frames))
+    finally:
+        current.clear()
+        frame = None
+    return found
 
 
 def format_stack(frames: list[FrameType]) -> list[str]:

@@ -5,6 +5,14 @@ asks the `MemoryMonitor` what to do (see `trident.worker.memory`), spills result
 disk in a thread until the process is back under the target, and tells `WorkerState`
 when the worker is paused (no new task starts) or resumed. Runs in the worker's
 nursery while the worker has a memory limit.
+
+Spilling by process memory alone comes too late for a fast producer: a worker can store
+hundreds of megabytes between two readings. So each reading also sets how many bytes of
+results the `SpillBuffer` may keep in memory: the target less the memory the process
+uses besides them (interpreter, libraries, buffers in flight). The buffer then spills as
+results arrive and the process stays near the target between readings. After spilling,
+freed memory is handed back to the operating system (`trim_memory`), so that the next
+reading sees it gone.
 """
 
 from __future__ import annotations
@@ -17,7 +25,9 @@ import trio
 
 from ..sizes import format_bytes
 from . import events as ev
+from .memory import MemoryAction
 from .spill import SpillBuffer
+from .trim import trim_memory
 
 if TYPE_CHECKING:
     from .actor import Worker
@@ -42,6 +52,11 @@ async def watch_memory(worker: Worker, spill: SpillBuffer | None) -> None:
         except psutil.Error:
             continue
         action = monitor.assess(rss)
+        target = monitor.target_bytes
+        if spill is not None and target is not None:
+            spill.set_target(managed_target(target, rss, spill.fast_bytes))
+            if spill.fast_bytes > spill.target and action.spill_to is None:
+                action = MemoryAction(target, action.paused)
         if action.spill_to is not None and spill is not None:
             spilled = await trio.to_thread.run_sync(spill_until, spill, process, action.spill_to)
             if spilled:
@@ -66,13 +81,24 @@ async def watch_memory(worker: Worker, spill: SpillBuffer | None) -> None:
                 worker.flush()
 
 
+def managed_target(target: int, rss: int, managed: int) -> int:
+    """Bytes of results to keep in memory so that the process uses about `target` bytes,
+    when it uses `rss` bytes of which `managed` are results in memory."""
+    unmanaged = max(0, rss - managed)
+    return max(0, target - unmanaged)
+
+
 def spill_until(spill: SpillBuffer, process: psutil.Process, limit: int) -> int:
-    """Spill results until the process uses at most `limit` bytes or none is left in
-    memory (runs in a thread); return the bytes spilled."""
-    total = 0
+    """Spill results until those in memory fit the buffer's target and the process uses
+    at most `limit` bytes, or none is left in memory (runs in a thread); return the
+    bytes spilled. Freed memory is returned to the operating system as it goes."""
+    total = spill.shrink()
+    if total:
+        trim_memory()
     while process.memory_info().rss > limit:
         freed = spill.evict()
         if not freed:
             break
         total += freed
+        trim_memory()
     return total

@@ -21,6 +21,9 @@ A nanny connects to the scheduler itself (handshake role ``"nanny"``), then star
   (`SCHEDULER_LOST_EXIT_CODE`) is not restarted while the nanny cannot reach it
   either.
 
+The worker process starts with its native thread pools (BLAS, OpenMP) limited to its
+thread count (see `trident.worker.native_threads`).
+
 The worker's stderr is passed through to the nanny's own stderr. ``trident up`` runs
 one nanny per worker in its process; ``trident worker --nanny`` runs one.
 """
@@ -62,6 +65,7 @@ from ..security import TOKEN_ENV, Security
 from ..sizes import format_bytes
 from .exits import SCHEDULER_LOST_EXIT_CODE, ExitReason, describe_exit, oom_kill_count
 from .memory import MemoryThresholds
+from .native_threads import worker_environment
 from .spawn import import_path, stop_process, worker_command
 
 logger = logging.getLogger("trident.nanny")
@@ -439,7 +443,7 @@ class Nanny:
 
     async def _run_once(self, restart_id: int | None, on_ready: Callable[[], None]) -> _Run:
         """Run one worker process until it exits; call `on_ready` once it registered."""
-        env = dict(os.environ)
+        env = worker_environment(self.options.nthreads, os.environ)
         env.pop(TOKEN_ENV, None)
         if self.security.token is not None:
             env[TOKEN_ENV] = self.security.token

@@ -152,6 +152,23 @@ class SpillBuffer(MutableMapping[str, Any]):
                 self._on_disk(key, written)
                 return max(weight, 1)
 
+    def set_target(self, target: int) -> None:
+        """Keep at most `target` bytes of values in memory from now on (the memory
+        monitor lowers it while the process's unmanaged memory grows); values beyond it
+        are spilled by the next `shrink` or store."""
+        self.target = max(0, target)
+
+    def shrink(self) -> int:
+        """Spill least recently used values until those in memory fit the target;
+        return the bytes spilled."""
+        total = 0
+        while self.fast_bytes > self.target:
+            freed = self.evict()
+            if not freed:
+                break
+            total += freed
+        return total
+
     def close(self) -> None:
         """Forget every value and remove the directory."""
         with self._lock:
