@@ -31,6 +31,7 @@ from .comm.liveness import RECONNECT_TIMEOUT
 from .comm.routes import is_loopback, is_unspecified
 from .security import Security, split_credential, token_from_environment
 from .sizes import parse_memory
+from .worker.config import WorkerConfig
 
 #: When this command started (its imports done), for ``trident up``'s ready line.
 _STARTED = time.monotonic()
@@ -514,15 +515,18 @@ def _up(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
     workers = default_workers if args.workers is None else args.workers
     threads = args.threads or default_threads
     with _server_security(parser, args) as (security, token_known):
+        config = WorkerConfig(
+            nthreads=threads,
+            memory_limit=_memory_limit(args.memory_limit, workers),
+            resources=args.resources,
+            log_level=_log_level(args.verbose),
+        )
         cluster = SupervisedCluster(
             n_workers=workers,
-            threads=threads,
-            memory_limit=_memory_limit(args.memory_limit, workers),
+            worker_config=config,
             host=args.host,
             port=args.port,
             security=security,
-            resources=args.resources,
-            log_level=_log_level(args.verbose),
             dashboard_address=_dashboard_address(args),
         )
         _serve(
@@ -553,10 +557,9 @@ def _scheduler(parser: argparse.ArgumentParser, args: argparse.Namespace) -> Non
 
 def _worker(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
     from .deploy.standalone import run_worker
-    from .worker.nanny import WorkerOptions
 
     address, security = _target(parser, args)
-    options = WorkerOptions(
+    config = WorkerConfig(
         nthreads=args.nthreads or available_cpus(),
         name=args.name,
         memory_limit=_memory_limit(args.memory_limit, 1),
@@ -564,16 +567,9 @@ def _worker(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
         listen_address=args.listen_address,
         contact_address=args.contact_address,
         log_level=_log_level(args.verbose),
-    )
-    _serve(
-        run_worker,
-        address,
-        options=options,
-        security=security,
-        nanny=args.nanny,
-        out=sys.stdout,
         reconnect_timeout=args.reconnect_timeout,
     )
+    _serve(run_worker, address, config=config, security=security, nanny=args.nanny, out=sys.stdout)
 
 
 def _info(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:

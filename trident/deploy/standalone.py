@@ -9,13 +9,13 @@ import trio
 
 from .._scheduler_file import remove_scheduler_file, write_scheduler_file
 from ..cluster.lending import lend_client
-from ..comm.liveness import RECONNECT_TIMEOUT
 from ..comm.routes import reachable_address
 from ..dashboard import dashboard_for
 from ..scheduler.actor import Scheduler
 from ..security import Security
 from ..worker.actor import Worker
-from ..worker.nanny import Nanny, WorkerOptions
+from ..worker.config import WorkerConfig
+from ..worker.nanny import Nanny
 from .banner import connect_lines, dashboard_lines
 from .lifecycle import cancel_on_signals, serve_then_cancel
 
@@ -62,14 +62,13 @@ async def run_scheduler(
 async def run_worker(
     scheduler_address: str,
     *,
-    options: WorkerOptions,
+    config: WorkerConfig,
     security: Security,
     nanny: bool,
     out: TextIO,
-    reconnect_timeout: float = RECONNECT_TIMEOUT,
 ) -> None:
     """Serve one worker (under a `Nanny`, or in this process) until SIGINT, SIGTERM or
-    the scheduler staying out of reach for `reconnect_timeout` seconds.
+    the scheduler staying out of reach for ``config.reconnect_timeout`` seconds.
 
     Raises `AuthenticationError` or `OSError` if the scheduler refuses or cannot be
     reached, `WorkerStartError` if a nanny's first worker process fails.
@@ -77,26 +76,12 @@ async def run_worker(
     async with trio.open_nursery() as nursery:
         await nursery.start(cancel_on_signals, nursery.cancel_scope)
         if nanny:
-            supervisor = Nanny(
-                scheduler_address,
-                options,
-                security=security,
-                reconnect_timeout=reconnect_timeout,
-            )
+            supervisor = Nanny(scheduler_address, config, security=security)
             await nursery.start(serve_then_cancel, supervisor.serve, nursery.cancel_scope)
             address, how = supervisor.worker_address, f"pid {supervisor.worker_pid}, under a nanny"
         else:
-            worker = Worker(
-                scheduler_address,
-                nthreads=options.nthreads,
-                name=options.name,
-                listen_address=options.listen_address,
-                contact_address=options.contact_address,
-                memory_limit=options.memory_limit,
-                resources=options.resources,
-                security=security,
-                reconnect_timeout=reconnect_timeout,
-                client_factory=lend_client,
+            worker = Worker.from_config(
+                scheduler_address, config, security=security, client_factory=lend_client
             )
             await nursery.start(serve_then_cancel, worker.serve, nursery.cancel_scope)
             address, how = worker.address, "no nanny"
