@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 from typing import TextIO
 
 import trio
 
+from .._preload import Preloads
 from .._scheduler_file import remove_scheduler_file, write_scheduler_file
 from ..cluster.lending import lend_client
 from ..comm.routes import reachable_address
@@ -28,12 +30,16 @@ async def run_scheduler(
     token_known: bool,
     out: TextIO,
     dashboard_address: str | None = None,
+    preload: Sequence[str] = (),
 ) -> None:
     """Serve a scheduler at `address` (and its dashboard) until SIGINT or SIGTERM.
 
-    Writes the scheduler file once listening and removes it when stopping. Raises
-    `OSError` if the address cannot be bound.
+    Writes the scheduler file once listening and removes it when stopping; the
+    `preload` modules' setup hooks get the `Scheduler` once it listens. Raises
+    `OSError` if the address cannot be bound, `PreloadError` if a preload module
+    cannot be imported.
     """
+    preloads = Preloads(preload)
     async with trio.open_nursery() as nursery:
         await nursery.start(cancel_on_signals, nursery.cancel_scope)
         scheduler = Scheduler(
@@ -43,6 +49,7 @@ async def run_scheduler(
             dashboard_factory=dashboard_for,
         )
         await nursery.start(scheduler.serve)
+        await preloads.setup(scheduler)
         advertised = await reachable_address(scheduler.address)
         write_scheduler_file(scheduler_file, advertised, security)
         try:
@@ -56,6 +63,8 @@ async def run_scheduler(
             await trio.sleep_forever()
         finally:
             remove_scheduler_file(scheduler_file, advertised)
+            with trio.CancelScope(shield=True):
+                await preloads.teardown(scheduler)
     print("trident scheduler stopped", file=out, flush=True)
 
 
