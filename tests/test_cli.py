@@ -477,6 +477,25 @@ def test_worker_settings_preload_and_pid_files_reach_the_processes(run, tmp_path
     assert not pid_file.exists()
 
 
+def test_up_passes_worker_settings_to_its_workers(run, tmp_path):
+    scheduler_file = tmp_path / "scheduler.json"
+    setup = tmp_path / "setup_up.py"
+    setup.write_text("def trident_setup(server):\n    server.preloaded = 'up'\n")
+    pid_file = tmp_path / "up.pid"
+    up = run(
+        "up", "--workers", "1", "--threads", "2", "--scheduler-file", str(scheduler_file),
+        "--no-dashboard", "--local-directory", str(tmp_path / "up"), "--heartbeat-interval",
+        "0.5", "--preload", str(setup), "--pid-file", str(pid_file), "--protocol", "tcp",
+    )  # fmt: skip
+    up.wait_for_output("press Ctrl-C to stop")
+    assert pid_file.read_text() == f"{up.process.pid}\n"
+    with Client(scheduler_file=str(scheduler_file)) as client:
+        assert list(client.run(worker_settings).values()) == [(str(tmp_path / "up"), 0.5, "up")]
+        assert list(client.nthreads().values()) == [2]
+    up.stop()
+    assert not pid_file.exists()
+
+
 def test_missing_tokens_and_closed_pipes(run, tmp_path):
     scheduler_file = tmp_path / "scheduler.json"
     scheduler = run("scheduler", "--port", "0", "--scheduler-file", str(scheduler_file))
