@@ -16,9 +16,9 @@ from pathlib import Path
 import psutil
 import pytest
 
-from trident import Client
+from trident import Client, __version__
 from trident._scheduler_file import read_scheduler_file
-from trident.cli import main
+from trident.cli import _dashboard_address, build_parser, interface_address, main
 
 TRIDENT = [sys.executable, "-m", "trident"]
 READY_LIMIT = 10.0  # generous for a loaded CI machine; about a second when idle
@@ -27,6 +27,18 @@ STOP_LIMIT = 5.0
 
 def square(x):
     return x * x
+
+
+def worker_settings(dask_worker):
+    return dask_worker.local_directory, dask_worker.heartbeat_interval, dask_worker.preloaded
+
+
+def loopback_interface():
+    return next(
+        name
+        for name, addresses in psutil.net_if_addrs().items()
+        if any(a.address == "127.0.0.1" for a in addresses)
+    )
 
 
 def shift(xs, by):
@@ -137,24 +149,75 @@ def test_the_installed_command_runs():
     )
 
 
-@pytest.mark.parametrize("command", [[], ["up"], ["scheduler"], ["worker"], ["info"]])
+COMMAND_OPTIONS = {
+    (): ["up", "scheduler", "worker", "info", "examples", "--version"],
+    ("up",): ["--workers", "--nthreads", "--threads", "--memory-limit", "--resources",
+              "--local-directory", "--heartbeat-interval", "--host", "--port",
+              "--interface", "--protocol", "--scheduler-file", "--dashboard-address",
+              "--dashboard-port", "--no-dashboard", "--preload", "--pid-file", "--token",
+              "--no-auth", "--tls-ca", "--tls-cert", "--tls-key", "--tls-self-signed",
+              "--no-tls", "--verbose"],
+    ("scheduler",): ["--host", "--port", "--interface", "--protocol", "--scheduler-file",
+                     "--dashboard-address", "--no-dashboard", "--preload", "--pid-file",
+                     "--token", "--no-auth", "--tls-self-signed", "--verbose"],
+    ("worker",): ["ADDRESS", "--nthreads", "--threads", "--name", "--memory-limit",
+                  "--resources", "--local-directory", "--heartbeat-interval", "--nanny",
+                  "--no-nanny", "--contact-address", "--listen-address", "--interface",
+                  "--protocol", "--reconnect-timeout", "--preload", "--pid-file",
+                  "--scheduler-file", "--token", "--tls-ca", "--verbose"],
+    ("info",): ["ADDRESS", "--scheduler-file", "--json", "--timeout", "--token", "--verbose"],
+}  # fmt: skip
+
+
+def test_every_command_has_help():
+    commands = build_parser()._subparsers._group_actions[0].choices
+    assert {(name,) for name in commands} | {()} == set(COMMAND_OPTIONS)
+
+
+@pytest.mark.parametrize("command", sorted(COMMAND_OPTIONS), ids=lambda c: " ".join(c) or "trident")
 def test_help_is_complete(command):
     status, stdout, _ = run_main(*command, "--help")
     assert status == 0
-    expected = {
-        (): ["up", "scheduler", "worker", "info", "examples"],
-        ("up",): ["--workers", "--threads", "--memory-limit", "--host", "--port",
-                  "--scheduler-file", "--token", "--no-auth", "--tls-ca", "--tls-cert",
-                  "--tls-key", "--tls-self-signed", "--verbose"],
-        ("scheduler",): ["--host", "--port", "--scheduler-file", "--token", "--no-auth",
-                         "--tls-self-signed"],
-        ("worker",): ["ADDRESS", "--nthreads", "--name", "--memory-limit", "--resources",
-                      "--nanny", "--no-nanny", "--contact-address", "--listen-address",
-                      "--scheduler-file", "--token", "--tls-ca"],
-        ("info",): ["ADDRESS", "--scheduler-file", "--json", "--token"],
-    }[tuple(command)]  # fmt: skip
-    for word in expected:
+    for word in COMMAND_OPTIONS[command]:
         assert word in stdout, word
+
+
+def test_version():
+    status, stdout, _ = run_main("--version")
+    assert status == 0
+    assert stdout == f"trident {__version__}\n"
+
+
+def test_an_unknown_option_names_the_command():
+    status, _, stderr = run_main("up", "--bogus")
+    assert status == 2
+    assert stderr == "trident up: error: unrecognized arguments: --bogus (see trident up --help)\n"
+
+
+def test_threads_is_an_alias_of_nthreads():
+    parser = build_parser()
+    for command in ("up", "worker"):
+        args = parser.parse_args([command, "--threads", "3"])
+        assert args.nthreads == 3
+        assert parser.parse_args([command, "--nthreads", "3"]).nthreads == 3
+
+
+def test_dashboard_addresses(tmp_path):
+    parser = build_parser()
+    for given, expected in [
+        (["--dashboard-address", "0.0.0.0:9999"], "0.0.0.0:9999"),
+        (["--dashboard-address", ":9999"], "127.0.0.1:9999"),
+        (["--dashboard-address", "9999"], "127.0.0.1:9999"),
+        (["--dashboard-port", "9999"], "127.0.0.1:9999"),
+        (["--no-dashboard"], None),
+    ]:
+        assert _dashboard_address(parser.parse_args(["scheduler", *given])) == expected
+
+
+def test_interface_addresses():
+    assert interface_address(loopback_interface()) == "127.0.0.1"
+    with pytest.raises(ValueError, match="no network interface 'nonesuch0'"):
+        interface_address("nonesuch0")
 
 
 BAD_ARGUMENTS = [
@@ -169,6 +232,13 @@ BAD_ARGUMENTS = [
     ["worker", "udp://127.0.0.1:1"],
     ["worker", "tls://127.0.0.1:1", "--token", "t"],
     ["info", "--scheduler-file", "/nonexistent/scheduler.json"],
+    ["scheduler", "--interface", "nonesuch0"],
+    ["scheduler", "--protocol", "udp"],
+    ["scheduler", "--protocol", "tcp", "--tls-self-signed"],
+    ["scheduler", "--dashboard-address", "host:port"],
+    ["worker", "tcp://127.0.0.1:1", "--protocol", "tcp"],
+    ["worker", "tcp://127.0.0.1:1", "--interface", "lo", "--listen-address", "tcp://a:1"],
+    ["worker", "tcp://127.0.0.1:1", "--heartbeat-interval", "soon"],
     ["bogus"],
     [],
 ]
@@ -366,6 +436,88 @@ def test_a_worker_with_a_wrong_token_fails_with_one_line(run, tmp_path):
         ]
     info = trident("info", "--scheduler-file", str(scheduler_file), "--json")
     assert '"workers": {}' in info.stdout
+    scheduler.stop()
+
+
+def test_worker_settings_preload_and_pid_files_reach_the_processes(run, tmp_path):
+    scheduler_file = tmp_path / "scheduler.json"
+    setup = tmp_path / "setup_server.py"
+    setup.write_text("def dask_setup(server):\n    server.preloaded = type(server).__name__\n")
+    pid_file = tmp_path / "scheduler.pid"
+    scheduler = run(
+        "scheduler", "--port", "0", "--token", "settings", "--scheduler-file",
+        str(scheduler_file), "--preload", str(setup), "--pid-file", str(pid_file),
+        "--dashboard-address", ":0", "--interface", loopback_interface(),
+    )  # fmt: skip
+    scheduler.wait_for_output("press Ctrl-C to stop")
+    assert pid_file.read_text() == f"{scheduler.process.pid}\n"
+    workers = []
+    for name, nanny in [("nannied", "--nanny"), ("plain", "--no-nanny")]:
+        args = [
+            "worker", "--scheduler-file", str(scheduler_file), "--name", name, nanny,
+            "--local-directory", str(tmp_path / name), "--heartbeat-interval", "250ms",
+            "--preload", str(setup), "--interface", loopback_interface(),
+        ]  # fmt: skip
+        workers.append(run(*args))
+    for worker in workers:
+        worker.wait_for_output("joined")
+    with Client(scheduler_file=str(scheduler_file)) as client:
+        seen = client.run(worker_settings)
+        assert client.run_on_scheduler(lambda dask_scheduler: dask_scheduler.preloaded) == (
+            "Scheduler"
+        )
+    assert sorted(seen.values()) == [
+        (str(tmp_path / "nannied"), 0.25, "Worker"),
+        (str(tmp_path / "plain"), 0.25, "Worker"),
+    ]
+    assert all(address.startswith("tcp://127.0.0.1:") for address in seen)
+    for worker in workers:
+        worker.stop()
+    scheduler.stop()
+    assert not pid_file.exists()
+
+
+def test_up_passes_worker_settings_to_its_workers(run, tmp_path):
+    scheduler_file = tmp_path / "scheduler.json"
+    setup = tmp_path / "setup_up.py"
+    setup.write_text("def trident_setup(server):\n    server.preloaded = 'up'\n")
+    pid_file = tmp_path / "up.pid"
+    up = run(
+        "up", "--workers", "1", "--threads", "2", "--scheduler-file", str(scheduler_file),
+        "--no-dashboard", "--local-directory", str(tmp_path / "up"), "--heartbeat-interval",
+        "0.5", "--preload", str(setup), "--pid-file", str(pid_file), "--protocol", "tcp",
+    )  # fmt: skip
+    up.wait_for_output("press Ctrl-C to stop")
+    assert pid_file.read_text() == f"{up.process.pid}\n"
+    with Client(scheduler_file=str(scheduler_file)) as client:
+        assert list(client.run(worker_settings).values()) == [(str(tmp_path / "up"), 0.5, "up")]
+        assert list(client.nthreads().values()) == [2]
+    up.stop()
+    assert not pid_file.exists()
+
+
+def test_missing_tokens_and_closed_pipes(run, tmp_path):
+    scheduler_file = tmp_path / "scheduler.json"
+    scheduler = run("scheduler", "--port", "0", "--scheduler-file", str(scheduler_file))
+    scheduler.wait_for_output("press Ctrl-C to stop")
+    address, _ = read_scheduler_file(scheduler_file)
+    env = {key: value for key, value in os.environ.items() if key != "TRIDENT_TOKEN"}
+    result = subprocess.run(
+        [*TRIDENT, "info", address], capture_output=True, text=True, timeout=60, env=env
+    )
+    assert result.returncode == 1
+    assert "pass --token or set TRIDENT_TOKEN" in result.stderr
+    # trident info | head: the reader has gone before anything is written
+    reader = subprocess.Popen(
+        [*TRIDENT, "info", "--scheduler-file", str(scheduler_file)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    assert reader.stdout is not None
+    reader.stdout.close()
+    _, stderr = reader.communicate(timeout=60)
+    assert stderr == b""
+    assert reader.returncode == 1
     scheduler.stop()
 
 

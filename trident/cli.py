@@ -11,7 +11,9 @@ import argparse
 import contextlib
 import json
 import logging
+import os
 import secrets
+import socket
 import sys
 import tempfile
 import time
@@ -25,12 +27,14 @@ import trio
 
 from ._gc import tune_for_service
 from ._scheduler_file import SchedulerFileError, read_scheduler_file
+from ._version import __version__
 from .cluster.local import DEFAULT_DASHBOARD_PORT, available_cpus, default_layout
 from .comm.address import AddressError, format_address, parse_address
 from .comm.liveness import RECONNECT_TIMEOUT
 from .comm.routes import is_loopback, is_unspecified
 from .security import Security, split_credential, token_from_environment
-from .sizes import parse_memory
+from .sizes import parse_duration, parse_memory
+from .worker.config import HEARTBEAT_INTERVAL, WorkerConfig
 
 #: When this command started (its imports done), for ``trident up``'s ready line.
 _STARTED = time.monotonic()
@@ -116,6 +120,15 @@ def _seconds(text: str) -> float:
     return value
 
 
+def _duration(text: str) -> float:
+    try:
+        return parse_duration(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"invalid duration {text!r} (try 0.5, 500ms or 2s)"
+        ) from None
+
+
 def _port(text: str) -> int:
     value = _positive(0)(text)
     if value > 65535:
@@ -129,6 +142,51 @@ def _address(text: str) -> str:
     except AddressError as exc:
         raise argparse.ArgumentTypeError(str(exc)) from None
     return text
+
+
+def _dashboard_host_port(text: str) -> str:
+    host, sep, port = text.rpartition(":")
+    if not sep:
+        host, port = "", text
+    try:
+        _port(port)
+    except argparse.ArgumentTypeError:
+        raise argparse.ArgumentTypeError(
+            f"invalid dashboard address {text!r} (expected HOST:PORT, :PORT or PORT)"
+        ) from None
+    return f"{host}:{port}"
+
+
+def interface_address(name: str) -> str:
+    """The IPv4 address (else the IPv6 one) of the network interface `name`.
+
+    Raises `ValueError` naming the interfaces there are when `name` is not one of them
+    or has no IP address.
+    """
+    interfaces = psutil.net_if_addrs()
+    if name not in interfaces:
+        raise ValueError(
+            f"no network interface {name!r} (there are: {', '.join(sorted(interfaces))})"
+        )
+    for family in (socket.AF_INET, socket.AF_INET6):
+        for address in interfaces[name]:
+            if address.family == family:
+                return address.address.split("%")[0]
+    raise ValueError(f"network interface {name!r} has no IP address")
+
+
+@contextlib.contextmanager
+def _pid_file(path: Path | None) -> Iterator[None]:
+    """Write this process's id to `path` (if given) while the command runs."""
+    if path is None:
+        yield
+        return
+    path.write_text(f"{os.getpid()}\n")
+    try:
+        yield
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            path.unlink()
 
 
 # --- options shared between commands --------------------------------------------------
@@ -154,11 +212,89 @@ def _add_dashboard(parser: argparse.ArgumentParser) -> None:
         help=f"HTTP dashboard and /metrics port on --host, 0 for a free one (default: "
         f"{DEFAULT_DASHBOARD_PORT}; a taken port falls back to a free one)",
     )
+    group.add_argument(
+        "--dashboard-address",
+        metavar="HOST:PORT",
+        type=_dashboard_host_port,
+        help="where to serve the dashboard, e.g. 0.0.0.0:8787 or :8787 (on --host)",
+    )
     group.add_argument("--no-dashboard", action="store_true", help="serve no dashboard")
 
 
 def _dashboard_address(args: argparse.Namespace) -> str | None:
-    return None if args.no_dashboard else f"{args.host}:{args.dashboard_port}"
+    if args.no_dashboard:
+        return None
+    if args.dashboard_address is not None:
+        host, _, port = args.dashboard_address.rpartition(":")
+        return f"{host or args.host}:{port}"
+    return f"{args.host}:{args.dashboard_port}"
+
+
+def _add_process(parser: argparse.ArgumentParser, *, preload_help: str) -> None:
+    """Options of every long-lived command: preload modules and a pid file."""
+    parser.add_argument(
+        "--preload",
+        metavar="MODULE",
+        action="append",
+        default=[],
+        help=f"{preload_help}: a module name or a .py file, imported at start; its "
+        "dask_setup(server) or trident_setup(server) is called (repeatable)",
+    )
+    parser.add_argument(
+        "--pid-file", metavar="FILE", type=Path, help="write the process id to FILE while running"
+    )
+
+
+def _add_network(parser: argparse.ArgumentParser, *, what: str) -> None:
+    parser.add_argument(
+        "--interface",
+        metavar="NAME",
+        help=f"listen on the address of this network interface, e.g. eth0 ({what})",
+    )
+    parser.add_argument(
+        "--protocol",
+        choices=("tcp", "tls"),
+        help="tcp or tls (default: tls with TLS certificates, else tcp)",
+    )
+
+
+def _add_worker_settings(parser: argparse.ArgumentParser, *, each: str) -> None:
+    """Options that set a `WorkerConfig` (dask worker's names)."""
+    parser.add_argument(
+        "--nthreads",
+        "--threads",
+        dest="nthreads",
+        metavar="T",
+        type=_positive(1),
+        help=f"threads {each} (default: from the CPU count)",
+    )
+    parser.add_argument(
+        "--memory-limit",
+        metavar="SIZE",
+        type=_memory,
+        default="auto",
+        help=f"{each}, e.g. 4GB; 'auto' shares the machine's memory (default), 'none'",
+    )
+    parser.add_argument(
+        "--resources",
+        metavar="SPEC",
+        type=_resources,
+        default={},
+        help=f'abstract resources {each}, e.g. "GPU=1,MEM=10e9"',
+    )
+    parser.add_argument(
+        "--local-directory",
+        metavar="DIR",
+        help="where workers keep their files (spilled results; default: the system's "
+        "temporary directory)",
+    )
+    parser.add_argument(
+        "--heartbeat-interval",
+        metavar="SECONDS",
+        type=_duration,
+        default=HEARTBEAT_INTERVAL,
+        help=f"seconds between heartbeats to the scheduler (default: {HEARTBEAT_INTERVAL:g})",
+    )
 
 
 def _add_listening(parser: argparse.ArgumentParser, *, default_port: int) -> None:
@@ -259,6 +395,7 @@ def build_parser() -> argparse.ArgumentParser:
         epilog=EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
+    parser.add_argument("--version", action="version", version=f"trident {__version__}")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
 
     up = commands.add_parser(
@@ -274,28 +411,11 @@ def build_parser() -> argparse.ArgumentParser:
         type=_positive(0),
         help="worker processes (default: from the CPU count)",
     )
-    up.add_argument(
-        "--threads",
-        metavar="T",
-        type=_positive(1),
-        help="threads per worker (default: from the CPU count)",
-    )
-    up.add_argument(
-        "--memory-limit",
-        metavar="SIZE",
-        type=_memory,
-        default="auto",
-        help="per worker, e.g. 4GB; 'auto' shares the machine's memory (default), 'none'",
-    )
-    up.add_argument(
-        "--resources",
-        metavar="SPEC",
-        type=_resources,
-        default={},
-        help='per worker, e.g. "GPU=1,MEM=10e9"',
-    )
+    _add_worker_settings(up, each="per worker")
     _add_listening(up, default_port=0)
+    _add_network(up, what="the scheduler and workers; instead of --host")
     _add_dashboard(up)
+    _add_process(up, preload_help="run in each worker process")
     _add_server_security(up)
     _add_logging(up)
     up.set_defaults(handler=_up, parser=up)
@@ -307,7 +427,9 @@ def build_parser() -> argparse.ArgumentParser:
         "join with 'trident worker'.",
     )
     _add_listening(scheduler, default_port=DEFAULT_SCHEDULER_PORT)
+    _add_network(scheduler, what="instead of --host")
     _add_dashboard(scheduler)
+    _add_process(scheduler, preload_help="run in the scheduler process")
     _add_server_security(scheduler)
     _add_logging(scheduler)
     scheduler.set_defaults(handler=_scheduler, parser=scheduler)
@@ -321,21 +443,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _add_scheduler_target(worker)
     worker.add_argument(
-        "--nthreads", metavar="T", type=_positive(1), help="threads (default: the CPU count)"
-    )
-    worker.add_argument(
         "--name", metavar="NAME", help="a name for logs and workers= (default: its address)"
     )
-    worker.add_argument(
-        "--memory-limit",
-        metavar="SIZE",
-        type=_memory,
-        default="auto",
-        help="e.g. 4GB; 'auto' is the machine's memory (default), 'none'",
-    )
-    worker.add_argument(
-        "--resources", metavar="SPEC", type=_resources, default={}, help='e.g. "GPU=1,MEM=10e9"'
-    )
+    _add_worker_settings(worker, each="of the worker")
     worker.add_argument(
         "--nanny",
         action=argparse.BooleanOptionalAction,
@@ -365,6 +475,8 @@ def build_parser() -> argparse.ArgumentParser:
         help="how long the worker (and its nanny) keep trying to reach a lost scheduler "
         f"before they exit (default: {RECONNECT_TIMEOUT:g})",
     )
+    _add_network(worker, what="with a free port; instead of --listen-address")
+    _add_process(worker, preload_help="run in the worker process")
     _add_client_security(worker)
     _add_logging(worker)
     worker.set_defaults(handler=_worker, parser=worker)
@@ -439,7 +551,12 @@ def _server_security(
     else:
         token, token_known = secrets.token_urlsafe(32), False
     remote = not is_loopback(args.host)
-    default_tls = remote and not args.no_tls and not any(files) and not args.tls_self_signed
+    default_tls = (
+        (remote or args.protocol == "tls")
+        and not args.no_tls
+        and not any(files)
+        and not args.tls_self_signed
+    )
     if args.no_auth and remote and not any(files) and not args.tls_self_signed:
         print(
             f"{parser.prog}: warning: listening on {args.host} without authentication: anyone "
@@ -461,6 +578,37 @@ def _server_security(
         )
         return
     yield Security(token), token_known
+
+
+def _server_network(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
+    """Apply ``--interface`` (it sets the host) and ``--protocol`` of ``up``/``scheduler``.
+
+    ``--protocol tls`` without TLS files gets a throwaway certificate (as a non-loopback
+    host does); ``--protocol tcp`` is ``--no-tls``.
+    """
+    if args.interface is not None:
+        try:
+            args.host = interface_address(args.interface)
+        except ValueError as exc:
+            parser.error(str(exc))
+    if args.protocol == "tcp":
+        if args.tls_self_signed or any((args.tls_ca, args.tls_cert, args.tls_key)):
+            parser.error("--protocol tcp cannot be combined with TLS options")
+        args.no_tls = True
+    elif args.protocol == "tls" and args.no_tls:
+        parser.error("--protocol tls cannot be combined with --no-tls")
+
+
+def _worker_config(args: argparse.Namespace, **settings: Any) -> WorkerConfig:
+    """The `WorkerConfig` of ``up``/``worker`` from their shared options."""
+    return WorkerConfig(
+        resources=args.resources,
+        local_directory=args.local_directory,
+        heartbeat_interval=args.heartbeat_interval,
+        preload=args.preload,
+        log_level=_log_level(args.verbose),
+        **settings,
+    )
 
 
 def _scheduler_file(args: argparse.Namespace) -> Path:
@@ -512,17 +660,19 @@ def _up(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
 
     default_workers, default_threads = default_layout(available_cpus(), processes=True)
     workers = default_workers if args.workers is None else args.workers
-    threads = args.threads or default_threads
+    _server_network(parser, args)
+    config = _worker_config(
+        args,
+        nthreads=args.nthreads or default_threads,
+        memory_limit=_memory_limit(args.memory_limit, workers),
+    )
     with _server_security(parser, args) as (security, token_known):
         cluster = SupervisedCluster(
             n_workers=workers,
-            threads=threads,
-            memory_limit=_memory_limit(args.memory_limit, workers),
+            worker_config=config,
             host=args.host,
             port=args.port,
             security=security,
-            resources=args.resources,
-            log_level=_log_level(args.verbose),
             dashboard_address=_dashboard_address(args),
         )
         _serve(
@@ -538,6 +688,7 @@ def _up(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
 def _scheduler(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
     from .deploy.standalone import run_scheduler
 
+    _server_network(parser, args)
     with _server_security(parser, args) as (security, token_known):
         scheme = "tls" if security.tls else "tcp"
         _serve(
@@ -545,6 +696,7 @@ def _scheduler(parser: argparse.ArgumentParser, args: argparse.Namespace) -> Non
             format_address(scheme, args.host, args.port),
             security=security,
             dashboard_address=_dashboard_address(args),
+            preload=args.preload,
             scheduler_file=_scheduler_file(args),
             token_known=token_known,
             out=sys.stdout,
@@ -553,27 +705,30 @@ def _scheduler(parser: argparse.ArgumentParser, args: argparse.Namespace) -> Non
 
 def _worker(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
     from .deploy.standalone import run_worker
-    from .worker.nanny import WorkerOptions
 
     address, security = _target(parser, args)
-    options = WorkerOptions(
+    listen_address = args.listen_address
+    if args.interface is not None or args.protocol is not None:
+        if listen_address is not None:
+            parser.error("--listen-address cannot be combined with --interface or --protocol")
+        if args.interface is None:
+            parser.error("--protocol needs --interface (or give --listen-address)")
+        try:
+            host = interface_address(args.interface)
+        except ValueError as exc:
+            parser.error(str(exc))
+        scheme = args.protocol or ("tls" if security.tls else "tcp")
+        listen_address = format_address(scheme, host, 0)
+    config = _worker_config(
+        args,
         nthreads=args.nthreads or available_cpus(),
         name=args.name,
         memory_limit=_memory_limit(args.memory_limit, 1),
-        resources=args.resources,
-        listen_address=args.listen_address,
+        listen_address=listen_address,
         contact_address=args.contact_address,
-        log_level=_log_level(args.verbose),
-    )
-    _serve(
-        run_worker,
-        address,
-        options=options,
-        security=security,
-        nanny=args.nanny,
-        out=sys.stdout,
         reconnect_timeout=args.reconnect_timeout,
     )
+    _serve(run_worker, address, config=config, security=security, nanny=args.nanny, out=sys.stdout)
 
 
 def _info(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
@@ -605,6 +760,11 @@ def _describe(error: BaseException) -> str:
     return text
 
 
+def _command_line_hint(message: str) -> str:
+    """Errors meant for Python callers, reworded for the command line."""
+    return message.replace("pass security=/token", "pass --token")
+
+
 def _serve(function: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
     """Run a long-lived command's trio program (this process now only runs trident)."""
     tune_for_service()
@@ -614,14 +774,25 @@ def _serve(function: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
 def main(argv: Sequence[str] | None = None) -> None:
     """Run the ``trident`` command; exits with its status."""
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args, unknown = parser.parse_known_args(argv)
+    if unknown:  # argparse would blame "trident"; name the command instead
+        args.parser.error(f"unrecognized arguments: {' '.join(unknown)}")
     _configure_logging(args.verbose)
     try:
-        args.handler(args.parser, args)
+        with _pid_file(getattr(args, "pid_file", None)):
+            args.handler(args.parser, args)
+        sys.stdout.flush()  # a closed pipe raises here, not at interpreter exit
     except KeyboardInterrupt:
         raise SystemExit(130) from None
+    except BrokenPipeError:
+        # The reader left (``trident info | head``): end quietly, as cat does; stdout
+        # goes to /dev/null so the interpreter's final flush cannot complain either.
+        with contextlib.suppress(OSError, ValueError):
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, sys.stdout.fileno())
+        raise SystemExit(1) from None
     except Exception as exc:
-        messages = dict.fromkeys(_describe(leaf) for leaf in _leaves(exc))
+        messages = dict.fromkeys(_command_line_hint(_describe(leaf)) for leaf in _leaves(exc))
         for message in messages:
             print(f"trident {args.command}: error: {message}", file=sys.stderr)
         raise SystemExit(1) from None

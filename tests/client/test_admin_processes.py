@@ -11,7 +11,8 @@ import pytest
 import trio
 
 from trident import Client, LocalCluster, Scheduler, Security
-from trident.worker.nanny import BackOff, Nanny, WorkerOptions
+from trident.worker.config import WorkerConfig
+from trident.worker.nanny import BackOff, Nanny
 
 from .test_admin import import_and_call, inc
 
@@ -62,7 +63,7 @@ async def nanny_cluster():
         nannies = [
             Nanny(
                 scheduler.address,
-                WorkerOptions(nthreads=1, name=f"n{i}"),
+                WorkerConfig(nthreads=1, name=f"n{i}"),
                 security=SECURITY,
                 backoff=BackOff(first=0.05),
             )

@@ -12,7 +12,8 @@ import pytest
 import trio
 
 from trident import AuthenticationError, CancelledError, Client, Scheduler, Security
-from trident.worker.nanny import BackOff, Nanny, WorkerOptions, WorkerStartError
+from trident.worker.config import WorkerConfig
+from trident.worker.nanny import BackOff, Nanny, WorkerStartError
 
 SECURITY = Security(token="nanny-test-token")
 FAST = BackOff(first=0.05, maximum=1.0)
@@ -61,7 +62,7 @@ async def scheduler():
 async def test_a_killed_worker_is_restarted_with_back_off_and_reported(scheduler):
     with trio.fail_after(60):
         async with trio.open_nursery() as nursery:
-            options = WorkerOptions(name="w0")
+            options = WorkerConfig(name="w0")
             nanny = await nursery.start(
                 Nanny(scheduler.address, options, security=SECURITY, backoff=FAST).serve
             )
@@ -93,7 +94,7 @@ async def test_a_killed_worker_is_restarted_with_back_off_and_reported(scheduler
 async def test_exit_code_and_stderr_tail_reach_the_scheduler(scheduler, tmp_path):
     with trio.fail_after(60):
         async with trio.open_nursery() as nursery:
-            nanny = Nanny(scheduler.address, WorkerOptions(), security=SECURITY, backoff=FAST)
+            nanny = Nanny(scheduler.address, WorkerConfig(), security=SECURITY, backoff=FAST)
             await nursery.start(nanny.serve)
             async with Client(scheduler.address, security=SECURITY, asynchronous=True) as client:
                 future = client.submit(die_once, str(tmp_path / "flag"), 3)
@@ -113,7 +114,7 @@ async def test_a_worker_over_its_memory_limit_is_terminated_as_out_of_memory(sch
         async with trio.open_nursery() as nursery:
             nanny = Nanny(
                 scheduler.address,
-                WorkerOptions(memory_limit=limit),
+                WorkerConfig(memory_limit=limit),
                 security=SECURITY,
                 backoff=FAST,
                 memory_check_interval=0.05,
@@ -133,7 +134,7 @@ async def test_client_restart_replaces_workers_and_cancels_futures(scheduler):
     with trio.fail_after(60):
         async with trio.open_nursery() as nursery:
             nannies = [
-                Nanny(scheduler.address, WorkerOptions(name=f"w{i}"), security=SECURITY)
+                Nanny(scheduler.address, WorkerConfig(name=f"w{i}"), security=SECURITY)
                 for i in range(2)
             ]
             for nanny in nannies:
@@ -159,7 +160,7 @@ async def test_client_restart_replaces_workers_and_cancels_futures(scheduler):
 
 async def test_a_worker_that_cannot_start_fails_the_nanny_with_its_stderr(scheduler):
     nanny = Nanny(
-        scheduler.address, WorkerOptions(listen_address="tcp://256.0.0.1:0"), security=SECURITY
+        scheduler.address, WorkerConfig(listen_address="tcp://256.0.0.1:0"), security=SECURITY
     )
     with trio.fail_after(30), pytest.raises(WorkerStartError, match="before it registered"):
         await nanny.serve()

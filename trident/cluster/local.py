@@ -18,6 +18,7 @@ from types import TracebackType
 from typing import Any
 
 import anyio
+import attrs
 import psutil
 import sniffio
 import trio
@@ -30,8 +31,14 @@ from ..comm.routes import is_loopback
 from ..security import Security
 from ..sizes import parse_memory
 from ..worker import memory
+from ..worker.config import HEARTBEAT_INTERVAL, WorkerConfig
 from . import adaptive
-from .runtime import ClusterRuntime, WorkerHandle, WorkerSpec
+from .runtime import ClusterRuntime, WorkerHandle
+
+#: `WorkerConfig` settings that LocalCluster sets from its own arguments.
+_OWN_SETTINGS = frozenset(
+    {"nthreads", "name", "memory_limit", "resources", "listen_address", "memory", "log_level"}
+)
 
 _AUTO = "auto"
 #: The dashboard's port unless told otherwise (dask's too).
@@ -95,6 +102,15 @@ class LocalCluster:
         memory_pause_fraction: a worker process using more starts no new task; 0.8.
         memory_terminate_fraction: a worker process using more is restarted by its
             nanny; 0.95.
+        local_directory: where each worker keeps its files (spilled results); default:
+            the system's temporary directory.
+        heartbeat_interval: seconds (or text such as ``"500ms"``) between each
+            worker's heartbeats to the scheduler; 1.
+        preload: modules (names or ``.py`` files) each worker runs when it starts,
+            calling their ``dask_setup(worker)`` / ``trident_setup(worker)``.
+        worker_kwargs: other `WorkerConfig` settings for every worker (as dask passes
+            its extra keyword arguments to the workers), e.g. ``reconnect_timeout``.
+            An unknown name raises `TypeError`.
 
     Worker processes run under nannies, as in dask.distributed: a worker process that
     dies is restarted (with growing pauses when it keeps dying), one that uses more than
@@ -102,8 +118,8 @@ class LocalCluster:
     to the scheduler (`Client.scheduler_info`, `KilledWorker` errors).
 
     Attributes: `scheduler_address`, `workers` (name -> handle), `token`, `security`,
-    `status`,
-    `dashboard_link`, `adaptive` (the `Adaptive` started by `adapt`, if any).
+    `status`, `dashboard_link`, `adaptive` (the `Adaptive` started by `adapt`, if any),
+    `worker_config` (the `WorkerConfig` each new worker gets, with its own name).
     """
 
     def __init__(
@@ -127,7 +143,16 @@ class LocalCluster:
         memory_spill_fraction: float | None = memory.SPILL,
         memory_pause_fraction: float | None = memory.PAUSE,
         memory_terminate_fraction: float | None = memory.TERMINATE,
+        local_directory: str | os.PathLike[str] | None = None,
+        heartbeat_interval: float | str = HEARTBEAT_INTERVAL,
+        preload: str | list[str] | tuple[str, ...] = (),
+        **worker_kwargs: Any,
     ):
+        unknown = set(worker_kwargs) - (WorkerConfig.option_names() - _OWN_SETTINGS)
+        if unknown:
+            raise TypeError(
+                f"LocalCluster() got unexpected keyword arguments: {', '.join(sorted(unknown))}"
+            )
         default_workers, default_threads = default_layout(available_cpus(), processes)
         self.n_workers = default_workers if n_workers is None else int(n_workers)
         self.threads_per_worker = (
@@ -184,6 +209,17 @@ class LocalCluster:
             memory_pause_fraction,
             memory_terminate_fraction,
         )
+        self.worker_config = WorkerConfig(
+            nthreads=self.threads_per_worker,
+            memory_limit=self.memory_limit,
+            resources=self.resources,
+            memory=self.memory_thresholds,
+            log_level=log_level,
+            local_directory=None if local_directory is None else os.fspath(local_directory),
+            heartbeat_interval=heartbeat_interval,
+            preload=preload,
+            **worker_kwargs,
+        )
         self.status = "created"
         self._runtime: ClusterRuntime | None = None
         self._loop: LoopThread | None = None
@@ -202,18 +238,11 @@ class LocalCluster:
 
     # --- specs --------------------------------------------------------------------
 
-    def _specs(self, n: int) -> list[WorkerSpec]:
+    def _specs(self, n: int) -> list[WorkerConfig]:
         names = list(self._runtime.workers) if self._runtime is not None else []
         specs = [self._runtime.workers[name].spec for name in names[:n]] if self._runtime else []
         while len(specs) < n:
-            specs.append(
-                WorkerSpec(
-                    str(self._next_name),
-                    self.threads_per_worker,
-                    self.memory_limit,
-                    dict(self.resources),
-                )
-            )
+            specs.append(attrs.evolve(self.worker_config, name=str(self._next_name)))
             self._next_name += 1
         return specs
 
@@ -231,10 +260,8 @@ class LocalCluster:
             processes=self.processes,
             security=self.security,
             worker_listen=worker_listen,
-            log_level=self.log_level,
             dashboard_address=self.dashboard_address,
             allowed_failures=self.allowed_failures,
-            memory=self.memory_thresholds,
         )
 
     async def _serve(self, *, task_status: Any = trio.TASK_STATUS_IGNORED) -> None:

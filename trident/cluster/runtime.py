@@ -25,8 +25,8 @@ from ..dashboard import dashboard_for
 from ..scheduler.actor import Scheduler
 from ..security import Security
 from ..worker.actor import Worker
-from ..worker.memory import MemoryThresholds
-from ..worker.nanny import Nanny, WorkerOptions
+from ..worker.config import WorkerConfig
+from ..worker.nanny import Nanny
 from .lending import lend_client
 
 logger = logging.getLogger("trident.cluster")
@@ -34,22 +34,14 @@ logger = logging.getLogger("trident.cluster")
 START_TIMEOUT = 60.0
 
 
-@attrs.define
-class WorkerSpec:
-    """How to start one worker."""
-
-    name: str
-    nthreads: int
-    memory_limit: int
-    resources: dict[str, float] = attrs.Factory(dict)
-
-
 class WorkerHandle:
     """A running worker of a local cluster: in-process, or a process under a nanny."""
 
-    def __init__(self, spec: WorkerSpec):
+    def __init__(self, spec: WorkerConfig):
+        if spec.name is None:
+            raise ValueError("a local cluster's workers need names")
         self.spec = spec
-        self.name = spec.name
+        self.name: str = spec.name
         self.worker: Worker | None = None
         self.nanny: Nanny | None = None
         self.scope = trio.CancelScope()
@@ -79,7 +71,12 @@ class WorkerHandle:
 
 
 class ClusterRuntime:
-    """Runs a scheduler and a set of workers inside one trio nursery."""
+    """Runs a scheduler and a set of workers inside one trio nursery.
+
+    Each worker is described by a named `WorkerConfig`; one without a listen address
+    listens on `worker_listen` (default: in-process next to an in-process scheduler,
+    else a free TCP port on 127.0.0.1).
+    """
 
     def __init__(
         self,
@@ -88,12 +85,9 @@ class ClusterRuntime:
         processes: bool,
         security: Security,
         worker_listen: str | None,
-        log_level: str = "WARNING",
         dashboard_address: str | int | None = None,
         allowed_failures: int = 3,
-        memory: MemoryThresholds | None = None,
     ):
-        self.memory = memory or MemoryThresholds()
         self.processes = processes
         self.security = security
         self.scheduler = Scheduler(
@@ -108,7 +102,6 @@ class ClusterRuntime:
         )
         self.workers: dict[str, WorkerHandle] = {}
         self._worker_listen = worker_listen
-        self._log_level = log_level
         self._nursery: trio.Nursery | None = None
         self.trio_token: trio.lowlevel.TrioToken | None = None
 
@@ -134,7 +127,7 @@ class ClusterRuntime:
 
     async def serve(
         self,
-        specs: list[WorkerSpec],
+        specs: list[WorkerConfig],
         *,
         task_status: trio.TaskStatus[ClusterRuntime] = trio.TASK_STATUS_IGNORED,
     ) -> None:
@@ -146,7 +139,7 @@ class ClusterRuntime:
         finally:
             _gc.release()
 
-    async def _serve(self, specs: list[WorkerSpec], task_status: trio.TaskStatus[Any]) -> None:
+    async def _serve(self, specs: list[WorkerConfig], task_status: trio.TaskStatus[Any]) -> None:
         async with trio.open_nursery() as nursery:
             self._nursery = nursery
             await nursery.start(self.scheduler.serve)
@@ -154,10 +147,10 @@ class ClusterRuntime:
             task_status.started(self)
             await trio.sleep_forever()
 
-    async def scale_to(self, specs: list[WorkerSpec]) -> None:
+    async def scale_to(self, specs: list[WorkerConfig]) -> None:
         """Start workers in `specs` that are not running; stop running ones not in it."""
         assert self._nursery is not None
-        wanted = {spec.name: spec for spec in specs}
+        wanted = {str(spec.name): spec for spec in specs}
         for name, handle in list(self.workers.items()):
             if name not in wanted:
                 handle.scope.cancel()
@@ -170,7 +163,7 @@ class ClusterRuntime:
             async with trio.open_nursery() as starting:
                 for spec in new:
                     handle = WorkerHandle(spec)
-                    self.workers[spec.name] = handle
+                    self.workers[handle.name] = handle
                     starting.start_soon(self._start_worker, handle)
             await self.scheduler.wait_for_workers(len(self.workers))
 
@@ -181,17 +174,12 @@ class ClusterRuntime:
 
     async def _run_in_process(self, handle: WorkerHandle, *, task_status: Any) -> None:
         spec = handle.spec
-        worker = Worker(
+        if spec.listen_address is None:
+            spec = attrs.evolve(spec, listen_address=self._worker_listen)
+        worker = Worker.from_config(
             self._worker_scheduler_address(),
-            nthreads=spec.nthreads,
-            name=spec.name,
-            listen_address=self._worker_listen,
-            memory_limit=spec.memory_limit,
-            resources=spec.resources,
+            spec,
             security=self.security,
-            memory_target_fraction=self.memory.target,
-            memory_spill_fraction=self.memory.spill,
-            memory_pause_fraction=self.memory.pause,
             client_factory=lend_client,
         )
         handle.worker = worker
@@ -217,16 +205,9 @@ class ClusterRuntime:
         Raises `WorkerStartError` if the first worker process exits before that.
         """
         spec = handle.spec
-        options = WorkerOptions(
-            nthreads=spec.nthreads,
-            name=spec.name,
-            memory_limit=spec.memory_limit,
-            resources=spec.resources,
-            listen_address=self._worker_listen or "tcp://127.0.0.1:0",
-            log_level=self._log_level,
-            memory=self.memory,
-        )
-        nanny = handle.nanny = Nanny(self.scheduler.address, options, security=self.security)
+        if spec.listen_address is None:
+            spec = attrs.evolve(spec, listen_address=self._worker_listen or "tcp://127.0.0.1:0")
+        nanny = handle.nanny = Nanny(self.scheduler.address, spec, security=self.security)
         with handle.scope:
             async with trio.open_nursery() as nursery:
                 await nursery.start(nanny.serve)

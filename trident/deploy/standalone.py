@@ -2,20 +2,22 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 from typing import TextIO
 
 import trio
 
+from .._preload import Preloads
 from .._scheduler_file import remove_scheduler_file, write_scheduler_file
 from ..cluster.lending import lend_client
-from ..comm.liveness import RECONNECT_TIMEOUT
 from ..comm.routes import reachable_address
 from ..dashboard import dashboard_for
 from ..scheduler.actor import Scheduler
 from ..security import Security
 from ..worker.actor import Worker
-from ..worker.nanny import Nanny, WorkerOptions
+from ..worker.config import WorkerConfig
+from ..worker.nanny import Nanny
 from ..worker.native_threads import limit_this_process
 from .banner import connect_lines, dashboard_lines
 from .lifecycle import cancel_on_signals, serve_then_cancel
@@ -29,12 +31,16 @@ async def run_scheduler(
     token_known: bool,
     out: TextIO,
     dashboard_address: str | None = None,
+    preload: Sequence[str] = (),
 ) -> None:
     """Serve a scheduler at `address` (and its dashboard) until SIGINT or SIGTERM.
 
-    Writes the scheduler file once listening and removes it when stopping. Raises
-    `OSError` if the address cannot be bound.
+    Writes the scheduler file once listening and removes it when stopping; the
+    `preload` modules' setup hooks get the `Scheduler` once it listens. Raises
+    `OSError` if the address cannot be bound, `PreloadError` if a preload module
+    cannot be imported.
     """
+    preloads = Preloads(preload)
     async with trio.open_nursery() as nursery:
         await nursery.start(cancel_on_signals, nursery.cancel_scope)
         scheduler = Scheduler(
@@ -44,6 +50,7 @@ async def run_scheduler(
             dashboard_factory=dashboard_for,
         )
         await nursery.start(scheduler.serve)
+        await preloads.setup(scheduler)
         advertised = await reachable_address(scheduler.address)
         write_scheduler_file(scheduler_file, advertised, security)
         try:
@@ -57,20 +64,21 @@ async def run_scheduler(
             await trio.sleep_forever()
         finally:
             remove_scheduler_file(scheduler_file, advertised)
+            with trio.CancelScope(shield=True):
+                await preloads.teardown(scheduler)
     print("trident scheduler stopped", file=out, flush=True)
 
 
 async def run_worker(
     scheduler_address: str,
     *,
-    options: WorkerOptions,
+    config: WorkerConfig,
     security: Security,
     nanny: bool,
     out: TextIO,
-    reconnect_timeout: float = RECONNECT_TIMEOUT,
 ) -> None:
     """Serve one worker (under a `Nanny`, or in this process) until SIGINT, SIGTERM or
-    the scheduler staying out of reach for `reconnect_timeout` seconds.
+    the scheduler staying out of reach for ``config.reconnect_timeout`` seconds.
 
     Raises `AuthenticationError` or `OSError` if the scheduler refuses or cannot be
     reached, `WorkerStartError` if a nanny's first worker process fails.
@@ -78,29 +86,15 @@ async def run_worker(
     async with trio.open_nursery() as nursery:
         await nursery.start(cancel_on_signals, nursery.cancel_scope)
         if nanny:
-            supervisor = Nanny(
-                scheduler_address,
-                options,
-                security=security,
-                reconnect_timeout=reconnect_timeout,
-            )
+            supervisor = Nanny(scheduler_address, config, security=security)
             await nursery.start(serve_then_cancel, supervisor.serve, nursery.cancel_scope)
             address, how = supervisor.worker_address, f"pid {supervisor.worker_pid}, under a nanny"
         else:
             # This process runs the worker alone: its BLAS/OpenMP pools get the
             # worker's thread count, as a nanny's worker process does.
-            limit_this_process(options.nthreads)
-            worker = Worker(
-                scheduler_address,
-                nthreads=options.nthreads,
-                name=options.name,
-                listen_address=options.listen_address,
-                contact_address=options.contact_address,
-                memory_limit=options.memory_limit,
-                resources=options.resources,
-                security=security,
-                reconnect_timeout=reconnect_timeout,
-                client_factory=lend_client,
+            limit_this_process(config.nthreads)
+            worker = Worker.from_config(
+                scheduler_address, config, security=security, client_factory=lend_client
             )
             await nursery.start(serve_then_cancel, worker.serve, nursery.cancel_scope)
             address, how = worker.address, "no nanny"

@@ -23,7 +23,8 @@ from ..dashboard import dashboard_for
 from ..scheduler.actor import Scheduler
 from ..security import Security
 from ..sizes import format_bytes
-from ..worker.nanny import Nanny, WorkerOptions
+from ..worker.config import WorkerConfig
+from ..worker.nanny import Nanny
 from .banner import connect_lines, dashboard_lines
 from .lifecycle import cancel_on_signals
 
@@ -34,15 +35,17 @@ class SupervisedCluster:
     """A scheduler and nanny-supervised worker processes on this machine.
 
     Arguments:
-        n_workers, threads, memory_limit: worker processes, threads and bytes each.
-        host, port: where the scheduler listens (port 0: a free one); workers listen on
-            the same host. An unspecified host (``0.0.0.0``) is advertised as the
-            address of the default route's interface.
+        n_workers: worker processes.
+        worker_config: how to start each worker (named ``"0"``, ``"1"``, ...); without
+            a listen address, workers listen on a free port of `host`.
+        host, port: where the scheduler listens (port 0: a free one). An unspecified
+            host (``0.0.0.0``) is advertised as the address of the default route's
+            interface.
         security: the cluster's token and TLS files; with a certificate the cluster
             uses ``tls://``.
-        resources: abstract resources each worker offers.
-        log_level: the worker processes' log level.
         dashboard_address: ``host:port`` of the HTTP dashboard, or None for none.
+        protocol: ``"tcp"`` or ``"tls"``; by default tls when `security` has a
+            certificate.
 
     Attributes once serving: `address` (what clients and workers use), `scheduler`,
     `nannies`.
@@ -52,32 +55,28 @@ class SupervisedCluster:
         self,
         *,
         n_workers: int,
-        threads: int,
-        memory_limit: int,
+        worker_config: WorkerConfig,
         host: str = "127.0.0.1",
         port: int = 0,
         security: Security | None = None,
-        resources: dict[str, float] | None = None,
-        log_level: str = "WARNING",
         dashboard_address: str | None = None,
+        protocol: str | None = None,
     ):
         self.security = security or Security()
-        scheme = "tls" if self.security.tls_cert is not None else "tcp"
+        scheme = protocol or ("tls" if self.security.tls_cert is not None else "tcp")
         self.scheduler = Scheduler(
             format_address(scheme, host, port),
             security=self.security,
             dashboard_address=dashboard_address,
             dashboard_factory=dashboard_for,
         )
-        self._worker_listen = format_address(scheme, host, 0)
         self.n_workers = n_workers
-        self.worker_options = WorkerOptions(
-            nthreads=threads,
-            memory_limit=memory_limit,
-            resources=dict(resources or {}),
-            listen_address=self._worker_listen,
-            log_level=log_level,
-        )
+        if worker_config.listen_address is None:
+            worker_config = attrs.evolve(
+                worker_config, listen_address=format_address(scheme, host, 0)
+            )
+        #: what each worker is started with (its name aside)
+        self.worker_config = worker_config
         self.nannies: list[Nanny] = []
         self.address = ""
 
@@ -93,7 +92,7 @@ class SupervisedCluster:
             self.nannies = [
                 Nanny(
                     self.address,
-                    attrs.evolve(self.worker_options, name=str(i)),
+                    attrs.evolve(self.worker_config, name=str(i)),
                     security=self.security,
                 )
                 for i in range(self.n_workers)
@@ -123,7 +122,7 @@ async def run_up(
         await nursery.start(cluster.serve)
         write_scheduler_file(scheduler_file, cluster.address, cluster.security)
         try:
-            options = cluster.worker_options
+            options = cluster.worker_config
             threads = _plural(options.nthreads, "thread")
             memory = (
                 f"{format_bytes(options.memory_limit)} memory limit each"

@@ -4,8 +4,9 @@
 The process serves one `Worker` until the scheduler stays out of reach (exit code
 `SCHEDULER_LOST_EXIT_CODE`), it receives SIGTERM or SIGINT, or its parent dies (its
 stdin, a pipe from the parent, reaches end of file).
-Settings arrive as one JSON argument (TLS settings are file paths); the cluster token
-arrives in ``TRIDENT_TOKEN``, never on the command line. With ``"report_fd"`` the
+Settings arrive as one JSON argument (`trident.worker.spawn.process_settings`: the
+`WorkerConfig`, TLS settings as file paths); the cluster token arrives in
+``TRIDENT_TOKEN``, never on the command line. With ``"report_fd"`` the
 process writes ``{"address": ...}`` and a newline to that file descriptor once its
 worker is registered, then closes it: that is how a nanny learns it is up.
 """
@@ -24,11 +25,10 @@ import trio
 
 from .._gc import tune_for_service
 from ..cluster.lending import lend_client
-from ..comm.liveness import RECONNECT_TIMEOUT, SCHEDULER_TIMEOUT
 from ..security import Security, token_from_environment
 from ..worker.actor import Worker
+from ..worker.config import WorkerConfig
 from ..worker.exits import SCHEDULER_LOST_EXIT_CODE
-from ..worker.memory import MemoryThresholds
 from .lifecycle import cancel_on_signals, serve_then_cancel
 
 
@@ -54,22 +54,9 @@ def _report_ready(fd: int, worker: Worker) -> None:
 
 async def run(settings: dict[str, Any], *, watch_stdin: bool) -> None:
     security = Security.from_tls_settings(settings.get("security"), token_from_environment())
-    memory = MemoryThresholds(**settings.get("memory", {}))
-    worker = Worker(
-        settings["scheduler"],
-        nthreads=settings.get("nthreads", 1),
-        name=settings.get("name"),
-        listen_address=settings.get("listen"),
-        contact_address=settings.get("contact"),
-        memory_limit=settings.get("memory_limit", 0),
-        resources=settings.get("resources"),
-        security=security,
-        scheduler_timeout=settings.get("scheduler_timeout", SCHEDULER_TIMEOUT),
-        memory_target_fraction=memory.target,
-        memory_spill_fraction=memory.spill,
-        memory_pause_fraction=memory.pause,
-        reconnect_timeout=settings.get("reconnect_timeout", RECONNECT_TIMEOUT),
-        client_factory=lend_client,
+    config = WorkerConfig.from_settings(settings.get("worker", {}))
+    worker = Worker.from_config(
+        settings["scheduler"], config, security=security, client_factory=lend_client
     )
     async with trio.open_nursery() as nursery:
         if watch_stdin:
@@ -114,7 +101,7 @@ def main(argv: list[str] | None = None) -> None:
     for entry in reversed(settings.get("sys_path", [])):
         if entry not in sys.path:
             sys.path.insert(0, entry)
-    configure_logging(settings.get("log_level", "WARNING"))
+    configure_logging(settings.get("worker", {}).get("log_level", "WARNING"))
     with contextlib.suppress(KeyboardInterrupt):
         tune_for_service()
         trio.run(functools.partial(run, settings, watch_stdin=settings.get("watch_stdin", True)))

@@ -22,6 +22,7 @@ import trio
 
 from .._ipython import EmbeddedKernel
 from .._logbuffer import LogBuffer
+from .._preload import Preloads
 from .._public import publish
 from ..comm import handshake
 from ..comm.address import format_address, parse_address, parse_host_port
@@ -47,6 +48,7 @@ from . import events as ev
 from . import instructions as ins
 from . import memory
 from .actor_host import ActorHost
+from .config import HEARTBEAT_INTERVAL, WorkerConfig
 from .executor import RESCHEDULED, Job, Outcome, ThreadExecutor, run_async_job
 from .functions import FunctionCache, actor_constructor
 from .lent_client import ClientFactory, TaskClient
@@ -63,8 +65,6 @@ from .uploads import UploadedFiles
 logger = logging.getLogger("trident.worker")
 
 CONNECT_TIMEOUT = 10.0
-#: Seconds between heartbeats to the scheduler.
-HEARTBEAT_INTERVAL = 1.0
 
 
 class _Readiness:
@@ -112,11 +112,16 @@ class Worker:
         memory_pause_fraction: when the process uses more, no new task starts.
         local_directory: where spilled results go (default: a fresh directory under
             the system's temporary directory, removed when the worker stops).
+        preload: modules (names or ``.py`` files) to import when the worker starts;
+            their ``dask_setup(worker)`` / ``trident_setup(worker)`` are called once
+            it listens, before it registers (see `trident._preload`). Raises
+            `PreloadError` from the constructor when one cannot be imported.
         client_factory: builds the client this worker lends to its tasks and actors
             (`get_client()`); None lends none (see `trident.worker.lent_client`).
 
     Run it with ``await nursery.start(worker.serve)``; it stops when cancelled or when
     the scheduler stays out of reach for `reconnect_timeout` seconds.
+    `Worker.from_config` builds one from a `WorkerConfig`.
     """
 
     def __init__(
@@ -138,6 +143,7 @@ class Worker:
         memory_spill_fraction: float | None = memory.SPILL,
         memory_pause_fraction: float | None = memory.PAUSE,
         local_directory: str | None = None,
+        preload: tuple[str, ...] | list[str] = (),
         client_factory: ClientFactory | None = None,
     ):
         self.scheduler_address = scheduler_address
@@ -155,7 +161,9 @@ class Worker:
             self.memory_limit,
             MemoryThresholds(memory_target_fraction, memory_spill_fraction, memory_pause_fraction),
         )
-        self._local_directory = local_directory
+        #: where the worker keeps its files (None: the system's temporary directory)
+        self.local_directory = local_directory
+        self.preloads = Preloads(preload)
         self._spill: SpillBuffer | None = None
         self.resources = dict(resources or {})
         security = security or Security()
@@ -197,6 +205,38 @@ class Worker:
         #: numbers the stimuli the actor feeds the state (see `_stimulus`)
         self._stimuli = itertools.count(1)
 
+    @classmethod
+    def from_config(
+        cls,
+        scheduler_address: str,
+        config: WorkerConfig,
+        *,
+        security: Security | None = None,
+        client_factory: ClientFactory | None = None,
+    ) -> Worker:
+        """A worker for the scheduler at `scheduler_address`, set up as `config` says
+        (its ``memory.terminate`` and ``log_level`` are for the process around it)."""
+        thresholds = config.memory
+        return cls(
+            scheduler_address,
+            nthreads=config.nthreads,
+            name=config.name,
+            listen_address=config.listen_address,
+            contact_address=config.contact_address,
+            memory_limit=config.memory_limit,
+            resources=config.resources,
+            heartbeat_interval=config.heartbeat_interval,
+            scheduler_timeout=config.scheduler_timeout,
+            reconnect_timeout=config.reconnect_timeout,
+            memory_target_fraction=thresholds.target,
+            memory_spill_fraction=thresholds.spill,
+            memory_pause_fraction=thresholds.pause,
+            local_directory=config.local_directory,
+            preload=config.preload,
+            security=security,
+            client_factory=client_factory,
+        )
+
     @property
     def loop_thread(self) -> threading.Thread | None:
         """The thread of the worker's event loop (set once serving)."""
@@ -235,6 +275,8 @@ class Worker:
         try:
             await self._serve(task_status)
         finally:
+            with trio.CancelScope(shield=True):
+                await self.preloads.teardown(self)
             self.logs.detach()
             self.uploads.close()
             self.ipython.stop()
@@ -259,7 +301,7 @@ class Worker:
             self._functions = FunctionCache(self.address)
             target = self.memory_monitor.target_bytes
             if target is not None:
-                self._spill = SpillBuffer(spill_directory(self._local_directory), target)
+                self._spill = SpillBuffer(spill_directory(self.local_directory), target)
             state = self.state = WorkerState(
                 self.address, self.nthreads, self.resources, data=self._spill
             )
@@ -275,6 +317,7 @@ class Worker:
             self.secession.executor = self._executor
             await nursery.start(self.actors.run)
             nursery.start_soon(self.profiler.run)
+            await self.preloads.setup(self)
             connection = await self._connect_to_scheduler()
             try:
                 welcome = await self._register(connection)

@@ -50,23 +50,17 @@ from .._run_function import run_function
 from ..comm import handshake
 from ..comm.batched import BatchedSender
 from ..comm.connection import Connection, ConnectionClosed
-from ..comm.liveness import (
-    RECONNECT_TIMEOUT,
-    SCHEDULER_TIMEOUT,
-    ReconnectFailed,
-    SilenceWatch,
-    reconnect,
-)
+from ..comm.liveness import ReconnectFailed, SilenceWatch, reconnect
 from ..comm.streams import StreamClosed
 from ..comm.transports import connect
 from ..protocol import messages as m
 from ..protocol.errors import ProtocolError
 from ..security import TOKEN_ENV, Security
 from ..sizes import format_bytes
+from .config import WorkerConfig
 from .exits import SCHEDULER_LOST_EXIT_CODE, ExitReason, describe_exit, oom_kill_count
-from .memory import MemoryThresholds
 from .native_threads import worker_environment
-from .spawn import import_path, stop_process, worker_command
+from .spawn import process_settings, stop_process, worker_command
 
 logger = logging.getLogger("trident.nanny")
 
@@ -74,21 +68,6 @@ CONNECT_TIMEOUT = 10.0
 STDERR_LINES = 20
 DEATHS_KEPT = 50
 _MAX_LINE = 500
-
-
-@attrs.frozen
-class WorkerOptions:
-    """How a nanny starts its worker (see `Worker` for the meaning of each)."""
-
-    nthreads: int = 1
-    name: str | None = None
-    memory_limit: int = 0
-    resources: dict[str, float] = attrs.Factory(dict)
-    listen_address: str | None = None
-    contact_address: str | None = None
-    log_level: str = "WARNING"
-    #: spill, pause and terminate thresholds (the nanny itself terminates)
-    memory: MemoryThresholds = attrs.Factory(MemoryThresholds)
 
 
 @attrs.frozen
@@ -130,18 +109,19 @@ class Nanny:
 
     Arguments:
         scheduler_address: where the scheduler listens.
-        options: how to start the worker (threads, name, memory limit, addresses).
+        config: how to start the worker (every `WorkerConfig` setting reaches the
+            worker process); its timeouts are the nanny's too.
         security: the cluster's `Security` (token and TLS files); the token reaches the
             worker through ``TRIDENT_TOKEN``, never its command line.
         backoff: delays between restarts after deaths.
         memory_terminate_fraction: terminate a worker whose resident memory exceeds
-            this fraction of ``options.memory_limit`` (no check without a limit, or
-            when None); by default ``options.memory.terminate`` (0.95).
+            this fraction of ``config.memory_limit`` (no check without a limit, or
+            when None); by default ``config.memory.terminate`` (0.95).
         memory_check_interval: seconds between memory checks.
         scheduler_timeout: seconds the scheduler may stay silent before the nanny (and
-            its worker) treat the connection as lost.
+            its worker) treat the connection as lost (default: ``config``'s).
         reconnect_timeout: seconds the nanny (and its worker) keep trying to reach a
-            lost scheduler before they stop.
+            lost scheduler before they stop (default: ``config``'s).
 
     Run it with ``await nursery.start(nanny.serve)``, which returns once the first
     worker registered with the scheduler; raises `WorkerStartError` if that worker
@@ -152,28 +132,34 @@ class Nanny:
     def __init__(
         self,
         scheduler_address: str,
-        options: WorkerOptions | None = None,
+        config: WorkerConfig | None = None,
         *,
         security: Security | None = None,
         backoff: BackOff | None = None,
         memory_terminate_fraction: float | None = None,
         memory_check_interval: float = 0.5,
-        scheduler_timeout: float = SCHEDULER_TIMEOUT,
-        reconnect_timeout: float = RECONNECT_TIMEOUT,
+        scheduler_timeout: float | None = None,
+        reconnect_timeout: float | None = None,
     ):
         self.id = f"nanny-{uuid.uuid4().hex[:12]}"
         self.scheduler_address = scheduler_address
-        self.options = options or WorkerOptions()
+        config = config or WorkerConfig()
+        if scheduler_timeout is not None:
+            config = attrs.evolve(config, scheduler_timeout=scheduler_timeout)
+        if reconnect_timeout is not None:
+            config = attrs.evolve(config, reconnect_timeout=reconnect_timeout)
+        #: how the worker is started
+        self.config = config
         self.security = security or Security()
         self.backoff = backoff or BackOff()
         self.memory_terminate_fraction = (
-            self.options.memory.terminate
+            config.memory.terminate
             if memory_terminate_fraction is None
             else memory_terminate_fraction
         )
         self.memory_check_interval = memory_check_interval
-        self.scheduler_timeout = scheduler_timeout
-        self.reconnect_timeout = reconnect_timeout
+        self.scheduler_timeout = config.scheduler_timeout
+        self.reconnect_timeout = config.reconnect_timeout
         #: whether the nanny is connected to the scheduler now
         self.connected = False
         #: death reports made while disconnected, sent once connected again
@@ -235,7 +221,7 @@ class Nanny:
             stream = await connect(self.scheduler_address, ssl_context=ssl_context)
             connection = Connection(stream, peer=self.scheduler_address)
             try:
-                name = self.options.name or self.id
+                name = self.config.name or self.id
                 await handshake.offer(
                     connection,
                     role="nanny",
@@ -244,7 +230,7 @@ class Nanny:
                     server_role="scheduler",
                 )
                 registration = m.RegisterNanny(
-                    self.id, self.options.name or "", socket.gethostname(), os.getpid()
+                    self.id, self.config.name or "", socket.gethostname(), os.getpid()
                 )
                 await connection.send([registration])
                 await connection.receive_one(m.NannyWelcome)
@@ -422,28 +408,9 @@ class Nanny:
             delay,
         )
 
-    def _settings(self, report_fd: int) -> dict[str, Any]:
-        options = self.options
-        return {
-            "scheduler": self.scheduler_address,
-            "name": options.name,
-            "nthreads": options.nthreads,
-            "memory_limit": options.memory_limit,
-            "resources": options.resources,
-            "listen": options.listen_address,
-            "contact": options.contact_address,
-            "log_level": options.log_level,
-            "sys_path": import_path(),
-            "security": self.security.tls_settings() if self.security.tls else None,
-            "report_fd": report_fd,
-            "memory": options.memory.as_settings(),
-            "scheduler_timeout": self.scheduler_timeout,
-            "reconnect_timeout": self.reconnect_timeout,
-        }
-
     async def _run_once(self, restart_id: int | None, on_ready: Callable[[], None]) -> _Run:
         """Run one worker process until it exits; call `on_ready` once it registered."""
-        env = worker_environment(self.options.nthreads, os.environ)
+        env = worker_environment(self.config.nthreads, os.environ)
         env.pop(TOKEN_ENV, None)
         if self.security.token is not None:
             env[TOKEN_ENV] = self.security.token
@@ -451,7 +418,11 @@ class Nanny:
         report_read, report_write = os.pipe()
         try:
             process = await trio.lowlevel.open_process(
-                worker_command(self._settings(report_write)),
+                worker_command(
+                    process_settings(
+                        self.scheduler_address, self.config, self.security, report_fd=report_write
+                    )
+                ),
                 stdin=subprocess.PIPE,
                 stderr=subprocess.PIPE,
                 env=env,
@@ -476,7 +447,7 @@ class Nanny:
                     run.address = self.worker_address = str(report.get("address", ""))
                     if self._sender is not None:
                         self._sender.send(m.WorkerStarted(run.address, process.pid, restart_id))
-                    if self.options.memory_limit and self.memory_terminate_fraction is not None:
+                    if self.config.memory_limit and self.memory_terminate_fraction is not None:
                         nursery.start_soon(self._watch_memory, run, self.memory_terminate_fraction)
                     on_ready()
                 await process.wait()
@@ -512,7 +483,7 @@ class Nanny:
 
     async def _watch_memory(self, run: _Run, fraction: float) -> None:
         """Terminate the worker when its resident memory passes `fraction` of its limit."""
-        limit = self.options.memory_limit
+        limit = self.config.memory_limit
         threshold = limit * fraction
         try:
             process = psutil.Process(run.process.pid)

@@ -1,6 +1,7 @@
 """Starting and stopping worker processes from their parent (a local cluster or a nanny).
 
-A worker process is ``python -m trident.deploy.worker_process SETTINGS_JSON``.
+A worker process is ``python -m trident.deploy.worker_process SETTINGS_JSON``, with
+the settings of `process_settings` (the cluster token goes in ``TRIDENT_TOKEN``).
 It runs in its own session, so a terminal's Ctrl-C reaches the parent only, and the
 parent decides what to stop; stopping is SIGTERM, then SIGKILL after a grace period.
 """
@@ -15,7 +16,32 @@ from typing import Any
 
 import trio
 
+from ..security import Security
+from .config import WorkerConfig
+
 STOP_GRACE_SECONDS = 3.0
+
+
+def process_settings(
+    scheduler_address: str,
+    config: WorkerConfig,
+    security: Security,
+    *,
+    report_fd: int | None = None,
+    watch_stdin: bool = True,
+) -> dict[str, Any]:
+    """The JSON-safe settings of a worker process: `config` (``"worker"``), where the
+    scheduler is, the TLS file paths (never the token: pass it in ``TRIDENT_TOKEN``),
+    this process's import path, and the pipe to report readiness on (see
+    `trident.deploy.worker_process`)."""
+    return {
+        "scheduler": scheduler_address,
+        "worker": config.to_settings(),
+        "security": security.tls_settings() if security.tls else None,
+        "sys_path": import_path(),
+        "report_fd": report_fd,
+        "watch_stdin": watch_stdin,
+    }
 
 
 def worker_command(settings: dict[str, Any]) -> list[str]:
