@@ -23,6 +23,7 @@ import anyio
 import attrs
 import sniffio
 
+from .. import _local_credentials as local_credentials
 from .._dashboard_url import dashboard_url
 from .._public import publish
 from .._scheduler_file import read_scheduler_file, write_scheduler_file
@@ -146,6 +147,8 @@ class Client(KernelMethods, GraphMethods, DatasetMethods):
             token = from_env.token
             if chosen.tls_fingerprint is None and from_env.tls_fingerprint is not None:
                 chosen = attrs.evolve(chosen, tls_fingerprint=from_env.tls_fingerprint)
+        if isinstance(address, str) and (token is None or not chosen.tls):
+            chosen, token = _local_cluster_credentials(address, chosen, token)
         name = name or f"client-{os.getpid()}"
         wait = DEFAULT_TIMEOUT if timeout == NO_DEFAULT else float(timeout)
         core = ClientCore(
@@ -548,6 +551,22 @@ class Client(KernelMethods, GraphMethods, DatasetMethods):
         if self.cluster is not None:
             return self.cluster.scheduler_address
         return self._core.address
+
+
+def _local_cluster_credentials(
+    address: str, chosen: Security, token: str | None
+) -> tuple[Security, str | None]:
+    """`chosen` and `token` completed from what a cluster of this user running on this
+    machine recorded for `address` (see `trident._local_credentials`): its token when
+    none was given, and its TLS settings when none were given and the tokens agree."""
+    recorded = local_credentials.lookup(address)
+    if recorded is None:
+        return chosen, token
+    if token is None:
+        token = recorded.token
+    if not chosen.tls and recorded.tls and token == recorded.token:
+        chosen = recorded
+    return chosen, token
 
 
 @atexit.register
