@@ -138,6 +138,20 @@ def lookup(address: str) -> Security | None:
     return None
 
 
+def complete(address: str, security: Security) -> Security:
+    """`security` completed from the record for `address` (see `lookup`): its token when
+    `security` has none, and its TLS settings when `security` has none and the tokens
+    agree. Unchanged when there is no record."""
+    recorded = lookup(address) if security.token is None or not security.tls else None
+    if recorded is None:
+        return security
+    if security.token is None:
+        security = security.with_token(recorded.token)
+    if not security.tls and recorded.tls and security.token == recorded.token:
+        return recorded
+    return security
+
+
 def live_addresses() -> list[str]:
     """The address of every cluster with a live record, newest first."""
     return [info["address"] for info, _ in _live_records()]

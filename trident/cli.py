@@ -23,6 +23,7 @@ from typing import Any, NoReturn
 import psutil
 import trio
 
+from . import _local_credentials
 from ._gc import tune_for_service
 from ._scheduler_file import SchedulerFileError, read_scheduler_file
 from .cluster.local import DEFAULT_DASHBOARD_PORT, available_cpus, default_layout
@@ -216,6 +217,12 @@ def _add_server_security(parser: argparse.ArgumentParser) -> None:
         "still authenticates the ends, but anyone on the path can read and alter the "
         "bytes). Without it, a non-loopback --host gets TLS with a throwaway "
         "certificate whose fingerprint the scheduler file's credential carries",
+    )
+    group.add_argument(
+        "--print-credentials",
+        action="store_true",
+        help="print the command (with the secret credential) that starts a worker on "
+        "another machine",
     )
 
 
@@ -463,13 +470,6 @@ def _server_security(
     yield Security(token), token_known
 
 
-def _scheduler_file(args: argparse.Namespace) -> Path:
-    path: Path = args.scheduler_file or default_scheduler_file()
-    if args.scheduler_file is None:
-        path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-    return path
-
-
 def _target(parser: argparse.ArgumentParser, args: argparse.Namespace) -> tuple[str, Security]:
     """The scheduler address and credentials of ``worker``/``info``."""
     address = args.address
@@ -491,6 +491,7 @@ def _target(parser: argparse.ArgumentParser, args: argparse.Namespace) -> tuple[
             parser.error("TLS needs --tls-ca, and --tls-cert with --tls-key")
         security = Security(tls_ca_file=args.tls_ca, tls_cert=args.tls_cert, tls_key=args.tls_key)
     security = security.with_credential(args.token or token_from_environment() or from_file.token)
+    security = _local_credentials.complete(address, security)
     if address.startswith("tls://") and not security.tls:
         parser.error(f"{address} uses TLS: give --tls-ca (and --tls-cert, --tls-key)")
     return address, security
@@ -528,10 +529,11 @@ def _up(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
         _serve(
             run_up,
             cluster,
-            scheduler_file=_scheduler_file(args),
+            scheduler_file=args.scheduler_file,
             token_known=token_known,
             out=sys.stdout,
             began=_STARTED,
+            print_credentials=args.print_credentials,
         )
 
 
@@ -545,9 +547,10 @@ def _scheduler(parser: argparse.ArgumentParser, args: argparse.Namespace) -> Non
             format_address(scheme, args.host, args.port),
             security=security,
             dashboard_address=_dashboard_address(args),
-            scheduler_file=_scheduler_file(args),
+            scheduler_file=args.scheduler_file,
             token_known=token_known,
             out=sys.stdout,
+            print_credentials=args.print_credentials,
         )
 
 

@@ -147,8 +147,10 @@ class Client(KernelMethods, GraphMethods, DatasetMethods):
             token = from_env.token
             if chosen.tls_fingerprint is None and from_env.tls_fingerprint is not None:
                 chosen = attrs.evolve(chosen, tls_fingerprint=from_env.tls_fingerprint)
-        if isinstance(address, str) and (token is None or not chosen.tls):
-            chosen, token = _local_cluster_credentials(address, chosen, token)
+        if isinstance(address, str):
+            # A cluster of this user on this machine: its recorded token and TLS settings.
+            chosen = local_credentials.complete(address, chosen.with_token(token))
+            token = chosen.token
         name = name or f"client-{os.getpid()}"
         wait = DEFAULT_TIMEOUT if timeout == NO_DEFAULT else float(timeout)
         core = ClientCore(
@@ -551,22 +553,6 @@ class Client(KernelMethods, GraphMethods, DatasetMethods):
         if self.cluster is not None:
             return self.cluster.scheduler_address
         return self._core.address
-
-
-def _local_cluster_credentials(
-    address: str, chosen: Security, token: str | None
-) -> tuple[Security, str | None]:
-    """`chosen` and `token` completed from what a cluster of this user running on this
-    machine recorded for `address` (see `trident._local_credentials`): its token when
-    none was given, and its TLS settings when none were given and the tokens agree."""
-    recorded = local_credentials.lookup(address)
-    if recorded is None:
-        return chosen, token
-    if token is None:
-        token = recorded.token
-    if not chosen.tls and recorded.tls and token == recorded.token:
-        chosen = recorded
-    return chosen, token
 
 
 @atexit.register

@@ -7,7 +7,7 @@ from typing import TextIO
 
 import trio
 
-from .._scheduler_file import remove_scheduler_file, write_scheduler_file
+from .. import _local_credentials as local_credentials
 from ..cluster.lending import lend_client
 from ..comm.liveness import RECONNECT_TIMEOUT
 from ..comm.routes import reachable_address
@@ -16,23 +16,28 @@ from ..scheduler.actor import Scheduler
 from ..security import Security
 from ..worker.actor import Worker
 from ..worker.nanny import Nanny, WorkerOptions
-from .banner import connect_lines, dashboard_lines
+from .banner import connect_lines, dashboard_lines, remote_worker_lines
 from .lifecycle import cancel_on_signals, serve_then_cancel
+from .scheduler_files import published
 
 
 async def run_scheduler(
     address: str,
     *,
     security: Security,
-    scheduler_file: Path,
+    scheduler_file: Path | None,
     token_known: bool,
     out: TextIO,
     dashboard_address: str | None = None,
+    print_credentials: bool = False,
 ) -> None:
     """Serve a scheduler at `address` (and its dashboard) until SIGINT or SIGTERM.
 
-    Writes the scheduler file once listening and removes it when stopping. Raises
-    `OSError` if the address cannot be bound.
+    Once listening, records its credentials for this user's clients
+    (`trident._local_credentials`) and writes its scheduler file (`scheduler_file`, or
+    the default one, see `scheduler_files`); removes both when stopping.
+    `print_credentials` adds the command that starts a worker on another machine.
+    Raises `OSError` if the address cannot be bound.
     """
     async with trio.open_nursery() as nursery:
         await nursery.start(cancel_on_signals, nursery.cancel_scope)
@@ -44,18 +49,19 @@ async def run_scheduler(
         )
         await nursery.start(scheduler.serve)
         advertised = await reachable_address(scheduler.address)
-        write_scheduler_file(scheduler_file, advertised, security)
-        try:
+        with (
+            local_credentials.recorded([advertised, *scheduler.addresses], security),
+            published(scheduler_file, advertised, security) as path,
+        ):
             lines = [
                 "trident scheduler ready",
-                *connect_lines(advertised, scheduler_file, security, token_known=token_known),
+                *connect_lines(advertised, path, security, token_known=token_known),
+                *remote_worker_lines(advertised, security, shown=print_credentials),
                 *dashboard_lines(scheduler, advertised),
                 "press Ctrl-C to stop",
             ]
             print("\n".join(lines), file=out, flush=True)
             await trio.sleep_forever()
-        finally:
-            remove_scheduler_file(scheduler_file, advertised)
     print("trident scheduler stopped", file=out, flush=True)
 
 
