@@ -5,9 +5,9 @@ file (``~/.trident/scheduler.json``) unless that names another cluster of this u
 that still runs (one with a live record in the runtime directory, see
 `trident._local_credentials`); then it writes a file of its own beside it,
 ``scheduler-PORT.json``, so a second ``trident up`` never takes the first one's file.
-Stopping, a cluster removes only the file it wrote, and only while it still names the
-cluster. If that was the default file and other clusters of this user still run, the
-default file is written again for the newest of them: it always names a live cluster.
+Stopping, a cluster removes only files that name it: the one it wrote, and the default
+file if that names it. If the default file is then gone and other clusters of this user
+still run, it is written again for the newest of them: it always names a live cluster.
 """
 
 from __future__ import annotations
@@ -67,8 +67,13 @@ def published(requested: Path | None, address: str, security: Security) -> Itera
         yield path
     finally:
         remove_scheduler_file(path, address)
-        if requested is None and path == default_scheduler_file() and not path.exists():
-            _point_default_at_live_cluster(path, address)
+        if requested is None:
+            # The default file may name this cluster even if another wrote it, when that
+            # one stopped first: it goes too, and names a live cluster again if any.
+            default = default_scheduler_file()
+            remove_scheduler_file(default, address)
+            if not default.exists():
+                _point_default_at_live_cluster(default, address)
 
 
 def _point_default_at_live_cluster(default: Path, leaving: str) -> None:
