@@ -25,6 +25,7 @@ import sniffio
 
 from .. import _local_credentials as local_credentials
 from .._dashboard_url import dashboard_url
+from .._loop_thread import in_trio_run
 from .._public import publish
 from .._scheduler_file import read_scheduler_file, write_scheduler_file
 from ..comm.liveness import RECONNECT_TIMEOUT, SCHEDULER_TIMEOUT
@@ -125,6 +126,12 @@ class Client(KernelMethods, GraphMethods, DatasetMethods):
         reconnect_timeout: float = RECONNECT_TIMEOUT,
         **cluster_kwargs: Any,
     ):
+        if not asynchronous and in_trio_run():
+            raise RuntimeError(
+                "Client() is a blocking client, and this code runs inside trio.run: use "
+                "'async with Client(..., asynchronous=True) as client' and await its "
+                "methods (or create the blocking client in a thread)"
+            )
         cluster: LocalClusterLike | None = None
         chosen: Security = (
             # A token, or a credential: the token with the TLS certificate's pin.
@@ -330,7 +337,7 @@ class Client(KernelMethods, GraphMethods, DatasetMethods):
         workers = self._core.workers
         threads = sum(info.nthreads for info in workers.values())
         return (
-            f"<Client: scheduler={self._core.address!r} workers={len(workers)} "
+            f"<Client: scheduler={self.scheduler_address_for_others!r} workers={len(workers)} "
             f"threads={threads} status={self.status}>"
         )
 
