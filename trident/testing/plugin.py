@@ -21,7 +21,6 @@ from ..client.client import Client
 from ..cluster.local import LocalCluster
 from .cluster import in_process_cluster
 
-
 #: The fixtures that need an async test plugin.
 ASYNC_FIXTURES = ("trident_cluster", "trident_client")
 
