@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 
 from .._dashboard_url import dashboard_url
@@ -10,9 +11,15 @@ from ..security import Security
 
 
 def connect_lines(
-    address: str, scheduler_file: Path, security: Security, *, token_known: bool
+    address: str,
+    scheduler_file: Path,
+    security: Security,
+    *,
+    token_known: bool,
+    dashboard: Sequence[str] = (),
 ) -> list[str]:
-    """How to reach the cluster: the address, the scheduler file, what to type.
+    """How to reach the cluster: the address, the scheduler file (then the `dashboard`
+    lines), what to type.
 
     `token_known` says whether the user chose the token (``--token`` or
     ``TRIDENT_TOKEN``); a random token is only ever written to the scheduler file.
@@ -27,6 +34,7 @@ def connect_lines(
     lines = [
         f"  scheduler       {address} ({auth})",
         f"  scheduler file  {scheduler_file} (mode 0600: address, token, TLS files, credential)",
+        *dashboard,
         "connect from Python as this user on this machine (the token is found for you):",
         f'  Client("{address}")',
         "or from anywhere the scheduler file is:",

@@ -55,9 +55,14 @@ async def run_scheduler(
         ):
             lines = [
                 "trident scheduler ready",
-                *connect_lines(advertised, path, security, token_known=token_known),
+                *connect_lines(
+                    advertised,
+                    path,
+                    security,
+                    token_known=token_known,
+                    dashboard=dashboard_lines(scheduler, advertised),
+                ),
                 *remote_worker_lines(advertised, security, shown=print_credentials),
-                *dashboard_lines(scheduler, advertised),
                 "press Ctrl-C to stop",
             ]
             print("\n".join(lines), file=out, flush=True)

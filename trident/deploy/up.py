@@ -141,9 +141,14 @@ async def run_up(
             lines = [
                 f"trident cluster ready in {time.monotonic() - began:.1f} s: "
                 f"{_plural(len(cluster.nannies), 'worker')} x {threads}, {memory}",
-                *connect_lines(cluster.address, path, cluster.security, token_known=token_known),
+                *connect_lines(
+                    cluster.address,
+                    path,
+                    cluster.security,
+                    token_known=token_known,
+                    dashboard=dashboard_lines(cluster.scheduler, cluster.address),
+                ),
                 *remote_worker_lines(cluster.address, cluster.security, shown=print_credentials),
-                *dashboard_lines(cluster.scheduler, cluster.address),
                 "press Ctrl-C to stop",
             ]
             print("\n".join(lines), file=out, flush=True)
