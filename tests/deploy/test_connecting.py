@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import json
 import re
+import subprocess
+import sys
 import urllib.error
 import urllib.request
+from pathlib import Path
 
 import pytest
 
@@ -130,3 +133,22 @@ def test_print_credentials_gives_a_remote_worker_what_it_needs(run, home, tmp_pa
 class _NoRedirect(urllib.request.HTTPRedirectHandler):
     def redirect_request(self, *args, **kwargs):
         return None
+
+
+def test_the_getting_started_walkthrough_runs(run, home, tmp_path):  # noqa: F811
+    """docs/getting-started.md: ``trident up`` in one terminal, its code in another."""
+    guide = (Path(__file__).parents[2] / "docs" / "getting-started.md").read_text()
+    blocks = re.findall(r"```python\n(.*?)```", guide, flags=re.S)
+    (second_terminal,) = [b for b in blocks if 'Client("tcp://127.0.0.1:40457")' in b]
+    up = run("up", "--workers", "2", "--no-dashboard")
+    up.wait_for_output("press Ctrl-C to stop")
+    script = tmp_path / "second_terminal.py"
+    script.write_text(second_terminal.replace("tcp://127.0.0.1:40457", _address(up)))
+    result = subprocess.run(
+        [sys.executable, str(script)], capture_output=True, text=True, timeout=120
+    )
+    assert result.returncode == 0, result.stderr
+    client_line, total = result.stdout.splitlines()
+    assert client_line.startswith(f"<Client: scheduler='{_address(up)}' workers=2")
+    assert total == "332833500"
+    up.stop()
