@@ -42,9 +42,12 @@ def test_a_client_and_info_reach_up_by_address_alone(run, home):  # noqa: F811
     for form in (address, f"tcp://localhost:{port}"):
         with Client(form, timeout=20, set_as_default=False) as client:
             assert client.submit(sum, [1, 2]).result(timeout=30) == 3
+    worker = run("worker", f"tcp://localhost:{port}", "--name", "extra", "--no-nanny")
+    worker.wait_for_output("press Ctrl-C to stop")
     info = trident("info", address, "--json")
     assert info.returncode == 0, info.stderr
-    assert len(json.loads(info.stdout)["workers"]) == 1
+    assert len(json.loads(info.stdout)["workers"]) == 2
+    worker.stop()
     up.stop()
 
 
