@@ -11,10 +11,11 @@ Another user on this machine, or any other machine, still needs the token.
 
 A record (one JSON file per scheduler, in the format of a scheduler file plus its
 ``addresses`` and the ``pid`` of the process serving it) matches an address with the
-same port whose host is this machine (a loopback name or address, the unspecified
-address, this host's name, an address of one of its interfaces, or a host the cluster
-listens on). Records of processes that no longer run are ignored, and removed by the
-next `record`. In-process addresses (``inproc://``) are kept in memory only.
+port of one of the cluster's listening addresses and a host that reaches it: the same
+host; for a cluster on loopback, any loopback name or address; for one on every
+interface (``0.0.0.0``), any name or address of this machine. Records of processes that
+no longer run are ignored, and removed by the next `record`. In-process addresses
+(``inproc://``) are kept in memory only.
 """
 
 from __future__ import annotations
@@ -127,15 +128,24 @@ def lookup(address: str) -> Security | None:
     except AddressError:
         return None
     for info, security in _live_records():
-        hosts = set()
         for listened in info.get("addresses", []):
             with contextlib.suppress(AddressError):
                 listened_host, listened_port = parse_host_port(parse_address(listened)[1])
-                if listened_port == port:
-                    hosts.add(listened_host)
-        if hosts and (host in hosts or _is_this_machine(host)):
-            return security
+                if listened_port == port and _same_listener(host, listened_host):
+                    return security
     return None
+
+
+def _same_listener(host: str, listened: str) -> bool:
+    """Whether connecting to `host` reaches a socket of this machine bound to `listened`
+    (on the same port)."""
+    if host == listened:
+        return True
+    if is_unspecified(listened):
+        return _is_this_machine(host)
+    if is_loopback(listened):
+        return is_loopback(host) or is_unspecified(host)
+    return False
 
 
 def complete(address: str, security: Security) -> Security:

@@ -83,14 +83,21 @@ class Client(KernelMethods, GraphMethods, DatasetMethods):
         address: a scheduler address (``tcp://host:port``), a `LocalCluster`, or None to
             start a `LocalCluster` owned by this client (extra keyword arguments such as
             ``n_workers``, ``threads_per_worker`` and ``processes`` go to it).
-        timeout: seconds to wait for the scheduler when connecting.
+        timeout: seconds to wait for the scheduler when connecting: a scheduler not
+            listening yet is tried again until then (`OSError` ``no scheduler at ADDRESS
+            after N s (connection refused)``); a host that does not resolve fails at
+            once (``cannot resolve HOST``). Inside ``trio.run`` only asynchronous
+            clients work (a blocking one raises `RuntimeError` saying so).
         set_as_default: make this the client `Future(key)` and tasks use by default.
         scheduler_file: a JSON file written by `write_scheduler_file` or ``trident up``
             (address, token and TLS files; an explicit `security` takes precedence).
         security: a `Security` (token and TLS files) or a token string, or a
             credential ``TOKEN#tls-sha256=HEX`` (the token and the fingerprint of the
             cluster's TLS certificate, which is then all a ``tls://`` address needs);
-            the token (or credential) defaults to ``TRIDENT_TOKEN``.
+            the token (or credential) defaults to ``TRIDENT_TOKEN``, then, for an
+            address of a cluster this user runs on this machine, to the token (and TLS
+            settings) it recorded in the private runtime directory (see
+            `trident._local_credentials` and docs/deploy.md).
         asynchronous: use from async code (``async with Client(asynchronous=True)``).
         name: a name for this client in logs.
         forward_logging: show the ``print`` and ``logging`` output of this client's
