@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import os
 import threading
 import time
 
 import psutil
 import pytest
+
+from trident._local_credentials import RUNTIME_DIR_ENV
 
 # Thread pools owned by the event-loop libraries themselves; they idle out on their own.
 _LIBRARY_THREADS = ("Trio thread", "AnyIO worker thread", "asyncio_", "ThreadPoolExecutor-")
@@ -44,6 +47,21 @@ def no_leaked_processes_or_threads():
     pytest.fail(
         f"leaked processes {[c.pid for c in children]} and threads {[t.name for t in threads]}"
     )
+
+
+@pytest.fixture(scope="session", autouse=True)
+def private_runtime_directory(tmp_path_factory):
+    """Clusters started by tests record their credentials in a directory of this session
+    (not the user's own runtime directory; see `trident._local_credentials`)."""
+    directory = tmp_path_factory.mktemp("runtime")
+    directory.chmod(0o700)
+    saved = os.environ.get(RUNTIME_DIR_ENV)
+    os.environ[RUNTIME_DIR_ENV] = str(directory)
+    yield directory
+    if saved is None:
+        os.environ.pop(RUNTIME_DIR_ENV, None)
+    else:
+        os.environ[RUNTIME_DIR_ENV] = saved
 
 
 @pytest.fixture(scope="session")

@@ -501,7 +501,10 @@ def test_missing_tokens_and_closed_pipes(run, tmp_path):
     scheduler = run("scheduler", "--port", "0", "--scheduler-file", str(scheduler_file))
     scheduler.wait_for_output("press Ctrl-C to stop")
     address, _ = read_scheduler_file(scheduler_file)
+    # Without the token and without this user's recorded credentials (a runtime
+    # directory of its own), as a client on another machine would be.
     env = {key: value for key, value in os.environ.items() if key != "TRIDENT_TOKEN"}
+    env["TRIDENT_RUNTIME_DIR"] = str(tmp_path / "elsewhere")
     result = subprocess.run(
         [*TRIDENT, "info", address], capture_output=True, text=True, timeout=60, env=env
     )

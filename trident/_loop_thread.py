@@ -17,6 +17,25 @@ import trio
 T = TypeVar("T")
 
 
+#: Why a blocking call inside ``trio.run`` is refused, and what to do instead.
+BLOCKING_IN_TRIO = (
+    "a blocking trident call was made inside trio.run, where it would block the event "
+    "loop: use asynchronous=True in async code (async with Client(..., "
+    "asynchronous=True) as client, async with LocalCluster(..., asynchronous=True)) and "
+    "await the client's methods, or make the blocking call in a thread "
+    "(trio.to_thread.run_sync)"
+)
+
+
+def in_trio_run() -> bool:
+    """Whether the calling thread is running a trio event loop (``trio.run``)."""
+    try:
+        trio.lowlevel.current_trio_token()
+    except RuntimeError:
+        return False
+    return True
+
+
 class LoopThread:
     """A trio loop in a thread: run coroutines in it and host long-lived services."""
 
@@ -86,12 +105,18 @@ class LoopThread:
         return threading.current_thread() is self._thread
 
     def run(self, async_fn: Callable[..., Awaitable[T]], *args: Any) -> T:
-        """Run ``async_fn(*args)`` in the loop and block until it returns (or raises)."""
+        """Run ``async_fn(*args)`` in the loop and block until it returns (or raises).
+
+        Raises `RuntimeError` when called from trident's loop thread or from inside
+        another ``trio.run`` (it would block that loop: asynchronous APIs belong there).
+        """
         if self.in_loop_thread:
             raise RuntimeError(
                 "a blocking trident call was made from trident's own event loop thread; "
                 "use an asynchronous client there"
             )
+        if in_trio_run():
+            raise RuntimeError(BLOCKING_IN_TRIO)
         return trio.from_thread.run(async_fn, *args, trio_token=self._token)
 
     def call_soon(self, fn: Callable[..., Any], *args: Any) -> None:

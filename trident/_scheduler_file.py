@@ -24,13 +24,20 @@ class SchedulerFileError(ValueError):
     """A scheduler file that cannot be read or does not hold an address."""
 
 
-def write_scheduler_file(path: str | os.PathLike[str], address: str, security: Security) -> None:
-    """Write `address`, the token and the TLS file paths to `path` (mode 0600).
+def write_scheduler_file(
+    path: str | os.PathLike[str],
+    address: str,
+    security: Security,
+    *,
+    extra: dict[str, Any] | None = None,
+) -> None:
+    """Write `address`, the token and the TLS file paths to `path` (mode 0600), with the
+    fields of `extra` (which readers of scheduler files ignore).
 
     The file is replaced atomically, so a reader never sees half of it. Raises `OSError`.
     """
     target = Path(path)
-    info: dict[str, Any] = {"address": address, "token": security.token}
+    info: dict[str, Any] = {"address": address, "token": security.token, **(extra or {})}
     if security.tls:
         info["tls"] = {
             key: (str(Path(value).resolve()) if key in _FILES and value is not None else value)

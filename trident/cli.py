@@ -25,6 +25,7 @@ from typing import Any, NoReturn
 import psutil
 import trio
 
+from . import _local_credentials
 from ._gc import tune_for_service
 from ._scheduler_file import SchedulerFileError, read_scheduler_file
 from ._version import __version__
@@ -32,6 +33,7 @@ from .cluster.local import DEFAULT_DASHBOARD_PORT, available_cpus, default_layou
 from .comm.address import AddressError, format_address, parse_address
 from .comm.liveness import RECONNECT_TIMEOUT
 from .comm.routes import is_loopback, is_unspecified
+from .deploy.scheduler_files import default_scheduler_file
 from .security import Security, split_credential, token_from_environment
 from .sizes import parse_duration, parse_memory
 from .worker.config import HEARTBEAT_INTERVAL, WorkerConfig
@@ -63,12 +65,6 @@ class _Parser(argparse.ArgumentParser):
 
     def error(self, message: str) -> NoReturn:
         self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
-
-
-def default_scheduler_file() -> Path:
-    """``~/.trident/scheduler.json``: where ``up`` and ``scheduler`` write by default and
-    ``worker`` and ``info`` read by default."""
-    return Path.home() / ".trident" / "scheduler.json"
 
 
 def _memory(text: str) -> str:
@@ -353,6 +349,12 @@ def _add_server_security(parser: argparse.ArgumentParser) -> None:
         "bytes). Without it, a non-loopback --host gets TLS with a throwaway "
         "certificate whose fingerprint the scheduler file's credential carries",
     )
+    group.add_argument(
+        "--print-credentials",
+        action="store_true",
+        help="print the command (with the secret credential) that starts a worker on "
+        "another machine",
+    )
 
 
 def _add_client_security(parser: argparse.ArgumentParser) -> None:
@@ -611,13 +613,6 @@ def _worker_config(args: argparse.Namespace, **settings: Any) -> WorkerConfig:
     )
 
 
-def _scheduler_file(args: argparse.Namespace) -> Path:
-    path: Path = args.scheduler_file or default_scheduler_file()
-    if args.scheduler_file is None:
-        path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-    return path
-
-
 def _target(parser: argparse.ArgumentParser, args: argparse.Namespace) -> tuple[str, Security]:
     """The scheduler address and credentials of ``worker``/``info``."""
     address = args.address
@@ -639,6 +634,7 @@ def _target(parser: argparse.ArgumentParser, args: argparse.Namespace) -> tuple[
             parser.error("TLS needs --tls-ca, and --tls-cert with --tls-key")
         security = Security(tls_ca_file=args.tls_ca, tls_cert=args.tls_cert, tls_key=args.tls_key)
     security = security.with_credential(args.token or token_from_environment() or from_file.token)
+    security = _local_credentials.complete(address, security)
     if address.startswith("tls://") and not security.tls:
         parser.error(f"{address} uses TLS: give --tls-ca (and --tls-cert, --tls-key)")
     return address, security
@@ -678,10 +674,11 @@ def _up(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
         _serve(
             run_up,
             cluster,
-            scheduler_file=_scheduler_file(args),
+            scheduler_file=args.scheduler_file,
             token_known=token_known,
             out=sys.stdout,
             began=_STARTED,
+            print_credentials=args.print_credentials,
         )
 
 
@@ -697,9 +694,10 @@ def _scheduler(parser: argparse.ArgumentParser, args: argparse.Namespace) -> Non
             security=security,
             dashboard_address=_dashboard_address(args),
             preload=args.preload,
-            scheduler_file=_scheduler_file(args),
+            scheduler_file=args.scheduler_file,
             token_known=token_known,
             out=sys.stdout,
+            print_credentials=args.print_credentials,
         )
 
 

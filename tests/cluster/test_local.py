@@ -14,6 +14,7 @@ import pytest
 import trio
 
 from trident import Client, LocalCluster
+from trident._local_credentials import RUNTIME_DIR_ENV
 from trident.cluster.local import default_layout, parse_memory
 from trident.comm.address import AddressError
 
@@ -165,7 +166,7 @@ def test_bad_arguments():
         LocalCluster(processes=True, protocol="inproc")
 
 
-def test_a_tls_cluster_encrypts_every_connection_and_refuses_plain_clients():
+def test_a_tls_cluster_encrypts_every_connection_and_refuses_plain_clients(tmp_path, monkeypatch):
     with LocalCluster(n_workers=2, threads_per_worker=1, security=True) as cluster:
         assert cluster.scheduler_address.startswith("tls://127.0.0.1:")
         assert cluster.security.tls
@@ -177,6 +178,8 @@ def test_a_tls_cluster_encrypts_every_connection_and_refuses_plain_clients():
             data = client.scatter(list(range(10)), workers=[sorted(client.nthreads())[0]])
             moved = client.submit(sum, data, workers=[sorted(client.nthreads())[1]])
             assert moved.result(timeout=30) == 45  # worker to worker, over TLS
+        # A client elsewhere (without the owner's runtime directory) and no TLS files.
+        monkeypatch.setenv(RUNTIME_DIR_ENV, str(tmp_path))
         with pytest.raises(AddressError, match="tls:// addresses need TLS credentials"):
             Client(cluster.scheduler_address, security=cluster.token, timeout=5)
     assert not os.path.exists(certificates)  # the throwaway CA went with the cluster

@@ -123,3 +123,53 @@ def test_the_dashboard_shows_a_live_cluster_in_chromium():
         finally:
             browser.close()
     print(f"dashboard screenshots in {ARTIFACTS}")
+
+
+def test_the_link_trident_up_prints_logs_chromium_in(tmp_path, monkeypatch):
+    from playwright.sync_api import expect, sync_playwright
+
+    from tests.test_cli import Command
+    from trident._scheduler_file import read_scheduler_file
+
+    ARTIFACTS.mkdir(exist_ok=True)
+    home = tmp_path / "home"
+    home.mkdir()
+    monkeypatch.setenv("HOME", str(home))
+    monkeypatch.delenv("TRIDENT_TOKEN", raising=False)
+    up = Command(["up", "--workers", "1", "--dashboard-port", "0"], tmp_path)
+    try:
+        up.wait_for_output("press Ctrl-C to stop")
+        match = re.search(r"dashboard\s+(http://\S+)", up.out)
+        assert match, up.out
+        link = match.group(1)
+        base = link.split("/status")[0]
+        _, security = read_scheduler_file(home / ".trident" / "scheduler.json")
+        with sync_playwright() as playwright:
+            browser = playwright.chromium.launch(
+                executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS
+            )
+            try:
+                # The printed link logs in: the page loads live, its key gone from the URL.
+                page = browser.new_context().new_page()
+                page.set_default_timeout(15_000)
+                page.goto(link)
+                assert page.url == f"{base}/status"
+                expect(page.locator("#connection")).to_have_text("live")
+                expect(page.locator("#stat-workers")).to_have_text("1")
+
+                # Another browser without it gets the form, and the pasted token logs in.
+                page = browser.new_context().new_page()
+                page.set_default_timeout(15_000)
+                response = page.goto(f"{base}/status")
+                assert response is not None
+                assert response.status == 401
+                page.fill("input[name=token]", security.token)
+                page.click("button[type=submit]")
+                expect(page.locator("#connection")).to_have_text("live")
+                assert page.url == f"{base}/status"
+                page.screenshot(path=str(ARTIFACTS / "dashboard-after-login.png"))
+            finally:
+                browser.close()
+        up.stop()
+    finally:
+        up.kill()

@@ -23,7 +23,9 @@ import anyio
 import attrs
 import sniffio
 
+from .. import _local_credentials as local_credentials
 from .._dashboard_url import dashboard_url
+from .._loop_thread import in_trio_run
 from .._public import publish
 from .._scheduler_file import read_scheduler_file, write_scheduler_file
 from ..comm.liveness import RECONNECT_TIMEOUT, SCHEDULER_TIMEOUT
@@ -81,14 +83,21 @@ class Client(KernelMethods, GraphMethods, DatasetMethods):
         address: a scheduler address (``tcp://host:port``), a `LocalCluster`, or None to
             start a `LocalCluster` owned by this client (extra keyword arguments such as
             ``n_workers``, ``threads_per_worker`` and ``processes`` go to it).
-        timeout: seconds to wait for the scheduler when connecting.
+        timeout: seconds to wait for the scheduler when connecting: a scheduler not
+            listening yet is tried again until then (`OSError` ``no scheduler at ADDRESS
+            after N s (connection refused)``); a host that does not resolve fails at
+            once (``cannot resolve HOST``). Inside ``trio.run`` only asynchronous
+            clients work (a blocking one raises `RuntimeError` saying so).
         set_as_default: make this the client `Future(key)` and tasks use by default.
         scheduler_file: a JSON file written by `write_scheduler_file` or ``trident up``
             (address, token and TLS files; an explicit `security` takes precedence).
         security: a `Security` (token and TLS files) or a token string, or a
             credential ``TOKEN#tls-sha256=HEX`` (the token and the fingerprint of the
             cluster's TLS certificate, which is then all a ``tls://`` address needs);
-            the token (or credential) defaults to ``TRIDENT_TOKEN``.
+            the token (or credential) defaults to ``TRIDENT_TOKEN``, then, for an
+            address of a cluster this user runs on this machine, to the token (and TLS
+            settings) it recorded in the private runtime directory (see
+            `trident._local_credentials` and docs/deploy.md).
         asynchronous: use from async code (``async with Client(asynchronous=True)``).
         name: a name for this client in logs.
         forward_logging: show the ``print`` and ``logging`` output of this client's
@@ -124,6 +133,12 @@ class Client(KernelMethods, GraphMethods, DatasetMethods):
         reconnect_timeout: float = RECONNECT_TIMEOUT,
         **cluster_kwargs: Any,
     ):
+        if not asynchronous and in_trio_run():
+            raise RuntimeError(
+                "Client() is a blocking client, and this code runs inside trio.run: use "
+                "'async with Client(..., asynchronous=True) as client' and await its "
+                "methods (or create the blocking client in a thread)"
+            )
         cluster: LocalClusterLike | None = None
         chosen: Security = (
             # A token, or a credential: the token with the TLS certificate's pin.
@@ -146,6 +161,10 @@ class Client(KernelMethods, GraphMethods, DatasetMethods):
             token = from_env.token
             if chosen.tls_fingerprint is None and from_env.tls_fingerprint is not None:
                 chosen = attrs.evolve(chosen, tls_fingerprint=from_env.tls_fingerprint)
+        if isinstance(address, str):
+            # A cluster of this user on this machine: its recorded token and TLS settings.
+            chosen = local_credentials.complete(address, chosen.with_token(token))
+            token = chosen.token
         name = name or f"client-{os.getpid()}"
         wait = DEFAULT_TIMEOUT if timeout == NO_DEFAULT else float(timeout)
         core = ClientCore(
@@ -325,7 +344,7 @@ class Client(KernelMethods, GraphMethods, DatasetMethods):
         workers = self._core.workers
         threads = sum(info.nthreads for info in workers.values())
         return (
-            f"<Client: scheduler={self._core.address!r} workers={len(workers)} "
+            f"<Client: scheduler={self.scheduler_address_for_others!r} workers={len(workers)} "
             f"threads={threads} status={self.status}>"
         )
 

@@ -162,8 +162,7 @@ class ClientCore:
         self._workers_changed = anyio.Event()
         connection: Connection | None = None
         try:
-            with anyio.fail_after(self.timeout):
-                connection = await self._reconnection.open(resume=False)
+            connection = await self._reconnection.open_first(self.timeout)
             async with anyio.create_task_group() as tg:
                 self._task_group = tg
                 self._peers = PeerPool(

@@ -33,7 +33,7 @@ from .._exceptions import SchedulerLostError
 from ..comm import handshake
 from ..comm.connection import Connection
 from ..comm.liveness import ReconnectFailed, reconnect
-from ..comm.transports import connect
+from ..comm.transports import HostNotFound, connect
 from ..protocol import messages as m
 from ..protocol.errors import ProtocolError
 from ..protocol.failures import error_info_for
@@ -44,6 +44,12 @@ if TYPE_CHECKING:
     from .core import ClientCore
 
 logger = logging.getLogger("trident.client")
+
+#: Pauses between attempts to reach a scheduler that is not listening yet (seconds).
+FIRST_PAUSE = 0.05
+MAX_PAUSE = 1.0
+#: The least time an attempt gets, even once the deadline is (nearly) reached.
+MIN_ATTEMPT_TIME = 0.2
 
 #: Function payloads kept to define them again for a scheduler that forgot the client.
 FUNCTIONS_KEPT = 10_000
@@ -98,6 +104,46 @@ class Reconnection:
         finally:
             self.resuming = None
         return connection
+
+    async def open_first(self, timeout: float) -> Connection:
+        """`open` the client's first session, waiting up to `timeout` seconds for a
+        scheduler to listen at the address (it may still be starting).
+
+        Raises one `OSError`: ``no scheduler at ADDRESS after N s (connection refused)``
+        once the time is up, or ``cannot resolve HOST`` at once (`HostNotFound`); and
+        `AuthenticationError`, `TLSError` or `ProtocolError` at once for a server that
+        answers but refuses us or is not a trident scheduler; `TimeoutError` if a
+        server accepted the connection but did not answer in time.
+        """
+        address = self._core.address
+        deadline = anyio.current_time() + timeout
+        pause = FIRST_PAUSE
+        reason = ""
+        while True:
+            try:
+                with anyio.fail_after(max(deadline - anyio.current_time(), MIN_ATTEMPT_TIME)):
+                    return await self.open(resume=False)
+            except HostNotFound:
+                raise
+            except (ConnectionRefusedError, ConnectionResetError) as exc:
+                reason = (
+                    "connection refused"
+                    if isinstance(exc, ConnectionRefusedError)
+                    else ("connection reset")
+                )
+            except TimeoutError:
+                if reason:  # refused until the time was up
+                    raise OSError(
+                        f"no scheduler at {address} after {timeout:g} s ({reason})"
+                    ) from None
+                raise TimeoutError(
+                    f"the scheduler at {address} did not answer within {timeout:g} s"
+                ) from None
+            remaining = deadline - anyio.current_time()
+            if remaining <= 0:
+                raise OSError(f"no scheduler at {address} after {timeout:g} s ({reason})")
+            await anyio.sleep(min(pause, remaining))
+            pause = min(pause * 2, MAX_PAUSE)
 
     def _resumable(self) -> list[str]:
         """Keys to resume: futures held whose submission left the client."""

@@ -20,6 +20,7 @@ import attrs
 import trio
 
 from .. import _gc
+from .. import _local_credentials as local_credentials
 from ..comm.transports import unique_inproc_address
 from ..dashboard import dashboard_for
 from ..scheduler.actor import Scheduler
@@ -143,9 +144,11 @@ class ClusterRuntime:
         async with trio.open_nursery() as nursery:
             self._nursery = nursery
             await nursery.start(self.scheduler.serve)
-            await self.scale_to(specs)
-            task_status.started(self)
-            await trio.sleep_forever()
+            # The owner's clients find the token by the address alone (`_local_credentials`).
+            with local_credentials.recorded(self.scheduler.addresses, self.security):
+                await self.scale_to(specs)
+                task_status.started(self)
+                await trio.sleep_forever()
 
     async def scale_to(self, specs: list[WorkerConfig]) -> None:
         """Start workers in `specs` that are not running; stop running ones not in it."""

@@ -45,8 +45,10 @@ import anyio
 from .._exceptions import AuthenticationError as AuthenticationError
 from ..protocol.errors import ProtocolError
 from ..protocol.messages import PROTOCOL_VERSION, Challenge, Hello, Refused, Welcome
+from .address import AddressError, parse_host_port
 from .connection import Connection, ConnectionClosed
 from .streams import StreamClosed
+from .tls import speaks_tls
 
 HANDSHAKE_TIMEOUT = 10.0
 ROLES = ("client", "worker", "peer", "nanny")
@@ -214,7 +216,9 @@ async def offer(
     does not speak the handshake.
     """
     try:
-        return await _offer(connection, role=role, name=name, token=token, server_role=server_role)
+        return await _offer_watching_for_tls(
+            connection, role=role, name=name, token=token, server_role=server_role
+        )
     except TimeoutError:
         raise HandshakeInterrupted(
             f"{connection.peer} did not complete the handshake within {HANDSHAKE_TIMEOUT} s; "
@@ -224,6 +228,65 @@ async def offer(
         raise HandshakeInterrupted(
             f"{connection.peer} closed the connection during the handshake: {exc}"
         ) from None
+
+
+#: How long a plain-TCP peer waits for the server's `Challenge` before it checks whether
+#: the server speaks TLS (a TLS server stays silent until it gets a ClientHello).
+TLS_PROBE_DELAY = 0.3
+
+
+async def _offer_watching_for_tls(
+    connection: Connection, *, role: str, name: str, token: str | None, server_role: str
+) -> Welcome:
+    """`_offer`; over plain TCP, a server that is silent for `TLS_PROBE_DELAY` seconds is
+    probed for TLS, and one that speaks it is reported at once (`HandshakeInterrupted`)
+    instead of after `HANDSHAKE_TIMEOUT` seconds of silence."""
+    target = _tcp_target(connection.peer)
+    if target is None:
+        return await _offer(connection, role=role, name=name, token=token, server_role=server_role)
+    outcome: list[Welcome | BaseException] = []
+
+    async def offer_and_stop() -> None:
+        try:
+            outcome.append(
+                await _offer(connection, role=role, name=name, token=token, server_role=server_role)
+            )
+        except Exception as exc:
+            outcome.append(exc)
+        tg.cancel_scope.cancel()
+
+    async def probe() -> None:
+        await anyio.sleep(TLS_PROBE_DELAY)
+        if await speaks_tls(*target):
+            host, port = target
+            outcome.append(
+                HandshakeInterrupted(
+                    f"{connection.peer} did not complete the handshake: it serves TLS and "
+                    f"this connection is plain TCP; connect to its tls:// address "
+                    f"tls://{host}:{port} with the cluster's credential "
+                    "(security='TOKEN#tls-sha256=...', or Client(scheduler_file=...); see "
+                    "docs/deploy.md)"
+                )
+            )
+            tg.cancel_scope.cancel()
+
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(offer_and_stop)
+        tg.start_soon(probe)
+    result = outcome[0]
+    if isinstance(result, BaseException):
+        raise result
+    return result
+
+
+def _tcp_target(peer: str) -> tuple[str, int] | None:
+    """``(host, port)`` of a ``tcp://`` peer address, else None."""
+    if not peer.startswith("tcp://"):
+        return None
+    try:
+        return parse_host_port(peer[len("tcp://") :])
+    except AddressError:
+        return None
 
 
 async def _offer(

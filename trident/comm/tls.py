@@ -19,6 +19,7 @@ import hashlib
 import hmac
 import ssl
 
+import anyio
 import trio
 
 from .streams import Frame, StreamClosed, tune_socket
@@ -195,3 +196,34 @@ async def open_asyncio(host: str, port: int, context: ssl.SSLContext) -> Asyncio
     if sock is not None:
         tune_socket(sock)
     return AsyncioTlsStream(reader, writer, peer)
+
+
+#: How long `speaks_tls` waits for a server's TLS answer.
+TLS_PROBE_TIMEOUT = 1.0
+
+
+async def speaks_tls(host: str, port: int) -> bool:
+    """Whether the server at `host`:`port` answers a TLS handshake (trio or asyncio).
+
+    Only a probe, to explain why a plain-TCP peer gets no answer: nothing is sent but a
+    TLS ClientHello, and no certificate is trusted or presented. A server that answers
+    with TLS records (a finished handshake, or a TLS alert such as "certificate
+    required") speaks TLS; bytes that are not TLS, a closed connection or silence for
+    `TLS_PROBE_TIMEOUT` seconds mean it does not. Never raises `OSError`.
+    """
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    context.check_hostname = False
+    context.verify_mode = ssl.CERT_NONE
+    with anyio.move_on_after(TLS_PROBE_TIMEOUT):
+        try:
+            stream = await anyio.connect_tcp(
+                host, port, ssl_context=context, tls_standard_compatible=False
+            )
+        except ssl.SSLError as exc:
+            return "ALERT" in (exc.reason or "")
+        except (OSError, anyio.BrokenResourceError, anyio.EndOfStream):
+            return False
+        with anyio.CancelScope(shield=True):
+            await anyio.aclose_forcefully(stream)
+        return True
+    return False

@@ -8,6 +8,7 @@ on both sides (see `trident.Security`).
 from __future__ import annotations
 
 import asyncio
+import errno
 import itertools
 import logging
 import socket
@@ -56,6 +57,47 @@ async def connect(address: str, *, ssl_context: ssl.SSLContext | None = None) ->
         await trio.lowlevel.checkpoint()
         return client_end
     host, port = parse_host_port(location)
+    try:
+        return await _connect_network(scheme, host, port, ssl_context, library)
+    except tls.TLSError:
+        raise
+    except socket.gaierror as exc:
+        raise HostNotFound(f"cannot resolve {host!r} ({exc.strerror or exc})") from None
+    except OSError as exc:
+        raise _simplified(exc, host, port) from None
+
+
+class HostNotFound(OSError):
+    """A host name that does not resolve (the message says ``cannot resolve HOST``)."""
+
+
+def _simplified(exc: OSError, host: str, port: int) -> OSError:
+    """One plain `OSError` for a failed TCP connect (trio reports every address it tried
+    in an exception group): `ConnectionRefusedError` when every attempt was refused."""
+    cause = exc.__cause__
+    leaves = (
+        [e for e in _leaves(cause) if isinstance(e, OSError)]
+        if isinstance(cause, BaseExceptionGroup)
+        else [exc]
+    )
+    if leaves and all(isinstance(e, ConnectionRefusedError) for e in leaves):
+        return ConnectionRefusedError(errno.ECONNREFUSED, f"connection refused by {host}:{port}")
+    first = leaves[0] if leaves else exc
+    if first is exc:
+        return exc
+    return type(first)(first.errno, f"{first.strerror or first} ({host}:{port})")
+
+
+def _leaves(group: BaseException) -> list[BaseException]:
+    if isinstance(group, BaseExceptionGroup):
+        return [leaf for inner in group.exceptions for leaf in _leaves(inner)]
+    return [group]
+
+
+async def _connect_network(
+    scheme: str, host: str, port: int, ssl_context: ssl.SSLContext | None, library: str
+) -> ByteStream:
+    address = format_address(scheme, host, port)
     if scheme == "tls":
         if ssl_context is None:
             raise AddressError(

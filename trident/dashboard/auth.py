@@ -1,19 +1,21 @@
 """`TokenGate`: the dashboard asks for the cluster token, once per browser.
 
-A request is let in when it carries the token as ``?token=`` (the page then sets a
-cookie and redirects to the same URL without the token), the cookie, or an
+A request is let in when it carries the token as ``?token=`` or its dashboard login key
+as ``?login=`` (the page then sets a cookie and redirects to the same URL without it:
+``trident up`` prints a link with the key, see `trident._dashboard_url.login_key`; the
+login page's form sends the token), the cookie, or an
 ``Authorization: Bearer <token>`` header (for Prometheus and scripts). The cookie holds
-an HMAC of the token, never the token itself, and is named after the port so that two
-dashboards on one host keep separate cookies.
+the login key (an HMAC of the token), never the token itself, and is named after the
+port so that two dashboards on one host keep separate cookies.
 """
 
 from __future__ import annotations
 
 import enum
-import hashlib
 import hmac
 import urllib.parse
 
+from .._dashboard_url import login_key
 from .http import Request
 
 
@@ -33,11 +35,7 @@ class TokenGate:
     def __init__(self, token: str | None, port: int):
         self.token = token
         self.cookie_name = f"trident-dashboard-{port}"
-        self._cookie_value = (
-            hmac.new(token.encode(), b"trident-dashboard-cookie", hashlib.sha256).hexdigest()
-            if token
-            else ""
-        )
+        self._cookie_value = login_key(token) if token else ""
 
     def check(self, request: Request) -> Verdict:
         if not self.token:
@@ -51,7 +49,11 @@ class TokenGate:
             return Verdict.ALLOWED if self._matches(credentials.strip()) else Verdict.WRONG
         given = request.query.get("token")
         if given is not None:
-            return Verdict.SET_COOKIE if self._matches(given) else Verdict.WRONG
+            return Verdict.SET_COOKIE if self._matches(given.strip()) else Verdict.WRONG
+        key = request.query.get("login")
+        if key is not None:
+            matches = hmac.compare_digest(key.encode(), self._cookie_value.encode())
+            return Verdict.SET_COOKIE if matches else Verdict.WRONG
         return Verdict.WRONG if cookie is not None else Verdict.MISSING
 
     def _matches(self, given: str) -> bool:
@@ -66,5 +68,5 @@ class TokenGate:
 
     @staticmethod
     def location_without_token(request: Request) -> str:
-        query = {k: v for k, v in request.query.items() if k != "token"}
+        query = {k: v for k, v in request.query.items() if k not in ("token", "login")}
         return request.path + ("?" + urllib.parse.urlencode(query) if query else "")

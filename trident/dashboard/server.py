@@ -224,6 +224,7 @@ def _format_host(host: str) -> str:
 
 
 def _login_page(verdict: Verdict) -> Response:
+    """The 401 (no credentials) or 403 (wrong ones) page: a form to paste the token."""
     reason = (
         "That token is not this cluster's token."
         if verdict is Verdict.WRONG
@@ -233,9 +234,14 @@ def _login_page(verdict: Verdict) -> Response:
         "<!doctype html><meta charset=utf-8><title>trident dashboard</title>"
         "<link rel=stylesheet href=/static/dashboard.css>"
         "<main class=login><h1>trident dashboard</h1>"
-        f"<p>{reason} Open the link that <code>client.dashboard_link</code> (or "
-        "<code>trident up</code>) prints: it carries the token once, then this browser "
-        "keeps a cookie.</p></main>"
+        f"<p>{reason} Open the dashboard link that <code>trident up</code> (or "
+        "<code>client.dashboard_link</code>) prints, or paste the cluster token (the "
+        "<code>token</code> in the scheduler file) here; this browser then keeps a "
+        "cookie.</p>"
+        "<form method=get action=/status>"
+        "<label for=token>Cluster token</label> "
+        "<input id=token name=token type=password autocomplete=off required autofocus> "
+        "<button type=submit>Log in</button></form></main>"
     ).encode()
     status = 403 if verdict is Verdict.WRONG else 401
     return Response(status, body, "text/html; charset=utf-8", _no_store())

@@ -8,8 +8,8 @@ from typing import TextIO
 
 import trio
 
+from .. import _local_credentials as local_credentials
 from .._preload import Preloads
-from .._scheduler_file import remove_scheduler_file, write_scheduler_file
 from ..cluster.lending import lend_client
 from ..comm.routes import reachable_address
 from ..dashboard import dashboard_for
@@ -19,26 +19,30 @@ from ..worker.actor import Worker
 from ..worker.config import WorkerConfig
 from ..worker.nanny import Nanny
 from ..worker.native_threads import limit_this_process
-from .banner import connect_lines, dashboard_lines
+from .banner import connect_lines, dashboard_lines, remote_worker_lines
 from .lifecycle import cancel_on_signals, serve_then_cancel
+from .scheduler_files import published
 
 
 async def run_scheduler(
     address: str,
     *,
     security: Security,
-    scheduler_file: Path,
+    scheduler_file: Path | None,
     token_known: bool,
     out: TextIO,
     dashboard_address: str | None = None,
     preload: Sequence[str] = (),
+    print_credentials: bool = False,
 ) -> None:
     """Serve a scheduler at `address` (and its dashboard) until SIGINT or SIGTERM.
 
-    Writes the scheduler file once listening and removes it when stopping; the
-    `preload` modules' setup hooks get the `Scheduler` once it listens. Raises
-    `OSError` if the address cannot be bound, `PreloadError` if a preload module
-    cannot be imported.
+    Once listening, records its credentials for this user's clients
+    (`trident._local_credentials`) and writes its scheduler file (`scheduler_file`, or
+    the default one, see `scheduler_files`); removes both when stopping. The `preload`
+    modules' setup hooks get the `Scheduler` once it listens. `print_credentials` adds
+    the command that starts a worker on another machine. Raises `OSError` if the
+    address cannot be bound, `PreloadError` if a preload module cannot be imported.
     """
     preloads = Preloads(preload)
     async with trio.open_nursery() as nursery:
@@ -52,18 +56,26 @@ async def run_scheduler(
         await nursery.start(scheduler.serve)
         await preloads.setup(scheduler)
         advertised = await reachable_address(scheduler.address)
-        write_scheduler_file(scheduler_file, advertised, security)
         try:
-            lines = [
-                "trident scheduler ready",
-                *connect_lines(advertised, scheduler_file, security, token_known=token_known),
-                *dashboard_lines(scheduler, advertised),
-                "press Ctrl-C to stop",
-            ]
-            print("\n".join(lines), file=out, flush=True)
-            await trio.sleep_forever()
+            with (
+                local_credentials.recorded([advertised, *scheduler.addresses], security),
+                published(scheduler_file, advertised, security) as path,
+            ):
+                lines = [
+                    "trident scheduler ready",
+                    *connect_lines(
+                        advertised,
+                        path,
+                        security,
+                        token_known=token_known,
+                        dashboard=dashboard_lines(scheduler, advertised),
+                    ),
+                    *remote_worker_lines(advertised, security, shown=print_credentials),
+                    "press Ctrl-C to stop",
+                ]
+                print("\n".join(lines), file=out, flush=True)
+                await trio.sleep_forever()
         finally:
-            remove_scheduler_file(scheduler_file, advertised)
             with trio.CancelScope(shield=True):
                 await preloads.teardown(scheduler)
     print("trident scheduler stopped", file=out, flush=True)

@@ -16,7 +16,7 @@ from typing import TextIO
 import attrs
 import trio
 
-from .._scheduler_file import remove_scheduler_file, write_scheduler_file
+from .. import _local_credentials as local_credentials
 from ..comm.address import format_address
 from ..comm.routes import reachable_address
 from ..dashboard import dashboard_for
@@ -25,8 +25,9 @@ from ..security import Security
 from ..sizes import format_bytes
 from ..worker.config import WorkerConfig
 from ..worker.nanny import Nanny
-from .banner import connect_lines, dashboard_lines
+from .banner import connect_lines, dashboard_lines, remote_worker_lines
 from .lifecycle import cancel_on_signals
+from .scheduler_files import published
 
 logger = logging.getLogger("trident.deploy")
 
@@ -107,21 +108,28 @@ class SupervisedCluster:
 async def run_up(
     cluster: SupervisedCluster,
     *,
-    scheduler_file: Path,
+    scheduler_file: Path | None,
     token_known: bool,
     out: TextIO,
     began: float,
+    print_credentials: bool = False,
 ) -> None:
-    """``trident up``: start `cluster`, write the scheduler file, say how to connect, and
-    run until SIGINT or SIGTERM; then stop everything and remove the file.
+    """``trident up``: start `cluster`, record its credentials for this user's clients
+    (`trident._local_credentials`), write its scheduler file (`scheduler_file`, or the
+    default one, see `scheduler_files`), say how to connect, and run until SIGINT or
+    SIGTERM; then stop everything and remove what it wrote.
 
-    `began` is the `time.monotonic` at which the command started, for the ready line.
+    `began` is the `time.monotonic` at which the command started, for the ready line;
+    `print_credentials` adds the command that starts a worker on another machine.
     """
     async with trio.open_nursery() as nursery:
         await nursery.start(cancel_on_signals, nursery.cancel_scope)
         await nursery.start(cluster.serve)
-        write_scheduler_file(scheduler_file, cluster.address, cluster.security)
-        try:
+        addresses = [cluster.address, *cluster.scheduler.addresses]
+        with (
+            local_credentials.recorded(addresses, cluster.security),
+            published(scheduler_file, cluster.address, cluster.security) as path,
+        ):
             options = cluster.worker_config
             threads = _plural(options.nthreads, "thread")
             memory = (
@@ -133,15 +141,17 @@ async def run_up(
                 f"trident cluster ready in {time.monotonic() - began:.1f} s: "
                 f"{_plural(len(cluster.nannies), 'worker')} x {threads}, {memory}",
                 *connect_lines(
-                    cluster.address, scheduler_file, cluster.security, token_known=token_known
+                    cluster.address,
+                    path,
+                    cluster.security,
+                    token_known=token_known,
+                    dashboard=dashboard_lines(cluster.scheduler, cluster.address),
                 ),
-                *dashboard_lines(cluster.scheduler, cluster.address),
+                *remote_worker_lines(cluster.address, cluster.security, shown=print_credentials),
                 "press Ctrl-C to stop",
             ]
             print("\n".join(lines), file=out, flush=True)
             await trio.sleep_forever()
-        finally:
-            remove_scheduler_file(scheduler_file, cluster.address)
     print("trident cluster stopped", file=out, flush=True)
 
 

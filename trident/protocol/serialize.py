@@ -15,7 +15,8 @@ import io
 import pickle
 import sys
 import threading
-from collections import OrderedDict
+import types
+from collections import ChainMap, OrderedDict
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
@@ -70,6 +71,34 @@ def _buffer_collector(buffers: list[memoryview]) -> Callable[[pickle.PickleBuffe
     return collect
 
 
+def _code_reduce_keeping_file(code: types.CodeType) -> tuple[Any, ...]:
+    """cloudpickle's reduction of a code object, with its file name kept: cloudpickle
+    writes ``<dynamic-code>`` (for payloads that do not depend on where a function was
+    defined), which would leave tracebacks of functions defined in a script without
+    their file and line."""
+    constructor, args = cloudpickle.cloudpickle._code_reduce(code)
+    return _code_in_file, (constructor, args, code.co_filename)
+
+
+def _code_in_file(constructor: Callable[..., types.CodeType], args: tuple, filename: str) -> Any:
+    """Rebuild a code object pickled by `_code_reduce_keeping_file`."""
+    return constructor(*args).replace(co_filename=filename)
+
+
+class _Pickler(cloudpickle.Pickler):
+    """cloudpickle's pickler, keeping the file names of code it ships by value."""
+
+    dispatch_table = ChainMap(
+        {types.CodeType: _code_reduce_keeping_file}, cloudpickle.Pickler.dispatch_table
+    )
+
+
+def _cloudpickle_dumps(obj: object, buffers: list[memoryview]) -> bytes:
+    file = io.BytesIO()
+    _Pickler(file, protocol=_PROTOCOL, buffer_callback=_buffer_collector(buffers)).dump(obj)
+    return file.getvalue()
+
+
 def _needs_cloudpickle(header: bytes) -> bool:
     # pickle stores functions and classes of __main__ by reference, which only resolves in
     # the process that made them; cloudpickle ships them by value instead.
@@ -91,8 +120,7 @@ def dumps(obj: object) -> Serialized:
     except Exception:
         pass
     buffers = []
-    header = cloudpickle.dumps(obj, protocol=_PROTOCOL, buffer_callback=_buffer_collector(buffers))
-    return Serialized(header, buffers)
+    return Serialized(_cloudpickle_dumps(obj, buffers), buffers)
 
 
 def loads(payload: Serialized) -> Any:
@@ -120,7 +148,7 @@ class _FutureRefPickler(pickle.Pickler):
         return None
 
 
-class _CloudFutureRefPickler(cloudpickle.Pickler):
+class _CloudFutureRefPickler(_Pickler):
     """The cloudpickle flavour of `_FutureRefPickler`."""
 
     future_type: type = type(None)

@@ -7,7 +7,9 @@ Installing trident registers a pytest plugin (`trident.testing.plugin`) with fix
 * ``trident_blocking_client``: a blocking `Client` on an in-process cluster (sync).
 * ``trident_cluster_options``: override it to change workers, threads or resources.
 
-Async fixtures need trio tests (``@pytest.mark.trio`` or pytest-trio's ``trio_mode``).
+Async fixtures run under pytest-trio (``@pytest.mark.trio`` or ``trio_mode``) or under
+anyio's own plugin (``@pytest.mark.anyio`` with an ``anyio_backend`` fixture); under
+neither, a test using them fails with a message saying so (see docs/testing.md).
 """
 
 from .cluster import in_process_cluster as in_process_cluster
