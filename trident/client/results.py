@@ -93,13 +93,16 @@ class ResultMethods(ClientBase):
         """Move local data to workers and return futures pointing to it.
 
         A list/tuple/set gives a list of futures, a dict gives a dict of futures keyed
-        like the input, anything else a single future. ``broadcast=True`` copies every
+        like the input, a ``range``, an iterator or a generator a list of futures (one
+        per item, as dask does), anything else a single future. ``broadcast=True`` copies every
         item to every chosen worker; ``hash=True`` names data by its content so the same
         data scattered twice shares a key.
         """
         self._check_open()
         wait = self._timeout if timeout == NO_DEFAULT else float(timeout)
         names = worker_names(workers)
+        if isinstance(data, (range, Iterator)):
+            data = list(data)
         if isinstance(data, dict):
             values, keys = list(data.values()), [str(k) for k in data]
         elif isinstance(data, (list, tuple, set, frozenset)):

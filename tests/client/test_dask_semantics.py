@@ -1,0 +1,82 @@
+"""Behaviour a dask user relies on, kept as dask.distributed has it (issue 14).
+
+Each test runs a pattern found in real dask code against trident's public API, with
+the result dask documents for it.
+"""
+
+from __future__ import annotations
+
+import pytest
+import trio
+
+from trident import SchedulerError
+
+
+def inc(x: int) -> int:
+    return x + 1
+
+
+# --- scatter -----------------------------------------------------------------------------
+
+
+def test_scatter_splits_a_range_into_one_future_per_item(trident_blocking_client):
+    client = trident_blocking_client
+    futures = client.scatter(range(10))
+    assert isinstance(futures, list)
+    assert len(futures) == 10
+    assert client.gather(futures) == list(range(10))
+
+
+def test_scatter_splits_iterators_and_generators(trident_blocking_client):
+    client = trident_blocking_client
+    from_generator = client.scatter(x * x for x in range(4))
+    assert client.gather(from_generator) == [0, 1, 4, 9]
+    from_iterator = client.scatter(iter(["a", "b"]))
+    assert client.gather(from_iterator) == ["a", "b"]
+
+
+# --- datasets ----------------------------------------------------------------------------
+
+
+def test_publish_dataset_takes_a_dict_and_unpublish_a_list(trident_blocking_client):
+    client = trident_blocking_client
+    future = client.submit(inc, 1)
+    client.publish_dataset({"a": future, "b": [1, 2]})
+    client.publish_dataset(c=3)
+    assert client.list_datasets() == ["a", "b", "c"]
+    assert client.get_dataset("a").result() == 2
+    client.unpublish_dataset(["a", "b"])
+    assert client.list_datasets() == ["c"]
+    client.unpublish_dataset(("c",))
+    assert client.list_datasets() == []
+
+
+def test_a_dataset_name_of_the_wrong_type_is_refused_and_the_client_keeps_working(
+    trident_blocking_client,
+):
+    client = trident_blocking_client
+    client.publish_dataset(x=1)
+    with pytest.raises(TypeError, match="dataset names are strings, not list"):
+        client.unpublish_dataset([["x"]])
+    with pytest.raises(TypeError, match="dataset names are strings, not int"):
+        client.get_dataset(3)
+    with pytest.raises(ValueError, match=r"one \{name: value\} dict"):
+        client.publish_dataset(1, 2)
+    assert client.list_datasets() == ["x"]
+    assert client.submit(inc, 1).result(timeout=10) == 2
+
+
+async def test_the_scheduler_answers_an_invalid_request_with_an_error(trident_client):
+    """A request whose fields fail validation is answered with an error to that request;
+    the connection and the client's futures survive it."""
+    from trident.protocol import messages as m
+
+    client = trident_client
+    with trio.fail_after(20):
+        future = client.submit(inc, 1)
+        assert await future == 2
+        with pytest.raises(SchedulerError, match=r"invalid request: .*expected array"):
+            await client._core.request(lambda rid: m.UnpublishDataset(rid, "not-a-list"))  # type: ignore[arg-type]
+        assert client.status == "running"
+        assert await client.submit(inc, 2) == 3
+        assert await future == 2
