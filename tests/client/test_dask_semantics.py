@@ -9,7 +9,7 @@ from __future__ import annotations
 import pytest
 import trio
 
-from trident import SchedulerError
+from trident import Client, SchedulerError
 
 
 def inc(x: int) -> int:
@@ -80,3 +80,34 @@ async def test_the_scheduler_answers_an_invalid_request_with_an_error(trident_cl
         assert client.status == "running"
         assert await client.submit(inc, 2) == 3
         assert await future == 2
+
+
+# --- the default client ------------------------------------------------------------------
+
+
+def test_the_newest_open_client_becomes_the_default_when_the_default_closes():
+    from trident import LocalCluster, Lock, Queue, Variable, default_client
+
+    with LocalCluster(
+        n_workers=1, processes=False, dashboard_address=None, memory_limit=None
+    ) as cluster:
+        with Client(cluster) as first, Client(cluster) as second:
+            assert default_client() is second
+            third = Client(cluster)
+            assert default_client() is third
+            third.close()
+            assert default_client() is second
+            second.close()
+            assert default_client() is first
+            queue = Queue("q")
+            queue.put(1)
+            assert queue.get(timeout=10) == 1
+            variable = Variable("v")
+            variable.set(2)
+            assert variable.get(timeout=10) == 2
+            lock = Lock("l")
+            assert lock.acquire(timeout=10)
+            lock.release()
+            assert first.submit(inc, 1).result(timeout=10) == 2
+        with pytest.raises(ValueError, match="no trident client is running"):
+            default_client()

@@ -54,15 +54,34 @@ DEFAULT_TIMEOUT = 30.0
 _default_client: Client | None = None
 _default_lock = threading.Lock()
 _live_blocking_clients: weakref.WeakSet[Client] = weakref.WeakSet()
+#: every started client made with ``set_as_default=True``, oldest first: when the
+#: default closes, the newest one still open takes over (as in dask)
+_default_candidates: list[weakref.ref[Client]] = []
+
+
+def _is_open(client: Client | None) -> bool:
+    return client is not None and client.status not in ("closing", "closed")
+
+
+def _newest_open_candidate() -> Client | None:
+    """The newest started ``set_as_default`` client still open (call under the lock)."""
+    _default_candidates[:] = [ref for ref in _default_candidates if _is_open(ref())]
+    return _default_candidates[-1]() if _default_candidates else None
 
 
 def default_client() -> Client:
-    """The client most recently created with ``set_as_default=True`` and still open.
+    """The default client: the one most recently created with ``set_as_default=True``,
+    or, once it closed, the newest such client still open (as dask's).
 
     Raises `ValueError` if there is none.
     """
     client = _default_client
-    if client is None or client.status in ("closing", "closed"):
+    if _is_open(client):
+        assert client is not None
+        return client
+    with _default_lock:
+        client = _newest_open_candidate()
+    if client is None:
         raise ValueError("no trident client is running; create one with trident.Client()")
     return client
 
@@ -70,6 +89,8 @@ def default_client() -> Client:
 def _set_default(client: Client | None) -> None:
     global _default_client
     with _default_lock:
+        if client is not None:
+            _default_candidates.append(weakref.ref(client))
         _default_client = client
         use_as_dask_scheduler(client)
 
@@ -290,8 +311,13 @@ class Client(KernelMethods, GraphMethods, DatasetMethods):
         self._unset_default()
 
     def _unset_default(self) -> None:
-        if _default_client is self:
-            _set_default(None)
+        """This client closed: the newest other default client still open takes over."""
+        global _default_client
+        with _default_lock:
+            if _default_client is not self:
+                return
+            _default_client = _newest_open_candidate()
+            use_as_dask_scheduler(_default_client)
 
     def shutdown(self) -> Any:
         """Close the client; a cluster it started is closed too."""
