@@ -111,3 +111,58 @@ def test_the_newest_open_client_becomes_the_default_when_the_default_closes():
             assert first.submit(inc, 1).result(timeout=10) == 2
         with pytest.raises(ValueError, match="no trident client is running"):
             default_client()
+
+
+# --- logs --------------------------------------------------------------------------------
+
+
+def test_scheduler_logs_start_at_start_up_and_stay_out_of_unconfigured_logging(capsys):
+    import logging
+
+    from trident import LocalCluster
+
+    level_before = logging.getLogger("trident.scheduler").level
+    with (
+        LocalCluster(n_workers=1, processes=False, dashboard_address=None) as cluster,
+        Client(cluster) as client,
+    ):
+        texts = [text for _, text in client.get_scheduler_logs()]
+        assert "scheduler: listening at" in texts[0]
+        assert any("registered" in text for text in texts)
+        assert any("connected" in text for text in texts)
+    # Nothing printed where logging is not configured, and the level is given back.
+    assert "scheduler: listening" not in capsys.readouterr().err
+    assert logging.getLogger("trident.scheduler").level == level_before
+
+
+# --- actors ------------------------------------------------------------------------------
+
+
+class Counter:
+    kind = "counter"
+
+    def __init__(self):
+        self.n = 0
+
+    def increment(self) -> int:
+        self.n += 1
+        return self.n
+
+    @property
+    def doubled(self) -> int:
+        return 2 * self.n
+
+
+def read_actor_names(counter) -> list[str]:
+    return dir(counter)
+
+
+def test_dir_of_an_actor_lists_its_attributes_and_its_methods(trident_blocking_client):
+    client = trident_blocking_client
+    counter = client.submit(Counter, actor=True).result(timeout=10)
+    names = dir(counter)
+    assert {"increment", "kind", "doubled"} <= set(names)
+    assert counter.kind == "counter"
+    # A handle that travelled to a task knows the instance's own attributes too.
+    remote = client.submit(read_actor_names, counter).result(timeout=10)
+    assert {"increment", "kind", "doubled", "n"} <= set(remote)

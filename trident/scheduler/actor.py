@@ -147,7 +147,7 @@ class Scheduler:
         """Listen and serve until cancelled (or `close` is called)."""
         logs = self.state.logs
         logs.claim_current_context()
-        logs.attach("trident")
+        logs.attach("trident", info_from=("trident.scheduler",))
         try:
             async with trio.open_nursery() as nursery:
                 self._cancel_scope = nursery.cancel_scope
@@ -161,6 +161,7 @@ class Scheduler:
                             self._handle_connection,
                         )
                     )
+                logger.info("scheduler: listening at %s", ", ".join(self.addresses))
                 if self._dashboard_address is not None:
                     await self._start_dashboard(nursery, self._dashboard_address)
                 task_status.started(self)
