@@ -96,7 +96,11 @@ def decode(item: Any) -> Any:
         return getattr(cls, _DECODE_ATTR)(item)
     except ProtocolError as exc:
         # A request can be answered with the error; anything else ends the connection.
-        if len(item) > 1 and type(item[1]) is int and cls._fields[:1] == ("request_id",):
+        if (
+            len(item) > 1
+            and type(item[1]) is int
+            and getattr(cls, "_fields", ())[:1] == ("request_id",)
+        ):
             raise InvalidRequest(str(exc), item[1]) from None
         raise
 
