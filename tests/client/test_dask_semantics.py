@@ -6,6 +6,8 @@ the result dask documents for it.
 
 from __future__ import annotations
 
+import time
+
 import pytest
 import trio
 
@@ -166,3 +168,40 @@ def test_dir_of_an_actor_lists_its_attributes_and_its_methods(trident_blocking_c
     # A handle that travelled to a task knows the instance's own attributes too.
     remote = client.submit(read_actor_names, counter).result(timeout=10)
     assert {"increment", "kind", "doubled", "n"} <= set(remote)
+
+
+# --- cancelling and restarting forget keys -------------------------------------------------
+
+
+def wait_for(predicate, timeout: float = 10.0) -> None:
+    """Poll `predicate` from blocking code until it is true; fail after `timeout` s."""
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        assert time.monotonic() < deadline, "condition not met in time"
+        time.sleep(0.01)
+
+
+def test_cancelling_a_finished_future_forgets_its_key(trident_blocking_client):
+    client = trident_blocking_client
+    future = client.submit(inc, 10)
+    assert future.result(timeout=10) == 11
+    key = future.key
+    assert key in client.who_has()
+    future.cancel()
+    assert future.cancelled()
+    wait_for(lambda: key not in client.who_has())
+    assert all(key not in keys for keys in client.has_what().values())
+    again = client.submit(inc, 10)
+    assert again.key == key
+    assert again.result(timeout=10) == 11
+
+
+def test_restart_forgets_every_key(trident_blocking_client):
+    client = trident_blocking_client
+    futures = client.map(inc, range(5))
+    client.gather(futures)
+    assert set(client.who_has()) >= {f.key for f in futures}
+    client.restart()
+    assert client.who_has() == {}
+    assert all(f.cancelled() for f in futures)
+    assert client.gather(client.map(inc, range(5))) == list(range(1, 6))

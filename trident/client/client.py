@@ -510,12 +510,12 @@ class Client(KernelMethods, GraphMethods, DatasetMethods):
         return self._sync(self._core.request, lambda rid: m.InfoRequest(rid))
 
     def who_has(self, futures: Any = None) -> Any:
-        """The workers holding each future's data: ``{key: [address, ...]}``."""
-        keys = (
-            [f.key for f in futures_of(futures)]
-            if futures is not None
-            else list(self._core.futures)
-        )
+        """The workers holding each future's data: ``{key: [address, ...]}``.
+
+        Without `futures`, every key the scheduler knows (of any client), as in dask: a
+        cancelled or released key is not listed. A coroutine if asynchronous.
+        """
+        keys = [f.key for f in futures_of(futures)] if futures is not None else None
         return self._sync(self._core.request, lambda rid: m.WhoHasRequest(rid, keys))
 
     def nthreads(self, workers: Any = None) -> dict[str, int]:

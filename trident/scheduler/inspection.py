@@ -60,10 +60,13 @@ class ClusterQueries:
         self._send(cs.client_id, m.Reply(request_id, value, None))
 
     def _on_who_has(self, cs: ClientRecord, msg: m.WhoHasRequest) -> None:
-        found = {}
-        for key in msg.keys:
-            ts = self._tasks.get(key)
-            found[key] = [ws.address for ws in ts.who_has] if ts is not None else []
+        if msg.keys is None:
+            found = {key: [ws.address for ws in ts.who_has] for key, ts in self._tasks.items()}
+        else:
+            found = {}
+            for key in msg.keys:
+                ts = self._tasks.get(key)
+                found[key] = [ws.address for ws in ts.who_has] if ts is not None else []
         self._reply(cs, msg.request_id, found)
 
     def _on_has_what(self, cs: ClientRecord, msg: m.HasWhatRequest) -> None:

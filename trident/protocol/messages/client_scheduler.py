@@ -129,11 +129,12 @@ class RestartRequest:
 
 @message("who-has")
 class WhoHasRequest:
-    """`Client.who_has`, `Client.gather`: which workers hold each key; answered by a `Reply`
-    with a key -> addresses map."""
+    """`Client.who_has`, `Client.gather`: which workers hold each key (every key the
+    scheduler knows when `keys` is None); answered by a `Reply` with a key -> addresses
+    map."""
 
     request_id: int
-    keys: list[str]
+    keys: list[str] | None
 
 
 @message("info")
