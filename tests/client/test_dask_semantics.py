@@ -205,3 +205,58 @@ def test_restart_forgets_every_key(trident_blocking_client):
     assert client.who_has() == {}
     assert all(f.cancelled() for f in futures)
     assert client.gather(client.map(inc, range(5))) == list(range(1, 6))
+
+
+# --- host restrictions -------------------------------------------------------------------
+
+
+def where_am_i(x: int) -> int:
+    return x
+
+
+def test_a_host_restriction_matches_every_worker_on_that_host():
+    """Worker processes listen on 127.0.0.1: naming the IP, or ``localhost``, restricts
+    a task to any of them, as dask's host restrictions do."""
+    import socket
+
+    from trident import LocalCluster
+
+    with (
+        LocalCluster(n_workers=2, threads_per_worker=1, dashboard_address=None) as cluster,
+        Client(cluster) as client,
+    ):
+        assert all(a.startswith("tcp://127.0.0.1:") for a in client.nthreads())
+        futures = client.map(where_am_i, range(8), workers="127.0.0.1")
+        assert client.gather(futures, asynchronous=False) == list(range(8))
+        assert client.submit(where_am_i, 1, workers=["localhost"]).result(timeout=20) == 1
+        hostname = socket.gethostname()
+        if "127.0.0.1" in {info[4][0] for info in socket.getaddrinfo(hostname, None)}:
+            assert client.submit(where_am_i, 2, workers=hostname).result(timeout=20) == 2
+
+
+async def test_a_task_no_worker_can_run_is_reported_and_shown_on_the_dashboard(caplog):
+    import json
+    import logging
+
+    from trident.testing import in_process_cluster
+
+    from ..dashboard.httpclient import fetch
+
+    with trio.fail_after(20):
+        async with (
+            in_process_cluster(token=None, dashboard_address=0) as cluster,
+            Client(cluster, asynchronous=True, set_as_default=False) as client,
+        ):
+            caplog.set_level(logging.WARNING, logger="trident.client")
+            future = client.submit(inc, 1, workers="10.9.8.7")
+            summary_url = f"http://{cluster.scheduler.dashboard_address}/api/summary.json"
+            while "10.9.8.7" not in caplog.text:
+                await trio.sleep(0.01)
+            assert future.key in caplog.text
+            assert "no connected worker" in caplog.text
+            summary = json.loads((await fetch(summary_url)).body)
+            assert summary["tasks"]["no-worker"] == 1
+            assert future.status == "pending"
+            # Allowed elsewhere, it runs where it can.
+            loose = client.submit(inc, 2, workers="10.9.8.7", allow_other_workers=True)
+            assert await loose == 3

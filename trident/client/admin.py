@@ -13,6 +13,8 @@ import datetime
 import functools
 import inspect
 import logging
+import re
+import socket
 from collections.abc import Callable, Collection
 from typing import Any
 
@@ -40,6 +42,35 @@ def worker_names(workers: Any) -> list[str] | None:
     if isinstance(workers, (str, int)):
         workers = [workers]
     return [str(w) for w in workers]
+
+
+def restriction_names(workers: Any) -> list[str] | None:
+    """`worker_names` for task restrictions: each host name also stands for its
+    addresses, so ``workers="localhost"`` or a machine's name matches every worker on
+    that host (the scheduler matches addresses, names and the hosts of addresses)."""
+    names = worker_names(workers)
+    if names is None:
+        return None
+    found = dict.fromkeys(names)
+    for name in names:
+        found.update(dict.fromkeys(_host_addresses(name)))
+    return list(found)
+
+
+_HOST_NAME = re.compile(r"[A-Za-z0-9.-]*[A-Za-z][A-Za-z0-9.-]*")
+
+
+@functools.lru_cache(maxsize=256)
+def _host_addresses(name: str) -> tuple[str, ...]:
+    """The IP addresses of `name` when it looks like a host name (not an address, not
+    an IP, not a number), else none; cached, as restrictions repeat."""
+    if not _HOST_NAME.fullmatch(name):
+        return ()
+    try:
+        infos = socket.getaddrinfo(name, None, proto=socket.IPPROTO_TCP)
+    except (OSError, UnicodeError):
+        return ()
+    return tuple(dict.fromkeys(str(info[4][0]) for info in infos))
 
 
 def _keys(futures: Any) -> list[str]:

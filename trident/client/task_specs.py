@@ -17,7 +17,7 @@ from .._unique import unique_hex
 from ..protocol import messages as m
 from ..protocol.serialize import Serialized, dumps_function, dumps_task_args, token_of
 from ..protocol.unpicklable import unpicklable_error
-from .admin import worker_names
+from .admin import restriction_names
 
 #: Concurrent ``async def`` method calls per actor, unless `max_concurrency` says otherwise.
 DEFAULT_MAX_CONCURRENCY = 1000
@@ -101,7 +101,7 @@ def task_spec(
         dependencies,
         int(options.priority),
         int(options.retries or 0),
-        worker_names(options.workers),
+        restriction_names(options.workers),
         bool(options.allow_other_workers),
         dict(options.resources) if options.resources else None,
         float(options.timeout) if options.timeout is not None else None,

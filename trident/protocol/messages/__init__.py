@@ -75,6 +75,9 @@ from .client_scheduler import (
     KeysLost as KeysLost,
 )
 from .client_scheduler import (
+    KeysWithoutWorker as KeysWithoutWorker,
+)
+from .client_scheduler import (
     NbytesRequest as NbytesRequest,
 )
 from .client_scheduler import (

@@ -322,6 +322,15 @@ class KeysLost:
     keys: list[str]
 
 
+@message("no-worker")
+class KeysWithoutWorker:
+    """These tasks are ready, but no connected worker satisfies their restrictions
+    (``workers=``, ``resources=``): they wait in the ``no-worker`` state until one joins.
+    Sent once per task to the clients that want it or what depends on it."""
+
+    keys: list[str]
+
+
 @message("workers")
 class WorkersChanged:
     """Workers joined or left the cluster (keeps `Client.scheduler_info` and
@@ -388,6 +397,7 @@ SchedulerToClient = (
     | KeyErred
     | KeysCancelled
     | KeysLost
+    | KeysWithoutWorker
     | WorkersChanged
     | RunResults
     | Published
