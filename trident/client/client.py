@@ -519,13 +519,16 @@ class Client(KernelMethods, GraphMethods, DatasetMethods):
         return self._sync(self._core.request, lambda rid: m.WhoHasRequest(rid, keys))
 
     def nthreads(self, workers: Any = None) -> dict[str, int]:
-        """Threads per worker address (from the client's live view of the cluster)."""
+        """Threads per worker address (from the client's live view of the cluster);
+        awaitable for asynchronous clients, as in dask."""
         names = worker_names(workers)
-        return {
-            address: info.nthreads
-            for address, info in self._core.workers.items()
-            if names is None or address in names or info.name in names
-        }
+        return self._answer(
+            {
+                address: info.nthreads
+                for address, info in self._core.workers.items()
+                if names is None or address in names or info.name in names
+            }
+        )
 
     ncores = nthreads
 
