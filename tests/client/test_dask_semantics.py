@@ -260,3 +260,46 @@ async def test_a_task_no_worker_can_run_is_reported_and_shown_on_the_dashboard(c
             # Allowed elsewhere, it runs where it can.
             loose = client.submit(inc, 2, workers="10.9.8.7", allow_other_workers=True)
             assert await loose == 3
+
+
+# --- keys keep their type ----------------------------------------------------------------
+
+
+def test_futures_of_a_persisted_collection_have_its_keys(trident_blocking_client):
+    import dask.array as da
+    from dask.core import flatten
+
+    from trident import futures_of
+
+    x = da.ones((6, 6), chunks=(3, 3)) + 1
+    persisted = x.persist()
+    keys = {f.key for f in futures_of(persisted)}
+    assert keys == set(flatten(x.__dask_keys__()))
+    assert all(type(key) is tuple for key in keys)
+    assert persisted.sum().compute() == 72
+    assert set(trident_blocking_client.who_has(futures_of(persisted))) == keys
+
+
+@pytest.mark.parametrize(
+    "key", ["plain", "3", "(not a tuple)", ("x-abc", 0, 1), ("x", (1, b"z")), 7, 2.5, b"raw", -1]
+)
+def test_keys_keep_their_type(trident_blocking_client, key):
+    from trident import Future
+
+    client = trident_blocking_client
+    future = client.submit(inc, 1, key=key)
+    assert future.key == key
+    assert type(future.key) is type(key)
+    assert future.result(timeout=10) == 2
+    assert client.who_has([future]) == {key: client.who_has([future])[key]}
+    assert Future(key, client).result(timeout=10) == 2
+    [mapped] = client.map(inc, [5], key=[key])
+    assert mapped.key == key
+    scattered = client.scatter({key: 10})
+    assert list(scattered) == [key]
+    assert scattered[key].key == key
+
+
+def test_a_key_of_another_type_is_refused(trident_blocking_client):
+    with pytest.raises(TypeError, match="keys are str, bytes, int"):
+        trident_blocking_client.submit(inc, 1, key=["a", "list"])

@@ -94,7 +94,7 @@ class Actor:
     def _from_future(cls, future: Future, actor_class: type) -> Actor:
         methods, async_methods = public_methods(actor_class)
         return cls(
-            future.key,
+            future._key,
             future.client,
             future,
             actor_class.__qualname__,
@@ -108,7 +108,7 @@ class Actor:
         from ..client.context import current_client
 
         client = current_client()
-        future = Future(location.key, client)
+        future = Future._attach(location.key, client)
         return cls(
             location.key,
             client,
@@ -170,7 +170,7 @@ def _rebuild_actor(
     from .context import current_client
 
     client = current_client()
-    future = Future(key, client)
+    future = Future._attach(key, client)
     return Actor(key, client, future, type_name, methods, async_methods, location, attributes)
 
 

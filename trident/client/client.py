@@ -24,6 +24,7 @@ import attrs
 import sniffio
 
 from .._dashboard_url import dashboard_url
+from .._keys import decode_key, encode_key
 from .._public import publish
 from .._scheduler_file import read_scheduler_file, write_scheduler_file
 from ..comm.liveness import RECONNECT_TIMEOUT, SCHEDULER_TIMEOUT
@@ -361,7 +362,7 @@ class Client(KernelMethods, GraphMethods, DatasetMethods):
         self,
         func: Callable[..., Any],
         *args: Any,
-        key: str | None = None,
+        key: Any = None,
         workers: Any = None,
         resources: dict[str, float] | None = None,
         retries: int | None = None,
@@ -403,7 +404,7 @@ class Client(KernelMethods, GraphMethods, DatasetMethods):
             function_token,
             args,
             kwargs,
-            key,
+            encode_key(key) if key is not None else None,
             bool(pure if pure is not None else not actor),
             options,
         )
@@ -447,7 +448,7 @@ class Client(KernelMethods, GraphMethods, DatasetMethods):
         self,
         func: Callable[..., Any],
         *iterables: Iterable[Any],
-        key: str | list[str] | None = None,
+        key: str | list[Any] | None = None,
         workers: Any = None,
         retries: int | None = None,
         resources: dict[str, float] | None = None,
@@ -478,7 +479,7 @@ class Client(KernelMethods, GraphMethods, DatasetMethods):
         if isinstance(key, (list, tuple)):
             if len(key) != len(argument_tuples):
                 raise ValueError(f"map got {len(key)} keys for {len(argument_tuples)} tasks")
-            keys: list[str | None] = list(key)
+            keys: list[str | None] = [encode_key(k) for k in key]
             prefix = None
         else:
             keys = [None] * len(argument_tuples)
@@ -515,8 +516,12 @@ class Client(KernelMethods, GraphMethods, DatasetMethods):
         Without `futures`, every key the scheduler knows (of any client), as in dask: a
         cancelled or released key is not listed. A coroutine if asynchronous.
         """
-        keys = [f.key for f in futures_of(futures)] if futures is not None else None
-        return self._sync(self._core.request, lambda rid: m.WhoHasRequest(rid, keys))
+        keys = [f._key for f in futures_of(futures)] if futures is not None else None
+        return self._sync(self._who_has, keys)
+
+    async def _who_has(self, keys: list[str] | None) -> dict[Any, list[str]]:
+        found = await self._core.request(lambda rid: m.WhoHasRequest(rid, keys))
+        return {decode_key(key): addresses for key, addresses in found.items()}
 
     def nthreads(self, workers: Any = None) -> dict[str, int]:
         """Threads per worker address (from the client's live view of the cluster);

@@ -10,6 +10,7 @@ import contextlib
 from collections.abc import Iterator
 from typing import Any
 
+from .._keys import encode_key
 from . import transfer
 from .admin import worker_names
 from .base import NO_DEFAULT, ClientBase
@@ -104,7 +105,7 @@ class ResultMethods(ClientBase):
         if isinstance(data, (range, Iterator)):
             data = list(data)
         if isinstance(data, dict):
-            values, keys = list(data.values()), [str(k) for k in data]
+            values, keys = list(data.values()), [encode_key(k) for k in data]
         elif isinstance(data, (list, tuple, set, frozenset)):
             values, keys = list(data), None
         else:
@@ -150,5 +151,5 @@ class ResultMethods(ClientBase):
 
         Without `force`, keys another client still wants keep running for that client.
         """
-        keys = [f.key for f in futures_of(futures)]
+        keys = [f._key for f in futures_of(futures)]
         return self._sync(self._core.cancel, keys, force, reason)

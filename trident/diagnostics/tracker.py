@@ -85,9 +85,9 @@ class ProgressTracker:
         self._callbacks: list[Callable[[], None]] = []
         unique: dict[str, Future] = {}
         for future in futures:
-            unique.setdefault(future.key, future)
+            unique.setdefault(future._key, future)
         tracked = [f for f in unique.values() if complete or not f.done()]
-        self._groups: dict[str, str] = {f.key: key_prefix(f.key) for f in tracked}
+        self._groups: dict[str, str] = {f._key: key_prefix(f._key) for f in tracked}
         self._totals: dict[str, int] = {}
         for group in self._groups.values():
             self._totals[group] = self._totals.get(group, 0) + 1

@@ -114,7 +114,7 @@ class _FutureRefPickler(pickle.Pickler):
 
     def persistent_id(self, obj: object) -> str | None:
         if isinstance(obj, self.future_type):
-            key: str = obj.key  # type: ignore[attr-defined]
+            key: str = obj._key  # type: ignore[attr-defined]
             self.dependencies[key] = None
             return key
         return None
@@ -131,7 +131,7 @@ class _CloudFutureRefPickler(cloudpickle.Pickler):
 
     def persistent_id(self, obj: object) -> str | None:
         if isinstance(obj, self.future_type):
-            key: str = obj.key  # type: ignore[attr-defined]
+            key: str = obj._key  # type: ignore[attr-defined]
             self.dependencies[key] = None
             return key
         return None
