@@ -303,3 +303,39 @@ def test_keys_keep_their_type(trident_blocking_client, key):
 def test_a_key_of_another_type_is_refused(trident_blocking_client):
     with pytest.raises(TypeError, match="keys are str, bytes, int"):
         trident_blocking_client.submit(inc, 1, key=["a", "list"])
+
+
+# --- progress of a collection ------------------------------------------------------------
+
+
+def test_progress_of_a_collection_counts_every_task_of_its_graph(trident_blocking_client):
+    import io
+
+    import dask
+    import dask.array as da
+
+    from trident import futures_of, progress
+
+    x = (da.ones((8, 8), chunks=(2, 2)) + 1).sum(axis=0)
+    tasks = len(dask.optimize(x)[0].__dask_graph__())  # what persist sends
+    persisted = x.persist()
+    outputs = len(futures_of(persisted))
+    assert tasks > outputs
+    out = io.StringIO()
+    progress(persisted, file=out, multi=False)
+    assert f"| 100% Completed | {tasks} / {tasks}" in out.getvalue()
+
+
+async def test_async_progress_of_a_collection_counts_every_task(trident_client):
+    import dask
+    import dask.array as da
+
+    from trident import progress
+
+    with trio.fail_after(30), dask.config.set(scheduler=trident_client):
+        x = (da.ones((6, 6), chunks=(2, 2)) * 2).sum(axis=1)
+        tasks = len(dask.optimize(x)[0].__dask_graph__())
+        persisted = trident_client.persist(x)
+        updates = [update async for update in progress(persisted)]
+        assert updates[-1].complete
+        assert updates[-1].total == tasks

@@ -57,6 +57,9 @@ from .client_scheduler import (
     Goodbye as Goodbye,
 )
 from .client_scheduler import (
+    GraphProgress as GraphProgress,
+)
+from .client_scheduler import (
     HasWhatRequest as HasWhatRequest,
 )
 from .client_scheduler import (

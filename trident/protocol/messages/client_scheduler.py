@@ -178,6 +178,19 @@ class ProcessingRequest:
     workers: list[str] | None
 
 
+@message("graph-progress")
+class GraphProgress:
+    """`trident.progress` of a collection: how far the tasks behind `keys` are (the keys
+    and every task they depend on, directly or not).
+
+    Answered by a `Reply` with ``{prefix: [done, total, erred]}``; a task is done
+    unless it is waiting, queued, without a worker or processing.
+    """
+
+    request_id: int
+    keys: list[str]
+
+
 @message("nbytes")
 class NbytesRequest:
     """`Client.nbytes`: the size of the keys in memory (all of them when `keys` is None).
@@ -378,6 +391,7 @@ ClientToScheduler = (
     | HasWhatRequest
     | ProcessingRequest
     | NbytesRequest
+    | GraphProgress
     | RunOnScheduler
     | RunOnNannies
     | ReplicateRequest
