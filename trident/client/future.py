@@ -215,6 +215,8 @@ class Future:
 
     #: dask treats futures in graphs as references to their keys (its future protocol)
     __dask_future__ = True
+    #: where the pickler of task arguments finds the key as it travels
+    _wire_key_attribute = "_key"
 
     def __init__(
         self,
