@@ -25,6 +25,12 @@ def public_methods(cls: type) -> tuple[frozenset[str], frozenset[str]]:
     return frozenset(methods), frozenset(async_methods)
 
 
+def public_attributes(obj: Any, methods: frozenset[str]) -> frozenset[str]:
+    """The public names of `obj` (a class or an instance) that are not methods: class
+    attributes and properties, and an instance's own attributes."""
+    return frozenset(name for name in dir(obj) if not name.startswith("_")) - methods
+
+
 class ActorLocation:
     """An actor's key, its worker and the shape of its class.
 
@@ -36,6 +42,7 @@ class ActorLocation:
     __slots__ = (
         "address",
         "async_methods",
+        "attributes",
         "key",
         "max_restarts",
         "methods",
@@ -52,6 +59,7 @@ class ActorLocation:
         async_methods: frozenset[str],
         max_restarts: int,
         restarts: int,
+        attributes: frozenset[str] = frozenset(),
     ):
         self.key = key
         self.address = address
@@ -60,6 +68,8 @@ class ActorLocation:
         self.async_methods = async_methods
         self.max_restarts = max_restarts
         self.restarts = restarts
+        #: the public attributes the instance had when it started (for ``dir``)
+        self.attributes = attributes
 
     def __reduce__(self) -> tuple[Any, ...]:
         return (
@@ -72,6 +82,7 @@ class ActorLocation:
                 self.async_methods,
                 self.max_restarts,
                 self.restarts,
+                self.attributes,
             ),
         )
 

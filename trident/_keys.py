@@ -1,13 +1,28 @@
-"""`key_prefix`: the function-name part of a task key, as every role groups keys by it.
+"""Task keys: `key_prefix` (the function-name part every role groups keys by) and the
+reversible encoding of dask's keys as the strings that travel (`encode_key`,
+`decode_key`).
 
 The scheduler groups tasks by prefix (durations, the dashboard's task stream), the worker
 names profile trees by it, and diagnostics count by it; a neutral leaf so that none of
 them imports another for it.
+
+dask keys are strings, bytes, ints, floats and tuples of those (``('x-abc', 0, 1)``).
+On the wire every key is a string: a string key is itself, any other key its ``repr``
+(``"('x-abc', 0, 1)"``, ``"3"``, ``"b'k'"``), and a string key that reads like such a
+``repr`` is quoted (``"'3'"``), so `decode_key` always gives back the key the user
+gave, with its type. The client encodes at its edge; the scheduler and workers only
+see strings.
 """
 
 from __future__ import annotations
 
+import ast
+import math
+import re
+from typing import Any
+
 _prefixes: dict[str, str] = {}
+_TUPLE_HEAD = re.compile(r"""\((['"])([^'"\\]*)\1""")
 #: Distinct prefixes interned at most: keys of a user's own making may all differ.
 PREFIXES_INTERNED = 10_000
 
@@ -18,6 +33,10 @@ def key_prefix(key: str) -> str:
     Prefixes are interned: a million tasks of one function share one string (up to
     `PREFIXES_INTERNED` distinct prefixes; beyond that they are not kept).
     """
+    if key[:1] == "(":  # an encoded tuple key: ('x-abc', 0, 1) -> its name, x-abc
+        found = _TUPLE_HEAD.match(key)
+        if found is not None:
+            key = found.group(2)
     head, sep, _ = key.rpartition("-")
     prefix = head if sep else key
     interned = _prefixes.get(prefix)
@@ -26,3 +45,47 @@ def key_prefix(key: str) -> str:
     if len(_prefixes) < PREFIXES_INTERNED:
         _prefixes[prefix] = prefix
     return prefix
+
+
+#: A wire key that is an encoded (non-string, or quoted) key starts like a Python literal.
+_ENCODED_START = re.compile(r"""[(\'"]|b[\'"]|-?\.?\d""")
+_KEY_ATOMS = (str, bytes, int, float)
+
+
+def _valid_key(key: Any) -> bool:
+    """A string, bytes, int, finite float, or a tuple of those: what `repr` writes so
+    that `ast.literal_eval` reads it back."""
+    kind = type(key)
+    if kind is tuple:
+        return all(_valid_key(item) for item in key)
+    if kind is float:
+        return math.isfinite(key)
+    return kind in _KEY_ATOMS
+
+
+def encode_key(key: Any) -> str:
+    """The wire form of a dask key (see the module docstring).
+
+    Raises `TypeError` for anything that is not a string, bytes, int, float or a tuple
+    of those, and for floats that do not survive the round trip (nan, inf).
+    """
+    if type(key) is str:
+        return repr(key) if _ENCODED_START.match(key) else key
+    if not _valid_key(key):
+        raise TypeError(
+            "keys are str, bytes, int, finite float or tuples of those, not "
+            f"{type(key).__name__} ({key!r})"
+        )
+    return repr(key)
+
+
+def decode_key(wire: str) -> Any:
+    """The key a wire key stands for: the inverse of `encode_key` (a string that no
+    `encode_key` made stays itself)."""
+    if not _ENCODED_START.match(wire):
+        return wire
+    try:
+        key = ast.literal_eval(wire)
+    except (ValueError, SyntaxError, MemoryError, RecursionError):
+        return wire
+    return key if _valid_key(key) else wire

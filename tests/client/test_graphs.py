@@ -44,11 +44,13 @@ GRAPH = {
 def test_plans_name_keys_resolve_aliases_and_order_dependencies_first():
     plan = GraphPlan(GRAPH, {})
     assert plan.names["chain"] == plan.names["alias"] == "z"
-    assert plan.names[("part", 0)] == "part-(0)"
-    assert trident_key(("inc-abc", 1, 2)) == "inc-abc-(1,2)"
+    # Keys travel in a reversible form: a tuple key as its repr (see trident._keys).
+    assert plan.names[("part", 0)] == "('part', 0)"
+    assert trident_key(("inc-abc", 1, 2)) == "('inc-abc', 1, 2)"
     assert trident_key(3) == "3"
+    assert trident_key("3") == "'3'"
     order = [task.key for task in plan.order()]
-    assert order.index("x") < order.index("y") < order.index("z") < order.index("part-(0)")
+    assert order.index("x") < order.index("y") < order.index("z") < order.index("('part', 0)")
     assert "alias" not in plan.tasks
     assert "chain" not in plan.tasks
     with pytest.raises(ValueError, match="cycle"):

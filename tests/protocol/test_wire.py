@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from trident.protocol import messages as m
-from trident.protocol.errors import ProtocolError
+from trident.protocol.errors import InvalidBatch, ProtocolError
 from trident.protocol.serialize import dumps, loads
 from trident.protocol.wire import (
     COALESCE_MAX_BYTES,
@@ -43,6 +43,23 @@ def test_small_payloads_stay_inline():
 def test_many_messages_in_one_batch_keep_their_order():
     batch = [m.ReleaseKeys([str(i)]) for i in range(1000)]
     assert decode_batch(encode_batch(batch)) == batch
+
+
+def test_invalid_requests_are_set_apart_from_the_valid_messages_of_a_batch():
+    """A request with a wrong field type keeps its request id, so it can be answered;
+    the other messages of its packet still decode."""
+    good = [m.ReleaseKeys(["a"]), m.ListDatasets(7)]
+    bad = m.UnpublishDataset(8, "not-a-list")  # type: ignore[arg-type]
+    with pytest.raises(InvalidBatch) as caught:
+        decode_batch(encode_batch([good[0], bad, good[1]]))
+    assert caught.value.messages == good
+    [rejected] = caught.value.rejected
+    assert rejected.request_id == 8
+    assert "unpublish-dataset.names: expected array, got str" in rejected.reason
+    # Anything that is not a request stays a plain protocol error.
+    with pytest.raises(ProtocolError) as caught_plain:
+        decode_batch(encode_batch([m.ReleaseKeys("a")]))  # type: ignore[arg-type]
+    assert not isinstance(caught_plain.value, InvalidBatch)
 
 
 def test_payloads_refused_before_authentication():

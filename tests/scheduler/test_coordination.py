@@ -333,7 +333,7 @@ def test_datasets_are_shared_and_hold_their_futures():
     assert loads(payload) == "data"
     assert keys == ["f-1"]
     h.client(m.HandoffsDone([handoff]), client="d")
-    h.client(m.UnpublishDataset(rid(), "ds"))
+    h.client(m.UnpublishDataset(rid(), ["ds"]))
     assert "f-1" not in h.state.tasks
     missing = rid()
     assert replies(h.client(m.GetDataset(missing, "ds")))[missing].value is None

@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from .._actor_location import ActorLocation, public_methods, register_handle
+from .._actor_location import ActorLocation, public_attributes, public_methods, register_handle
 from .._public import publish
 from .future import Future
 
@@ -79,6 +79,7 @@ class Actor:
         methods: frozenset[str],
         async_methods: frozenset[str],
         location: ActorLocation | None = None,
+        attributes: frozenset[str] = frozenset(),
     ):
         self.key = key
         self._client = client
@@ -87,12 +88,19 @@ class Actor:
         self._methods = methods
         self._async_methods = async_methods
         self._location = location
+        self._attributes = attributes | (location.attributes if location else frozenset())
 
     @classmethod
     def _from_future(cls, future: Future, actor_class: type) -> Actor:
         methods, async_methods = public_methods(actor_class)
         return cls(
-            future.key, future.client, future, actor_class.__qualname__, methods, async_methods
+            future._key,
+            future.client,
+            future,
+            actor_class.__qualname__,
+            methods,
+            async_methods,
+            attributes=public_attributes(actor_class, methods),
         )
 
     @classmethod
@@ -100,7 +108,7 @@ class Actor:
         from ..client.context import current_client
 
         client = current_client()
-        future = Future(location.key, client)
+        future = Future._attach(location.key, client)
         return cls(
             location.key,
             client,
@@ -130,12 +138,21 @@ class Actor:
         return future.result()
 
     def __dir__(self) -> list[str]:
-        return sorted(set(super().__dir__()) | self._methods)
+        """The handle's own names, and the actor's public methods and attributes (those
+        of its class; with a handle that came from the cluster, the instance's too)."""
+        return sorted(set(super().__dir__()) | self._methods | self._attributes)
 
     def __reduce__(self) -> tuple[Callable[..., Actor], tuple[Any, ...]]:
         return (
             _rebuild_actor,
-            (self.key, self._type_name, self._methods, self._async_methods, self._location),
+            (
+                self.key,
+                self._type_name,
+                self._methods,
+                self._async_methods,
+                self._location,
+                self._attributes,
+            ),
         )
 
     def __repr__(self) -> str:
@@ -148,11 +165,13 @@ def _rebuild_actor(
     methods: frozenset[str],
     async_methods: frozenset[str],
     location: ActorLocation | None,
+    attributes: frozenset[str] = frozenset(),
 ) -> Actor:
     from .context import current_client
 
     client = current_client()
-    return Actor(key, client, Future(key, client), type_name, methods, async_methods, location)
+    future = Future._attach(key, client)
+    return Actor(key, client, future, type_name, methods, async_methods, location, attributes)
 
 
 register_handle(Actor._from_location)

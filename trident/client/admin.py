@@ -13,12 +13,15 @@ import datetime
 import functools
 import inspect
 import logging
+import re
+import socket
 from collections.abc import Callable, Collection
 from typing import Any
 
 import anyio
 import trio
 
+from .._keys import decode_key, encode_key
 from .._profile import merge
 from .._versions import describe_mismatches, local_versions, version_mismatches
 from ..comm.rpc import PeerUnavailable
@@ -42,15 +45,44 @@ def worker_names(workers: Any) -> list[str] | None:
     return [str(w) for w in workers]
 
 
+def restriction_names(workers: Any) -> list[str] | None:
+    """`worker_names` for task restrictions: each host name also stands for its
+    addresses, so ``workers="localhost"`` or a machine's name matches every worker on
+    that host (the scheduler matches addresses, names and the hosts of addresses)."""
+    names = worker_names(workers)
+    if names is None:
+        return None
+    found = dict.fromkeys(names)
+    for name in names:
+        found.update(dict.fromkeys(_host_addresses(name)))
+    return list(found)
+
+
+_HOST_NAME = re.compile(r"[A-Za-z0-9.-]*[A-Za-z][A-Za-z0-9.-]*")
+
+
+@functools.lru_cache(maxsize=256)
+def _host_addresses(name: str) -> tuple[str, ...]:
+    """The IP addresses of `name` when it looks like a host name (not an address, not
+    an IP, not a number), else none; cached, as restrictions repeat."""
+    if not _HOST_NAME.fullmatch(name):
+        return ()
+    try:
+        infos = socket.getaddrinfo(name, None, proto=socket.IPPROTO_TCP)
+    except (OSError, UnicodeError):
+        return ()
+    return tuple(dict.fromkeys(str(info[4][0]) for info in infos))
+
+
 def _keys(futures: Any) -> list[str]:
-    """The keys of futures (and key strings) anywhere in `futures`."""
+    """The wire keys of futures (and of keys given as such) anywhere in `futures`."""
     if futures is None:
         return []
-    if isinstance(futures, str):
-        return [futures]
-    found = [f.key for f in futures_of(futures)]
+    if isinstance(futures, (str, bytes, int, float)):
+        return [encode_key(futures)]
+    found = [f._key for f in futures_of(futures)]
     if isinstance(futures, (list, tuple, set, frozenset)):
-        found.extend(k for k in futures if isinstance(k, str))
+        found.extend(encode_key(k) for k in futures if isinstance(k, (str, bytes, int, tuple)))
     return list(dict.fromkeys(found))
 
 
@@ -97,7 +129,7 @@ class ClusterAdministration(ClientBase):
         `workers` restricts the answer to some workers (addresses or names).
         """
         names = worker_names(workers)
-        return self._sync(self._core.request, lambda rid: m.HasWhatRequest(rid, names))
+        return self._sync(self._keys_by_worker, lambda rid: m.HasWhatRequest(rid, names))
 
     def processing(self, workers: Any = None) -> Any:
         """The tasks assigned to each worker and not finished: ``{address: [key, ...]}``.
@@ -105,7 +137,12 @@ class ClusterAdministration(ClientBase):
         Includes the tasks waiting for a thread there and the seceded ones.
         """
         names = worker_names(workers)
-        return self._sync(self._core.request, lambda rid: m.ProcessingRequest(rid, names))
+        return self._sync(self._keys_by_worker, lambda rid: m.ProcessingRequest(rid, names))
+
+    async def _keys_by_worker(self, build: Callable[[int], Any]) -> dict[str, list[Any]]:
+        """The answer ``{address: [wire key, ...]}`` to a request, with the user's keys."""
+        found = await self._core.request(build)
+        return {address: [decode_key(key) for key in keys] for address, keys in found.items()}
 
     def nbytes(self, keys: Any = None, summary: bool = True, **kwargs: Any) -> Any:
         """Bytes of the results in cluster memory.
@@ -115,16 +152,20 @@ class ClusterAdministration(ClientBase):
         prefix (``inc`` for ``inc-1f3a...``).
         """
         wanted = _keys(keys) if keys is not None else None
-        return self._sync(
-            self._core.request, lambda rid: m.NbytesRequest(rid, wanted, bool(summary))
-        )
+        return self._sync(self._nbytes, wanted, bool(summary))
+
+    async def _nbytes(self, keys: list[str] | None, summary: bool) -> dict[Any, int]:
+        found = await self._core.request(lambda rid: m.NbytesRequest(rid, keys, summary))
+        return found if summary else {decode_key(key): n for key, n in found.items()}
 
     def stacks(self, workers: Any = None) -> Any:
         """The tasks waiting for a thread on each worker, in the order they will start:
         ``{address: [key, ...]}``."""
-        return self._sync(
-            self._ask_workers, worker_names(workers), lambda rid: m.TaskQueueRequest(rid)
-        )
+        return self._sync(self._stacks, worker_names(workers))
+
+    async def _stacks(self, workers: list[str] | None) -> dict[str, list[Any]]:
+        found = await self._ask_workers(workers, lambda rid: m.TaskQueueRequest(rid))
+        return {address: [decode_key(key) for key in keys] for address, keys in found.items()}
 
     def call_stack(self, futures: Any = None, keys: Any = None) -> Any:
         """The call stacks of running tasks: ``{address: {key: [frame, ...]}}``.
@@ -148,7 +189,11 @@ class ClusterAdministration(ClientBase):
         if not addresses:
             return {}
         stacks = await self._ask_workers(addresses, lambda rid: m.CallStackRequest(rid, keys))
-        return {address: found for address, found in stacks.items() if found}
+        return {
+            address: {decode_key(key): frames for key, frames in found.items()}
+            for address, found in stacks.items()
+            if found
+        }
 
     async def _ask_workers(
         self, workers: list[str] | None, build: Callable[[int], Any]

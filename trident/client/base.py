@@ -115,6 +115,12 @@ class ClientBase:
         result, blocking the calling thread."""
         return self._bridge.run(async_fn, *args)
 
+    def _answer(self, value: dict[Any, Any]) -> dict[Any, Any]:
+        """`value` for a blocking client; for an asynchronous one the same dict, also
+        awaitable (`AwaitableDict`): every call that asks the cluster is awaited in dask,
+        even one trident answers from the client's own view."""
+        return AwaitableDict(value) if self.asynchronous else value
+
     def _check_open(self) -> None:
         if self._closed or self._core.status in ("closing", "closed"):
             raise RuntimeError(f"the client is {self.status}")
@@ -133,6 +139,16 @@ class ClientBase:
         The worker's client secedes the calling task there (see `worker_client`).
         """
         return self._bridge.waiting()
+
+
+class AwaitableDict(dict[Any, Any]):
+    """A dict that is also awaitable (to itself): what asynchronous clients return for
+    queries answered at once, so ``await client.ncores()`` works as in dask and so does
+    using the dict directly."""
+
+    def __await__(self) -> Generator[Any, None, dict[Any, Any]]:
+        return self
+        yield
 
 
 class _Done:

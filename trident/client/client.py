@@ -25,6 +25,7 @@ import sniffio
 
 from .. import _local_credentials as local_credentials
 from .._dashboard_url import dashboard_url
+from .._keys import decode_key, encode_key
 from .._loop_thread import in_trio_run
 from .._public import publish
 from .._scheduler_file import read_scheduler_file, write_scheduler_file
@@ -56,15 +57,34 @@ DEFAULT_TIMEOUT = 30.0
 _default_client: Client | None = None
 _default_lock = threading.Lock()
 _live_blocking_clients: weakref.WeakSet[Client] = weakref.WeakSet()
+#: every started client made with ``set_as_default=True``, oldest first: when the
+#: default closes, the newest one still open takes over (as in dask)
+_default_candidates: list[weakref.ref[Client]] = []
+
+
+def _is_open(client: Client | None) -> bool:
+    return client is not None and client.status not in ("closing", "closed")
+
+
+def _newest_open_candidate() -> Client | None:
+    """The newest started ``set_as_default`` client still open (call under the lock)."""
+    _default_candidates[:] = [ref for ref in _default_candidates if _is_open(ref())]
+    return _default_candidates[-1]() if _default_candidates else None
 
 
 def default_client() -> Client:
-    """The client most recently created with ``set_as_default=True`` and still open.
+    """The default client: the one most recently created with ``set_as_default=True``,
+    or, once it closed, the newest such client still open (as dask's).
 
     Raises `ValueError` if there is none.
     """
     client = _default_client
-    if client is None or client.status in ("closing", "closed"):
+    if _is_open(client):
+        assert client is not None
+        return client
+    with _default_lock:
+        client = _newest_open_candidate()
+    if client is None:
         raise ValueError("no trident client is running; create one with trident.Client()")
     return client
 
@@ -72,6 +92,8 @@ def default_client() -> Client:
 def _set_default(client: Client | None) -> None:
     global _default_client
     with _default_lock:
+        if client is not None:
+            _default_candidates.append(weakref.ref(client))
         _default_client = client
         use_as_dask_scheduler(client)
 
@@ -309,8 +331,13 @@ class Client(KernelMethods, GraphMethods, DatasetMethods):
         self._unset_default()
 
     def _unset_default(self) -> None:
-        if _default_client is self:
-            _set_default(None)
+        """This client closed: the newest other default client still open takes over."""
+        global _default_client
+        with _default_lock:
+            if _default_client is not self:
+                return
+            _default_client = _newest_open_candidate()
+            use_as_dask_scheduler(_default_client)
 
     def shutdown(self) -> Any:
         """Close the client; a cluster it started is closed too."""
@@ -354,7 +381,7 @@ class Client(KernelMethods, GraphMethods, DatasetMethods):
         self,
         func: Callable[..., Any],
         *args: Any,
-        key: str | None = None,
+        key: Any = None,
         workers: Any = None,
         resources: dict[str, float] | None = None,
         retries: int | None = None,
@@ -396,7 +423,7 @@ class Client(KernelMethods, GraphMethods, DatasetMethods):
             function_token,
             args,
             kwargs,
-            key,
+            encode_key(key) if key is not None else None,
             bool(pure if pure is not None else not actor),
             options,
         )
@@ -440,7 +467,7 @@ class Client(KernelMethods, GraphMethods, DatasetMethods):
         self,
         func: Callable[..., Any],
         *iterables: Iterable[Any],
-        key: str | list[str] | None = None,
+        key: str | list[Any] | None = None,
         workers: Any = None,
         retries: int | None = None,
         resources: dict[str, float] | None = None,
@@ -471,7 +498,7 @@ class Client(KernelMethods, GraphMethods, DatasetMethods):
         if isinstance(key, (list, tuple)):
             if len(key) != len(argument_tuples):
                 raise ValueError(f"map got {len(key)} keys for {len(argument_tuples)} tasks")
-            keys: list[str | None] = list(key)
+            keys: list[str | None] = [encode_key(k) for k in key]
             prefix = None
         else:
             keys = [None] * len(argument_tuples)
@@ -503,22 +530,29 @@ class Client(KernelMethods, GraphMethods, DatasetMethods):
         return self._sync(self._core.request, lambda rid: m.InfoRequest(rid))
 
     def who_has(self, futures: Any = None) -> Any:
-        """The workers holding each future's data: ``{key: [address, ...]}``."""
-        keys = (
-            [f.key for f in futures_of(futures)]
-            if futures is not None
-            else list(self._core.futures)
-        )
-        return self._sync(self._core.request, lambda rid: m.WhoHasRequest(rid, keys))
+        """The workers holding each future's data: ``{key: [address, ...]}``.
+
+        Without `futures`, every key the scheduler knows (of any client), as in dask: a
+        cancelled or released key is not listed. A coroutine if asynchronous.
+        """
+        keys = [f._key for f in futures_of(futures)] if futures is not None else None
+        return self._sync(self._who_has, keys)
+
+    async def _who_has(self, keys: list[str] | None) -> dict[Any, list[str]]:
+        found = await self._core.request(lambda rid: m.WhoHasRequest(rid, keys))
+        return {decode_key(key): addresses for key, addresses in found.items()}
 
     def nthreads(self, workers: Any = None) -> dict[str, int]:
-        """Threads per worker address (from the client's live view of the cluster)."""
+        """Threads per worker address (from the client's live view of the cluster);
+        awaitable for asynchronous clients, as in dask."""
         names = worker_names(workers)
-        return {
-            address: info.nthreads
-            for address, info in self._core.workers.items()
-            if names is None or address in names or info.name in names
-        }
+        return self._answer(
+            {
+                address: info.nthreads
+                for address, info in self._core.workers.items()
+                if names is None or address in names or info.name in names
+            }
+        )
 
     ncores = nthreads
 

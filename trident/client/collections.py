@@ -128,7 +128,7 @@ class GraphMethods(ResultMethods):
             if name != trident_key(key):
                 aliases[trident_key(key)] = name
             found = futures.get(name)
-            return found if found is not None else Future(name, client)
+            return found if found is not None else Future._attach(name, client)
 
         return map_keys(keys, future_of)
 
@@ -256,7 +256,7 @@ class GraphMethods(ResultMethods):
             name = aliases.get(name, name)
             state = futures.get(name)
             if state is not None and state.status in (PENDING, FINISHED):
-                replaced[key] = Future(name, client)
+                replaced[key] = Future._attach(name, client)
         if not replaced:
             return collection
         rebuild, arguments = collection.__dask_postpersist__()

@@ -66,6 +66,8 @@ logger = logging.getLogger("trident.client")
 #: Seconds between the client's heartbeats to the scheduler.
 HEARTBEAT_INTERVAL = 1.0
 HEARTBEAT = m.Heartbeat()
+#: Keys named in the warning about tasks no worker can run (the rest are counted).
+NO_WORKER_KEYS_SHOWN = 5
 
 
 class ClientCore:
@@ -137,6 +139,7 @@ class ClientCore:
             m.KeyErred: self._on_key_erred,
             m.KeysCancelled: self._on_keys_cancelled,
             m.KeysLost: self._on_keys_lost,
+            m.KeysWithoutWorker: self._on_keys_without_worker,
             m.WorkersChanged: self._on_workers_changed,
             m.Reply: self.requests.on_reply,
             m.RunResult: self.requests.on_answer,
@@ -511,6 +514,26 @@ class ClientCore:
             if fs is not None and fs.status == FINISHED:
                 self.transition(fs, fs.reset)
         self.actor_calls.keys_lost(msg.keys)
+
+    def _on_keys_without_worker(self, msg: m.KeysWithoutWorker) -> None:
+        """Say which tasks cannot run on any connected worker, with their restrictions,
+        rather than let them wait in silence (dask's ``no-worker`` state)."""
+        shown = []
+        for key in msg.keys[:NO_WORKER_KEYS_SHOWN]:
+            fs = self.futures.get(key)
+            spec = fs.spec if fs is not None else None
+            if spec is not None and (spec.workers is not None or spec.resources):
+                shown.append(f"{key} (workers={spec.workers}, resources={spec.resources})")
+            else:
+                shown.append(key)
+        more = len(msg.keys) - len(shown)
+        logger.warning(
+            "%d task(s) wait for a worker that satisfies their restrictions; no connected "
+            "worker does (they run once one joins): %s%s",
+            len(msg.keys),
+            ", ".join(shown),
+            f" and {more} more" if more > 0 else "",
+        )
 
     def _on_workers_changed(self, msg: m.WorkersChanged) -> None:
         for info in msg.added:

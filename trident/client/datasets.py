@@ -9,7 +9,7 @@ keys; other values are pickled leaves.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator, MutableMapping
+from collections.abc import AsyncIterator, Iterator, Mapping, MutableMapping
 from typing import TYPE_CHECKING, Any
 
 from ..protocol import messages as m
@@ -35,8 +35,15 @@ async def publish(client: Client, datasets: dict[str, Any], override: bool) -> N
         raise KeyError(f"datasets already exist: {', '.join(existing)} (use override=True)")
 
 
-async def unpublish(client: Client, name: str) -> None:
-    await client._core.request(lambda rid: m.UnpublishDataset(rid, name))
+async def unpublish(client: Client, names: list[str]) -> None:
+    await client._core.request(lambda rid: m.UnpublishDataset(rid, names))
+
+
+def dataset_name(name: Any) -> str:
+    """`name` if it is a dataset name (a string); `TypeError` otherwise."""
+    if not isinstance(name, str):
+        raise TypeError(f"dataset names are strings, not {type(name).__name__} ({name!r})")
+    return name
 
 
 async def list_names(client: Client) -> list[str]:
@@ -161,23 +168,35 @@ class DatasetMethods(ClientBase):
     ) -> Any:
         """Publish values under names, for every client of the cluster to get.
 
-        ``publish_dataset(value, name="x")`` or ``publish_dataset(x=value, y=other)``
-        (several positional values are published together as a tuple). Futures inside
-        stay alive while published. Raises `KeyError` if a name exists already, unless
-        `override`; nothing is published then. A coroutine if asynchronous.
+        ``publish_dataset(value, name="x")``, ``publish_dataset(x=value, y=other)`` or
+        ``publish_dataset({"x": value, "y": other})`` (several positional values with
+        `name` are published together as a tuple). Futures inside stay alive while
+        published. Raises `KeyError` if a name exists already, unless `override`;
+        nothing is published then. Raises `TypeError` for a name that is not a string
+        and `ValueError` for positional values without `name` other than one dict. A
+        coroutine if asynchronous.
         """
         found = dict(kwargs)
         if name is not None:
             if not args:
                 raise ValueError("publish_dataset(value, name='x') needs the value to publish")
-            found[name] = args[0] if len(args) == 1 else args
+            found[dataset_name(name)] = args[0] if len(args) == 1 else args
         elif args:
-            raise ValueError("publish_dataset needs name= for positional values")
+            if len(args) != 1 or not isinstance(args[0], Mapping):
+                raise ValueError(
+                    "publish_dataset without name= takes one {name: value} dict"
+                    " (or publish_dataset(value, name='x'))"
+                )
+            for key, value in args[0].items():
+                found[dataset_name(key)] = value
         return self._sync(publish, self, found, override)
 
-    def unpublish_dataset(self, name: str) -> Any:
-        """Remove the dataset `name` (if it exists); a coroutine if asynchronous."""
-        return self._sync(unpublish, self, name)
+    def unpublish_dataset(self, name: str | list[str]) -> Any:
+        """Remove the dataset `name`, or each dataset of a list of names (those that
+        exist). Raises `TypeError` for a name that is not a string. A coroutine if
+        asynchronous."""
+        names = list(name) if isinstance(name, (list, tuple, set)) else [name]
+        return self._sync(unpublish, self, [dataset_name(n) for n in names])
 
     def list_datasets(self) -> Any:
         """The names of the published datasets, sorted; a coroutine if asynchronous."""
@@ -186,10 +205,10 @@ class DatasetMethods(ClientBase):
     def get_dataset(self, name: str, default: Any = NO_DEFAULT) -> Any:
         """The dataset `name`, with futures bound to this client.
 
-        Returns `default` if there is no such dataset, else raises `KeyError`. A
-        coroutine if asynchronous.
+        Returns `default` if there is no such dataset, else raises `KeyError`
+        (`TypeError` for a name that is not a string). A coroutine if asynchronous.
         """
-        return self._sync(get, self, name, default)
+        return self._sync(get, self, dataset_name(name), default)
 
     def set_metadata(self, key: str | list[str], value: Any) -> Any:
         """Store a small value on the scheduler under `key` for any client to read.

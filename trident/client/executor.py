@@ -31,7 +31,7 @@ class _TaskFuture(concurrent.futures.Future):
         client = self.task.client
         if not self.task.done():
             if client.asynchronous:
-                client._core.call_soon(client._core.cancel_now, [self.task.key], False, None)
+                client._core.call_soon(client._core.cancel_now, [self.task._key], False, None)
             else:
                 client.cancel([self.task])
         return super().cancel()

@@ -21,6 +21,7 @@ import anyio
 import tblib
 
 from .._exceptions import CancelledError, FutureLostError
+from .._keys import decode_key, encode_key
 from .._public import publish
 from ..protocol.messages import ErrorInfo, TaskSpec
 from ..protocol.serialize import Serialized, loads, register_future_type
@@ -197,6 +198,10 @@ def load_exception(error: ErrorInfo, key: str) -> BaseException:
     return exc
 
 
+#: `Future._user_key` before the wire key was first decoded
+_UNDECODED: Any = object()
+
+
 class Future:
     """A remotely running computation, as in `concurrent.futures` and dask.distributed.
 
@@ -206,14 +211,16 @@ class Future:
     coroutine when the client is asynchronous.
     """
 
-    __slots__ = ("__weakref__", "_client", "_state", "key")
+    __slots__ = ("__weakref__", "_client", "_key", "_state", "_user_key")
 
     #: dask treats futures in graphs as references to their keys (its future protocol)
     __dask_future__ = True
+    #: where the pickler of task arguments finds the key as it travels
+    _wire_key_attribute = "_key"
 
     def __init__(
         self,
-        key: str,
+        key: Any,
         client: Client | None = None,
         inform: bool = True,
         state: FutureState | None = None,
@@ -221,23 +228,46 @@ class Future:
         from .client import default_client
 
         client = client if client is not None else default_client()
-        self.key = key
+        #: the key as it travels (see `trident._keys`); `key` is the user's
+        self._key = encode_key(key)
+        self._user_key = key
         self._client = client
-        self._state = client._core.acquire(key, inform=inform)
+        self._state = client._core.acquire(self._key, inform=inform)
 
     @classmethod
     def _adopt(cls, key: str, client: Client, state: FutureState) -> Future:
-        """Wrap a state whose reference the client already counted for us."""
+        """Wrap a state (of wire key `key`) whose reference the client already counted
+        for us."""
         future = cls.__new__(cls)
-        future.key = key
+        future._key = key
+        future._user_key = _UNDECODED
         future._client = client
         future._state = state
         return future
 
+    @classmethod
+    def _attach(cls, key: str, client: Client) -> Future:
+        """A future of the wire key `key` (``Future(key)`` takes the user's key)."""
+        future = cls.__new__(cls)
+        future._key = key
+        future._user_key = _UNDECODED
+        future._client = client
+        future._state = client._core.acquire(key, inform=True)
+        return future
+
+    @property
+    def key(self) -> Any:
+        """The task's key as the user gave it, with its type (a string, or a dask key
+        such as ``('x-abc', 0, 1)``)."""
+        user = self._user_key
+        if user is _UNDECODED:
+            user = self._user_key = decode_key(self._key)
+        return user
+
     def __del__(self) -> None:
         # Errors are impossible to report from here (interpreter shutdown, closed client).
         with contextlib.suppress(Exception):
-            self._client._core.release(self.key)
+            self._client._core.release(self._key)
 
     @property
     def client(self) -> Client:
@@ -343,7 +373,7 @@ class Future:
         return (Future, (self.key,))
 
     def __dask_tokenize__(self) -> tuple[str, str]:
-        return ("trident.Future", self.key)
+        return ("trident.Future", self._key)
 
     def __repr__(self) -> str:
         state = self._state

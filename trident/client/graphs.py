@@ -10,9 +10,10 @@ A graph maps keys to values. Two flavours are understood:
   ``Task`` nodes run as they are with the values of their dependencies, ``Alias``
   nodes name another key, ``DataNode`` nodes are literals (or futures).
 
-Keys may be strings or tuples (``("x", 0)``); a tuple key ``(name, i, j)`` becomes the
-trident key ``"name-(i,j)"`` (its prefix, for the dashboard and statistics, is the
-name). Aliases and futures need no task: they name the key they refer to. Every task
+Keys may be strings, bytes, numbers or tuples (``("x", 0)``); each travels as its
+reversible string form (`trident._keys.encode_key`: a tuple key as its ``repr``, whose
+prefix for the dashboard and statistics is the name's), and futures of the graph
+carry the key itself. Aliases and futures need no task: they name the key they refer to. Every task
 becomes one `TaskSpec`, and the whole graph is submitted as one `UpdateGraph`, in an
 order where dependencies come first (dask's own ordering when dask is installed).
 """
@@ -24,6 +25,8 @@ import sys
 from collections.abc import Callable, Hashable, Iterable, Mapping
 from typing import Any
 
+from .._keys import decode_key as key_of
+from .._keys import encode_key
 from .future import Future
 from .graph_tasks import Call, evaluate, identity, run_node
 
@@ -35,22 +38,24 @@ class KeyReference(Future):
     __slots__ = ()
 
     def __init__(self, key: str):
-        self.key = key
+        self._key = key
+        self._user_key = key_of(key)
 
     def __del__(self) -> None:
         pass
 
     def __repr__(self) -> str:
-        return f"<KeyReference {self.key}>"
+        return f"<KeyReference {self._key}>"
 
 
 def trident_key(key: Hashable) -> str:
-    """The trident key of a graph key (see the module docstring)."""
-    if isinstance(key, str):
-        return key
-    if isinstance(key, tuple) and key and isinstance(key[0], str):
-        return f"{key[0]}-({','.join(map(str, key[1:]))})"
-    return repr(key)
+    """The wire key of a graph key (see the module docstring): `encode_key`, so the
+    futures of the graph's keys have those keys, with their types. A key of another
+    type (dask refuses those) travels as the string of its ``repr``."""
+    try:
+        return encode_key(key)
+    except TypeError:
+        return encode_key(repr(key))
 
 
 def is_task(value: Any) -> bool:
@@ -111,10 +116,10 @@ class GraphPlan:
                     self._aliases[key] = value.target
                     return
             elif kind == "DataNode" and isinstance(value.value, Future):
-                self._aliases[key] = _FutureTarget(value.value.key)
+                self._aliases[key] = _FutureTarget(value.value._key)
                 return
         elif isinstance(value, Future):
-            self._aliases[key] = _FutureTarget(value.key)
+            self._aliases[key] = _FutureTarget(value._key)
             return
         elif not is_task(value) and _hashable(value) and value in self._graph and value != key:
             self._aliases[key] = value
@@ -159,7 +164,7 @@ class GraphPlan:
                 self.tasks[name] = TaskPlan(name, identity, (value.value,), set())
                 return
             references = {dep: KeyReference(self._name(dep, key)) for dep in value.dependencies}
-            needed = {ref.key for ref in references.values()}
+            needed = {ref._key for ref in references.values()}
             self.tasks[name] = TaskPlan(name, run_node, (value, references), needed)
             return
         dependencies: set[str] = set()
@@ -191,7 +196,7 @@ class GraphPlan:
         if kind is tuple:
             return tuple(self._argument(a, key, dependencies, nested) for a in arg)
         if isinstance(arg, Future):
-            dependencies.add(arg.key)
+            dependencies.add(arg._key)
         return arg
 
     # --- order ---------------------------------------------------------------------------

@@ -32,7 +32,7 @@ async def _failed_key(client: Client, futures: Any) -> str:
     failed = [f for f in found if f._state.status == ERROR]
     if not failed:
         raise ValueError("No errored futures passed")
-    return failed[0].key
+    return failed[0]._key
 
 
 async def _cause(client: Client, futures: Any) -> tuple[Callable[..., Any], Any, list[str]]:
@@ -59,7 +59,7 @@ async def futures_error(client: Client, futures: Any) -> tuple[Any, tuple, dict[
 async def failed_call(client: Client, futures: Any) -> tuple[Any, tuple, dict[str, Any]]:
     """``(function, args, kwargs)`` of the failed task, with its inputs fetched."""
     function, payload, dependencies = await _cause(client, futures)
-    inputs = [Future(key, client) for key in dependencies]
+    inputs = [Future._attach(key, client) for key in dependencies]
     values = await transfer.gather_values(client._core, [f._state for f in inputs])
     with loading_for(client):
         args, kwargs = loads_task_args(payload, values)

@@ -10,6 +10,7 @@ import contextlib
 from collections.abc import Iterator
 from typing import Any
 
+from .._keys import encode_key
 from . import transfer
 from .admin import worker_names
 from .base import NO_DEFAULT, ClientBase
@@ -93,15 +94,18 @@ class ResultMethods(ClientBase):
         """Move local data to workers and return futures pointing to it.
 
         A list/tuple/set gives a list of futures, a dict gives a dict of futures keyed
-        like the input, anything else a single future. ``broadcast=True`` copies every
+        like the input, a ``range``, an iterator or a generator a list of futures (one
+        per item, as dask does), anything else a single future. ``broadcast=True`` copies every
         item to every chosen worker; ``hash=True`` names data by its content so the same
         data scattered twice shares a key.
         """
         self._check_open()
         wait = self._timeout if timeout == NO_DEFAULT else float(timeout)
         names = worker_names(workers)
+        if isinstance(data, (range, Iterator)):
+            data = list(data)
         if isinstance(data, dict):
-            values, keys = list(data.values()), [str(k) for k in data]
+            values, keys = list(data.values()), [encode_key(k) for k in data]
         elif isinstance(data, (list, tuple, set, frozenset)):
             values, keys = list(data), None
         else:
@@ -147,5 +151,5 @@ class ResultMethods(ClientBase):
 
         Without `force`, keys another client still wants keep running for that client.
         """
-        keys = [f.key for f in futures_of(futures)]
+        keys = [f._key for f in futures_of(futures)]
         return self._sync(self._core.cancel, keys, force, reason)

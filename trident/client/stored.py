@@ -39,7 +39,7 @@ def unpack(client: Client, payload: Serialized, keys: list[str], handoff: int | 
     raises the unpickling error.
     """
     try:
-        futures = {key: Future(key, client) for key in keys}
+        futures = {key: Future._attach(key, client) for key in keys}
         with loading_for(client):
             args, _ = loads_task_args(payload, futures)
         return args[0]

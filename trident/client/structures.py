@@ -49,7 +49,7 @@ def futures_of(obj: Any, client: Any = None) -> list[Future]:
 
 
 def substitute(obj: Any, values: dict[str, Any], *, skip_missing: bool = False) -> Any:
-    """A copy of `obj` with each future replaced by ``values[future.key]``.
+    """A copy of `obj` with each future replaced by its value, ``values[wire key]``.
 
     With `skip_missing`, futures whose key is not in `values` are dropped from their
     container (the ``errors="skip"`` behaviour of `Client.gather`).
@@ -60,8 +60,8 @@ def substitute(obj: Any, values: dict[str, Any], *, skip_missing: bool = False) 
 
 def _substitute(obj: Any, values: dict[str, Any], skip: bool) -> Any:
     if isinstance(obj, Future):
-        if obj.key in values:
-            return values[obj.key]
+        if obj._key in values:
+            return values[obj._key]
         if skip:
             return _SKIP
         raise KeyError(obj.key)

@@ -91,7 +91,7 @@ class TaskGroup:
 
     def _cancel_unfinished(self, reason: str) -> None:
         with self._lock:
-            keys = [f.key for f in self._futures if f._state.status == PENDING]
+            keys = [f._key for f in self._futures if f._state.status == PENDING]
         if keys:
             self._client._core.cancel_now(keys, False, reason)
 

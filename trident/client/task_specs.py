@@ -13,11 +13,12 @@ from typing import Any
 
 import attrs
 
+from .._keys import encode_key
 from .._unique import unique_hex
 from ..protocol import messages as m
 from ..protocol.serialize import Serialized, dumps_function, dumps_task_args, token_of
 from ..protocol.unpicklable import unpicklable_error
-from .admin import worker_names
+from .admin import restriction_names
 
 #: Concurrent ``async def`` method calls per actor, unless `max_concurrency` says otherwise.
 DEFAULT_MAX_CONCURRENCY = 1000
@@ -78,9 +79,10 @@ def task_spec(
 ) -> m.TaskSpec:
     """The spec of the task ``func(*args, **kwargs)``.
 
-    Without a `key`, one is made from `prefix` (or the function's name) and either a
-    token of the function and arguments (`pure`) or a random id. Raises
-    `SerializationError` if the arguments cannot be pickled.
+    `key` is a wire key (`trident._keys.encode_key` of the user's). Without one, one is
+    made from `prefix` (or the function's name) and either a token of the function and
+    arguments (`pure`) or a random id. Raises `SerializationError` if the arguments
+    cannot be pickled.
     """
     try:
         payload, dependencies = dumps_task_args(args, kwargs)
@@ -94,6 +96,7 @@ def task_spec(
             key = f"{name}-{token_of(function_token, payload.header, *payload.buffers)}"
         else:
             key = f"{name}-{unique_hex()}"
+        key = encode_key(key)  # a prefix of the user's may read like an encoded key
     return m.TaskSpec(
         key,
         function_token,
@@ -101,7 +104,7 @@ def task_spec(
         dependencies,
         int(options.priority),
         int(options.retries or 0),
-        worker_names(options.workers),
+        restriction_names(options.workers),
         bool(options.allow_other_workers),
         dict(options.resources) if options.resources else None,
         float(options.timeout) if options.timeout is not None else None,

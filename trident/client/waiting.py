@@ -257,7 +257,7 @@ def fire_and_forget(obj: Any) -> None:
     """Run the tasks behind these futures to completion even after they are released."""
     by_client: dict[Any, list[str]] = defaultdict(list)
     for future in futures_of(obj):
-        by_client[future.client].append(future.key)
+        by_client[future.client].append(future._key)
     for client, keys in by_client.items():
         client._scheduler_link.enqueue(m.FireAndForget(keys))
         client._forget_submitted(keys)

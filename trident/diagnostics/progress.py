@@ -26,7 +26,10 @@ def progress(
     """Show the progress of futures until they are all done (dask's ``progress``).
 
     Arguments:
-        futures: futures, or collections holding futures (lists, dicts, ...).
+        futures: futures, or collections holding futures (lists, dicts, ...), or
+            persisted dask collections: their bars count every task of the graph
+            behind them (as dask's do), not only the outputs (text bars; a notebook
+            widget counts the outputs).
         notebook: draw ipywidgets bars (True), text bars (False), or decide (None:
             widgets inside a Jupyter kernel when ipywidgets is installed).
         multi: one bar per function (key prefix) instead of one overall bar.
@@ -52,18 +55,20 @@ def progress(
     own event loop.
     """
     found = futures_of(list(futures))
+    graph = any(hasattr(item, "__dask_graph__") for item in futures)
     if notebook is None:
         notebook = in_notebook() and widgets_available()
     if notebook:
         return ProgressWidget(ProgressTracker(found, complete), multi)
     if any(future.client.asynchronous for future in found):
-        return Progress(ProgressTracker(found, complete), multi, width, interval, file)
+        return Progress(ProgressTracker(found, complete, graph), multi, width, interval, file)
     if any(future.client._future_watch.in_loop_thread for future in found):
         raise RuntimeError("progress() cannot block inside the client's event loop")
-    tracker = ProgressTracker(found, complete)
+    tracker = ProgressTracker(found, complete, graph)
     bars = TextBars(multi, width, file)
     try:
         while True:
+            tracker.refresh_graph()
             update = tracker.snapshot()
             if update.complete:
                 break
@@ -106,6 +111,7 @@ class Progress:
         bars = TextBars(self._multi, self._width, self._file)
         try:
             while True:
+                await tracker.refresh_graph_async()
                 update = tracker.snapshot()
                 if update.complete:
                     break
@@ -123,6 +129,7 @@ class Progress:
         tracker = self._tracker
         try:
             while True:
+                await tracker.refresh_graph_async()
                 version, update = tracker.versioned_snapshot()
                 yield update
                 if update.complete:

@@ -21,6 +21,7 @@ import attrs
 
 from .._keys import key_prefix
 from ..client.future import CANCELLED, ERROR, LOST, Future, FutureState
+from ..protocol import messages as m
 
 logger = logging.getLogger("trident.client")
 
@@ -71,11 +72,15 @@ class ProgressTracker:
     Arguments:
         futures: the futures to track (duplicates count once).
         complete: also count futures already done now (False tracks only the rest).
+        graph: count every task behind the futures (the tasks they depend on too, as
+            dask's progress of a collection does), from the scheduler's view, brought
+            up to date by `refresh_graph` / `refresh_graph_async`; the futures still
+            decide when it is complete.
 
     Call `close` to stop listening.
     """
 
-    def __init__(self, futures: Iterable[Future], complete: bool = True):
+    def __init__(self, futures: Iterable[Future], complete: bool = True, graph: bool = False):
         self._start = time.monotonic()
         self._lock = threading.Lock()
         self._version = 0
@@ -85,9 +90,9 @@ class ProgressTracker:
         self._callbacks: list[Callable[[], None]] = []
         unique: dict[str, Future] = {}
         for future in futures:
-            unique.setdefault(future.key, future)
+            unique.setdefault(future._state.key, future)  # the key as it travels
         tracked = [f for f in unique.values() if complete or not f.done()]
-        self._groups: dict[str, str] = {f.key: key_prefix(f.key) for f in tracked}
+        self._groups: dict[str, str] = {f._state.key: key_prefix(f._state.key) for f in tracked}
         self._totals: dict[str, int] = {}
         for group in self._groups.values():
             self._totals[group] = self._totals.get(group, 0) + 1
@@ -96,6 +101,9 @@ class ProgressTracker:
         self._errors = 0
         self._done: dict[str, bool] = {}  # key -> failed?
         self._listening: list[tuple[Future, FutureState]] = []
+        self._graph_client = tracked[0].client if graph and tracked else None
+        #: per group, from the scheduler (graph mode, once refreshed)
+        self._graph_counts: dict[str, Counts] | None = None
         for future in tracked:
             state = future._state
             if future.client._future_watch.add_listener(state, self._on_transition):
@@ -163,13 +171,45 @@ class ProgressTracker:
                 name: Counts(counts[0], self._totals[name], counts[1])
                 for name, counts in self._counts.items()
             }
+            total = len(self._groups)
+            graph = self._graph_counts
+            if graph is not None:
+                finished = self._finished.is_set()
+                # Once every future is done, so is everything behind them.
+                groups = {
+                    name: Counts(c.total, c.total, c.errors) if finished else c
+                    for name, c in graph.items()
+                }
+                done = sum(c.done for c in groups.values())
+                total = sum(c.total for c in groups.values())
+                errors = sum(c.errors for c in groups.values())
         return version, ProgressUpdate(
             done=done,
-            total=len(self._groups),
+            total=total,
             errors=errors,
             elapsed=time.monotonic() - self._start,
             groups=groups,
         )
+
+    def refresh_graph(self) -> None:
+        """Graph mode: fetch the counts of every task behind the futures (blocks the
+        calling thread; a blocking client's). Does nothing otherwise."""
+        client = self._graph_client
+        if client is not None:
+            client._sync(self.refresh_graph_async)
+
+    async def refresh_graph_async(self) -> None:
+        """`refresh_graph` in the client's event loop. A checkpoint."""
+        client = self._graph_client
+        if client is None:
+            await anyio.lowlevel.checkpoint()
+            return
+        keys = list(self._groups)
+        found = await client._scheduler_link.request(lambda rid: m.GraphProgress(rid, keys))
+        counts = {prefix: Counts(*numbers) for prefix, numbers in found.items()}
+        with self._lock:
+            self._graph_counts = counts
+            self._version += 1
 
     @property
     def version(self) -> int:

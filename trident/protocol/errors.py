@@ -14,6 +14,34 @@ class ProtocolError(Exception):
     """
 
 
+class InvalidRequest(ProtocolError):
+    """A request whose tag is known but whose fields fail validation.
+
+    The request still carries a usable `request_id`, so the receiver can answer that
+    one request with an error instead of closing the connection (see `InvalidBatch`).
+    """
+
+    def __init__(self, reason: str, request_id: int):
+        self.reason = reason
+        self.request_id = request_id
+        super().__init__(reason)
+
+
+class InvalidBatch(ProtocolError):
+    """A packet whose messages all decoded except some requests (`InvalidRequest`).
+
+    Raised by `decode_batch` after decoding the rest: `messages` holds the valid
+    messages in order, `rejected` the invalid requests. A receiver that answers requests
+    handles the messages and answers each rejected request with an error; any other
+    receiver treats it as the `ProtocolError` it is and closes the connection.
+    """
+
+    def __init__(self, messages: list, rejected: list[InvalidRequest]):
+        self.messages = messages
+        self.rejected = rejected
+        super().__init__("; ".join(r.reason for r in rejected))
+
+
 class SerializationError(pickle.PicklingError, TypeError):
     """A value could not be pickled to travel to or from the cluster.
 

@@ -21,7 +21,7 @@ from typing import Any, TypeVar
 
 import attrs
 
-from .errors import ProtocolError
+from .errors import InvalidRequest, ProtocolError
 from .serialize import Serialized
 
 T = TypeVar("T")
@@ -92,7 +92,17 @@ def decode(item: Any) -> Any:
     cls = MESSAGE_TYPES.get(tag) if type(tag) is str else None
     if cls is None:
         raise ProtocolError(f"unknown message tag {tag!r}")
-    return getattr(cls, _DECODE_ATTR)(item)
+    try:
+        return getattr(cls, _DECODE_ATTR)(item)
+    except ProtocolError as exc:
+        # A request can be answered with the error; anything else ends the connection.
+        if (
+            len(item) > 1
+            and type(item[1]) is int
+            and getattr(cls, "_fields", ())[:1] == ("request_id",)
+        ):
+            raise InvalidRequest(str(exc), item[1]) from None
+        raise
 
 
 # --- compilation ---------------------------------------------------------------------

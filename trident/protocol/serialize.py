@@ -135,6 +135,7 @@ class _FutureRefPickler(pickle.Pickler):
     """Pickler that records `Future` objects as persistent ids naming their key."""
 
     future_type: type = type(None)
+    key_attribute = "key"
 
     def __init__(self, file: io.BytesIO, buffers: list[memoryview]):
         super().__init__(file, protocol=_PROTOCOL, buffer_callback=_buffer_collector(buffers))
@@ -142,7 +143,7 @@ class _FutureRefPickler(pickle.Pickler):
 
     def persistent_id(self, obj: object) -> str | None:
         if isinstance(obj, self.future_type):
-            key: str = obj.key  # type: ignore[attr-defined]
+            key: str = getattr(obj, self.key_attribute)
             self.dependencies[key] = None
             return key
         return None
@@ -152,6 +153,7 @@ class _CloudFutureRefPickler(_Pickler):
     """The cloudpickle flavour of `_FutureRefPickler`."""
 
     future_type: type = type(None)
+    key_attribute = "key"
 
     def __init__(self, file: io.BytesIO, buffers: list[memoryview]):
         super().__init__(file, protocol=_PROTOCOL, buffer_callback=_buffer_collector(buffers))
@@ -159,7 +161,7 @@ class _CloudFutureRefPickler(_Pickler):
 
     def persistent_id(self, obj: object) -> str | None:
         if isinstance(obj, self.future_type):
-            key: str = obj.key  # type: ignore[attr-defined]
+            key: str = getattr(obj, self.key_attribute)
             self.dependencies[key] = None
             return key
         return None
@@ -169,9 +171,13 @@ _ATOMIC_TYPES = frozenset({int, float, str, bytes, bool, type(None), complex})
 
 
 def register_future_type(future_type: type) -> None:
-    """Tell the argument pickler which class is a future (set once by the client package)."""
-    _FutureRefPickler.future_type = future_type
-    _CloudFutureRefPickler.future_type = future_type
+    """Tell the argument pickler which class is a future (set once by the client
+    package). Its instances' attribute named by the class's ``_wire_key_attribute``
+    (default ``key``) holds the key as it travels."""
+    key_attribute = getattr(future_type, "_wire_key_attribute", "key")
+    for pickler in (_FutureRefPickler, _CloudFutureRefPickler):
+        pickler.future_type = future_type
+        pickler.key_attribute = key_attribute
 
 
 def dumps_task_args(args: tuple, kwargs: Mapping[str, Any]) -> tuple[Serialized, list[str]]:

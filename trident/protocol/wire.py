@@ -17,7 +17,7 @@ from typing import Any
 
 import msgpack
 
-from .errors import ProtocolError
+from .errors import InvalidBatch, InvalidRequest, ProtocolError
 from .registry import decode, encode
 from .serialize import Serialized
 
@@ -132,7 +132,7 @@ def decode_batch(
     if type(envelope) is not list:
         raise ProtocolError(f"envelope must be an array, got {type(envelope).__name__}")
     try:
-        return [decode(item) for item in envelope]
+        return _decode_messages(envelope)
     except ProtocolError:
         if interruptible:  # free a large invalid envelope a slice at a time
             while envelope:
@@ -189,3 +189,18 @@ def parse_frame_lengths(
         if n > max_frame_bytes:
             raise ProtocolError(f"frame of {n} bytes exceeds the limit of {max_frame_bytes}")
     return lengths
+
+
+def _decode_messages(envelope: list) -> list[Any]:
+    """The messages of an envelope; `InvalidBatch` (after decoding the rest) when only
+    requests failed validation, `ProtocolError` for anything else invalid."""
+    messages = []
+    rejected: list[InvalidRequest] = []
+    for item in envelope:
+        try:
+            messages.append(decode(item))
+        except InvalidRequest as exc:
+            rejected.append(exc)
+    if rejected:
+        raise InvalidBatch(messages, rejected)
+    return messages

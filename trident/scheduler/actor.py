@@ -26,7 +26,7 @@ from ..comm.connection import Connection, ConnectionClosed
 from ..comm.streams import ByteStream, StreamClosed
 from ..comm.transports import describe, serve
 from ..protocol import messages as m
-from ..protocol.errors import ProtocolError
+from ..protocol.errors import InvalidBatch, ProtocolError
 from ..security import Security
 from .liveness import LivenessSettings
 from .state import InvalidMessage, SchedulerState
@@ -147,7 +147,7 @@ class Scheduler:
         """Listen and serve until cancelled (or `close` is called)."""
         logs = self.state.logs
         logs.claim_current_context()
-        logs.attach("trident")
+        logs.attach("trident", info_from=("trident.scheduler",))
         try:
             async with trio.open_nursery() as nursery:
                 self._cancel_scope = nursery.cancel_scope
@@ -161,6 +161,7 @@ class Scheduler:
                             self._handle_connection,
                         )
                     )
+                logger.info("scheduler: listening at %s", ", ".join(self.addresses))
                 if self._dashboard_address is not None:
                     await self._start_dashboard(nursery, self._dashboard_address)
                 task_status.started(self)
@@ -324,6 +325,15 @@ class Scheduler:
         scope.cancel()
         await ended.wait()
 
+    def _refuse_requests(self, peer_id: str, sender: BatchedSender, batch: InvalidBatch) -> None:
+        """Answer each request of a client's packet that failed validation with an error,
+        so the caller gets it and the connection (and its session) stays up."""
+        for rejected in batch.rejected:
+            logger.warning("scheduler: invalid request from %s: %s", peer_id, rejected.reason)
+        sender.send_now(
+            m.Reply(r.request_id, None, f"invalid request: {r.reason}") for r in batch.rejected
+        )
+
     async def _serve_peer(
         self, connection: Connection, peer_id: str, registration: Any, *, role: str
     ) -> None:
@@ -344,7 +354,13 @@ class Scheduler:
                 heard_from(peer_id, trio.current_time())
                 self._flush()
                 while True:
-                    messages = await connection.receive()
+                    try:
+                        messages = await connection.receive()
+                    except InvalidBatch as exc:
+                        if role != "client":
+                            raise
+                        messages = exc.messages
+                        self._refuse_requests(peer_id, sender, exc)
                     heard_from(peer_id, trio.current_time())
                     for msg in messages:
                         if type(msg) is m.Goodbye:

@@ -57,9 +57,10 @@ class DatasetState:
         self._reply(cs.client_id, msg.request_id, [])
 
     def _on_unpublish(self, cs: ClientRecord, msg: m.UnpublishDataset) -> None:
-        old = self.datasets.pop(msg.name, None)
-        if old is not None:
-            self._holds.release(old[1])
+        for name in msg.names:
+            old = self.datasets.pop(name, None)
+            if old is not None:
+                self._holds.release(old[1])
         self._reply(cs.client_id, msg.request_id, None)
 
     def _on_get(self, cs: ClientRecord, msg: m.GetDataset) -> None:

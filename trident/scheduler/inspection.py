@@ -13,9 +13,22 @@ from typing import TYPE_CHECKING, Any
 
 from .._versions import local_versions
 from ..protocol import messages as m
-from .records import MEMORY, ClientRecord, WorkerRecord
+from .records import (
+    ERRED,
+    MEMORY,
+    NO_WORKER,
+    PROCESSING,
+    QUEUED,
+    WAITING,
+    ClientRecord,
+    TaskRecord,
+    WorkerRecord,
+)
 from .replay import NoErrorCause, error_cause
 from .summary import scheduler_info
+
+#: The states of a task that has not run (yet): what graph progress counts as not done.
+_UNFINISHED = frozenset({WAITING, QUEUED, NO_WORKER, PROCESSING})
 
 if TYPE_CHECKING:
     from .state import SchedulerState
@@ -50,6 +63,7 @@ class ClusterQueries:
             m.HasWhatRequest: self._on_has_what,
             m.ProcessingRequest: self._on_processing,
             m.NbytesRequest: self._on_nbytes,
+            m.GraphProgress: self._on_graph_progress,
             m.VersionsRequest: self._on_versions,
             m.InfoRequest: self._on_info,
             m.ErrorCause: self._on_error_cause,
@@ -60,10 +74,13 @@ class ClusterQueries:
         self._send(cs.client_id, m.Reply(request_id, value, None))
 
     def _on_who_has(self, cs: ClientRecord, msg: m.WhoHasRequest) -> None:
-        found = {}
-        for key in msg.keys:
-            ts = self._tasks.get(key)
-            found[key] = [ws.address for ws in ts.who_has] if ts is not None else []
+        if msg.keys is None:
+            found = {key: [ws.address for ws in ts.who_has] for key, ts in self._tasks.items()}
+        else:
+            found = {}
+            for key in msg.keys:
+                ts = self._tasks.get(key)
+                found[key] = [ws.address for ws in ts.who_has] if ts is not None else []
         self._reply(cs, msg.request_id, found)
 
     def _on_has_what(self, cs: ClientRecord, msg: m.HasWhatRequest) -> None:
@@ -93,6 +110,23 @@ class ClusterQueries:
             self._reply(cs, msg.request_id, dict(totals))
         else:
             self._reply(cs, msg.request_id, {ts.key: ts.nbytes for ts in in_memory})
+
+    def _on_graph_progress(self, cs: ClientRecord, msg: m.GraphProgress) -> None:
+        counts: dict[str, list[int]] = defaultdict(lambda: [0, 0, 0])
+        seen: set[TaskRecord] = set()
+        stack = [self._tasks[key] for key in msg.keys if key in self._tasks]
+        while stack:
+            ts = stack.pop()
+            if ts in seen:
+                continue
+            seen.add(ts)
+            found = counts[ts.prefix]
+            found[1] += 1
+            if ts.state not in _UNFINISHED:
+                found[0] += 1
+                found[2] += ts.state == ERRED
+            stack.extend(ts.dependencies)
+        self._reply(cs, msg.request_id, dict(counts))
 
     def _on_versions(self, cs: ClientRecord, msg: m.VersionsRequest) -> None:
         self._reply(cs, msg.request_id, local_versions(msg.packages))

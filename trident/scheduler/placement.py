@@ -147,11 +147,19 @@ def has_room(ws: WorkerRecord, now: float) -> bool:
 def allowed_workers(
     ts: TaskRecord, workers: Mapping[str, WorkerRecord]
 ) -> Iterable[WorkerRecord] | None:
-    """Workers that satisfy the task's restrictions and resources (None: no constraint)."""
+    """Workers that satisfy the task's restrictions and resources (None: no constraint).
+
+    A restriction names a worker by address or name, or every worker of a host by the
+    host part of their addresses (as dask's host restrictions).
+    """
     pool: Iterable[WorkerRecord] | None = None
     if ts.restrictions is not None:
         names = ts.restrictions
-        pool = [ws for ws in workers.values() if ws.address in names or ws.name in names]
+        pool = [
+            ws
+            for ws in workers.values()
+            if ws.address in names or ws.name in names or ws.host in names
+        ]
         if not pool and ts.allow_other_workers:
             pool = None
     if ts.resources:

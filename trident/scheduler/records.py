@@ -202,6 +202,20 @@ class TaskRecord:
         return f"<TaskRecord {self.key!r} {self.state}>"
 
 
+def address_host(address: str) -> str:
+    """The host of a worker address: ``tcp://10.0.0.5:8786`` -> ``10.0.0.5`` (IPv6
+    without brackets). In-process workers live on this machine: ``127.0.0.1``."""
+    scheme, sep, rest = address.partition("://")
+    if not sep:
+        return ""
+    if scheme == "inproc":
+        return "127.0.0.1"
+    if rest.startswith("["):
+        return rest[1 : rest.find("]")]
+    host, colon, _ = rest.rpartition(":")
+    return host if colon else rest
+
+
 class WorkerRecord:
     """One connected worker, as the scheduler sees it."""
 
@@ -210,6 +224,7 @@ class WorkerRecord:
         "functions",
         "has_what",
         "heartbeat",
+        "host",
         "info",
         "last_seen",
         "long_running",
@@ -226,6 +241,8 @@ class WorkerRecord:
         self.info = info
         self.address = info.address
         self.name = info.name
+        #: the host part of the address, which restrictions may name (``workers="10.0.0.5"``)
+        self.host = address_host(info.address)
         self.nthreads = max(1, info.nthreads)
         #: task -> estimated seconds; insertion-ordered
         self.processing: dict[TaskRecord, float] = {}

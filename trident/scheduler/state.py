@@ -109,6 +109,9 @@ class SchedulerState:
         #: workers with at least one free thread, in the order they became free
         self.idle: dict[WorkerRecord, None] = {}
         self.no_worker: dict[TaskRecord, None] = {}
+        #: client id -> keys that went to no-worker since the last flush (see flush)
+        self._no_worker_news: defaultdict[str, list[str]] = defaultdict(list)
+        self._retrying_no_worker = False
         self.transitions = 0
         #: recent events ``(stimulus id, event, peer, subject)`` and flushes ``(stimulus
         #: id, "flush", transitions since the last flush, messages sent)``;
@@ -227,6 +230,10 @@ class SchedulerState:
             self._schedule_queued()
         if self.stealing.due:
             self.stealing.balance(self.clock())
+        if self._no_worker_news:
+            for client_id, keys in self._no_worker_news.items():
+                self._send(client_id, m.KeysWithoutWorker(keys))
+            self._no_worker_news.clear()
         out, self._outbox = self._outbox, defaultdict(list)
         out.pop(HOLDER_ID, None)  # the holder of stored keys is no peer
         transitions = self.transitions - self._flushed_transitions
@@ -320,9 +327,13 @@ class SchedulerState:
         if unknown:
             self._send(ws.address, m.FreeKeys(unknown))
         self._broadcast_to_clients(m.WorkersChanged([info], []))
-        for ts in list(self.no_worker):
-            del self.no_worker[ts]
-            self._compute(ts)
+        self._retrying_no_worker = True  # their clients were told already
+        try:
+            for ts in list(self.no_worker):
+                del self.no_worker[ts]
+                self._compute(ts)
+        finally:
+            self._retrying_no_worker = False
         self._queue_dirty = True
         self.stealing.due = True
 
@@ -598,8 +609,19 @@ class SchedulerState:
         if ws is None:
             ts.state = NO_WORKER
             self.no_worker[ts] = None
+            if self.workers and not self._retrying_no_worker:
+                self._tell_no_worker(ts)
         else:
             self._assign(ts, ws)
+
+    def _tell_no_worker(self, ts: TaskRecord) -> None:
+        """Workers are connected but none may run `ts`: tell the clients that want it
+        (or its dependents), once, in one `KeysWithoutWorker` per client and flush."""
+        clients = set(ts.who_wants)
+        for dependent in ts.dependents:
+            clients.update(dependent.who_wants)
+        for cs in clients:
+            self._no_worker_news[cs.client_id].append(ts.key)
 
     def _schedule_queued(self) -> None:
         """Hand queued root tasks, round robin, to the workers with room (`has_room`)."""

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 import trio
 
-from .._actor_location import ActorLocation, public_methods
+from .._actor_location import ActorLocation, public_attributes, public_methods
 from ..protocol import messages as m
 from ..protocol.failures import error_info
 from ..protocol.serialize import dumps, loads_task_args
@@ -109,6 +109,7 @@ class ActorHost:
             async_methods,
             options.max_restarts,
             restarts,
+            public_attributes(instance, methods),
         )
         hosted = HostedActor(location, instance, options.max_concurrency)
         thread = threading.Thread(

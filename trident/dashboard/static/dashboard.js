@@ -159,7 +159,8 @@ function renderTotals(s) {
   setText("stat-workers", fmtCount(s.workers));
   setText("stat-threads", fmtCount(s.threads));
   setText("stat-processing", fmtCount(tasks.processing || 0));
-  setText("stat-waiting", fmtCount((tasks.waiting || 0) + (tasks.queued || 0) + (tasks["no-worker"] || 0)));
+  setText("stat-waiting", fmtCount((tasks.waiting || 0) + (tasks.queued || 0)));
+  setText("stat-no-worker", fmtCount(tasks["no-worker"] || 0));
   setText("stat-memory-tasks", fmtCount(tasks.memory || 0));
   setText("stat-erred", fmtCount(tasks.erred || 0));
   setText("stat-finished", fmtCount(s.finished_total));

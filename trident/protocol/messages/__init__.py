@@ -57,6 +57,9 @@ from .client_scheduler import (
     Goodbye as Goodbye,
 )
 from .client_scheduler import (
+    GraphProgress as GraphProgress,
+)
+from .client_scheduler import (
     HasWhatRequest as HasWhatRequest,
 )
 from .client_scheduler import (
@@ -73,6 +76,9 @@ from .client_scheduler import (
 )
 from .client_scheduler import (
     KeysLost as KeysLost,
+)
+from .client_scheduler import (
+    KeysWithoutWorker as KeysWithoutWorker,
 )
 from .client_scheduler import (
     NbytesRequest as NbytesRequest,

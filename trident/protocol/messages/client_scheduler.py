@@ -129,11 +129,12 @@ class RestartRequest:
 
 @message("who-has")
 class WhoHasRequest:
-    """`Client.who_has`, `Client.gather`: which workers hold each key; answered by a `Reply`
-    with a key -> addresses map."""
+    """`Client.who_has`, `Client.gather`: which workers hold each key (every key the
+    scheduler knows when `keys` is None); answered by a `Reply` with a key -> addresses
+    map."""
 
     request_id: int
-    keys: list[str]
+    keys: list[str] | None
 
 
 @message("info")
@@ -175,6 +176,19 @@ class ProcessingRequest:
 
     request_id: int
     workers: list[str] | None
+
+
+@message("graph-progress")
+class GraphProgress:
+    """`trident.progress` of a collection: how far the tasks behind `keys` are (the keys
+    and every task they depend on, directly or not).
+
+    Answered by a `Reply` with ``{prefix: [done, total, erred]}``; a task is done
+    unless it is waiting, queued, without a worker or processing.
+    """
+
+    request_id: int
+    keys: list[str]
 
 
 @message("nbytes")
@@ -321,6 +335,15 @@ class KeysLost:
     keys: list[str]
 
 
+@message("no-worker")
+class KeysWithoutWorker:
+    """These tasks are ready, but no connected worker satisfies their restrictions
+    (``workers=``, ``resources=``): they wait in the ``no-worker`` state until one joins.
+    Sent once per task to the clients that want it or what depends on it."""
+
+    keys: list[str]
+
+
 @message("workers")
 class WorkersChanged:
     """Workers joined or left the cluster (keeps `Client.scheduler_info` and
@@ -368,6 +391,7 @@ ClientToScheduler = (
     | HasWhatRequest
     | ProcessingRequest
     | NbytesRequest
+    | GraphProgress
     | RunOnScheduler
     | RunOnNannies
     | ReplicateRequest
@@ -387,6 +411,7 @@ SchedulerToClient = (
     | KeyErred
     | KeysCancelled
     | KeysLost
+    | KeysWithoutWorker
     | WorkersChanged
     | RunResults
     | Published

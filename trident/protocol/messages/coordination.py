@@ -227,10 +227,11 @@ class PublishDatasets:
 
 @message("unpublish-dataset")
 class UnpublishDataset:
-    """`Client.unpublish_dataset`; answered by a `Reply` (None)."""
+    """`Client.unpublish_dataset`: remove the datasets `names` (those that exist);
+    answered by a `Reply` (None)."""
 
     request_id: int
-    name: str
+    names: list[str]
 
 
 @message("get-dataset")
