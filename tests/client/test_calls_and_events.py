@@ -8,6 +8,7 @@ import time
 
 import pytest
 import trio
+import trio.lowlevel
 
 from trident import Client
 
@@ -34,7 +35,7 @@ async def bounded_time():
 
 async def test_sync_runs_a_coroutine_function_in_the_clients_loop(trident_client):
     async def double(x):
-        await trio.sleep(0)
+        await trio.lowlevel.checkpoint()
         return 2 * x
 
     assert await trident_client.sync(double, 21) == 42
@@ -42,7 +43,7 @@ async def test_sync_runs_a_coroutine_function_in_the_clients_loop(trident_client
 
 async def test_run_coroutine_runs_on_every_worker(trident_client, trident_cluster):
     async def where(offset, dask_worker=None):
-        await trio.sleep(0)
+        await trio.lowlevel.checkpoint()
         return dask_worker.address + offset
 
     found = await trident_client.run_coroutine(where, "!")

@@ -38,10 +38,10 @@ from .coordination import CoordinationState
 from .data_movement import DataMovement
 from .datasets import DatasetState
 from .deaths import CONNECTION_CLOSED, WorkerDeaths
+from .diagnostics import Diagnostics
 from .dumps import ClusterDumps
 from .errors import InvalidMessage
 from .holds import HOLDER_ID, KeyHolds
-from .diagnostics import Diagnostics
 from .inspection import ClusterQueries
 from .invariants import check_invariants
 from .liveness import Liveness, LivenessSettings
