@@ -241,6 +241,27 @@ from .coordination import (
 from .coordination import (
     Withdraw as Withdraw,
 )
+from .diagnostics import (
+    DiagnosticsRequest as DiagnosticsRequest,
+)
+from .diagnostics import (
+    EventLogged as EventLogged,
+)
+from .diagnostics import (
+    EventsRequest as EventsRequest,
+)
+from .diagnostics import (
+    LogEvent as LogEvent,
+)
+from .diagnostics import (
+    RetryKeys as RetryKeys,
+)
+from .diagnostics import (
+    SubscribeEvents as SubscribeEvents,
+)
+from .diagnostics import (
+    TaskStreamRequest as TaskStreamRequest,
+)
 from .handshake import (
     PROTOCOL_VERSION as PROTOCOL_VERSION,
 )
@@ -402,25 +423,4 @@ from .scheduler_worker import (
 )
 from .scheduler_worker import (
     WorkerWelcome as WorkerWelcome,
-)
-from .diagnostics import (
-    DiagnosticsRequest as DiagnosticsRequest,
-)
-from .diagnostics import (
-    EventLogged as EventLogged,
-)
-from .diagnostics import (
-    EventsRequest as EventsRequest,
-)
-from .diagnostics import (
-    LogEvent as LogEvent,
-)
-from .diagnostics import (
-    RetryKeys as RetryKeys,
-)
-from .diagnostics import (
-    SubscribeEvents as SubscribeEvents,
-)
-from .diagnostics import (
-    TaskStreamRequest as TaskStreamRequest,
 )
