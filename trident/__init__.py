@@ -47,6 +47,8 @@ if TYPE_CHECKING:
     from .client.worker_client import worker_client as worker_client
     from .cluster.adaptive import Adaptive as Adaptive
     from .cluster.local import LocalCluster as LocalCluster
+    from .cluster.servers import Scheduler as Scheduler
+    from .cluster.servers import Worker as Worker
     from .coordination import Event as Event
     from .coordination import Lock as Lock
     from .coordination import MultiLock as MultiLock
@@ -58,9 +60,7 @@ if TYPE_CHECKING:
     from .diagnostics.progress import progress as progress
     from .protocol.errors import SerializationError as SerializationError
     from .protocol.failures import RemoteException as RemoteException
-    from .scheduler.actor import Scheduler as Scheduler
     from .security import Security as Security
-    from .worker.actor import Worker as Worker
     from .worker.context import get_worker as get_worker
     from .worker.secession import rejoin as rejoin
     from .worker.secession import secede as secede

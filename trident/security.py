@@ -165,6 +165,20 @@ class Security:
         )
 
     @classmethod
+    def temporary(cls, *, token: str | None = None) -> Security:
+        """TLS files made for this process in a fresh private temporary directory (removed
+        when the process exits), as dask's ``Security.temporary()``: for a
+        ``LocalCluster(security=Security.temporary())`` and its clients. Needs the
+        ``cryptography`` package (see `self_signed`)."""
+        import atexit
+        import shutil
+        import tempfile
+
+        directory = tempfile.mkdtemp(prefix="trident-tls-")
+        atexit.register(shutil.rmtree, directory, ignore_errors=True)
+        return cls.self_signed(directory, token=token)
+
+    @classmethod
     def self_signed(
         cls,
         directory: str | os.PathLike[str],

@@ -36,9 +36,11 @@ from .actor_handle import Actor
 from .admin import worker_names
 from .base import NO_DEFAULT
 from .bridge import OwnLoop
+from .calls import CallMethods
 from .collections import GraphMethods, use_as_dask_scheduler
 from .core import HEARTBEAT_INTERVAL, ClientCore
 from .datasets import DatasetMethods
+from .events import EventMethods
 from .future import Future
 from .kernels import KernelMethods
 from .local_cluster import LocalClusterLike, start_local_cluster
@@ -98,7 +100,7 @@ def _set_default(client: Client | None) -> None:
         use_as_dask_scheduler(client)
 
 
-class Client(KernelMethods, GraphMethods, DatasetMethods):
+class Client(KernelMethods, GraphMethods, DatasetMethods, CallMethods, EventMethods):
     """Connect to a trident cluster and run computations on it.
 
     Arguments:

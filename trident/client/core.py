@@ -51,7 +51,7 @@ from . import transfer
 from .actor_calls import ActorCalls
 from .callbacks import DoneCallbacks
 from .context import loading_for
-from .future import CANCELLED, FINISHED, LOST, PENDING, FutureState
+from .future import CANCELLED, ERROR, FINISHED, LOST, PENDING, FutureState
 from .outgoing import Release, batch_messages
 from .output import OutputPrinter
 from .reconnection import Reconnection
@@ -486,7 +486,8 @@ class ClientCore:
 
     def _on_key_done(self, msg: m.KeyDone) -> None:
         fs = self.futures.get(msg.key)
-        if fs is not None and fs.status in (PENDING, LOST):
+        # ERROR too: an erred task that `Client.retry` ran again (by any client) finished.
+        if fs is not None and fs.status in (PENDING, LOST, ERROR):
             self.transition(fs, fs.set_finished, msg.type_name, msg.nbytes, msg.value)
 
     def _on_key_erred(self, msg: m.KeyErred) -> None:

@@ -358,6 +358,10 @@ class Future:
         """Cancel the task on the cluster (and everything that depends on it)."""
         return self._client.cancel([self], force=force, reason=reason)
 
+    def retry(self) -> Any:
+        """Run this future's task again if it failed (see `Client.retry`)."""
+        return self._client.retry([self])
+
     def add_done_callback(self, fn: Callable[[Future], Any]) -> None:
         """Call ``fn(future)`` once the future is done (at once if it already is).
 

@@ -463,6 +463,13 @@ class LocalCluster:
         self.n_workers = len(staying)
         await runtime.scale_to(staying)
 
+    def get_logs(self, cluster: bool = True, scheduler: bool = True, workers: bool = True) -> Any:
+        """Recent log lines: ``{"Cluster": ..., "Scheduler": ..., address: ...}``, one
+        string per part, as dask's ``Cluster.get_logs``. A coroutine if asynchronous."""
+        from .logs import cluster_logs
+
+        return cluster_logs(self, (cluster, scheduler, workers))
+
     @property
     def scheduler_address(self) -> str:
         """The scheduler's address (TCP when worker processes or outside clients use it)."""

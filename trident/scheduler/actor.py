@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import logging
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from functools import partial
+from types import MappingProxyType
 from typing import Any, Protocol
 
 import trio
@@ -134,6 +135,19 @@ class Scheduler:
     def address(self) -> str:
         """The first address the scheduler listens on (available once serving)."""
         return self.addresses[0] if self.addresses else ""
+
+    @property
+    def tasks(self) -> Mapping[str, Any]:
+        """The tasks the scheduler knows, by key: a read-only view (dask's
+        ``dask_scheduler.tasks``; each record has ``key``, ``state``, ``who_has``)."""
+        return MappingProxyType(self.state.tasks)
+
+    @property
+    def workers(self) -> Mapping[str, Any]:
+        """The connected workers, by address: a read-only view (dask's
+        ``dask_scheduler.workers``; each record has ``address``, ``name``, ``nthreads``,
+        ``processing``, ``has_what``)."""
+        return MappingProxyType(self.state.workers)
 
     def __repr__(self) -> str:
         return (

@@ -89,6 +89,8 @@ class PendingRestart:
     restart_id: int
     waiting: set[str]
     replaced: list[WorkerRecord]
+    #: answer with ``{address: "OK"}`` (`Client.restart_workers`), not a summary
+    per_worker: bool = False
 
 
 class Nannies:
@@ -181,18 +183,29 @@ class Nannies:
         elif msg.address:
             self._death_reported(msg.address, msg.reason)
 
-    def restart(self, client_id: str, request_id: int, reason: str, *, wait: bool) -> None:
-        """Tell every nanny to replace its worker; answer the client when all did (or at
-        once if not `wait`)."""
+    def restart(
+        self,
+        client_id: str,
+        request_id: int,
+        reason: str,
+        *,
+        wait: bool,
+        nanny_ids: Iterable[str] | None = None,
+    ) -> None:
+        """Tell every nanny (or those of `nanny_ids`) to replace its worker; answer the
+        client when all did (or at once if not `wait`)."""
         restart_id = next(self._restart_ids)
+        chosen = set(self.records) if nanny_ids is None else set(nanny_ids)
         replaced = [
             self._workers[nanny.worker_address]
-            for nanny in self.records.values()
-            if nanny.worker_address in self._workers
+            for nanny_id, nanny in self.records.items()
+            if nanny_id in chosen and nanny.worker_address in self._workers
         ]
-        for nanny_id in self.records:
+        for nanny_id in chosen:
             self._send(nanny_id, m.RestartWorker(restart_id, reason))
-        pending = PendingRestart(client_id, request_id, restart_id, set(self.records), replaced)
+        pending = PendingRestart(
+            client_id, request_id, restart_id, chosen, replaced, nanny_ids is not None
+        )
         if wait:
             self.restarts.append(pending)
             self.finish_restarts()
@@ -200,7 +213,9 @@ class Nannies:
             self._answer(pending)
 
     def _answer(self, pending: PendingRestart) -> None:
-        value = {"restarted": len(pending.replaced), "workers": len(self._workers)}
+        value: dict[str, Any] = {"restarted": len(pending.replaced), "workers": len(self._workers)}
+        if pending.per_worker:
+            value = {ws.address: "OK" for ws in pending.replaced}
         self._send(pending.client_id, m.Reply(pending.request_id, value, None))
 
     def finish_restarts(self) -> None:

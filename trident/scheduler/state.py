@@ -38,6 +38,7 @@ from .coordination import CoordinationState
 from .data_movement import DataMovement
 from .datasets import DatasetState
 from .deaths import CONNECTION_CLOSED, WorkerDeaths
+from .diagnostics import Diagnostics
 from .dumps import ClusterDumps
 from .errors import InvalidMessage
 from .holds import HOLDER_ID, KeyHolds
@@ -141,6 +142,7 @@ class SchedulerState:
             m.RegisterScattered: self._on_register_scattered,
             m.WantKeys: self._on_want_keys,
             m.RestartRequest: self._on_restart,
+            m.RestartWorkersRequest: self._on_restart_workers,
             m.Heartbeat: _ignore,
         }
         self._worker_handlers: dict[type, Callable[[WorkerRecord, Any], None]] = {
@@ -169,6 +171,8 @@ class SchedulerState:
         self.uploads = Uploads(self.workers, self._send)
         self.remote_calls = RemoteCalls(self.workers, self.nannies, self._send, error_info_for)
         self.dumps = ClusterDumps(self, self._send)
+        #: events by topic, the task stream and retries (`Client.log_event`, ...)
+        self.diagnostics = Diagnostics(self, self._send)
         parts = (
             self.queries,
             self.output,
@@ -176,6 +180,7 @@ class SchedulerState:
             self.uploads,
             self.remote_calls,
             self.dumps,
+            self.diagnostics,
         )
         for part in parts:
             self._client_handlers.update(part.handlers())
@@ -279,6 +284,7 @@ class SchedulerState:
         self.liveness.client_left(client_id, for_good=True)
         self._outbox.pop(client_id, None)
         self.coordination.client_removed(client_id)
+        self.diagnostics.client_removed(client_id)
         self.holds.client_removed(client_id)
         self.data_movement.client_removed(client_id)
         self.uploads.client_removed(client_id)
@@ -498,6 +504,35 @@ class SchedulerState:
         self.clear_tasks(reason)
         self.nannies.restart(cs.client_id, msg.request_id, reason, wait=msg.wait_for_workers)
 
+    def _on_restart_workers(self, cs: ClientRecord, msg: m.RestartWorkersRequest) -> None:
+        """`Client.restart_workers`: have the nannies of these workers replace them.
+
+        Their running tasks and the results only they held are recomputed elsewhere, as
+        for any worker that leaves. Refused, restarting none, when a worker is unknown
+        or has no nanny.
+        """
+        by_name = {ws.name: address for address, ws in self.workers.items()}
+        nanny_of = self.nannies.nanny_of()
+        addresses = [by_name.get(w, w) for w in msg.workers]
+        unknown = [w for w, a in zip(msg.workers, addresses, strict=True) if a not in self.workers]
+        no_nanny = [a for a in addresses if a in self.workers and a not in nanny_of]
+        if unknown or no_nanny:
+            problems = []
+            if unknown:
+                problems.append(f"unknown workers {unknown}")
+            if no_nanny:
+                problems.append(f"workers without a nanny {no_nanny}")
+            self._send(cs.client_id, m.Reply(msg.request_id, None, "; ".join(problems)))
+            return
+        reason = f"restarted by Client.restart_workers ({cs.name or cs.client_id})"
+        self.nannies.restart(
+            cs.client_id,
+            msg.request_id,
+            reason,
+            wait=True,
+            nanny_ids=[nanny_of[a] for a in addresses],
+        )
+
     # --- graph updates ------------------------------------------------------------------
 
     def _on_update_graph(self, cs: ClientRecord, msg: m.UpdateGraph) -> None:
@@ -536,6 +571,28 @@ class SchedulerState:
                 for dep in ts.dependencies:
                     dep.add_dependent(ts)
             self._compute(ts)
+
+    def retry(self, keys: list[str]) -> None:
+        """Run the erred tasks among `keys` again (`Client.retry`), with the erred tasks
+        they depend on; keys that are not erred are left alone."""
+        erred: list[TaskRecord] = []
+        seen: set[TaskRecord] = set()
+        stack = [ts for key in keys if (ts := self.tasks.get(key)) is not None]
+        roots = [ts for ts in stack if ts.state == ERRED]
+        while stack:
+            ts = stack.pop()
+            if ts in seen or ts.state != ERRED:
+                continue
+            seen.add(ts)
+            erred.append(ts)
+            stack.extend(ts.dependencies)
+        for ts in erred:
+            ts.state = RELEASED
+            ts.error = None
+            self.transitions += 1
+        for ts in roots:
+            if ts.state == RELEASED:
+                self._compute(ts)
 
     def _order(self, priority: int) -> int:
         """Where a new task runs relative to others: higher `priority` first, then FIFO."""

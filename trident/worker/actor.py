@@ -256,6 +256,16 @@ class Worker:
         """A fresh stimulus id for an event of `kind` (unique within this worker)."""
         return f"{kind}-{next(self._stimuli)}"
 
+    @property
+    def status(self) -> str:
+        """``"init"`` until the worker serves, ``"running"`` (``"paused"`` while memory
+        holds new tasks back), then ``"closed"`` (dask's ``dask_worker.status``)."""
+        if self.stopped:
+            return "closed"
+        if self.state is None:
+            return "init"
+        return "paused" if self.state.paused else "running"
+
     def __repr__(self) -> str:
         return f"<Worker {self.address or 'not started'} nthreads={self.nthreads}>"
 

@@ -18,6 +18,8 @@ The modules, and the union type of each direction:
 - `common`: `Common`, the few messages that travel more than one way (heartbeats,
   replies, logs and versions requests, `Client.run` calls and their results, closing,
   task output).
+- `diagnostics`: events, the task stream and retries (`DiagnosticsRequest`, part of
+  `ClientToScheduler`) and `EventLogged`.
 - `records`: `Record`, the pieces nested in other messages and never sent alone.
 
 Every registered class is in exactly one of these unions (tests/protocol/test_messages.py).
@@ -103,6 +105,9 @@ from .client_scheduler import (
 )
 from .client_scheduler import (
     RestartRequest as RestartRequest,
+)
+from .client_scheduler import (
+    RestartWorkersRequest as RestartWorkersRequest,
 )
 from .client_scheduler import (
     ResumeClient as ResumeClient,
@@ -241,6 +246,27 @@ from .coordination import (
 )
 from .coordination import (
     Withdraw as Withdraw,
+)
+from .diagnostics import (
+    DiagnosticsRequest as DiagnosticsRequest,
+)
+from .diagnostics import (
+    EventLogged as EventLogged,
+)
+from .diagnostics import (
+    EventsRequest as EventsRequest,
+)
+from .diagnostics import (
+    LogEvent as LogEvent,
+)
+from .diagnostics import (
+    RetryKeys as RetryKeys,
+)
+from .diagnostics import (
+    SubscribeEvents as SubscribeEvents,
+)
+from .diagnostics import (
+    TaskStreamRequest as TaskStreamRequest,
 )
 from .handshake import (
     PROTOCOL_VERSION as PROTOCOL_VERSION,

@@ -6,6 +6,7 @@ from ..registry import message
 from ..serialize import Serialized
 from .common import RunFunction, RunResult
 from .coordination import CoordinationRequest, Published
+from .diagnostics import DiagnosticsRequest, EventLogged
 from .records import ErrorInfo, TaskSpec, WorkerInfo
 
 #: The clients workers run for their tasks (`get_client`, actor handles) register under
@@ -122,6 +123,17 @@ class RestartRequest:
 
     request_id: int
     wait_for_workers: bool
+
+
+@message("restart-workers")
+class RestartWorkersRequest:
+    """Client -> scheduler (`Client.restart_workers`): have the nannies of `workers`
+    (addresses) replace them; other tasks and workers are left alone. Answered by a
+    `Reply` with ``{address: "OK"}`` once each was replaced, or an error naming workers
+    unknown or without a nanny (then none is restarted)."""
+
+    request_id: int
+    workers: list[str]
 
 
 # --- client -> scheduler: questions about the cluster ---
@@ -385,6 +397,7 @@ ClientToScheduler = (
     | RegisterScattered
     | WantKeys
     | RestartRequest
+    | RestartWorkersRequest
     | WhoHasRequest
     | InfoRequest
     | ErrorCause
@@ -400,6 +413,7 @@ ClientToScheduler = (
     | UploadFile
     | DumpClusterState
     | CoordinationRequest
+    | DiagnosticsRequest
 )
 
 #: Everything the scheduler sends a client (besides `Common` messages).
@@ -415,4 +429,5 @@ SchedulerToClient = (
     | WorkersChanged
     | RunResults
     | Published
+    | EventLogged
 )
