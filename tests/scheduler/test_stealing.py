@@ -20,7 +20,8 @@ def stranded(h: TimedHarness) -> tuple[str, str]:
         ws = h.state.workers[idle]
         (running,) = ws.running
         h.finish(running.key, 0.01)
-    assert h.on(busy)[0] == "g-0" and len(h.on(busy)) > 1
+    assert h.on(busy)[0] == "g-0"
+    assert len(h.on(busy)) > 1
     return busy, idle
 
 
@@ -50,8 +51,11 @@ def test_confirmed_recalls_move_and_refused_ones_stay():
     assert h.on(busy) == ["g-0", started]
     assert sorted(h.on(idle)) == sorted(dropped)
     stealing = h.state.stealing
-    assert stealing.moved == len(dropped) and stealing.refused == 1
-    assert not stealing.in_flight and not stealing.incoming and not stealing.outgoing
+    assert stealing.moved == len(dropped)
+    assert stealing.refused == 1
+    assert not stealing.in_flight
+    assert not stealing.incoming
+    assert not stealing.outgoing
     # the moved tasks finish on the thief and reach the client once
     for key in h.on(idle):
         out = h.finish(key, 0.01)
@@ -80,7 +84,8 @@ def test_an_answer_to_an_older_recall_moves_nothing():
     queued = h.on(busy)[1:]
     out = h.worker_message(busy, m.TasksRecalled(request - 1, queued, []))
     assert not run_keys(out)
-    assert h.on(busy)[1:] == queued and len(h.state.stealing.in_flight) == len(queued)
+    assert h.on(busy)[1:] == queued
+    assert len(h.state.stealing.in_flight) == len(queued)
 
 
 def test_a_released_task_forgets_its_recall():

@@ -208,7 +208,8 @@ class WorkStealing:
     def validate(self) -> None:
         """Every steal in flight is of a task still on its victim's books."""
         for ts, steal in self.in_flight.items():
-            assert ts.state == PROCESSING and ts.processing_on is steal.victim, (ts, steal)
+            assert ts.state == PROCESSING, (ts, steal)
+            assert ts.processing_on is steal.victim, (ts, steal)
             assert ts in steal.victim.processing, ts
         for side in (self.incoming, self.outgoing):
             for amount in side.values():
