@@ -33,6 +33,12 @@ def pid() -> int:
     return os.getpid()
 
 
+async def apid() -> int:
+    import os
+
+    return os.getpid()
+
+
 class Tally:
     def __init__(self) -> None:
         self.n = 0
@@ -78,13 +84,16 @@ AWAITED: dict[str, Arguments] = {
     "gather": lambda ctx: ((ctx.done,), {}),
     "get": call({"x": (inc, 1)}, "x"),
     "get_dataset": call("dataset", default=None),
+    "get_events": call("async-methods"),
     "get_futures_error": lambda ctx: ((ctx.failed,), {}),
     "get_metadata": call("meta", default=None),
     "get_scheduler_logs": call(),
+    "get_task_stream": call(),
     "get_versions": call(),
     "get_worker_logs": call(),
     "has_what": call(),
     "list_datasets": call(),
+    "log_event": call("async-methods", {"n": 1}),
     "nbytes": call(),
     "ncores": call(),
     "nthreads": call(),
@@ -95,7 +104,11 @@ AWAITED: dict[str, Arguments] = {
     "retire_workers": call(workers=[]),
     "recreate_error_locally": lambda ctx: ((ctx.failed,), {}),
     "replicate": lambda ctx: ((ctx.done,), {}),
+    # no such worker: with raise_for_error=False the error is the answer
+    "restart_workers": call(["no-such-worker"], raise_for_error=False),
+    "retry": lambda ctx: ((ctx.failed,), {}),
     "run": call(pid),
+    "run_coroutine": call(apid),
     "run_on_scheduler": call(pid),
     "scatter": call([1, 2]),
     "scheduler_info": call(),
@@ -123,11 +136,15 @@ AWAITABLE_NOT_AWAITED: dict[str, Arguments] = {
 IMMEDIATE: dict[str, Arguments] = {
     "actor": call(Tally),
     "get_executor": call(),
+    "get_restrictions": call([], None, False),
     "map": call(inc, [1, 2]),
     "normalize_collection": lambda ctx: ((delayed_inc(),), {}),
     "persist": lambda ctx: ((delayed_inc(),), {}),
     "submit": call(inc, 1),
+    "subscribe_topic": call("async-methods", print),
+    "sync": call(pid),
     "task_group": call(),
+    "unsubscribe_topic": call("async-methods"),
     "write_scheduler_file": lambda ctx: ((str(ctx.tmp / "scheduler.json"),), {}),
 }
 

@@ -15,7 +15,6 @@ from typing import TYPE_CHECKING, Any
 
 import anyio
 import msgpack
-import yaml
 
 from ..protocol import messages as m
 
@@ -36,11 +35,22 @@ async def dump_cluster_state(
     """
     if format not in SUFFIXES:
         raise ValueError(f"format must be one of {sorted(SUFFIXES)}, not {format!r}")
+    if format == "yaml":
+        _yaml()  # fail before asking the cluster anything
     names = [str(name) for name in exclude]
     state = await core.request(lambda rid: m.DumpClusterState(rid, names))
     path = str(filename) + SUFFIXES[format]
     await anyio.to_thread.run_sync(write_cluster_dump, state, path, format)
     return path
+
+
+def _yaml() -> Any:
+    """PyYAML, imported only for YAML dumps (it is not one of trident's dependencies)."""
+    try:
+        import yaml
+    except ImportError:
+        raise ImportError("format='yaml' needs PyYAML: pip install pyyaml") from None
+    return yaml
 
 
 def write_cluster_dump(state: dict[str, Any], path: str, format: str) -> None:
@@ -50,14 +60,14 @@ def write_cluster_dump(state: dict[str, Any], path: str, format: str) -> None:
             file.write(msgpack.packb(state, use_bin_type=True))
     else:
         with open(path, "w", encoding="utf-8") as file:
-            yaml.safe_dump(state, file, sort_keys=False)
+            _yaml().safe_dump(state, file, sort_keys=False)
 
 
 def load_cluster_dump(path: str) -> dict[str, Any]:
     """Read a dump written by `Client.dump_cluster_state` (either format)."""
     if path.endswith(".yaml"):
         with open(path, encoding="utf-8") as file:
-            loaded: dict[str, Any] = yaml.safe_load(file)
+            loaded: dict[str, Any] = _yaml().safe_load(file)
         return loaded
     with gzip.open(path, "rb") as file:
         data: dict[str, Any] = msgpack.unpackb(file.read(), raw=False, strict_map_key=False)
