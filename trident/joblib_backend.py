@@ -33,8 +33,7 @@ from joblib.parallel import AutoBatchingMixin, ParallelBackendBase
 from .client.client import Client
 from .client.future import Future
 from .client.worker_client import get_client
-from .worker.context import current_job
-from .worker.secession import rejoin, secede
+from .worker.secession import seceded_for_block
 
 __all__ = ["BACKEND_NAME", "TridentBackend", "register"]
 
@@ -159,14 +158,8 @@ class TridentBackend(AutoBatchingMixin, ParallelBackendBase):
     def retrieval_context(self) -> Iterator[None]:
         """Inside a task, leave the worker's thread slot while joblib waits for results
         (so nested ``Parallel`` calls cannot deadlock the worker)."""
-        if current_job() is None:
+        with seceded_for_block():
             yield
-            return
-        secede()
-        try:
-            yield
-        finally:
-            rejoin()
 
 
 def register() -> None:
