@@ -144,14 +144,14 @@ def test_the_installed_command_runs():
     result = trident("up", "--workers", "many")
     assert result.returncode == 2
     assert result.stderr == (
-        "trident up: error: argument --workers: expected an integer >= 0, got 'many' "
-        "(see trident up --help)\n"
+        "trident up: error: argument --workers/--nworkers/--n-workers: "
+        "expected an integer >= 0, got 'many' (see trident up --help)\n"
     )
 
 
 COMMAND_OPTIONS = {
     (): ["up", "scheduler", "worker", "info", "examples", "--version"],
-    ("up",): ["--workers", "--nthreads", "--threads", "--memory-limit", "--resources",
+    ("up",): ["--workers", "--nworkers", "--nthreads", "--threads", "--memory-limit", "--resources",
               "--local-directory", "--heartbeat-interval", "--host", "--port",
               "--interface", "--protocol", "--scheduler-file", "--dashboard-address",
               "--dashboard-port", "--no-dashboard", "--preload", "--pid-file", "--token",
@@ -200,6 +200,12 @@ def test_threads_is_an_alias_of_nthreads():
         args = parser.parse_args([command, "--threads", "3"])
         assert args.nthreads == 3
         assert parser.parse_args([command, "--nthreads", "3"]).nthreads == 3
+
+
+def test_up_takes_dasks_names_for_the_worker_count():
+    parser = build_parser()
+    for spelling in ("--workers", "--nworkers", "--n-workers"):
+        assert parser.parse_args(["up", spelling, "3"]).workers == 3
 
 
 def test_dashboard_addresses(tmp_path):

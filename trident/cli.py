@@ -409,6 +409,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     up.add_argument(
         "--workers",
+        "--nworkers",  # dask worker's name for it
+        "--n-workers",  # LocalCluster(n_workers=)
+        dest="workers",
         metavar="N",
         type=_positive(0),
         help="worker processes (default: from the CPU count)",
