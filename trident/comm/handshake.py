@@ -78,18 +78,22 @@ class ServerRefused(AuthenticationError):
         self.proven = proven
 
 
-def _binding(
-    label: bytes, roles: str, server_nonce: bytes, peer_nonce: bytes, server_id: str
+def _proof(
+    label: bytes,
+    token: str,
+    role: str,
+    server_role: str,
+    server_nonce: bytes,
+    peer_nonce: bytes,
+    server_id: str,
+    extra: bytes = b"",
 ) -> bytes:
-    return b"|".join([label + roles.encode(), server_nonce, peer_nonce, server_id.encode()])
-
-
-def _roles(role: str, server_role: str) -> str:
-    return f"{role}|{server_role}"
-
-
-def _mac(token: str, message: bytes) -> bytes:
-    return hmac.new(token.encode(), message, hashlib.sha256).digest()
+    """HMAC of the token over one direction's `label`, both roles, both nonces, the
+    server id and `extra`: a proof is valid for that connection and direction alone."""
+    message = b"|".join(
+        [label + f"{role}|{server_role}".encode(), server_nonce, peer_nonce, server_id.encode()]
+    )
+    return hmac.new(token.encode(), message + extra, hashlib.sha256).digest()
 
 
 def peer_proof(
@@ -101,8 +105,7 @@ def peer_proof(
     server_id: str,
 ) -> bytes:
     """The peer's proof of `token` in its `Hello` (peer -> server)."""
-    roles = _roles(role, server_role)
-    return _mac(token, _binding(_PEER_TO_SERVER, roles, server_nonce, peer_nonce, server_id))
+    return _proof(_PEER_TO_SERVER, token, role, server_role, server_nonce, peer_nonce, server_id)
 
 
 def server_proof(
@@ -114,8 +117,7 @@ def server_proof(
     server_id: str,
 ) -> bytes:
     """The server's proof of `token` in its `Welcome` (server -> peer)."""
-    roles = _roles(role, server_role)
-    return _mac(token, _binding(_SERVER_TO_PEER, roles, server_nonce, peer_nonce, server_id))
+    return _proof(_SERVER_TO_PEER, token, role, server_role, server_nonce, peer_nonce, server_id)
 
 
 def refusal_proof(
@@ -128,9 +130,16 @@ def refusal_proof(
     reason: str,
 ) -> bytes:
     """The server's proof of `token` in a `Refused` that answers a `Hello`."""
-    roles = _roles(role, server_role)
-    binding = _binding(_SERVER_REFUSED, roles, server_nonce, peer_nonce, server_id)
-    return _mac(token, binding + b"|" + reason.encode())
+    return _proof(
+        _SERVER_REFUSED,
+        token,
+        role,
+        server_role,
+        server_nonce,
+        peer_nonce,
+        server_id,
+        b"|" + reason.encode(),
+    )
 
 
 async def accept(
