@@ -144,6 +144,7 @@ class AsyncioActorLoop:
         A checkpoint: cancelling the wait cancels the coroutine in the loop (its
         ``finally`` blocks run there) without waiting for it to end.
         """
+        await trio.lowlevel.checkpoint_if_cancelled()  # a forgotten actor cancels first
         if self._closed:
             raise RuntimeError("the actor's asyncio loop is closed")
 
