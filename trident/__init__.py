@@ -57,7 +57,9 @@ if TYPE_CHECKING:
     from .coordination import Semaphore as Semaphore
     from .coordination import Sub as Sub
     from .coordination import Variable as Variable
+    from .diagnostics.performance import performance_report as performance_report
     from .diagnostics.progress import progress as progress
+    from .diagnostics.task_stream import get_task_stream as get_task_stream
     from .protocol.errors import SerializationError as SerializationError
     from .protocol.failures import RemoteException as RemoteException
     from .security import Security as Security
@@ -106,7 +108,9 @@ __all__ = [
     "fire_and_forget",
     "futures_of",
     "get_client",
+    "get_task_stream",
     "get_worker",
+    "performance_report",
     "progress",
     "rejoin",
     "secede",

@@ -49,6 +49,8 @@ EXPORTS = {
     "Sub": "trident.coordination",
     "Variable": "trident.coordination",
     "progress": "trident.diagnostics.progress",
+    "get_task_stream": "trident.diagnostics.task_stream",
+    "performance_report": "trident.diagnostics.performance",
     "SerializationError": "trident.protocol.errors",
     "Scheduler": "trident.cluster.servers",
     "Security": "trident.security",
