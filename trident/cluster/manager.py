@@ -337,6 +337,10 @@ class ClusterManager(abc.ABC):
             async with trio.open_nursery() as starting:
                 for name in new:
                     starting.start_soon(self._start_one, name)
+        # Started concurrently: keep them in the order of their names' creation, so
+        # that scaling down stops the newest first.
+        started = {name: self._workers.pop(name) for name in new if name in self._workers}
+        self._workers.update(started)
 
     async def _start_one(self, name: str) -> None:
         self._workers[name] = await self._start_worker(name)
