@@ -294,3 +294,67 @@ def test_a_host_that_drops_mid_run_loses_no_result(ssh_hosts):
     assert report["total"] == sum(range(1, 401))  # exact: the lost results were recomputed
     assert report["cluster_workers"] == 1
     assert report["scheduler_workers"] == 1
+
+
+CLI_CLIENT = textwrap.dedent(
+    """
+    import json, sys
+    from trident import Client
+
+    def inc(x):
+        return x + 1
+
+    with Client(scheduler_file=sys.argv[1], timeout=30) as client:
+        client.wait_for_workers(3, timeout=60)
+        total = client.submit(sum, client.map(inc, range(100))).result()
+        names = sorted(w["name"] for w in client.scheduler_info()["workers"].values())
+        print(json.dumps({"total": total, "names": names}))
+    """
+)
+
+
+def test_trident_up_ssh_runs_a_cluster_until_sigterm(ssh_hosts):
+    network, directory = ssh_hosts.network, ssh_hosts.directory
+    settings = ssh_hosts.settings()
+    scheduler_file = directory / "scheduler.json"
+    command = [
+        sys.executable, "-m", "trident", "up", "--ssh", ",".join(settings["hosts"]),
+        "--workers", "3", "--ssh-key", settings["key"],
+        "--ssh-option", f"UserKnownHostsFile={settings['known_hosts']}",
+        "--remote-python", settings["python"], "--scheduler-file", str(scheduler_file),
+    ]  # fmt: skip
+    log_path = directory / "up.log"
+    with open(log_path, "wb") as log:
+        up = subprocess.Popen(
+            network.command("client", *command), stdout=log, stderr=subprocess.STDOUT
+        )
+    try:
+        deadline = time.monotonic() + 60
+        while "press Ctrl-C" not in log_path.read_text():
+            assert up.poll() is None, log_path.read_text()
+            assert time.monotonic() < deadline, log_path.read_text()
+            time.sleep(0.1)
+        banner = log_path.read_text()
+        assert f"scheduler on {network.address('sched')}" in banner
+        assert json.loads(scheduler_file.read_text())["credential"] not in banner
+        (directory / "cli_client.py").write_text(CLI_CLIENT)
+        result = subprocess.run(
+            network.command(
+                "client", sys.executable, str(directory / "cli_client.py"), str(scheduler_file)
+            ),
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        assert result.returncode == 0, result.stderr + log_path.read_text()
+        report = json.loads(result.stdout)
+        assert report == {"total": sum(range(1, 101)), "names": ["0", "1", "2"]}
+    finally:
+        up.send_signal(signal.SIGTERM)
+        up.wait(timeout=60)
+    assert "trident up stopped" in log_path.read_text()
+    assert not scheduler_file.exists()
+    deadline = time.monotonic() + 20
+    while ssh_hosts.remote_processes():
+        assert time.monotonic() < deadline, ssh_hosts.remote_processes()
+        time.sleep(0.2)
