@@ -358,3 +358,96 @@ def test_trident_up_ssh_runs_a_cluster_until_sigterm(ssh_hosts):
     while ssh_hosts.remote_processes():
         assert time.monotonic() < deadline, ssh_hosts.remote_processes()
         time.sleep(0.2)
+
+
+def test_a_host_ssh_cannot_reach_fails_the_start_with_ssh_s_own_words():
+    if shutil.which("ssh") is None:
+        unavailable("needs OpenSSH's ssh client")
+    with pytest.raises(RuntimeError, match=r"scheduler on 127\.0\.0\.1 exited:\n.*refused"):
+        trident.SSHCluster(
+            ["127.0.0.1", "127.0.0.1"],
+            connect_options={"port": 1, "known_hosts": None},  # nothing listens on port 1
+        )
+
+
+def test_connect_options_become_ssh_options_and_unknown_ones_are_refused():
+    from trident.cluster.ssh import ssh_command
+
+    command = ssh_command(
+        "node1",
+        "python3 -m trident.cluster.ssh_remote",
+        {"port": 2222, "username": "me", "client_keys": "~/.ssh/k", "options": {"ProxyJump": "b"}},
+    )
+    assert command[-2:] == ["node1", "python3 -m trident.cluster.ssh_remote"]
+    assert "BatchMode=yes" in command
+    assert "ProxyJump=b" in command
+    assert command[command.index("-p") + 1] == "2222"
+    assert command[command.index("-l") + 1] == "me"
+    assert command[command.index("-i") + 1] == "~/.ssh/k"
+    with pytest.raises(TypeError, match="password"):
+        trident.SSHCluster(["a", "b"], connect_options={"password": "no"})
+
+
+CHAOS_SCRIPT = PRELUDE + textwrap.dedent(
+    """
+    from benchmarks.chaos import Graph
+
+    graph = Graph(leaves=256, partitions=16)
+    with cluster(allowed_failures=10) as c, Client(c) as client:
+        print("computing", flush=True)
+        started = time.monotonic()
+        value = graph.submit(client).result(timeout=180)
+        report["seconds"] = time.monotonic() - started
+        report["tasks"] = len(graph)
+        report["correct"] = value == graph.expected()
+    print(json.dumps(report))
+    """
+)
+
+
+#: Seconds between two kills: a restarted worker gets time to come back (this is the
+#: default of ``nox -s chaos``).
+KILL_INTERVAL = 3.0
+
+
+def test_the_chaos_graph_is_exact_while_remote_worker_processes_are_killed(ssh_hosts):
+    """The chaos proof (`benchmarks/chaos.py`) through SSHCluster: worker processes on
+    the ssh hosts are killed with SIGKILL while the graph computes; their nannies
+    restart them and the scheduler recomputes what they held."""
+    network, directory = ssh_hosts.network, ssh_hosts.directory
+    (directory / "chaos.py").write_text(CHAOS_SCRIPT)
+    client = subprocess.Popen(
+        network.command(
+            "client", sys.executable, str(directory / "chaos.py"), json.dumps(ssh_hosts.settings())
+        ),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    kills = 0
+    try:
+        assert client.stdout is not None
+        assert client.stdout.readline().strip() == "computing", client.stderr.read()
+        pause = 0.5  # the first kill soon, then one every KILL_INTERVAL seconds
+        while client.poll() is None:
+            time.sleep(pause)
+            pause = KILL_INTERVAL
+            victims = [
+                pid
+                for host in ("w1", "w2")
+                for pid in network.pids(host)
+                if "trident.deploy.worker_process" in _cmdline(pid)
+            ]
+            if victims and client.poll() is None:
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(victims[kills % len(victims)], signal.SIGKILL)
+                    kills += 1
+        out, err = client.communicate(timeout=60)
+    finally:
+        if client.poll() is None:
+            client.kill()
+            client.wait()
+    assert client.returncode == 0, err
+    report = json.loads(out.strip().splitlines()[-1])
+    assert report["correct"], report
+    assert kills >= 1

@@ -236,10 +236,10 @@ class ClusterManager(abc.ABC):
         self._loop = LoopThread.acquire()
         try:
             self._loop.start_service(self._serve)
-        except BaseException:
+        except BaseException as exc:
             self._loop.release()
             self._loop = None
-            raise
+            raise _alone(exc) from None
         self.status = "running"
 
     async def _start_async(self) -> None:
@@ -254,7 +254,7 @@ class ClusterManager(abc.ABC):
                 await nursery.start(self._serve)
             except BaseException as exc:
                 await self._nursery_manager.__aexit__(type(exc), exc, exc.__traceback__)
-                raise
+                raise _alone(exc) from None
             self.status = "running"
         else:
             self._use_other_loop()
@@ -546,6 +546,14 @@ class ClusterManager(abc.ABC):
             return self
 
         return start().__await__()
+
+
+def _alone(exc: BaseException) -> BaseException:
+    """The one error inside nested exception groups (why a start failed, as the
+    caller of a constructor expects it), else `exc` itself."""
+    while isinstance(exc, BaseExceptionGroup) and len(exc.exceptions) == 1:
+        exc = exc.exceptions[0]
+    return exc
 
 
 publish(globals())
