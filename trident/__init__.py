@@ -47,8 +47,10 @@ if TYPE_CHECKING:
     from .client.worker_client import worker_client as worker_client
     from .cluster.adaptive import Adaptive as Adaptive
     from .cluster.local import LocalCluster as LocalCluster
+    from .cluster.manager import ClusterManager as ClusterManager
     from .cluster.servers import Scheduler as Scheduler
     from .cluster.servers import Worker as Worker
+    from .cluster.ssh import SSHCluster as SSHCluster
     from .coordination import Event as Event
     from .coordination import Lock as Lock
     from .coordination import MultiLock as MultiLock
@@ -79,6 +81,7 @@ __all__ = [
     "AuthenticationError",
     "CancelledError",
     "Client",
+    "ClusterManager",
     "DependencyError",
     "Event",
     "Future",
@@ -92,6 +95,7 @@ __all__ = [
     "Queue",
     "RemoteException",
     "Reschedule",
+    "SSHCluster",
     "Scheduler",
     "SchedulerError",
     "SchedulerLostError",

@@ -40,6 +40,8 @@ EXPORTS = {
     "wait": "trident.client.waiting",
     "Adaptive": "trident.cluster.adaptive",
     "LocalCluster": "trident.cluster.local",
+    "ClusterManager": "trident.cluster.manager",
+    "SSHCluster": "trident.cluster.ssh",
     "Event": "trident.coordination",
     "Lock": "trident.coordination",
     "MultiLock": "trident.coordination",
