@@ -480,6 +480,20 @@ def build_parser() -> argparse.ArgumentParser:
         help="how long the worker (and its nanny) keep trying to reach a lost scheduler "
         f"before they exit (default: {RECONNECT_TIMEOUT:g})",
     )
+    worker.add_argument(
+        "--lifetime",
+        metavar="DURATION",
+        type=_duration,
+        help="after this long (e.g. 55m), ask the scheduler to retire the worker: its "
+        "data moves to other workers, then it stops (for batch jobs: under the walltime)",
+    )
+    worker.add_argument(
+        "--lifetime-stagger",
+        metavar="DURATION",
+        type=_duration,
+        default=0.0,
+        help="move the lifetime by a random amount up to this, either way (default: 0)",
+    )
     _add_network(worker, what="with a free port; instead of --listen-address")
     _add_process(worker, preload_help="run in the worker process")
     _add_client_security(worker)
@@ -728,6 +742,8 @@ def _worker(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
         listen_address=listen_address,
         contact_address=args.contact_address,
         reconnect_timeout=args.reconnect_timeout,
+        lifetime=args.lifetime,
+        lifetime_stagger=args.lifetime_stagger,
     )
     _serve(run_worker, address, config=config, security=security, nanny=args.nanny, out=sys.stdout)
 
