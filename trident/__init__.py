@@ -57,6 +57,10 @@ if TYPE_CHECKING:
     from .coordination import Semaphore as Semaphore
     from .coordination import Sub as Sub
     from .coordination import Variable as Variable
+    from .deploy.jobqueue.cluster import LSFCluster as LSFCluster
+    from .deploy.jobqueue.cluster import PBSCluster as PBSCluster
+    from .deploy.jobqueue.cluster import SGECluster as SGECluster
+    from .deploy.jobqueue.cluster import SLURMCluster as SLURMCluster
     from .diagnostics.progress import progress as progress
     from .protocol.errors import SerializationError as SerializationError
     from .protocol.failures import RemoteException as RemoteException
@@ -82,14 +86,18 @@ __all__ = [
     "Future",
     "FutureLostError",
     "KilledWorker",
+    "LSFCluster",
     "LocalCluster",
     "Lock",
     "MultiLock",
+    "PBSCluster",
     "ProtocolError",
     "Pub",
     "Queue",
     "RemoteException",
     "Reschedule",
+    "SGECluster",
+    "SLURMCluster",
     "Scheduler",
     "SchedulerError",
     "SchedulerLostError",

@@ -13,7 +13,6 @@ import json
 import logging
 import os
 import secrets
-import socket
 import sys
 import tempfile
 import time
@@ -32,7 +31,7 @@ from ._version import __version__
 from .cluster.local import DEFAULT_DASHBOARD_PORT, available_cpus, default_layout
 from .comm.address import AddressError, format_address, parse_address
 from .comm.liveness import RECONNECT_TIMEOUT
-from .comm.routes import is_loopback, is_unspecified
+from .comm.routes import interface_address, is_loopback, is_unspecified
 from .deploy.scheduler_files import default_scheduler_file
 from .security import Security, split_credential, token_from_environment
 from .sizes import parse_duration, parse_memory
@@ -151,24 +150,6 @@ def _dashboard_host_port(text: str) -> str:
             f"invalid dashboard address {text!r} (expected HOST:PORT, :PORT or PORT)"
         ) from None
     return f"{host}:{port}"
-
-
-def interface_address(name: str) -> str:
-    """The IPv4 address (else the IPv6 one) of the network interface `name`.
-
-    Raises `ValueError` naming the interfaces there are when `name` is not one of them
-    or has no IP address.
-    """
-    interfaces = psutil.net_if_addrs()
-    if name not in interfaces:
-        raise ValueError(
-            f"no network interface {name!r} (there are: {', '.join(sorted(interfaces))})"
-        )
-    for family in (socket.AF_INET, socket.AF_INET6):
-        for address in interfaces[name]:
-            if address.family == family:
-                return address.address.split("%")[0]
-    raise ValueError(f"network interface {name!r} has no IP address")
 
 
 @contextlib.contextmanager
