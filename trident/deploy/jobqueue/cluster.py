@@ -75,6 +75,11 @@ GONE_GRACE = 10.0
 COMMAND_TIMEOUT = 60.0
 
 
+def _expanded(path: str | os.PathLike[str] | None) -> str | None:
+    """`path` with ``~`` expanded here: batch directives and quoted arguments do not."""
+    return None if path is None else os.path.expanduser(os.fspath(path))
+
+
 class JobSubmissionError(RuntimeError):
     """The batch system's submit command failed or printed no job id."""
 
@@ -190,9 +195,7 @@ class JobQueueCluster(ClusterManager):
         self.job_name = name
         self.interface = interface
         self.shared_directory = Path(
-            shared_directory
-            if shared_directory is not None
-            else Path.home() / ".trident" / "jobqueue"
+            _expanded(shared_directory) or Path.home() / ".trident" / "jobqueue"
         )
         self.scheduler_file = self.shared_directory / f"{name}-{secrets.token_hex(6)}.json"
         self._spec = JobSpec(
@@ -208,8 +211,8 @@ class JobQueueCluster(ClusterManager):
             job_script_prologue=job_script_prologue,
             worker_extra_args=worker_extra_args,
             interface=interface,
-            local_directory=None if local_directory is None else os.fspath(local_directory),
-            log_directory=None if log_directory is None else os.fspath(log_directory),
+            local_directory=_expanded(local_directory),
+            log_directory=_expanded(log_directory),
             python=python or sys.executable,
             scheduler_file=str(self.scheduler_file),
             lifetime=lifetime_seconds,
