@@ -195,3 +195,15 @@ async def test_the_scheduler_serves_its_dashboard_here(tmp_path, commands):
         assert cluster.scheduler is not None
         assert cluster.dashboard_link.startswith("http://127.0.0.1:")
         assert repr(cluster).startswith("SLURMCluster('tcp://127.0.0.1:")
+
+
+async def test_a_cancel_command_that_cannot_run_is_logged_not_raised(tmp_path, commands):
+    commands.install("bsub", ANSWERS["bsub"])  # and no bkill anywhere on the PATH
+    async with LSFCluster(**options(tmp_path), cancel_command_extra=[]) as cluster:
+        cluster.system = type(cluster.system)()
+        cluster.system.cancel_command = ("no-such-bkill-command",)
+        await cluster.scale(jobs=1)
+        await cluster.scale(jobs=0)
+        assert cluster.jobs == {}
+        logs = await cluster.get_logs(scheduler=False, workers=False)
+        assert "cancelling job 3000" in logs["Cluster"]

@@ -322,7 +322,11 @@ class JobQueueCluster(ClusterManager):
     async def _stop_worker(self, name: str, handle: Job) -> None:
         args = self.system.cancel_args([handle.job_id])
         args[1:1] = self._cancel_extra
-        result = await self._run(args)
+        try:
+            result = await self._run(args)
+        except (OSError, trio.TooSlowError) as exc:  # never fatal to the cluster
+            self._log(f"cancelling job {handle.job_id} ({name}): {exc!r}")
+            return
         if result.returncode == 0:
             self._log(f"cancelled job {handle.job_id} ({name})")
         else:  # most often: the job already ended
