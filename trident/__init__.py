@@ -59,6 +59,10 @@ if TYPE_CHECKING:
     from .coordination import Semaphore as Semaphore
     from .coordination import Sub as Sub
     from .coordination import Variable as Variable
+    from .deploy.jobqueue.cluster import LSFCluster as LSFCluster
+    from .deploy.jobqueue.cluster import PBSCluster as PBSCluster
+    from .deploy.jobqueue.cluster import SGECluster as SGECluster
+    from .deploy.jobqueue.cluster import SLURMCluster as SLURMCluster
     from .diagnostics.performance import performance_report as performance_report
     from .diagnostics.progress import progress as progress
     from .diagnostics.task_stream import get_task_stream as get_task_stream
@@ -87,14 +91,18 @@ __all__ = [
     "Future",
     "FutureLostError",
     "KilledWorker",
+    "LSFCluster",
     "LocalCluster",
     "Lock",
     "MultiLock",
+    "PBSCluster",
     "ProtocolError",
     "Pub",
     "Queue",
     "RemoteException",
     "Reschedule",
+    "SGECluster",
+    "SLURMCluster",
     "SSHCluster",
     "Scheduler",
     "SchedulerError",

@@ -13,7 +13,6 @@ import json
 import logging
 import os
 import secrets
-import socket
 import sys
 import tempfile
 import time
@@ -32,7 +31,7 @@ from ._version import __version__
 from .cluster.local import DEFAULT_DASHBOARD_PORT, available_cpus, default_layout
 from .comm.address import AddressError, format_address, parse_address
 from .comm.liveness import RECONNECT_TIMEOUT
-from .comm.routes import is_loopback, is_unspecified
+from .comm.routes import interface_address, is_loopback, is_unspecified
 from .deploy.scheduler_files import default_scheduler_file
 from .security import Security, split_credential, token_from_environment
 from .sizes import parse_duration, parse_memory
@@ -158,24 +157,6 @@ def _dashboard_host_port(text: str) -> str:
             f"invalid dashboard address {text!r} (expected HOST:PORT, :PORT or PORT)"
         ) from None
     return f"{host}:{port}"
-
-
-def interface_address(name: str) -> str:
-    """The IPv4 address (else the IPv6 one) of the network interface `name`.
-
-    Raises `ValueError` naming the interfaces there are when `name` is not one of them
-    or has no IP address.
-    """
-    interfaces = psutil.net_if_addrs()
-    if name not in interfaces:
-        raise ValueError(
-            f"no network interface {name!r} (there are: {', '.join(sorted(interfaces))})"
-        )
-    for family in (socket.AF_INET, socket.AF_INET6):
-        for address in interfaces[name]:
-            if address.family == family:
-                return address.address.split("%")[0]
-    raise ValueError(f"network interface {name!r} has no IP address")
 
 
 @contextlib.contextmanager
@@ -510,6 +491,20 @@ def build_parser() -> argparse.ArgumentParser:
         default=RECONNECT_TIMEOUT,
         help="how long the worker (and its nanny) keep trying to reach a lost scheduler "
         f"before they exit (default: {RECONNECT_TIMEOUT:g})",
+    )
+    worker.add_argument(
+        "--lifetime",
+        metavar="DURATION",
+        type=_duration,
+        help="after this long (e.g. 55m), ask the scheduler to retire the worker: its "
+        "data moves to other workers, then it stops (for batch jobs: under the walltime)",
+    )
+    worker.add_argument(
+        "--lifetime-stagger",
+        metavar="DURATION",
+        type=_duration,
+        default=0.0,
+        help="move the lifetime by a random amount up to this, either way (default: 0)",
     )
     _add_network(worker, what="with a free port; instead of --listen-address")
     _add_process(worker, preload_help="run in the worker process")
@@ -853,6 +848,8 @@ def _worker(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
         listen_address=listen_address,
         contact_address=args.contact_address,
         reconnect_timeout=args.reconnect_timeout,
+        lifetime=args.lifetime,
+        lifetime_stagger=args.lifetime_stagger,
     )
     _serve(run_worker, address, config=config, security=security, nanny=args.nanny, out=sys.stdout)
 

@@ -188,6 +188,7 @@ class SchedulerState:
         self._worker_handlers[m.TaskSeceded] = self._on_task_seceded
         self._worker_handlers[m.TaskRescheduled] = self._on_task_rescheduled
         self._worker_handlers[m.ReplicasAcquired] = self.data_movement.on_replicas_acquired
+        self._worker_handlers[m.WorkerRetiring] = self.data_movement.on_worker_retiring
         self._worker_handlers[m.FileStored] = self.uploads.on_file_stored
         self._worker_handlers[m.WorkerStateDumped] = self.dumps.on_worker_dumped
         #: queued tasks moving from busy workers to idle ones (issue 16)
