@@ -40,6 +40,7 @@ EXPORTS = {
     "wait": "trident.client.waiting",
     "Adaptive": "trident.cluster.adaptive",
     "LocalCluster": "trident.cluster.local",
+    "KubeCluster": "trident.cluster.kube.cluster",
     "Event": "trident.coordination",
     "Lock": "trident.coordination",
     "MultiLock": "trident.coordination",
