@@ -20,6 +20,7 @@ import textwrap
 import kubernetes
 import kubernetes_validate
 import pytest
+import trio
 
 from trident import Client, KubeCluster, LocalCluster, Security
 from trident.cluster.kube import objects
@@ -47,7 +48,9 @@ def scheduler_behind_kubectl(tmp_path, monkeypatch):
     """A real scheduler (one in-process worker) and a `kubectl` on the PATH whose
     ``port-forward`` reports that scheduler's port (and dashboard port) as forwarded,
     records its arguments, and runs until killed."""
-    with LocalCluster(n_workers=1, processes=False, threads_per_worker=1, protocol="tcp") as local:
+    with LocalCluster(
+        n_workers=1, processes=False, threads_per_worker=1, protocol="tcp", dashboard_address=None
+    ) as local:
         port = local.scheduler_address.rsplit(":", 1)[1]
         argv_file = tmp_path / "kubectl-argv.json"
         script = tmp_path / "kubectl"
@@ -249,4 +252,20 @@ def test_inside_a_cluster_the_scheduler_is_reached_by_its_service_name(fake_api)
         assert cluster.scheduler_address == f"tcp://inside-scheduler.{NS}:8786"
         assert cluster.dashboard_link.startswith(f"http://inside-scheduler.{NS}:8787/")
         assert cluster.workers == {}
+    assert fake.objects == {}
+
+
+async def test_an_asynchronous_kube_cluster_in_a_trio_program(fake_api):
+    fake, api = fake_api
+    with trio.fail_after(30):
+        async with KubeCluster(
+            "aio", n_workers=1, port_forward_cluster_ip=False, api=api, asynchronous=True
+        ) as cluster:
+            (first,) = cluster.workers.values()
+            await cluster.scale(2)
+            assert fake.objects[NS, "Deployment", "aio-worker"]["spec"]["replicas"] == 2
+            pods = sorted(h.pod for h in cluster.workers.values())
+            assert first.pod in pods
+            logs = await cluster.get_logs(scheduler=False)
+            assert logs == {"Cluster": "", **{pod: f"log of {pod}\n" for pod in pods}}
     assert fake.objects == {}
