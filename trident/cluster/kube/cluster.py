@@ -88,8 +88,8 @@ class KubeCluster(ClusterManager):
         asynchronous: start with ``async with`` / ``await`` instead of at construction.
         api: a `KubernetesAPI` to use instead of one configured like ``kubectl``.
 
-    Attributes: `name`, `namespace`, `objects` (the dicts created), and those of
-    `ClusterManager`.
+    Attributes: `name`, `namespace`, `objects` (the dicts created),
+    `threads_per_worker`, and those of `ClusterManager`.
     """
 
     def __init__(
@@ -124,6 +124,12 @@ class KubeCluster(ClusterManager):
         self.api = api if api is not None else KubernetesAPI(namespace)
         self.namespace = self.api.namespace
         assert security.token is not None
+        #: threads of each worker (what `Adaptive` sizes the cluster by)
+        self.threads_per_worker = (
+            threads_per_worker
+            if threads_per_worker is not None
+            else objects.default_threads(resources or {})
+        )
         self.objects = objects.cluster_objects(
             self.name,
             security.token,
@@ -132,7 +138,7 @@ class KubeCluster(ClusterManager):
             resources=resources,
             scheduler_resources=scheduler_resources,
             env=env,
-            threads_per_worker=threads_per_worker,
+            threads_per_worker=self.threads_per_worker,
             memory_limit=memory_limit,
             scheduler_service_type=scheduler_service_type,
         )
