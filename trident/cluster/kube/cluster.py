@@ -76,8 +76,8 @@ class KubeCluster(ClusterManager):
             container's memory limit.
         env: environment variables of the scheduler and worker containers, a dict or a
             list of Kubernetes EnvVar dicts.
-        threads_per_worker, memory_limit: override those defaults (``memory_limit``:
-            bytes, ``"4GB"``, None for no limit).
+        threads_per_worker: overrides that default.
+        memory_limit: overrides that default: bytes, ``"4GB"``, None for no limit.
         scheduler_resources: the scheduler container's resources.
         scheduler_service_type: ``ClusterIP`` (default), ``NodePort`` or ``LoadBalancer``.
         port_forward_cluster_ip: reach the scheduler through ``kubectl port-forward``
