@@ -48,8 +48,10 @@ if TYPE_CHECKING:
     from .cluster.adaptive import Adaptive as Adaptive
     from .cluster.kube.cluster import KubeCluster as KubeCluster
     from .cluster.local import LocalCluster as LocalCluster
+    from .cluster.manager import ClusterManager as ClusterManager
     from .cluster.servers import Scheduler as Scheduler
     from .cluster.servers import Worker as Worker
+    from .cluster.ssh import SSHCluster as SSHCluster
     from .coordination import Event as Event
     from .coordination import Lock as Lock
     from .coordination import MultiLock as MultiLock
@@ -78,6 +80,7 @@ __all__ = [
     "AuthenticationError",
     "CancelledError",
     "Client",
+    "ClusterManager",
     "DependencyError",
     "Event",
     "Future",
@@ -92,6 +95,7 @@ __all__ = [
     "Queue",
     "RemoteException",
     "Reschedule",
+    "SSHCluster",
     "Scheduler",
     "SchedulerError",
     "SchedulerLostError",

@@ -41,6 +41,8 @@ EXPORTS = {
     "Adaptive": "trident.cluster.adaptive",
     "LocalCluster": "trident.cluster.local",
     "KubeCluster": "trident.cluster.kube.cluster",
+    "ClusterManager": "trident.cluster.manager",
+    "SSHCluster": "trident.cluster.ssh",
     "Event": "trident.coordination",
     "Lock": "trident.coordination",
     "MultiLock": "trident.coordination",

@@ -47,6 +47,7 @@ import trio
 
 from .._dashboard_url import dashboard_url
 from .._loop_thread import LoopThread
+from .._public import publish
 from ..security import TOKEN_ENV, Security
 from . import adaptive
 
@@ -74,7 +75,7 @@ class ClusterManager(abc.ABC):
     `token`, `n_workers` (names wanted), `adaptive` (the `Adaptive` started by `adapt`).
     """
 
-    #: The `Adaptive` subclass `adapt` uses when none is given.
+    #: The `Adaptive` (sub)class whose hooks decide, when `adapt` is given none.
     _adaptive_class: type[adaptive.Adaptive] = adaptive.Adaptive
 
     def __init__(
@@ -336,6 +337,10 @@ class ClusterManager(abc.ABC):
             async with trio.open_nursery() as starting:
                 for name in new:
                     starting.start_soon(self._start_one, name)
+        # Started concurrently: keep them in the order of their names' creation, so
+        # that scaling down stops the newest first.
+        started = {name: self._workers.pop(name) for name in new if name in self._workers}
+        self._workers.update(started)
 
     async def _start_one(self, name: str) -> None:
         self._workers[name] = await self._start_worker(name)
@@ -422,11 +427,17 @@ class ClusterManager(abc.ABC):
         `Adaptive`. Workers start when work piles up and retire, their data moved to
         the others first, when they stay idle. Other keyword arguments (``startup_cost``,
         ``scale_factor``, ...) go to `Adaptive`; ``Adaptive=`` takes a subclass, as in
-        dask. Replaces an earlier `adapt`; `scale` stops it."""
+        dask. Replaces an earlier `adapt`; `scale` stops it. With the scheduler in
+        another process, each round runs there (`RemoteAdaptive`)."""
         if self.status != "running" or self._nursery is None:
             raise RuntimeError(f"cannot adapt a cluster that is {self.status}")
         self._stop_adaptive()
         cls = self._adaptive_class if Adaptive is None else Adaptive
+        if self.scheduler is None:  # the scheduler runs elsewhere: decide there
+            from .remote_adaptive import RemoteAdaptive
+
+            kwargs["policy"] = cls
+            cls = RemoteAdaptive
         scaling = self.adaptive = cls(
             cluster=self,
             interval=interval,
@@ -535,3 +546,6 @@ class ClusterManager(abc.ABC):
             return self
 
         return start().__await__()
+
+
+publish(globals())
