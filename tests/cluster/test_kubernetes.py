@@ -16,6 +16,7 @@ import os
 import stat
 import sys
 import textwrap
+import time
 
 import kubernetes
 import kubernetes_validate
@@ -25,6 +26,7 @@ import trio
 from trident import Client, KubeCluster, LocalCluster, Security
 from trident.cluster.kube import objects
 from trident.cluster.kube.api import KubernetesAPI
+from trident.cluster.remote_adaptive import RemoteAdaptive
 
 from .kube_api_double import DELETION_COST, FakeKubernetes
 
@@ -209,6 +211,31 @@ def test_kube_cluster_creates_scales_retires_logs_and_deletes(fake_api, schedule
         ("DELETE", ["deployments", "demo-scheduler"]),
         ("DELETE", ["secrets", "demo-token"]),
     ]
+
+
+def test_adapt_decides_on_the_scheduler_and_patches_the_replicas(
+    fake_api, scheduler_behind_kubectl
+):
+    fake, api = fake_api
+    local, _ = scheduler_behind_kubectl
+    with KubeCluster(
+        "auto",
+        n_workers=1,
+        security=Security(token=local.token),
+        port_forward_cluster_ip=True,
+        api=api,
+    ) as cluster:
+        adaptive = cluster.adapt(minimum=3, maximum=3, interval=0.05)
+        assert isinstance(adaptive, RemoteAdaptive)
+        deadline = time.monotonic() + 20
+        while len(cluster.workers) < 3:
+            assert time.monotonic() < deadline, cluster.workers
+            time.sleep(0.02)
+        assert fake.objects[NS, "Deployment", "auto-worker"]["spec"]["replicas"] == 3
+        cluster.scale(1)  # stops adapting
+        assert cluster.adaptive is None
+        assert len(cluster.workers) == 1
+        assert fake.objects[NS, "Deployment", "auto-worker"]["spec"]["replicas"] == 1
 
 
 def _leaves(exc: BaseException) -> list[BaseException]:
