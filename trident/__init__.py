@@ -46,6 +46,7 @@ if TYPE_CHECKING:
     from .client.worker_client import get_client as get_client
     from .client.worker_client import worker_client as worker_client
     from .cluster.adaptive import Adaptive as Adaptive
+    from .cluster.kube.cluster import KubeCluster as KubeCluster
     from .cluster.local import LocalCluster as LocalCluster
     from .cluster.manager import ClusterManager as ClusterManager
     from .cluster.servers import Scheduler as Scheduler
@@ -91,6 +92,7 @@ __all__ = [
     "Future",
     "FutureLostError",
     "KilledWorker",
+    "KubeCluster",
     "LSFCluster",
     "LocalCluster",
     "Lock",

@@ -40,6 +40,7 @@ EXPORTS = {
     "wait": "trident.client.waiting",
     "Adaptive": "trident.cluster.adaptive",
     "LocalCluster": "trident.cluster.local",
+    "KubeCluster": "trident.cluster.kube.cluster",
     "ClusterManager": "trident.cluster.manager",
     "SSHCluster": "trident.cluster.ssh",
     "LSFCluster": "trident.deploy.jobqueue.cluster",
