@@ -309,10 +309,9 @@ class Worker:
         self.secession.attach()
         async with trio.open_nursery() as nursery:
             self._nursery = nursery
-            listen = self._listen_address or await self._default_listen_address()
-            ssl_context = (
-                self._security.server_ssl_context() if listen.startswith("tls://") else None
-            )
+            listener = self._security.listener_security()
+            listen = self._listen_address or await self._default_listen_address(listener)
+            ssl_context = listener.server_ssl_context() if listen.startswith("tls://") else None
             bound = await nursery.start(
                 partial(serve, ssl_context=ssl_context), listen, self.peers.serve
             )
@@ -456,8 +455,8 @@ class Worker:
         scheme, location = parse_address(self.scheduler_address)
         return None if scheme == "inproc" else parse_host_port(location)[0]
 
-    async def _default_listen_address(self) -> str:
-        scheme = "tls" if self._security.tls_cert is not None else "tcp"
+    async def _default_listen_address(self, listener: Security) -> str:
+        scheme = "tls" if listener.tls_cert is not None else "tcp"
         host = await local_host_towards(self._scheduler_host() or "127.0.0.1")
         return format_address(scheme, host, 0)
 
