@@ -745,6 +745,8 @@ class SchedulerState:
             ws.running[ts] = self.clock() if now is None else now
         if len(ws.processing) >= ws.nthreads:
             self.idle.pop(ws, None)
+            if len(ws.processing) > ws.nthreads:
+                self.stealing.queued[ws] = None
         assert ts.function is not None
         assert ts.args is not None
         if ts.function not in ws.functions:
