@@ -45,6 +45,7 @@ from .holds import HOLDER_ID, KeyHolds
 from .inspection import ClusterQueries
 from .invariants import check_invariants
 from .liveness import Liveness, LivenessSettings
+from .lost_data import LostData
 from .nannies import Nannies
 from .output import OutputForwarding
 from .placement import DurationEstimates, choose_worker, has_room, offer_limits
@@ -63,6 +64,7 @@ from .records import (
 )
 from .remote_calls import RemoteCalls
 from .sessions import ClientSessions
+from .stalls import WorkerStalls
 from .stealing import WorkStealing
 from .uploads import Uploads
 
@@ -157,7 +159,7 @@ class SchedulerState:
         #: why workers left; KilledWorker verdicts waiting for a nanny's report
         self.deaths = WorkerDeaths(self._killed)
         self.sessions = ClientSessions(self)
-        self.nannies = Nannies(self.workers, self._send, self.remove_worker, self.deaths.reported)
+        self.nannies = Nannies(self.workers, self._send, self.remove_worker, self._death_reported)
         #: keys kept alive for stored values (queues, variables, datasets) and handoffs
         self.holds = KeyHolds(self)
         self.coordination = CoordinationState(self._send, self.holds)
@@ -194,6 +196,9 @@ class SchedulerState:
         #: queued tasks moving from busy workers to idle ones (issue 16)
         self.stealing = WorkStealing(self)
         self._worker_handlers[m.TasksRecalled] = self.stealing.on_tasks_recalled
+        #: workers gone quiet, and unrecomputable data awaited from departed workers
+        self.stalls = WorkerStalls(self)
+        self.lost_data = LostData(self)
 
     # --- output -------------------------------------------------------------------------
 
@@ -327,12 +332,13 @@ class SchedulerState:
         unknown = []
         for key, nbytes in (keys or {}).items():
             ts = self.tasks.get(key)
-            if ts is None or ts.state != MEMORY:
-                unknown.append(key)
-            else:
+            if ts is not None and ts.state == MEMORY:
                 self._add_replica(ts, ws, nbytes)
+            elif ts is None or not self.lost_data.restore(ts, ws, nbytes):
+                unknown.append(key)
         if unknown:
             self._send(ws.address, m.FreeKeys(unknown))
+        self.lost_data.holder_gone(ws.address)  # what it came back without is lost
         self._broadcast_to_clients(m.WorkersChanged([info], []))
         self._retrying_no_worker = True  # their clients were told already
         try:
@@ -351,6 +357,7 @@ class SchedulerState:
         *,
         graceful: bool = False,
         await_report: bool = False,
+        silent: bool = False,
     ) -> None:
         """A worker is gone: rerun what it was running, recompute what only it held.
 
@@ -358,6 +365,8 @@ class SchedulerState:
         counting the removal against them (`KilledWorker`). With `await_report` (its
         connection dropped and a nanny supervises it), tasks that this death makes fail
         with `KilledWorker` wait for the nanny's report of why it died (see `deaths`).
+        Data that cannot be recomputed is awaited a while (`lost_data`) when the worker
+        may come back: it was `silent` (removed by `tick`), or a report is awaited.
         """
         ws = self.workers.pop(address, None)
         if ws is None:
@@ -367,6 +376,7 @@ class SchedulerState:
         self.liveness.worker_left(address)
         self.deaths.record(address, reason)
         hold = await_report and address in self.nannies.nanny_of()
+        may_return = (silent or hold) and not graceful
         self.idle.pop(ws, None)
         self._outbox.pop(address, None)
         lost: list[TaskRecord] = []
@@ -376,7 +386,7 @@ class SchedulerState:
                 lost.append(ts)
         ws.has_what.clear()
         for ts in lost:
-            self._data_lost(ts)
+            self._data_lost(ts, address if may_return else None)
         self.coordination.worker_removed(address)
         # Seceded tasks were running there too; the worker's books no longer need to
         # tell them apart.
@@ -411,6 +421,11 @@ class SchedulerState:
         self._queue_dirty = True
         self.nannies.finish_restarts()
 
+    def _death_reported(self, address: str, reason: str) -> None:
+        """A nanny said why the worker at `address` died: its data is gone for good."""
+        self.deaths.reported(address, reason)
+        self.lost_data.holder_gone(address)
+
     def _killed(self, ts: TaskRecord) -> None:
         """`ts` was running on more workers that died than allowed: it fails."""
         self.coordination.task_ended(ts.key)
@@ -431,7 +446,7 @@ class SchedulerState:
         for address in silent_workers:
             timeout = self.liveness.settings.worker_timeout
             logger.warning("scheduler: worker %s sent nothing for %g s: removed", address, timeout)
-            self.remove_worker(address, f"it sent no heartbeat for {timeout:g} s")
+            self.remove_worker(address, f"it sent no heartbeat for {timeout:g} s", silent=True)
         for client_id in silent_clients:
             timeout = self.liveness.settings.client_timeout
             logger.warning("scheduler: client %s sent nothing for %g s", client_id, timeout)
@@ -440,6 +455,8 @@ class SchedulerState:
             logger.info("scheduler: clients %s did not come back: released", expired)
             self.sessions.expire(expired)
         self.deaths.expire(now)
+        self.stalls.tick(now)
+        self.lost_data.expire(now)
         self.stealing.due = True  # a running task may have outlived its estimate by now
         for peer in self.liveness.present():
             self._send(peer, HEARTBEAT)
@@ -634,6 +651,8 @@ class SchedulerState:
     def _compute_one(self, ts: TaskRecord) -> None:
         """Move one task to waiting (or further) once its released inputs are handled."""
         if ts.function is None:
+            if ts in self.lost_data:
+                return  # awaited from a worker that may come back
             self._fail(
                 ts,
                 error_info_for(
@@ -663,7 +682,7 @@ class SchedulerState:
             heapq.heappush(self._queue, ts)
             self._queue_dirty = True
             return
-        ws = choose_worker(ts, self.workers, self.idle, self.clock())
+        ws = choose_worker(ts, self.workers, self.idle, self.clock(), self.stalls.stalled)
         if ws is None:
             ts.state = NO_WORKER
             self.no_worker[ts] = None
@@ -692,7 +711,12 @@ class SchedulerState:
         now = self.clock()
         # Per worker: [free threads, seconds left under the window, tasks left under the
         # count bound], spent as tasks are handed out (`has_room`, without recomputing).
-        room = {ws: offer_limits(ws, now) for ws in self.workers.values() if has_room(ws, now)}
+        stalled = self.stalls.stalled
+        room = {
+            ws: offer_limits(ws, now)
+            for ws in self.workers.values()
+            if has_room(ws, now) and ws not in stalled
+        }
         while queue and room:
             for ws in list(room):
                 ts = heapq.heappop(queue)
@@ -722,6 +746,8 @@ class SchedulerState:
             ws.running[ts] = self.clock() if now is None else now
         if len(ws.processing) >= ws.nthreads:
             self.idle.pop(ws, None)
+            if len(ws.processing) > ws.nthreads:
+                self.stealing.queued[ws] = None
         assert ts.function is not None
         assert ts.args is not None
         if ts.function not in ws.functions:
@@ -761,7 +787,11 @@ class SchedulerState:
                 self._next_running(ws)
         else:
             ws.long_running.pop(ts, None)
-        if len(ws.processing) < ws.nthreads and self.workers.get(ws.address) is ws:
+        if (
+            len(ws.processing) < ws.nthreads
+            and self.workers.get(ws.address) is ws
+            and ws not in self.stalls.stalled
+        ):
             self.idle[ws] = None
             self.stealing.due = True
         self._queue_dirty = True
@@ -779,11 +809,15 @@ class SchedulerState:
                 if len(running) >= ws.nthreads:
                     return
 
-    def move_task(self, ts: TaskRecord, ws: WorkerRecord) -> None:
+    def move_task(self, ts: TaskRecord, ws: WorkerRecord | None) -> None:
         """Work stealing: `ts` left its worker unstarted; run it on `ws` instead (placed
-        afresh when `ws` left or is retiring)."""
+        afresh when `ws` is None, left or is retiring)."""
         self._unassign(ts)
-        if self.workers.get(ws.address) is ws and ws.address not in self.data_movement.retiring:
+        if (
+            ws is not None
+            and self.workers.get(ws.address) is ws
+            and ws.address not in self.data_movement.retiring
+        ):
             self._assign(ts, ws)
         else:
             ts.state = WAITING
@@ -885,7 +919,7 @@ class SchedulerState:
             del ws.running[ts]
             self._next_running(ws)
         ws.long_running[ts] = None
-        if len(ws.processing) < ws.nthreads:
+        if len(ws.processing) < ws.nthreads and ws not in self.stalls.stalled:
             self.idle[ws] = None
             self.stealing.due = True
         self._queue_dirty = True
@@ -952,8 +986,12 @@ class SchedulerState:
                 if ts.state == MEMORY and not ts.who_has:
                     self._data_lost(ts)
 
-    def _data_lost(self, ts: TaskRecord) -> None:
-        """The last copy of `ts` is gone: recompute it if needed, else just release it."""
+    def _data_lost(self, ts: TaskRecord, returning: str | None = None) -> None:
+        """The last copy of `ts` is gone: recompute it if needed, else just release it.
+
+        Data that cannot be recomputed is awaited from the worker at `returning`, when
+        given, before it fails (`lost_data`).
+        """
         ts.state = RELEASED
         self.transitions += 1
         for cs in ts.who_wants:
@@ -972,7 +1010,9 @@ class SchedulerState:
                 return
             ts.restarts += 1
         if ts.function is None:
-            if ts.who_wants or ts.waiters:
+            if (ts.who_wants or ts.waiters) and not (
+                returning is not None and self.lost_data.park(ts, returning)
+            ):
                 self._fail(
                     ts,
                     error_info_for(

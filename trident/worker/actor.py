@@ -625,6 +625,7 @@ class Worker:
             actor=ts.actor is not None,
         )
         self._jobs[run_id] = job
+        self.profiler.wake()
         if ts.timeout is not None:
             scope = self._deadlines[run_id] = trio.CancelScope()
             self._nursery.start_soon(self._enforce_deadline, key, run_id, ts.timeout, scope)
