@@ -121,8 +121,10 @@ async def test_a_manager_starts_scales_with_retiring_and_closes():
         names_started = sorted(name for what, name in cluster.calls if what == "start")
     assert names_started == ["0", "1", "2", "3"]
     assert cluster.status == "closed"
-    stopped = sorted(name for what, name in cluster.calls if what == "stop")
-    assert stopped == ["0", "1", "2", "3"]  # "1" by scale, the rest at close
+    stopped = {name for what, name in cluster.calls if what == "stop"}
+    # The rest are stopped at close; "1" is stopped by scale unless, retired, it had
+    # already left by itself (the scheduler closes a retired worker), which is a race.
+    assert stopped - {"1"} == {"0", "2", "3"}
     with pytest.raises(RuntimeError, match="closed"):
         await cluster.scale(1)
 
