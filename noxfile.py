@@ -1,5 +1,5 @@
 """Development sessions: ``nox -s tests``, ``lint``, ``typecheck``, ``docs``, ``bench``,
-``workloads``, ``chaos``."""
+``workloads``, ``chaos``, ``scaling``."""
 
 import nox
 
@@ -51,6 +51,23 @@ def workloads(session: nox.Session) -> None:
     dask.distributed, seconds and peak memory: ``nox -s workloads -- --repeats 3``."""
     session.install("-e", ".[test,sklearn]", "distributed")
     session.run("python", "-m", "benchmarks.workloads", *session.posargs)
+
+
+@nox.session
+def scaling(session: nox.Session) -> None:
+    """Throughput as the cluster grows: ``trident up`` against ``dask scheduler`` + ``dask
+    worker``, each scheduler in a process of its own, with one single-thread worker per
+    core left after the scheduler and the client: ``nox -s scaling -- --workers 14``."""
+    import os
+
+    session.install("-e", ".[bench]")
+    workers = str(max(2, (os.cpu_count() or 4) - 2))
+    args = session.posargs or ["--workers", workers]
+    session.run(
+        *("python", "-m", "benchmarks", "--deploy", "cli", "--runtimes", "trident,dask"),
+        *("--only", "map_gather_20k,tree_4096,round_trip,chain_1000"),
+        *args,
+    )
 
 
 @nox.session
