@@ -47,7 +47,7 @@ from .outcomes import outcome_event
 from .output_forwarding import OutputForwarding
 from .peers import PeerServer
 from .profiling import Sampler
-from .scheduler_link import SchedulerLink, heartbeat
+from .scheduler_connection import SchedulerConnection, heartbeat
 from .secession_bridge import SecessionBridge
 from .spill import SpillBuffer, spill_directory
 from .state import WorkerState
@@ -152,7 +152,7 @@ class Worker:
         self._contact_address = contact_address
         self._client_ssl = security.client_ssl_context() if security.tls else None
         #: connects, registers and listens to the scheduler
-        self._link = SchedulerLink(
+        self._scheduler = SchedulerConnection(
             scheduler_address, token=self._token, ssl_context=self._client_ssl
         )
         self.address = ""
@@ -277,7 +277,7 @@ class Worker:
         self.secession.attach()
         async with trio.open_nursery() as nursery:
             self._nursery = nursery
-            listen = self._listen_address or await self._link.default_listen_address(
+            listen = self._listen_address or await self._scheduler.default_listen_address(
                 tls=self._security.tls_cert is not None
             )
             ssl_context = (
@@ -287,7 +287,7 @@ class Worker:
                 partial(serve, ssl_context=ssl_context), listen, self.peers.serve
             )
             self.address = self._contact_address or await reachable_address(
-                bound, towards=self._link.host()
+                bound, towards=self._scheduler.host()
             )
             if self.name is None:
                 self.name = self.address
@@ -311,7 +311,7 @@ class Worker:
             await nursery.start(self.actors.run)
             nursery.start_soon(self.profiler.run)
             await self.preloads.setup(self)
-            connection = await self._link.connect(self.name or self.address)
+            connection = await self._scheduler.connect(self.name or self.address)
             try:
                 welcome = await self._register(connection)
                 logger.info(
@@ -367,13 +367,13 @@ class Worker:
         """
         assert self.state is not None
         assert self._nursery is not None
-        self._sender = self._link.register(
+        self._sender = self._scheduler.register(
             connection, self._nursery, self.info(), self.state.keys_in_memory()
         )
-        return await self._link.welcome(connection)
+        return await self._scheduler.welcome(connection)
 
     async def _connect_and_register(self) -> tuple[Connection, list[Any]]:
-        connection = await self._link.connect(self.name or self.address)
+        connection = await self._scheduler.connect(self.name or self.address)
         try:
             return connection, await self._register(connection)
         except BaseException:
@@ -384,7 +384,7 @@ class Worker:
     async def _session(self, connection: Connection, first: list[Any]) -> None:
         """Serve the scheduler on `connection` until it is lost: broken, or silent for
         `scheduler_timeout` seconds."""
-        await self._link.session(
+        await self._scheduler.session(
             connection,
             first,
             self._from_scheduler,

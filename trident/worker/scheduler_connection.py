@@ -1,4 +1,4 @@
-"""`SchedulerLink`: how a worker reaches its scheduler, registers and listens.
+"""`SchedulerConnection`: how a worker reaches its scheduler, registers and listens.
 
 `connect` opens a connection to the scheduler and runs the handshake (role ``worker``,
 with the cluster token); `register` starts the batched sender on it and sends
@@ -38,7 +38,7 @@ logger = logging.getLogger("trident.worker")
 CONNECT_TIMEOUT = 10.0
 
 
-class SchedulerLink:
+class SchedulerConnection:
     """Connections of one worker to the scheduler at `address`.
 
     Arguments:
