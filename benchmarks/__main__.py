@@ -20,7 +20,7 @@ import time
 from typing import Any
 
 from .floor import floor_mb_per_s
-from .runtimes import STARTERS, available
+from .runtimes import CLI_STARTERS, STARTERS, available
 from .scenarios import SCENARIOS, Scenario
 
 
@@ -74,16 +74,24 @@ def main() -> int:
     parser.add_argument("--only", default="", help="comma-separated scenario names")
     parser.add_argument("--runtimes", default="trident,dask,ray")
     parser.add_argument("--json", default=None, help="write the results to this file")
+    parser.add_argument(
+        "--deploy",
+        choices=("local", "cli"),
+        default="local",
+        help="local: in-process LocalClusters; cli: `trident up` and `dask scheduler` + "
+        "`dask worker`, each scheduler in a process of its own",
+    )
     args = parser.parse_args()
     logging.basicConfig(level=logging.ERROR)
     chosen = [s for s in SCENARIOS if not args.only or s.name in args.only.split(",")]
-    runtimes = [r for r in args.runtimes.split(",") if r and available(r)]
+    starters = CLI_STARTERS if args.deploy == "cli" else STARTERS
+    runtimes = [r for r in args.runtimes.split(",") if r in starters and available(r)]
 
     started: dict[str, Any] = {}
     startup: dict[str, float] = {}
     for name in runtimes:
         start = time.perf_counter()
-        started[name] = STARTERS[name](args.workers, args.threads)
+        started[name] = starters[name](args.workers, args.threads)
         startup[name] = time.perf_counter() - start
 
     results: dict[str, dict[str, list[float]]] = {s.name: {} for s in chosen}
@@ -107,7 +115,10 @@ def main() -> int:
             runtime.close()
 
     medians = {s: {r: statistics.median(v) for r, v in by.items()} for s, by in results.items()}
-    print(f"\nmedians of {args.repeats} repeats, {args.workers} workers x {args.threads} thread(s)")
+    print(
+        f"\nmedians of {args.repeats} repeats, {args.workers} workers x {args.threads} "
+        f"thread(s), deployed {args.deploy}"
+    )
     for line in table(chosen, medians, runtimes):
         print(line)
     print("cluster start (s): " + ", ".join(f"{r} {t:.2f}" for r, t in startup.items()))
@@ -127,6 +138,7 @@ def main() -> int:
                     "repeats": args.repeats,
                     "workers": args.workers,
                     "threads": args.threads,
+                    "deploy": args.deploy,
                     "startup_seconds": startup,
                     "loopback_floor_mb_per_s": floor,
                     "results": results,

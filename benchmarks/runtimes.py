@@ -199,6 +199,26 @@ STARTERS: dict[str, Callable[[int, int], Any]] = {
 }
 
 
+def start_trident_cli(workers: int, threads: int) -> ClientRuntime:
+    from .cli_clusters import connect_trident_cli
+
+    return ClientRuntime("trident", connect_trident_cli, workers, threads)
+
+
+def start_dask_cli(workers: int, threads: int) -> ClientRuntime:
+    from .cli_clusters import connect_dask_cli
+
+    return ClientRuntime("dask", connect_dask_cli, workers, threads)
+
+
+#: Clusters deployed from the command line, scheduler in a process of its own
+#: (``--deploy cli``); Ray has no counterpart here.
+CLI_STARTERS: dict[str, Callable[[int, int], Any]] = {
+    "trident": start_trident_cli,
+    "dask": start_dask_cli,
+}
+
+
 def available(name: str) -> bool:
     """Whether the runtime's package is installed."""
     import importlib.util

@@ -4,9 +4,11 @@ Dask's own collections (array, dataframe, bag, delayed), futures of mixed durati
 a scikit-learn grid search through joblib, each run on a fresh cluster (2 worker
 processes x 1 thread) in a fresh process, so every row's peak resident memory is its
 own. The peak is the sum over the process tree (client, scheduler, workers) sampled
-every 20 ms. Dask collections on trident use dask's task-based shuffle; dask.distributed
-uses its peer-to-peer shuffle where it picks it by default (``df_shuffle``,
-``df_set_index``, ``df_merge``). Usage::
+every 20 ms. Dataframe shuffles on trident use trident's worker-to-worker shuffle
+(`trident.shuffle`; ``DASK_TRIDENT__SHUFFLE=False`` in the environment gives dask's
+task-based shuffle instead); dask.distributed uses its peer-to-peer shuffle where it
+picks it by default (``df_shuffle``, ``df_shuffle_100``, ``df_set_index``, ``df_merge``,
+``df_merge_hash``). Usage::
 
     python -m benchmarks.workloads [--repeats 3] [--only array_sum,df_groupby]
 """
@@ -88,6 +90,16 @@ def df_shuffle(client: Any) -> None:
     _frame(20).shuffle("id", npartitions=20).map_partitions(len).compute()
 
 
+def df_shuffle_100(client: Any) -> None:
+    _frame(20).repartition(npartitions=100).shuffle("id").map_partitions(len).compute()
+
+
+def df_merge_hash(client: Any) -> None:
+    left = _frame(10).reset_index()
+    right = left[["timestamp", "x"]].rename(columns={"x": "x2"})
+    len(left.merge(right, on="timestamp", broadcast=False))
+
+
 def _words(i: int) -> list[str]:
     import random
 
@@ -149,6 +161,8 @@ WORKLOADS: dict[str, tuple[str, Callable[[Any], None]]] = {
     "df_merge": ("merge 864k rows with a 1k-row frame on id (shuffle)", df_merge),
     "df_set_index": ("set_index on a float column (sort), 864k rows", df_set_index),
     "df_shuffle": ("shuffle 1.7M rows on id into 20 partitions", df_shuffle),
+    "df_shuffle_100": ("shuffle 1.7M rows on id, 100 partitions", df_shuffle_100),
+    "df_merge_hash": ("hash join of two 864k-row frames on time (both shuffled)", df_merge_hash),
     "bag_wordcount": ("dask.bag word count, 200k lines, top 10", bag_wordcount),
     "delayed_fanin": ("delayed fan-in, 5,051 tasks", delayed_fanin),
     "futures_mixed": ("3 one-second tasks among 297 5 ms tasks (futures)", futures_mixed),

@@ -46,9 +46,12 @@ if TYPE_CHECKING:
     from .client.worker_client import get_client as get_client
     from .client.worker_client import worker_client as worker_client
     from .cluster.adaptive import Adaptive as Adaptive
+    from .cluster.kube.cluster import KubeCluster as KubeCluster
     from .cluster.local import LocalCluster as LocalCluster
+    from .cluster.manager import ClusterManager as ClusterManager
     from .cluster.servers import Scheduler as Scheduler
     from .cluster.servers import Worker as Worker
+    from .cluster.ssh import SSHCluster as SSHCluster
     from .coordination import Event as Event
     from .coordination import Lock as Lock
     from .coordination import MultiLock as MultiLock
@@ -57,7 +60,13 @@ if TYPE_CHECKING:
     from .coordination import Semaphore as Semaphore
     from .coordination import Sub as Sub
     from .coordination import Variable as Variable
+    from .deploy.jobqueue.cluster import LSFCluster as LSFCluster
+    from .deploy.jobqueue.cluster import PBSCluster as PBSCluster
+    from .deploy.jobqueue.cluster import SGECluster as SGECluster
+    from .deploy.jobqueue.cluster import SLURMCluster as SLURMCluster
+    from .diagnostics.performance import performance_report as performance_report
     from .diagnostics.progress import progress as progress
+    from .diagnostics.task_stream import get_task_stream as get_task_stream
     from .protocol.errors import SerializationError as SerializationError
     from .protocol.failures import RemoteException as RemoteException
     from .security import Security as Security
@@ -77,19 +86,26 @@ __all__ = [
     "AuthenticationError",
     "CancelledError",
     "Client",
+    "ClusterManager",
     "DependencyError",
     "Event",
     "Future",
     "FutureLostError",
     "KilledWorker",
+    "KubeCluster",
+    "LSFCluster",
     "LocalCluster",
     "Lock",
     "MultiLock",
+    "PBSCluster",
     "ProtocolError",
     "Pub",
     "Queue",
     "RemoteException",
     "Reschedule",
+    "SGECluster",
+    "SLURMCluster",
+    "SSHCluster",
     "Scheduler",
     "SchedulerError",
     "SchedulerLostError",
@@ -106,7 +122,9 @@ __all__ = [
     "fire_and_forget",
     "futures_of",
     "get_client",
+    "get_task_stream",
     "get_worker",
+    "performance_report",
     "progress",
     "rejoin",
     "secede",

@@ -13,7 +13,6 @@ import json
 import logging
 import os
 import secrets
-import socket
 import sys
 import tempfile
 import time
@@ -32,7 +31,7 @@ from ._version import __version__
 from .cluster.local import DEFAULT_DASHBOARD_PORT, available_cpus, default_layout
 from .comm.address import AddressError, format_address, parse_address
 from .comm.liveness import RECONNECT_TIMEOUT
-from .comm.routes import is_loopback, is_unspecified
+from .comm.routes import interface_address, is_loopback, is_unspecified
 from .deploy.scheduler_files import default_scheduler_file
 from .security import Security, split_credential, token_from_environment
 from .sizes import parse_duration, parse_memory
@@ -125,6 +124,13 @@ def _duration(text: str) -> float:
         ) from None
 
 
+def _ssh_option(text: str) -> tuple[str, str]:
+    key, equals, value = text.partition("=")
+    if not equals or not key:
+        raise argparse.ArgumentTypeError(f"expected KEY=VALUE, got {text!r}")
+    return key, value
+
+
 def _port(text: str) -> int:
     value = _positive(0)(text)
     if value > 65535:
@@ -151,24 +157,6 @@ def _dashboard_host_port(text: str) -> str:
             f"invalid dashboard address {text!r} (expected HOST:PORT, :PORT or PORT)"
         ) from None
     return f"{host}:{port}"
-
-
-def interface_address(name: str) -> str:
-    """The IPv4 address (else the IPv6 one) of the network interface `name`.
-
-    Raises `ValueError` naming the interfaces there are when `name` is not one of them
-    or has no IP address.
-    """
-    interfaces = psutil.net_if_addrs()
-    if name not in interfaces:
-        raise ValueError(
-            f"no network interface {name!r} (there are: {', '.join(sorted(interfaces))})"
-        )
-    for family in (socket.AF_INET, socket.AF_INET6):
-        for address in interfaces[name]:
-            if address.family == family:
-                return address.address.split("%")[0]
-    raise ValueError(f"network interface {name!r} has no IP address")
 
 
 @contextlib.contextmanager
@@ -416,6 +404,30 @@ def build_parser() -> argparse.ArgumentParser:
         type=_positive(0),
         help="worker processes (default: from the CPU count)",
     )
+    up.add_argument(
+        "--ssh",
+        metavar="HOST1,HOST2,...",
+        type=lambda text: [host for host in text.split(",") if host],
+        help="run the scheduler on HOST1 and a worker on each further host, over ssh "
+        "(keys or an agent: no password prompts); --port and the dashboard options "
+        "apply on HOST1; --workers spreads that many over the worker hosts",
+    )
+    up.add_argument(
+        "--ssh-key", metavar="FILE", action="append", help="private key for --ssh (repeatable)"
+    )
+    up.add_argument(
+        "--ssh-option",
+        metavar="KEY=VALUE",
+        action="append",
+        type=_ssh_option,
+        help="an ssh -o option for --ssh, e.g. UserKnownHostsFile=FILE (repeatable)",
+    )
+    up.add_argument(
+        "--remote-python",
+        metavar="COMMAND",
+        default="python3",
+        help="Python (with trident) on the --ssh hosts (default: python3)",
+    )
     _add_worker_settings(up, each="per worker")
     _add_listening(up, default_port=0)
     _add_network(up, what="the scheduler and workers; instead of --host")
@@ -479,6 +491,20 @@ def build_parser() -> argparse.ArgumentParser:
         default=RECONNECT_TIMEOUT,
         help="how long the worker (and its nanny) keep trying to reach a lost scheduler "
         f"before they exit (default: {RECONNECT_TIMEOUT:g})",
+    )
+    worker.add_argument(
+        "--lifetime",
+        metavar="DURATION",
+        type=_duration,
+        help="after this long (e.g. 55m), ask the scheduler to retire the worker: its "
+        "data moves to other workers, then it stops (for batch jobs: under the walltime)",
+    )
+    worker.add_argument(
+        "--lifetime-stagger",
+        metavar="DURATION",
+        type=_duration,
+        default=0.0,
+        help="move the lifetime by a random amount up to this, either way (default: 0)",
     )
     _add_network(worker, what="with a free port; instead of --listen-address")
     _add_process(worker, preload_help="run in the worker process")
@@ -657,6 +683,9 @@ def _memory_limit(text: str, share: int) -> int:
 def _up(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
     from .deploy.up import SupervisedCluster, run_up
 
+    if args.ssh is not None:
+        _up_ssh(parser, args)
+        return
     default_workers, default_threads = default_layout(available_cpus(), processes=True)
     workers = default_workers if args.workers is None else args.workers
     _server_network(parser, args)
@@ -683,6 +712,97 @@ def _up(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
             began=_STARTED,
             print_credentials=args.print_credentials,
         )
+
+
+def _up_ssh(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
+    """``trident up --ssh``: an `SSHCluster` in the foreground until SIGINT or SIGTERM."""
+    from .cluster.ssh import SSHCluster
+
+    if len(args.ssh) < 2:
+        parser.error("--ssh needs at least two hosts: the scheduler's, then the workers'")
+    if args.tls_self_signed or any((args.tls_ca, args.tls_cert, args.tls_key)):
+        parser.error("--ssh makes its own throwaway certificate on the scheduler's host")
+    worker_options: dict[str, Any] = {
+        "nthreads": args.nthreads or 1,
+        "resources": args.resources,
+        "heartbeat_interval": args.heartbeat_interval,
+        "preload": list(args.preload or ()),
+        "log_level": _log_level(args.verbose),
+    }
+    if args.memory_limit.lower() != "auto":
+        worker_options["memory_limit"] = _memory_limit(args.memory_limit, 1)
+    if args.local_directory is not None:
+        worker_options["local_directory"] = args.local_directory
+    if args.no_dashboard:
+        dashboard = None
+    elif args.dashboard_address is not None:
+        dashboard = args.dashboard_address  # ":port" is on the scheduler's host
+    else:
+        dashboard = f":{args.dashboard_port}"
+    token = None if args.no_auth else args.token or token_from_environment() or "auto"
+    cluster = SSHCluster(
+        args.ssh,
+        connect_options={
+            "client_keys": args.ssh_key or [],
+            "options": dict(args.ssh_option or []),
+        },
+        worker_options=worker_options,
+        scheduler_options={
+            "port": args.port,
+            "dashboard_address": dashboard,
+            "tls": not args.no_tls,
+        },
+        remote_python=args.remote_python,
+        asynchronous=True,
+        token=None if token is None else split_credential(token)[0],
+    )
+    _serve(
+        _run_ssh_up,
+        cluster,
+        scheduler_file=args.scheduler_file,
+        workers=args.workers,
+        token_known=token != "auto",
+    )
+
+
+async def _run_ssh_up(
+    cluster: Any, *, scheduler_file: Path | None, workers: int | None, token_known: bool
+) -> None:
+    from ._dashboard_url import dashboard_url
+    from .deploy.banner import connect_lines
+    from .deploy.lifecycle import cancel_on_signals
+    from .deploy.scheduler_files import published
+
+    async with trio.open_nursery() as nursery:
+        await nursery.start(cancel_on_signals, nursery.cancel_scope)
+        async with cluster:
+            if workers is not None:
+                await cluster.scale(workers)
+            address, security = cluster.scheduler_address, cluster.security
+            with (
+                _local_credentials.recorded([address], security),
+                published(scheduler_file, address, security) as path,
+            ):
+                # A link that logs in to the dashboard only: the token itself stays unprinted.
+                served = cluster._dashboard_address()
+                dashboard = served and dashboard_url(
+                    served, address, security.token, login_only=True
+                )
+                lines = [
+                    f"trident up: {len(cluster.workers)} workers on {len(cluster.hosts) - 1} "
+                    f"hosts over ssh, scheduler on {cluster.hosts[0]}",
+                    *connect_lines(
+                        address,
+                        path,
+                        security,
+                        token_known=token_known,
+                        dashboard=[f"  dashboard       {dashboard}"] if dashboard else [],
+                    ),
+                    "press Ctrl-C to stop (every remote process stops with it)",
+                ]
+                print("\n".join(lines), flush=True)
+                await trio.sleep_forever()
+    print("trident up stopped", flush=True)
 
 
 def _scheduler(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
@@ -728,6 +848,8 @@ def _worker(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
         listen_address=listen_address,
         contact_address=args.contact_address,
         reconnect_timeout=args.reconnect_timeout,
+        lifetime=args.lifetime,
+        lifetime_stagger=args.lifetime_stagger,
     )
     _serve(run_worker, address, config=config, security=security, nanny=args.nanny, out=sys.stdout)
 

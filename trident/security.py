@@ -107,6 +107,8 @@ class Security:
         context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
         context.minimum_version = ssl.TLSVersion.TLSv1_2
         context.load_cert_chain(self.tls_cert, self.tls_key)
+        # What the handshake binds its proofs to for peers that check no certificate.
+        context.trident_certificate = certificate_fingerprint(self.tls_cert)  # type: ignore[attr-defined]
         if self.require_client_cert:
             if self.tls_ca_file is None:
                 raise ValueError("require_client_cert needs tls_ca_file to check clients")
@@ -139,7 +141,42 @@ class Security:
         context.trident_fingerprint = self.tls_fingerprint  # type: ignore[attr-defined]
         if self.tls_cert is not None and self.tls_key is not None:
             context.load_cert_chain(self.tls_cert, self.tls_key)
+        if self.token is not None:
+            context.trident_peer_context = self._peer_ssl_context()  # type: ignore[attr-defined]
         return context
+
+    def _peer_ssl_context(self) -> ssl.SSLContext:
+        """The context for reaching workers (``comm.rpc.PeerPool``) when there is a token.
+
+        A worker may serve a certificate of its own that neither the CA nor the pin
+        knows (one made for it, see `listener_security`), so this context checks no
+        certificate: the handshake binds its token proofs to the certificate the worker
+        presented instead (``trident_bind_certificate``), which only the holder of that
+        certificate's key and of the token can answer, relay or not.
+        """
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+        context.minimum_version = ssl.TLSVersion.TLSv1_2
+        context.check_hostname = False
+        context.verify_mode = ssl.CERT_NONE
+        context.trident_bind_certificate = True  # type: ignore[attr-defined]
+        if self.tls_cert is not None and self.tls_key is not None:
+            context.load_cert_chain(self.tls_cert, self.tls_key)
+        return context
+
+    def listener_security(self) -> Security:
+        """The credentials a worker serves its peers with.
+
+        These credentials themselves when they hold a certificate or none of TLS. Given
+        only a credential (the token and the scheduler's pin, no files), a throwaway
+        self-signed certificate for this process (removed when it exits), so that the
+        worker serves TLS as its scheduler does: peers reach it through the token-bound
+        handshake (see `_peer_ssl_context`), not through the pin, which is the
+        scheduler's.
+        """
+        if self.tls_cert is not None or self.tls_fingerprint is None or self.token is None:
+            return self
+        own = Security.temporary(token=self.token)
+        return attrs.evolve(own, require_client_cert=False, tls_fingerprint=None)
 
     def tls_settings(self) -> dict[str, Any]:
         """The TLS part as plain data (file paths, no secrets), for settings and files."""

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import contextlib
 import gc
-import logging
 import statistics
 import struct
 import threading
@@ -21,7 +20,6 @@ from collections.abc import Awaitable, Callable
 from functools import partial
 from typing import Any
 
-import msgpack
 import psutil
 import pytest
 import trio
@@ -30,7 +28,8 @@ import trio.lowlevel
 from trident import Client
 from trident.comm import connection as connection_module
 from trident.comm import handshake
-from trident.comm.connection import Connection, Limits
+from trident.comm.connection import Connection, ConnectionClosed, Limits
+from trident.comm.streams import StreamClosed
 from trident.comm.transports import connect
 from trident.dashboard import http
 from trident.protocol import messages as m
@@ -315,9 +314,20 @@ async def authenticated_client_connection(cluster) -> Connection:
     return connection
 
 
-#: 8 MiB of envelope that decodes into a million small arrays (and then fails, as none
-#: is a message): the most decoding work per byte that a message-shaped envelope holds.
-BULK_ENVELOPE = _array32(MiB, msgpack.packb([0, 1, 2, 3, 4, 5, 6]) * MiB)
+#: 8 MiB envelopes that decode into millions of small arrays (and then fail, as none is
+#: a message): the most decoding work per byte that an envelope holds. Decoded as lists,
+#: these were millions of objects for the garbage collector to walk, holding the GIL.
+BULK_ENVELOPES = {
+    "2 Mi arrays of 3 ints": _array32(2 * MiB, b"\x93\x00\x01\x02" * (2 * MiB)),
+    "8 Mi empty arrays": BOMB_ENVELOPE,
+    "2 Mi maps of an empty array": _array32(2 * MiB, b"\x81\xa0\x90" * (2 * MiB)),
+}
+LOOP_PAUSE_BUDGET = 0.050
+
+
+async def receive_until_closed(connection: Connection) -> None:
+    while True:
+        await connection.receive()
 
 
 async def largest_loop_pause(during: Callable[[], Awaitable[Any]]) -> float:
@@ -341,34 +351,48 @@ async def largest_loop_pause(during: Callable[[], Awaitable[Any]]) -> float:
     return worst
 
 
-async def test_an_authenticated_8_mib_envelope_is_decoded_off_the_event_loop(
-    cluster, client, caplog
+@pytest.mark.parametrize("envelope", list(BULK_ENVELOPES.values()), ids=list(BULK_ENVELOPES))
+async def test_an_authenticated_8_mib_envelope_never_stalls_the_event_loop(
+    cluster, client, envelope
 ):
-    caplog.set_level(logging.WARNING, logger="trident.scheduler")
-    bulk = await authenticated_client_connection(cluster)
-    await round_trip(client, 0)
-    times: list[float] = []
+    async def attempt() -> str | None:
+        """One envelope and the round trips after it: None if the loop never paused for
+        longer than the budget, else what was measured."""
+        bulk = await authenticated_client_connection(cluster)
+        await round_trip(client, 0)
+        gc.collect()  # start from a settled heap, as a scheduler at rest has
+        times: list[float] = []
 
-    async def during() -> None:
-        await bulk.stream.send_all(struct.pack("<IQ", 1, len(BULK_ENVELOPE)))
-        await bulk.stream.send_all(BULK_ENVELOPE)
-        with trio.fail_after(20):
-            while not any("unknown message tag" in r.getMessage() for r in caplog.records):
+        async def during() -> None:
+            await bulk.stream.send_all(struct.pack("<IQ", 1, len(envelope)))
+            await bulk.stream.send_all(envelope)
+            with trio.fail_after(20), pytest.raises((ConnectionClosed, StreamClosed)):
+                await receive_until_closed(bulk)  # the scheduler refuses the envelope
+            # The collections the decoded objects cost would come after the decoding.
+            deadline = trio.current_time() + 0.5
+            while trio.current_time() < deadline:
                 times.append(await round_trip(client, len(times)))
 
-    pause = await largest_loop_pause(during)
-    await bulk.aclose()
-    # Decoded in the event loop, no round trip overlaps the decode but the one it stalls
-    # (240-360 ms on 2 cores). Decoded in the thread, round trips keep their ~1 ms median
-    # throughout. The loop's longest pause is not asserted: it is a full garbage
-    # collection of the million new objects (it holds the GIL wherever it runs, and takes
-    # 45 ms in a fresh process, 250 ms after the rest of the suite has grown the heap).
-    median = statistics.median(times)
-    detail = f"{len(times)} round trips, median {median * 1000:.1f} ms, pause {pause * 1000:.0f} ms"
-    # The issue's bound is 50 ms; in the loop, the decode's one stalled round trip alone
-    # takes 240 ms, so this still tells the two apart on a loaded machine.
-    assert len(times) >= 5, detail
-    assert median < 0.050, detail
+        pause = await largest_loop_pause(during)
+        await bulk.aclose()
+        median = statistics.median(times)
+        if pause < LOOP_PAUSE_BUDGET and median < RTT_BUDGET:
+            return None
+        return (
+            f"{len(times)} round trips, median {median * 1000:.1f} ms, pause {pause * 1000:.0f} ms"
+        )
+
+    # Decoded into lists, these envelopes paused the loop for 95-250 ms every time (full
+    # collections of the new objects, and freeing the envelope in one go); now for a few
+    # ms. A machine loaded by other work pauses the loop now and then by itself: one of
+    # three attempts within the budget tells the two apart.
+    failures = []
+    for _ in range(3):
+        failure = await attempt()
+        if failure is None:
+            return
+        failures.append(failure)
+    pytest.fail("; ".join(failures))
 
 
 def test_large_envelopes_are_decoded_in_a_thread_by_default():

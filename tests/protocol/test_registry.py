@@ -85,3 +85,12 @@ def test_map_keys_must_be_strings():
 def test_encoded_form_is_plain_msgpack():
     packed = msgpack.packb(encode(m.ReleaseKeys(["a", "b"])))
     assert msgpack.unpackb(packed) == ["release", ["a", "b"]]
+
+
+def test_decoders_take_tuples_and_give_lists():
+    msg = decode(("release", ("a", "b")))
+    assert msg == m.ReleaseKeys(["a", "b"])
+    assert type(msg.keys) is list
+    reply = decode(("reply", 1, {"v": ((1, ()), (2,))}, None))
+    assert reply.value == {"v": [[1, []], [2]]}
+    assert type(reply.value["v"][0][1]) is list

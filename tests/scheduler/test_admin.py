@@ -265,6 +265,38 @@ def test_retire_closes_the_nanny_when_asked():
     assert out["n0"] == [m.CloseWorker("retired")]
 
 
+def test_a_worker_whose_lifetime_is_over_is_retired_with_its_nanny():
+    h = Harness(workers=2)
+    h.state.add_nanny(m.RegisterNanny("n0", "a", "host", 1))
+    h.state.handle_nanny_message("n0", m.WorkerStarted("w0", 2, None))
+    h.submit(spec("x", workers=["w0"]))
+    finish_on(h, "x", "w0")
+    h.state.handle_worker_message("w0", m.WorkerRetiring("lifetime of 60 s"))
+    out = h.flush()
+    (request,) = out["w1"]
+    assert request.who_has == {"x": ["w0"]}
+    h.state.handle_worker_message("w0", m.WorkerRetiring("lifetime of 60 s"))  # again: no-op
+    assert "w0" not in h.flush()
+    out = acquired(h, "w1", request.operation, {"x": 8})
+    assert out["w0"] == [m.CloseWorker("retired")]
+    assert out["n0"] == [m.CloseWorker("retired")]
+    assert list(h.state.workers) == ["w1"]
+    assert holders(h, "x") == ["w1"]
+
+
+def test_a_last_worker_whose_lifetime_is_over_is_closed_all_the_same():
+    h = Harness(workers=1)
+    h.state.add_nanny(m.RegisterNanny("n0", "a", "host", 1))
+    h.state.handle_nanny_message("n0", m.WorkerStarted("w0", 2, None))
+    h.submit(spec("x"))
+    finish_on(h, "x", "w0")
+    h.state.handle_worker_message("w0", m.WorkerRetiring("lifetime of 60 s"))
+    out = h.flush()
+    # Its job is about to end: it leaves, and x is recomputed when a worker comes.
+    assert out["w0"] == [m.CloseWorker("lifetime over: lifetime of 60 s")]
+    assert out["n0"] == [m.CloseWorker("lifetime over: lifetime of 60 s")]
+
+
 # --- uploads ------------------------------------------------------------------------------
 
 

@@ -7,6 +7,8 @@ import sys
 import threading
 import types
 
+import trio
+
 from trident._profile import merge, new_tree
 from trident.protocol.serialize import dumps_task_args
 from trident.worker.executor import Job, run_job
@@ -86,3 +88,26 @@ def test_running_jobs_are_found_on_their_threads():
         release.set()
         thread.join()
     assert outcomes[0].value == "done"
+
+
+async def test_the_sampler_sleeps_while_nothing_runs():
+    jobs: dict = {}
+    sampler = Sampler(jobs, interval=0.001)
+    samples = []
+    sampler.sample = lambda: samples.append(len(jobs))  # type: ignore[method-assign]
+    with trio.fail_after(10):
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(sampler.run)
+            await trio.sleep(0.05)
+            assert samples == []  # idle: never woken
+            jobs[1] = object()
+            sampler.wake()
+            while len(samples) < 3:
+                await trio.sleep(0.001)
+            assert all(samples)
+            jobs.clear()
+            await trio.sleep(0.01)
+            seen = len(samples)
+            await trio.sleep(0.05)
+            assert len(samples) == seen  # back to sleep once the run ended
+            nursery.cancel_scope.cancel()

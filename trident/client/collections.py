@@ -13,10 +13,11 @@ import importlib.abc
 import importlib.util
 import sys
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from ..protocol.serialize import Serialized
+from ..shuffle import shuffle_graph
 from .future import FINISHED, PENDING, Future
 from .graphs import GraphPlan, as_graph, dask_priorities, flatten_keys, map_keys, trident_key
 from .placement import GraphPlacement, collection_output_keys, for_collections, for_graph
@@ -83,7 +84,7 @@ class GraphMethods(ResultMethods):
         """
         options = self._graph_options(workers, allow_other_workers, None, retries, priority)
         placement = for_graph(options, restrictions, loose_restrictions, resources)
-        futures = self._submit_graph(as_graph(dsk), keys, placement)
+        futures = self._submit_graph(*self._graph_with_shuffles(dsk, placement), keys)
         if not sync:
             return futures
         return self.gather(futures)
@@ -98,7 +99,21 @@ class GraphMethods(ResultMethods):
     ) -> TaskOptions:
         return TaskOptions(priority, retries, workers, allow_other_workers, resources)
 
-    def _submit_graph(self, graph: Any, keys: Any, placement: GraphPlacement) -> Any:
+    def _graph_with_shuffles(
+        self, dsk: Any, placement: GraphPlacement
+    ) -> tuple[Mapping[Any, Any], GraphPlacement]:
+        """The graph of `dsk` and where its tasks run: a dask expression's task-based
+        dataframe shuffles become trident's worker-to-worker shuffle (`trident.shuffle`),
+        whose output tasks are placed, loosely, on the workers that own them."""
+        replaced = None
+        if "dask" in sys.modules:
+            threads = {address: info.nthreads for address, info in self._core.workers.items()}
+            replaced = shuffle_graph(dsk, threads)
+        if replaced is None:
+            return as_graph(dsk), placement
+        return replaced.graph, placement.with_owners(replaced.owners)
+
+    def _submit_graph(self, graph: Any, placement: GraphPlacement, keys: Any) -> Any:
         """Submit the tasks of `graph` as one `UpdateGraph`; return futures for `keys`
         (in their shape)."""
         self._check_open()
@@ -149,7 +164,7 @@ class GraphMethods(ResultMethods):
         """A dask ``get`` that submits a graph and returns futures instead of values."""
 
         def submit_graph(dsk: Any, keys: Any, **kwargs: Any) -> Any:
-            return self._submit_graph(as_graph(dsk), keys, placement)
+            return self._submit_graph(*self._graph_with_shuffles(dsk, placement), keys)
 
         return submit_graph
 

@@ -135,9 +135,10 @@ class EventMethods(ClientBase):
         duration such as ``"20s"`` meaning that long ago); `count` keeps the newest
         ones. A coroutine for asynchronous clients.
 
-        dask's `plot` (a bokeh figure) is not offered: ``plot=`` other than False raises
-        `ValueError`; `trident.diagnostics.performance_report` draws the task stream
-        into a self-contained HTML file instead.
+        dask's `plot` (a bokeh figure) is not offered here: ``plot=`` other than False
+        raises `ValueError`; the context manager ``trident.get_task_stream(plot=True)``
+        draws the task stream as SVG, and ``trident.performance_report`` writes it into
+        a self-contained HTML file.
         """
         if plot:
             raise ValueError(

@@ -46,6 +46,18 @@ class GraphPlacement:
             options = attrs.evolve(options, resources=resources)
         return options
 
+    def with_owners(self, owners: Mapping[Any, str]) -> GraphPlacement:
+        """This placement with each key of `owners` (graph keys) placed loosely on its
+        worker, unless the caller restricted that key already."""
+        if not owners:
+            return self
+        pinned = {trident_key(key): [address] for key, address in owners.items()}
+        new = {key: where for key, where in pinned.items() if key not in self.workers}
+        loose: bool | frozenset[str] = True
+        if self.loose is not True:
+            loose = frozenset(self.loose or ()) | frozenset(new)
+        return attrs.evolve(self, workers={**new, **self.workers}, loose=loose)
+
 
 def for_graph(
     base: TaskOptions, restrictions: Any, loose_restrictions: Any, resources: Any

@@ -12,19 +12,12 @@ import math
 import os
 import secrets
 import tempfile
-import threading
-from collections.abc import Generator
-from types import TracebackType
 from typing import Any
 
-import anyio
 import attrs
 import psutil
-import sniffio
 import trio
 
-from .._dashboard_url import dashboard_url
-from .._loop_thread import LoopThread
 from .._public import publish
 from ..client.local_cluster import register_local_cluster
 from ..comm.routes import is_loopback
@@ -33,6 +26,7 @@ from ..sizes import parse_memory
 from ..worker import memory
 from ..worker.config import HEARTBEAT_INTERVAL, WorkerConfig
 from . import adaptive
+from .manager import START_TIMEOUT, ClusterManager
 from .runtime import ClusterRuntime, WorkerHandle
 
 #: `WorkerConfig` settings that LocalCluster sets from its own arguments.
@@ -63,7 +57,7 @@ def default_layout(cpus: int, processes: bool) -> tuple[int, int]:
     return workers, cpus // workers
 
 
-class LocalCluster:
+class LocalCluster(ClusterManager):
     """A scheduler and `n_workers` workers on this machine.
 
     Arguments:
@@ -220,31 +214,57 @@ class LocalCluster:
             preload=preload,
             **worker_kwargs,
         )
-        self.status = "created"
         self._runtime: ClusterRuntime | None = None
-        self._loop: LoopThread | None = None
-        self._stopped = threading.Event()
-        self._cancel: trio.CancelScope | None = None
-        self._in_caller_loop = False
-        self._next_name = 0
-        self.adaptive: adaptive.Adaptive | None = None
-        if not asynchronous:
-            self._start_in_loop_thread()
+        super().__init__(security=security, n_workers=self.n_workers, asynchronous=asynchronous)
+        self._start()
 
-    @property
-    def token(self) -> str | None:
-        """The cluster token (None: no authentication)."""
-        return self.security.token
+    # --- the manager's hooks -----------------------------------------------------------
 
-    # --- specs --------------------------------------------------------------------
+    def _use_other_loop(self) -> None:
+        self.protocol = "tls" if self.security.tls else "tcp"  # another loop: no inproc
 
-    def _specs(self, n: int) -> list[WorkerConfig]:
-        names = list(self._runtime.workers) if self._runtime is not None else []
-        specs = [self._runtime.workers[name].spec for name in names[:n]] if self._runtime else []
-        while len(specs) < n:
-            specs.append(attrs.evolve(self.worker_config, name=str(self._next_name)))
-            self._next_name += 1
-        return specs
+    async def _start_scheduler(self) -> str:
+        assert self._nursery is not None
+        self._runtime = self._make_runtime(self.protocol)
+        await self._nursery.start(self._runtime.serve)
+        return self._runtime.scheduler_address
+
+    async def _start_worker(self, name: str) -> WorkerHandle:
+        runtime = self._runtime
+        assert runtime is not None
+        return await runtime.start_worker(attrs.evolve(self.worker_config, name=name))
+
+    async def _scale_to(self, count: int) -> None:
+        await super()._scale_to(count)
+        runtime = self._runtime
+        assert runtime is not None
+        with trio.fail_after(START_TIMEOUT):  # every new worker is known to the scheduler
+            await runtime.scheduler.wait_for_workers(len(runtime.workers))
+
+    async def _stop_worker(self, name: str, handle: WorkerHandle) -> None:
+        assert self._runtime is not None
+        self._runtime.stop_worker(handle)
+
+    async def _retire_before_stop(self, addresses: list[str]) -> None:
+        """`scale` down stops local workers at once (their results are lost, as when a
+        worker dies): retire them first to keep their data."""
+
+    async def _scale_down_here(self, addresses: list[str]) -> None:
+        """Workers already retired from the scheduler (``retire_workers(...,
+        close=True)``) are given a few seconds to stop by themselves first."""
+        runtime = self._runtime
+        assert runtime is not None
+        leaving = [h for h in runtime.workers.values() if h.address in addresses]
+        registered = runtime.scheduler.state.workers
+        with trio.move_on_after(adaptive.LEAVE_TIMEOUT):
+            for handle in leaving:
+                if handle.address not in registered:  # retired: it stops by itself
+                    await handle.left.wait()
+        await super()._scale_down_here(addresses)
+
+    def _closed(self) -> None:
+        if self._certificates is not None:
+            self._certificates.cleanup()
 
     def _make_runtime(self, protocol: str) -> ClusterRuntime:
         if protocol == "inproc":
@@ -264,161 +284,7 @@ class LocalCluster:
             allowed_failures=self.allowed_failures,
         )
 
-    async def _serve(self, *, task_status: Any = trio.TASK_STATUS_IGNORED) -> None:
-        assert self._runtime is not None
-        try:
-            with trio.CancelScope() as scope:
-                self._cancel = scope
-                await self._runtime.serve(self._specs(self.n_workers), task_status=task_status)
-        finally:
-            self.status = "closed"
-            if self._certificates is not None:
-                self._certificates.cleanup()
-            self._stopped.set()
-
-    # --- starting and stopping ----------------------------------------------------
-
-    def _start_in_loop_thread(self, protocol: str | None = None) -> None:
-        self._runtime = self._make_runtime(protocol or self.protocol)
-        self._loop = LoopThread.acquire()
-        try:
-            self._loop.start_service(self._serve)
-        except BaseException:
-            self._loop.release()
-            self._loop = None
-            raise
-        self.status = "running"
-
-    async def _start_async(self) -> None:
-        if self.status != "created":
-            return
-        if sniffio.current_async_library() == "trio":
-            self._runtime = self._make_runtime(self.protocol)
-            self._in_caller_loop = True
-            self._nursery_manager = trio.open_nursery()
-            nursery = await self._nursery_manager.__aenter__()
-            try:
-                await nursery.start(self._serve)
-            except BaseException as exc:
-                await self._nursery_manager.__aexit__(type(exc), exc, exc.__traceback__)
-                raise
-            self.status = "running"
-        else:
-            protocol = "tls" if self.security.tls else "tcp"  # another loop: no inproc
-            await anyio.to_thread.run_sync(self._start_in_loop_thread, protocol)
-
-    def close(self, timeout: float = 10) -> Any:
-        """Stop every worker and the scheduler. Idempotent; a coroutine if asynchronous."""
-        if self.asynchronous:
-            return self._close_async()
-        self._close_blocking(timeout)
-        return None
-
-    def _close_blocking(self, timeout: float) -> None:
-        if self.status == "closed" and self._loop is None:
-            return
-        if self._loop is not None:
-            loop, self._loop = self._loop, None
-            if self._cancel is not None:
-                loop.call_soon(self._cancel.cancel)
-            self._stopped.wait(timeout)
-            loop.release()
-        self.status = "closed"
-
-    async def _close_async(self) -> None:
-        if self._in_caller_loop:
-            if self.status == "closed" and self._cancel is None:
-                return
-            if self._cancel is not None:
-                self._cancel.cancel()
-                self._cancel = None
-                await self._nursery_manager.__aexit__(None, None, None)
-            self.status = "closed"
-        else:
-            await anyio.to_thread.run_sync(self._close_blocking, 10)
-
-    # --- scaling and information ----------------------------------------------------
-
-    def adapt(
-        self,
-        minimum: int = 0,
-        maximum: float = math.inf,
-        target_duration: float | str = "5s",
-        wait_count: int = 3,
-        interval: float | str = "1s",
-        *,
-        Adaptive: type[adaptive.Adaptive] | None = None,  # dask's spelling
-        **kwargs: Any,
-    ) -> adaptive.Adaptive:
-        """Scale the cluster with its load from now on (see `Adaptive`); return the
-        `Adaptive`. Workers start when work piles up and retire, their data moved to
-        the others first, when they stay idle. Other keyword arguments (``startup_cost``,
-        ``scale_factor``, ...) go to `Adaptive`; ``Adaptive=`` takes a subclass, as in
-        dask. Replaces an earlier `adapt`; `scale` stops it."""
-        if self._runtime is None or self.status != "running":
-            raise RuntimeError(f"cannot adapt a cluster that is {self.status}")
-        self._stop_adaptive()
-        cls = adaptive.Adaptive if Adaptive is None else Adaptive
-        scaling = self.adaptive = cls(
-            cluster=self,
-            interval=interval,
-            minimum=minimum,
-            maximum=maximum,
-            wait_count=wait_count,
-            target_duration=target_duration,
-            **kwargs,
-        )
-        self._call_in_loop(self._runtime.spawn, scaling.run)
-        return scaling
-
-    def _stop_adaptive(self) -> None:
-        if self.adaptive is not None:
-            self.adaptive.stop()
-            self.adaptive = None
-
-    def _call_in_loop(self, fn: Any, *args: Any) -> None:
-        """Run ``fn(*args)`` in the cluster's loop: now when called from it, else soon."""
-        assert self._runtime is not None
-        token = self._runtime.trio_token
-        try:
-            here = trio.lowlevel.current_trio_token() is token
-        except RuntimeError:
-            here = False
-        if here:
-            fn(*args)
-        elif token is not None:
-            token.run_sync_soon(fn, *args)
-
-    def scale(self, n: int) -> Any:
-        """Run exactly `n` workers (starting or stopping some); a coroutine if asynchronous.
-
-        Stops adaptive scaling (`adapt`).
-        """
-        if n < 0:
-            raise ValueError("cannot scale to a negative number of workers")
-        self._stop_adaptive()
-        if self.asynchronous and self._in_caller_loop:
-            return self._scale_async(n)
-        if self.asynchronous:
-            return anyio.to_thread.run_sync(self._scale_blocking, n)
-        self._scale_blocking(n)
-        return None
-
-    async def _scale_async(self, n: int) -> None:
-        assert self._runtime is not None
-        self.n_workers = n
-        await self._runtime.scale_to(self._specs(n))
-
-    def _scale_blocking(self, n: int) -> None:
-        assert self._loop is not None
-        assert self._runtime is not None
-        self.n_workers = n
-        self._loop.run(self._runtime.scale_to, self._specs(n))
-
-    def scale_up(self, n: int) -> Any:
-        """Run at least `n` workers (what `Adaptive` calls); a coroutine if
-        asynchronous. Unlike `scale`, adaptive scaling goes on."""
-        return self._in_mode(self._scale_up_here, n)
+    # --- information ------------------------------------------------------------------
 
     def scale_down(self, workers: list[str]) -> Any:
         """Stop the workers at these addresses (what `Adaptive` calls once it retired
@@ -426,63 +292,12 @@ class LocalCluster:
         (``retire_workers(..., close=True)``) are given a few seconds to stop by
         themselves; the others are stopped at once, their data lost as when a worker
         dies (retire them first to keep it)."""
-        return self._in_mode(self._scale_down_here, list(workers))
-
-    def _in_mode(self, async_fn: Any, *args: Any) -> Any:
-        """Run ``async_fn(*args)`` in the cluster's loop as this cluster's mode wants:
-        a coroutine (asynchronous) or blocking."""
-        if self.asynchronous and self._in_caller_loop:
-            return async_fn(*args)
-        assert self._runtime is not None
-        token = self._runtime.trio_token
-
-        def blocking() -> None:
-            trio.from_thread.run(async_fn, *args, trio_token=token)
-
-        if self.asynchronous:
-            return anyio.to_thread.run_sync(blocking)
-        blocking()
-        return None
-
-    async def _scale_up_here(self, n: int) -> None:
-        assert self._runtime is not None
-        if n > len(self._runtime.workers):
-            self.n_workers = n
-            await self._runtime.scale_to(self._specs(n))
-
-    async def _scale_down_here(self, addresses: list[str]) -> None:
-        runtime = self._runtime
-        assert runtime is not None
-        leaving = [h for h in runtime.workers.values() if h.address in addresses]
-        registered = runtime.scheduler.state.workers
-        with trio.move_on_after(adaptive.LEAVE_TIMEOUT):
-            for handle in leaving:
-                if handle.address not in registered:  # retired: it stops by itself
-                    await handle.left.wait()
-        staying = [h.spec for h in runtime.workers.values() if h not in leaving]
-        self.n_workers = len(staying)
-        await runtime.scale_to(staying)
-
-    def get_logs(self, cluster: bool = True, scheduler: bool = True, workers: bool = True) -> Any:
-        """Recent log lines: ``{"Cluster": ..., "Scheduler": ..., address: ...}``, one
-        string per part, as dask's ``Cluster.get_logs``. A coroutine if asynchronous."""
-        from .logs import cluster_logs
-
-        return cluster_logs(self, (cluster, scheduler, workers))
+        return super().scale_down(workers)
 
     @property
     def scheduler_address(self) -> str:
         """The scheduler's address (TCP when worker processes or outside clients use it)."""
         return self._runtime.scheduler_address if self._runtime is not None else ""
-
-    @property
-    def dashboard_link(self) -> str | None:
-        """The dashboard's URL, with the token when the cluster has one; None without one."""
-        scheduler = self.scheduler
-        address = scheduler.dashboard_address if scheduler is not None else None
-        if address is None:
-            return None
-        return dashboard_url(address, self.scheduler_address, self.token)
 
     @property
     def workers(self) -> dict[str, WorkerHandle]:
@@ -497,46 +312,11 @@ class LocalCluster:
         assert self._runtime is not None
         return self._runtime.address_for_caller(same_loop)
 
-    @property
-    def loop_thread(self) -> LoopThread | None:
-        return self._loop
-
     def __repr__(self) -> str:
         return (
             f"LocalCluster({self.scheduler_address!r}, workers={len(self.workers)}, "
             f"threads={len(self.workers) * self.threads_per_worker}, status={self.status})"
         )
-
-    # --- context managers -----------------------------------------------------------
-
-    def __enter__(self) -> LocalCluster:
-        if self.asynchronous:
-            raise TypeError("use 'async with' for an asynchronous LocalCluster")
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
-    async def __aenter__(self) -> LocalCluster:
-        if not self.asynchronous:
-            raise TypeError("use 'with' for a blocking LocalCluster (or asynchronous=True)")
-        await self._start_async()
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self._close_async()
-
-    def __await__(self) -> Generator[Any, None, LocalCluster]:
-        async def start() -> LocalCluster:
-            await self._start_async()
-            return self
-
-        return start().__await__()
 
 
 register_local_cluster(LocalCluster)

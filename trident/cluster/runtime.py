@@ -32,8 +32,6 @@ from .lending import lend_client
 
 logger = logging.getLogger("trident.cluster")
 
-START_TIMEOUT = 60.0
-
 
 class WorkerHandle:
     """A running worker of a local cluster: in-process, or a process under a nanny."""
@@ -127,53 +125,41 @@ class ClusterRuntime:
         return self.scheduler.address
 
     async def serve(
-        self,
-        specs: list[WorkerConfig],
-        *,
-        task_status: trio.TaskStatus[ClusterRuntime] = trio.TASK_STATUS_IGNORED,
+        self, *, task_status: trio.TaskStatus[ClusterRuntime] = trio.TASK_STATUS_IGNORED
     ) -> None:
-        """Start the scheduler and the workers in `specs`; run until cancelled."""
+        """Start the scheduler; run until cancelled (add workers with `start_worker`)."""
         self.trio_token = trio.lowlevel.current_trio_token()
         _gc.acquire()  # the scheduler and in-process workers keep many small records
         try:
-            await self._serve(specs, task_status)
+            await self._serve(task_status)
         finally:
             _gc.release()
 
-    async def _serve(self, specs: list[WorkerConfig], task_status: trio.TaskStatus[Any]) -> None:
+    async def _serve(self, task_status: trio.TaskStatus[Any]) -> None:
         async with trio.open_nursery() as nursery:
             self._nursery = nursery
             await nursery.start(self.scheduler.serve)
             # The owner's clients find the token by the address alone (`_local_credentials`).
             with local_credentials.recorded(self.scheduler.addresses, self.security):
-                await self.scale_to(specs)
                 task_status.started(self)
                 await trio.sleep_forever()
 
-    async def scale_to(self, specs: list[WorkerConfig]) -> None:
-        """Start workers in `specs` that are not running; stop running ones not in it."""
+    async def start_worker(self, spec: WorkerConfig) -> WorkerHandle:
+        """Start the worker `spec` (named) and return its handle, once it runs (a worker
+        process: once it registered with the scheduler). It is in `workers` from the
+        start. Raises `WorkerStartError` if the first worker process exits before."""
         assert self._nursery is not None
-        wanted = {str(spec.name): spec for spec in specs}
-        for name, handle in list(self.workers.items()):
-            if name not in wanted:
-                handle.scope.cancel()
-                del self.workers[name]
-                handle.left.set()
-        new = [spec for name, spec in wanted.items() if name not in self.workers]
-        if not new:
-            return
-        with trio.fail_after(START_TIMEOUT):
-            async with trio.open_nursery() as starting:
-                for spec in new:
-                    handle = WorkerHandle(spec)
-                    self.workers[handle.name] = handle
-                    starting.start_soon(self._start_worker, handle)
-            await self.scheduler.wait_for_workers(len(self.workers))
-
-    async def _start_worker(self, handle: WorkerHandle) -> None:
-        assert self._nursery is not None
+        handle = WorkerHandle(spec)
+        self.workers[handle.name] = handle
         runner = self._run_process if self.processes else self._run_in_process
         await self._nursery.start(runner, handle)
+        return handle
+
+    def stop_worker(self, handle: WorkerHandle) -> None:
+        """Stop the worker of `handle` (at once: its results are lost unless it was
+        retired first); it leaves `workers` now, its process ends soon after."""
+        handle.scope.cancel()
+        self._forget(handle)
 
     async def _run_in_process(self, handle: WorkerHandle, *, task_status: Any) -> None:
         spec = handle.spec
@@ -218,16 +204,7 @@ class ClusterRuntime:
         if not handle.scope.cancelled_caught:
             self._forget(handle)  # retired, or the scheduler stayed out of reach
 
-    def spawn(self, async_fn: Any) -> None:
-        """Run ``async_fn()`` in the runtime's nursery (call from its loop)."""
-        assert self._nursery is not None
-        self._nursery.start_soon(async_fn)
-
     def _forget(self, handle: WorkerHandle) -> None:
         if self.workers.get(handle.name) is handle:
             del self.workers[handle.name]
         handle.left.set()
-
-    def close(self) -> None:
-        if self._nursery is not None:
-            self._nursery.cancel_scope.cancel()

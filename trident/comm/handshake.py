@@ -31,6 +31,15 @@ why (`Refused`) before the server closes.
 
 The token authenticates the two ends; it does not protect the bytes between them (see
 docs/deploy.md: TLS does that).
+
+**Certificate binding.** A TLS peer that checks no certificate (one reaching workers,
+which may serve certificates of their own: `Security.listener_security`) binds every
+proof to the SHA-256 of the certificate the server presented, by proving the server id
+``<server id>|tls-sha256=<hex>``. The server binds to its own certificate and accepts a
+proof bound or not (a peer that checked the certificate against the CA or the pin binds
+nothing), answering in kind. A relay that ends TLS on both sides shows the peer a
+certificate other than the server's, so the peer's proof matches nothing the server
+accepts, and the server's proof nothing the peer expects.
 """
 
 from __future__ import annotations
@@ -166,6 +175,15 @@ async def accept(
     except ProtocolError as exc:
         await _refuse(connection, f"invalid handshake: {exc}")
         raise
+    # The server id the peer's proof is bound to (see "Certificate binding"), if any.
+    bound_id = server_id
+    proven = False
+    if token is not None:
+        for candidate in _bindings(connection, server_id):
+            expected = peer_proof(token, hello.role, server_role, nonce, hello.nonce, candidate)
+            if hmac.compare_digest(hello.proof, expected):
+                bound_id, proven = candidate, True
+                break
     reason = None
     if hello.protocol != PROTOCOL_VERSION:
         reason = f"protocol version {hello.protocol} is not supported (need {PROTOCOL_VERSION})"
@@ -173,25 +191,27 @@ async def accept(
         reason = f"unknown role {hello.role!r}"
     elif len(hello.nonce) != NONCE_BYTES:
         reason = f"the peer's nonce must be {NONCE_BYTES} bytes"
-    elif token is not None and not hmac.compare_digest(
-        hello.proof, peer_proof(token, hello.role, server_role, nonce, hello.nonce, server_id)
-    ):
+    elif token is not None and not proven:
         reason = "invalid cluster token"
+    binding = (hello.role, server_role, nonce, hello.nonce, bound_id)
     if reason is not None:
         proof = b""
         if token is not None and hello.protocol == PROTOCOL_VERSION:
-            binding = (hello.role, server_role, nonce, hello.nonce, server_id)
             proof = refusal_proof(token, *binding, reason)
         await _refuse(connection, reason, proof)
         raise AuthenticationError(f"refused {hello.role} {hello.name!r}: {reason}")
-    proof = (
-        b""
-        if token is None
-        else server_proof(token, hello.role, server_role, nonce, hello.nonce, server_id)
-    )
+    proof = b"" if token is None else server_proof(token, *binding)
     await connection.send([Welcome(proof, server_id)])
     connection.authenticated = True
     return hello
+
+
+def _bindings(connection: Connection, server_id: str) -> list[str]:
+    """The server ids a proof on `connection` may be bound to, the bound one first."""
+    certificate = getattr(connection.stream, "certificate_binding", None)
+    if certificate is None:
+        return [server_id]
+    return [f"{server_id}|tls-sha256={certificate}", server_id]
 
 
 async def _refuse(connection: Connection, reason: str, proof: bytes = b"") -> None:
@@ -324,7 +344,8 @@ async def _offer(
                 f"a server of this cluster sends {NONCE_BYTES} fresh bytes"
             )
         own_nonce = os.urandom(NONCE_BYTES)
-        binding = (role, server_role, challenge.nonce, own_nonce, challenge.server_id)
+        bound_id = _bindings(connection, challenge.server_id)[0]
+        binding = (role, server_role, challenge.nonce, own_nonce, bound_id)
         proof = b"" if token is None else peer_proof(token, *binding)
         await connection.send([Hello(role, name, PROTOCOL_VERSION, proof, own_nonce)])
         answer = await connection.receive_one(Welcome, Refused)

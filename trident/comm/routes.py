@@ -10,6 +10,7 @@ from __future__ import annotations
 import ipaddress
 import socket
 
+import psutil
 import trio
 
 from .address import format_address, parse_address, parse_host_port
@@ -80,3 +81,21 @@ async def reachable_address(bound: str, towards: str | None = None) -> str:
         return bound
     local = await (local_host_towards(towards) if towards is not None else default_host())
     return format_address(scheme, local, port)
+
+
+def interface_address(name: str) -> str:
+    """The IPv4 address (else the IPv6 one) of the network interface `name`.
+
+    Raises `ValueError` naming the interfaces there are when `name` is not one of them
+    or has no IP address.
+    """
+    interfaces = psutil.net_if_addrs()
+    if name not in interfaces:
+        raise ValueError(
+            f"no network interface {name!r} (there are: {', '.join(sorted(interfaces))})"
+        )
+    for family in (socket.AF_INET, socket.AF_INET6):
+        for address in interfaces[name]:
+            if address.family == family:
+                return address.address.split("%")[0]
+    raise ValueError(f"network interface {name!r} has no IP address")

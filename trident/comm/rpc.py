@@ -78,13 +78,15 @@ class PeerPool:
     ):
         """`spawner` is the trio nursery or anyio task group that hosts the connections.
 
-        `ssl_context` is needed to reach peers at ``tls://`` addresses.
+        `ssl_context` is needed to reach peers at ``tls://`` addresses; its
+        ``trident_peer_context`` (see `Security.client_ssl_context`) is used when it has
+        one, as workers may serve certificates of their own.
         """
         self._spawner = spawner
         self._role = role
         self._name = name
         self._token = token
-        self._ssl_context = ssl_context
+        self._ssl_context = getattr(ssl_context, "trident_peer_context", ssl_context)
         self._channels: dict[str, _Channel] = {}
         self._ids = itertools.count(1)
         self.closed = False

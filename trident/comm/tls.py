@@ -9,6 +9,11 @@ A client context may carry a pin, ``context.trident_fingerprint`` (set by
 `Security.client_ssl_context`): the SHA-256 of the certificate the server must present.
 `open_*` check it right after the TLS handshake and refuse any other certificate
 (`TLSError`) before a byte of the connection is used.
+
+A stream's `certificate_binding` is the SHA-256 of the server's certificate where the
+handshake must bind its token proofs to it: on the client side when its context checks
+no certificate (``context.trident_bind_certificate``), on the server side always (its
+own certificate, ``context.trident_certificate``). See `trident.comm.handshake`.
 """
 
 from __future__ import annotations
@@ -63,6 +68,7 @@ class TrioTlsStream:
     def __init__(self, stream: trio.SSLStream[trio.SocketStream], peer: str):
         self._stream = stream
         self.peer = peer
+        self.certificate_binding: str | None = None
 
     async def send_all(self, data: Frame) -> None:
         try:
@@ -109,6 +115,14 @@ async def _handshake(stream: trio.SSLStream[trio.SocketStream], peer: str) -> Tr
     return TrioTlsStream(stream, peer)
 
 
+def client_binding(context: ssl.SSLContext, certificate: bytes | None) -> str | None:
+    """The `certificate_binding` of a client stream: the server certificate's SHA-256 if
+    `context` checks no certificate and leaves that to the handshake, else None."""
+    if not getattr(context, "trident_bind_certificate", False):
+        return None
+    return hashlib.sha256(certificate).hexdigest() if certificate else "no certificate"
+
+
 def check_pin(context: ssl.SSLContext, certificate: bytes | None, peer: str) -> None:
     """Raise `TLSError` unless the server's DER `certificate` has the context's pinned
     fingerprint (no pin: nothing to check)."""
@@ -129,18 +143,22 @@ async def open_trio(host: str, port: int, context: ssl.SSLContext) -> TrioTlsStr
     tune_socket(tcp.socket)
     stream = trio.SSLStream(tcp, context, server_hostname=host)
     tls = await _handshake(stream, f"{host}:{port}")
+    certificate = stream.getpeercert(binary_form=True)
     try:
-        check_pin(context, stream.getpeercert(binary_form=True), tls.peer)
+        check_pin(context, certificate, tls.peer)
     except TLSError:
         await trio.aclose_forcefully(stream.transport_stream)
         raise
+    tls.certificate_binding = client_binding(context, certificate)
     return tls
 
 
 async def accept_trio(tcp: trio.SocketStream, context: ssl.SSLContext) -> TrioTlsStream:
     """Server side of the TLS handshake on an accepted connection. Raises `TLSError`."""
     tune_socket(tcp.socket)
-    return await _handshake(trio.SSLStream(tcp, context, server_side=True), _peer_name(tcp.socket))
+    tls = await _handshake(trio.SSLStream(tcp, context, server_side=True), _peer_name(tcp.socket))
+    tls.certificate_binding = getattr(context, "trident_certificate", None)
+    return tls
 
 
 class AsyncioTlsStream:
@@ -150,6 +168,7 @@ class AsyncioTlsStream:
         self._reader = reader
         self._writer = writer
         self.peer = peer
+        self.certificate_binding: str | None = None
 
     async def send_all(self, data: Frame) -> None:
         try:
@@ -187,15 +206,18 @@ async def open_asyncio(host: str, port: int, context: ssl.SSLContext) -> Asyncio
     except ssl.SSLError as exc:
         raise TLSError(f"TLS handshake with {peer} failed: {describe_tls_error(exc)}") from None
     ssl_object = writer.get_extra_info("ssl_object")
+    certificate = ssl_object.getpeercert(binary_form=True) if ssl_object else None
     try:
-        check_pin(context, ssl_object.getpeercert(binary_form=True) if ssl_object else None, peer)
+        check_pin(context, certificate, peer)
     except TLSError:
         writer.transport.abort()
         raise
     sock = writer.get_extra_info("socket")
     if sock is not None:
         tune_socket(sock)
-    return AsyncioTlsStream(reader, writer, peer)
+    tls = AsyncioTlsStream(reader, writer, peer)
+    tls.certificate_binding = client_binding(context, certificate)
+    return tls
 
 
 #: How long `speaks_tls` waits for a server's TLS answer.

@@ -9,6 +9,11 @@ trusts the peer: anything off raises `ProtocolError`.
 Supported field types: ``str``, ``int``, ``float``, ``bool``, ``bytes``, ``Serialized``,
 ``Any`` (any msgpack value, unchecked), another message class (nested), ``list[T]``,
 ``dict[str, T]`` and ``T | None``.
+
+Decoders take msgpack arrays as tuples or lists. The wire decodes arrays as tuples (see
+`trident.protocol.wire`), and the decoders hand out lists as the annotations say:
+``list[T]`` fields become lists, and arrays anywhere inside an ``Any`` value become lists
+again, so a message decodes to the same value either way.
 """
 
 from __future__ import annotations
@@ -85,8 +90,9 @@ def encode(msg: Any) -> list:
 
 
 def decode(item: Any) -> Any:
-    """Turn a decoded msgpack array back into a message; raises `ProtocolError` if invalid."""
-    if type(item) is not list or not item:
+    """Turn a decoded msgpack array (a tuple or a list) back into a message; raises
+    `ProtocolError` if invalid."""
+    if type(item) not in _ARRAYS or not item:
         raise ProtocolError(f"a message must be a non-empty array, got {type(item).__name__}")
     tag = item[0]
     cls = MESSAGE_TYPES.get(tag) if type(tag) is str else None
@@ -105,6 +111,33 @@ def decode(item: Any) -> Any:
         raise
 
 
+#: The types a decoded msgpack array may have.
+_ARRAYS = (tuple, list)
+
+
+def thaw(value: Any) -> Any:
+    """`value` with every tuple in it, however deep, turned into a list.
+
+    Dicts are updated in place (they are fresh from the decoder); a value that holds no
+    tuple is returned as it is.
+    """
+    kind = type(value)
+    if kind is tuple:
+        return [thaw(x) if type(x) in _NESTED else x for x in value]
+    if kind is dict:
+        for k, x in value.items():
+            if type(x) in _NESTED:
+                value[k] = thaw(x)
+    elif kind is list:
+        for i, x in enumerate(value):
+            if type(x) in _NESTED:
+                value[i] = thaw(x)
+    return value
+
+
+_NESTED = (tuple, dict, list)
+
+
 # --- compilation ---------------------------------------------------------------------
 
 
@@ -112,24 +145,22 @@ def _type_name(tp: Any) -> str:
     return getattr(tp, "__name__", None) or repr(tp)
 
 
-def _checker(tp: Any, where: str) -> tuple[Checker | None, bool]:
-    """Return (checker, is_trivial). A trivial checker means "accept as is"."""
+def _checker(tp: Any, where: str) -> Checker:
+    """The function that validates (and where needed converts) a decoded value of `tp`."""
     origin = typing.get_origin(tp)
     if tp is Any:
-        return None, True
+        return thaw
     if origin in (typing.Union, types.UnionType):
         options = typing.get_args(tp)
         non_none = [o for o in options if o is not type(None)]
         if len(non_none) != 1 or len(options) != 2:
             raise TypeError(f"{where}: only 'T | None' unions are supported, got {tp!r}")
-        inner, trivial = _checker(non_none[0], where)
-        if trivial:
-            return None, True
+        inner = _checker(non_none[0], where)
 
         def check_optional(v: Any) -> Any:
-            return None if v is None else inner(v)  # type: ignore[misc]
+            return None if v is None else inner(v)
 
-        return check_optional, False
+        return check_optional
     if tp in (str, bytes, bool):
 
         def check_exact(v: Any, tp: type = tp) -> Any:
@@ -137,7 +168,7 @@ def _checker(tp: Any, where: str) -> tuple[Checker | None, bool]:
                 raise ProtocolError(f"{where}: expected {tp.__name__}, got {type(v).__name__}")
             return v
 
-        return check_exact, False
+        return check_exact
     if tp is int:
 
         def check_int(v: Any) -> Any:
@@ -145,7 +176,7 @@ def _checker(tp: Any, where: str) -> tuple[Checker | None, bool]:
                 raise ProtocolError(f"{where}: expected int, got {type(v).__name__}")
             return v
 
-        return check_int, False
+        return check_int
     if tp is float:
 
         def check_float(v: Any) -> Any:
@@ -156,7 +187,7 @@ def _checker(tp: Any, where: str) -> tuple[Checker | None, bool]:
                 return float(v)
             raise ProtocolError(f"{where}: expected float, got {t.__name__}")
 
-        return check_float, False
+        return check_float
     if tp is Serialized:
 
         def check_payload(v: Any) -> Any:
@@ -166,24 +197,22 @@ def _checker(tp: Any, where: str) -> tuple[Checker | None, bool]:
                 )
             return v
 
-        return check_payload, False
+        return check_payload
     if origin is list:
         (item_tp,) = typing.get_args(tp)
-        item_check, trivial = _checker(item_tp, f"{where}[]")
+        item_check = _checker(item_tp, f"{where}[]")
 
         def check_list(v: Any) -> Any:
-            if type(v) is not list:
+            if type(v) not in _ARRAYS:
                 raise ProtocolError(f"{where}: expected array, got {type(v).__name__}")
-            if not trivial:
-                return [item_check(x) for x in v]  # type: ignore[misc]
-            return v
+            return [item_check(x) for x in v]
 
-        return check_list, False
+        return check_list
     if origin is dict:
         key_tp, value_tp = typing.get_args(tp)
         if key_tp is not str:
             raise TypeError(f"{where}: dict keys must be str")
-        value_check, trivial = _checker(value_tp, f"{where}{{}}")
+        value_check = _checker(value_tp, f"{where}{{}}")
 
         def check_dict(v: Any) -> Any:
             if type(v) is not dict:
@@ -191,21 +220,19 @@ def _checker(tp: Any, where: str) -> tuple[Checker | None, bool]:
             for k in v:
                 if type(k) is not str:
                     raise ProtocolError(f"{where}: map keys must be strings")
-            if not trivial:
-                return {k: value_check(x) for k, x in v.items()}  # type: ignore[misc]
-            return v
+            return {k: value_check(x) for k, x in v.items()}
 
-        return check_dict, False
+        return check_dict
     if isinstance(tp, type) and hasattr(tp, _DECODE_ATTR):
         _ensure_compiled(tp)
         nested_decode = getattr(tp, _DECODE_ATTR)
 
         def check_nested(v: Any) -> Any:
-            if type(v) is not list:
+            if type(v) not in _ARRAYS:
                 raise ProtocolError(f"{where}: expected {tp.__name__} array")
             return nested_decode(v)
 
-        return check_nested, False
+        return check_nested
     raise TypeError(f"{where}: unsupported field type {_type_name(tp)}")
 
 
@@ -293,9 +320,7 @@ def _compile(cls: type, tag: str) -> None:
     checks: dict[str, Checker] = {}
     nested: dict[str, Callable[[Any], Any]] = {}
     for name in names:
-        check, trivial = _checker(hints[name], f"{tag}.{name}")
-        if not trivial:
-            checks[name] = check  # type: ignore[assignment]
+        checks[name] = _checker(hints[name], f"{tag}.{name}")
         enc = _nested_encoder(hints[name])
         if enc is not None:
             nested[name] = enc

@@ -12,7 +12,7 @@ Everything here is pure; the reading and writing of packets lives in `trident.co
 from __future__ import annotations
 
 import struct
-from collections.abc import Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from typing import Any
 
 import msgpack
@@ -82,10 +82,21 @@ def decode_batch(
     An array or map announcing more than `max_container_len` elements is refused before
     msgpack allocates it (strings and bytes are bounded by the envelope's own size).
 
+    Arrays decode as tuples, not lists, and become lists (as the message annotations
+    say) only where a message is built from them. An empty array is then the shared
+    ``()``, and a tuple of atomic values drops out of the garbage collector's tracking at
+    the first young-generation collection it meets (a dict of atomic values is never
+    tracked): an envelope of a million small arrays leaves the collector next to nothing
+    to walk, where a million lists cost every later collection of their generation
+    tens to hundreds of milliseconds, holding the GIL, whichever thread triggers it.
+
     msgpack decodes in C and holds the GIL throughout; ``interruptible=True`` (for
-    decoding in a worker thread) passes every array and map through a Python function,
-    so the interpreter can hand the GIL to the event loop's thread at its switch
-    interval instead of only at the end.
+    decoding a large envelope in a worker thread) bounds how long it holds it at a time:
+    every array and map passes through a Python function, so the interpreter can hand
+    the GIL to the event loop's thread at its switch interval, and the envelope is
+    decoded one message at a time, each checked as soon as it is read. So an invalid
+    message ends the decoding where it stands, and no array of a million items ever
+    exists whose freeing would hold the GIL for as long as it took to build.
     """
     if not frames:
         raise ProtocolError("empty packet")
@@ -114,30 +125,57 @@ def decode_batch(
             )
         raise ProtocolError(f"unknown extension type {code}")
 
+    options: dict[str, Any] = {
+        "ext_hook": ext_hook,
+        "raw": False,
+        "use_list": False,
+        "strict_map_key": True,
+        "max_array_len": max_container_len,
+        "max_map_len": max_container_len,
+    }
+    if interruptible:
+        return _decode_one_by_one(frames[0], options, max_container_len)
     try:
-        envelope = msgpack.unpackb(
-            frames[0],
-            ext_hook=ext_hook,
-            raw=False,
-            use_list=True,
-            strict_map_key=True,
-            max_array_len=max_container_len,
-            max_map_len=max_container_len,
-            **_INTERRUPTIBLE if interruptible else {},
-        )
+        envelope = msgpack.unpackb(frames[0], **options)
     except ProtocolError:
         raise
     except Exception as exc:  # msgpack raises several unrelated types for garbage
-        raise ProtocolError(f"undecodable envelope: {type(exc).__name__}: {exc}") from None
-    if type(envelope) is not list:
+        raise _undecodable(exc) from None
+    if type(envelope) is not tuple:
         raise ProtocolError(f"envelope must be an array, got {type(envelope).__name__}")
+    return _decode_messages(envelope)
+
+
+def _undecodable(exc: Exception) -> ProtocolError:
+    return ProtocolError(f"undecodable envelope: {type(exc).__name__}: {exc}")
+
+
+def _decode_one_by_one(envelope: Frame, options: dict[str, Any], max_len: int) -> list[Any]:
+    """`_decode_messages` of the envelope, reading and checking one message at a time."""
+    size = envelope.nbytes if isinstance(envelope, memoryview) else len(envelope)
+    unpacker = msgpack.Unpacker(None, max_buffer_size=size, **options, **_INTERRUPTIBLE)
+    unpacker.feed(envelope)
     try:
-        return _decode_messages(envelope)
-    except ProtocolError:
-        if interruptible:  # free a large invalid envelope a slice at a time
-            while envelope:
-                del envelope[-4096:]
-        raise
+        count = unpacker.read_array_header()
+    except Exception:
+        raise ProtocolError("envelope must be an array") from None
+    if count > max_len:
+        raise ProtocolError(f"envelope announces {count} messages (limit {max_len})")
+    items = _items(unpacker, count)
+    messages = _decode_messages(items)
+    if unpacker.tell() != size:
+        raise ProtocolError(f"undecodable envelope: {size - unpacker.tell()} bytes of extra data")
+    return messages
+
+
+def _items(unpacker: msgpack.Unpacker, count: int) -> Iterator[Any]:
+    for _ in range(count):
+        try:
+            yield unpacker.unpack()
+        except ProtocolError:
+            raise
+        except Exception as exc:
+            raise _undecodable(exc) from None
 
 
 def _same(value: Any) -> Any:
@@ -191,7 +229,7 @@ def parse_frame_lengths(
     return lengths
 
 
-def _decode_messages(envelope: list) -> list[Any]:
+def _decode_messages(envelope: Iterable[Any]) -> list[Any]:
     """The messages of an envelope; `InvalidBatch` (after decoding the rest) when only
     requests failed validation, `ProtocolError` for anything else invalid."""
     messages = []

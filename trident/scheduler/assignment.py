@@ -6,7 +6,8 @@ are placed at once (`TaskLifecycle.make_ready`). Each worker's books say what it
 processes and the estimated seconds of each task (`occupancy` is their sum), which of
 those are presumed to run on a thread now (`running`, the oldest first), and which
 left their thread slot (`long_running`, see `secede`). A worker with fewer processing
-tasks than threads is *idle*; idle workers are where queued tasks and stolen ones go.
+tasks than threads is *idle*, unless it is stalled (`stalls`); idle workers are where
+queued tasks and stolen ones go.
 
 This part changes a task's state to `processing` and back, but does not count
 transitions: that is the lifecycle's job (`TaskLifecycle.transitions`).
@@ -15,7 +16,7 @@ transitions: that is the lifecycle's job (`TaskLifecycle.transitions`).
 from __future__ import annotations
 
 import heapq
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 from typing import TYPE_CHECKING, Any
 
 from ..protocol import messages as m
@@ -43,7 +44,10 @@ class Assignments:
             that uses one.
         send: queues a message for a peer.
         clock: wall-clock seconds.
-        stealing: told when a task leaves a worker's books and when a worker has room.
+        stealing: told when a task leaves a worker's books, when a worker has room and
+            when one has more tasks than threads (`WorkStealing.queued`).
+        stalled: workers gone quiet (`WorkerStalls.stalled`, read only): never idle,
+            and offered no queued tasks.
     """
 
     def __init__(
@@ -55,6 +59,7 @@ class Assignments:
         send: Callable[[str, Any], None],
         clock: Callable[[], float],
         stealing: WorkStealing,
+        stalled: Collection[WorkerRecord],
     ) -> None:
         self._workers = workers
         self.idle = idle
@@ -63,6 +68,7 @@ class Assignments:
         self._send = send
         self._clock = clock
         self._stealing = stealing
+        self._stalled = stalled
         #: heap of queued root tasks; entries whose state moved on are stale
         self.queue: list[TaskRecord] = []
         #: whether `schedule_queued` may have work to do (a task queued, room freed up)
@@ -89,7 +95,12 @@ class Assignments:
         assigned = 0
         # Per worker: [free threads, seconds left under the window, tasks left under the
         # count bound], spent as tasks are handed out (`has_room`, without recomputing).
-        room = {ws: offer_limits(ws, now) for ws in self._workers.values() if has_room(ws, now)}
+        stalled = self._stalled
+        room = {
+            ws: offer_limits(ws, now)
+            for ws in self._workers.values()
+            if has_room(ws, now) and ws not in stalled
+        }
         while queue and room:
             for ws in list(room):
                 ts = heapq.heappop(queue)
@@ -120,6 +131,8 @@ class Assignments:
             ws.running[ts] = self._clock() if now is None else now
         if len(ws.processing) >= ws.nthreads:
             self.idle.pop(ws, None)
+            if len(ws.processing) > ws.nthreads:
+                self._stealing.queued[ws] = None
         assert ts.function is not None
         assert ts.args is not None
         if ts.function not in ws.functions:
@@ -160,7 +173,11 @@ class Assignments:
                 self._next_running(ws)
         else:
             ws.long_running.pop(ts, None)
-        if len(ws.processing) < ws.nthreads and self._workers.get(ws.address) is ws:
+        if (
+            len(ws.processing) < ws.nthreads
+            and self._workers.get(ws.address) is ws
+            and ws not in self._stalled
+        ):
             self.idle[ws] = None
             stealing.due = True
         self.dirty = True
@@ -174,7 +191,7 @@ class Assignments:
             del ws.running[ts]
             self._next_running(ws)
         ws.long_running[ts] = None
-        if len(ws.processing) < ws.nthreads:
+        if len(ws.processing) < ws.nthreads and ws not in self._stalled:
             self.idle[ws] = None
             self._stealing.due = True
         self.dirty = True

@@ -212,6 +212,23 @@ class DataMovement:
         self.retiring.update(op.retiring)
         self._retire_round(op)
 
+    def on_worker_retiring(self, ws: WorkerRecord, msg: m.WorkerRetiring) -> None:
+        """A worker's lifetime is over: retire it and close it (its nanny too). Its
+        leaving is not optional (its batch job is about to end), so when its data has
+        nowhere to go it is closed all the same and that data is recomputed later."""
+        address = ws.address
+        if address in self.retiring:
+            return  # already leaving
+
+        def closed_anyway(retired: dict[str, Any]) -> None:
+            if address not in retired and address in self._state.workers:
+                self._send(address, m.CloseWorker(f"lifetime over: {msg.reason}"))
+                nanny = self._state.nannies.nanny_of().get(address)
+                if nanny is not None:
+                    self._send(nanny, m.CloseWorker(f"lifetime over: {msg.reason}"))
+
+        self.retire([address], close=True, on_done=closed_anyway)
+
     def _retire_round(self, op: Operation) -> None:
         assert op.retiring is not None
         leaving = set(op.retiring)

@@ -63,7 +63,8 @@ def check_invariants(state: SchedulerState) -> None:
             assert ts not in ws.processing
         for ts in ws.has_what:
             assert ws in ts.who_has
-        assert (len(ws.processing) < ws.nthreads) == (ws in state.idle), ws
+        has_room = len(ws.processing) < ws.nthreads and ws not in state.stalls.stalled
+        assert has_room == (ws in state.idle), ws
         assert ws.running.keys() <= ws.processing.keys(), ws
         assert len(ws.running) == min(ws.nthreads, len(ws.processing)), ws
         booked = sum(ws.processing.values())
@@ -80,3 +81,4 @@ def check_invariants(state: SchedulerState) -> None:
     state.coordination.validate()
     state.data_movement.validate()
     state.stealing.validate()
+    state.lost_data.validate()

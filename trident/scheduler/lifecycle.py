@@ -13,14 +13,15 @@ inputs (the `worker_handlers`); clients that stop wanting a task let it go
 (`check_release`): its work stops and its data is freed as soon as no client wants it
 and no unfinished dependent needs it, and it is forgotten (`maybe_forget`) once no
 record depends on it either. When the last copy of a task's data is lost, `data_lost`
-recomputes it if anyone still needs it.
+recomputes it if anyone still needs it; data that cannot be recomputed is awaited a
+while from a worker that may come back (`lost_data`).
 """
 
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Callable, Mapping
-from typing import Any
+from collections.abc import Callable, Collection, Mapping
+from typing import TYPE_CHECKING, Any
 
 from .._exceptions import ActorDied, FutureLostError
 from ..protocol import messages as m
@@ -43,6 +44,9 @@ from .records import (
     WorkerRecord,
 )
 
+if TYPE_CHECKING:
+    from .lost_data import LostData
+
 
 class TaskLifecycle:
     """Task transitions over the scheduler's records, and the count of them.
@@ -61,6 +65,9 @@ class TaskLifecycle:
         send: queues a message for a peer.
         send_key: queues a per-key worker message (`Outbox.send_key`).
         clock: wall-clock seconds.
+        stalled: workers gone quiet (`WorkerStalls.stalled`, read only): ready tasks
+            go to them only when no other worker may run them.
+        lost_data: keys awaited from departed workers that may come back.
     """
 
     def __init__(
@@ -76,6 +83,8 @@ class TaskLifecycle:
         send: Callable[[str, Any], None],
         send_key: Callable[[str, type[m.FreeKeys] | type[m.CancelTask], str], None],
         clock: Callable[[], float],
+        stalled: Collection[WorkerRecord],
+        lost_data: LostData,
     ) -> None:
         self._tasks = tasks
         self._workers = workers
@@ -88,6 +97,8 @@ class TaskLifecycle:
         self._send = send
         self._send_key = send_key
         self._clock = clock
+        self._stalled = stalled
+        self._lost_data = lost_data
         #: how many transitions happened so far
         self.transitions = 0
         #: ready tasks that no connected worker may run
@@ -131,6 +142,8 @@ class TaskLifecycle:
     def _compute_one(self, ts: TaskRecord) -> None:
         """Move one task to waiting (or further) once its released inputs are handled."""
         if ts.function is None:
+            if ts in self._lost_data:
+                return  # awaited from a worker that may come back
             self.fail(
                 ts,
                 error_info_for(
@@ -159,7 +172,7 @@ class TaskLifecycle:
             ts.state = QUEUED
             self._books.enqueue(ts)
             return
-        ws = choose_worker(ts, self._workers, self._books.idle, self._clock())
+        ws = choose_worker(ts, self._workers, self._books.idle, self._clock(), self._stalled)
         if ws is None:
             ts.state = NO_WORKER
             self.no_worker[ts] = None
@@ -375,8 +388,12 @@ class TaskLifecycle:
                 if ts.state == MEMORY and not ts.who_has:
                     self.data_lost(ts)
 
-    def data_lost(self, ts: TaskRecord) -> None:
-        """The last copy of `ts` is gone: recompute it if needed, else just release it."""
+    def data_lost(self, ts: TaskRecord, returning: str | None = None) -> None:
+        """The last copy of `ts` is gone: recompute it if needed, else just release it.
+
+        Data that cannot be recomputed is awaited from the worker at `returning`, when
+        given, before it fails (`lost_data`).
+        """
         ts.state = RELEASED
         self.transitions += 1
         for cs in ts.who_wants:
@@ -395,7 +412,9 @@ class TaskLifecycle:
                 return
             ts.restarts += 1
         if ts.function is None:
-            if ts.who_wants or ts.waiters:
+            if (ts.who_wants or ts.waiters) and not (
+                returning is not None and self._lost_data.park(ts, returning)
+            ):
                 self.fail(
                     ts,
                     error_info_for(

@@ -26,6 +26,13 @@ class LivenessSettings:
             seconds is gone for good: its tasks are released.
         death_report_wait: how long a `KilledWorker` verdict waits for the nanny's
             report of why the worker died, once its connection dropped.
+        worker_stall: a worker silent for this long is *stalled*: it gets no new work
+            and its queued tasks go elsewhere (`stalls`); must exceed the workers'
+            heartbeat interval.
+        lost_data_grace: how long data that cannot be recomputed is awaited from a
+            worker that may come back (removed for silence, or its connection dropped
+            and its nanny has not reported it dead) before it is declared lost
+            (`lost_data`).
     """
 
     heartbeat_interval: float = 1.0
@@ -33,6 +40,8 @@ class LivenessSettings:
     client_timeout: float = 60.0
     client_grace: float = 60.0
     death_report_wait: float = 2.0
+    worker_stall: float = 5.0
+    lost_data_grace: float = 30.0
 
 
 class Liveness:
@@ -88,6 +97,11 @@ class Liveness:
         silent_clients = [c for c, t in self._clients.items() if t < client_deadline]
         expired = [c for c, t in self.away.items() if t < grace_deadline]
         return silent_workers, silent_clients, expired
+
+    def quiet_workers(self, now: float, seconds: float) -> list[str]:
+        """Workers not heard from for more than `seconds` at `now`."""
+        deadline = now - seconds
+        return [a for a, t in self._workers.items() if t < deadline]
 
     def present(self) -> list[str]:
         """Every connected worker and client (the peers heartbeats go to)."""

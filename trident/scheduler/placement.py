@@ -13,7 +13,7 @@ could start now.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Collection, Iterable, Mapping
 
 from .records import TaskRecord, WorkerRecord
 
@@ -178,9 +178,11 @@ def choose_worker(
     workers: Mapping[str, WorkerRecord],
     idle: Mapping[WorkerRecord, None],
     now: float,
+    avoid: Collection[WorkerRecord] = (),
 ) -> WorkerRecord | None:
     """The best worker for a ready task at time `now`, or None if no worker may run it.
 
+    Workers in `avoid` (stalled ones) are chosen only when no other may run the task.
     Costs O(dependencies x replicas + candidates x threads): the bytes each candidate
     already holds are summed once, not once per candidate.
     """
@@ -210,6 +212,11 @@ def choose_worker(
         candidates = list(workers.values())
     if not candidates:
         return None
+    if avoid:
+        kept = [ws for ws in candidates if ws not in avoid]
+        if not kept and constrained is None:
+            kept = [ws for ws in workers.values() if ws not in avoid]
+        candidates = kept or candidates
 
     def cost(ws: WorkerRecord) -> tuple[float, int]:
         # `backlog` inlined: this runs for every candidate of every placed task.

@@ -52,6 +52,7 @@ from .inspection import ClusterQueries
 from .invariants import check_invariants
 from .lifecycle import TaskLifecycle
 from .liveness import Liveness, LivenessSettings
+from .lost_data import LostData
 from .nannies import Nannies
 from .outbox import Outbox
 from .output import OutputForwarding
@@ -59,6 +60,7 @@ from .placement import DurationEstimates
 from .records import MEMORY, QUEUED, WAITING, ClientRecord, TaskRecord, WorkerRecord
 from .remote_calls import RemoteCalls
 from .sessions import ClientSessions
+from .stalls import WorkerStalls
 from .stealing import WorkStealing
 from .uploads import Uploads
 from .wants import ClientWants
@@ -118,6 +120,9 @@ class SchedulerState:
         self._fire_and_forget = ClientRecord(FIRE_AND_FORGET, FIRE_AND_FORGET)
         #: queued tasks moving from busy workers to idle ones (issue 16)
         self.stealing = WorkStealing(self)
+        #: workers gone quiet, and unrecomputable data awaited from departed workers
+        self.stalls = WorkerStalls(self)
+        self.lost_data = LostData(self)
         #: function payloads by token, and who refers to them
         self.function_store = FunctionStore(self.workers, self._send)
         self.functions: dict[str, Serialized] = self.function_store.payloads
@@ -129,12 +134,13 @@ class SchedulerState:
             self._send,
             clock,
             self.stealing,
+            self.stalls.stalled,
         )
         #: when peers were last heard from, and clients that may still resume
         self.liveness = Liveness(liveness)
         #: why workers left; KilledWorker verdicts waiting for a nanny's report
         self.deaths = WorkerDeaths(self._killed)
-        self.nannies = Nannies(self.workers, self._send, self.remove_worker, self.deaths.reported)
+        self.nannies = Nannies(self.workers, self._send, self.remove_worker, self._death_reported)
         #: keys kept alive for stored values (queues, variables, datasets) and handoffs
         self.holds = KeyHolds(self)
         self.coordination = CoordinationState(self._send, self.holds)
@@ -150,6 +156,8 @@ class SchedulerState:
             self._send,
             self.outbox.send_key,
             clock,
+            self.stalls.stalled,
+            self.lost_data,
         )
         self.no_worker = self.lifecycle.no_worker
         self.wants = ClientWants(
@@ -197,6 +205,7 @@ class SchedulerState:
         self._worker_handlers.update(self.lifecycle.worker_handlers())
         self._worker_handlers.update(self.output.worker_handlers())
         self._worker_handlers[m.ReplicasAcquired] = self.data_movement.on_replicas_acquired
+        self._worker_handlers[m.WorkerRetiring] = self.data_movement.on_worker_retiring
         self._worker_handlers[m.FileStored] = self.uploads.on_file_stored
         self._worker_handlers[m.WorkerStateDumped] = self.dumps.on_worker_dumped
         self._worker_handlers[m.TasksRecalled] = self.stealing.on_tasks_recalled
@@ -307,12 +316,13 @@ class SchedulerState:
         unknown = []
         for key, nbytes in (keys or {}).items():
             ts = self.tasks.get(key)
-            if ts is None or ts.state != MEMORY:
-                unknown.append(key)
-            else:
+            if ts is not None and ts.state == MEMORY:
                 self.lifecycle.add_replica(ts, ws, nbytes)
+            elif ts is None or not self.lost_data.restore(ts, ws, nbytes):
+                unknown.append(key)
         if unknown:
             self._send(ws.address, m.FreeKeys(unknown))
+        self.lost_data.holder_gone(ws.address)  # what it came back without is lost
         self._broadcast_to_clients(m.WorkersChanged([info], []))
         self.lifecycle.retry_no_worker()
         self.books.dirty = True
@@ -325,6 +335,7 @@ class SchedulerState:
         *,
         graceful: bool = False,
         await_report: bool = False,
+        silent: bool = False,
     ) -> None:
         """A worker is gone: rerun what it was running, recompute what only it held.
 
@@ -332,6 +343,8 @@ class SchedulerState:
         counting the removal against them (`KilledWorker`). With `await_report` (its
         connection dropped and a nanny supervises it), tasks that this death makes fail
         with `KilledWorker` wait for the nanny's report of why it died (see `deaths`).
+        Data that cannot be recomputed is awaited a while (`lost_data`) when the worker
+        may come back: it was `silent` (removed by `tick`), or a report is awaited.
         """
         ws = self.workers.pop(address, None)
         if ws is None:
@@ -341,6 +354,7 @@ class SchedulerState:
         self.liveness.worker_left(address)
         self.deaths.record(address, reason)
         hold = await_report and address in self.nannies.nanny_of()
+        may_return = (silent or hold) and not graceful
         self.idle.pop(ws, None)
         self.outbox.drop(address)
         lost: list[TaskRecord] = []
@@ -350,7 +364,7 @@ class SchedulerState:
                 lost.append(ts)
         ws.has_what.clear()
         for ts in lost:
-            self.lifecycle.data_lost(ts)
+            self.lifecycle.data_lost(ts, address if may_return else None)
         self.coordination.worker_removed(address)
         # Seceded tasks were running there too; the worker's books no longer need to
         # tell them apart.
@@ -385,6 +399,11 @@ class SchedulerState:
         self.books.dirty = True
         self.nannies.finish_restarts()
 
+    def _death_reported(self, address: str, reason: str) -> None:
+        """A nanny said why the worker at `address` died: its data is gone for good."""
+        self.deaths.reported(address, reason)
+        self.lost_data.holder_gone(address)
+
     def _killed(self, ts: TaskRecord) -> None:
         """`ts` was running on more workers that died than allowed: it fails."""
         self.coordination.task_ended(ts.key)
@@ -405,7 +424,7 @@ class SchedulerState:
         for address in silent_workers:
             timeout = self.liveness.settings.worker_timeout
             logger.warning("scheduler: worker %s sent nothing for %g s: removed", address, timeout)
-            self.remove_worker(address, f"it sent no heartbeat for {timeout:g} s")
+            self.remove_worker(address, f"it sent no heartbeat for {timeout:g} s", silent=True)
         for client_id in silent_clients:
             timeout = self.liveness.settings.client_timeout
             logger.warning("scheduler: client %s sent nothing for %g s", client_id, timeout)
@@ -414,6 +433,8 @@ class SchedulerState:
             logger.info("scheduler: clients %s did not come back: released", expired)
             self.sessions.expire(expired)
         self.deaths.expire(now)
+        self.stalls.tick(now)
+        self.lost_data.expire(now)
         self.stealing.due = True  # a running task may have outlived its estimate by now
         for peer in self.liveness.present():
             self._send(peer, HEARTBEAT)
@@ -521,11 +542,15 @@ class SchedulerState:
         they depend on; keys that are not erred are left alone."""
         self.lifecycle.retry(keys)
 
-    def move_task(self, ts: TaskRecord, ws: WorkerRecord) -> None:
+    def move_task(self, ts: TaskRecord, ws: WorkerRecord | None) -> None:
         """Work stealing: `ts` left its worker unstarted; run it on `ws` instead (placed
-        afresh when `ws` left or is retiring)."""
+        afresh when `ws` is None, left or is retiring)."""
         self.books.unassign(ts)
-        if self.workers.get(ws.address) is ws and ws.address not in self.data_movement.retiring:
+        if (
+            ws is not None
+            and self.workers.get(ws.address) is ws
+            and ws.address not in self.data_movement.retiring
+        ):
             self.lifecycle.assign(ts, ws)
         else:
             ts.state = WAITING

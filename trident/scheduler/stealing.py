@@ -78,6 +78,11 @@ class WorkStealing:
         self.incoming: dict[WorkerRecord, float] = {}
         self.outgoing: dict[WorkerRecord, float] = {}
         self.due = False
+        #: workers that were assigned more tasks than they have threads: the only
+        #: possible victims. The state adds them as it assigns; `balance` drops those
+        #: whose queues drained or that left, so a round costs nothing while no worker
+        #: has unstarted tasks (the common case for latency-bound work).
+        self.queued: dict[WorkerRecord, None] = {}
         #: tasks moved and recalls refused (for tests and diagnostics)
         self.moved = 0
         self.refused = 0
@@ -92,7 +97,15 @@ class WorkStealing:
         """One round: recall queued tasks that idle workers would start sooner."""
         self.due = False
         state = self._state
-        if len(state.workers) < 2 or not state.idle:
+        if not self.queued or not state.idle or len(state.workers) < 2:
+            return
+        candidates = []
+        for ws in list(self.queued):
+            if len(ws.processing) <= ws.nthreads or state.workers.get(ws.address) is not ws:
+                del self.queued[ws]
+            else:
+                candidates.append(ws)
+        if not candidates:
             return
         retiring = state.data_movement.retiring
         thieves: dict[WorkerRecord, float] = {}
@@ -105,9 +118,7 @@ class WorkStealing:
         if not thieves:
             return
         victims: list[tuple[float, WorkerRecord]] = []
-        for ws in state.workers.values():
-            if len(ws.processing) <= len(ws.running) or ws in thieves:
-                continue
+        for ws in candidates:  # more tasks than threads: never idle, so never a thief
             load = (backlog(ws, now) - self.outgoing.get(ws, 0.0)) / ws.nthreads
             if load > PIPELINE_SECONDS:
                 victims.append((load, ws))
@@ -201,6 +212,7 @@ class WorkStealing:
         """`ws` left: its tasks are placed afresh, and nothing more goes to it."""
         for ts in [ts for ts, steal in self.in_flight.items() if steal.victim is ws]:
             self.forget(ts)
+        self.queued.pop(ws, None)
         self.incoming.pop(ws, None)
         self.outgoing.pop(ws, None)
         self.due = True
@@ -214,3 +226,6 @@ class WorkStealing:
         for side in (self.incoming, self.outgoing):
             for amount in side.values():
                 assert amount >= 0.0
+        for ws in self._state.workers.values():
+            if len(ws.processing) > ws.nthreads:
+                assert ws in self.queued, ws

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import itertools
 import logging
+import random
 import threading
 from collections.abc import MutableMapping
 from functools import partial
@@ -95,6 +96,12 @@ class Worker:
             `PreloadError` from the constructor when one cannot be imported.
         client_factory: builds the client this worker lends to its tasks and actors
             (`get_client()`); None lends none (see `trident.worker.lent_client`).
+        lifetime: seconds after which the worker asks the scheduler to retire it
+            (`WorkerRetiring`: its data is moved to other workers first, then it and its
+            nanny stop), as dask's ``--lifetime``; for workers in batch jobs, set it a
+            little under the walltime. None: no limit.
+        lifetime_stagger: the lifetime is moved by a random amount within plus or minus
+            this many seconds, so workers started together do not all leave at once.
 
     Run it with ``await nursery.start(worker.serve)``; it stops when cancelled or when
     the scheduler stays out of reach for `reconnect_timeout` seconds.
@@ -122,11 +129,15 @@ class Worker:
         local_directory: str | None = None,
         preload: tuple[str, ...] | list[str] = (),
         client_factory: ClientFactory | None = None,
+        lifetime: float | None = None,
+        lifetime_stagger: float = 0.0,
     ):
         self.scheduler_address = scheduler_address
         self.heartbeat_interval = heartbeat_interval
         self.scheduler_timeout = scheduler_timeout
         self.reconnect_timeout = reconnect_timeout
+        self.lifetime = lifetime
+        self.lifetime_stagger = lifetime_stagger
         #: set when the worker stopped because the scheduler stayed out of reach
         self.lost_scheduler = False
         #: the scheduler told this worker to stop (`CloseWorker`): no reconnecting
@@ -216,6 +227,8 @@ class Worker:
             preload=config.preload,
             security=security,
             client_factory=client_factory,
+            lifetime=config.lifetime,
+            lifetime_stagger=config.lifetime_stagger,
         )
 
     @property
@@ -277,12 +290,11 @@ class Worker:
         self.secession.attach()
         async with trio.open_nursery() as nursery:
             self._nursery = nursery
+            listener = self._security.listener_security()
             listen = self._listen_address or await self._scheduler.default_listen_address(
-                tls=self._security.tls_cert is not None
+                tls=listener.tls_cert is not None
             )
-            ssl_context = (
-                self._security.server_ssl_context() if listen.startswith("tls://") else None
-            )
+            ssl_context = listener.server_ssl_context() if listen.startswith("tls://") else None
             bound = await nursery.start(
                 partial(serve, ssl_context=ssl_context), listen, self.peers.serve
             )
@@ -328,6 +340,8 @@ class Worker:
                     await nursery.start(serve_lent_client, self.client, self.address)
                 task_status.started(self)
                 nursery.start_soon(self._send_heartbeats)
+                if self.lifetime is not None:
+                    nursery.start_soon(self._retire_after_lifetime, self.lifetime)
                 if self.memory_limit:
                     nursery.start_soon(watch_memory, self, self._spill)
                 while True:
@@ -410,6 +424,15 @@ class Worker:
             self.memory_limit,
             self.resources,
         )
+
+    async def _retire_after_lifetime(self, lifetime: float) -> None:
+        """Ask the scheduler to retire this worker once `lifetime` (moved by up to
+        `lifetime_stagger` either way) has passed; it answers with `CloseWorker`."""
+        stagger = (random.random() * 2 - 1) * self.lifetime_stagger
+        await trio.sleep(max(0.0, lifetime + stagger))
+        logger.info("worker %s: lifetime over; asking to be retired", self.address)
+        assert self._sender is not None
+        self._sender.send(m.WorkerRetiring(f"lifetime of {lifetime:g} s"))
 
     async def _send_heartbeats(self) -> None:
         process = psutil.Process()
@@ -509,6 +532,7 @@ class Worker:
             actor=ts.actor is not None,
         )
         self._jobs[run_id] = job
+        self.profiler.wake()
         if ts.timeout is not None:
             scope = self._deadlines[run_id] = trio.CancelScope()
             self._nursery.start_soon(self._enforce_deadline, key, run_id, ts.timeout, scope)

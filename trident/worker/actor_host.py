@@ -3,8 +3,10 @@
 Each hosted actor has its own thread, which runs its sync methods (and attribute reads)
 one at a time, in the order the calls arrived. ``async def`` methods run as tasks in the
 worker's trio loop, at most `max_concurrency` at a time per actor, each in its own
-cancel scope. Because every actor has its own thread, an actor that waits for another
-actor, or tasks that wait for an actor, cannot starve it.
+cancel scope; an actor written for asyncio (`asyncio_actors.uses_asyncio`) has its
+coroutines run in an asyncio loop of its own instead, in a second thread, still under
+that limit and that cancel scope. Because every actor has its own thread, an actor that
+waits for another actor, or tasks that wait for an actor, cannot starve it.
 
 Replies leave through the connection the call came from. A call to an actor that is
 not (or no longer) here is answered ``lost``.
@@ -12,6 +14,7 @@ not (or no longer) here is answered ``lost``.
 
 from __future__ import annotations
 
+import functools
 import logging
 import queue
 import threading
@@ -23,6 +26,7 @@ from .._actor_location import ActorLocation, public_attributes, public_methods
 from ..protocol import messages as m
 from ..protocol.failures import error_info
 from ..protocol.serialize import dumps, loads_task_args
+from .asyncio_actors import AsyncioActorLoop, uses_asyncio
 from .context import task_context
 from .executor import SHUTDOWN_GRACE_SECONDS, Mailbox, join_threads
 
@@ -66,6 +70,8 @@ class HostedActor:
         self.calls: queue.SimpleQueue[Any] = queue.SimpleQueue()
         self.limiter = trio.CapacityLimiter(max(1, max_concurrency))
         self.thread: threading.Thread | None = None
+        #: where the coroutine methods of an asyncio actor run (None: the trio loop)
+        self.asyncio_loop: AsyncioActorLoop | None = None
 
 
 class ActorHost:
@@ -120,6 +126,9 @@ class ActorHost:
         self._threads = [t for t in self._threads if t.is_alive()]
         self._threads.append(thread)
         thread.start()
+        if async_methods and uses_asyncio(instance):
+            hosted.asyncio_loop = AsyncioActorLoop(f"trident-actor-asyncio-{key}")
+            self._threads.append(hosted.asyncio_loop.start())
         return location
 
     def forget(self, key: str) -> None:
@@ -129,6 +138,8 @@ class ActorHost:
             return
         hosted.closed = True
         hosted.calls.put(_STOP)
+        if hosted.asyncio_loop is not None:
+            hosted.asyncio_loop.close()
         for owner, call in list(self._calls.values()):
             if owner is hosted and call.scope is not None:
                 call.scope.cancel()
@@ -215,7 +226,16 @@ class ActorHost:
                     scope.cancel()
                 try:
                     args, kwargs = loads_task_args(message.args, {})
-                    value = await getattr(hosted.instance, message.method)(*args, **kwargs)
+                    method = functools.partial(
+                        getattr(hosted.instance, message.method), *args, **kwargs
+                    )
+                    if hosted.asyncio_loop is None:
+                        value = await method()
+                    else:
+                        key = hosted.location.key
+                        value = await hosted.asyncio_loop.run(
+                            method, lambda: task_context(self._worker, key)
+                        )
                     reply = m.ActorReply(message.request_id, dumps(value), None, False)
                 except Exception as exc:
                     reply = m.ActorReply(

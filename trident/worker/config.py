@@ -36,6 +36,10 @@ def _seconds(value: float | str | timedelta) -> float:
     return parse_duration(value)
 
 
+def _optional_seconds(value: float | str | timedelta | None) -> float | None:
+    return None if value is None else parse_duration(value)
+
+
 def _resources(value: Mapping[str, float] | None) -> dict[str, float]:
     return {str(name): float(amount) for name, amount in (value or {}).items()}
 
@@ -82,6 +86,11 @@ class WorkerConfig:
             starts; a ``dask_setup(worker)`` or ``trident_setup(worker)`` they define
             is called with the `Worker`.
         log_level: the log level of a worker process's console.
+        lifetime: seconds (or text such as ``"55m"``) after which the worker asks to be
+            retired, its data moved to other workers first (dask's ``--lifetime``;
+            for batch jobs, a little under the walltime). None: no limit.
+        lifetime_stagger: the lifetime moves by a random amount within plus or minus
+            this, so workers started together leave at different times.
 
     Values are normalised on construction (``memory_limit="4GB"`` becomes bytes), so
     two configs with the same meaning compare equal.
@@ -100,6 +109,8 @@ class WorkerConfig:
     memory: MemoryThresholds = attrs.field(factory=MemoryThresholds, converter=_thresholds)
     preload: tuple[str, ...] = attrs.field(default=(), converter=_preload)
     log_level: str = "WARNING"
+    lifetime: float | None = attrs.field(default=None, converter=_optional_seconds)
+    lifetime_stagger: float = attrs.field(default=0.0, converter=_seconds)
 
     @classmethod
     def option_names(cls) -> frozenset[str]:

@@ -100,6 +100,8 @@ class WorkerState:
         self.resources_free = self.slots.resources_free
         self._fetch_queue: dict[WorkerTask, None] = {}
         self.fetches_in_flight: dict[str, int] = defaultdict(int)
+        #: bytes of task data fetched from peers since the worker started
+        self.bytes_fetched = 0
         #: run id -> (start, stop) of runs whose actor is being hosted (`HostActor`)
         self._hosting: dict[int, tuple[float, float]] = {}
         self._to_scheduler: list[Any] = []
@@ -460,6 +462,7 @@ class WorkerState:
                 continue
             ts.state = MEMORY
             ts.nbytes = nbytes.get(key, 0)
+            self.bytes_fetched += ts.nbytes
             self.data[key] = value
             if ts.acquiring is not None:
                 self.replicas.acquired(ts, ts.nbytes)

@@ -428,6 +428,9 @@ from .scheduler_worker import (
     WorkerHeartbeat as WorkerHeartbeat,
 )
 from .scheduler_worker import (
+    WorkerRetiring as WorkerRetiring,
+)
+from .scheduler_worker import (
     WorkerStateDumped as WorkerStateDumped,
 )
 from .scheduler_worker import (

@@ -244,6 +244,16 @@ class WorkerStateDumped:
     state: dict[str, Any]
 
 
+@message("worker-retiring")
+class WorkerRetiring:
+    """Worker -> scheduler: this worker's `lifetime` is over (``trident worker
+    --lifetime``, before a batch job's walltime ends). The scheduler retires it as
+    `Client.retire_workers` with ``close_workers=True`` would (the data only it holds is
+    copied to other workers first), and closes it even when that data has nowhere to go."""
+
+    reason: str
+
+
 #: Everything the scheduler sends a worker (besides `Common` messages).
 SchedulerToWorker = (
     WorkerWelcome
@@ -273,4 +283,5 @@ WorkerToScheduler = (
     | ReplicasAcquired
     | FileStored
     | WorkerStateDumped
+    | WorkerRetiring
 )

@@ -1,0 +1,163 @@
+"""trident's worker-to-worker shuffle (`trident.shuffle`): dask dataframe shuffles,
+set_index and hash joins computed on a trident client give exactly what dask's sync
+scheduler gives with its task-based shuffle, on threads and on worker processes, also
+when a worker dies mid-shuffle; the outputs run on the workers that own them; dask's
+config turns it off."""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+
+import pytest
+
+dask = pytest.importorskip("dask", reason="dask collections need dask (trident[dask])")
+
+import dask.dataframe as dd  # noqa: E402
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+from dask._expr import FinalizeCompute  # noqa: E402
+
+import trident.shuffle.expressions as expressions  # noqa: E402
+from trident import Client, LocalCluster  # noqa: E402
+
+
+def frames():
+    rng = np.random.RandomState(0)
+    left = pd.DataFrame(
+        {
+            "x": rng.randint(0, 60, 3000),
+            "y": np.arange(3000.0),
+            "s": [f"v{i % 7}" for i in range(3000)],
+            "r": rng.random_sample(3000),
+        }
+    )
+    right = pd.DataFrame({"x": np.arange(0, 80, 2), "z": np.arange(40)})
+    return dd.from_pandas(left, npartitions=7), dd.from_pandas(right, npartitions=3)
+
+
+def computations():
+    df, right = frames()
+    return {
+        "shuffle": lambda: df.shuffle("x").compute(),
+        "shuffle into more partitions": lambda: df.shuffle("x", npartitions=11).compute(),
+        "shuffle into fewer partitions": lambda: df.shuffle(["s", "x"], npartitions=3).compute(),
+        "set_index": lambda: df.set_index("x").compute(),
+        "merge inner": lambda: dd.merge(df, right, on="x", how="inner").compute(),
+        "merge left": lambda: dd.merge(df, right, on="x", how="left", broadcast=False).compute(),
+        "head of a shuffle": lambda: df.shuffle("x").head(5),
+    }
+
+
+def expected_results():
+    with dask.config.set({"scheduler": "sync", "dataframe.shuffle.method": "tasks"}):
+        return {name: compute() for name, compute in computations().items()}
+
+
+def assert_same(got, expected):
+    assert type(got) is type(expected)
+    pd.testing.assert_frame_equal(got, expected)
+
+
+@pytest.fixture
+def layers(monkeypatch):
+    """Records each shuffle that trident's shuffle builds."""
+    built = []
+    build = expressions._shuffle_layer
+
+    def recording(node, slots):
+        built.append(node._name)
+        return build(node, slots)
+
+    monkeypatch.setattr(expressions, "_shuffle_layer", recording)
+    return built
+
+
+def test_results_equal_dasks_task_shuffle_on_threads(layers):
+    expected = expected_results()
+    assert not layers  # the sync scheduler shuffles with dask's tasks
+    with (
+        LocalCluster(n_workers=2, processes=False, dashboard_address=None) as cluster,
+        Client(cluster),
+    ):
+        for name, compute in computations().items():
+            before = len(layers)
+            assert_same(compute(), expected[name])
+            assert len(layers) > before, f"{name} did not use trident's shuffle"
+
+
+def test_outputs_are_owned_in_proportion_to_threads(layers):
+    df, _ = frames()
+    with dask.config.set({"dataframe.shuffle.method": "tasks"}):
+        expr = FinalizeCompute(df.shuffle("x", npartitions=8).expr).optimize()
+    built = expressions.shuffle_graph(expr, {"tcp://b": 1, "tcp://a": 2})
+    assert built is not None
+    (name,) = layers
+    # slots in address order, one per thread: a, a, b, a, a, b, ...
+    assert [built.owners[(name, i)] for i in range(8)] == ["tcp://a", "tcp://a", "tcp://b"] * 2 + [
+        "tcp://a",
+        "tcp://a",
+    ]
+    splits = [key for key in built.graph if key[0].startswith("shuffle-split-")]
+    bundles = [key for key in built.graph if key[0].startswith("shuffle-bundle-")]
+    assert (len(splits), len(bundles)) == (7, 14)  # no n² pieces: one per input and owner
+    with dask.config.set({"trident.shuffle": False}):
+        assert expressions.shuffle_graph(expr, {"tcp://a": 1}) is None
+
+
+def test_dask_config_turns_it_off(layers):
+    df, _ = frames()
+    with (
+        LocalCluster(n_workers=2, processes=False, dashboard_address=None) as cluster,
+        Client(cluster),
+    ):
+        with dask.config.set({"trident.shuffle": False}):
+            tasks = df.shuffle("x").compute()
+        assert not layers
+        assert_same(df.shuffle("x").compute(), tasks)
+        assert len(layers) == 1
+
+
+def slow_partition(frame):
+    time.sleep(0.2)
+    return frame
+
+
+def test_a_worker_dying_mid_shuffle_gives_the_exact_result():
+    df, right = frames()
+    df = df.map_partitions(slow_partition, meta=df._meta)
+    with dask.config.set({"scheduler": "sync", "dataframe.shuffle.method": "tasks"}):
+        expected = dd.merge(df, right, on="x", how="left", broadcast=False).compute()
+    with (
+        LocalCluster(
+            n_workers=2, threads_per_worker=1, memory_limit=None, dashboard_address=None
+        ) as cluster,
+        Client(cluster) as client,
+    ):
+        future = client.compute(dd.merge(df, right, on="x", how="left", broadcast=False))
+        deadline = time.monotonic() + 60
+        while True:
+            held = client.who_has()
+            bundles = [key for key in held if "shuffle-bundle" in str(key) and held[key]]
+            if bundles:
+                break
+            assert time.monotonic() < deadline, "no bundle was ever stored"
+            assert not future.done(), "the shuffle finished before a worker could be killed"
+            time.sleep(0.02)
+        (address, *_) = held[bundles[0]]
+        (handle,) = [h for h in cluster.workers.values() if h.address == address]
+        os.kill(handle.pid, signal.SIGKILL)
+        assert_same(future.result(timeout=120), expected)
+
+
+def test_process_workers():
+    expected = expected_results()
+    with (
+        LocalCluster(
+            n_workers=2, threads_per_worker=1, memory_limit=None, dashboard_address=None
+        ) as cluster,
+        Client(cluster),
+    ):
+        for name in ("shuffle", "set_index", "merge inner", "merge left"):
+            assert_same(computations()[name](), expected[name])
