@@ -43,7 +43,7 @@ def bookkeeping(state: SchedulerState) -> dict[str, int]:
     """Sizes of the scheduler's per-key and per-prefix tables."""
     return {
         "tasks": len(state.tasks),
-        "queue": len(state._queue),
+        "queue": len(state.books.queue),
         "functions": len(state.functions),
         "prefixes": len(state.durations._by_prefix),
         "activity": len(state.activity.stream),

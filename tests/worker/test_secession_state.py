@@ -6,7 +6,7 @@ from __future__ import annotations
 from trident.protocol import messages as m
 from trident.protocol.serialize import dumps
 from trident.worker import events as ev
-from trident.worker.state import Rejoin
+from trident.worker.instructions import Rejoin
 
 from .test_state import Harness, executed, run
 

@@ -5,7 +5,8 @@ from __future__ import annotations
 from trident.protocol import messages as m
 from trident.protocol.serialize import dumps
 from trident.worker import events as ev
-from trident.worker.state import Execute, Fetch, Interrupt, WorkerState
+from trident.worker.instructions import Execute, Fetch, Interrupt
+from trident.worker.state import WorkerState
 
 
 def run(key, who_has=None, *, priority=(0, 0), inline=True, resources=None, timeout=None):

@@ -18,7 +18,8 @@ the scheduler no longer knows fail with `SchedulerLostError`. Requests that were
 waiting for a reply when the connection broke fail with `SchedulerLostError`. If it
 cannot reconnect in time, every pending future fails that way and the client closes.
 Opening, reconnecting and resuming are `reconnection.Reconnection`'s job; moving data
-straight to and from workers (gather, scatter, worker logs) is `transfer`'s.
+straight to and from workers (gather, scatter, worker logs) is `transfer`'s; applying
+what the scheduler says about keys to their futures is `key_updates.KeyUpdates`'.
 """
 
 from __future__ import annotations
@@ -51,8 +52,9 @@ from . import transfer
 from .actor_calls import ActorCalls
 from .callbacks import DoneCallbacks
 from .context import loading_for
-from .future import CANCELLED, ERROR, FINISHED, LOST, PENDING, FutureState
-from .outgoing import Release, batch_messages
+from .future import CANCELLED, FINISHED, LOST, PENDING, FutureState
+from .key_updates import KeyUpdates
+from .outgoing import batch_messages, queue_releases
 from .output import OutputPrinter
 from .reconnection import Reconnection
 from .requests import PendingRequest, SchedulerRequests
@@ -66,8 +68,6 @@ logger = logging.getLogger("trident.client")
 #: Seconds between the client's heartbeats to the scheduler.
 HEARTBEAT_INTERVAL = 1.0
 HEARTBEAT = m.Heartbeat()
-#: Keys named in the warning about tasks no worker can run (the rest are counted).
-NO_WORKER_KEYS_SHOWN = 5
 
 
 class ClientCore:
@@ -131,15 +131,15 @@ class ClientCore:
         #: the facade this core serves (results unpickle in its name)
         self.client: Client | None = None
         self.actor_calls = ActorCalls(self)
+        #: applies what the scheduler says about keys to their futures
+        self.key_updates = KeyUpdates(
+            self.futures, self.transition, self._reconnection, self.actor_calls.keys_lost
+        )
         #: how loudly losing the scheduler is logged (a worker's own client stays quiet:
         #: its worker reports the loss)
         self.loss_log_level = logging.WARNING
         self._handlers: dict[type, Callable[[Any], None]] = {
-            m.KeyDone: self._on_key_done,
-            m.KeyErred: self._on_key_erred,
-            m.KeysCancelled: self._on_keys_cancelled,
-            m.KeysLost: self._on_keys_lost,
-            m.KeysWithoutWorker: self._on_keys_without_worker,
+            **self.key_updates.handlers(),
             m.WorkersChanged: self._on_workers_changed,
             m.Reply: self.requests.on_reply,
             m.RunResult: self.requests.on_answer,
@@ -441,18 +441,7 @@ class ClientCore:
             return
         try:
             with self.lock:
-                released = self._released
-                while released:
-                    key = released.popleft()
-                    count = self._refcount.get(key)
-                    if count is None:
-                        continue
-                    if count > 1:
-                        self._refcount[key] = count - 1
-                    else:
-                        del self._refcount[key]
-                        self.futures.pop(key, None)
-                        self._outgoing.append(Release(key))
+                queue_releases(self._released, self._refcount, self.futures, self._outgoing)
                 outgoing, self._outgoing = self._outgoing, []
                 functions, self._pending_functions = self._pending_functions, {}
                 if functions:
@@ -484,58 +473,6 @@ class ClientCore:
         for listener in listeners:
             listener(fs)
 
-    def _on_key_done(self, msg: m.KeyDone) -> None:
-        fs = self.futures.get(msg.key)
-        # ERROR too: an erred task that `Client.retry` ran again (by any client) finished.
-        if fs is not None and fs.status in (PENDING, LOST, ERROR):
-            self.transition(fs, fs.set_finished, msg.type_name, msg.nbytes, msg.value)
-
-    def _on_key_erred(self, msg: m.KeyErred) -> None:
-        fs = self.futures.get(msg.key)
-        if fs is None:
-            return
-        reconnection = self._reconnection
-        if reconnection.resuming is not None and fs.spec is not None and fs.status == PENDING:
-            reconnection.unknown.append((fs, msg.error))  # lost in transit? see on_resumed
-            return
-        # A finished key whose data only workers held can fail too: its data is gone
-        # (the scheduler forgot it while the client was disconnected).
-        if fs.status == PENDING or (fs.status == FINISHED and fs.payload is None):
-            self.transition(fs, fs.set_error, msg.error)
-
-    def _on_keys_cancelled(self, msg: m.KeysCancelled) -> None:
-        for key in msg.keys:
-            fs = self.futures.get(key)
-            if fs is not None and fs.status != CANCELLED:
-                self.transition(fs, fs.set_cancelled, msg.reason)
-
-    def _on_keys_lost(self, msg: m.KeysLost) -> None:
-        for key in msg.keys:
-            fs = self.futures.get(key)
-            if fs is not None and fs.status == FINISHED:
-                self.transition(fs, fs.reset)
-        self.actor_calls.keys_lost(msg.keys)
-
-    def _on_keys_without_worker(self, msg: m.KeysWithoutWorker) -> None:
-        """Say which tasks cannot run on any connected worker, with their restrictions,
-        rather than let them wait in silence (dask's ``no-worker`` state)."""
-        shown = []
-        for key in msg.keys[:NO_WORKER_KEYS_SHOWN]:
-            fs = self.futures.get(key)
-            spec = fs.spec if fs is not None else None
-            if spec is not None and (spec.workers is not None or spec.resources):
-                shown.append(f"{key} (workers={spec.workers}, resources={spec.resources})")
-            else:
-                shown.append(key)
-        more = len(msg.keys) - len(shown)
-        logger.warning(
-            "%d task(s) wait for a worker that satisfies their restrictions; no connected "
-            "worker does (they run once one joins): %s%s",
-            len(msg.keys),
-            ", ".join(shown),
-            f" and {more} more" if more > 0 else "",
-        )
-
     def _on_workers_changed(self, msg: m.WorkersChanged) -> None:
         for info in msg.added:
             self.workers[info.address] = info
@@ -549,12 +486,7 @@ class ClientCore:
         self.dashboard_address = msg.dashboard
 
     def _on_task_output(self, msg: m.TaskOutput) -> None:
-        info = self.workers.get(msg.worker)
-        label = info.name if info is not None and info.name else msg.worker
-        try:
-            self.output.show(label, msg.entries)
-        except Exception:
-            logger.exception("client %s could not show task output", self.client_id)
+        self.output.show_message(msg, self.workers, self.client_id)
 
     def set_forwarding(self, logger_name: str | None, level: int, *, enabled: bool) -> None:
         """Start or stop forwarding task output; safe from any thread.
@@ -563,15 +495,9 @@ class ClientCore:
         they come from a forwarded logger (`logger_name` and its children; None is the
         root, meaning all) at `level` or above.
         """
-        name = logger_name or ""
         with self.lock:
-            was_on = bool(self.output.loggers)
-            if enabled:
-                self.output.loggers[name] = level
-            else:
-                self.output.loggers.pop(name, None)
-            now_on = bool(self.output.loggers)
-        if now_on != was_on:
+            now_on = self.output.forward(logger_name, level, enabled=enabled)
+        if now_on is not None:
             self.enqueue(m.ForwardOutput(now_on))
 
     def on_message(self, kind: type, handler: Callable[[Any], None]) -> None:

@@ -1,12 +1,16 @@
 """What a client's outgoing queue holds, and how a flush turns it into messages.
 
 The queue (`ClientCore.enqueue`, `add_tasks`, releases from `Future.__del__`) keeps
-submits and releases in the order the user made them; `batch_messages` groups runs of
-task specs into one `UpdateGraph` each and runs of releases into one `ReleaseKeys`.
+submits and releases in the order the user made them; `queue_releases` turns the keys
+whose last future was dropped into `Release` markers in it, and `batch_messages` groups
+runs of task specs into one `UpdateGraph` each and runs of releases into one
+`ReleaseKeys`.
 """
 
 from __future__ import annotations
 
+from collections import deque
+from collections.abc import MutableMapping
 from typing import Any
 
 from ..protocol import messages as m
@@ -20,6 +24,30 @@ class Release:
 
     def __init__(self, key: str):
         self.key = key
+
+
+def queue_releases(
+    released: deque[str],
+    refcount: dict[str, int],
+    futures: MutableMapping[str, Any],
+    outgoing: list[Any],
+) -> None:
+    """Take one reference off each key in `released` (emptied); a key left with none is
+    forgotten (from `refcount` and `futures`) and queued as a `Release` in `outgoing`.
+
+    Keys without a count (forgotten already) are skipped. Call under the client's lock.
+    """
+    while released:
+        key = released.popleft()
+        count = refcount.get(key)
+        if count is None:
+            continue
+        if count > 1:
+            refcount[key] = count - 1
+        else:
+            del refcount[key]
+            futures.pop(key, None)
+            outgoing.append(Release(key))
 
 
 def batch_messages(outgoing: list[Any], functions: dict[str, Serialized]) -> list[Any]:

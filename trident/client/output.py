@@ -10,8 +10,11 @@ from __future__ import annotations
 
 import logging
 import sys
+from collections.abc import Mapping
 
 from ..protocol import messages as m
+
+logger = logging.getLogger("trident.client")
 
 
 class OutputPrinter:
@@ -23,6 +26,19 @@ class OutputPrinter:
 
     def __init__(self) -> None:
         self.loggers: dict[str, int] = {}
+
+    def forward(self, logger_name: str | None, level: int, *, enabled: bool) -> bool | None:
+        """Start (at `level`) or stop forwarding `logger_name` and its children (None:
+        the root, meaning all). Returns whether anything is forwarded now when that
+        changed, else None. Not thread-safe: the client holds its lock."""
+        name = logger_name or ""
+        was_on = bool(self.loggers)
+        if enabled:
+            self.loggers[name] = level
+        else:
+            self.loggers.pop(name, None)
+        now_on = bool(self.loggers)
+        return now_on if now_on != was_on else None
 
     def forwards(self, logger_name: str, level: int) -> bool:
         for name, minimum in list(self.loggers.items()):
@@ -46,6 +62,18 @@ class OutputPrinter:
                 stream.flush()
             except (OSError, ValueError):
                 pass  # the client's stream is closed: nowhere to show it
+
+    def show_message(
+        self, msg: m.TaskOutput, workers: Mapping[str, m.WorkerInfo], client_id: str
+    ) -> None:
+        """Show a `TaskOutput`, naming its worker by name when `workers` knows it; a
+        failure to show it is logged (naming `client_id`), never raised."""
+        info = workers.get(msg.worker)
+        label = info.name if info is not None and info.name else msg.worker
+        try:
+            self.show(label, msg.entries)
+        except Exception:
+            logger.exception("client %s could not show task output", client_id)
 
     @staticmethod
     def _log(prefix: str, entry: m.OutputEntry) -> None:

@@ -63,19 +63,20 @@ class LostData:
         if self.parked.pop(ts, None) is None or not self._current(ts):
             return False
         state = self._state
+        lifecycle = state.lifecycle
         self.restored += 1
         ts.state = MEMORY
-        state.transitions += 1
-        state.add_replica(ts, ws, nbytes)
+        lifecycle.transitions += 1
+        lifecycle.add_replica(ts, ws, nbytes)
         done = m.KeyDone(ts.key, ts.type_name, ts.nbytes, None)
         for cs in ts.who_wants:
             if cs.client_id in state.clients:
-                state._send(cs.client_id, done)
+                state.outbox.send(cs.client_id, done)
         for dependent in ts.dependents:
             if dependent.state == WAITING:
                 dependent.waiting_count -= 1
                 if not dependent.waiting_count:
-                    state._make_ready(dependent)
+                    lifecycle.make_ready(dependent)
         return True
 
     def holder_gone(self, address: str) -> None:
@@ -97,7 +98,7 @@ class LostData:
             error = FutureLostError(
                 f"the only workers holding {ts.key!r} are gone and it cannot be recomputed"
             )
-            self._state._fail(ts, error_info_for(error))
+            self._state.lifecycle.fail(ts, error_info_for(error))
         else:
             self._state.release_if_unneeded(ts)
 

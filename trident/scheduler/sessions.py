@@ -28,6 +28,13 @@ class ClientSessions:
     def __init__(self, state: SchedulerState):
         self._state = state
 
+    def welcome(self, cs: ClientRecord) -> None:
+        """Tell a client that (re)registered who the scheduler and its workers are."""
+        state = self._state
+        workers = [ws.info for ws in state.workers.values()]
+        state.outbox.send(cs.client_id, m.ClientWelcome(state.id, workers))
+        state.outbox.send(cs.client_id, m.SchedulerServices(state.services.get("dashboard")))
+
     def disconnected(self, client_id: str) -> None:
         """The client's connection ended without a goodbye: it is away until it resumes
         or its grace period ends."""
@@ -52,11 +59,11 @@ class ClientSessions:
             cs = state.clients[msg.client_id]
         else:
             state.liveness.client_joined(msg.client_id)
-            state._welcome(cs)
+            self.welcome(cs)
             holding = set(msg.keys)
             for dropped in [ts for ts in cs.wants if ts.key not in holding]:
-                state._unwant(cs, dropped)
-                state._check_release(dropped)
+                state.lifecycle.unwant(cs, dropped)
+                state.lifecycle.check_release(dropped)
         for key in msg.keys:
             ts = state.tasks.get(key)
             if ts is None:
@@ -64,23 +71,23 @@ class ClientSessions:
                     f"the scheduler no longer knows {key!r} after the client lost its "
                     "connection (the scheduler restarted, or the client was away too long)"
                 )
-                state._send(cs.client_id, m.KeyErred(key, error_info_for(error)))
+                state.outbox.send(cs.client_id, m.KeyErred(key, error_info_for(error)))
             elif cs in ts.who_wants:
                 self._report(cs, ts)
             else:
-                state._want(cs, ts)
-        state._send(cs.client_id, m.ClientResumed(known))
+                state.lifecycle.want(cs, ts)
+        state.outbox.send(cs.client_id, m.ClientResumed(known))
 
     def _report(self, cs: ClientRecord, ts: TaskRecord) -> None:
         """Tell a resumed client where `ts` stands (it missed what happened meanwhile)."""
         state = self._state
         if ts.state == MEMORY:
-            state._send(cs.client_id, m.KeyDone(ts.key, ts.type_name, ts.nbytes, None))
+            state.outbox.send(cs.client_id, m.KeyDone(ts.key, ts.type_name, ts.nbytes, None))
         elif ts.state == ERRED:
             assert ts.error is not None
-            state._send(cs.client_id, m.KeyErred(ts.key, ts.error))
+            state.outbox.send(cs.client_id, m.KeyErred(ts.key, ts.error))
         else:
-            state._send(cs.client_id, m.KeysLost([ts.key]))
+            state.outbox.send(cs.client_id, m.KeysLost([ts.key]))
 
     def expire(self, client_ids: list[str]) -> None:
         """These clients stayed away past their grace period: remove them for good."""

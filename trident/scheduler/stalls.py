@@ -82,11 +82,11 @@ class WorkerStalls:
             self.moved += 1
             state.move_task(ts, thief)
         if keys:
-            state._send(ws.address, m.RecallTasks(SETTLED, keys))
+            state.outbox.send(ws.address, m.RecallTasks(SETTLED, keys))
 
     def _resume(self, ws: WorkerRecord) -> None:
         state = self._state
         if len(ws.processing) < ws.nthreads:
             state.idle[ws] = None
         state.stealing.due = True
-        state._queue_dirty = True
+        state.books.dirty = True

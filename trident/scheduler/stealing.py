@@ -153,7 +153,7 @@ class WorkStealing:
             load -= estimate / victim.nthreads
             thieves[thief] += estimate / thief.nthreads
         if keys:
-            self._state._send(victim.address, m.RecallTasks(request, keys))
+            self._state.outbox.send(victim.address, m.RecallTasks(request, keys))
 
     @staticmethod
     def _best_thief(

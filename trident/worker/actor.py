@@ -10,10 +10,8 @@ from __future__ import annotations
 
 import itertools
 import logging
-import os
 import random
 import threading
-import uuid
 from collections.abc import MutableMapping
 from functools import partial
 from typing import Any
@@ -25,59 +23,38 @@ from .._ipython import EmbeddedKernel
 from .._logbuffer import LogBuffer
 from .._preload import Preloads
 from .._public import publish
-from ..comm import handshake
-from ..comm.address import format_address, parse_address, parse_host_port
 from ..comm.batched import BatchedSender
-from ..comm.connection import Connection, ConnectionClosed
-from ..comm.liveness import (
-    RECONNECT_TIMEOUT,
-    SCHEDULER_TIMEOUT,
-    ReconnectFailed,
-    SilenceWatch,
-    reconnect,
-)
-from ..comm.routes import local_host_towards, reachable_address
-from ..comm.rpc import PeerPool, PeerUnavailable
-from ..comm.streams import StreamClosed
-from ..comm.transports import connect, is_inproc, serve, unique_inproc_address
+from ..comm.connection import Connection
+from ..comm.liveness import RECONNECT_TIMEOUT, SCHEDULER_TIMEOUT, ReconnectFailed, reconnect
+from ..comm.routes import reachable_address
+from ..comm.rpc import PeerPool
+from ..comm.transports import is_inproc, serve, unique_inproc_address
 from ..protocol import messages as m
-from ..protocol.errors import ProtocolError
 from ..protocol.failures import error_info
-from ..protocol.serialize import dumps, loads, sizeof
+from ..protocol.serialize import dumps, sizeof
 from ..security import Security
 from . import events as ev
 from . import instructions as ins
 from . import memory
 from .actor_host import ActorHost
 from .config import HEARTBEAT_INTERVAL, WorkerConfig
-from .executor import RESCHEDULED, Job, Outcome, ThreadExecutor, run_async_job
+from .executor import Job, Outcome, ThreadExecutor, run_async_job
+from .fetch import fetch_from_peer
 from .functions import FunctionCache, actor_constructor
-from .lent_client import ClientFactory, TaskClient
+from .lent_client import ClientFactory, TaskClient, serve_lent_client
 from .memory import MemoryMonitor, MemoryThresholds
 from .memory_watch import watch_memory
+from .outcomes import outcome_event
 from .output_forwarding import OutputForwarding
 from .peers import PeerServer
 from .profiling import Sampler
+from .scheduler_connection import SchedulerConnection, heartbeat
 from .secession_bridge import SecessionBridge
 from .spill import SpillBuffer, spill_directory
 from .state import WorkerState
 from .uploads import UploadedFiles
 
 logger = logging.getLogger("trident.worker")
-
-CONNECT_TIMEOUT = 10.0
-
-
-class _Readiness:
-    """Passes a service's readiness on and remembers whether it was reported."""
-
-    def __init__(self, task_status: trio.TaskStatus[None]):
-        self._task_status = task_status
-        self.reported = False
-
-    def started(self, value: None = None) -> None:
-        self.reported = True
-        self._task_status.started(value)
 
 
 class Worker:
@@ -185,6 +162,10 @@ class Worker:
         self._listen_address = listen_address
         self._contact_address = contact_address
         self._client_ssl = security.client_ssl_context() if security.tls else None
+        #: connects, registers and listens to the scheduler
+        self._scheduler = SchedulerConnection(
+            scheduler_address, token=self._token, ssl_context=self._client_ssl
+        )
         self.address = ""
         self.state: WorkerState | None = None
         #: the client tasks and actors on this worker use (`get_client()`)
@@ -310,13 +291,15 @@ class Worker:
         async with trio.open_nursery() as nursery:
             self._nursery = nursery
             listener = self._security.listener_security()
-            listen = self._listen_address or await self._default_listen_address(listener)
+            listen = self._listen_address or await self._scheduler.default_listen_address(
+                tls=listener.tls_cert is not None
+            )
             ssl_context = listener.server_ssl_context() if listen.startswith("tls://") else None
             bound = await nursery.start(
                 partial(serve, ssl_context=ssl_context), listen, self.peers.serve
             )
             self.address = self._contact_address or await reachable_address(
-                bound, towards=self._scheduler_host()
+                bound, towards=self._scheduler.host()
             )
             if self.name is None:
                 self.name = self.address
@@ -340,7 +323,7 @@ class Worker:
             await nursery.start(self.actors.run)
             nursery.start_soon(self.profiler.run)
             await self.preloads.setup(self)
-            connection = await self._connect_to_scheduler()
+            connection = await self._scheduler.connect(self.name or self.address)
             try:
                 welcome = await self._register(connection)
                 logger.info(
@@ -354,7 +337,7 @@ class Worker:
                 if self._client_factory is not None:
                     security = self._security.with_token(self._token)
                     self.client = self._client_factory(self, security, self._client_ssl)
-                    await nursery.start(self._serve_client, self.client)
+                    await nursery.start(serve_lent_client, self.client, self.address)
                 task_status.started(self)
                 nursery.start_soon(self._send_heartbeats)
                 if self.lifetime is not None:
@@ -398,17 +381,13 @@ class Worker:
         """
         assert self.state is not None
         assert self._nursery is not None
-        sender = self._sender = BatchedSender(connection)
-        self._nursery.start_soon(sender.run)
-        sender.send(m.RegisterWorker(self.info(), self.state.keys_in_memory()))
-        with trio.fail_after(CONNECT_TIMEOUT):
-            welcome = await connection.receive()
-        if not welcome or not isinstance(welcome[0], m.WorkerWelcome):
-            raise ProtocolError(f"expected WorkerWelcome, got {welcome!r}")
-        return welcome[1:]
+        self._sender = self._scheduler.register(
+            connection, self._nursery, self.info(), self.state.keys_in_memory()
+        )
+        return await self._scheduler.welcome(connection)
 
     async def _connect_and_register(self) -> tuple[Connection, list[Any]]:
-        connection = await self._connect_to_scheduler()
+        connection = await self._scheduler.connect(self.name or self.address)
         try:
             return connection, await self._register(connection)
         except BaseException:
@@ -419,46 +398,23 @@ class Worker:
     async def _session(self, connection: Connection, first: list[Any]) -> None:
         """Serve the scheduler on `connection` until it is lost: broken, or silent for
         `scheduler_timeout` seconds."""
-        watch = SilenceWatch(self.scheduler_timeout)
-        async with trio.open_nursery() as nursery:
+        await self._scheduler.session(
+            connection,
+            first,
+            self._from_scheduler,
+            timeout=self.scheduler_timeout,
+            who=self.address,
+        )
 
-            async def watch_silence() -> None:
-                await watch.wait()
-                logger.warning(
-                    "worker %s: the scheduler sent nothing for %g s",
-                    self.address,
-                    watch.timeout,
-                )
-                nursery.cancel_scope.cancel()
-
-            nursery.start_soon(watch_silence)
-            await self._receive_from_scheduler(connection, first, watch)
-            nursery.cancel_scope.cancel()
-
-    async def _serve_client(
-        self, client: TaskClient, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED
-    ) -> None:
-        """Run the worker's own client; its failure is logged, never fatal to the worker.
-
-        Reports readiness once the client is connected, or once it failed to connect.
-        """
-        readiness = _Readiness(task_status)
-        try:
-            await client.serve(task_status=readiness)
-        except Exception:
-            logger.exception("worker %s: its client stopped", self.address)
-        if not readiness.reported:
-            task_status.started()
-
-    def _scheduler_host(self) -> str | None:
-        """The scheduler's host; None for an in-process scheduler."""
-        scheme, location = parse_address(self.scheduler_address)
-        return None if scheme == "inproc" else parse_host_port(location)[0]
-
-    async def _default_listen_address(self, listener: Security) -> str:
-        scheme = "tls" if listener.tls_cert is not None else "tcp"
-        host = await local_host_towards(self._scheduler_host() or "127.0.0.1")
-        return format_address(scheme, host, 0)
+    def _from_scheduler(self, messages: list[Any]) -> bool:
+        """Feed the state one frame from the scheduler and act on it; True when closing."""
+        assert self.state is not None
+        handle = self.state.handle
+        stimulus_id = self.stimulus("scheduler")  # one per frame received
+        for msg in messages:
+            handle(ev.FromScheduler(msg, stimulus_id))
+        self.flush()
+        return self._closing
 
     def info(self) -> m.WorkerInfo:
         return m.WorkerInfo(
@@ -468,41 +424,6 @@ class Worker:
             self.memory_limit,
             self.resources,
         )
-
-    async def _connect_to_scheduler(self) -> Connection:
-        with trio.fail_after(CONNECT_TIMEOUT):
-            stream = await connect(self.scheduler_address, ssl_context=self._client_ssl)
-            connection = Connection(stream, peer=self.scheduler_address)
-            await handshake.offer(
-                connection,
-                role="worker",
-                name=self.name or self.address,
-                token=self._token,
-                server_role="scheduler",
-            )
-        return connection
-
-    async def _receive_from_scheduler(
-        self, connection: Connection, first: list[Any], watch: SilenceWatch
-    ) -> None:
-        assert self.state is not None
-        handle = self.state.handle
-        messages = first
-        try:
-            while True:
-                watch.heard()
-                stimulus_id = self.stimulus("scheduler")  # one per frame received
-                for msg in messages:
-                    handle(ev.FromScheduler(msg, stimulus_id))
-                self.flush()
-                if self._closing:
-                    return
-                messages = await connection.receive()
-        except ConnectionClosed:
-            logger.info("worker %s: the scheduler closed the connection", self.address)
-        except (StreamClosed, ProtocolError) as exc:
-            # A scheduler that stops mid-packet (its cluster closing) is gone all the same.
-            logger.warning("worker %s: lost the scheduler: %s", self.address, exc)
 
     async def _retire_after_lifetime(self, lifetime: float) -> None:
         """Ask the scheduler to retire this worker once `lifetime` (moved by up to
@@ -523,30 +444,16 @@ class Worker:
     def _heartbeat(self, process: psutil.Process) -> None:
         assert self.state is not None
         assert self._sender is not None
-        executing, ready, stored = self.state.load()
-        try:
-            memory = process.memory_info().rss
-            cpu = process.cpu_percent(None)
-        except psutil.Error:
-            memory, cpu = 0, 0.0
-        spilled = self._spill.spilled_bytes if self._spill is not None else 0
-        self._sender.send(
-            m.WorkerHeartbeat(memory, self.memory_limit, cpu, executing, ready, stored, spilled)
-        )
+        self._sender.send(heartbeat(self.state, process, self.memory_limit, self._spill))
 
     # --- administration: uploads, replicas, retirement ------------------------------
 
     def _store_file(self, instruction: ins.StoreFile) -> None:
         """Store and import an uploaded file; tell the state how it went."""
         assert self.state is not None
-        error = None
-        try:
-            self.uploads.store(instruction.filename, instruction.data, load=instruction.load)
-        except Exception as exc:
-            error = f"{type(exc).__name__}: {exc}"
-            logger.warning(
-                "worker %s: uploaded %s failed: %s", self.address, instruction.filename, error
-            )
+        error = self.uploads.try_store(
+            instruction.filename, instruction.data, load=instruction.load, who=self.address
+        )
         stimulus_id = self.stimulus("file-stored")
         self.state.handle(ev.FileStoreDone(instruction.upload, error, stimulus_id))
 
@@ -672,35 +579,10 @@ class Worker:
             deadline = self._deadlines.pop(run_id, None)
             if deadline is not None:
                 deadline.cancel()
-            if outcome.skipped:
-                state.handle(ev.RunSkipped(run_id, stimulus_id))
-                continue
-            if outcome.error is not None:
-                if outcome.error is RESCHEDULED:
-                    state.handle(ev.RunRescheduled(run_id, stimulus_id))
-                else:
-                    state.handle(
-                        ev.RunFailed(
-                            run_id, outcome.error, outcome.start, outcome.stop, stimulus_id
-                        )
-                    )
-                if self.client is not None:
-                    self.client.task_ended(outcome.key, succeeded=False)
-                continue
-            state.handle(
-                ev.RunFinished(
-                    run_id,
-                    outcome.value,
-                    outcome.nbytes,
-                    outcome.type_name,
-                    outcome.start,
-                    outcome.stop,
-                    outcome.payload,
-                    stimulus_id,
-                )
-            )
-            if self.client is not None:
-                self.client.task_ended(outcome.key, succeeded=True)
+            event, succeeded = outcome_event(outcome, stimulus_id)
+            state.handle(event)
+            if succeeded is not None and self.client is not None:
+                self.client.task_ended(outcome.key, succeeded=succeeded)
         self.flush()
 
     def _host_actor(self, instruction: ins.HostActor) -> None:
@@ -718,33 +600,13 @@ class Worker:
     async def _fetch(self, peer: str, keys: list[str]) -> None:
         assert self.state is not None
         assert self._peers is not None
-        try:
-            reply = await self._peers.request(peer, lambda rid: m.GetData(rid, keys))
-            if not isinstance(reply, m.DataReply):
-                raise ProtocolError(f"expected DataReply from {peer}, got {type(reply).__name__}")
-            values = {key: loads(payload) for key, payload in reply.data.items()}
-        except (PeerUnavailable, ProtocolError) as exc:
-            logger.info(
-                "worker %s: fetching %d keys from %s failed: %s",
-                self.address,
-                len(keys),
-                peer,
-                exc,
-            )
-            self.state.handle(ev.FetchFailed(peer, keys, self.stimulus("fetch-failed")))
-        except Exception as exc:
-            logger.warning(
-                "worker %s: data from %s could not be loaded: %r", self.address, peer, exc
-            )
+        values = await fetch_from_peer(self._peers, peer, keys, self.address)
+        if values is None:
             self.state.handle(ev.FetchFailed(peer, keys, self.stimulus("fetch-failed")))
         else:
             nbytes = {key: sizeof(value) for key, value in values.items()}
             self.state.handle(ev.FetchDone(peer, keys, values, nbytes, self.stimulus("fetched")))
         self.flush()
-
-
-def default_worker_name() -> str:
-    return f"worker-{os.getpid()}-{uuid.uuid4().hex[:6]}"
 
 
 __all__ = ["Worker", "error_info"]

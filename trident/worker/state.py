@@ -28,14 +28,13 @@ instance (`HostActor`), and the hosted actor's location (`ActorHosted`) is the r
 A run may *secede* (`secede`, or a task waiting for futures): it gives its slot up and
 goes on outside the count, so another task starts. It *rejoins* by asking for a slot
 back; rejoining runs get slots before any new task starts (`Rejoin`). A run that
-rejoins after being abandoned holds its slot until it returns, as any other.
+rejoins after being abandoned holds its slot until it returns, as any other. The slots,
+ready tasks and run ids are kept by `ExecutionSlots` (`trident.worker.slots`).
 """
 
 from __future__ import annotations
 
-import heapq
-import itertools
-from collections import defaultdict, deque
+from collections import defaultdict
 from collections.abc import Callable, MutableMapping
 from typing import Any
 
@@ -46,26 +45,20 @@ from . import events as ev
 from .instructions import (
     CaptureOutput,
     Close,
-    Execute,
     Fetch,
     ForgetActor,
     HostActor,
     Instruction,
     Interrupt,
     LoadFunction,
-    Rejoin,
     StoreFile,
 )
 from .invariants import check_invariants
 from .replicas import ReplicaAcquisitions
+from .slots import ExecutionSlots
 from .state_dump import describe_state
 from .tasks import EXECUTING, FETCH, FLIGHT, MEMORY, READY, WAITING, WorkerTask
 
-#: Tasks shorter than this (on average) are handed to the executor a few at a time so
-#: threads never wait for the event loop between them.
-SHORT_TASK_SECONDS = 0.002
-#: How many tasks per thread may wait in the executor's queue when tasks are short.
-PREFETCH_PER_THREAD = 8
 #: Concurrent fetches from one peer.
 FETCHES_PER_PEER = 2
 
@@ -95,18 +88,16 @@ class WorkerState:
         #: the scheduler told this worker to close: its further messages are ignored
         self.closed = False
         self.functions: set[str] = set()
+        #: ready tasks, and the runs that hold (or gave up) an execution slot
+        self.slots = ExecutionSlots(self.nthreads, resources, self.tasks, self._instruct)
         #: run id -> task, for every run that holds a slot (abandoned runs included)
-        self.executing: dict[int, WorkerTask] = {}
+        self.executing = self.slots.executing
         #: run id -> task, for runs that gave their slot up (`secede`)
-        self.seceded: dict[int, WorkerTask] = {}
+        self.seceded = self.slots.seceded
         #: seceded runs waiting for a slot, in the order they asked
-        self.rejoining: deque[int] = deque()
-        self._run_ids = itertools.count(1)
-        self.resources_total = dict(resources or {})
-        self.resources_free = dict(resources or {})
-        self.mean_duration = 0.5
-        self._ready: list[WorkerTask] = []
-        self._constrained: list[WorkerTask] = []
+        self.rejoining = self.slots.rejoining
+        self.resources_total = self.slots.resources_total
+        self.resources_free = self.slots.resources_free
         self._fetch_queue: dict[WorkerTask, None] = {}
         self.fetches_in_flight: dict[str, int] = defaultdict(int)
         #: bytes of task data fetched from peers since the worker started
@@ -151,6 +142,15 @@ class WorkerState:
             m.Heartbeat: _ignore,
         }
 
+    @property
+    def mean_duration(self) -> float:
+        """Seconds a run takes, on average (recent runs weigh more)."""
+        return self.slots.mean_duration
+
+    @mean_duration.setter
+    def mean_duration(self, seconds: float) -> None:
+        self.slots.mean_duration = seconds
+
     # --- the one entry ----------------------------------------------------------------
 
     def handle(self, event: ev.Event) -> None:
@@ -182,6 +182,9 @@ class WorkerState:
     def _report(self, message: Any) -> None:
         self._to_scheduler.append(message)
 
+    def _instruct(self, instruction: Instruction) -> None:
+        self._instructions.append(instruction)
+
     def flush(self) -> tuple[list[Any], list[Instruction]]:
         """Start whatever can start now; return (messages for the scheduler, instructions).
 
@@ -189,7 +192,7 @@ class WorkerState:
         with how many messages and instructions it returned.
         """
         self._start_fetches()
-        self._start_ready()
+        self.slots.start_ready(paused=self.paused)
         out, self._to_scheduler = self._to_scheduler, []
         instructions, self._instructions = self._instructions, []
         if out or instructions:
@@ -325,74 +328,15 @@ class WorkerState:
     # --- execution ------------------------------------------------------------------
 
     def _make_ready(self, ts: WorkerTask) -> None:
-        ts.state = READY
-        if ts.resources:
-            self._constrained.append(ts)
-            self._constrained.sort()
-        else:
-            heapq.heappush(self._ready, ts)
-
-    def _slots(self) -> int:
-        if self.mean_duration < SHORT_TASK_SECONDS:
-            return self.nthreads * (1 + PREFETCH_PER_THREAD)
-        return self.nthreads
-
-    def _start_ready(self) -> None:
-        # Rejoining runs take the next free slots, paused or not: they already hold memory
-        # and finishing them frees it.
-        if self.rejoining and not self._grant_rejoins():
-            return
-        if self.paused:
-            return
-        slots = self._slots()
-        if self._constrained and len(self.executing) < self.nthreads:
-            for ts in list(self._constrained):
-                if len(self.executing) >= self.nthreads:
-                    break
-                assert ts.resources is not None
-                if ts.state != READY:
-                    self._constrained.remove(ts)
-                elif all(self.resources_free.get(r, 0.0) >= n for r, n in ts.resources.items()):
-                    self._constrained.remove(ts)
-                    for r, n in ts.resources.items():
-                        self.resources_free[r] -= n
-                    self._execute(ts)
-        ready = self._ready
-        while ready and len(self.executing) < slots:
-            ts = heapq.heappop(ready)
-            if ts.state == READY:
-                self._execute(ts)
-
-    def _execute(self, ts: WorkerTask) -> None:
-        ts.state = EXECUTING
-        ts.run_id = next(self._run_ids)
-        self.executing[ts.run_id] = ts
-        self._instructions.append(Execute(ts.key, ts.run_id))
+        self.slots.make_ready(ts)
 
     def _finish_execution(self, run_id: int, duration: float | None) -> WorkerTask | None:
         """Free the run's slot; return its task unless the run was abandoned."""
-        ts = self.executing.pop(run_id, None)
-        if ts is None:
-            ts = self.seceded.pop(run_id, None)
-            if ts is None:
-                return None
-            if run_id in self.rejoining:
-                self.rejoining.remove(run_id)
-        if ts.resources:
-            for r, n in ts.resources.items():
-                self.resources_free[r] = self.resources_free.get(r, 0.0) + n
-        if duration is not None:
-            self.mean_duration = 0.8 * self.mean_duration + 0.2 * duration
-        if ts.cancelled or self.tasks.get(ts.key) is not ts:
-            return None
-        return ts
+        return self.slots.finish(run_id, duration)
 
     def _live_run(self, run_id: int) -> WorkerTask | None:
         """The task of run `run_id` unless the run ended or was abandoned."""
-        ts = self.executing.get(run_id) or self.seceded.get(run_id)
-        if ts is None or ts.cancelled or self.tasks.get(ts.key) is not ts:
-            return None
-        return ts
+        return self.slots.live_run(run_id)
 
     def _on_run_finished(self, event: ev.RunFinished) -> None:
         """The run returned; an abandoned run's value is discarded. A run that built an
@@ -473,32 +417,16 @@ class WorkerState:
     def _on_secede(self, event: ev.SecedeRequested) -> None:
         """The run gives its slot up (another task may start); nothing happens if it holds
         none. The scheduler hears of it, unless the run was abandoned."""
-        run_id = event.run_id
-        ts = self.executing.pop(run_id, None)
+        ts = self.slots.secede(event.run_id)
         if ts is None:
             return
-        self.seceded[run_id] = ts
         if not ts.cancelled and self.tasks.get(ts.key) is ts:
             self._to_scheduler.append(m.TaskSeceded(ts.key))
 
     def _on_rejoin(self, event: ev.RejoinRequested) -> None:
         """The run asks for a slot back; `Rejoin` says when it has one (at once when it
         did not secede)."""
-        run_id = event.run_id
-        if run_id in self.seceded:
-            self.rejoining.append(run_id)
-        else:
-            self._instructions.append(Rejoin(run_id))
-
-    def _grant_rejoins(self) -> bool:
-        """Give free slots to rejoining runs, in order; True when none is left waiting."""
-        rejoining = self.rejoining
-        while rejoining and len(self.executing) < self.nthreads:
-            run_id = rejoining.popleft()
-            ts = self.seceded.pop(run_id)
-            self.executing[run_id] = ts
-            self._instructions.append(Rejoin(run_id))
-        return not rejoining
+        self.slots.rejoin(event.run_id)
 
     # --- data movement -----------------------------------------------------------------
 
@@ -637,8 +565,7 @@ class WorkerState:
         for ts in list(self.tasks.values()):
             if self.tasks.get(ts.key) is ts and not (ts.state == MEMORY and ts.is_compute):
                 self._drop(ts)
-        self._ready.clear()
-        self._constrained.clear()
+        self.slots.clear_ready()
         self._fetch_queue.clear()
         self.replicas.pending.clear()
         self._to_scheduler.clear()

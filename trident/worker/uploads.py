@@ -11,12 +11,15 @@ from __future__ import annotations
 import contextlib
 import importlib
 import importlib.util
+import logging
 import os
 import pkgutil
 import shutil
 import sys
 import tempfile
 from types import ModuleType
+
+logger = logging.getLogger("trident.worker")
 
 ARCHIVE_SUFFIXES = (".zip", ".egg", ".pyz")
 SUFFIXES = (".py", *ARCHIVE_SUFFIXES)
@@ -62,6 +65,17 @@ class UploadedFiles:
         if path not in sys.path:
             sys.path.insert(0, path)
             self._paths.append(path)
+
+    def try_store(self, filename: str, data: bytes, *, load: bool, who: str) -> str | None:
+        """`store`, reporting a failure instead of raising it: None when the file was
+        stored (and imported), else the error as text (also logged, naming worker `who`)."""
+        try:
+            self.store(filename, data, load=load)
+        except Exception as exc:
+            error = f"{type(exc).__name__}: {exc}"
+            logger.warning("worker %s: uploaded %s failed: %s", who, filename, error)
+            return error
+        return None
 
     def close(self) -> None:
         """Take the files off ``sys.path`` and delete them (modules stay imported)."""
