@@ -107,9 +107,10 @@ class performance_report:
         filename: where the HTML file goes (replaced if it exists).
         stacklevel: which frame's code the report shows: 1 (the default) is the code
             that entered the block.
-        mode, storage_options: accepted for dask's signature; trident writes one
-            inline file (`mode` would pick where bokeh loads its scripts from) to a
-            local path (`storage_options` would go to fsspec).
+        mode: accepted for dask's signature and ignored: trident writes one inline
+            file (in dask it picks where bokeh loads its scripts from).
+        storage_options: accepted for dask's signature; must be empty, as trident
+            writes to a local path (in dask they go to fsspec).
         client: the client to ask (the default client when None).
 
     A blocking client needs ``with``; an asynchronous one ``async with``. The report
