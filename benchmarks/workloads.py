@@ -8,9 +8,15 @@ every 20 ms. Dataframe shuffles on trident use trident's worker-to-worker shuffl
 (`trident.shuffle`; ``DASK_TRIDENT__SHUFFLE=False`` in the environment gives dask's
 task-based shuffle instead); dask.distributed uses its peer-to-peer shuffle where it
 picks it by default (``df_shuffle``, ``df_shuffle_100``, ``df_set_index``, ``df_merge``,
-``df_merge_hash``). Usage::
+``df_merge_hash``).
 
-    python -m benchmarks.workloads [--repeats 3] [--only array_sum,df_groupby]
+``--floor`` adds what bounds each row: the same workload run on one thread by dask's
+synchronous scheduler (no cluster, no transfers, no scheduling), halved, since two
+single-thread workers can at best split that work in two. A runtime whose seconds are
+near that floor has no overhead left to cut; ``best`` is dask's seconds over the floor,
+the highest ratio any runtime could reach against dask on that row. Usage::
+
+    python -m benchmarks.workloads [--repeats 3] [--only array_sum,df_groupby] [--floor]
 """
 
 from __future__ import annotations
@@ -146,7 +152,10 @@ def sklearn_grid(client: Any) -> None:
     digits = load_digits()
     grid = {"C": [0.1, 1, 10, 100], "gamma": [1e-4, 1e-3, 1e-2]}
     search = GridSearchCV(SVC(), grid, cv=3, n_jobs=-1)
-    backend = "trident" if type(client).__module__.startswith("trident") else "dask"
+    module = type(client).__module__
+    backend = "trident" if module.startswith("trident") else "dask"
+    if not module.startswith(("trident", "distributed")):
+        backend = "sequential"  # the one-thread floor (`--floor`)
     with joblib.parallel_backend(backend):
         search.fit(digits.data, digits.target)
 
@@ -196,12 +205,32 @@ class PeakRSS:
         self._thread.join()
 
 
+class OneThread:
+    """The futures calls the workloads make, run at once on the calling thread: the
+    client of the one-thread floor (`--floor`)."""
+
+    def map(self, fn: Callable[..., Any], *iterables: Any, pure: bool = True) -> list[Any]:
+        return [fn(*args) for args in zip(*iterables, strict=True)]
+
+    def gather(self, results: list[Any]) -> list[Any]:
+        return results
+
+    def close(self) -> None:
+        pass
+
+
 def run_one(runtime: str, name: str, repeats: int) -> dict[str, float]:
-    """Start `runtime`'s cluster, run workload `name` `repeats` times (after a warm-up
+    """Start `runtime`'s cluster ("trident", "dask", or "sync": dask's synchronous
+    scheduler on this thread), run workload `name` `repeats` times (after a warm-up
     run); the median seconds and the peak MiB of the process tree."""
     import dask
 
-    if runtime == "trident":
+    cluster: Any
+    client: Any
+    if runtime == "sync":
+        dask.config.set(scheduler="sync")
+        cluster = client = OneThread()
+    elif runtime == "trident":
         import trident
 
         cluster = trident.LocalCluster(n_workers=2, threads_per_worker=1, dashboard_address=None)
@@ -228,43 +257,59 @@ def run_one(runtime: str, name: str, repeats: int) -> dict[str, float]:
         cluster.close()
 
 
+def _measure(runtime: str, name: str, repeats: int) -> dict[str, float] | None:
+    """`run_one` in a fresh process; None (and the error on stderr) when it failed."""
+    command = [sys.executable, "-m", "benchmarks.workloads", "--repeats", str(repeats)]
+    result = subprocess.run(
+        [*command, "--one", runtime, name], capture_output=True, text=True, timeout=900
+    )
+    if result.returncode:
+        print(f"{name} on {runtime} failed:\n{result.stderr[-2000:]}", file=sys.stderr)
+        return None
+    measured: dict[str, float] = json.loads(result.stdout.strip().splitlines()[-1])
+    return measured
+
+
+def _cell(value: float | None, width: int, digits: int) -> str:
+    return f"{value:>{width}.{digits}f}" if value is not None else f"{'-':>{width}}"
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.workloads", description=__doc__)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--only", default="")
+    parser.add_argument("--floor", action="store_true", help="add the one-thread floor")
     parser.add_argument("--one", nargs=2, metavar=("RUNTIME", "WORKLOAD"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.one:
         print(json.dumps(run_one(args.one[0], args.one[1], args.repeats)))
         return 0
     names = [n for n in WORKLOADS if not args.only or n in args.only.split(",")]
-    print(
-        f"{'workload':<16} {'trident s':>10} {'dask s':>9} {'ratio':>7} "
-        f"{'trident MiB':>12} {'dask MiB':>9}  what"
-    )
+    header = f"{'workload':<16} {'trident s':>10} {'dask s':>9} {'ratio':>7} "
+    header += f"{'trident MiB':>12} {'dask MiB':>9}"
+    if args.floor:
+        header += f" {'floor s':>8} {'best':>7}"
+    print(header + "  what")
+    ratios = []
     for name in names:
-        row: dict[str, dict[str, float]] = {}
-        for runtime in ("trident", "dask"):
-            command = [sys.executable, "-m", "benchmarks.workloads", "--repeats"]
-            result = subprocess.run(
-                [*command, str(args.repeats), "--one", runtime, name],
-                capture_output=True,
-                text=True,
-                timeout=900,
-            )
-            if result.returncode:
-                print(f"{name} on {runtime} failed:\n{result.stderr[-2000:]}", file=sys.stderr)
-                continue
-            row[runtime] = json.loads(result.stdout.strip().splitlines()[-1])
-        t, d = row.get("trident"), row.get("dask")
-        ratio = f"{d['seconds'] / t['seconds']:.2f}x" if t and d else "-"
-        print(
-            f"{name:<16} {t['seconds'] if t else float('nan'):>10.2f} "
-            f"{d['seconds'] if d else float('nan'):>9.2f} {ratio:>7} "
-            f"{t['peak_mib'] if t else float('nan'):>12.0f} "
-            f"{d['peak_mib'] if d else float('nan'):>9.0f}  {WORKLOADS[name][0]}",
-            flush=True,
-        )
+        trident = _measure("trident", name, args.repeats)
+        dask = _measure("dask", name, args.repeats)
+        t = trident["seconds"] if trident else None
+        d = dask["seconds"] if dask else None
+        if t and d:
+            ratios.append(d / t)
+        line = f"{name:<16} {_cell(t, 10, 2)} {_cell(d, 9, 2)} "
+        line += f"{d / t:>6.2f}x " if t and d else f"{'-':>7} "
+        line += _cell(trident["peak_mib"] if trident else None, 12, 0) + " "
+        line += _cell(dask["peak_mib"] if dask else None, 9, 0)
+        if args.floor:
+            sync = _measure("sync", name, args.repeats)
+            floor = sync["seconds"] / 2 if sync else None
+            line += " " + _cell(floor, 8, 2) + " "
+            line += f"{d / floor:>6.2f}x" if floor and d else f"{'-':>7}"
+        print(f"{line}  {WORKLOADS[name][0]}", flush=True)
+    if ratios:
+        print(f"median ratio over {len(ratios)} rows: {statistics.median(ratios):.2f}x")
     return 0
 
 
