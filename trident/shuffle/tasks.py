@@ -18,26 +18,60 @@ from typing import Any
 import attrs
 
 
-@attrs.frozen
 class Bundle:
     """One input partition's rows for the output partitions one owner holds.
 
     `frame` holds the rows of output partition ``parts[i]`` at positions
-    ``offsets[i]:offsets[i + 1]``, each run in the input's order.
+    ``offsets[i]:offsets[i + 1]``, each run in the input's order. `nbytes` is what
+    `frame` holds (dask's estimate), for the worker's memory accounting: sizing a
+    bundle costs nothing.
     """
 
-    frame: Any
-    #: the output partitions, in the order their rows appear in `frame`
-    parts: tuple[int, ...]
-    #: len(parts) + 1 row positions: where each partition's rows start, then the end
-    offsets: tuple[int, ...]
-    #: the bytes `frame` holds (dask's estimate), for the worker's memory accounting
-    nbytes: int
+    __slots__ = ("_columns", "frame", "nbytes", "offsets", "parts")
 
-    def piece(self, part: int) -> Any:
-        """The rows of output partition `part` (a slice of `frame`)."""
+    def __init__(
+        self, frame: Any, parts: tuple[int, ...], offsets: tuple[int, ...], nbytes: int
+    ) -> None:
+        self.frame = frame
+        #: the output partitions, in the order their rows appear in `frame`
+        self.parts = parts
+        #: len(parts) + 1 row positions: where each partition's rows start, then the end
+        self.offsets = offsets
+        self.nbytes = nbytes
+        self._columns: tuple[Any, ...] | None = None
+
+    @classmethod
+    def of(cls, frame: Any, parts: tuple[int, ...], offsets: tuple[int, ...]) -> Bundle:
+        """The bundle of `frame`, sized by dask's ``sizeof``."""
+        from dask.sizeof import sizeof
+
+        return cls(frame, parts, offsets, int(sizeof(frame)))
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return Bundle, (self.frame, self.parts, self.offsets, self.nbytes)
+
+    def columns(self) -> tuple[Any, list[Any], Any] | None:
+        """``(signature, column arrays, index array)`` of `frame`, computed once per
+        process: the arrays (numpy or pandas extension arrays) an owner slices instead
+        of building a pandas object per piece, and a signature (column labels, dtypes,
+        index type, dtype and name) that is equal for frames whose pieces concatenate
+        to those dtypes. None for what `_concat_arrays` leaves to pandas: a Series,
+        categorical columns, a RangeIndex, MultiIndex or CategoricalIndex."""
+        if self._columns is None:
+            self._columns = _columnar(self.frame)
+        return self._columns or None
+
+    def span(self, part: int) -> tuple[int, int]:
+        """The positions of the rows of output partition `part` in `frame`."""
         i = self.parts.index(part)
-        return self.frame.iloc[self.offsets[i] : self.offsets[i + 1]]
+        return self.offsets[i], self.offsets[i + 1]
+
+    def piece(self, part: int, ignore_index: bool) -> Any:
+        """The rows of output partition `part`, as dask's task-based shuffle cuts them
+        (a slice of `frame`; numbered from 0 with `ignore_index`)."""
+        start, stop = self.span(part)
+        piece = self.frame.iloc[start:stop]
+        return piece.reset_index(drop=True) if ignore_index else piece
 
 
 @attrs.frozen
@@ -85,7 +119,6 @@ def split_partition(
     """
     import numpy as np
     import pandas as pd
-    from dask.sizeof import sizeof
 
     index = partition_index(frame, column, npartitions)
     # rank of each output partition when they are ordered by (owner, partition);
@@ -105,10 +138,9 @@ def split_partition(
         while position < npartitions and owners[order[position]] == owner:
             position += 1
         stop = int(ends[position - 1])
-        part_frame = frame.take(indexer[start:stop])
         offsets = (0, *(int(ends[r]) - start for r in range(first, position)))
         parts = tuple(order[first:position])
-        bundles[owner] = Bundle(part_frame, parts, offsets, int(sizeof(part_frame)))
+        bundles[owner] = Bundle.of(frame.take(indexer[start:stop]), parts, offsets)
         start = stop
     return Split(bundles, sum(bundle.nbytes for bundle in bundles.values()))
 
@@ -120,12 +152,88 @@ def take_bundle(split: Split, owner: int) -> Bundle:
 
 def unpack_partition(bundles: list[Bundle], part: int, ignore_index: bool) -> Any:
     """Output partition `part`: its rows from every input partition, in input order,
-    concatenated as dask's task-based shuffle concatenates them (empty pieces left
-    out, the first piece when all are empty)."""
+    concatenated as dask's task-based shuffle concatenates them: empty pieces left
+    out, the first piece when all are empty, and with `ignore_index` each piece
+    numbered from 0 before the concatenation (dask's ``_concat`` keeps those indexes).
+    """
+    spans = [bundle.span(part) for bundle in bundles]
+    full = [
+        (bundle, start, stop)
+        for bundle, (start, stop) in zip(bundles, spans, strict=True)
+        if stop > start
+    ]
+    if not full:
+        return bundles[0].piece(part, ignore_index)
+    fast = _concat_arrays(full, ignore_index)
+    if fast is not None:
+        return fast
     from dask.dataframe import methods
 
-    pieces = [bundle.piece(part) for bundle in bundles]
-    full = [piece for piece in pieces if len(piece)]
-    if not full:
-        return pieces[0].reset_index(drop=True) if ignore_index else pieces[0]
-    return methods.concat(full, uniform=True, ignore_index=ignore_index)
+    pieces = [bundle.piece(part, ignore_index) for bundle, _, _ in full]
+    return methods.concat(pieces, uniform=True, ignore_index=ignore_index)
+
+
+def _columnar(frame: Any) -> tuple[Any, ...]:
+    """`Bundle.columns` of `frame`; ``()`` where it is None."""
+    import pandas as pd
+
+    index = frame.index if type(frame) is pd.DataFrame else None
+    if index is None or type(index) in (pd.RangeIndex, pd.MultiIndex, pd.CategoricalIndex):
+        return ()
+    dtypes = tuple(frame.dtypes)
+    if any(isinstance(dtype, pd.CategoricalDtype) for dtype in dtypes):
+        return ()
+    signature = (
+        tuple(frame.columns),
+        frame.columns.dtype,
+        dtypes,
+        type(index),
+        index.dtype,
+        index.name,
+    )
+    arrays = [frame.iloc[:, i]._values for i in range(len(dtypes))]
+    return signature, arrays, index._values
+
+
+def _concat(slices: list[Any]) -> Any:
+    """The concatenation of same-typed numpy or pandas extension arrays."""
+    import numpy as np
+
+    head = slices[0]
+    if isinstance(head, np.ndarray):
+        return np.concatenate(slices)
+    return type(head)._concat_same_type(slices)
+
+
+def _concat_arrays(full: list[tuple[Bundle, int, int]], ignore_index: bool) -> Any:
+    """What ``pd.concat`` of the rows ``frame.iloc[start:stop]`` of each bundle gives
+    (with `ignore_index`, each numbered from 0), built column by column from the
+    frames' arrays; None unless every frame has a `Bundle.columns` with one signature
+    (the caller then concatenates pandas pieces)."""
+    import pandas as pd
+
+    found = [bundle.columns() for bundle, _, _ in full]
+    head = found[0]
+    if head is None or any(other is None or other[0] != head[0] for other in found[1:]):
+        return None
+    columns = [
+        _concat(
+            [
+                arrays[i][start:stop]
+                for (_, start, stop), (_, arrays, _) in zip(full, found, strict=True)
+            ]
+        )  # type: ignore[misc]
+        for i in range(len(head[1]))
+    ]
+    first = full[0][0].frame
+    if ignore_index:
+        indexes = [pd.RangeIndex(stop - start) for _, start, stop in full]
+        index = indexes[0].append(indexes[1:]) if len(indexes) > 1 else indexes[0]
+    else:
+        values = _concat(
+            [found_[2][start:stop] for (_, start, stop), found_ in zip(full, found, strict=True)]
+        )  # type: ignore[index]
+        index = pd.Index(values, dtype=first.index.dtype, name=first.index.name, copy=False)
+    result = pd.DataFrame(dict(enumerate(columns)), index=index, copy=False)
+    result.columns = first.columns
+    return result
