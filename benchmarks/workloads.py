@@ -8,7 +8,12 @@ every 20 ms. Dataframe shuffles on trident use trident's worker-to-worker shuffl
 (`trident.shuffle`; ``DASK_TRIDENT__SHUFFLE=False`` in the environment gives dask's
 task-based shuffle instead); dask.distributed uses its peer-to-peer shuffle where it
 picks it by default (``df_shuffle``, ``df_shuffle_100``, ``df_set_index``, ``df_merge``,
-``df_merge_hash``). Usage::
+``df_merge_hash``, ``df_set_index_10m``).
+
+``df_set_index_10m`` (``set_index`` of 10M rows in 100 partitions, both runtimes'
+workers limited to 2 GB each, spilling as they need) takes minutes, so it only runs
+when named: ``--only df_set_index_10m`` (with ``--repeats 1`` it is a warm-up and one
+timed run per runtime). Usage::
 
     python -m benchmarks.workloads [--repeats 3] [--only array_sum,df_groupby]
 """
@@ -94,6 +99,20 @@ def df_shuffle_100(client: Any) -> None:
     _frame(20).repartition(npartitions=100).shuffle("id").map_partitions(len).compute()
 
 
+def df_set_index_10m(client: Any) -> None:
+    import dask
+
+    frame = dask.datasets.timeseries(
+        start="2000-01-01",
+        end="2000-04-25 17:46:40",  # 10,000,000 seconds
+        freq="1s",
+        partition_freq="100000s",  # 100 partitions of 100,000 rows
+        seed=0,
+    )
+    lengths = frame.set_index("x").map_partitions(len).compute()
+    assert lengths.sum() == 10_000_000
+
+
 def df_merge_hash(client: Any) -> None:
     left = _frame(10).reset_index()
     right = left[["timestamp", "x"]].rename(columns={"x": "x2"})
@@ -163,11 +182,21 @@ WORKLOADS: dict[str, tuple[str, Callable[[Any], None]]] = {
     "df_shuffle": ("shuffle 1.7M rows on id into 20 partitions", df_shuffle),
     "df_shuffle_100": ("shuffle 1.7M rows on id, 100 partitions", df_shuffle_100),
     "df_merge_hash": ("hash join of two 864k-row frames on time (both shuffled)", df_merge_hash),
+    "df_set_index_10m": (
+        "set_index of 10M rows, 100 partitions, 2 GB per worker",
+        df_set_index_10m,
+    ),
     "bag_wordcount": ("dask.bag word count, 200k lines, top 10", bag_wordcount),
     "delayed_fanin": ("delayed fan-in, 5,051 tasks", delayed_fanin),
     "futures_mixed": ("3 one-second tasks among 297 5 ms tasks (futures)", futures_mixed),
     "sklearn_grid": ("GridSearchCV(SVC) 12 candidates x 3 folds via joblib", sklearn_grid),
 }
+
+
+#: rows run only when named with --only (they take minutes)
+SLOW = {"df_set_index_10m"}
+#: cluster options of a row beyond 2 worker processes x 1 thread, for both runtimes
+CLUSTER_OPTIONS: dict[str, dict[str, Any]] = {"df_set_index_10m": {"memory_limit": "2GB"}}
 
 
 class PeakRSS:
@@ -201,16 +230,19 @@ def run_one(runtime: str, name: str, repeats: int) -> dict[str, float]:
     run); the median seconds and the peak MiB of the process tree."""
     import dask
 
+    options = CLUSTER_OPTIONS.get(name, {})
     if runtime == "trident":
         import trident
 
-        cluster = trident.LocalCluster(n_workers=2, threads_per_worker=1, dashboard_address=None)
+        cluster = trident.LocalCluster(
+            n_workers=2, threads_per_worker=1, dashboard_address=None, **options
+        )
         client = trident.Client(cluster)
     else:
         import distributed
 
         cluster = distributed.LocalCluster(
-            n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None
+            n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None, **options
         )
         client = distributed.Client(cluster)
     try:
@@ -237,7 +269,11 @@ def main() -> int:
     if args.one:
         print(json.dumps(run_one(args.one[0], args.one[1], args.repeats)))
         return 0
-    names = [n for n in WORKLOADS if not args.only or n in args.only.split(",")]
+    only = args.only.split(",") if args.only else []
+    unknown = sorted(set(only) - set(WORKLOADS))
+    if unknown:
+        parser.error(f"unknown workloads: {', '.join(unknown)} (known: {', '.join(WORKLOADS)})")
+    names = [n for n in WORKLOADS if n in only or (not only and n not in SLOW)]
     print(
         f"{'workload':<16} {'trident s':>10} {'dask s':>9} {'ratio':>7} "
         f"{'trident MiB':>12} {'dask MiB':>9}  what"
@@ -250,7 +286,7 @@ def main() -> int:
                 [*command, str(args.repeats), "--one", runtime, name],
                 capture_output=True,
                 text=True,
-                timeout=900,
+                timeout=1800,
             )
             if result.returncode:
                 print(f"{name} on {runtime} failed:\n{result.stderr[-2000:]}", file=sys.stderr)

@@ -101,7 +101,9 @@ def test_outputs_are_owned_in_proportion_to_threads(layers):
     ]
     splits = [key for key in built.graph if key[0].startswith("shuffle-split-")]
     bundles = [key for key in built.graph if key[0].startswith("shuffle-bundle-")]
-    assert (len(splits), len(bundles)) == (7, 14)  # no n² pieces: one per input and owner
+    receives = [key for key in built.graph if key[0].startswith("shuffle-receive-")]
+    assert (len(splits), len(bundles), len(receives)) == (7, 14, 14)  # one per input and owner
+    assert {built.owners[key] for key in receives if key[2] == 0} == {"tcp://a"}
     with dask.config.set({"trident.shuffle": False}):
         assert expressions.shuffle_graph(expr, {"tcp://a": 1}) is None
 

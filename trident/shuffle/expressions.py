@@ -84,6 +84,7 @@ def _shuffle_layer(node: Any, slots: list[str]) -> tuple[dict[Any, Any], dict[An
     used = sorted({owner for owner in owners if owner >= 0})
     split = f"shuffle-split-{name}"
     bundle = f"shuffle-bundle-{name}"
+    receive = f"shuffle-receive-{name}"
     layer: dict[Any, Any] = {}
     for i in range(frame.npartitions):
         layer[(split, i)] = Task(
@@ -99,10 +100,17 @@ def _shuffle_layer(node: Any, slots: list[str]) -> tuple[dict[Any, Any], dict[An
             layer[(bundle, i, owner)] = Task(
                 (bundle, i, owner), tasks.take_bundle, TaskRef((split, i)), owner
             )
+            layer[(receive, i, owner)] = Task(
+                (receive, i, owner), tasks.receive_bundle, TaskRef((bundle, i, owner))
+            )
     pins: dict[Any, str] = {}
+    if workers:
+        for i in range(frame.npartitions):
+            for owner in used:
+                pins[(receive, i, owner)] = workers[owner]
     for position, part in enumerate(parts):
         owner = owners[part]
-        bundles = List(*(TaskRef((bundle, i, owner)) for i in range(frame.npartitions)))
+        bundles = List(*(TaskRef((receive, i, owner)) for i in range(frame.npartitions)))
         layer[(name, position)] = Task(
             (name, position), tasks.unpack_partition, bundles, part, node.ignore_index
         )

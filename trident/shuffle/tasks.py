@@ -150,6 +150,13 @@ def take_bundle(split: Split, owner: int) -> Bundle:
     return split.bundles[owner]
 
 
+def receive_bundle(bundle: Bundle) -> Bundle:
+    """The bundle, now held by its owner: once every owner has its copy, the bundles
+    on the workers that split their inputs have no dependents left and are released,
+    so no bundle is held twice while the owners unpack."""
+    return bundle
+
+
 def unpack_partition(bundles: list[Bundle], part: int, ignore_index: bool) -> Any:
     """Output partition `part`: its rows from every input partition, in input order,
     concatenated as dask's task-based shuffle concatenates them: empty pieces left
