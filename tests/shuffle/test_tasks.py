@@ -12,13 +12,13 @@ import pytest
 
 pytest.importorskip("dask.dataframe", reason="the shuffle needs dask.dataframe (trident[dask])")
 
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
-from dask.dataframe.core import _concat  # noqa: E402
-from dask.dataframe.shuffle import shuffle_group  # noqa: E402
+import numpy as np
+import pandas as pd
+from dask.dataframe.core import _concat
+from dask.dataframe.shuffle import shuffle_group
 
-from trident.protocol.serialize import sizeof  # noqa: E402
-from trident.shuffle import tasks  # noqa: E402
+from trident.protocol.serialize import sizeof
+from trident.shuffle import tasks
 
 
 def inputs(kind: str, n_inputs: int = 5, rows: int = 40) -> list:
@@ -111,11 +111,13 @@ def test_split_then_unpack_equals_dasks_shuffle(kind, ignore_index):
 def test_partitions_column_and_empty_outputs():
     frame = pd.DataFrame({"_partitions": [3, 0, 3, 3, 1], "v": list("abcde")})
     split = tasks.split_partition(frame, "_partitions", 4, False, (0, 0, 1, 1))
-    assert split.bundles[0].parts == (0, 1) and split.bundles[1].parts == (2, 3)
+    assert split.bundles[0].parts == (0, 1)
+    assert split.bundles[1].parts == (2, 3)
     assert split.bundles[1].offsets == (0, 0, 3)
     assert list(tasks.unpack_partition([split.bundles[1]], 3, False)["v"]) == ["a", "c", "d"]
     empty = tasks.unpack_partition([split.bundles[1]] * 2, 2, True)
-    assert len(empty) == 0 and list(empty.columns) == ["_partitions", "v"]
+    assert len(empty) == 0
+    assert list(empty.columns) == ["_partitions", "v"]
 
 
 def test_bundles_are_sized_without_looking_inside():

@@ -10,16 +10,18 @@ into tasks (`shuffle_graph`), replaces each task-based shuffle by the one built 
 
 * one **split** task per input partition hashes its rows to output partitions (as
   dask's own ``shuffle_group`` does, so rows land where dask's shuffle puts them) and
-  reorders them once, stably, by owning worker and output partition: one frame per
-  owner whose rows for each output partition are consecutive (a `tasks.Bundle`), not
-  one small frame per output partition;
-* one **bundle** task per input partition and owning worker, running where the split
-  ran, holds the bundle that worker needs;
-* one **receive** task per input partition and owning worker, placed on the owner,
+  reorders them once, stably, by group and output partition: one frame per group
+  whose rows for each output partition are consecutive (a `tasks.Bundle`), not one
+  small frame per output partition. A group is up to ``GROUP_SIZE`` (16) output
+  partitions of one owning worker, so an unpack needs that many partitions' worth of
+  rows in memory, not its owner's whole share;
+* one **bundle** task per input partition and group, running where the split ran,
+  holds the bundle of that group;
+* one **receive** task per input partition and group, placed on the group's owner,
   takes the bundle over: the sender's copy then has no dependents and is released, so
   no bundle is held twice while the owners unpack;
 * one **unpack** task per output partition, placed on its owner (loosely: it runs
-  elsewhere when the owner is gone), slices its rows out of every bundle and
+  elsewhere when the owner is gone), slices its rows out of its group's bundles and
   concatenates them in input order, column by column where the dtypes allow (as
   ``pd.concat`` would, without a pandas object per piece).
 

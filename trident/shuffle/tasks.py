@@ -5,10 +5,11 @@ holds the rows, in the order, that dask's single-stage task-based shuffle gives 
 
 A split does not cut its input into one small frame per output partition (thousands of
 tiny frames, each sized, checked for pickling, pickled and concatenated on its own):
-it reorders its rows once, stably, by owner and then by output partition, and hands
-each owner one `Bundle`, a single frame whose rows for each output partition are
-consecutive. The owner slices its partition's rows out of every bundle and
-concatenates them in input order.
+it reorders its rows once, stably, by group of output partitions (each group owned by
+one worker) and then by output partition, and makes one `Bundle` per group, a single
+frame whose rows for each output partition are consecutive. The owner slices its
+partition's rows out of every input's bundle for that group and concatenates them in
+input order.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ import attrs
 
 
 class Bundle:
-    """One input partition's rows for the output partitions one owner holds.
+    """One input partition's rows for a group of output partitions (all of one owner).
 
     `frame` holds the rows of output partition ``parts[i]`` at positions
     ``offsets[i]:offsets[i + 1]``, each run in the input's order. `nbytes` is what
@@ -76,7 +77,7 @@ class Bundle:
 
 @attrs.frozen
 class Split:
-    """One input partition's bundles, by owner."""
+    """One input partition's bundles, by group of output partitions."""
 
     bundles: dict[int, Bundle]
     #: the bytes the bundles hold, for the worker's memory accounting
@@ -108,22 +109,22 @@ def split_partition(
     column: Any,
     npartitions: int,
     ignore_index: bool,
-    owners: tuple[int, ...],
+    groups: tuple[int, ...],
 ) -> Split:
-    """The rows of one input partition, one `Bundle` per owner.
+    """The rows of one input partition, one `Bundle` per group of output partitions.
 
-    `owners[j]` is the owner (an index into the shuffle's workers) of output partition
-    `j`, or -1 when that partition is not computed (its rows are dropped). Every owner
-    in `owners` gets a bundle, an empty one included. `ignore_index` is applied when
-    the pieces are concatenated (`unpack_partition`).
+    `groups[j]` is the group of output partition `j` (the output partitions that one
+    bundle holds, all of one owner), or -1 when that partition is not computed (its
+    rows are dropped). Every group in `groups` gets a bundle, an empty one included.
+    `ignore_index` is applied when the pieces are concatenated (`unpack_partition`).
     """
     import numpy as np
     import pandas as pd
 
     index = partition_index(frame, column, npartitions)
-    # rank of each output partition when they are ordered by (owner, partition);
+    # rank of each output partition when they are ordered by (group, partition);
     # partitions not computed rank last and are dropped
-    order = sorted(range(npartitions), key=lambda j: (owners[j] < 0, owners[j], j))
+    order = sorted(range(npartitions), key=lambda j: (groups[j] < 0, groups[j], j))
     rank = np.empty(npartitions, dtype=np.intp)
     rank[order] = np.arange(npartitions, dtype=np.intp)
     indexer, counts = pd._libs.algos.groupsort_indexer(rank[index], npartitions)
@@ -132,22 +133,22 @@ def split_partition(
     bundles: dict[int, Bundle] = {}
     position = 0
     start = 0
-    while position < npartitions and owners[order[position]] >= 0:
-        owner = owners[order[position]]
+    while position < npartitions and groups[order[position]] >= 0:
+        group = groups[order[position]]
         first = position
-        while position < npartitions and owners[order[position]] == owner:
+        while position < npartitions and groups[order[position]] == group:
             position += 1
         stop = int(ends[position - 1])
         offsets = (0, *(int(ends[r]) - start for r in range(first, position)))
         parts = tuple(order[first:position])
-        bundles[owner] = Bundle.of(frame.take(indexer[start:stop]), parts, offsets)
+        bundles[group] = Bundle.of(frame.take(indexer[start:stop]), parts, offsets)
         start = stop
     return Split(bundles, sum(bundle.nbytes for bundle in bundles.values()))
 
 
-def take_bundle(split: Split, owner: int) -> Bundle:
-    """The bundle of one split that `owner` needs."""
-    return split.bundles[owner]
+def take_bundle(split: Split, group: int) -> Bundle:
+    """The bundle of one split for a group of output partitions."""
+    return split.bundles[group]
 
 
 def receive_bundle(bundle: Bundle) -> Bundle:
