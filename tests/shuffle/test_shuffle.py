@@ -177,7 +177,7 @@ def test_bundles_hold_groups_of_an_owners_partitions(layers, monkeypatch):
     name = layers[-1]
     # a owns 0, 2, 4, 6, 8, 10 (two groups), b owns 1, 3, 5, 7, 9 (two groups)
     receives = sorted({key[2] for key in built.graph if key[0] == f"shuffle-receive-{name}"})
-    assert receives == [0, 1, 2, 3]
+    assert receives == [0, 1, 2, 3]  # GROUP_SIZE is 32 by default: one group each
     owner_of_group = {
         key[2]: built.owners[key] for key in built.graph if key[0] == f"shuffle-receive-{name}"
     }

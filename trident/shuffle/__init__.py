@@ -12,7 +12,7 @@ into tasks (`shuffle_graph`), replaces each task-based shuffle by the one built 
   dask's own ``shuffle_group`` does, so rows land where dask's shuffle puts them) and
   reorders them once, stably, by group and output partition: one frame per group
   whose rows for each output partition are consecutive (a `tasks.Bundle`), not one
-  small frame per output partition. A group is up to ``GROUP_SIZE`` (16) output
+  small frame per output partition. A group is up to ``GROUP_SIZE`` (32) output
   partitions of one owning worker, so an unpack needs that many partitions' worth of
   rows in memory, not its owner's whole share;
 * one **bundle** task per input partition and group, running where the split ran,

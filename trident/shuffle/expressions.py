@@ -15,7 +15,7 @@ from . import tasks
 CONFIG_KEY = "trident.shuffle"
 #: output partitions per bundle at most: an unpack's arguments hold about this many
 #: output partitions' worth of rows, however many partitions an owner has
-GROUP_SIZE = 16
+GROUP_SIZE = 32
 
 
 @attrs.frozen
