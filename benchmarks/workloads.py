@@ -11,7 +11,9 @@ picks it by default (``df_shuffle``, ``df_shuffle_100``, ``df_set_index``, ``df_
 ``df_merge_hash``, ``df_set_index_10m``).
 
 ``df_set_index_10m`` (``set_index`` of 10M rows in 100 partitions, both runtimes'
-workers limited to 2 GB each, spilling as they need) takes minutes, so it only runs
+workers limited to 2 GB each, spilling as they need) and ``array_rechunk_20k`` (a
+20000² float64 array, 3.2 GB, rechunked from column to row chunks, which
+dask.distributed does with its peer-to-peer rechunk) take minutes, so they only run
 when named: ``--only df_set_index_10m`` (with ``--repeats 1`` it is a warm-up and one
 timed run per runtime). Usage::
 
@@ -67,6 +69,11 @@ def array_svd(client: Any) -> None:
 def array_rechunk(client: Any) -> None:
     x = _array(4000, (4000, 100))
     x.rechunk((100, 4000)).sum().compute()
+
+
+def array_rechunk_20k(client: Any) -> None:
+    x = _array(20_000, (20_000, 100))
+    x.rechunk((100, 20_000)).sum().compute()
 
 
 def _frame(days: int = 20) -> Any:
@@ -176,6 +183,10 @@ WORKLOADS: dict[str, tuple[str, Callable[[Any], None]]] = {
     "array_xTx": ("(x.T @ x).sum(), 4000² in 1000² chunks", array_xTx),
     "array_svd": ("da.linalg.svd, 200,000 x 100 (tall-skinny)", array_svd),
     "array_rechunk": ("rechunk 4000² from columns to rows, then sum", array_rechunk),
+    "array_rechunk_20k": (
+        "rechunk 20000² (3.2 GB) from columns to rows, then sum",
+        array_rechunk_20k,
+    ),
     "df_groupby": ("groupby-agg, 1.7M rows (timeseries, 20 partitions)", df_groupby),
     "df_merge": ("merge 864k rows with a 1k-row frame on id (shuffle)", df_merge),
     "df_set_index": ("set_index on a float column (sort), 864k rows", df_set_index),
@@ -194,7 +205,7 @@ WORKLOADS: dict[str, tuple[str, Callable[[Any], None]]] = {
 
 
 #: rows run only when named with --only (they take minutes)
-SLOW = {"df_set_index_10m"}
+SLOW = {"df_set_index_10m", "array_rechunk_20k"}
 #: cluster options of a row beyond 2 worker processes x 1 thread, for both runtimes
 CLUSTER_OPTIONS: dict[str, dict[str, Any]] = {"df_set_index_10m": {"memory_limit": "2GB"}}
 
