@@ -221,17 +221,18 @@ def _concat_arrays(full: list[tuple[Bundle, int, int]], ignore_index: bool) -> A
     import pandas as pd
 
     found = [bundle.columns() for bundle, _, _ in full]
-    head = found[0]
-    if head is None or any(other is None or other[0] != head[0] for other in found[1:]):
+    columnar = [entry for entry in found if entry is not None]
+    if len(columnar) < len(found) or any(entry[0] != columnar[0][0] for entry in columnar):
         return None
+    spans = [(start, stop) for _, start, stop in full]
     columns = [
         _concat(
             [
                 arrays[i][start:stop]
-                for (_, start, stop), (_, arrays, _) in zip(full, found, strict=True)
+                for (start, stop), (_, arrays, _) in zip(spans, columnar, strict=True)
             ]
-        )  # type: ignore[misc]
-        for i in range(len(head[1]))
+        )
+        for i in range(len(columnar[0][1]))
     ]
     first = full[0][0].frame
     if ignore_index:
@@ -239,8 +240,11 @@ def _concat_arrays(full: list[tuple[Bundle, int, int]], ignore_index: bool) -> A
         index = indexes[0].append(indexes[1:]) if len(indexes) > 1 else indexes[0]
     else:
         values = _concat(
-            [found_[2][start:stop] for (_, start, stop), found_ in zip(full, found, strict=True)]
-        )  # type: ignore[index]
+            [
+                index[start:stop]
+                for (start, stop), (_, _, index) in zip(spans, columnar, strict=True)
+            ]
+        )
         index = pd.Index(values, dtype=first.index.dtype, name=first.index.name, copy=False)
     result = pd.DataFrame(dict(enumerate(columns)), index=index, copy=False)
     result.columns = first.columns
