@@ -8,7 +8,14 @@ every 20 ms. Dataframe shuffles on trident use trident's worker-to-worker shuffl
 (`trident.shuffle`; ``DASK_TRIDENT__SHUFFLE=False`` in the environment gives dask's
 task-based shuffle instead); dask.distributed uses its peer-to-peer shuffle where it
 picks it by default (``df_shuffle``, ``df_shuffle_100``, ``df_set_index``, ``df_merge``,
-``df_merge_hash``).
+``df_merge_hash``, ``df_set_index_10m``).
+
+``df_set_index_10m`` (``set_index`` of 10M rows in 100 partitions, both runtimes'
+workers limited to 2 GB each, spilling as they need) and ``array_rechunk_20k`` (a
+20000² float64 array, 3.2 GB, rechunked from column to row chunks, which
+dask.distributed does with its peer-to-peer rechunk) take minutes, so they only run
+when named: ``--only df_set_index_10m`` (with ``--repeats 1`` it is a warm-up and one
+timed run per runtime).
 
 ``--floor`` adds what bounds each row: the same workload run on one thread by dask's
 synchronous scheduler (no cluster, no transfers, no scheduling), halved, since two
@@ -70,6 +77,11 @@ def array_rechunk(client: Any) -> None:
     x.rechunk((100, 4000)).sum().compute()
 
 
+def array_rechunk_20k(client: Any) -> None:
+    x = _array(20_000, (20_000, 100))
+    x.rechunk((100, 20_000)).sum().compute()
+
+
 def _frame(days: int = 20) -> Any:
     import dask
 
@@ -98,6 +110,20 @@ def df_shuffle(client: Any) -> None:
 
 def df_shuffle_100(client: Any) -> None:
     _frame(20).repartition(npartitions=100).shuffle("id").map_partitions(len).compute()
+
+
+def df_set_index_10m(client: Any) -> None:
+    import dask
+
+    frame = dask.datasets.timeseries(
+        start="2000-01-01",
+        end="2000-04-25 17:46:40",  # 10,000,000 seconds
+        freq="1s",
+        partition_freq="100000s",  # 100 partitions of 100,000 rows
+        seed=0,
+    )
+    lengths = frame.set_index("x").map_partitions(len).compute()
+    assert lengths.sum() == 10_000_000
 
 
 def df_merge_hash(client: Any) -> None:
@@ -166,17 +192,31 @@ WORKLOADS: dict[str, tuple[str, Callable[[Any], None]]] = {
     "array_xTx": ("(x.T @ x).sum(), 4000² in 1000² chunks", array_xTx),
     "array_svd": ("da.linalg.svd, 200,000 x 100 (tall-skinny)", array_svd),
     "array_rechunk": ("rechunk 4000² from columns to rows, then sum", array_rechunk),
+    "array_rechunk_20k": (
+        "rechunk 20000² (3.2 GB) from columns to rows, then sum",
+        array_rechunk_20k,
+    ),
     "df_groupby": ("groupby-agg, 1.7M rows (timeseries, 20 partitions)", df_groupby),
     "df_merge": ("merge 864k rows with a 1k-row frame on id (shuffle)", df_merge),
     "df_set_index": ("set_index on a float column (sort), 864k rows", df_set_index),
     "df_shuffle": ("shuffle 1.7M rows on id into 20 partitions", df_shuffle),
     "df_shuffle_100": ("shuffle 1.7M rows on id, 100 partitions", df_shuffle_100),
     "df_merge_hash": ("hash join of two 864k-row frames on time (both shuffled)", df_merge_hash),
+    "df_set_index_10m": (
+        "set_index of 10M rows, 100 partitions, 2 GB per worker",
+        df_set_index_10m,
+    ),
     "bag_wordcount": ("dask.bag word count, 200k lines, top 10", bag_wordcount),
     "delayed_fanin": ("delayed fan-in, 5,051 tasks", delayed_fanin),
     "futures_mixed": ("3 one-second tasks among 297 5 ms tasks (futures)", futures_mixed),
     "sklearn_grid": ("GridSearchCV(SVC) 12 candidates x 3 folds via joblib", sklearn_grid),
 }
+
+
+#: rows run only when named with --only (they take minutes)
+SLOW = {"df_set_index_10m", "array_rechunk_20k"}
+#: cluster options of a row beyond 2 worker processes x 1 thread, for both runtimes
+CLUSTER_OPTIONS: dict[str, dict[str, Any]] = {"df_set_index_10m": {"memory_limit": "2GB"}}
 
 
 class PeakRSS:
@@ -225,6 +265,7 @@ def run_one(runtime: str, name: str, repeats: int) -> dict[str, float]:
     run); the median seconds and the peak MiB of the process tree."""
     import dask
 
+    options = CLUSTER_OPTIONS.get(name, {})
     cluster: Any
     client: Any
     if runtime == "sync":
@@ -233,13 +274,15 @@ def run_one(runtime: str, name: str, repeats: int) -> dict[str, float]:
     elif runtime == "trident":
         import trident
 
-        cluster = trident.LocalCluster(n_workers=2, threads_per_worker=1, dashboard_address=None)
+        cluster = trident.LocalCluster(
+            n_workers=2, threads_per_worker=1, dashboard_address=None, **options
+        )
         client = trident.Client(cluster)
     else:
         import distributed
 
         cluster = distributed.LocalCluster(
-            n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None
+            n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None, **options
         )
         client = distributed.Client(cluster)
     try:
@@ -261,7 +304,7 @@ def _measure(runtime: str, name: str, repeats: int) -> dict[str, float] | None:
     """`run_one` in a fresh process; None (and the error on stderr) when it failed."""
     command = [sys.executable, "-m", "benchmarks.workloads", "--repeats", str(repeats)]
     result = subprocess.run(
-        [*command, "--one", runtime, name], capture_output=True, text=True, timeout=900
+        [*command, "--one", runtime, name], capture_output=True, text=True, timeout=1800
     )
     if result.returncode:
         print(f"{name} on {runtime} failed:\n{result.stderr[-2000:]}", file=sys.stderr)
@@ -284,7 +327,11 @@ def main() -> int:
     if args.one:
         print(json.dumps(run_one(args.one[0], args.one[1], args.repeats)))
         return 0
-    names = [n for n in WORKLOADS if not args.only or n in args.only.split(",")]
+    only = args.only.split(",") if args.only else []
+    unknown = sorted(set(only) - set(WORKLOADS))
+    if unknown:
+        parser.error(f"unknown workloads: {', '.join(unknown)} (known: {', '.join(WORKLOADS)})")
+    names = [n for n in WORKLOADS if n in only or (not only and n not in SLOW)]
     header = f"{'workload':<16} {'trident s':>10} {'dask s':>9} {'ratio':>7} "
     header += f"{'trident MiB':>12} {'dask MiB':>9}"
     if args.floor:

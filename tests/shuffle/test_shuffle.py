@@ -101,7 +101,9 @@ def test_outputs_are_owned_in_proportion_to_threads(layers):
     ]
     splits = [key for key in built.graph if key[0].startswith("shuffle-split-")]
     bundles = [key for key in built.graph if key[0].startswith("shuffle-bundle-")]
-    assert (len(splits), len(bundles)) == (7, 14)  # no n² pieces: one per input and owner
+    receives = [key for key in built.graph if key[0].startswith("shuffle-receive-")]
+    assert (len(splits), len(bundles), len(receives)) == (7, 14, 14)  # one per input and owner
+    assert {built.owners[key] for key in receives if key[2] == 0} == {"tcp://a"}
     with dask.config.set({"trident.shuffle": False}):
         assert expressions.shuffle_graph(expr, {"tcp://a": 1}) is None
 
@@ -161,3 +163,34 @@ def test_process_workers():
     ):
         for name in ("shuffle", "set_index", "merge inner", "merge left"):
             assert_same(computations()[name](), expected[name])
+
+
+def test_bundles_hold_groups_of_an_owners_partitions(layers, monkeypatch):
+    """Each bundle holds at most GROUP_SIZE output partitions of one owner, so an
+    unpack depends on that group's bundles only; results stay dask's."""
+    monkeypatch.setattr(expressions, "GROUP_SIZE", 3)
+    df, _ = frames()
+    with dask.config.set({"dataframe.shuffle.method": "tasks"}):
+        expr = FinalizeCompute(df.shuffle("x", npartitions=11).expr).optimize()
+    built = expressions.shuffle_graph(expr, {"tcp://a": 1, "tcp://b": 1})
+    assert built is not None
+    name = layers[-1]
+    # a owns 0, 2, 4, 6, 8, 10 (two groups), b owns 1, 3, 5, 7, 9 (two groups)
+    receives = sorted({key[2] for key in built.graph if key[0] == f"shuffle-receive-{name}"})
+    assert receives == [0, 1, 2, 3]  # GROUP_SIZE is 32 by default: one group each
+    owner_of_group = {
+        key[2]: built.owners[key] for key in built.graph if key[0] == f"shuffle-receive-{name}"
+    }
+    assert owner_of_group == {0: "tcp://a", 1: "tcp://a", 2: "tcp://b", 3: "tcp://b"}
+    dependencies = {i: {dep[2] for dep in built.graph[(name, i)].dependencies} for i in range(11)}
+    assert dependencies[0] == dependencies[4] == {0}
+    assert dependencies[6] == dependencies[10] == {1}
+    assert dependencies[1] == {2}
+    assert dependencies[9] == {3}
+    with dask.config.set({"scheduler": "sync", "dataframe.shuffle.method": "tasks"}):
+        expected = df.shuffle("x", npartitions=11).compute()
+    with (
+        LocalCluster(n_workers=2, processes=False, dashboard_address=None) as cluster,
+        Client(cluster),
+    ):
+        assert_same(df.shuffle("x", npartitions=11).compute(), expected)

@@ -22,6 +22,18 @@ def stack_here():
     return [frame.f_back.f_back, frame.f_back, frame]
 
 
+def test_a_frame_between_lines_counts_at_its_first_line():
+    """A sampled frame of another thread can have no line (f_lineno None) for a moment;
+    it used to raise in the sampler and take the worker down."""
+    code = stack_here.__code__
+    frame = types.SimpleNamespace(f_code=code, f_lineno=None)
+    tree = new_tree()
+    add_stack(tree, [frame])
+    (leaf,) = tree["children"].values()
+    assert leaf["description"]["line_number"] == code.co_firstlineno
+    assert leaf["description"]["line"] == "def stack_here():"
+
+
 def test_trees_count_samples_per_function_and_merge():
     tree = new_tree()
     frames = stack_here()

@@ -25,9 +25,8 @@ import sys
 from collections.abc import Callable, Hashable, Iterable, Mapping
 from typing import Any
 
-from .._keys import decode_key as key_of
 from .._keys import encode_key
-from .future import Future
+from .future import _UNDECODED, Future
 from .graph_tasks import Call, evaluate, identity, run_node
 
 
@@ -39,7 +38,8 @@ class KeyReference(Future):
 
     def __init__(self, key: str):
         self._key = key
-        self._user_key = key_of(key)
+        # decoded only when asked (`Future.key`): a shuffle's graph holds thousands
+        self._user_key = _UNDECODED
 
     def __del__(self) -> None:
         pass

@@ -8,19 +8,29 @@ than 32 partitions several stages that move the data several times). While a tri
 client is dask's scheduler it selects ``"tasks"`` and, when it turns a dask expression
 into tasks (`shuffle_graph`), replaces each task-based shuffle by the one built here:
 
-* one **split** task per input partition groups its rows into the output partitions
-  (with dask's own ``shuffle_group``, so rows land where dask's shuffle puts them) and
-  bundles the pieces by the worker that will own each output partition;
-* one **bundle** task per input partition and owning worker, running where the split
-  ran, holds the pieces that worker needs;
+* one **split** task per input partition hashes its rows to output partitions (as
+  dask's own ``shuffle_group`` does, so rows land where dask's shuffle puts them) and
+  reorders them once, stably, by group and output partition: one frame per group
+  whose rows for each output partition are consecutive (a `tasks.Bundle`), not one
+  small frame per output partition. A group is up to ``GROUP_SIZE`` (32) output
+  partitions of one owning worker, so an unpack needs that many partitions' worth of
+  rows in memory, not its owner's whole share;
+* one **bundle** task per input partition and group, running where the split ran,
+  holds the bundle of that group;
+* one **receive** task per input partition and group, placed on the group's owner,
+  takes the bundle over: the sender's copy then has no dependents and is released, so
+  no bundle is held twice while the owners unpack;
 * one **unpack** task per output partition, placed on its owner (loosely: it runs
-  elsewhere when the owner is gone), concatenates its pieces in input order.
+  elsewhere when the owner is gone), slices its rows out of its group's bundles and
+  concatenates them in input order, column by column where the dtypes allow (as
+  ``pd.concat`` would, without a pandas object per piece).
 
-Every piece moves once, worker to worker, on the workers' ordinary data path: an
-owner fetches each bundle from the worker that split it, in one request per peer. The
-bundles are managed data, so they spill like any result and are recomputed from their
-lineage when a worker dies. Set ``dask.config.set({"trident.shuffle": False})`` to keep
-dask's task-based shuffle.
+Every bundle moves once, worker to worker, on the workers' ordinary data path: an
+owner fetches the bundles from the worker that split them, in one request per peer.
+Bundles carry their size, so the workers' memory accounting does not look inside
+them. They are managed data, so they spill like any result and are recomputed from
+their lineage when a worker dies. Set ``dask.config.set({"trident.shuffle": False})``
+to keep dask's task-based shuffle.
 
 Nothing here imports dask until a dask expression is handed to `shuffle_graph`.
 """

@@ -13,6 +13,9 @@ from . import tasks
 
 #: dask config key: False keeps dask's task-based shuffle under trident
 CONFIG_KEY = "trident.shuffle"
+#: output partitions per bundle at most: an unpack's arguments hold about this many
+#: output partitions' worth of rows, however many partitions an owner has
+GROUP_SIZE = 32
 
 
 @attrs.frozen
@@ -80,11 +83,22 @@ def _shuffle_layer(node: Any, slots: list[str]) -> tuple[dict[Any, Any], dict[An
     owner_of = [-1] * npartitions
     for position, part in enumerate(parts):
         owner_of[part] = workers.index(slots[position % len(slots)]) if slots else 0
-    owners = tuple(owner_of)
-    used = sorted({owner for owner in owners if owner >= 0})
+    # each owner's output partitions, in order, in groups of at most GROUP_SIZE: the
+    # unit a bundle holds, so an unpack needs the data of one group, not its owner's all
+    group_of = [-1] * npartitions
+    group_owner: list[int] = []
+    for owner in sorted({owner for owner in owner_of if owner >= 0}):
+        mine = [part for part in range(npartitions) if owner_of[part] == owner]
+        for start in range(0, len(mine), GROUP_SIZE):
+            for part in mine[start : start + GROUP_SIZE]:
+                group_of[part] = len(group_owner)
+            group_owner.append(owner)
+    groups = tuple(group_of)
     split = f"shuffle-split-{name}"
     bundle = f"shuffle-bundle-{name}"
+    receive = f"shuffle-receive-{name}"
     layer: dict[Any, Any] = {}
+    pins: dict[Any, str] = {}
     for i in range(frame.npartitions):
         layer[(split, i)] = Task(
             (split, i),
@@ -93,19 +107,23 @@ def _shuffle_layer(node: Any, slots: list[str]) -> tuple[dict[Any, Any], dict[An
             node.partitioning_index,
             npartitions,
             node.ignore_index,
-            owners,
+            groups,
         )
-        for owner in used:
-            layer[(bundle, i, owner)] = Task(
-                (bundle, i, owner), tasks.take_bundle, TaskRef((split, i)), owner
+        for group, owner in enumerate(group_owner):
+            layer[(bundle, i, group)] = Task(
+                (bundle, i, group), tasks.take_bundle, TaskRef((split, i)), group
             )
-    pins: dict[Any, str] = {}
+            layer[(receive, i, group)] = Task(
+                (receive, i, group), tasks.receive_bundle, TaskRef((bundle, i, group))
+            )
+            if workers:
+                pins[(receive, i, group)] = workers[owner]
     for position, part in enumerate(parts):
-        owner = owners[part]
-        bundles = List(*(TaskRef((bundle, i, owner)) for i in range(frame.npartitions)))
+        group = groups[part]
+        bundles = List(*(TaskRef((receive, i, group)) for i in range(frame.npartitions)))
         layer[(name, position)] = Task(
             (name, position), tasks.unpack_partition, bundles, part, node.ignore_index
         )
         if workers:
-            pins[(name, position)] = workers[owner]
+            pins[(name, position)] = workers[owner_of[part]]
     return layer, pins

@@ -63,7 +63,8 @@ def add_stack(tree: Tree, frames: Iterable[FrameType]) -> None:
         children = node["children"]
         child = children.get(ident)
         if child is None:
-            line_number = frame.f_lineno
+            # f_lineno is None while a frame of another thread is between lines
+            line_number = frame.f_lineno or code.co_firstlineno
             description = {
                 "filename": code.co_filename,
                 "name": code.co_name,

@@ -1,0 +1,128 @@
+"""The shuffle's task functions against dask's own: splitting input partitions into
+bundles and unpacking output partitions gives, frame for frame, what dask's
+single-stage task-based shuffle (``shuffle_group`` then ``_concat``) gives, for the
+column types, indexes and options that take the fast column-by-column path and for
+those left to pandas."""
+
+from __future__ import annotations
+
+import pickle
+
+import pytest
+
+pytest.importorskip("dask.dataframe", reason="the shuffle needs dask.dataframe (trident[dask])")
+
+import numpy as np
+import pandas as pd
+from dask.dataframe.core import _concat
+from dask.dataframe.shuffle import shuffle_group
+
+from trident.protocol.serialize import sizeof
+from trident.shuffle import tasks
+
+
+def inputs(kind: str, n_inputs: int = 5, rows: int = 40) -> list:
+    rng = np.random.RandomState(1)
+    frames = []
+    for i in range(n_inputs):
+        n = 0 if i == 2 else rows + i  # one empty input partition
+        frame = pd.DataFrame(
+            {
+                "k": rng.randint(0, 13, n),
+                "f": rng.random_sample(n),
+                "s": pd.array([f"s{j % 5}" for j in range(n)], dtype="string"),
+                "o": pd.Series([("a", j) for j in range(n)], dtype=object),
+                "t": pd.date_range("2001-01-01", periods=n, freq="h", tz="UTC"),
+                "i": pd.array(rng.randint(0, 3, n), dtype="Int64"),
+            },
+            index=pd.Index(np.arange(n) + 1000 * i, name="idx"),
+        )
+        if kind == "datetime index":
+            frame.index = pd.date_range("2000-01-01", periods=n, freq="s") + pd.Timedelta(days=i)
+        elif kind == "range index":
+            frame = frame.reset_index(drop=True)
+        elif kind == "multi index":
+            frame = frame.set_index(["k", "f"], append=True)
+            frame["k"] = frame.index.get_level_values("k")
+        elif kind == "categorical column":
+            frame["c"] = pd.Categorical([f"c{j % (3 + i)}" for j in range(n)])
+        elif kind == "categories differ":
+            frame = frame.astype({"s": "category"})
+        elif kind == "dtypes differ":
+            frame["f"] = frame["f"].astype("float32" if i % 2 else "float64")
+        elif kind == "series":
+            frame = frame["k"]
+        frames.append(frame)
+    return frames
+
+
+KINDS = [
+    "plain",
+    "datetime index",
+    "range index",
+    "multi index",
+    "categorical column",
+    "categories differ",
+    "dtypes differ",
+    "series",
+]
+
+
+def dasks(frames, column, npartitions, ignore_index):
+    """dask's single-stage task shuffle of `frames`: output partition -> frame."""
+    groups = [
+        shuffle_group(frame, column, 0, npartitions, npartitions, ignore_index, npartitions)
+        for frame in frames
+    ]
+    return [_concat([g[j] for g in groups], ignore_index) for j in range(npartitions)]
+
+
+@pytest.mark.parametrize("ignore_index", [False, True])
+@pytest.mark.parametrize("kind", KINDS)
+def test_split_then_unpack_equals_dasks_shuffle(kind, ignore_index):
+    frames = inputs(kind)
+    column = None if kind == "series" else "k"
+    npartitions = 7
+    # owners interleaved, and one output partition (5) not computed
+    owners = (0, 1, 0, 2, 1, -1, 0)
+    expected = dasks(frames, column or [], npartitions, ignore_index)
+    splits = [
+        tasks.split_partition(frame, column or [], npartitions, ignore_index, owners)
+        for frame in frames
+    ]
+    for owner in (0, 1, 2):
+        # the bundles travel pickled, as between workers
+        bundles = [pickle.loads(pickle.dumps(tasks.take_bundle(s, owner))) for s in splits]
+        if kind in ("plain", "datetime index"):  # concatenated column by column
+            assert all(bundle.columns() is not None for bundle in bundles)
+        for part in [j for j, o in enumerate(owners) if o == owner]:
+            got = tasks.unpack_partition(bundles, part, ignore_index)
+            want = expected[part]
+            assert type(got) is type(want)
+            assert type(got.index) is type(want.index)
+            if isinstance(want, pd.Series):
+                pd.testing.assert_series_equal(got, want, check_index_type=True)
+            else:
+                pd.testing.assert_frame_equal(got, want, check_index_type=True)
+                assert list(got.columns) == list(want.columns)
+            assert got.index.name == want.index.name
+
+
+def test_partitions_column_and_empty_outputs():
+    frame = pd.DataFrame({"_partitions": [3, 0, 3, 3, 1], "v": list("abcde")})
+    split = tasks.split_partition(frame, "_partitions", 4, False, (0, 0, 1, 1))
+    assert split.bundles[0].parts == (0, 1)
+    assert split.bundles[1].parts == (2, 3)
+    assert split.bundles[1].offsets == (0, 0, 3)
+    assert list(tasks.unpack_partition([split.bundles[1]], 3, False)["v"]) == ["a", "c", "d"]
+    empty = tasks.unpack_partition([split.bundles[1]] * 2, 2, True)
+    assert len(empty) == 0
+    assert list(empty.columns) == ["_partitions", "v"]
+
+
+def test_bundles_are_sized_without_looking_inside():
+    frames = inputs("plain", n_inputs=1, rows=1000)
+    split = tasks.split_partition(frames[0], "k", 4, False, (0, 1, 0, 1))
+    bundle = split.bundles[0]
+    assert sizeof(bundle) == bundle.nbytes > 0
+    assert sizeof(split) == split.nbytes == sum(b.nbytes for b in split.bundles.values())
