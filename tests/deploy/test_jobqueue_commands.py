@@ -13,7 +13,7 @@ import stat
 import pytest
 import trio
 
-from trident import Client, LSFCluster, PBSCluster, SGECluster, SLURMCluster
+from trident import Adaptive, Client, LSFCluster, PBSCluster, SGECluster, SLURMCluster
 from trident.deploy.jobqueue.cluster import JobSubmissionError
 from trident.security import split_credential
 
@@ -259,17 +259,29 @@ async def test_scaling_down_cancels_queued_jobs_before_retiring_a_running_worker
     assert argv(commands()[-1]) == ["scancel", ids["trident-worker-2"]]
 
 
-async def test_adapt_cancels_queued_jobs_beyond_what_it_wants(tmp_path, commands):
+class NeverGrows(Adaptive):
+    """An `Adaptive=` class of a user's own (dask's spelling of the argument)."""
+
+    def should_scale_up(self):
+        return False
+
+
+@pytest.mark.parametrize("policy", [None, NeverGrows])
+async def test_adapt_cancels_queued_jobs_beyond_what_it_wants(tmp_path, commands, policy):
     """No job starts here. Without work, `adapt(minimum=2)` wants one job of two workers:
     the two newest queued jobs are cancelled after `wait_count` rounds, the oldest kept,
-    and nothing is submitted in their place."""
+    and nothing is submitted in their place; with an `Adaptive=` class of one's own too."""
     commands.install("sbatch", ANSWERS["sbatch"])
     commands.install("scancel")
     async with SLURMCluster(**options(tmp_path)) as cluster:
         await cluster.scale(jobs=3)
         ids = cluster.jobs
         assert cluster.queued_jobs == list(ids)
-        adaptive = cluster.adapt(minimum=2, maximum=10, interval=0.05, wait_count=3)
+        adaptive = cluster.adapt(
+            minimum=2, maximum=10, interval=0.05, wait_count=3, Adaptive=policy
+        )
+        if policy is not None:
+            assert isinstance(adaptive, policy)
 
         def cancels():
             return sorted(argv(call)[1:] for call in commands() if call[0] == "scancel")

@@ -150,6 +150,7 @@ def test_adapt_replaces_the_job_of_a_worker_that_left_at_its_lifetime(slurm, tmp
             assert first not in cluster.jobs
             eventually(lambda: registered_names(client) - {first}, "its worker to join")
             assert client.submit(inc, 1).result(timeout=WAIT) == 2
+    eventually(lambda: not slurm.jobs(), "every job to end after close")
 
 
 def slow_inc(x):
@@ -209,3 +210,4 @@ def test_queued_jobs_are_cancelled_first_by_scale_and_by_adapt(slurm, tmp_path):
             assert cluster.jobs == {"trident-worker-1": newer}
             assert [entry[1] for entry in adaptive.log] == ["cancel"]
             assert registered_names(client) == {"trident-worker-1"}
+    eventually(lambda: not slurm.jobs(), "every job to end after close")
