@@ -11,9 +11,14 @@ other end, so the requests checked are the ones the library really makes. It
   ready at once (the scheduler's too), and a smaller ``replicas`` removes the pods with
   the lowest ``controller.kubernetes.io/pod-deletion-cost`` first, as the ReplicaSet
   controller does; deleting a Deployment deletes its pods;
-- serves each pod's log as ``log of POD``.
+- serves each pod's log as ``log of POD``;
+- authorizes as the RBAC authorizer does, when given a Role's rules: every request is
+  turned into the (API group, resource[/subresource], verb) that RBAC checks
+  (`FakeKubernetes.attributes`), and one the rules do not allow is refused with 403
+  Forbidden, as for a pod whose service account is bound to that Role.
 
-What it does not model: scheduling onto nodes, image pulls, probes, restarts, watches.
+What it does not model: scheduling onto nodes, image pulls, probes, restarts, watches,
+other authorizers (a Role's ``resourceNames``, ``*`` wildcards: refused when loaded).
 """
 
 from __future__ import annotations
@@ -22,10 +27,12 @@ import json
 import re
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import kubernetes_validate
+import yaml
 
 COLLECTIONS = {
     ("api/v1", "secrets"): "Secret",
@@ -38,14 +45,61 @@ PATH = re.compile(
     r"(?:/(?P<name>[^/]+))?(?:/(?P<sub>status|scale|log))?$"
 )
 DELETION_COST = "controller.kubernetes.io/pod-deletion-cost"
+GROUPS = {"api/v1": "", "apis/apps/v1": "apps"}
+#: (API group, resource[/subresource], verb): what RBAC authorizes a request by.
+Permission = tuple[str, str, str]
+
+
+def role_permissions(rules: list[dict[str, Any]]) -> set[Permission]:
+    """Every (API group, resource, verb) a Role's `rules` allow, spelled out."""
+    allowed: set[Permission] = set()
+    for rule in rules:
+        if set(rule) != {"apiGroups", "resources", "verbs"}:
+            raise ValueError(f"rule with fields this stand-in does not model: {rule}")
+        for field in rule.values():
+            if "*" in field:
+                raise ValueError(f"wildcards are not modelled: {rule}")
+        for group in rule["apiGroups"]:
+            for resource in rule["resources"]:
+                allowed.update((group, resource, verb) for verb in rule["verbs"])
+    return allowed
+
+
+def role_from_manifest(path: Any) -> list[dict[str, Any]]:
+    """The rules of the one Role in the manifest file at `path`."""
+    documents = yaml.safe_load_all(Path(path).read_text())
+    (role,) = [doc for doc in documents if doc and doc["kind"] == "Role"]
+    return list(role["rules"])
+
+
+def attributes(method: str, path: str, query: dict[str, list[str]]) -> Permission | None:
+    """The (API group, resource[/subresource], verb) the RBAC authorizer checks for a
+    request, as the API server derives them; None for a path outside the served API."""
+    match = PATH.match(path)
+    if match is None:
+        return None
+    resource = match["plural"] + (f"/{match['sub']}" if match["sub"] else "")
+    named = match["name"] is not None
+    if method == "GET":
+        verb = "get" if named else ("watch" if query.get("watch") == ["true"] else "list")
+    elif method == "DELETE":
+        verb = "delete" if named else "deletecollection"
+    else:
+        verb = {"POST": "create", "PATCH": "patch", "PUT": "update"}.get(method, method.lower())
+    return GROUPS[match["group"]], resource, verb
 
 
 class FakeKubernetes:
     """The API server's state and conversation; `url` once started (a context manager)."""
 
-    def __init__(self) -> None:
+    def __init__(self, role: list[dict[str, Any]] | None = None) -> None:
+        """`role`: the rules of the Role the caller's service account is bound to
+        (None: every request is allowed, as for a cluster administrator)."""
+        self.allowed = None if role is None else role_permissions(role)
         self.objects: dict[tuple[str, str, str], dict[str, Any]] = {}
         self.requests: list[tuple[str, str, dict[str, list[str]], Any]] = []
+        #: the RBAC attributes of every request served (refused ones included)
+        self.seen: list[Permission] = []
         self.lock = threading.Lock()
         self._pod_serial = 0
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), _handler(self))
@@ -138,6 +192,16 @@ class FakeKubernetes:
         split = urlsplit(raw_path)
         query = parse_qs(split.query)
         self.requests.append((method, split.path, query, body))
+        wanted = attributes(method, split.path, query)
+        if wanted is not None:
+            self.seen.append(wanted)
+            if self.allowed is not None and wanted not in self.allowed:
+                group, resource, verb = wanted
+                return 403, _status(
+                    403,
+                    f'{resource} is forbidden: User "system:serviceaccount:test:kubecluster" '
+                    f'cannot {verb} resource "{resource}" in API group "{group}"',
+                )
         match = PATH.match(split.path)
         if match is None or (match["group"], match["plural"]) not in COLLECTIONS:
             return 404, _status(404, f"no such path {split.path}")

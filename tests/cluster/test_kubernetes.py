@@ -7,6 +7,12 @@ trident side is real: ``kubectl port-forward`` is a stand-in script that reports
 port of a real in-process scheduler (a `LocalCluster`), so `scale` retires through a
 real client and ``Client(cluster)`` computes on it. docs/deploy.md#kubernetes says what
 was and was not run against a live cluster.
+
+The stand-in authorizes every request against the Role of deploy/kubernetes/rbac.yaml
+(the Helm chart's ``rbac.create``), as the API server does for a pod whose service
+account is bound to it: a call `KubeCluster` makes that the Role does not allow fails
+these tests, and the full-lifecycle test checks that the Role allows nothing more than
+the calls it saw.
 """
 
 from __future__ import annotations
@@ -17,6 +23,7 @@ import stat
 import sys
 import textwrap
 import time
+from pathlib import Path
 
 import kubernetes
 import kubernetes_validate
@@ -28,14 +35,21 @@ from trident.cluster.kube import objects
 from trident.cluster.kube.api import KubernetesAPI
 from trident.cluster.remote_adaptive import RemoteAdaptive
 
-from .kube_api_double import DELETION_COST, FakeKubernetes
+from .kube_api_double import (
+    DELETION_COST,
+    FakeKubernetes,
+    role_from_manifest,
+    role_permissions,
+)
 
 NS = "analytics"
+RBAC = Path(__file__).resolve().parents[2] / "deploy" / "kubernetes" / "rbac.yaml"
+ROLE = role_from_manifest(RBAC)
 
 
 @pytest.fixture
 def fake_api():
-    with FakeKubernetes() as fake:
+    with FakeKubernetes(role=ROLE) as fake:
         configuration = kubernetes.client.Configuration()
         configuration.host = fake.url
         api_client = kubernetes.client.ApiClient(configuration)
@@ -211,6 +225,29 @@ def test_kube_cluster_creates_scales_retires_logs_and_deletes(fake_api, schedule
         ("DELETE", ["deployments", "demo-scheduler"]),
         ("DELETE", ["secrets", "demo-token"]),
     ]
+    # Start, scale up and down, logs and close used every permission of the shipped Role
+    # (the stand-in refused anything else): it grants exactly what KubeCluster does.
+    assert set(fake.seen) == role_permissions(ROLE)
+
+
+def test_the_role_has_teeth_a_request_it_does_not_allow_is_forbidden():
+    """Without ``get`` on ``pods/log`` the stand-in refuses the log request with 403,
+    which `KubernetesAPI` passes on (only a missing object, 404, is not an error)."""
+    narrower = [rule for rule in ROLE if rule["resources"] != ["pods/log"]]
+    with FakeKubernetes(role=narrower) as fake:
+        configuration = kubernetes.client.Configuration()
+        configuration.host = fake.url
+        with kubernetes.client.ApiClient(configuration) as api_client:
+            api = KubernetesAPI(namespace=NS, api_client=api_client)
+            for obj in objects.cluster_objects("c4", "tok", image="trident:dev", n_workers=1):
+                api.create(obj)
+            (pod,) = api.pods(objects.selector("c4", "worker"))
+            with pytest.raises(kubernetes.client.ApiException) as info:
+                api.pod_log(pod.name)
+    assert info.value.status == 403
+    assert fake.seen[-1] == ("", "pods/log", "get")
+    # Reading a Secret back is not among KubeCluster's calls, so not in the Role either.
+    assert ("", "secrets", "get") not in role_permissions(ROLE)
 
 
 def test_adapt_decides_on_the_scheduler_and_patches_the_replicas(

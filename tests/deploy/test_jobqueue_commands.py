@@ -13,7 +13,7 @@ import stat
 import pytest
 import trio
 
-from trident import LSFCluster, PBSCluster, SGECluster, SLURMCluster
+from trident import Adaptive, Client, LSFCluster, PBSCluster, SGECluster, SLURMCluster
 from trident.deploy.jobqueue.cluster import JobSubmissionError
 from trident.security import split_credential
 
@@ -207,3 +207,115 @@ async def test_a_cancel_command_that_cannot_run_is_logged_not_raised(tmp_path, c
         assert cluster.jobs == {}
         logs = await cluster.get_logs(scheduler=False, workers=False)
         assert "cancelling job 3000" in logs["Cluster"]
+
+
+def registered(cluster):
+    return {ws.name for ws in cluster.scheduler.state.workers.values()}
+
+
+async def test_scaling_down_cancels_queued_jobs_before_retiring_a_running_worker(
+    tmp_path, commands
+):
+    """The stand-in ``sbatch`` really runs the script of ``trident-worker-2`` (its worker
+    joins the scheduler) and leaves the other jobs queued; ``scancel`` stops a job it
+    ran. Scaling to one job cancels the two queued jobs at once and keeps the running
+    worker, as dask's ``SpecCluster.scale`` drops not-yet-launched workers first."""
+    jobs_dir = tmp_path / "running"
+    jobs_dir.mkdir()
+    commands.install(
+        "sbatch",
+        "id=$((4000 + n))\n"
+        'case "$1" in *trident-worker-2.sh)\n'
+        # fd 9 holds the stand-ins' lock: the job must not keep it
+        f'  bash "$1" </dev/null >"{jobs_dir}/$id.out" 2>&1 9>&- &\n'
+        f'  echo $! > "{jobs_dir}/$id.pid";;\n'
+        "esac\n"
+        'echo "Submitted batch job $id"',
+    )
+    commands.install(
+        "scancel",
+        f'for id in "$@"; do [ -f "{jobs_dir}/$id.pid" ] && kill "$(cat "{jobs_dir}/$id.pid")"; '
+        "done; true",
+    )
+    settings = {**options(tmp_path), "processes": 1, "cores": 1, "nanny": False}
+    async with SLURMCluster(**settings) as cluster:
+        await cluster.scale(jobs=3)
+        ids = cluster.jobs
+        with trio.fail_after(60):
+            while "trident-worker-2" not in registered(cluster):
+                await trio.sleep(0.05)
+        assert cluster.queued_jobs == ["trident-worker-0", "trident-worker-1"]
+        await cluster.scale(jobs=1)
+        assert cluster.jobs == {"trident-worker-2": ids["trident-worker-2"]}
+        cancels = sorted(argv(call)[1:] for call in commands() if call[0] == "scancel")
+        assert cancels == sorted([[ids["trident-worker-0"]], [ids["trident-worker-1"]]])
+        assert registered(cluster) == {"trident-worker-2"}  # not retired, still computing
+        # Below the running jobs, scaling down retires them (their data moved) as before.
+        await cluster.scale(0)
+        assert cluster.jobs == {}
+        with trio.fail_after(30):
+            while registered(cluster):
+                await trio.sleep(0.05)
+    assert argv(commands()[-1]) == ["scancel", ids["trident-worker-2"]]
+
+
+class NeverGrows(Adaptive):
+    """An `Adaptive=` class of a user's own (dask's spelling of the argument)."""
+
+    def should_scale_up(self):
+        return False
+
+
+@pytest.mark.parametrize("policy", [None, NeverGrows])
+async def test_adapt_cancels_queued_jobs_beyond_what_it_wants(tmp_path, commands, policy):
+    """No job starts here. Without work, `adapt(minimum=2)` wants one job of two workers:
+    the two newest queued jobs are cancelled after `wait_count` rounds, the oldest kept,
+    and nothing is submitted in their place; with an `Adaptive=` class of one's own too."""
+    commands.install("sbatch", ANSWERS["sbatch"])
+    commands.install("scancel")
+    async with SLURMCluster(**options(tmp_path)) as cluster:
+        await cluster.scale(jobs=3)
+        ids = cluster.jobs
+        assert cluster.queued_jobs == list(ids)
+        adaptive = cluster.adapt(
+            minimum=2, maximum=10, interval=0.05, wait_count=3, Adaptive=policy
+        )
+        if policy is not None:
+            assert isinstance(adaptive, policy)
+
+        def cancels():
+            return sorted(argv(call)[1:] for call in commands() if call[0] == "scancel")
+
+        with trio.fail_after(10):
+            while len(cancels()) < 2:
+                await trio.sleep(0.02)
+        assert list(cluster.jobs) == ["trident-worker-0"]
+        assert cancels() == sorted([[ids["trident-worker-1"]], [ids["trident-worker-2"]]])
+        ((_, _, names),) = [entry for entry in adaptive.log if entry[1] == "cancel"]
+        assert sorted(names) == ["trident-worker-1", "trident-worker-2"]
+        await trio.sleep(0.5)  # ten more rounds: the minimum's job stays, none is added
+        assert list(cluster.jobs) == ["trident-worker-0"]
+        assert [call[0] for call in commands()].count("sbatch") == 3
+        assert len(cancels()) == 2
+
+
+async def test_adapt_keeps_the_queued_jobs_that_waiting_work_needs(tmp_path, commands):
+    """Eight tasks wait and no worker has come yet: `adapt` wants four workers (its
+    maximum), two jobs of two: of three queued jobs it cancels the newest only, and keeps
+    the two the work waits for however many rounds pass."""
+    commands.install("sbatch", ANSWERS["sbatch"])
+    commands.install("scancel")
+    async with (
+        SLURMCluster(**options(tmp_path)) as cluster,
+        Client(cluster, asynchronous=True, set_as_default=False) as client,
+    ):
+        futures = client.map(str, range(8), pure=False)
+        await cluster.scale(jobs=3)
+        ids = cluster.jobs
+        cluster.adapt(minimum=0, maximum=4, interval=0.05, wait_count=2, target_duration="100ms")
+        await trio.sleep(0.8)
+        assert list(cluster.jobs) == ["trident-worker-0", "trident-worker-1"]
+        cancels = [argv(call)[1:] for call in commands() if call[0] == "scancel"]
+        assert cancels == [[ids["trident-worker-2"]]]
+        assert [call[0] for call in commands()].count("sbatch") == 3
+        del futures

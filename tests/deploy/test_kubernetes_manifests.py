@@ -66,20 +66,30 @@ CHART_VARIANTS = {
         "scheduler": {"serviceType": "LoadBalancer"},
         "dashboard": {"serviceType": "NodePort"},
     },
+    "rbac": {"rbac": {"create": True}},
 }
+#: The objects of ``rbac.create`` (for a pod that runs KubeCluster).
+RBAC_OBJECTS = [
+    ("Role", "trident-kubecluster"),
+    ("RoleBinding", "trident-kubecluster"),
+    ("ServiceAccount", "trident-kubecluster"),
+]
 
 
 @pytest.mark.parametrize("version", KUBERNETES_VERSIONS)
 @pytest.mark.parametrize("variant", sorted(CHART_VARIANTS))
 def test_the_rendered_chart_is_valid_kubernetes(variant, version):
     objects = chart_objects(CHART_VARIANTS[variant])
-    assert sorted(_by_kind_name(objects)) == [
+    expected = [
         ("Deployment", "trident-scheduler"),
         ("Deployment", "trident-worker"),
         ("Secret", "trident-token"),
         ("Service", "trident-dashboard"),
         ("Service", "trident-scheduler"),
     ]
+    if variant == "rbac":
+        expected = sorted(expected + RBAC_OBJECTS)
+    assert sorted(_by_kind_name(objects)) == expected
     for obj in objects:
         kubernetes_validate.validate(obj, version, strict=True)
 
@@ -87,7 +97,7 @@ def test_the_rendered_chart_is_valid_kubernetes(variant, version):
 @pytest.mark.parametrize("version", KUBERNETES_VERSIONS)
 def test_the_plain_manifests_are_valid_kubernetes(version):
     objects = plain_objects()
-    assert len(objects) == 4
+    assert len(objects) == 7
     for obj in objects:
         kubernetes_validate.validate(obj, version, strict=True)
 
@@ -101,11 +111,43 @@ def test_an_invalid_object_is_refused_by_the_validation():
 
 
 def test_the_plain_manifests_are_the_chart_with_its_defaults():
-    """deploy/kubernetes is what ``helm template trident`` gives, less the Secret (which
-    kubectl creates with a token of your own): the two cannot drift apart."""
-    chart = _by_kind_name(chart_objects())
+    """deploy/kubernetes is what ``helm template trident --set rbac.create=true`` gives
+    (rbac.yaml: the chart's ``rbac.create`` objects), less the Secret (which kubectl
+    creates with a token of your own): the two cannot drift apart."""
+    chart = _by_kind_name(chart_objects(CHART_VARIANTS["rbac"]))
     del chart[("Secret", "trident-token")]
     assert _by_kind_name(plain_objects()) == chart
+    rbac = [doc for doc in _documents((MANIFESTS / "rbac.yaml").read_text())]
+    assert sorted(_by_kind_name(rbac)) == RBAC_OBJECTS
+
+
+def test_rbac_objects_come_only_when_asked_and_bind_the_role_to_the_account():
+    assert not {o["kind"] for o in chart_objects()} & {"Role", "RoleBinding", "ServiceAccount"}
+    objects = chart_objects(CHART_VARIANTS["rbac"], release="analytics")
+    by_kind = {o["kind"]: o for o in objects}
+    binding = by_kind["RoleBinding"]
+    assert binding["roleRef"] == {
+        "apiGroup": "rbac.authorization.k8s.io",
+        "kind": "Role",
+        "name": by_kind["Role"]["metadata"]["name"],
+    }
+    assert binding["subjects"] == [
+        {
+            "kind": "ServiceAccount",
+            "name": by_kind["ServiceAccount"]["metadata"]["name"],
+            "namespace": "default",
+        }
+    ]
+    assert by_kind["ServiceAccount"]["metadata"]["name"] == "analytics-kubecluster"
+    # Least privilege: no wildcard, and Secrets can be made and removed but not read.
+    rules = by_kind["Role"]["rules"]
+    assert not any("*" in value for rule in rules for value in rule.values())
+    secret_verbs = {v for rule in rules if "secrets" in rule["resources"] for v in rule["verbs"]}
+    assert secret_verbs == {"create", "delete"}
+    # The scheduler and worker pods run without the account (they need no API access).
+    for obj in objects:
+        if obj["kind"] == "Deployment":
+            assert "serviceAccountName" not in obj["spec"]["template"]["spec"]
 
 
 def test_the_release_name_names_every_object_and_the_scheduler_address():

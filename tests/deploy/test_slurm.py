@@ -128,6 +128,29 @@ def test_a_worker_leaves_by_itself_before_the_walltime(slurm, tmp_path):
             assert client.nthreads() == {}
         assert slurm.job_state(job_id) == "COMPLETED"  # neither cancelled nor timed out
         eventually(lambda: not cluster.jobs, "the cluster to notice", timeout=30)
+        # At a fixed scale the job is not replaced (as in dask-jobqueue): adapt does that.
+        time.sleep(2)
+        assert cluster.jobs == {}
+        assert slurm.jobs() == []
+
+
+def test_adapt_replaces_the_job_of_a_worker_that_left_at_its_lifetime(slurm, tmp_path):
+    """What docs/how-to/batch.md recommends across walltimes: a worker lifetime and
+    `adapt(minimum=...)`. The first job's worker leaves at its lifetime (the job ends
+    COMPLETED); once the cluster noticed, `adapt` submits a job in its place, whose
+    worker joins and computes."""
+    options = cluster_options(tmp_path, lifetime="5s", lifetime_stagger=0)
+    with SLURMCluster(**options) as cluster:
+        cluster.adapt(minimum=1, maximum=1, interval="250ms")
+        with Client(cluster, timeout=30) as client:
+            client.wait_for_workers(1, timeout=WAIT)
+            ((first, first_id),) = cluster.jobs.items()
+            eventually(lambda: slurm.job_state(first_id) == "COMPLETED", "the job to end")
+            eventually(lambda: set(cluster.jobs) - {first}, "adapt to submit another job")
+            assert first not in cluster.jobs
+            eventually(lambda: registered_names(client) - {first}, "its worker to join")
+            assert client.submit(inc, 1).result(timeout=WAIT) == 2
+    eventually(lambda: not slurm.jobs(), "every job to end after close")
 
 
 def slow_inc(x):
@@ -150,3 +173,41 @@ def test_adapt_submits_jobs_under_load_and_cancels_them_when_idle(slurm, tmp_pat
             eventually(lambda: not cluster.jobs, "the cluster to drop them", timeout=30)
         assert adaptive.scaled_up >= 1
         assert adaptive.retired >= 1
+
+
+def registered_names(client) -> set[str]:
+    return {info["name"] for info in client.scheduler_info()["workers"].values()}
+
+
+def test_queued_jobs_are_cancelled_first_by_scale_and_by_adapt(slurm, tmp_path):
+    """Jobs submitted held (``sbatch --hold``) stay PENDING until released. The newer job
+    is released and its worker joins; scaling to one job cancels the older, still
+    pending one at once (it never runs) and keeps the running worker. Then `adapt` with
+    nothing to do cancels a pending job without waiting for it to start."""
+    options = cluster_options(tmp_path, submit_command_extra=["--hold"])
+    with SLURMCluster(**options) as cluster:
+        cluster.scale(jobs=2)
+        jobs = cluster.jobs
+        older, newer = jobs["trident-worker-0"], jobs["trident-worker-1"]
+        slurm.run("scontrol", "release", newer)
+        with Client(cluster, timeout=30) as client:
+            client.wait_for_workers(1, timeout=WAIT)
+            assert registered_names(client) == {"trident-worker-1"}
+            assert cluster.queued_jobs == ["trident-worker-0"]
+            assert slurm.job_state(older) == "PENDING"
+
+            cluster.scale(jobs=1)
+            assert cluster.jobs == {"trident-worker-1": newer}
+            assert slurm.job_state(older) == "CANCELLED"
+            assert slurm.jobs() == [newer]
+            assert registered_names(client) == {"trident-worker-1"}  # kept, not retired
+
+            cluster.scale(jobs=2)  # one more, held: pending
+            (added,) = set(cluster.jobs.values()) - {newer}
+            assert slurm.job_state(added) == "PENDING"
+            adaptive = cluster.adapt(minimum=1, maximum=2, interval="250ms", wait_count=2)
+            eventually(lambda: slurm.job_state(added) == "CANCELLED", "adapt to cancel it")
+            assert cluster.jobs == {"trident-worker-1": newer}
+            assert [entry[1] for entry in adaptive.log] == ["cancel"]
+            assert registered_names(client) == {"trident-worker-1"}
+    eventually(lambda: not slurm.jobs(), "every job to end after close")

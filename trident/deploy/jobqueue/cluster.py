@@ -6,7 +6,14 @@ default route). Each job runs `processes` workers that share its `cores` and `me
 `scale(n)` asks for enough jobs for `n` workers, ``scale(jobs=...)`` for a number of
 jobs, and `adapt` submits and cancels jobs as the load asks (see `ClusterManager`).
 Jobs are tracked by the id their submit command printed; a job whose workers all left
-(their lifetime ran out, the job ended) leaves `workers`.
+(their lifetime ran out, the job ended) leaves `workers`, and is not replaced (as in
+dask-jobqueue: `adapt` replaces jobs, a fixed `scale` does not).
+
+Queued jobs (submitted, none of their workers registered yet: `queued_jobs`) go first
+when the cluster shrinks, as in dask's ``SpecCluster`` and ``Adaptive``: `scale` down
+cancels queued jobs before it retires any running worker, and `adapt` cancels the queued
+jobs beyond the number of workers it wants (once it wanted fewer `wait_count` rounds in
+a row), so a job nobody needs any more never starts only to be retired.
 
 Credentials. The workers read the scheduler's address, the cluster token and the TLS
 certificate's pin from a scheduler file of mode 0600 in `shared_directory` (default
@@ -43,6 +50,7 @@ import trio
 
 from ..._public import publish
 from ..._scheduler_file import write_scheduler_file
+from ...cluster import adaptive
 from ...cluster.local import DEFAULT_DASHBOARD_PORT, default_layout
 from ...cluster.manager import ClusterManager
 from ...comm.address import format_address
@@ -377,7 +385,71 @@ class JobQueueCluster(ClusterManager):
         if self._private is not None:
             self._private.cleanup()
 
+    # --- queued jobs go first -----------------------------------------------------------
+
+    def _started_names(self) -> set[str]:
+        """Names of the jobs one of whose workers registered (now, or once before)."""
+        present = {ws.name for ws in self._registered()}
+        return {
+            name
+            for name, job in self._workers.items()
+            if job.started or present.intersection(job.worker_names)
+        }
+
+    async def _scale_down_to(self, groups: int) -> None:
+        # `_scale_to` keeps the first `groups` jobs: put the queued ones last, so that
+        # they are cancelled before a running worker is retired (the oldest queued job,
+        # the nearest to starting, is kept longest).
+        if groups < len(self._workers):
+            started = self._started_names()
+            order = sorted(self._workers, key=lambda name: name not in started)
+            self._workers = {name: self._workers[name] for name in order}
+        await super()._scale_down_to(groups)
+
+    def scale_down(self, workers: list[str]) -> Any:
+        """Stop jobs: those of the workers at these addresses (what `Adaptive` calls once
+        it retired them), and those named (job names, as in `jobs`): a queued job is
+        cancelled at once, a started one has its workers retired first (their data
+        moved). A coroutine if asynchronous."""
+        return self._in_mode(self._scale_down_jobs, list(workers))
+
+    async def _scale_down_jobs(self, workers: list[str]) -> None:
+        named = [w for w in workers if w in self._workers]
+        started = self._started_names()
+        # A named job that started since it was named (its worker registered meanwhile)
+        # is retired like any other.
+        retire = [
+            a for n in named if n in started for a in self._handle_addresses(self._workers[n])
+        ]
+        await self._retire_before_stop(retire)
+        async with trio.open_nursery() as stopping:
+            for name in named:
+                if name in self._workers:
+                    stopping.start_soon(self._stop_one, name, self._workers[name])
+        await self._scale_down_here([w for w in workers if w not in named])
+
+    def adapt(
+        self,
+        *args: Any,
+        Adaptive: type[adaptive.Adaptive] | None = None,  # dask's spelling
+        **kwargs: Any,
+    ) -> adaptive.Adaptive:
+        """As `ClusterManager.adapt`; every round also cancels the queued jobs beyond
+        the workers wanted (see the module docstring), whatever ``Adaptive=`` class
+        decides the rest."""
+        policy = self._adaptive_class if Adaptive is None else Adaptive
+        if not issubclass(policy, _CancelsQueuedJobs):
+            policy = type(policy.__name__, (_CancelsQueuedJobs, policy), {})
+        return super().adapt(*args, Adaptive=policy, **kwargs)
+
     # --- information ----------------------------------------------------------------
+
+    @property
+    def queued_jobs(self) -> list[str]:
+        """Names of the jobs submitted none of whose workers registered yet (queued in
+        the batch system, or starting), oldest first."""
+        started = self._started_names()
+        return [name for name in self._workers if name not in started]
 
     @property
     def scheduler(self) -> Scheduler | None:
@@ -388,6 +460,48 @@ class JobQueueCluster(ClusterManager):
     def jobs(self) -> dict[str, str]:
         """Job name -> the batch system's job id, of the jobs submitted and not ended."""
         return {name: job.job_id for name, job in self._workers.items()}
+
+
+class _CancelsQueuedJobs(adaptive.Adaptive):
+    """`Adaptive` for a `JobQueueCluster`: each round first names the queued jobs beyond
+    the workers wanted (the newest first) and cancels those named `wait_count` rounds in
+    a row, as dask's ``Adaptive`` closes requested workers that have not arrived before
+    it retires any; then decides as its other base class does. The workers wanted: the
+    ``n`` of `get_scale_up_kwargs` when `should_scale_up`, else `recommend_workers`'s.
+    Cancellations go to `log` as ``(time, "cancel", [job name, ...])``.
+    """
+
+    cluster: JobQueueCluster
+
+    def __init__(self, *args: Any, **kwargs: Any):
+        super().__init__(*args, **kwargs)
+        #: queued job name -> rounds in a row it was named to cancel
+        self.queued_counts: dict[str, int] = {}
+
+    def queued_jobs_to_cancel(self) -> list[str]:
+        """The queued jobs to cancel this round (counts the rounds in `queued_counts`)."""
+        cluster = self.cluster
+        if self.should_scale_up():
+            wanted = int(self.get_scale_up_kwargs()["n"])
+        else:
+            wanted = self._wanted(self._work())
+        jobs_wanted = math.ceil(wanted / cluster.worker_group_size)
+        queued = cluster.queued_jobs
+        excess = min(len(queued), len(cluster.jobs) - jobs_wanted)
+        named = queued[len(queued) - excess :] if excess > 0 else []
+        counts = {name: self.queued_counts.get(name, 0) + 1 for name in named}
+        due = [name for name, count in counts.items() if count >= self.wait_count]
+        self.queued_counts = {n: c for n, c in counts.items() if c < self.wait_count}
+        return due
+
+    async def adapt(self) -> None:
+        """Cancel the queued jobs due (`queued_jobs_to_cancel`), then run the round."""
+        due = self.queued_jobs_to_cancel()
+        if due:
+            self.log.append((time.time(), "cancel", due))
+            logger.info("adaptive: cancelling %d queued jobs", len(due))
+            await adaptive.call_cluster(self.cluster.scale_down, due)
+        await super().adapt()
 
 
 class SLURMCluster(JobQueueCluster):
