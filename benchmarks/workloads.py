@@ -3,14 +3,17 @@
 Dask's own collections (array, dataframe, bag, delayed), futures of mixed durations and
 a scikit-learn grid search through joblib, each run on a fresh cluster (2 worker
 processes x 1 thread) in a fresh process, so every row's peak resident memory is its
-own. The peak is the sum over the process tree (client, scheduler, workers) sampled
-every 20 ms. Dataframe shuffles on trident use trident's worker-to-worker shuffle
+own. The peak is the sum over the process tree (client, scheduler, workers; dask's
+nannies run in the client process, its worker processes and multiprocessing's resource
+tracker are children) sampled every 20 ms. ``--processes`` also prints each process's
+own peak (the client process holds the client, the scheduler and, for dask, the
+nannies). Dataframe shuffles on trident use trident's worker-to-worker shuffle
 (`trident.shuffle`; ``DASK_TRIDENT__SHUFFLE=False`` in the environment gives dask's
 task-based shuffle instead); dask.distributed uses its peer-to-peer shuffle where it
 picks it by default (``df_shuffle``, ``df_shuffle_100``, ``df_set_index``, ``df_merge``,
 ``df_merge_hash``). Usage::
 
-    python -m benchmarks.workloads [--repeats 3] [--only array_sum,df_groupby]
+    python -m benchmarks.workloads [--repeats 3] [--only array_sum,df_groupby] [--processes]
 """
 
 from __future__ import annotations
@@ -171,10 +174,12 @@ WORKLOADS: dict[str, tuple[str, Callable[[Any], None]]] = {
 
 
 class PeakRSS:
-    """Samples the resident memory of this process and its descendants."""
+    """Samples the resident memory of this process and its descendants: `peak` is the
+    largest sum seen, `by_process` each process's own largest reading (by pid)."""
 
     def __init__(self) -> None:
         self.peak = 0
+        self.by_process: dict[int, tuple[str, int]] = {}
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
 
@@ -184,8 +189,19 @@ class PeakRSS:
             total = 0
             for process in [me, *me.children(recursive=True)]:
                 with contextlib.suppress(psutil.Error):  # it exited meanwhile
-                    total += process.memory_info().rss
+                    rss = process.memory_info().rss
+                    total += rss
+                    role, peak = self.by_process.get(process.pid, ("", 0))
+                    if not role:
+                        role = "client" if process is me else _role(process.cmdline())
+                    self.by_process[process.pid] = (role, max(peak, rss))
             self.peak = max(self.peak, total)
+
+    def process_peaks(self) -> list[tuple[str, float]]:
+        """(role, peak MiB) of each process, the client's first."""
+        order = {"client": 0, "worker": 1}
+        peaks = sorted(self.by_process.values(), key=lambda item: (order.get(item[0], 2), item))
+        return [(role, peak / 2**20) for role, peak in peaks]
 
     def __enter__(self) -> PeakRSS:
         self._thread.start()
@@ -196,7 +212,15 @@ class PeakRSS:
         self._thread.join()
 
 
-def run_one(runtime: str, name: str, repeats: int) -> dict[str, float]:
+def _role(cmdline: list[str]) -> str:
+    """What a child process of the benchmark is, from its command line."""
+    line = " ".join(cmdline)
+    if "worker_process" in line or "multiprocessing-fork" in line:
+        return "worker"
+    return "tracker" if "resource_tracker" in line else "other"
+
+
+def run_one(runtime: str, name: str, repeats: int) -> dict[str, Any]:
     """Start `runtime`'s cluster, run workload `name` `repeats` times (after a warm-up
     run); the median seconds and the peak MiB of the process tree."""
     import dask
@@ -222,7 +246,11 @@ def run_one(runtime: str, name: str, repeats: int) -> dict[str, float]:
                 start = time.perf_counter()
                 fn(client)
                 times.append(time.perf_counter() - start)
-        return {"seconds": statistics.median(times), "peak_mib": peak.peak / 2**20}
+        return {
+            "seconds": statistics.median(times),
+            "peak_mib": peak.peak / 2**20,
+            "processes": peak.process_peaks(),
+        }
     finally:
         client.close()
         cluster.close()
@@ -232,6 +260,9 @@ def main() -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.workloads", description=__doc__)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--only", default="")
+    parser.add_argument(
+        "--processes", action="store_true", help="also print each process's own peak MiB"
+    )
     parser.add_argument("--one", nargs=2, metavar=("RUNTIME", "WORKLOAD"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.one:
@@ -243,7 +274,7 @@ def main() -> int:
         f"{'trident MiB':>12} {'dask MiB':>9}  what"
     )
     for name in names:
-        row: dict[str, dict[str, float]] = {}
+        row: dict[str, dict[str, Any]] = {}
         for runtime in ("trident", "dask"):
             command = [sys.executable, "-m", "benchmarks.workloads", "--repeats"]
             result = subprocess.run(
@@ -265,6 +296,16 @@ def main() -> int:
             f"{d['peak_mib'] if d else float('nan'):>9.0f}  {WORKLOADS[name][0]}",
             flush=True,
         )
+        if args.processes:
+            print(
+                "    "
+                + " | ".join(
+                    f"{runtime}: "
+                    + ", ".join(f"{role} {mib:.0f}" for role, mib in result["processes"])
+                    for runtime, result in row.items()
+                ),
+                flush=True,
+            )
     return 0
 
 
