@@ -3,8 +3,11 @@
 Dask's own collections (array, dataframe, bag, delayed), futures of mixed durations and
 a scikit-learn grid search through joblib, each run on a fresh cluster (2 worker
 processes x 1 thread) in a fresh process, so every row's peak resident memory is its
-own. The peak is the sum over the process tree (client, scheduler, workers) sampled
-every 20 ms. Dataframe shuffles on trident use trident's worker-to-worker shuffle
+own. The peak is the sum over the process tree (client, scheduler, workers; dask's
+nannies run in the client process, its worker processes and multiprocessing's resource
+tracker are children) sampled every 20 ms. ``--processes`` also prints each process's
+own peak (the client process holds the client, the scheduler and, for dask, the
+nannies). Dataframe shuffles on trident use trident's worker-to-worker shuffle
 (`trident.shuffle`; ``DASK_TRIDENT__SHUFFLE=False`` in the environment gives dask's
 task-based shuffle instead); dask.distributed uses its peer-to-peer shuffle where it
 picks it by default (``df_shuffle``, ``df_shuffle_100``, ``df_set_index``, ``df_merge``,
@@ -23,7 +26,8 @@ single-thread workers can at best split that work in two. A runtime whose second
 near that floor has no overhead left to cut; ``best`` is dask's seconds over the floor,
 the highest ratio any runtime could reach against dask on that row. Usage::
 
-    python -m benchmarks.workloads [--repeats 3] [--only array_sum,df_groupby] [--floor]
+    python -m benchmarks.workloads [--repeats 3] [--only array_sum,df_groupby]
+                                   [--floor] [--processes]
 """
 
 from __future__ import annotations
@@ -220,10 +224,12 @@ CLUSTER_OPTIONS: dict[str, dict[str, Any]] = {"df_set_index_10m": {"memory_limit
 
 
 class PeakRSS:
-    """Samples the resident memory of this process and its descendants."""
+    """Samples the resident memory of this process and its descendants: `peak` is the
+    largest sum seen, `by_process` each process's own largest reading (by pid)."""
 
     def __init__(self) -> None:
         self.peak = 0
+        self.by_process: dict[int, tuple[str, int]] = {}
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
 
@@ -233,8 +239,19 @@ class PeakRSS:
             total = 0
             for process in [me, *me.children(recursive=True)]:
                 with contextlib.suppress(psutil.Error):  # it exited meanwhile
-                    total += process.memory_info().rss
+                    rss = process.memory_info().rss
+                    total += rss
+                    role, peak = self.by_process.get(process.pid, ("", 0))
+                    if not role:
+                        role = "client" if process is me else _role(process.cmdline())
+                    self.by_process[process.pid] = (role, max(peak, rss))
             self.peak = max(self.peak, total)
+
+    def process_peaks(self) -> list[tuple[str, float]]:
+        """(role, peak MiB) of each process, the client's first."""
+        order = {"client": 0, "worker": 1}
+        peaks = sorted(self.by_process.values(), key=lambda item: (order.get(item[0], 2), item))
+        return [(role, peak / 2**20) for role, peak in peaks]
 
     def __enter__(self) -> PeakRSS:
         self._thread.start()
@@ -243,6 +260,14 @@ class PeakRSS:
     def __exit__(self, *exc: object) -> None:
         self._stop.set()
         self._thread.join()
+
+
+def _role(cmdline: list[str]) -> str:
+    """What a child process of the benchmark is, from its command line."""
+    line = " ".join(cmdline)
+    if "worker_process" in line or "multiprocessing-fork" in line:
+        return "worker"
+    return "tracker" if "resource_tracker" in line else "other"
 
 
 class OneThread:
@@ -259,7 +284,7 @@ class OneThread:
         pass
 
 
-def run_one(runtime: str, name: str, repeats: int) -> dict[str, float]:
+def run_one(runtime: str, name: str, repeats: int) -> dict[str, Any]:
     """Start `runtime`'s cluster ("trident", "dask", or "sync": dask's synchronous
     scheduler on this thread), run workload `name` `repeats` times (after a warm-up
     run); the median seconds and the peak MiB of the process tree."""
@@ -294,13 +319,17 @@ def run_one(runtime: str, name: str, repeats: int) -> dict[str, float]:
                 start = time.perf_counter()
                 fn(client)
                 times.append(time.perf_counter() - start)
-        return {"seconds": statistics.median(times), "peak_mib": peak.peak / 2**20}
+        return {
+            "seconds": statistics.median(times),
+            "peak_mib": peak.peak / 2**20,
+            "processes": peak.process_peaks(),
+        }
     finally:
         client.close()
         cluster.close()
 
 
-def _measure(runtime: str, name: str, repeats: int) -> dict[str, float] | None:
+def _measure(runtime: str, name: str, repeats: int) -> dict[str, Any] | None:
     """`run_one` in a fresh process; None (and the error on stderr) when it failed."""
     command = [sys.executable, "-m", "benchmarks.workloads", "--repeats", str(repeats)]
     result = subprocess.run(
@@ -309,7 +338,7 @@ def _measure(runtime: str, name: str, repeats: int) -> dict[str, float] | None:
     if result.returncode:
         print(f"{name} on {runtime} failed:\n{result.stderr[-2000:]}", file=sys.stderr)
         return None
-    measured: dict[str, float] = json.loads(result.stdout.strip().splitlines()[-1])
+    measured: dict[str, Any] = json.loads(result.stdout.strip().splitlines()[-1])
     return measured
 
 
@@ -322,6 +351,9 @@ def main() -> int:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--only", default="")
     parser.add_argument("--floor", action="store_true", help="add the one-thread floor")
+    parser.add_argument(
+        "--processes", action="store_true", help="also print each process's own peak MiB"
+    )
     parser.add_argument("--one", nargs=2, metavar=("RUNTIME", "WORKLOAD"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.one:
@@ -339,8 +371,8 @@ def main() -> int:
     print(header + "  what")
     ratios = []
     for name in names:
-        trident = _measure("trident", name, args.repeats)
-        dask = _measure("dask", name, args.repeats)
+        row = {r: m for r in ("trident", "dask") if (m := _measure(r, name, args.repeats))}
+        trident, dask = row.get("trident"), row.get("dask")
         t = trident["seconds"] if trident else None
         d = dask["seconds"] if dask else None
         if t and d:
@@ -355,6 +387,16 @@ def main() -> int:
             line += " " + _cell(floor, 8, 2) + " "
             line += f"{d / floor:>6.2f}x" if floor and d else f"{'-':>7}"
         print(f"{line}  {WORKLOADS[name][0]}", flush=True)
+        if args.processes:
+            print(
+                "    "
+                + " | ".join(
+                    f"{runtime}: "
+                    + ", ".join(f"{role} {mib:.0f}" for role, mib in result["processes"])
+                    for runtime, result in row.items()
+                ),
+                flush=True,
+            )
     if ratios:
         print(f"median ratio over {len(ratios)} rows: {statistics.median(ratios):.2f}x")
     return 0

@@ -6,7 +6,7 @@ import pytest
 
 from trident._exceptions import DependencyError, FutureLostError, KilledWorker
 from trident.protocol import messages as m
-from trident.protocol.serialize import dumps, loads
+from trident.protocol.serialize import KEPT_FUNCTION_MAX_BYTES, dumps, loads
 from trident.scheduler.placement import UNKNOWN_DURATION
 from trident.scheduler.state import InvalidMessage, SchedulerState
 from trident.scheduler.summary import scheduler_info
@@ -368,6 +368,31 @@ def test_functions_are_sent_once_per_worker_and_forgotten_when_unused():
     assert sent(out, "w0", m.ForgetFunctions)[0].tokens == ["f"]
     assert h.state.functions == {}
     assert h.state.tasks == {}
+
+
+LARGE_FUNCTION = dumps(b"x" * (KEPT_FUNCTION_MAX_BYTES + 1))
+
+
+def test_large_functions_are_kept_only_while_tasks_use_them():
+    h = Harness(workers=1)
+    update = m.UpdateGraph({"big": LARGE_FUNCTION}, [spec("a-1", function="big")])
+    out = h.client(update)
+    assert sent(out, "w0", m.DefineFunction)[0].token == "big"
+    out = h.finish("a-1")
+    out = h.client(m.ReleaseKeys(["a-1"]))
+    # The client is still connected, yet nothing uses the function: it is forgotten.
+    assert sent(out, "w0", m.ForgetFunctions)[0].tokens == ["big"]
+    assert "big" not in h.state.functions
+    # A client sends a large function with every batch of tasks: it is defined again.
+    out = h.client(m.UpdateGraph({"big": LARGE_FUNCTION}, [spec("a-2", function="big")]))
+    assert sent(out, "w0", m.DefineFunction)[0].token == "big"
+
+
+def test_a_large_function_sent_with_known_tasks_only_is_not_kept():
+    h = Harness(workers=1)
+    h.submit(spec("a-1"))
+    h.client(m.UpdateGraph({"big": LARGE_FUNCTION}, [spec("a-1", function="big")]))
+    assert set(h.state.functions) == {"f"}  # small: kept while the client is connected
 
 
 def test_who_has_and_info_replies():

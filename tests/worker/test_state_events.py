@@ -10,6 +10,7 @@ from trident.protocol import messages as m
 from trident.protocol.serialize import dumps
 from trident.worker import events as ev
 from trident.worker import instructions as ins
+from trident.worker.functions import FunctionCache
 from trident.worker.state import WorkerState
 
 from .test_state import Harness, executed, run
@@ -85,6 +86,23 @@ def test_files_output_functions_and_closing_are_instructions():
     _, instructions = h.handle(m.CloseWorker("retired"), run("b"))
     assert instructions == [ins.Close("retired")]  # nothing new starts once closing
     assert "b" not in h.state.tasks
+
+
+def test_forgotten_functions_are_dropped_by_the_worker_too():
+    h = Harness()
+    h.handle(m.DefineFunction("f", dumps(len)))
+    _, instructions = h.handle(m.ForgetFunctions(["f"]))
+    assert instructions == [ins.ForgetFunctions(["f"])]
+    assert "f" not in h.state.functions
+
+
+def test_the_function_cache_frees_what_it_forgets():
+    cache = FunctionCache("w")
+    cache.load("f", dumps(len))
+    assert cache.get("f") is len
+    cache.forget(["f", "never-defined"])
+    with pytest.raises(RuntimeError, match="does not know function 'f'"):
+        cache.get("f")()
 
 
 def test_an_actor_is_hosted_before_its_location_is_the_result():

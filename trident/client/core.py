@@ -47,7 +47,7 @@ from ..comm.streams import StreamClosed
 from ..protocol import messages as m
 from ..protocol.errors import ProtocolError
 from ..protocol.failures import error_info_for
-from ..protocol.serialize import Serialized, loads
+from ..protocol.serialize import Serialized, is_kept_function, loads
 from . import transfer
 from .actor_calls import ActorCalls
 from .callbacks import DoneCallbacks
@@ -315,6 +315,7 @@ class ClientCore:
                 messages = await connection.receive()
                 watch.heard()
                 self._handle_messages(messages)
+                del messages  # not kept while waiting for the next packet
         except (ConnectionClosed, StreamClosed) as exc:
             if self.status == "running":
                 logger.log(
@@ -349,8 +350,13 @@ class ClientCore:
         """Queue tasks for the scheduler; return their states, one reference each."""
         states = []
         with self.lock:
+            large: dict[str, Serialized] = {}
             for token, payload in functions.items():
-                if token not in self._functions_sent:
+                if not is_kept_function(payload):
+                    # Sent with these tasks, kept by the scheduler while tasks use it.
+                    large[token] = payload
+                    self._pending_functions[token] = payload
+                elif token not in self._functions_sent:
                     self._functions_sent.add(token)
                     self._pending_functions[token] = payload
             futures = self.futures
@@ -362,6 +368,7 @@ class ClientCore:
                 if fs is None:
                     fs = futures[key] = FutureState(key)
                     fs.spec = spec
+                    fs.function_payload = large.get(spec.function)
                     refcount[key] = 1
                     outgoing.append(spec)
                 else:
@@ -369,6 +376,7 @@ class ClientCore:
                     if fs.status in (CANCELLED, LOST):
                         fs.reset()
                         fs.spec = spec
+                        fs.function_payload = large.get(spec.function)
                         outgoing.append(spec)
                 states.append(fs)
         self._schedule_flush()
@@ -585,21 +593,37 @@ class ClientCore:
     def add_done_callback(self, future: Future, fn: Callable[[Future], Any]) -> None:
         """Call ``fn(future)`` once `future` is done (see `DoneCallbacks`); safe from any
         thread."""
-        fs = future._state
-
-        def dispatch() -> None:
-            self.callbacks.run(fn, future)
-
-        def on_transition(state: FutureState) -> None:
-            if state.done():
-                state.remove_listener(on_transition)
-                dispatch()
-
-        if not self.add_listener(fs, on_transition):
+        listener = _DoneListener(self.callbacks, fn, future)
+        if not self.add_listener(future._state, listener):
             if self.in_loop_thread or self._call_soon is None:
-                dispatch()
+                listener.dispatch()
             else:
-                self._call_soon(dispatch)
+                self._call_soon(listener.dispatch)
+
+
+class _DoneListener:
+    """Runs one done callback once its future's state is done.
+
+    An object rather than a closure that removes itself by name: such a closure refers
+    to itself through its own cell, a reference cycle that would keep the future (and
+    its result on the workers) alive until the cyclic garbage collector runs, which in
+    a process running a cluster is rarely (see `trident._gc`).
+    """
+
+    __slots__ = ("_callbacks", "_fn", "_future")
+
+    def __init__(self, callbacks: DoneCallbacks, fn: Callable[[Future], Any], future: Future):
+        self._callbacks = callbacks
+        self._fn = fn
+        self._future = future
+
+    def dispatch(self) -> None:
+        self._callbacks.run(self._fn, self._future)
+
+    def __call__(self, state: FutureState) -> None:
+        if state.done():
+            state.remove_listener(self)
+            self.dispatch()
 
 
 def _ignore(msg: Any) -> None:

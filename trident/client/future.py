@@ -44,6 +44,7 @@ class FutureState:
         "_listeners",
         "_thread_events",
         "error",
+        "function_payload",
         "key",
         "nbytes",
         "payload",
@@ -64,6 +65,9 @@ class FutureState:
         #: the task as submitted, kept until its first outcome arrives: a submission
         #: lost with a broken connection is sent again when the client resumes
         self.spec: TaskSpec | None = None
+        #: the payload of the spec's function when it is not kept by the client (see
+        #: `is_kept_function`): it goes with the spec if that is sent again
+        self.function_payload: Serialized | None = None
         self._async_events: list[anyio.Event] | None = None
         self._thread_events: list[threading.Event] | None = None
         self._listeners: list[Callable[[FutureState], None]] | None = None
@@ -75,7 +79,7 @@ class FutureState:
 
     def set_finished(self, type_name: str, nbytes: int, payload: Serialized | None) -> None:
         self.status = FINISHED
-        self.spec = None
+        self.spec = self.function_payload = None
         self.type_name = type_name
         self.nbytes = nbytes
         self.payload = payload
@@ -83,19 +87,19 @@ class FutureState:
 
     def set_error(self, error: ErrorInfo) -> None:
         self.status = ERROR
-        self.spec = None
+        self.spec = self.function_payload = None
         self.error = error
         self.payload = None
 
     def set_cancelled(self, reason: str) -> None:
         self.status = CANCELLED
-        self.spec = None
+        self.spec = self.function_payload = None
         self.reason = reason
         self.payload = None
 
     def set_lost(self, error: ErrorInfo) -> None:
         self.status = LOST
-        self.spec = None
+        self.spec = self.function_payload = None
         self.error = error
         self.payload = None
 

@@ -13,8 +13,10 @@ then reports the outcome of those keys and answers `ClientResumed`:
 
 To define functions again it keeps the payloads of the newest `FUNCTIONS_KEPT`
 functions sent; a task whose function is no longer kept fails with
-`SchedulerLostError`. If the scheduler cannot be reached in time, every pending future
-fails with `SchedulerLostError`.
+`SchedulerLostError`. Large function payloads (see `is_kept_function`) are not kept
+here but by the pending futures of their tasks (`FutureState.function_payload`). If
+the scheduler cannot be reached in time, every pending future fails with
+`SchedulerLostError`.
 
 Everything here runs in the core's event loop and edits the core's outgoing queue
 under the core's lock.
@@ -37,7 +39,7 @@ from ..comm.transports import HostNotFound, connect
 from ..protocol import messages as m
 from ..protocol.errors import ProtocolError
 from ..protocol.failures import error_info_for
-from ..protocol.serialize import Serialized
+from ..protocol.serialize import Serialized, is_kept_function
 from .future import PENDING, FutureState
 
 if TYPE_CHECKING:
@@ -205,10 +207,10 @@ class Reconnection:
         return None
 
     def keep_functions(self, functions: dict[str, Serialized]) -> None:
-        """Remember sent function payloads, the newest `FUNCTIONS_KEPT` (call under the
-        core's lock)."""
+        """Remember sent function payloads that are kept (`is_kept_function`), the newest
+        `FUNCTIONS_KEPT` (call under the core's lock)."""
         kept = self._function_payloads
-        kept.update(functions)
+        kept.update((token, p) for token, p in functions.items() if is_kept_function(p))
         while len(kept) > FUNCTIONS_KEPT:
             kept.popitem(last=False)
 
@@ -249,7 +251,8 @@ class Reconnection:
                         lost.append(item.key)
                         continue
                     core._pending_functions[token] = payload
-                    core._functions_sent.add(token)
+                    if is_kept_function(payload):
+                        core._functions_sent.add(token)
                 kept.append(item)
             core._outgoing = kept
         for key in lost:
@@ -269,7 +272,7 @@ class Reconnection:
         with core.lock:
             for fs in states:
                 assert fs.spec is not None
-                payload = self._function_payloads.get(fs.spec.function)
+                payload = fs.function_payload or self._function_payloads.get(fs.spec.function)
                 if payload is None:
                     missing.append(fs)
                     continue

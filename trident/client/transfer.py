@@ -86,7 +86,12 @@ async def _fetch(core: ClientCore, keys: list[str], localize: bool) -> dict[str,
         except PeerUnavailable as exc:
             logger.info("client: cannot fetch from %s: %s", address, exc)
             return
-        for key, payload in reply.data.items():
+        # Each payload goes as soon as its value is made: values that do not share its
+        # buffers (most objects but arrays) would otherwise be held twice until the end.
+        data = reply.data
+        del reply
+        while data:
+            key, payload = data.popitem()
             results[key] = core.load(payload, localize=localize)
 
     async with anyio.create_task_group() as tg:

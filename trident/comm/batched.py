@@ -100,16 +100,7 @@ class BatchedSender:
                 # the tasks of that turn have queued theirs too, so they share the packet.
                 await self._wakeup.wait()
                 self._wakeup = anyio.Event()
-                self._writing = True
-                try:
-                    if self._backlog:
-                        rest, self._backlog = self._backlog, []
-                        await self.connection.send_chunks(rest)
-                    batch, self._queue = self._queue, []
-                    if batch:
-                        await self.connection.send(batch)
-                finally:
-                    self._writing = False
+                await self._write()
                 if self._drained is not None and not self._queue:
                     self._drained.set()
                     self._drained = None
@@ -119,6 +110,24 @@ class BatchedSender:
             self.closed = True
             if self._drained is not None:
                 self._drained.set()
+
+    async def _write(self) -> None:
+        """Write the backlog, then the queued batch.
+
+        A method of its own so that the packet written (which may hold the frames of a
+        large result) is dropped when it returns, not kept by `run` while it waits for
+        the next one.
+        """
+        self._writing = True
+        try:
+            if self._backlog:
+                rest, self._backlog = self._backlog, []
+                await self.connection.send_chunks(rest)
+            batch, self._queue = self._queue, []
+            if batch:
+                await self.connection.send(batch)
+        finally:
+            self._writing = False
 
     def take_unsent(self) -> list[Any]:
         """The messages queued but never written (call once the sender stopped)."""

@@ -205,13 +205,7 @@ class PeerPool:
         assert channel.connection is not None
         try:
             while True:
-                for reply in await channel.connection.receive():
-                    request_id = getattr(reply, "request_id", None)
-                    pending = (
-                        channel.pending.pop(request_id, None) if request_id is not None else None
-                    )
-                    if pending is not None:
-                        pending.resolve(reply)
+                _resolve_replies(channel, await channel.connection.receive())
         except (ConnectionClosed, StreamClosed, ProtocolError) as exc:
             channel.error = exc
 
@@ -221,3 +215,16 @@ class PeerPool:
         for channel in list(self._channels.values()):
             if channel.scope is not None:
                 channel.scope.cancel()
+
+
+def _resolve_replies(channel: _Channel, replies: list[Any]) -> None:
+    """Hand each reply to the request waiting for it.
+
+    A function of its own so that no reply outlives this call in the receiving loop's
+    locals: a reply may carry a large result, which the requester alone should hold.
+    """
+    for reply in replies:
+        request_id = getattr(reply, "request_id", None)
+        pending = channel.pending.pop(request_id, None) if request_id is not None else None
+        if pending is not None:
+            pending.resolve(reply)

@@ -28,6 +28,14 @@ OUT_OF_BAND_MIN_BYTES = 2048
 
 _PROTOCOL = 5
 
+#: Function payloads up to this size are *kept*: a client defines each once and the
+#: scheduler keeps it while that client is connected, so later tasks name it by token
+#: alone. A larger payload (a callable object that carries data, such as a joblib
+#: batch) is sent with every batch of tasks that use it and kept only while such tasks
+#: exist, so that a stream of distinct large callables does not pile up on the client,
+#: the scheduler and the workers. See `is_kept_function`.
+KEPT_FUNCTION_MAX_BYTES = 64 * 1024
+
 
 class Serialized:
     """A pickled object: the pickle stream (`header`) and its out-of-band `buffers`.
@@ -231,8 +239,19 @@ def loads_task_args(payload: Serialized, data: Mapping[str, Any]) -> tuple[tuple
 # --- functions --------------------------------------------------------------------------
 
 
+def is_kept_function(payload: Serialized) -> bool:
+    """Whether a function `payload` is defined once per client and kept while the client
+    is connected (small payloads), rather than sent with each batch of tasks using it
+    and forgotten with them (payloads over `KEPT_FUNCTION_MAX_BYTES`)."""
+    return payload.nbytes <= KEPT_FUNCTION_MAX_BYTES
+
+
 class _FunctionCache:
-    """A bounded, thread-safe map from function objects to their payload and token."""
+    """A bounded, thread-safe map from function objects to their payload and token.
+
+    Only kept functions (`is_kept_function`) are cached: caching a large callable would
+    keep it and its payload alive in the client for as long as the cache remembers it.
+    """
 
     def __init__(self, capacity: int = 2000):
         self._capacity = capacity
@@ -247,6 +266,8 @@ class _FunctionCache:
             return _pickle_function(func)
         if entry is None:
             entry = _pickle_function(func)
+            if not is_kept_function(entry[0]):
+                return entry
             with self._lock:
                 self._entries[func] = entry
                 if len(self._entries) > self._capacity:
@@ -264,7 +285,8 @@ _function_cache = _FunctionCache()
 
 
 def dumps_function(func: Callable) -> tuple[Serialized, str]:
-    """Pickle a function once per process; return its payload and a content token."""
+    """Pickle a function (once per process, if its payload is small); return its payload
+    and a content token."""
     return _function_cache.get(func)
 
 

@@ -381,6 +381,9 @@ class Scheduler:
                             goodbye = True
                             return
                         handle(peer_id, msg)
+                    # Not kept while waiting for the next packet: a graph may embed
+                    # large values, which the tasks built from it hold as long as needed.
+                    messages, msg = [], None
                     self._flush()
             except (ConnectionClosed, StreamClosed):
                 pass

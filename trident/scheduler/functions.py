@@ -1,7 +1,10 @@
 """`FunctionStore`: the functions clients defined, counted by the tasks and clients using them.
 
-A client sends each function once (`UpdateGraph.functions`, token -> serialized
-payload); tasks name it by token. The scheduler sends a worker the payload
+A client sends each small function once (`UpdateGraph.functions`, token -> serialized
+payload), and it counts as used as long as that client is connected; tasks name it by
+token. A large payload (over `KEPT_FUNCTION_MAX_BYTES`: a callable object carrying
+data) comes with every batch of tasks that use it and counts as used by those tasks
+only (`is_kept_function`). The scheduler sends a worker the payload
 (`DefineFunction`) before the first task that uses it there (see `Assignments.assign`),
 and once no client and no task refers to a token any more it forgets the payload and
 tells the workers that have it (`ForgetFunctions`).
@@ -10,11 +13,11 @@ tells the workers that have it (`ForgetFunctions`).
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 from ..protocol import messages as m
-from ..protocol.serialize import Serialized
+from ..protocol.serialize import Serialized, is_kept_function
 from .records import ClientRecord, WorkerRecord
 
 
@@ -37,9 +40,12 @@ class FunctionStore:
         self._refs: dict[str, int] = defaultdict(int)
 
     def define(self, cs: ClientRecord, functions: Mapping[str, Serialized]) -> None:
-        """`cs` sent these functions: each counts once per client that defined it."""
+        """`cs` sent these functions: each kept one counts once per client that defined
+        it; a large one only until `forget_unused` (tasks `ref` it meanwhile)."""
         for token, payload in functions.items():
-            if token not in cs.functions:
+            if not is_kept_function(payload):
+                self.payloads.setdefault(token, payload)
+            elif token not in cs.functions:
                 cs.functions.add(token)
                 self._refs[token] += 1
                 self.payloads.setdefault(token, payload)
@@ -47,6 +53,14 @@ class FunctionStore:
     def ref(self, token: str) -> None:
         """A new task uses `token`."""
         self._refs[token] += 1
+
+    def forget_unused(self, tokens: Iterable[str]) -> None:
+        """Forget the payloads of `tokens` that nothing refers to (large functions sent
+        with tasks that all existed already)."""
+        for token in tokens:
+            if not self._refs.get(token):
+                self._refs.pop(token, None)
+                self.payloads.pop(token, None)
 
     def unref(self, token: str) -> None:
         """A task or client let go of `token`; the last one forgets it everywhere."""

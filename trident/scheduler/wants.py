@@ -76,6 +76,14 @@ class ClientWants:
     def _on_update_graph(self, cs: ClientRecord, msg: m.UpdateGraph) -> None:
         functions = self._functions
         functions.define(cs, msg.functions)
+        try:
+            self._add_tasks(cs, msg)
+        finally:
+            # Large functions count as used by their tasks only.
+            functions.forget_unused(msg.functions)
+
+    def _add_tasks(self, cs: ClientRecord, msg: m.UpdateGraph) -> None:
+        functions = self._functions
         lifecycle = self._lifecycle
         for spec in msg.tasks:
             ts = self._tasks.get(spec.key)

@@ -498,6 +498,9 @@ class Worker:
         if isinstance(instruction, ins.LoadFunction):
             assert self._functions is not None
             self._functions.load(instruction.token, instruction.function)
+        elif isinstance(instruction, ins.ForgetFunctions):
+            assert self._functions is not None
+            self._functions.forget(instruction.tokens)
         elif isinstance(instruction, ins.StoreFile):
             self._store_file(instruction)
             return True

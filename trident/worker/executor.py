@@ -283,7 +283,12 @@ class ThreadExecutor:
             if job is _STOP:
                 return
             post(run_job(job, self._worker))
-            if job.seceded:
+            seceded = job.seceded
+            # Not kept while waiting for the next job: it holds the task's function and
+            # pickled arguments, which may be large (a callable carrying data) and
+            # forgotten by the worker meanwhile.
+            del job
+            if seceded:
                 return  # another thread took this one's place in the pool
 
     def _start_thread(self) -> None:

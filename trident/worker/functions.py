@@ -9,7 +9,7 @@ so the task fails with that error instead of the worker.
 from __future__ import annotations
 
 import inspect
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from ..protocol.serialize import Serialized, loads
@@ -51,6 +51,13 @@ class FunctionCache:
         self._functions[token] = loaded
         if inspect.iscoroutinefunction(loaded):
             self._async.add(token)
+
+    def forget(self, tokens: Iterable[str]) -> None:
+        """Drop the functions under `tokens` (the scheduler's `ForgetFunctions`), so that
+        what they hold is freed; tasks already running keep theirs."""
+        for token in tokens:
+            self._functions.pop(token, None)
+            self._async.discard(token)
 
     def get(self, token: str) -> Callable[..., Any]:
         """The function under `token`; one that raises if the worker does not know it."""

@@ -75,6 +75,13 @@ class LoadFunction:
 
 
 @attrs.frozen
+class ForgetFunctions:
+    """Drop the unpickled functions under `tokens`: no task of the worker uses them."""
+
+    tokens: list[str]
+
+
+@attrs.frozen
 class StoreFile:
     """Store (and import, when `load`) an uploaded file; report it with `FileStoreDone`."""
 
@@ -106,6 +113,7 @@ Instruction = (
     | Rejoin
     | HostActor
     | LoadFunction
+    | ForgetFunctions
     | StoreFile
     | CaptureOutput
     | Close

@@ -68,25 +68,7 @@ class PeerServer:
             nursery.start_soon(sender.run)
             try:
                 while True:
-                    for msg in await connection.receive():
-                        kind = type(msg)
-                        if kind is m.ActorCall:
-                            worker.actors.call(origin, msg, sender)
-                        elif kind is m.ActorCancel:
-                            worker.actors.cancel(origin, msg.request_id)
-                        elif kind is m.GetData:
-                            sender.send(self._get_data(msg))
-                        elif kind is m.PutData:
-                            sender.send(self._put_data(msg))
-                        elif kind is m.LogsRequest:
-                            records = [list(record) for record in worker.logs.tail(msg.n)]
-                            sender.send(m.Reply(msg.request_id, records, None))
-                        elif kind is m.RunFunction:
-                            nursery.start_soon(self._run_function, msg, sender)
-                        elif kind in _INSPECTIONS:
-                            sender.send(m.Reply(msg.request_id, self._inspect(msg), None))
-                        else:
-                            raise ProtocolError(f"peers may not send {kind.__name__}")
+                    self._handle(await connection.receive(), origin, sender, nursery)
                     sender.flush_now()
             except (ConnectionClosed, StreamClosed):
                 pass
@@ -100,6 +82,39 @@ class PeerServer:
             finally:
                 worker.actors.forget_origin(origin)
                 nursery.cancel_scope.cancel()
+
+    def _handle(
+        self,
+        messages: list[Any],
+        origin: int,
+        sender: BatchedSender,
+        nursery: trio.Nursery,
+    ) -> None:
+        """Answer one packet from a peer.
+
+        A method of its own so that the packet (a `PutData` of a large value, say) is not
+        kept alive by the receiving loop while it waits for the next one.
+        """
+        worker = self._worker
+        for msg in messages:
+            kind = type(msg)
+            if kind is m.ActorCall:
+                worker.actors.call(origin, msg, sender)
+            elif kind is m.ActorCancel:
+                worker.actors.cancel(origin, msg.request_id)
+            elif kind is m.GetData:
+                sender.send(self._get_data(msg))
+            elif kind is m.PutData:
+                sender.send(self._put_data(msg))
+            elif kind is m.LogsRequest:
+                records = [list(record) for record in worker.logs.tail(msg.n)]
+                sender.send(m.Reply(msg.request_id, records, None))
+            elif kind is m.RunFunction:
+                nursery.start_soon(self._run_function, msg, sender)
+            elif kind in _INSPECTIONS:
+                sender.send(m.Reply(msg.request_id, self._inspect(msg), None))
+            else:
+                raise ProtocolError(f"peers may not send {kind.__name__}")
 
     async def _run_function(self, call: m.RunFunction, sender: BatchedSender) -> None:
         """`Client.run`: run a client's function in the worker's loop and answer."""

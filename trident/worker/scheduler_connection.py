@@ -148,13 +148,16 @@ class SchedulerConnection:
         watch: SilenceWatch,
         who: str,
     ) -> None:
-        messages = first
         try:
+            watch.heard()
+            if receive(first):
+                return
             while True:
+                messages = await connection.receive()
                 watch.heard()
                 if receive(messages):
                     return
-                messages = await connection.receive()
+                del messages  # not kept while waiting for the next packet
         except ConnectionClosed:
             logger.info("worker %s: the scheduler closed the connection", who)
         except (StreamClosed, ProtocolError) as exc:

@@ -47,6 +47,7 @@ from .instructions import (
     Close,
     Fetch,
     ForgetActor,
+    ForgetFunctions,
     HostActor,
     Instruction,
     Interrupt,
@@ -227,6 +228,7 @@ class WorkerState:
 
     def _on_forget_functions(self, msg: m.ForgetFunctions) -> None:
         self.functions.difference_update(msg.tokens)
+        self._instructions.append(ForgetFunctions(list(msg.tokens)))
 
     def _on_run_task(self, msg: m.RunTask) -> None:
         ts = self.tasks.get(msg.key)
