@@ -240,7 +240,7 @@ def _rechunk_layer(
             (split, *block), split_block, TaskRef((source, *block)), groups
         )
         for group in groups:
-            key = (bundle, group, *block)
+            key: tuple[Any, ...] = (bundle, group, *block)
             layer[key] = UnfusedTask(key, take_pieces, TaskRef((split, *block)), group)
             layer[(receive, group, *block)] = UnfusedTask(
                 (receive, group, *block), receive_pieces, TaskRef(key)
