@@ -22,6 +22,15 @@ import trident.shuffle.rechunk as rechunk  # noqa: E402
 from trident import Client, LocalCluster  # noqa: E402
 
 
+@pytest.fixture(autouse=True)
+def small_blocks():
+    """dask plans rechunks within ``array.chunk-size`` (128 MiB): these small arrays
+    would be merged into one block and split again, which trident leaves to dask's
+    tasks. At 64 KiB dask's plans have many-to-many stages, as for large arrays."""
+    with dask.config.set({"array.chunk-size": "64KiB"}):
+        yield
+
+
 def arrays():
     rng = da.random.RandomState(0)
     x = rng.random_sample((300, 200), chunks=(300, 7))
@@ -38,6 +47,7 @@ def computations():
         "then summed": lambda: x.rechunk((7, 200)).sum(axis=1).compute(),
         "1-D": lambda: ints.rechunk(91).compute(),
         "3-D": lambda: cube.rechunk((4, 30, 7)).compute(),
+        "persisted": lambda: x.rechunk((7, 200)).persist().compute(),
         "then transposed": lambda: (x.rechunk((10, 200)).T + 1).compute(),
     }
 
@@ -104,6 +114,9 @@ def test_results_equal_dasks_task_rechunk_on_threads(layers):
 
 def test_plain_merges_and_splits_stay_dasks_tasks(layers):
     x, _, _ = arrays()
+    with dask.config.set({"array.chunk-size": "128MiB"}):
+        # dask merges the small array into one block, then splits it: no piece moves twice
+        merged_then_split = x.rechunk((7, 200))
     with dask.config.set({"scheduler": "sync"}):
         expected = {name: make(x).compute() for name, make in PLAIN.items()}
     with (
@@ -112,6 +125,7 @@ def test_plain_merges_and_splits_stay_dasks_tasks(layers):
     ):
         for name, make in PLAIN.items():
             assert_same(make(x).compute(), expected[name])
+        assert_same(merged_then_split.compute(), x.compute())
         assert not layers
         # many-to-many: every output block takes a piece of every input block
         y = x.rechunk((300, 1)).rechunk((1, 200))

@@ -3,7 +3,7 @@
 dask.array builds a rechunk outside dask.distributed as one or more stages of graph
 tasks (``rechunk-merge-*`` layers: every old block sliced into the pieces each block of
 the stage needs, the pieces concatenated), each stage moving the data again. While a
-trident client is dask's scheduler, `rechunk_graph` replaces such a chain of stages by:
+trident client is dask's scheduler, `rewrite_hlg` replaces such a chain of stages by:
 
 * one **split** task per input block that cuts it once into the pieces each output
   block needs (copies, so the input can be released) and gathers them into one
@@ -14,9 +14,10 @@ trident client is dask's scheduler, `rechunk_graph` replaces such a chain of sta
 * one **assemble** task per output block, on its owner, that copies its pieces into
   one new array (a single copy per element).
 
-It engages only where dask's plan has intermediate stages or some output block takes
-pieces of several input blocks while some input block feeds several output blocks;
-plain merges and splits, unknown or empty chunks, and chunks that are not numpy arrays
+It engages only where a stage of dask's plan is many-to-many (some block of the stage
+takes pieces of several blocks before it while some block before it feeds several);
+plans of plain merges and splits (such as merging a small array into one block and
+splitting it again), unknown or empty chunks, and chunks that are not numpy arrays
 stay dask's tasks. ``dask.config.set({"trident.rechunk": False})`` keeps dask's tasks.
 """
 
@@ -107,11 +108,9 @@ def _intersections(
     return result
 
 
-def _worth_it(stages: int, crossed: list[list[list[tuple[int, slice, int]]]]) -> bool:
-    """Whether dask's plan has intermediate stages, or an output block takes pieces of
-    several input blocks while an input block feeds several output blocks."""
-    if stages > 1:
-        return True
+def _many_to_many(crossed: list[list[list[tuple[int, slice, int]]]]) -> bool:
+    """Whether some new block takes pieces of several old blocks while some old block
+    feeds several new blocks (`crossed`: `_intersections` of each dimension)."""
     gathers = any(len(entries) > 1 for dim in crossed for entries in dim)
     feeds: dict[tuple[int, int], int] = {}
     for d, dim in enumerate(crossed):
@@ -119,6 +118,10 @@ def _worth_it(stages: int, crossed: list[list[list[tuple[int, slice, int]]]]) ->
             for i, _, _ in entries:
                 feeds[d, i] = feeds.get((d, i), 0) + 1
     return gathers and any(count > 1 for count in feeds.values())
+
+
+def _crossed(old: tuple[tuple[int, ...], ...], new: tuple[tuple[int, ...], ...]) -> list:
+    return [_intersections(o, n) for o, n in zip(old, new, strict=True)]
 
 
 def _chunks_of(layer: Any) -> tuple[tuple[int, ...], ...] | None:
@@ -169,15 +172,18 @@ def rewrite_hlg(hlg: Any, slots: list[str]) -> tuple[Any, dict[Any, str]] | None
         if not chain:
             continue
         (source,) = dependencies[chain[-1]]
-        old = _chunks_of(layers.get(source))
-        new = _chunks_of(layers[final])
-        if old is None or new is None or len(old) != len(new):
+        # the chunks before and after each of dask's stages
+        found = [_chunks_of(layers.get(source)), *(_chunks_of(layers[n]) for n in chain[::-1])]
+        stages = [chunks for chunks in found if chunks is not None]
+        if len(stages) < len(found):
             continue
-        if any(sum(o) != sum(n) for o, n in zip(old, new, strict=True)):
+        old, new = stages[0], stages[-1]
+        if len(old) != len(new) or any(sum(o) != sum(n) for o, n in zip(old, new, strict=True)):
             continue
-        crossed = [_intersections(o, n) for o, n in zip(old, new, strict=True)]
-        if not _worth_it(len(chain), crossed):
+        # a plan of plain merges and splits moves no piece twice: dask's tasks do well
+        if not any(_many_to_many(_crossed(a, b)) for a, b in itertools.pairwise(stages)):
             continue
+        crossed = _crossed(old, new)
         layer, pins = _rechunk_layer(final, source, old, new, crossed, slots)
         for name in chain:
             del layers[name]
