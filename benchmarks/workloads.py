@@ -11,7 +11,9 @@ nannies). Dataframe shuffles on trident use trident's worker-to-worker shuffle
 (`trident.shuffle`; ``DASK_TRIDENT__SHUFFLE=False`` in the environment gives dask's
 task-based shuffle instead); dask.distributed uses its peer-to-peer shuffle where it
 picks it by default (``df_shuffle``, ``df_shuffle_100``, ``df_set_index``, ``df_merge``,
-``df_merge_hash``, ``df_set_index_10m``).
+``df_merge_hash``, ``df_set_index_10m``). Array rechunks whose dask plan has a
+many-to-many stage (``array_rechunk_20k``) use trident's rechunk
+(``DASK_TRIDENT__RECHUNK=False`` gives dask's staged tasks).
 
 ``df_set_index_10m`` (``set_index`` of 10M rows in 100 partitions, both runtimes'
 workers limited to 2 GB each, spilling as they need) and ``array_rechunk_20k`` (a

@@ -103,8 +103,9 @@ class GraphMethods(ResultMethods):
         self, dsk: Any, placement: GraphPlacement
     ) -> tuple[Mapping[Any, Any], GraphPlacement]:
         """The graph of `dsk` and where its tasks run: a dask expression's task-based
-        dataframe shuffles become trident's worker-to-worker shuffle (`trident.shuffle`),
-        whose output tasks are placed, loosely, on the workers that own them."""
+        dataframe shuffles and dask.array's staged rechunks become trident's
+        worker-to-worker shuffle and rechunk (`trident.shuffle`), whose output tasks
+        are placed, loosely, on the workers that own them."""
         replaced = None
         if "dask" in sys.modules:
             threads = {address: info.nthreads for address, info in self._core.workers.items()}

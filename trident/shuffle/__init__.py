@@ -1,4 +1,4 @@
-"""trident's worker-to-worker shuffle for dask dataframes.
+"""trident's worker-to-worker shuffle for dask dataframes, and rechunk for dask arrays.
 
 dask's dataframes shuffle (``df.shuffle``, ``set_index``, ``sort_values``, hash joins in
 ``merge``) with one of the methods named by ``dataframe.shuffle.method``. Outside
@@ -31,6 +31,20 @@ Bundles carry their size, so the workers' memory accounting does not look inside
 them. They are managed data, so they spill like any result and are recomputed from
 their lineage when a worker dies. Set ``dask.config.set({"trident.shuffle": False})``
 to keep dask's task-based shuffle.
+
+dask.array's rechunk goes the same way (`rechunk`): outside dask.distributed dask plans
+it as one or more stages of slicing and concatenation tasks (its ``rechunk-merge-*``
+layers), each stage moving the data again. When the client turns legacy array graphs
+into tasks, `shuffle_graph` replaces each such chain of stages, before dask's low-level
+optimization, by one **split** per input block (cut once into the pieces each output
+block needs, gathered per group of up to ``GROUP_SIZE`` output blocks of one owner),
+**bundle** and **receive** tasks per input block and group (the pieces move once, worker
+to worker), and one **assemble** per output block on its owner (one copy into the new
+block). Output blocks are owned in contiguous runs over the workers' threads. Only
+rechunks where dask's plan has intermediate stages, or some output block takes pieces of
+several input blocks while some input block feeds several, are replaced; plain merges
+and splits, unknown or empty chunks and non-numpy chunks keep dask's tasks. Set
+``dask.config.set({"trident.rechunk": False})`` to keep dask's task-based rechunk.
 
 Nothing here imports dask until a dask expression is handed to `shuffle_graph`.
 """

@@ -36,6 +36,12 @@ def shuffle_graph(dsk: Any, workers: Mapping[str, int]) -> ShuffleGraph | None:
     not loaded, or ``trident.shuffle`` is off in dask's config: the caller then builds
     the graph as dask does. The keys are the ones dask's own graph would have.
     """
+    if "dask._expr" not in sys.modules:
+        return None  # no dask collection was built
+    from dask._expr import _HLGExprSequence
+
+    if isinstance(dsk, _HLGExprSequence):
+        return _hlg_sequence_graph(dsk, workers)
     if "dask.dataframe.dask_expr" not in sys.modules:
         return None  # no dataframe was built, so there is no shuffle to replace
     import dask.config
@@ -46,7 +52,7 @@ def shuffle_graph(dsk: Any, workers: Mapping[str, int]) -> ShuffleGraph | None:
         return None
     if not isinstance(dsk, Expr) or type(dsk).__dask_graph__ is not Expr.__dask_graph__:
         return None
-    slots = [address for address in sorted(workers) for _ in range(max(1, workers[address]))]
+    slots = _slots(workers)
     graph: dict[Any, Any] = {}
     owners: dict[Any, str] = {}
     replaced = False
@@ -127,3 +133,47 @@ def _shuffle_layer(node: Any, slots: list[str]) -> tuple[dict[Any, Any], dict[An
         if workers:
             pins[(name, position)] = workers[owner_of[part]]
     return layer, pins
+
+
+def _slots(workers: Mapping[str, int]) -> list[str]:
+    """One entry per worker thread, in address order."""
+    return [address for address in sorted(workers) for _ in range(max(1, workers[address]))]
+
+
+def _hlg_sequence_graph(dsk: Any, workers: Mapping[str, int]) -> ShuffleGraph | None:
+    """The graph of legacy (HighLevelGraph) collections, as dask's
+    ``_HLGExprSequence`` builds it, with their task-based array rechunks done by
+    trident's rechunk (`trident.shuffle.rechunk`); None when there is none to replace,
+    dask.array is not loaded or ``trident.rechunk`` is off."""
+    if "dask.array" not in sys.modules:
+        return None
+    import dask.config
+    from dask._expr import HLGExpr
+    from dask.highlevelgraph import HighLevelGraph
+    from dask.utils import ensure_dict
+
+    from . import rechunk
+
+    if not dask.config.get(rechunk.CONFIG_KEY, True):
+        return None
+    if not all(isinstance(operand, HLGExpr) for operand in dsk.operands):
+        return None
+    slots = _slots(workers)
+    owners: dict[Any, str] = {}
+    replaced = False
+    graphs = []
+    # `_HLGExprSequence._optimized_dsk`, with each graph rewritten before optimization
+    for operand in dsk.operands:
+        keys = operand.__dask_keys__()
+        hlg = operand.hlg
+        rewritten = rechunk.rewrite_hlg(hlg, slots)
+        if rewritten is not None:
+            hlg, pins = rewritten
+            owners.update(pins)
+            replaced = True
+        if (optimizer := operand.low_level_optimizer) is not None:
+            hlg = optimizer(hlg, keys)
+        graphs.append(hlg)
+    if not replaced:
+        return None
+    return ShuffleGraph(ensure_dict(HighLevelGraph.merge(*graphs)), owners)
