@@ -5,8 +5,6 @@ mid-rechunk; plain merges and splits stay dask's tasks; dask's config turns it o
 
 from __future__ import annotations
 
-import os
-import signal
 import time
 
 import pytest
@@ -20,6 +18,8 @@ from dask.local import get_sync  # noqa: E402
 import trident.shuffle.expressions as expressions  # noqa: E402
 import trident.shuffle.rechunk as rechunk  # noqa: E402
 from trident import Client, LocalCluster  # noqa: E402
+
+from .killing import kill_a_worker_holding  # noqa: E402
 
 
 @pytest.fixture(autouse=True)
@@ -189,18 +189,7 @@ def test_a_worker_dying_mid_rechunk_gives_the_exact_result():
         Client(cluster) as client,
     ):
         future = client.compute(y)
-        deadline = time.monotonic() + 60
-        while True:
-            held = client.who_has()
-            bundles = [key for key in held if "rechunk-bundle-trident" in str(key) and held[key]]
-            if bundles:
-                break
-            assert time.monotonic() < deadline, "no bundle was ever stored"
-            assert not future.done(), "the rechunk finished before a worker could be killed"
-            time.sleep(0.02)
-        (address, *_) = held[bundles[0]]
-        (handle,) = [h for h in cluster.workers.values() if h.address == address]
-        os.kill(handle.pid, signal.SIGKILL)
+        kill_a_worker_holding(client, cluster, future, "rechunk-bundle-trident")
         assert_same(future.result(timeout=120), expected)
 
 

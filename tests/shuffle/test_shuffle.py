@@ -6,8 +6,6 @@ config turns it off."""
 
 from __future__ import annotations
 
-import os
-import signal
 import time
 
 import pytest
@@ -21,6 +19,8 @@ from dask._expr import FinalizeCompute  # noqa: E402
 
 import trident.shuffle.expressions as expressions  # noqa: E402
 from trident import Client, LocalCluster  # noqa: E402
+
+from .killing import kill_a_worker_holding  # noqa: E402
 
 
 def frames():
@@ -138,18 +138,7 @@ def test_a_worker_dying_mid_shuffle_gives_the_exact_result():
         Client(cluster) as client,
     ):
         future = client.compute(dd.merge(df, right, on="x", how="left", broadcast=False))
-        deadline = time.monotonic() + 60
-        while True:
-            held = client.who_has()
-            bundles = [key for key in held if "shuffle-bundle" in str(key) and held[key]]
-            if bundles:
-                break
-            assert time.monotonic() < deadline, "no bundle was ever stored"
-            assert not future.done(), "the shuffle finished before a worker could be killed"
-            time.sleep(0.02)
-        (address, *_) = held[bundles[0]]
-        (handle,) = [h for h in cluster.workers.values() if h.address == address]
-        os.kill(handle.pid, signal.SIGKILL)
+        kill_a_worker_holding(client, cluster, future, "shuffle-bundle")
         assert_same(future.result(timeout=120), expected)
 
 
