@@ -6,6 +6,7 @@ scenario returns one number; `Scenario.higher_is_better` says which way is good.
 
 from __future__ import annotations
 
+import importlib
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -57,6 +58,9 @@ class Scenario:
 
 SCENARIOS = [
     Scenario("map_gather_20k", "tasks/s", True, "20,000 no-op tasks, client.map + client.gather"),
+    Scenario(
+        "map_wait_20k", "tasks/s", True, "20,000 no-op tasks, client.map, wait(), client.gather"
+    ),
     Scenario("round_trip", "us", False, "sequential submit -> result, one no-op task at a time"),
     Scenario("chain_1000", "us/task", False, "a chain of 1,000 tasks, each using the previous"),
     Scenario("tree_4096", "tasks/s", True, "tree reduction of 4,096 leaves (8,191 tasks)"),
@@ -90,6 +94,19 @@ SCENARIOS = [
 def map_gather(client: Any, n: int = 20_000) -> float:
     start = time.perf_counter()
     futures = client.map(noop, range(n))
+    results = client.gather(futures)
+    elapsed = time.perf_counter() - start
+    assert len(results) == n
+    del futures
+    return n / elapsed
+
+
+def map_wait(client: Any, n: int = 20_000) -> float:
+    """As `map_gather`, with the ``wait(futures)`` that dask code often puts before it."""
+    wait = importlib.import_module(type(client).__module__.split(".")[0]).wait
+    start = time.perf_counter()
+    futures = client.map(noop, range(n))
+    wait(futures)
     results = client.gather(futures)
     elapsed = time.perf_counter() - start
     assert len(results) == n
@@ -226,6 +243,7 @@ def worker_to_worker(client: Any, megabytes: int = 200) -> float:
 
 CLIENT_SCENARIOS: dict[str, Callable[[Any], float]] = {
     "map_gather_20k": map_gather,
+    "map_wait_20k": map_wait,
     "round_trip": round_trip,
     "chain_1000": chain,
     "tree_4096": tree,

@@ -10,7 +10,7 @@ from __future__ import annotations
 import contextlib
 import threading
 from collections import defaultdict, deque
-from collections.abc import AsyncIterator, Iterable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator
 from typing import Any, NamedTuple
 
 import anyio
@@ -44,6 +44,76 @@ def _condition_met(futures: list[Future], return_when: str) -> bool:
     return any(s.status == ERROR for s in states) or all(s.status != PENDING for s in states)
 
 
+class _Progress:
+    """Which of a set of futures are pending or failed, kept up to date by a listener.
+
+    Each transition costs O(1) (a set update), so waiting on n futures costs O(n) in
+    all, not a scan of every future per completion. The listener may be called from
+    the client's loop thread while the waiting thread registers it: `track` counts a
+    future as pending before its listener exists and drops it if it was done already.
+    """
+
+    def __init__(self, return_when: str, on_met: Callable[[], object]) -> None:
+        self._return_when = return_when
+        self._on_met = on_met
+        self._lock = threading.Lock()
+        self._tracked: set[int] = set()
+        self._pending: set[int] = set()
+        self._failed: set[int] = set()
+        #: False while `track` runs: no verdict until every future is counted
+        self._complete = False
+        self.registered: list[tuple[Any, FutureState]] = []
+
+    def track(self, futures: list[Future]) -> None:
+        """Listen to every future's transitions (each distinct state once); call
+        `on_met` at once if the condition already holds, else from the listener."""
+        for future in futures:
+            state = future._state
+            key = id(state)
+            if key in self._tracked:
+                continue
+            self._tracked.add(key)
+            with self._lock:
+                self._pending.add(key)
+            watch = future.client._future_watch
+            if watch.add_listener(state, self.listener):
+                self.registered.append((watch, state))
+            else:
+                self.listener(state)
+        with self._lock:
+            self._complete = True
+            met = self.met()
+        if met:
+            self._on_met()
+
+    def untrack(self) -> None:
+        for watch, state in self.registered:
+            watch.remove_listener(state, self.listener)
+        self.registered.clear()
+
+    def listener(self, state: FutureState) -> None:
+        key = id(state)
+        with self._lock:
+            if state.status == PENDING:
+                self._pending.add(key)
+            else:
+                self._pending.discard(key)
+            if state.status == ERROR:
+                self._failed.add(key)
+            else:
+                self._failed.discard(key)
+            met = self._complete and self.met()
+        if met:
+            self._on_met()
+
+    def met(self) -> bool:
+        if not self._pending:
+            return True
+        if self._return_when == FIRST_COMPLETED:
+            return len(self._pending) < len(self._tracked)
+        return self._return_when == FIRST_EXCEPTION and bool(self._failed)
+
+
 def wait(fs: Any, timeout: float | None = None, return_when: str = ALL_COMPLETED) -> Any:
     """Wait until futures are done; return ``(done, not_done)`` sets.
 
@@ -63,24 +133,15 @@ def wait(fs: Any, timeout: float | None = None, return_when: str = ALL_COMPLETED
 
 def _block_until(futures: list[Future], return_when: str, timeout: float | None) -> None:
     woken = threading.Event()
-
-    def listener(_: FutureState) -> None:
-        if _condition_met(futures, return_when):
-            woken.set()
-
-    registered = []
-    for future in futures:
-        core = future.client._core
-        if core.add_listener(future._state, listener):
-            registered.append((core, future._state))
+    progress = _Progress(return_when, woken.set)
     try:
+        progress.track(futures)
         with futures[0].client._waiting():
-            done = _condition_met(futures, return_when) or woken.wait(timeout)
+            done = woken.is_set() or woken.wait(timeout)
         if not done:
             raise TimeoutError(f"futures not done after {timeout} s")
     finally:
-        for core, state in registered:
-            core.remove_listener(state, listener)
+        progress.untrack()
 
 
 async def _wait_async(
@@ -95,21 +156,14 @@ async def _wait_async(
                 if future._state.status == PENDING:
                     await future._state.wait()
         else:
-            while not _condition_met(futures, return_when):
-                event = anyio.Event()
-
-                def listener(_: FutureState, event: anyio.Event = event) -> None:
-                    event.set()
-
-                registered = [
-                    f for f in futures if f.client._future_watch.add_listener(f._state, listener)
-                ]
-                try:
-                    if not _condition_met(futures, return_when):
-                        await event.wait()
-                finally:
-                    for f in registered:
-                        f.client._future_watch.remove_listener(f._state, listener)
+            # Listeners run in this loop's thread, so setting the event is safe here.
+            event = anyio.Event()
+            progress = _Progress(return_when, event.set)
+            try:
+                progress.track(futures)
+                await event.wait()
+            finally:
+                progress.untrack()
     return _partition(futures)
 
 
