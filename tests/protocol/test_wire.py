@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
+
 import msgpack
 import numpy as np
 import pytest
@@ -180,3 +182,48 @@ def test_an_interruptible_decode_stops_at_the_first_invalid_message():
         decode_batch([msgpack.packb([]) + b"\x90"], interruptible=True)
     with pytest.raises(ProtocolError, match="must be an array"):
         decode_batch([msgpack.packb({"a": 1})], interruptible=True)
+
+
+# --- the reused envelope packer -----------------------------------------------------------
+
+
+def test_batches_encoded_one_after_another_do_not_share_frames():
+    big = np.arange(100_000, dtype="f8")
+    first = encode_batch([m.DataReply(1, {"x": dumps(big)}, [])])
+    second = encode_batch([m.DataReply(2, {"y": dumps(big + 1)}, [])])
+    assert len(first) == len(second) == 3
+    (reply,) = decode_batch([bytes(f) for f in second])
+    np.testing.assert_array_equal(loads(reply.data["y"]), big + 1)
+
+
+def test_a_batch_that_cannot_be_encoded_leaves_the_next_one_intact():
+    with pytest.raises(TypeError, match="cannot encode object"):
+        encode_batch([m.ReleaseKeys([object()])])  # type: ignore[list-item]
+    batch = [m.ReleaseKeys(["a", "b"])]
+    assert decode_batch(encode_batch(batch)) == batch
+
+
+def test_threads_encode_at_the_same_time_without_mixing_payloads():
+    def encode_many(offset: int) -> list[list[bytes]]:
+        return [
+            [bytes(f) for f in encode_batch([m.DataReply(i, {"x": dumps(np.full(10_000, i))}, [])])]
+            for i in range(offset, offset + 50)
+        ]
+
+    with ThreadPoolExecutor(4) as pool:
+        results = list(pool.map(encode_many, [0, 1000, 2000, 3000]))
+    for offset, batches in zip([0, 1000, 2000, 3000], results, strict=True):
+        for i, frames in enumerate(batches, start=offset):
+            (reply,) = decode_batch(frames)
+            assert reply.request_id == i
+            np.testing.assert_array_equal(loads(reply.data["x"]), np.full(10_000, i))
+
+
+def test_a_large_envelope_does_not_keep_its_buffer():
+    from trident.protocol import wire
+
+    packer = wire._envelope.packer
+    encode_batch([m.ReleaseKeys(["k"])])
+    assert wire._envelope.packer is packer  # small batches reuse the packer
+    encode_batch([m.ReleaseKeys([f"key-{i}" for i in range(200_000)])])  # ~2.3 MB envelope
+    assert wire._envelope.packer is not packer

@@ -12,6 +12,7 @@ Everything here is pure; the reading and writing of packets lives in `trident.co
 from __future__ import annotations
 
 import struct
+import threading
 from collections.abc import Iterable, Iterator, Sequence
 from typing import Any
 
@@ -47,15 +48,45 @@ _COUNT = struct.Struct("<I")
 Frame = bytes | bytearray | memoryview
 
 
-def encode_batch(messages: Sequence[Any]) -> list[Frame]:
-    """Encode messages into frames: the envelope first, then payload frames in order."""
-    frames: list[Frame] = [b""]
+class _EnvelopePacker(threading.local):
+    """One reusable msgpack `Packer` per thread.
 
-    def default(obj: Any) -> Any:
+    `msgpack.packb` makes a new `Packer`, whose buffer starts at 256 KiB. In worker
+    processes ``MALLOC_TRIM_THRESHOLD_`` is set (see `trident.worker.native_threads`),
+    which also fixes glibc's mmap threshold at 128 KiB, so each new buffer was an
+    ``mmap`` and ``munmap`` pair plus page faults for every batch of messages: about a
+    fifth of a worker's CPU per no-op task. A kept packer allocates once; one whose
+    buffer grew past `KEPT_BUFFER_BYTES` for a large envelope is replaced, so that the
+    thread does not hold that much memory for good.
+    """
+
+    KEPT_BUFFER_BYTES = 1 << 20
+
+    def __init__(self) -> None:
+        #: the frames of the batch being encoded (the envelope's extension values
+        #: refer to them by index)
+        self.frames: list[Frame] = []
+        self.packer = self._new_packer()
+
+    def _new_packer(self) -> msgpack.Packer:
+        return msgpack.Packer(default=self._default, use_bin_type=True, autoreset=True)
+
+    def pack(self, encoded: list[Any], frames: list[Frame]) -> bytes:
+        self.frames = frames
+        try:
+            envelope: bytes = self.packer.pack(encoded)
+        finally:
+            self.frames = []
+        if len(envelope) > self.KEPT_BUFFER_BYTES:
+            self.packer = self._new_packer()
+        return envelope
+
+    def _default(self, obj: Any) -> Any:
         if type(obj) is Serialized:
             header = obj.header
             if not obj.buffers and len(header) <= INLINE_MAX_BYTES:
                 return msgpack.ExtType(EXT_INLINE, header)
+            frames = self.frames
             first = len(frames)
             frames.append(header)
             frames.extend(obj.buffers)
@@ -64,7 +95,14 @@ def encode_batch(messages: Sequence[Any]) -> list[Frame]:
             return list(obj)
         raise TypeError(f"cannot encode {type(obj).__name__} in a message envelope")
 
-    frames[0] = msgpack.packb([encode(m) for m in messages], default=default, use_bin_type=True)
+
+_envelope = _EnvelopePacker()
+
+
+def encode_batch(messages: Sequence[Any]) -> list[Frame]:
+    """Encode messages into frames: the envelope first, then payload frames in order."""
+    frames: list[Frame] = [b""]
+    frames[0] = _envelope.pack([encode(m) for m in messages], frames)
     return frames
 
 
