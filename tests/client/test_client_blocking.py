@@ -137,3 +137,18 @@ def test_tcp_client_of_a_running_cluster(cluster):
         assert client.scheduler_address.startswith("tcp://")
         assert client.submit(inc, 10).result() == 11
         assert client.gather(client.map(inc, range(3))) == [1, 2, 3]
+
+
+def test_notebooks_show_the_client_its_cluster_and_futures_as_html(client, cluster):
+    page = client._repr_html_()
+    assert "<table>" in page
+    assert client.scheduler_address_for_others in page
+    assert "<td>2</td>" in page  # workers (and threads: one each)
+    assert "LocalCluster" in cluster._repr_html_()
+    future = client.submit(inc, 41)
+    future.result()
+    shown = future._repr_html_()
+    assert "finished" in shown
+    assert "int" in shown
+    assert future.key in shown
+    assert "&lt;" in client.submit(inc, 1, key="<odd>")._repr_html_()  # keys are escaped

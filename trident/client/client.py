@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import atexit
 import contextlib
+import html
 import logging
 import os
 import threading
@@ -25,6 +26,7 @@ import sniffio
 
 from .. import _local_credentials as local_credentials
 from .._dashboard_url import dashboard_url
+from .._html import html_table
 from .._keys import decode_key, encode_key
 from .._loop_thread import in_trio_run
 from .._public import publish
@@ -32,6 +34,7 @@ from .._scheduler_file import read_scheduler_file, write_scheduler_file
 from ..comm.liveness import RECONNECT_TIMEOUT, SCHEDULER_TIMEOUT
 from ..protocol import messages as m
 from ..security import TOKEN_ENV, Security
+from ..sizes import format_bytes
 from .actor_handle import Actor
 from .admin import worker_names
 from .base import NO_DEFAULT
@@ -376,6 +379,28 @@ class Client(KernelMethods, GraphMethods, DatasetMethods, CallMethods, EventMeth
             f"<Client: scheduler={self.scheduler_address_for_others!r} workers={len(workers)} "
             f"threads={threads} status={self.status}>"
         )
+
+    def _repr_html_(self) -> str:
+        """The client as notebooks show it: scheduler, dashboard, workers, threads and
+        memory, in a small HTML table."""
+        workers = self._core.workers
+        threads = sum(info.nthreads for info in workers.values())
+        memory = sum(info.memory_limit for info in workers.values())
+        link = self.dashboard_link
+        dashboard = (
+            f'<a href="{html.escape(link)}" target="_blank">{html.escape(link)}</a>'
+            if link
+            else "off"
+        )
+        rows = [
+            ("Scheduler", html.escape(str(self.scheduler_address_for_others))),
+            ("Dashboard", dashboard),
+            ("Workers", str(len(workers))),
+            ("Threads", str(threads)),
+            ("Memory", format_bytes(memory) if memory else "no limit"),
+            ("Status", html.escape(str(self.status))),
+        ]
+        return html_table("Client", rows)
 
     # --- running things -----------------------------------------------------------
 

@@ -12,6 +12,7 @@ garbage collected, the client tells the scheduler to release the key.
 from __future__ import annotations
 
 import contextlib
+import html
 import threading
 from collections.abc import Callable, Generator
 from types import TracebackType
@@ -21,6 +22,7 @@ import anyio
 import tblib
 
 from .._exceptions import CancelledError, FutureLostError
+from .._html import html_table
 from .._keys import decode_key, encode_key
 from .._public import publish
 from ..protocol.messages import ErrorInfo, TaskSpec
@@ -393,6 +395,15 @@ class Future:
             )
             return f"<Future: error, type: {name}, key: {self.key}>"
         return f"<Future: {state.status}, key: {self.key}>"
+
+    def _repr_html_(self) -> str:
+        """The future as notebooks show it: status, result type and key."""
+        state = self._state
+        rows = [("Status", html.escape(state.status))]
+        if state.status == FINISHED and state.type_name:
+            rows.append(("Type", html.escape(state.type_name)))
+        rows.append(("Key", html.escape(self.key)))
+        return html_table("Future", rows)
 
 
 register_future_type(Future)

@@ -8,6 +8,7 @@ cluster runs in the background loop and is reached over TCP.
 
 from __future__ import annotations
 
+import html
 import math
 import os
 import secrets
@@ -18,6 +19,7 @@ import attrs
 import psutil
 import trio
 
+from .._html import html_table
 from .._public import publish
 from ..client.local_cluster import register_local_cluster
 from ..comm.routes import is_loopback
@@ -317,6 +319,23 @@ class LocalCluster(ClusterManager):
             f"LocalCluster({self.scheduler_address!r}, workers={len(self.workers)}, "
             f"threads={len(self.workers) * self.threads_per_worker}, status={self.status})"
         )
+
+    def _repr_html_(self) -> str:
+        """The cluster as notebooks show it: scheduler, dashboard, workers and threads."""
+        link = self.dashboard_link
+        rows = [
+            ("Scheduler", html.escape(str(self.scheduler_address))),
+            (
+                "Dashboard",
+                f'<a href="{html.escape(link)}" target="_blank">{html.escape(link)}</a>'
+                if link
+                else "off",
+            ),
+            ("Workers", str(len(self.workers))),
+            ("Threads", str(len(self.workers) * self.threads_per_worker)),
+            ("Status", html.escape(str(self.status))),
+        ]
+        return html_table("LocalCluster", rows)
 
 
 register_local_cluster(LocalCluster)
