@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..protocol import messages as m
 from ..protocol.serialize import Serialized
-from .placement import DurationEstimates, has_room, offer_limits
+from .placement import DurationEstimates, fits_bytes, has_room, offer_limits
 from .records import PROCESSING, QUEUED, TaskRecord, WorkerRecord
 
 if TYPE_CHECKING:
@@ -39,7 +39,7 @@ class Assignments:
         workers: the scheduler's workers by address (read only).
         idle: workers with at least one free thread, in the order they became free
             (shared with the scheduler; kept up to date here).
-        durations: estimated seconds per task prefix.
+        durations: estimated seconds and output bytes per task prefix.
         functions: function payloads by token, sent to a worker before its first task
             that uses one.
         send: queues a message for a peer.
@@ -83,7 +83,8 @@ class Assignments:
     def schedule_queued(self) -> int:
         """Hand queued root tasks, round robin, to the workers with room (`has_room`).
 
-        Returns how many tasks were assigned.
+        A worker without a free thread stops being offered tasks at the first one that
+        does not `fits_bytes` on it. Returns how many tasks were assigned.
         """
         self.dirty = False
         queue = self.queue
@@ -93,6 +94,7 @@ class Assignments:
             return 0
         now = self._clock()
         assigned = 0
+        output_bytes = self._durations.output_bytes
         # Per worker: [free threads, seconds left under the window, tasks left under the
         # count bound], spent as tasks are handed out (`has_room`, without recomputing).
         stalled = self._stalled
@@ -101,16 +103,21 @@ class Assignments:
             for ws in self._workers.values()
             if has_room(ws, now) and ws not in stalled
         }
-        while queue and room:
+        while room:
             for ws in list(room):
-                ts = heapq.heappop(queue)
+                ts = queue[0]
                 while ts.state != QUEUED:
+                    heapq.heappop(queue)
                     if not queue:
                         return assigned
-                    ts = heapq.heappop(queue)
+                    ts = queue[0]
+                limits = room[ws]
+                if limits[0] <= 0 and not fits_bytes(ws, output_bytes(ts.prefix)):
+                    del room[ws]
+                    continue
+                heapq.heappop(queue)
                 estimate = self.assign(ts, ws, now)
                 assigned += 1
-                limits = room[ws]
                 limits[0] -= 1
                 limits[1] -= estimate
                 limits[2] -= 1
@@ -129,6 +136,11 @@ class Assignments:
         ws.occupancy += estimate
         if len(ws.running) < ws.nthreads:
             ws.running[ts] = self._clock() if now is None else now
+        elif ts.is_root:
+            nbytes = self._durations.output_bytes(ts.prefix)
+            if nbytes:
+                ws.unstarted_roots[ts] = nbytes
+                ws.unstarted_root_bytes += nbytes
         if len(ws.processing) >= ws.nthreads:
             self.idle.pop(ws, None)
             if len(ws.processing) > ws.nthreads:
@@ -171,6 +183,8 @@ class Assignments:
             if ts in ws.running:
                 del ws.running[ts]
                 self._next_running(ws)
+            elif ws.unstarted_roots:
+                _started(ws, ts)
         else:
             ws.long_running.pop(ts, None)
         if (
@@ -190,6 +204,8 @@ class Assignments:
         if ts in ws.running:
             del ws.running[ts]
             self._next_running(ws)
+        elif ws.unstarted_roots:
+            _started(ws, ts)
         ws.long_running[ts] = None
         if len(ws.processing) < ws.nthreads and ws not in self._stalled:
             self.idle[ws] = None
@@ -202,9 +218,12 @@ class Assignments:
         if len(running) >= ws.nthreads or len(ws.processing) <= len(running):
             return
         now = self._clock()
+        unstarted = ws.unstarted_roots
         for ts in ws.processing:
             if ts not in running:
                 running[ts] = now
+                if unstarted:
+                    _started(ws, ts)
                 if len(running) >= ws.nthreads:
                     return
 
@@ -228,3 +247,10 @@ class Assignments:
                     old = processing[ts] = get(ts.prefix)
                 total += old
             ws.occupancy = total
+
+
+def _started(ws: WorkerRecord, ts: TaskRecord) -> None:
+    """`ts` no longer waits unstarted on `ws`: its output bytes leave the tally."""
+    nbytes = ws.unstarted_roots.pop(ts, None)
+    if nbytes is not None:
+        ws.unstarted_root_bytes -= nbytes
