@@ -8,10 +8,11 @@ bytes it does not hold. Root tasks (no dependencies, no restrictions) are instea
 in the scheduler's queue and handed to a worker while it has a free thread or, beyond
 its free threads, while its backlog per thread is under `PIPELINE_SECONDS` (`has_room`),
 so short tasks stream without round-trip gaps while nothing queues behind a long task
-that another worker could start now. Those extra root tasks are also bounded in bytes:
-the expected outputs of a worker's queued root tasks that have not started stay within
-`PIPELINE_BYTES` per thread (`fits_bytes`), so short tasks that each make a large block
-do not pile up outputs faster than their dependents consume them.
+that another worker could start now. Beyond one queued task per thread, those extra
+root tasks are also bounded in bytes: the expected outputs of a worker's queued root
+tasks that have not started stay within `PIPELINE_BYTES` per thread (`fits_bytes`), so
+short tasks that each make a large block do not pile up blocks before their dependents
+consume them.
 """
 
 from __future__ import annotations
@@ -29,14 +30,17 @@ PIPELINE_SECONDS = 0.05
 #: Upper bound on extra queued root tasks per thread, however short they are.
 MAX_EXTRA_PER_THREAD = 256
 #: Upper bound, per thread, on the expected output bytes of the root tasks a worker
-#: holds queued beyond its free threads (unstarted; `fits_bytes`). Pipelining only has
-#: to hide one scheduler round trip (about a millisecond): a task that writes 4 MiB
-#: takes about that long at memory bandwidth, so one or two such tasks queued cover it,
-#: and every queued block beyond them is memory held before its dependents can run
-#: (the ``array_x_plus_xT`` benchmark row, 2 MB blocks made in ~3 ms each, held ~20
-#: queued per worker under `PIPELINE_SECONDS` alone). Small against any worker's memory
-#: (2% of a 200 MB limit); outputs under 16 KiB never reach it before the count bound.
-PIPELINE_BYTES = 4 * 2**20
+#: holds queued and unstarted beyond one per thread (`fits_bytes`). Pipelining only has
+#: to hide a scheduler round trip (well under a millisecond on one host; `chain_1000`
+#: runs at ~0.5 ms a task with a client hop): one queued task per thread, whatever its
+#: size, covers it (as dask's default worker saturation of 1.1 gives a single-thread
+#: worker), and a task writing 2 MiB takes about as long at memory bandwidth, so queued
+#: outputs beyond that buy no throughput, only memory held before the dependents run.
+#: The ``array_x_plus_xT`` benchmark row (1.9 MiB blocks made in ~3 ms each) held ~20
+#: of them queued per worker under `PIPELINE_SECONDS` alone and peaked 10-20% above
+#: dask. 2 MiB is 1% of a 200 MB memory limit; outputs under 8 KiB never reach it
+#: before the count bound `MAX_EXTRA_PER_THREAD`.
+PIPELINE_BYTES = 2 * 2**20
 #: How many idle workers are considered besides those holding a task's dependencies.
 IDLE_CANDIDATES = 16
 #: An estimate this many times larger or smaller than the one tasks were booked with
@@ -163,25 +167,31 @@ def has_room(ws: WorkerRecord, now: float) -> bool:
 
     Yes while it has a free thread; otherwise while its backlog per thread is under
     `PIPELINE_SECONDS`, it holds fewer than `MAX_EXTRA_PER_THREAD` queued tasks per
-    thread (the bound for tasks so short their estimates are mostly noise) and the
-    expected outputs of its unstarted root tasks are within `PIPELINE_BYTES` per thread.
-    A task offered beyond free threads must then also `fits_bytes`.
+    thread (the bound for tasks so short their estimates are mostly noise) and it holds
+    fewer than one queued task per thread or the expected outputs of its unstarted root
+    tasks are within `PIPELINE_BYTES` per thread. A task offered beyond free threads
+    must then also `fits_bytes`.
     """
     n = len(ws.processing)
     if n < ws.nthreads:
         return True
     if n >= ws.nthreads * (1 + MAX_EXTRA_PER_THREAD):
         return False
-    if ws.unstarted_root_bytes > PIPELINE_BYTES * ws.nthreads:
+    if not fits_bytes(ws, 0):
         return False
     return backlog(ws, now) < PIPELINE_SECONDS * ws.nthreads
 
 
 def fits_bytes(ws: WorkerRecord, nbytes: int) -> bool:
     """Whether a root task expected to make `nbytes` may queue on `ws` beyond its free
-    threads: the expected outputs of its unstarted root tasks stay within
+    threads: while it holds fewer than one queued task per thread, whatever their size;
+    beyond that, while the expected outputs of its unstarted root tasks stay within
     `PIPELINE_BYTES` per thread with it."""
-    return ws.unstarted_root_bytes + nbytes <= PIPELINE_BYTES * ws.nthreads
+    nthreads = ws.nthreads
+    return (
+        len(ws.processing) < 2 * nthreads
+        or ws.unstarted_root_bytes + nbytes <= PIPELINE_BYTES * nthreads
+    )
 
 
 def allowed_workers(
