@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..protocol import messages as m
 from ..protocol.serialize import Serialized
-from .placement import DurationEstimates, fits_bytes, has_room, offer_limits
+from .placement import PIPELINE_BYTES, DurationEstimates, has_room, offer_limits
 from .records import PROCESSING, QUEUED, TaskRecord, WorkerRecord
 
 if TYPE_CHECKING:
@@ -84,7 +84,7 @@ class Assignments:
         """Hand queued root tasks, round robin, to the workers with room (`has_room`).
 
         A worker without a free thread stops being offered tasks at the first one that
-        does not `fits_bytes` on it. Returns how many tasks were assigned.
+        does not `placement.fits_bytes` on it. Returns how many tasks were assigned.
         """
         self.dirty = False
         queue = self.queue
@@ -94,7 +94,7 @@ class Assignments:
             return 0
         now = self._clock()
         assigned = 0
-        output_bytes = self._durations.output_bytes
+        sizes = self._durations.sizes
         # Per worker: [free threads, seconds left under the window, tasks left under the
         # count bound], spent as tasks are handed out (`has_room`, without recomputing).
         stalled = self._stalled
@@ -112,11 +112,17 @@ class Assignments:
                         return assigned
                     ts = queue[0]
                 limits = room[ws]
-                if limits[0] <= 0 and not fits_bytes(ws, output_bytes(ts.prefix)):
+                nbytes = sizes.get(ts.prefix, 0)
+                # `fits_bytes`, inlined: this runs for every pipelined root task.
+                if (
+                    limits[0] <= 0
+                    and len(ws.processing) >= 2 * ws.nthreads
+                    and ws.unstarted_root_bytes + nbytes > PIPELINE_BYTES * ws.nthreads
+                ):
                     del room[ws]
                     continue
                 heapq.heappop(queue)
-                estimate = self.assign(ts, ws, now)
+                estimate = self.assign(ts, ws, now, nbytes)
                 assigned += 1
                 limits[0] -= 1
                 limits[1] -= estimate
@@ -127,8 +133,18 @@ class Assignments:
                     return assigned
         return assigned
 
-    def assign(self, ts: TaskRecord, ws: WorkerRecord, now: float | None = None) -> float:
-        """Send `ts` to `ws` (at time `now`, the clock's by default); return its estimate."""
+    def assign(
+        self,
+        ts: TaskRecord,
+        ws: WorkerRecord,
+        now: float | None = None,
+        root_bytes: int | None = None,
+    ) -> float:
+        """Send `ts` to `ws` (at time `now`, the clock's by default); return its estimate.
+
+        `root_bytes`: the expected output bytes of `ts` when the caller knows it is a
+        root task (else looked up if it is one); booked on `ws` while it waits unstarted.
+        """
         ts.state = PROCESSING
         ts.processing_on = ws
         estimate = self._durations.get(ts.prefix)
@@ -136,11 +152,12 @@ class Assignments:
         ws.occupancy += estimate
         if len(ws.running) < ws.nthreads:
             ws.running[ts] = self._clock() if now is None else now
-        elif ts.is_root:
-            nbytes = self._durations.output_bytes(ts.prefix)
-            if nbytes:
-                ws.unstarted_roots[ts] = nbytes
-                ws.unstarted_root_bytes += nbytes
+        else:
+            if root_bytes is None and ts.is_root:
+                root_bytes = self._durations.output_bytes(ts.prefix)
+            if root_bytes:
+                ws.unstarted_roots[ts] = root_bytes
+                ws.unstarted_root_bytes += root_bytes
         if len(ws.processing) >= ws.nthreads:
             self.idle.pop(ws, None)
             if len(ws.processing) > ws.nthreads:
@@ -223,7 +240,8 @@ class Assignments:
             if ts not in running:
                 running[ts] = now
                 if unstarted:
-                    _started(ws, ts)
+                    nbytes = unstarted.pop(ts, 0)
+                    ws.unstarted_root_bytes -= nbytes
                 if len(running) >= ws.nthreads:
                     return
 

@@ -66,11 +66,12 @@ class DurationEstimates:
     result yet also has the `UNKNOWN_DURATION`, which gives no task beyond free threads).
     """
 
-    __slots__ = ("_booked", "_by_prefix", "_nbytes", "_stale")
+    __slots__ = ("_booked", "_by_prefix", "_stale", "sizes")
 
     def __init__(self) -> None:
         self._by_prefix: dict[str, float] = {}
-        self._nbytes: dict[str, float] = {}
+        #: expected output bytes per prefix, weighted as the durations (in integers)
+        self.sizes: dict[str, int] = {}
         #: estimate of each prefix when its tasks were last booked (absent: the default)
         self._booked: dict[str, float] = {}
         self._stale: set[str] = set()
@@ -80,7 +81,7 @@ class DurationEstimates:
 
     def output_bytes(self, prefix: str) -> int:
         """Expected output bytes of a task of `prefix` (0 while none finished)."""
-        return int(self._nbytes.get(prefix, 0))
+        return self.sizes.get(prefix, 0)
 
     def observe(self, prefix: str, seconds: float, nbytes: int | None = None) -> None:
         """A task of `prefix` ran `seconds` and, when given, made `nbytes` of output."""
@@ -92,15 +93,15 @@ class DurationEstimates:
                 forgotten = next(iter(by_prefix))
                 del by_prefix[forgotten]
                 self._booked.pop(forgotten, None)
-                self._nbytes.pop(forgotten, None)
+                self.sizes.pop(forgotten, None)
             new = by_prefix[prefix] = seconds
         else:
             new = by_prefix[prefix] = 0.5 * old + 0.5 * seconds
         if nbytes is not None:
             nbytes = max(nbytes, 0)
-            sizes = self._nbytes
+            sizes = self.sizes
             size = sizes.get(prefix)
-            sizes[prefix] = nbytes if size is None else 0.5 * size + 0.5 * nbytes
+            sizes[prefix] = nbytes if size is None else (size + nbytes) // 2
         booked = self._booked.get(prefix, UNKNOWN_DURATION)
         if new * REBOOK_FACTOR < booked or new > booked * REBOOK_FACTOR:
             self._stale.add(prefix)
