@@ -29,17 +29,17 @@ BANDWIDTH = 100e6
 PIPELINE_SECONDS = 0.05
 #: Upper bound on extra queued root tasks per thread, however short they are.
 MAX_EXTRA_PER_THREAD = 256
-#: Upper bound, per thread, on the expected output bytes of the root tasks a worker
-#: holds queued and unstarted beyond one per thread (`fits_bytes`). Pipelining only has
-#: to hide a scheduler round trip (well under a millisecond on one host; `chain_1000`
-#: runs at ~0.5 ms a task with a client hop): one queued task per thread, whatever its
-#: size, covers it (as dask's default worker saturation of 1.1 gives a single-thread
-#: worker), and a task writing 2 MiB takes about as long at memory bandwidth, so queued
-#: outputs beyond that buy no throughput, only memory held before the dependents run.
-#: The ``array_x_plus_xT`` benchmark row (1.9 MiB blocks made in ~3 ms each) held ~20
-#: of them queued per worker under `PIPELINE_SECONDS` alone and peaked 10-20% above
-#: dask. 2 MiB is 1% of a 200 MB memory limit; outputs under 8 KiB never reach it
-#: before the count bound `MAX_EXTRA_PER_THREAD`.
+#: Budget, per thread, for the expected output bytes of the root tasks a worker holds
+#: queued and unstarted beyond the one per thread it may always hold (`fits_bytes`).
+#: Pipelining only has to hide the scheduler round trip (under a millisecond on one
+#: host): one queued task per thread does, whatever its size (dask's default worker
+#: saturation, 1.1, gives a single-thread worker the same), and so does any 2 MiB of
+#: queued output, about a millisecond of writing at memory bandwidth. More queued
+#: outputs buy no throughput, only memory held before their dependents run: the
+#: ``array_x_plus_xT`` benchmark row (1.9 MiB blocks made in ~3 ms each) held ~20 of
+#: them per worker under `PIPELINE_SECONDS` alone and peaked 10-20% above dask. 2 MiB
+#: is 1% of a 200 MB memory limit; outputs under 8 KiB reach the count bound
+#: `MAX_EXTRA_PER_THREAD` first.
 PIPELINE_BYTES = 2 * 2**20
 #: How many idle workers are considered besides those holding a task's dependencies.
 IDLE_CANDIDATES = 16
