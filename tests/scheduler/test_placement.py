@@ -263,3 +263,19 @@ def test_unstarted_root_bytes_follow_tasks_that_leave_a_worker():
 
 def sent_to(out, address, kind):
     return [msg for msg in out.get(address, []) if isinstance(msg, kind)]
+
+
+def test_a_queued_root_task_that_secedes_leaves_the_tally():
+    """The scheduler presumed `blk-1` queued; the worker ran it and it seceded."""
+    h = TimedHarness(workers=1)
+    block = PIPELINE_BYTES // 2
+    h.learn("blk", 0.003, nbytes=block)
+    h.submit(*[spec(f"blk-{i}") for i in range(10)])
+    ws = h.state.workers["w0"]
+    assert h.state.tasks["blk-1"] in ws.unstarted_roots
+    out = h.worker_message("w0", m.TaskSeceded("blk-1"))
+    assert h.state.tasks["blk-1"] in ws.long_running
+    assert h.state.tasks["blk-1"] not in ws.unstarted_roots
+    # its bytes left the tally, so the budget takes one more in its place
+    assert run_keys(out) == ["blk-3"]
+    assert ws.unstarted_root_bytes == PIPELINE_BYTES
