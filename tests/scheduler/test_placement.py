@@ -6,6 +6,8 @@ import pytest
 
 from trident.protocol import messages as m
 from trident.scheduler.placement import (
+    MAX_EXTRA_PER_THREAD,
+    PIPELINE_BYTES,
     PIPELINE_SECONDS,
     UNKNOWN_DURATION,
     DurationEstimates,
@@ -50,16 +52,16 @@ class TimedHarness:
         self.state.handle_worker_message(address, message)
         return self.flush()
 
-    def finish(self, key, duration):
+    def finish(self, key, duration, nbytes=8):
         ws = self.state.tasks[key].processing_on
         stop = self.clock.now
         return self.worker_message(
-            ws.address, m.TaskFinished(key, 8, "int", stop - duration, stop, None)
+            ws.address, m.TaskFinished(key, nbytes, "int", stop - duration, stop, None)
         )
 
-    def learn(self, prefix, seconds):
-        """Teach the scheduler how long tasks of `prefix` take."""
-        self.state.durations.observe(prefix, seconds)
+    def learn(self, prefix, seconds, nbytes=None):
+        """Teach the scheduler how long tasks of `prefix` take (and how big their output is)."""
+        self.state.durations.observe(prefix, seconds, nbytes)
         self.state.durations.take_stale()
 
     def on(self, address):
@@ -151,3 +153,129 @@ def test_duration_estimates_mark_prefixes_that_moved_far():
     assert durations.take_stale() == {"a"}
     durations.observe("a", 0.2)
     assert not durations.stale
+
+
+MIB = 2**20
+
+
+def test_output_sizes_are_learnt_per_prefix_from_finished_tasks():
+    h = TimedHarness(workers=1)
+    durations = h.state.durations
+    assert durations.output_bytes("blk") == 0  # unknown: counts as nothing
+    h.submit(spec("blk-0"), spec("blk-1"))
+    h.clock.now += 0.003
+    h.finish("blk-0", 0.003, nbytes=2 * MIB)
+    assert durations.output_bytes("blk") == 2 * MIB
+    h.clock.now += 0.003
+    h.finish("blk-1", 0.003, nbytes=4 * MIB)
+    assert durations.output_bytes("blk") == 3 * MIB  # weighted like durations
+
+
+def test_pipelined_root_tasks_stop_at_the_output_byte_budget():
+    """The x + x.T case of issue 16: 3 ms tasks that each make a large block. The window
+    in seconds alone would queue ~16 of them; the byte budget queues two."""
+    block = PIPELINE_BYTES // 2
+    h = TimedHarness(workers=1)
+    h.learn("blk", 0.003, nbytes=block)
+    out = h.submit(*[spec(f"blk-{i}") for i in range(100)])
+    assert run_keys(out) == ["blk-0", "blk-1", "blk-2"]
+    ws = h.state.workers["w0"]
+    assert ws.unstarted_root_bytes == 2 * block == PIPELINE_BYTES
+    assert list(ws.running) == [h.state.tasks["blk-0"]]
+    # The running task ends: the next one starts, its bytes leave the tally, and exactly
+    # one more is offered in its place.
+    h.clock.now += 0.003
+    out = h.finish("blk-0", 0.003, nbytes=block)
+    assert run_keys(out) == ["blk-3"]
+    assert list(ws.running) == [h.state.tasks["blk-1"]]
+    assert ws.unstarted_root_bytes == PIPELINE_BYTES
+
+
+def test_the_byte_budget_scales_with_threads():
+    h = TimedHarness(workers=1, nthreads=4)
+    h.learn("blk", 0.003, nbytes=PIPELINE_BYTES // 2)
+    out = h.submit(*[spec(f"blk-{i}") for i in range(100)])
+    assert len(run_keys(out)) == 4 + 4 * 2
+    assert h.state.workers["w0"].unstarted_root_bytes == 4 * PIPELINE_BYTES
+
+
+def test_one_queued_root_task_per_thread_whatever_its_output_size():
+    """Free threads always get work, and one task per thread queues beyond them so no
+    thread waits for a round trip after each task; nothing more of that size queues."""
+    h = TimedHarness(workers=2, nthreads=2)
+    huge = 10 * PIPELINE_BYTES
+    h.learn("huge", 0.001, nbytes=huge)
+    out = h.submit(*[spec(f"huge-{i}") for i in range(20)])
+    assert len(run_keys(out)) == 2 * (2 + 2)
+    for ws in h.state.workers.values():
+        assert len(ws.running) == 2
+        assert ws.unstarted_root_bytes == 2 * huge
+    h.clock.now += 0.001
+    out = h.finish("huge-0", 0.001, nbytes=huge)
+    assert run_keys(out) == ["huge-8"]
+
+
+def test_a_large_task_at_the_head_of_the_queue_stops_offers_beyond_the_budget():
+    """Priority order holds: a worker is not handed a later small task past a large one
+    that does not fit."""
+    h = TimedHarness(workers=1)
+    h.learn("small", 0.001, nbytes=1024)
+    h.learn("huge", 0.001, nbytes=2 * PIPELINE_BYTES)
+    out = h.submit(
+        spec("small-0", priority=3),  # a higher user priority runs first
+        spec("small-1", priority=2),
+        spec("huge-0", priority=1),
+        spec("small-2", priority=0),
+    )
+    assert run_keys(out) == ["small-0", "small-1"]
+    assert h.state.tasks["huge-0"].state == "queued"
+    assert h.state.tasks["small-2"].state == "queued"
+
+
+def test_tiny_outputs_leave_short_tasks_at_the_count_bound():
+    h = TimedHarness(workers=1)
+    h.learn("tiny", 1e-6, nbytes=64)
+    out = h.submit(*[spec(f"tiny-{i}") for i in range(1000)])
+    assert len(run_keys(out)) == 1 + MAX_EXTRA_PER_THREAD
+    assert h.state.workers["w0"].unstarted_root_bytes == MAX_EXTRA_PER_THREAD * 64
+
+
+def test_unstarted_root_bytes_follow_tasks_that_leave_a_worker():
+    """Tasks taken off a worker's books unstarted (cancelled; its departure) leave the
+    tally, and the room they free goes to the next queued tasks."""
+    h = TimedHarness(workers=2)
+    h.learn("blk", 0.003, nbytes=PIPELINE_BYTES // 2)
+    h.submit(*[spec(f"blk-{i}") for i in range(40)])
+    w0, w1 = (h.state.workers[a] for a in ("w0", "w1"))
+    assert w0.unstarted_root_bytes == w1.unstarted_root_bytes == PIPELINE_BYTES
+    cancelled = [ts.key for ts in list(w0.unstarted_roots)[:2]]
+    h.state.handle_client_message("c", m.CancelKeys(cancelled, False))
+    out = h.flush()
+    assert not {ts.key for ts in w0.unstarted_roots} & set(cancelled)
+    assert len(sent_to(out, "w0", m.RunTask)) == 2  # refilled to the budget
+    assert w0.unstarted_root_bytes == PIPELINE_BYTES
+    h.state.remove_worker("w1", "test")
+    h.flush()
+    assert w1.unstarted_root_bytes == 0
+    assert not w1.unstarted_roots
+    assert w0.unstarted_root_bytes <= PIPELINE_BYTES
+
+
+def sent_to(out, address, kind):
+    return [msg for msg in out.get(address, []) if isinstance(msg, kind)]
+
+
+def test_a_queued_root_task_that_secedes_leaves_the_tally():
+    """The scheduler presumed `blk-1` queued; the worker ran it and it seceded."""
+    h = TimedHarness(workers=1)
+    block = PIPELINE_BYTES // 2
+    h.learn("blk", 0.003, nbytes=block)
+    h.submit(*[spec(f"blk-{i}") for i in range(10)])
+    ws = h.state.workers["w0"]
+    assert h.state.tasks["blk-1"] in ws.unstarted_roots
+    out = h.worker_message("w0", m.TaskSeceded("blk-1"))
+    assert h.state.tasks["blk-1"] in ws.long_running
+    assert h.state.tasks["blk-1"] not in ws.unstarted_roots
+    # its bytes left the tally, so the budget takes one more in its place
+    assert run_keys(out) == ["blk-3"]
+    assert ws.unstarted_root_bytes == PIPELINE_BYTES

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..protocol import messages as m
 from ..protocol.serialize import Serialized
-from .placement import DurationEstimates, has_room, offer_limits
+from .placement import PIPELINE_BYTES, DurationEstimates, has_room, offer_limits
 from .records import PROCESSING, QUEUED, TaskRecord, WorkerRecord
 
 if TYPE_CHECKING:
@@ -39,7 +39,7 @@ class Assignments:
         workers: the scheduler's workers by address (read only).
         idle: workers with at least one free thread, in the order they became free
             (shared with the scheduler; kept up to date here).
-        durations: estimated seconds per task prefix.
+        durations: estimated seconds and output bytes per task prefix.
         functions: function payloads by token, sent to a worker before its first task
             that uses one.
         send: queues a message for a peer.
@@ -83,7 +83,8 @@ class Assignments:
     def schedule_queued(self) -> int:
         """Hand queued root tasks, round robin, to the workers with room (`has_room`).
 
-        Returns how many tasks were assigned.
+        A worker without a free thread stops being offered tasks at the first one that
+        does not `placement.fits_bytes` on it. Returns how many tasks were assigned.
         """
         self.dirty = False
         queue = self.queue
@@ -93,6 +94,7 @@ class Assignments:
             return 0
         now = self._clock()
         assigned = 0
+        sizes = self._durations.sizes
         # Per worker: [free threads, seconds left under the window, tasks left under the
         # count bound], spent as tasks are handed out (`has_room`, without recomputing).
         stalled = self._stalled
@@ -101,16 +103,27 @@ class Assignments:
             for ws in self._workers.values()
             if has_room(ws, now) and ws not in stalled
         }
-        while queue and room:
+        while room:
             for ws in list(room):
-                ts = heapq.heappop(queue)
+                ts = queue[0]
                 while ts.state != QUEUED:
+                    heapq.heappop(queue)
                     if not queue:
                         return assigned
-                    ts = heapq.heappop(queue)
-                estimate = self.assign(ts, ws, now)
-                assigned += 1
+                    ts = queue[0]
                 limits = room[ws]
+                nbytes = sizes.get(ts.prefix, 0)
+                # `fits_bytes`, inlined: this runs for every pipelined root task.
+                if (
+                    limits[0] <= 0
+                    and len(ws.processing) >= 2 * ws.nthreads
+                    and ws.unstarted_root_bytes + nbytes > PIPELINE_BYTES * ws.nthreads
+                ):
+                    del room[ws]
+                    continue
+                heapq.heappop(queue)
+                estimate = self.assign(ts, ws, now, nbytes)
+                assigned += 1
                 limits[0] -= 1
                 limits[1] -= estimate
                 limits[2] -= 1
@@ -120,8 +133,18 @@ class Assignments:
                     return assigned
         return assigned
 
-    def assign(self, ts: TaskRecord, ws: WorkerRecord, now: float | None = None) -> float:
-        """Send `ts` to `ws` (at time `now`, the clock's by default); return its estimate."""
+    def assign(
+        self,
+        ts: TaskRecord,
+        ws: WorkerRecord,
+        now: float | None = None,
+        root_bytes: int | None = None,
+    ) -> float:
+        """Send `ts` to `ws` (at time `now`, the clock's by default); return its estimate.
+
+        `root_bytes`: the expected output bytes of `ts` when the caller knows it is a
+        root task (else looked up if it is one); booked on `ws` while it waits unstarted.
+        """
         ts.state = PROCESSING
         ts.processing_on = ws
         estimate = self._durations.get(ts.prefix)
@@ -129,6 +152,12 @@ class Assignments:
         ws.occupancy += estimate
         if len(ws.running) < ws.nthreads:
             ws.running[ts] = self._clock() if now is None else now
+        else:
+            if root_bytes is None and ts.is_root:
+                root_bytes = self._durations.output_bytes(ts.prefix)
+            if root_bytes:
+                ws.unstarted_roots[ts] = root_bytes
+                ws.unstarted_root_bytes += root_bytes
         if len(ws.processing) >= ws.nthreads:
             self.idle.pop(ws, None)
             if len(ws.processing) > ws.nthreads:
@@ -171,6 +200,8 @@ class Assignments:
             if ts in ws.running:
                 del ws.running[ts]
                 self._next_running(ws)
+            elif ws.unstarted_roots:
+                _started(ws, ts)
         else:
             ws.long_running.pop(ts, None)
         if (
@@ -190,6 +221,8 @@ class Assignments:
         if ts in ws.running:
             del ws.running[ts]
             self._next_running(ws)
+        elif ws.unstarted_roots:
+            _started(ws, ts)
         ws.long_running[ts] = None
         if len(ws.processing) < ws.nthreads and ws not in self._stalled:
             self.idle[ws] = None
@@ -202,9 +235,13 @@ class Assignments:
         if len(running) >= ws.nthreads or len(ws.processing) <= len(running):
             return
         now = self._clock()
+        unstarted = ws.unstarted_roots
         for ts in ws.processing:
             if ts not in running:
                 running[ts] = now
+                if unstarted:
+                    nbytes = unstarted.pop(ts, 0)
+                    ws.unstarted_root_bytes -= nbytes
                 if len(running) >= ws.nthreads:
                     return
 
@@ -228,3 +265,10 @@ class Assignments:
                     old = processing[ts] = get(ts.prefix)
                 total += old
             ws.occupancy = total
+
+
+def _started(ws: WorkerRecord, ts: TaskRecord) -> None:
+    """`ts` no longer waits unstarted on `ws`: its output bytes leave the tally."""
+    nbytes = ws.unstarted_roots.pop(ts, None)
+    if nbytes is not None:
+        ws.unstarted_root_bytes -= nbytes

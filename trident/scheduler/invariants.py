@@ -67,6 +67,10 @@ def check_invariants(state: SchedulerState) -> None:
         assert has_room == (ws in state.idle), ws
         assert ws.running.keys() <= ws.processing.keys(), ws
         assert len(ws.running) == min(ws.nthreads, len(ws.processing)), ws
+        unstarted = ws.unstarted_roots
+        assert unstarted.keys() <= ws.processing.keys() - ws.running.keys(), ws
+        assert all(ts.is_root and nbytes > 0 for ts, nbytes in unstarted.items()), ws
+        assert ws.unstarted_root_bytes == sum(unstarted.values()), ws
         booked = sum(ws.processing.values())
         assert abs(ws.occupancy - booked) <= 1e-6 * max(1.0, booked), (ws, ws.occupancy, booked)
     for cs in state.clients.values():

@@ -56,7 +56,8 @@ class TaskLifecycle:
         workers: the scheduler's workers by address (read only).
         books: the queue and the workers' processing books.
         functions: the function store (tasks hold a reference to their function).
-        durations: estimated seconds per task prefix (learnt from results here).
+        durations: estimated seconds and output bytes per task prefix (learnt from results
+            here).
         activity: where task runs and errors are recorded.
         fire_and_forget: the pseudo-client that wants fire-and-forget keys; it lets
             go of a key once the key has an outcome and is never sent messages.
@@ -262,7 +263,7 @@ class TaskLifecycle:
                 self._send_key(ws.address, m.FreeKeys, msg.key)
             return
         self._books.unassign(ts)
-        self._durations.observe(ts.prefix, msg.stop - msg.start)
+        self._durations.observe(ts.prefix, msg.stop - msg.start, msg.nbytes)
         self._activity.task_ran(ts.key, ts.prefix, ws.address, msg.start, msg.stop, OK)
         ts.state = MEMORY
         self.transitions += 1

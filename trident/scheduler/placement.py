@@ -5,10 +5,14 @@ task: the estimated durations of its queued tasks plus the estimated remaining t
 the ones it runs (see `backlog`). A ready task goes to the worker that minimises its
 estimated start time: its backlog per thread plus the time to fetch the dependency
 bytes it does not hold. Root tasks (no dependencies, no restrictions) are instead held
-in the scheduler's queue and handed to a worker while it has a free thread or its
-backlog per thread is under `PIPELINE_SECONDS` (`has_room`), so short tasks stream
-without round-trip gaps while nothing queues behind a long task that another worker
-could start now.
+in the scheduler's queue and handed to a worker while it has a free thread or, beyond
+its free threads, while its backlog per thread is under `PIPELINE_SECONDS` (`has_room`),
+so short tasks stream without round-trip gaps while nothing queues behind a long task
+that another worker could start now. Beyond one queued task per thread, those extra
+root tasks are also bounded in bytes: the expected outputs of a worker's queued root
+tasks that have not started stay within `PIPELINE_BYTES` per thread (`fits_bytes`), so
+short tasks that each make a large block do not pile up blocks before their dependents
+consume them.
 """
 
 from __future__ import annotations
@@ -25,6 +29,18 @@ BANDWIDTH = 100e6
 PIPELINE_SECONDS = 0.05
 #: Upper bound on extra queued root tasks per thread, however short they are.
 MAX_EXTRA_PER_THREAD = 256
+#: Budget, per thread, for the expected output bytes of the root tasks a worker holds
+#: queued and unstarted beyond the one per thread it may always hold (`fits_bytes`).
+#: Pipelining only has to hide the scheduler round trip (under a millisecond on one
+#: host): one queued task per thread does, whatever its size (dask's default worker
+#: saturation, 1.1, gives a single-thread worker the same), and so does any 2 MiB of
+#: queued output, about a millisecond of writing at memory bandwidth. More queued
+#: outputs buy no throughput, only memory held before their dependents run: the
+#: ``array_x_plus_xT`` benchmark row (1.9 MiB blocks made in ~3 ms each) held ~20 of
+#: them per worker under `PIPELINE_SECONDS` alone and peaked 10-20% above dask. 2 MiB
+#: is 1% of a 200 MB memory limit; outputs under 8 KiB reach the count bound
+#: `MAX_EXTRA_PER_THREAD` first.
+PIPELINE_BYTES = 2 * 2**20
 #: How many idle workers are considered besides those holding a task's dependencies.
 IDLE_CANDIDATES = 16
 #: An estimate this many times larger or smaller than the one tasks were booked with
@@ -36,19 +52,26 @@ PREFIXES_KEPT = 10_000
 
 
 class DurationEstimates:
-    """Exponentially weighted task duration per key prefix.
+    """Exponentially weighted task duration and output size per key prefix.
 
     Tasks are booked on their worker with the estimate of the moment (`get`). When a
     prefix's estimate moves more than `REBOOK_FACTOR` away from the one it had when it
     was last booked (its first observation replacing `UNKNOWN_DURATION`, or durations
     that changed), the prefix is *stale* until `take_stale` hands it to the scheduler,
     which books its processing tasks again.
+
+    Output sizes (`output_bytes`) are learnt from the same results, for the bytes bound
+    on pipelined root tasks (`PIPELINE_BYTES`); tasks are booked with the size of the
+    moment and never booked again (an unknown size counts as 0 bytes: a prefix with no
+    result yet also has the `UNKNOWN_DURATION`, which gives no task beyond free threads).
     """
 
-    __slots__ = ("_booked", "_by_prefix", "_stale")
+    __slots__ = ("_booked", "_by_prefix", "_stale", "sizes")
 
     def __init__(self) -> None:
         self._by_prefix: dict[str, float] = {}
+        #: expected output bytes per prefix, weighted as the durations (in integers)
+        self.sizes: dict[str, int] = {}
         #: estimate of each prefix when its tasks were last booked (absent: the default)
         self._booked: dict[str, float] = {}
         self._stale: set[str] = set()
@@ -56,7 +79,12 @@ class DurationEstimates:
     def get(self, prefix: str) -> float:
         return self._by_prefix.get(prefix, UNKNOWN_DURATION)
 
-    def observe(self, prefix: str, seconds: float) -> None:
+    def output_bytes(self, prefix: str) -> int:
+        """Expected output bytes of a task of `prefix` (0 while none finished)."""
+        return self.sizes.get(prefix, 0)
+
+    def observe(self, prefix: str, seconds: float, nbytes: int | None = None) -> None:
+        """A task of `prefix` ran `seconds` and, when given, made `nbytes` of output."""
         seconds = max(seconds, 0.0)
         by_prefix = self._by_prefix
         old = by_prefix.get(prefix)
@@ -65,9 +93,15 @@ class DurationEstimates:
                 forgotten = next(iter(by_prefix))
                 del by_prefix[forgotten]
                 self._booked.pop(forgotten, None)
+                self.sizes.pop(forgotten, None)
             new = by_prefix[prefix] = seconds
         else:
             new = by_prefix[prefix] = 0.5 * old + 0.5 * seconds
+        if nbytes is not None:
+            nbytes = max(nbytes, 0)
+            sizes = self.sizes
+            size = sizes.get(prefix)
+            sizes[prefix] = nbytes if size is None else (size + nbytes) // 2
         booked = self._booked.get(prefix, UNKNOWN_DURATION)
         if new * REBOOK_FACTOR < booked or new > booked * REBOOK_FACTOR:
             self._stale.add(prefix)
@@ -120,7 +154,7 @@ def backlog(ws: WorkerRecord, now: float) -> float:
 def offer_limits(ws: WorkerRecord, now: float) -> list[float]:
     """What `ws` may be offered now: [free threads, seconds under the pipelining window,
     tasks under the count bound]; it has room while the first is positive, or both
-    others are (`has_room`)."""
+    others are (`has_room`) and the task offered `fits_bytes`."""
     n = len(ws.processing)
     return [
         ws.nthreads - n,
@@ -130,18 +164,35 @@ def offer_limits(ws: WorkerRecord, now: float) -> list[float]:
 
 
 def has_room(ws: WorkerRecord, now: float) -> bool:
-    """Whether `ws` should be offered one more queued root task now.
+    """Whether `ws` may be offered one more queued root task now.
 
     Yes while it has a free thread; otherwise while its backlog per thread is under
-    `PIPELINE_SECONDS` and it holds fewer than `MAX_EXTRA_PER_THREAD` queued tasks per
-    thread (the bound for tasks so short their estimates are mostly noise).
+    `PIPELINE_SECONDS`, it holds fewer than `MAX_EXTRA_PER_THREAD` queued tasks per
+    thread (the bound for tasks so short their estimates are mostly noise) and it holds
+    fewer than one queued task per thread or the expected outputs of its unstarted root
+    tasks are within `PIPELINE_BYTES` per thread. A task offered beyond free threads
+    must then also `fits_bytes`.
     """
     n = len(ws.processing)
     if n < ws.nthreads:
         return True
     if n >= ws.nthreads * (1 + MAX_EXTRA_PER_THREAD):
         return False
+    if not fits_bytes(ws, 0):
+        return False
     return backlog(ws, now) < PIPELINE_SECONDS * ws.nthreads
+
+
+def fits_bytes(ws: WorkerRecord, nbytes: int) -> bool:
+    """Whether a root task expected to make `nbytes` may queue on `ws` beyond its free
+    threads: while it holds fewer than one queued task per thread, whatever their size;
+    beyond that, while the expected outputs of its unstarted root tasks stay within
+    `PIPELINE_BYTES` per thread with it."""
+    nthreads = ws.nthreads
+    return (
+        len(ws.processing) < 2 * nthreads
+        or ws.unstarted_root_bytes + nbytes <= PIPELINE_BYTES * nthreads
+    )
 
 
 def allowed_workers(

@@ -235,6 +235,8 @@ class WorkerRecord:
         "processing",
         "resources_free",
         "running",
+        "unstarted_root_bytes",
+        "unstarted_roots",
     )
 
     def __init__(self, info: WorkerInfo, now: float = 0.0):
@@ -253,6 +255,11 @@ class WorkerRecord:
         #: processing tasks that left their thread slot (`secede`): they run on, but the
         #: worker has room for other tasks
         self.long_running: dict[TaskRecord, None] = {}
+        #: processing root tasks not presumed running -> their expected output bytes
+        #: when they were assigned (only those expected to make some), and the sum
+        #: (`placement.PIPELINE_BYTES`)
+        self.unstarted_roots: dict[TaskRecord, int] = {}
+        self.unstarted_root_bytes = 0
         self.has_what: dict[TaskRecord, None] = {}
         self.occupancy = 0.0
         self.nbytes = 0

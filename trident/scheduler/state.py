@@ -372,6 +372,8 @@ class SchedulerState:
             ws.processing[ts] = 0.0
         ws.long_running.clear()
         ws.running.clear()
+        ws.unstarted_roots.clear()
+        ws.unstarted_root_bytes = 0
         self.stealing.worker_removed(ws)
         for ts in list(ws.processing):
             final = False
