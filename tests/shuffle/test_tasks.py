@@ -146,9 +146,16 @@ def test_a_large_exchange_marks_its_received_bundles_cold():
     assert (cold.parts, cold.offsets, cold.nbytes) == (bundle.parts, bundle.offsets, bundle.nbytes)
     assert cold.__trident_cold__() == "map"
     assert bundle.__trident_cold__() is None
-    copy = pickle.loads(pickle.dumps(cold))  # sent or spilled: an ordinary bundle
+    copy = pickle.loads(pickle.dumps(cold))  # sent or spilled: an ordinary bundle...
     assert copy.__trident_cold__() is None
     pd.testing.assert_frame_equal(copy.frame, bundle.frame)
+    assert copy.mapped  # ...whose unpacked arrow columns are copied out of its buffers
+    assert not pickle.loads(pickle.dumps(bundle)).mapped
+    part = bundle.parts[0]
+    for source, shares in [(bundle, True), (copy, False)]:
+        strings = tasks.unpack_partition([source, source], part, False)["s"].array._pa_array
+        source_data = source.frame["s"].array._pa_array.chunk(0).buffers()[2].address
+        assert (strings.chunk(0).buffers()[2].address == source_data) is shares
 
 
 @pytest.mark.parametrize(

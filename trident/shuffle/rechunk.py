@@ -19,6 +19,12 @@ takes pieces of several blocks before it while some block before it feeds severa
 plans of plain merges and splits (such as merging a small array into one block and
 splitting it again), unknown or empty chunks, and chunks that are not numpy arrays
 stay dask's tasks. ``dask.config.set({"trident.rechunk": False})`` keeps dask's tasks.
+
+A rechunk of more than ``trident.exchange-disk-threshold`` bytes (see
+`trident.shuffle`) marks its received pieces cold, so each owner's spill store writes
+them to disk as they arrive, and groups its output blocks by at most about
+``COLD_GROUP_BYTES``: an assemble reads its group's pieces back into memory (once), and
+they are released when the group's blocks are assembled.
 """
 
 from __future__ import annotations

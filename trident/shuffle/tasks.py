@@ -27,10 +27,12 @@ class Bundle:
     `frame` holds (dask's estimate), for the worker's memory accounting: sizing a
     bundle costs nothing. A `cold` bundle (one received in a large exchange, see
     `receive_bundle`) asks the worker's spill store to write it to disk as it is stored
-    (``__trident_cold__``); a copy of it (pickled: sent, spilled, read back) is not cold.
+    (``__trident_cold__``); a copy of it (pickled: sent, spilled, read back) is not cold
+    but `mapped`: its arrays may view a file the worker maps, so what is unpacked from
+    it is copied into memory of its own.
     """
 
-    __slots__ = ("_columns", "cold", "frame", "nbytes", "offsets", "parts")
+    __slots__ = ("_columns", "cold", "frame", "mapped", "nbytes", "offsets", "parts")
 
     def __init__(
         self,
@@ -39,6 +41,7 @@ class Bundle:
         offsets: tuple[int, ...],
         nbytes: int,
         cold: bool = False,
+        mapped: bool = False,
     ) -> None:
         self.frame = frame
         #: the output partitions, in the order their rows appear in `frame`
@@ -47,6 +50,7 @@ class Bundle:
         self.offsets = offsets
         self.nbytes = nbytes
         self.cold = cold
+        self.mapped = mapped
         self._columns: tuple[Any, ...] | None = None
 
     def __trident_cold__(self) -> str | None:
@@ -61,10 +65,11 @@ class Bundle:
         return cls(frame, parts, offsets, int(sizeof(frame)))
 
     def __reduce__(self) -> tuple[Any, ...]:
+        mapped = self.cold or self.mapped
         packed = _pack_index(self.frame)
         if packed is None:
-            return Bundle, (self.frame, self.parts, self.offsets, self.nbytes)
-        return _unpack_bundle, (*packed, self.parts, self.offsets, self.nbytes)
+            return Bundle, (self.frame, self.parts, self.offsets, self.nbytes, False, mapped)
+        return _unpack_bundle, (*packed, self.parts, self.offsets, self.nbytes, mapped)
 
     def columns(self) -> tuple[Any, list[Any], Any] | None:
         """``(signature, column arrays, index array)`` of `frame`, computed once per
@@ -117,12 +122,13 @@ def _unpack_bundle(
     parts: tuple[int, ...],
     offsets: tuple[int, ...],
     nbytes: int,
+    mapped: bool = False,
 ) -> Bundle:
     """The bundle `_pack_index` packed: `frame` with its index back (not copied)."""
     import pandas as pd
 
     frame.index = pd.Index(values.view(dtype), name=name, copy=False)
-    return Bundle(frame, parts, offsets, nbytes)
+    return Bundle(frame, parts, offsets, nbytes, mapped=mapped)
 
 
 @attrs.frozen
@@ -275,12 +281,11 @@ def _columnar(frame: Any) -> tuple[Any, ...]:
     return signature, arrays, index._values
 
 
-def _concat(slices: list[Any]) -> Any:
-    """The concatenation of same-typed numpy or pandas extension arrays, in memory of
-    its own: pyarrow-backed arrays (pandas' arrow strings) concatenate to chunks that
-    view their inputs, so they are copied into one chunk; an output partition then
-    does not keep every bundle it took rows from alive (nor the files that bundles
-    waiting on disk are read from)."""
+def _concat(slices: list[Any], compact: bool = False) -> Any:
+    """The concatenation of same-typed numpy or pandas extension arrays. pyarrow-backed
+    arrays (pandas' arrow strings) concatenate to chunks that view their inputs; with
+    `compact` they are copied into one chunk of their own, so that an output partition
+    does not keep the files of the `mapped` bundles it took rows from mapped."""
     import numpy as np
 
     head = slices[0]
@@ -288,13 +293,13 @@ def _concat(slices: list[Any]) -> Any:
         return np.concatenate(slices)
     result = type(head)._concat_same_type(slices)
     chunked = getattr(result, "_pa_array", None)
-    if chunked is None or not hasattr(chunked, "combine_chunks"):
+    if not compact or chunked is None or not hasattr(chunked, "combine_chunks"):
         return result
     import pyarrow as pa
 
-    compact = result.copy()
-    compact._pa_array = pa.chunked_array([chunked.combine_chunks()], type=chunked.type)
-    return compact
+    own = result.copy()
+    own._pa_array = pa.chunked_array([chunked.combine_chunks()], type=chunked.type)
+    return own
 
 
 def _concat_arrays(full: list[tuple[Bundle, int, int]], ignore_index: bool) -> Any:
@@ -309,12 +314,14 @@ def _concat_arrays(full: list[tuple[Bundle, int, int]], ignore_index: bool) -> A
     if len(columnar) < len(found) or any(entry[0] != columnar[0][0] for entry in columnar):
         return None
     spans = [(start, stop) for _, start, stop in full]
+    compact = any(bundle.mapped for bundle, _, _ in full)
     columns = [
         _concat(
             [
                 arrays[i][start:stop]
                 for (start, stop), (_, arrays, _) in zip(spans, columnar, strict=True)
-            ]
+            ],
+            compact,
         )
         for i in range(len(columnar[0][1]))
     ]
@@ -327,7 +334,8 @@ def _concat_arrays(full: list[tuple[Bundle, int, int]], ignore_index: bool) -> A
             [
                 index[start:stop]
                 for (start, stop), (_, _, index) in zip(spans, columnar, strict=True)
-            ]
+            ],
+            compact,
         )
         index = pd.Index(values, dtype=first.index.dtype, name=first.index.name, copy=False)
     result = pd.DataFrame(dict(enumerate(columns)), index=index, copy=False)
