@@ -18,6 +18,7 @@ from dask.local import get_sync  # noqa: E402
 import trident.shuffle.expressions as expressions  # noqa: E402
 import trident.shuffle.rechunk as rechunk  # noqa: E402
 from trident import Client, LocalCluster  # noqa: E402
+from trident.worker import spill  # noqa: E402
 
 from .killing import kill_a_worker_holding  # noqa: E402
 
@@ -203,3 +204,40 @@ def test_process_workers():
     ):
         for name in ("columns to rows", "3-D"):
             assert_same(computations()[name](), expected[name])
+
+
+def test_a_rechunk_above_the_disk_threshold_keeps_its_pieces_on_disk(monkeypatch):
+    """The received pieces go to their owner's disk, in groups bounded by
+    ``COLD_GROUP_BYTES`` (read back into memory while a group is assembled); results
+    stay dask's sync scheduler's."""
+    monkeypatch.setattr(rechunk, "COLD_GROUP_BYTES", 2 * 7 * 200 * 8)  # 2 output blocks
+    # each received group is written as it is stored (not by the writer thread, which
+    # skips values released before their turn), so every one is counted
+    monkeypatch.setattr(spill, "COLD_QUEUE_BYTES", 0)
+    x, _, _ = arrays()
+    y = x.rechunk((7, 200))
+    with dask.config.set({"scheduler": "sync"}):
+        expected = y.compute()
+    with (
+        LocalCluster(
+            n_workers=2,
+            threads_per_worker=1,
+            processes=False,
+            memory_limit="4GB",
+            dashboard_address=None,
+        ) as cluster,
+        Client(cluster) as client,
+        dask.config.set({"trident.exchange-disk-threshold": "100 KiB"}),  # x: 480 KB
+    ):
+        assert_same(y.compute(), expected)
+        cold = client.run(lambda dask_worker: dask_worker.data.cold_count)
+        rewritten = rechunk.rewrite_hlg(y.__dask_graph__(), sorted(cold))
+    assert rewritten is not None
+    receives = [key for key in dict(rewritten[0]) if "rechunk-receive-trident" in key[0]]
+    groups = {key[1] for key in receives}
+    # 43 output blocks of 7 rows, owned 22 and 21 in a row, in groups of 2; every
+    # output block takes a piece of each of the 29 input blocks
+    assert len(groups) == 11 + 11
+    assert len(receives) == 22 * 29
+    assert all(count > 0 for count in cold.values())
+    assert sum(cold.values()) == len(receives)  # every received group went to disk

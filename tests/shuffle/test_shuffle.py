@@ -19,6 +19,7 @@ from dask._expr import FinalizeCompute  # noqa: E402
 
 import trident.shuffle.expressions as expressions  # noqa: E402
 from trident import Client, LocalCluster  # noqa: E402
+from trident.worker import spill  # noqa: E402
 
 from .killing import kill_a_worker_holding  # noqa: E402
 
@@ -183,3 +184,49 @@ def test_bundles_hold_groups_of_an_owners_partitions(layers, monkeypatch):
         Client(cluster),
     ):
         assert_same(df.shuffle("x", npartitions=11).compute(), expected)
+
+
+def test_dask_config_sets_the_disk_threshold():
+    assert expressions.disk_threshold() == expressions.DISK_THRESHOLD == 256 * 2**20
+    for value, expected in [("1 MiB", 2**20), (4096, 4096), (None, None), (False, None)]:
+        with dask.config.set({"trident.exchange-disk-threshold": value}):
+            assert expressions.disk_threshold() == expected
+    for bad in ["lots", True, -1, [1]]:
+        with (
+            dask.config.set({"trident.exchange-disk-threshold": bad}),
+            pytest.raises(ValueError, match=r"trident\.exchange-disk-threshold"),
+        ):
+            expressions.disk_threshold()
+
+
+def test_a_shuffle_above_the_disk_threshold_keeps_its_bundles_on_disk(monkeypatch):
+    """Every received bundle goes to its owner's disk (the workers have spill stores:
+    a memory limit) and is read back mapped by the unpacks; results stay dask's.
+    Below the threshold nothing goes to disk."""
+    monkeypatch.setattr(spill, "COLD_QUEUE_BYTES", 0)  # written as stored: all counted
+    expected = expected_results()
+    with (
+        LocalCluster(
+            n_workers=2,
+            threads_per_worker=1,
+            processes=False,
+            memory_limit="4GB",
+            dashboard_address=None,
+        ) as cluster,
+        Client(cluster) as client,
+    ):
+
+        def cold_count(dask_worker):
+            return dask_worker.data.cold_count
+
+        with dask.config.set({"trident.exchange-disk-threshold": "1 KiB"}):
+            for name in ("shuffle", "set_index", "merge left"):
+                assert_same(computations()[name](), expected[name])
+        cold = client.run(cold_count)
+        assert len(cold) == 2
+        assert all(count > 0 for count in cold.values())
+        # every receive (input partition x owner's group, 2 owners) of the shuffles of
+        # the 7-partition frame, 3 times, and of the merge's 3-partition right side
+        assert sum(cold.values()) == 3 * 7 * 2 + 3 * 2
+        assert_same(computations()["shuffle"](), expected["shuffle"])  # 256 MiB default
+        assert client.run(cold_count) == cold

@@ -126,3 +126,57 @@ def test_bundles_are_sized_without_looking_inside():
     bundle = split.bundles[0]
     assert sizeof(bundle) == bundle.nbytes > 0
     assert sizeof(split) == split.nbytes == sum(b.nbytes for b in split.bundles.values())
+
+
+def test_a_large_exchange_marks_its_received_bundles_cold():
+    """The estimate is the bundle's bytes per output partition times the exchange's
+    (input, output) pairs; a cold bundle shares the rows and is read back mapped."""
+    assert not tasks.exchange_is_large(100, 4, 40, None)  # no threshold: in memory
+    assert not tasks.exchange_is_large(100, 4, 40, 1000)  # 25 x 40 = 1000, not above
+    assert tasks.exchange_is_large(101, 4, 40, 1000)
+    assert not tasks.exchange_is_large(100, 0, 40, 0)
+    frame = inputs("plain", n_inputs=1, rows=100)[0]
+    bundle = tasks.split_partition(frame, "k", 4, False, (0, 1, 0, 1)).bundles[0]
+    estimate = -(-bundle.nbytes * 8 // len(bundle.parts))  # 8 pairs, rounded up
+    assert tasks.receive_bundle(bundle) is bundle
+    assert tasks.receive_bundle(bundle, 8, estimate) is bundle
+    cold = tasks.receive_bundle(bundle, 8, estimate - 1)
+    assert cold is not bundle
+    assert cold.frame is bundle.frame
+    assert (cold.parts, cold.offsets, cold.nbytes) == (bundle.parts, bundle.offsets, bundle.nbytes)
+    assert cold.__trident_cold__() == "map"
+    assert bundle.__trident_cold__() is None
+    copy = pickle.loads(pickle.dumps(cold))  # sent or spilled: an ordinary bundle...
+    assert copy.__trident_cold__() is None
+    pd.testing.assert_frame_equal(copy.frame, bundle.frame)
+    assert copy.mapped  # ...whose unpacked arrow columns are copied out of its buffers
+    assert not pickle.loads(pickle.dumps(bundle)).mapped
+    part = bundle.parts[0]
+    for source, shares in [(bundle, True), (copy, False)]:
+        strings = tasks.unpack_partition([source, source], part, False)["s"].array._pa_array
+        source_data = source.frame["s"].array._pa_array.chunk(0).buffers()[2].address
+        assert (strings.chunk(0).buffers()[2].address == source_data) is shares
+
+
+@pytest.mark.parametrize(
+    "index",
+    [
+        pd.date_range("2000-01-01", periods=10_000, freq="s", name="t"),
+        pd.date_range("2000-01-01", periods=10_000, freq="s", unit="us"),
+        pd.date_range("2000-01-01", periods=10_000, freq="D", tz="Europe/Paris"),
+        pd.timedelta_range(0, periods=10_000, freq="min", name="d"),
+    ],
+)
+def test_datetime_indexes_travel_as_buffers_and_come_back_equal(index):
+    from trident.protocol.serialize import dumps, loads
+
+    order = np.random.RandomState(0).permutation(len(index))
+    frame = pd.DataFrame({"v": np.arange(len(index), dtype=float)}, index=index).take(order)
+    bundle = tasks.Bundle.of(frame, (0, 1), (0, 2, len(index)))
+    payload = dumps(bundle)
+    back = loads(payload)
+    pd.testing.assert_frame_equal(back.frame, frame)
+    assert (back.parts, back.offsets, back.nbytes) == (bundle.parts, bundle.offsets, bundle.nbytes)
+    if isinstance(index.dtype, np.dtype):  # numpy pickles these values in-band
+        assert len(payload.header) < frame.index.nbytes
+        assert sum(memoryview(b).nbytes for b in payload.buffers) >= 2 * frame.index.nbytes

@@ -10,6 +10,7 @@ import psutil
 import pytest
 
 from trident.worker import events as ev
+from trident.worker import spill
 from trident.worker.memory import MemoryMonitor, MemoryThresholds
 from trident.worker.spill import SpillBuffer, spill_directory
 from trident.worker.state import WorkerState
@@ -84,6 +85,104 @@ def test_unpicklable_values_stay_in_memory(buffer):
         pass
     assert list(buffer.fast) == ["lock"]
     assert buffer.evict() == 0
+
+
+class Shard:
+    """A value that asks the buffer to keep it on disk (``__trident_cold__``), read
+    back mapped (``"map"``, the default) or into memory (``"read"``)."""
+
+    def __init__(self, values, cold="map"):
+        self.values = values
+        self.cold = cold
+        self.nbytes = values.nbytes
+
+    def __trident_cold__(self):
+        return self.cold
+
+    def __reduce__(self):
+        return Shard, (self.values, None)
+
+
+class AnswersEverything:
+    """An object whose instances answer any attribute (as a proxy might)."""
+
+    def __getattr__(self, name):
+        return lambda *args: True
+
+
+def test_cold_values_go_to_disk_however_much_room_is_left(buffer):
+    buffer["warm"] = Shard(array(1), cold=None)
+    buffer["cold"] = Shard(array(2))
+    buffer["other"] = AnswersEverything()
+    buffer["odd"] = Shard(array(4, 100), cold=True)  # not a kind: an ordinary value
+    assert buffer.flush_cold(timeout=10)
+    assert list(buffer.fast) == ["warm", "other", "odd"]
+    assert list(buffer.slow) == ["cold"]
+    assert (buffer.cold_count, buffer.cold_bytes) == (1, 8000)
+    assert buffer.fast_bytes <= 20_000  # room was left: only the mark sent it to disk
+    back = buffer["cold"]
+    assert (back.values == 2).all()
+    assert not back.cold  # a copy read back is an ordinary value...
+    assert not back.values.flags.writeable  # ...mapped from the file...
+    assert back.values.ctypes.data % 64 == 0
+    assert list(buffer.slow) == ["cold"]  # ...which stays on disk: it is read again
+    assert buffer["cold"] is not back
+    assert buffer.evict() > 0  # an ordinary spill and read back still comes back
+    assert list(buffer.slow) == ["cold", "warm"]
+    assert buffer["warm"].values[0] == 1
+    assert "warm" in buffer.fast
+    del buffer["cold"]
+    del buffer["odd"]
+    assert (back.values == 2).all()  # the mapping outlives the file
+    assert os.listdir(buffer.directory) == []
+
+
+def test_cold_values_read_into_memory_come_back_like_spilled_ones(buffer):
+    buffer["cold"] = Shard(array(5), cold="read")
+    assert buffer.flush_cold(timeout=10)
+    assert list(buffer.slow) == ["cold"]
+    assert buffer.cold_count == 1
+    back = buffer["cold"]
+    assert (back.values == 5).all()
+    assert back.values.flags.writeable  # read, not mapped
+    assert list(buffer.fast) == ["cold"]  # back in memory: it fits
+    assert buffer["cold"] is back
+
+
+def test_cold_values_are_written_by_the_caller_past_the_queue_bound(buffer, monkeypatch):
+    monkeypatch.setattr(spill, "COLD_QUEUE_BYTES", 0)
+    buffer["cold"] = Shard(array(6))
+    assert list(buffer.slow) == ["cold"]  # on disk before the store returned
+    assert buffer.cold_count == 1
+    assert buffer._cold_writer is None  # no thread was needed
+
+
+def test_cold_values_dropped_or_replaced_before_the_write_stay_gone(buffer):
+    for i in range(20):
+        buffer[f"c{i}"] = Shard(array(i, 100))
+        if i % 2:
+            del buffer[f"c{i}"]
+    buffer["c0"] = "replaced"
+    assert buffer.flush_cold(timeout=10)
+    assert buffer["c0"] == "replaced"
+    assert sorted(buffer.slow) == sorted(f"c{i}" for i in range(2, 20, 2))
+    assert len(os.listdir(buffer.directory)) == 9
+    for i in range(2, 20, 2):
+        assert (buffer[f"c{i}"].values == i).all()
+    buffer.close()
+    assert not buffer.directory.exists()
+
+
+def test_unpicklable_cold_values_stay_in_memory(buffer):
+    class Locked(Shard):
+        def __reduce__(self):
+            raise TypeError("no")
+
+    value = Locked(array(3))
+    buffer["locked"] = value
+    assert buffer.flush_cold(timeout=10)
+    assert buffer["locked"] is value
+    assert buffer.cold_count == 0
 
 
 def test_readers_in_threads_see_every_value_while_the_loop_spills(buffer):

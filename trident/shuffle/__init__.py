@@ -32,6 +32,17 @@ them. They are managed data, so they spill like any result and are recomputed fr
 their lineage when a worker dies. Set ``dask.config.set({"trident.shuffle": False})``
 to keep dask's task-based shuffle.
 
+A large exchange keeps what its owners receive on their disk: when a receive estimates
+the shuffle (its bundle's bytes per output partition times input and output partitions)
+above ``trident.exchange-disk-threshold`` (dask config, bytes or a string such as
+``"1 GiB"``; default 256 MiB; None or False: never), the bundle it returns is marked
+cold and the worker's spill store writes it to disk at once; each unpack reads its
+group's bundles back mapped from their files, touching only its own rows. A rechunk
+knows its size when its graph is built: above the threshold its pieces go to disk the
+same way, in groups of at most about 128 MiB of output blocks that are read back into
+memory while they are assembled. Workers without a memory limit (no spill store) keep
+everything in memory.
+
 dask.array's rechunk goes the same way (`rechunk`): outside dask.distributed dask plans
 it as one or more stages of slicing and concatenation tasks (its ``rechunk-merge-*``
 layers), each stage moving the data again. When the client turns legacy array graphs

@@ -13,6 +13,12 @@ from . import tasks
 
 #: dask config key: False keeps dask's task-based shuffle under trident
 CONFIG_KEY = "trident.shuffle"
+#: dask config key: bytes (an int or a string such as ``"256 MiB"``) above which an
+#: exchange (a shuffle or a rechunk) keeps the bundles its owners receive on their disk
+#: until they are unpacked; None or False keeps them in memory (see `disk_threshold`)
+DISK_KEY = "trident.exchange-disk-threshold"
+#: the default of ``trident.exchange-disk-threshold``
+DISK_THRESHOLD = 256 * 2**20
 #: output partitions per bundle at most: an unpack's arguments hold about this many
 #: output partitions' worth of rows, however many partitions an owner has
 GROUP_SIZE = 32
@@ -75,6 +81,30 @@ def shuffle_graph(dsk: Any, workers: Mapping[str, int]) -> ShuffleGraph | None:
     return ShuffleGraph(graph, owners) if replaced else None
 
 
+def disk_threshold() -> int | None:
+    """``trident.exchange-disk-threshold`` from dask's config, in bytes; None when it is
+    None or False (exchanges stay in memory). Raises `ValueError` for anything else
+    that is not a byte count."""
+    import dask.config
+    from dask.utils import parse_bytes
+
+    value = dask.config.get(DISK_KEY, DISK_THRESHOLD)
+    if value is None or value is False:
+        return None
+    try:
+        if isinstance(value, bool):
+            raise TypeError
+        threshold = parse_bytes(value) if isinstance(value, str) else int(value)
+    except (TypeError, ValueError):
+        raise ValueError(
+            f"{DISK_KEY} must be a number of bytes (such as 268435456 or '256 MiB'), "
+            f"None or False; got {value!r}"
+        ) from None
+    if threshold < 0:
+        raise ValueError(f"{DISK_KEY} must not be negative; got {value!r}")
+    return threshold
+
+
 def _shuffle_layer(node: Any, slots: list[str]) -> tuple[dict[Any, Any], dict[Any, str]]:
     """The tasks of one shuffle expression (a dask ``SimpleShuffle``/``TaskShuffle``),
     with its output keys, and the worker each output key should run on."""
@@ -100,6 +130,8 @@ def _shuffle_layer(node: Any, slots: list[str]) -> tuple[dict[Any, Any], dict[An
                 group_of[part] = len(group_owner)
             group_owner.append(owner)
     groups = tuple(group_of)
+    threshold = disk_threshold()
+    exchange_parts = frame.npartitions * len(parts)
     split = f"shuffle-split-{name}"
     bundle = f"shuffle-bundle-{name}"
     receive = f"shuffle-receive-{name}"
@@ -120,7 +152,11 @@ def _shuffle_layer(node: Any, slots: list[str]) -> tuple[dict[Any, Any], dict[An
                 (bundle, i, group), tasks.take_bundle, TaskRef((split, i)), group
             )
             layer[(receive, i, group)] = Task(
-                (receive, i, group), tasks.receive_bundle, TaskRef((bundle, i, group))
+                (receive, i, group),
+                tasks.receive_bundle,
+                TaskRef((bundle, i, group)),
+                exchange_parts,
+                threshold,
             )
             if workers:
                 pins[(receive, i, group)] = workers[owner]

@@ -19,6 +19,12 @@ takes pieces of several blocks before it while some block before it feeds severa
 plans of plain merges and splits (such as merging a small array into one block and
 splitting it again), unknown or empty chunks, and chunks that are not numpy arrays
 stay dask's tasks. ``dask.config.set({"trident.rechunk": False})`` keeps dask's tasks.
+
+A rechunk of more than ``trident.exchange-disk-threshold`` bytes (see
+`trident.shuffle`) marks its received pieces cold, so each owner's spill store writes
+them to disk as they arrive, and groups its output blocks by at most about
+``COLD_GROUP_BYTES``: an assemble reads its group's pieces back into memory (once), and
+they are released when the group's blocks are assembled.
 """
 
 from __future__ import annotations
@@ -30,9 +36,14 @@ from typing import Any
 from dask._task_spec import List, Task, TaskRef
 from dask.highlevelgraph import HighLevelGraph, MaterializedLayer
 
+from .expressions import disk_threshold
+
 #: dask config key: False keeps dask's task-based rechunk under trident
 CONFIG_KEY = "trident.rechunk"
 _MERGE_PREFIX = "rechunk-merge-"
+#: bytes of one group's output blocks at most (about) in a rechunk whose pieces wait on
+#: disk: what an owner holds in memory again while it assembles the group's blocks
+COLD_GROUP_BYTES = 128 * 2**20
 
 
 class Pieces:
@@ -40,14 +51,25 @@ class Pieces:
 
     `pieces` maps an output block index to ``(position, array)`` pairs: the piece's
     offset in that output block and its values. `nbytes` is what the arrays hold, for
-    the worker's memory accounting.
+    the worker's memory accounting. `cold` pieces (received in a large rechunk, see
+    `receive_pieces`) ask the worker's spill store to write them to disk as they are
+    stored; a copy of them (pickled) is not cold.
     """
 
-    __slots__ = ("nbytes", "pieces")
+    __slots__ = ("cold", "nbytes", "pieces")
 
-    def __init__(self, pieces: dict[tuple[int, ...], list[tuple[tuple[int, ...], Any]]]) -> None:
+    def __init__(
+        self,
+        pieces: dict[tuple[int, ...], list[tuple[tuple[int, ...], Any]]],
+        cold: bool = False,
+    ) -> None:
         self.pieces = pieces
         self.nbytes = sum(array.nbytes for entries in pieces.values() for _, array in entries)
+        self.cold = cold
+
+    def __trident_cold__(self) -> str | None:
+        # read back once into memory: a group's pieces are a bounded size (`_rechunk_layer`)
+        return "read" if self.cold else None
 
     def __reduce__(self) -> tuple[Any, ...]:
         return Pieces, (self.pieces,)
@@ -72,9 +94,11 @@ def take_pieces(split: dict, group: int) -> Pieces:
     return split[group]
 
 
-def receive_pieces(pieces: Pieces) -> Pieces:
-    """The pieces, now held by the group's owner (the sender's copy is released)."""
-    return pieces
+def receive_pieces(pieces: Pieces, cold: bool = False) -> Pieces:
+    """The pieces, now held by the group's owner (the sender's copy is released);
+    `cold` (a rechunk larger than ``trident.exchange-disk-threshold``) returns them
+    (not copied) marked to wait on the owner's disk until assembled."""
+    return Pieces(pieces.pieces, cold=True) if cold else pieces
 
 
 def assemble_block(received: list[Pieces], out: tuple[int, ...], shape: tuple[int, ...]) -> Any:
@@ -134,6 +158,14 @@ def _chunks_of(layer: Any) -> tuple[tuple[int, ...], ...] | None:
     return tuple(tuple(dim) for dim in chunks)
 
 
+def _nbytes(layer: Any, chunks: tuple[tuple[int, ...], ...]) -> int:
+    """The bytes of the array of `chunks` a layer makes (its dtype's item size, 8 when
+    the layer does not say)."""
+    dtype = (getattr(layer, "collection_annotations", None) or {}).get("dtype")
+    itemsize = getattr(dtype, "itemsize", None) or 8
+    return math.prod(sum(dim) for dim in chunks) * itemsize
+
+
 def rewrite_hlg(hlg: Any, slots: list[str]) -> tuple[Any, dict[Any, str]] | None:
     """`hlg` (a dask HighLevelGraph) with every rechunk chain worth replacing done by
     trident's rechunk, and the worker each of its keys should run on; None when none
@@ -150,6 +182,7 @@ def rewrite_hlg(hlg: Any, slots: list[str]) -> tuple[Any, dict[Any, str]] | None
 
     owners: dict[Any, str] = {}
     replaced = False
+    threshold = disk_threshold()
     finals = [
         name
         for name in list(layers)
@@ -184,7 +217,11 @@ def rewrite_hlg(hlg: Any, slots: list[str]) -> tuple[Any, dict[Any, str]] | None
         if not any(_many_to_many(_crossed(a, b)) for a, b in itertools.pairwise(stages)):
             continue
         crossed = _crossed(old, new)
-        layer, pins = _rechunk_layer(final, source, old, new, crossed, slots)
+        nbytes = _nbytes(layers[final], new)
+        cold = threshold is not None and nbytes > threshold
+        layer, pins = _rechunk_layer(
+            final, source, old, new, crossed, slots, nbytes if cold else None
+        )
         for name in chain:
             del layers[name]
             dependencies.pop(name, None)
@@ -204,12 +241,21 @@ def _rechunk_layer(
     new: tuple[tuple[int, ...], ...],
     crossed: list[list[list[tuple[int, slice, int]]]],
     slots: list[str],
+    cold_bytes: int | None,
 ) -> tuple[dict[Any, Any], dict[Any, str]]:
     """The tasks of one rechunk from `source` (blocks of `old` chunks) to `name`
-    (blocks of `new` chunks), and the worker each output block should run on."""
+    (blocks of `new` chunks), and the worker each output block should run on. With
+    `cold_bytes` (the array's bytes, above ``trident.exchange-disk-threshold``) the
+    received pieces wait on their owners' disks, in groups of at most about
+    ``COLD_GROUP_BYTES`` (a group's pieces come back into memory while its blocks are
+    assembled)."""
     from .expressions import GROUP_SIZE
 
     outputs = list(itertools.product(*(range(len(dim)) for dim in new)))
+    cold = cold_bytes is not None
+    group_size = GROUP_SIZE
+    if cold_bytes:
+        group_size = max(1, min(GROUP_SIZE, COLD_GROUP_BYTES * len(outputs) // cold_bytes))
     workers = sorted(set(slots))
     # contiguous runs of output blocks per slot: neighbours share their inputs
     owner_of = {
@@ -220,8 +266,8 @@ def _rechunk_layer(
     group_owner: list[int] = []
     for owner in sorted(set(owner_of.values())):
         mine = [out for out in outputs if owner_of[out] == owner]
-        for start in range(0, len(mine), GROUP_SIZE):
-            for out in mine[start : start + GROUP_SIZE]:
+        for start in range(0, len(mine), group_size):
+            for out in mine[start : start + group_size]:
                 group_of[out] = len(group_owner)
             group_owner.append(owner)
     # input block -> group -> (output, position, slices)
@@ -249,7 +295,7 @@ def _rechunk_layer(
             key: tuple[Any, ...] = (bundle, group, *block)
             layer[key] = UnfusedTask(key, take_pieces, TaskRef((split, *block)), group)
             layer[(receive, group, *block)] = UnfusedTask(
-                (receive, group, *block), receive_pieces, TaskRef(key)
+                (receive, group, *block), receive_pieces, TaskRef(key), cold
             )
             if workers:
                 pins[(receive, group, *block)] = workers[group_owner[group]]

@@ -25,13 +25,23 @@ class Bundle:
     `frame` holds the rows of output partition ``parts[i]`` at positions
     ``offsets[i]:offsets[i + 1]``, each run in the input's order. `nbytes` is what
     `frame` holds (dask's estimate), for the worker's memory accounting: sizing a
-    bundle costs nothing.
+    bundle costs nothing. A `cold` bundle (one received in a large exchange, see
+    `receive_bundle`) asks the worker's spill store to write it to disk as it is stored
+    (``__trident_cold__``); a copy of it (pickled: sent, spilled, read back) is not cold
+    but `mapped`: its arrays may view a file the worker maps, so what is unpacked from
+    it is copied into memory of its own.
     """
 
-    __slots__ = ("_columns", "frame", "nbytes", "offsets", "parts")
+    __slots__ = ("_columns", "cold", "frame", "mapped", "nbytes", "offsets", "parts")
 
     def __init__(
-        self, frame: Any, parts: tuple[int, ...], offsets: tuple[int, ...], nbytes: int
+        self,
+        frame: Any,
+        parts: tuple[int, ...],
+        offsets: tuple[int, ...],
+        nbytes: int,
+        cold: bool = False,
+        mapped: bool = False,
     ) -> None:
         self.frame = frame
         #: the output partitions, in the order their rows appear in `frame`
@@ -39,7 +49,13 @@ class Bundle:
         #: len(parts) + 1 row positions: where each partition's rows start, then the end
         self.offsets = offsets
         self.nbytes = nbytes
+        self.cold = cold
+        self.mapped = mapped
         self._columns: tuple[Any, ...] | None = None
+
+    def __trident_cold__(self) -> str | None:
+        # each unpack takes one output partition's rows: read back mapped, not kept
+        return "map" if self.cold else None
 
     @classmethod
     def of(cls, frame: Any, parts: tuple[int, ...], offsets: tuple[int, ...]) -> Bundle:
@@ -49,7 +65,11 @@ class Bundle:
         return cls(frame, parts, offsets, int(sizeof(frame)))
 
     def __reduce__(self) -> tuple[Any, ...]:
-        return Bundle, (self.frame, self.parts, self.offsets, self.nbytes)
+        mapped = self.cold or self.mapped
+        packed = _pack_index(self.frame)
+        if packed is None:
+            return Bundle, (self.frame, self.parts, self.offsets, self.nbytes, False, mapped)
+        return _unpack_bundle, (*packed, self.parts, self.offsets, self.nbytes, mapped)
 
     def columns(self) -> tuple[Any, list[Any], Any] | None:
         """``(signature, column arrays, index array)`` of `frame`, computed once per
@@ -73,6 +93,42 @@ class Bundle:
         start, stop = self.span(part)
         piece = self.frame.iloc[start:stop]
         return piece.reset_index(drop=True) if ignore_index else piece
+
+
+def _pack_index(frame: Any) -> tuple[Any, Any, Any, Any] | None:
+    """``(frame on a RangeIndex, index values as int64, index dtype, index name)`` when
+    `frame`'s index is a datetime64 or timedelta64 index of a numpy dtype, else None.
+
+    numpy pickles such values inside the pickle stream, not as out-of-band buffers, so a
+    bundle's index would be copied whole wherever the bundle is sent, spilled or read
+    back (a cold bundle is read back once per output partition); as int64 it is a
+    buffer like the columns. Nothing is copied here."""
+    import numpy as np
+    import pandas as pd
+
+    index: Any = getattr(frame, "index", None)
+    if type(index) not in (pd.DatetimeIndex, pd.TimedeltaIndex):
+        return None
+    if not isinstance(index.dtype, np.dtype) or index.freq is not None:
+        return None
+    return frame.set_axis(pd.RangeIndex(len(frame))), index.asi8, index.dtype, index.name
+
+
+def _unpack_bundle(
+    frame: Any,
+    values: Any,
+    dtype: Any,
+    name: Any,
+    parts: tuple[int, ...],
+    offsets: tuple[int, ...],
+    nbytes: int,
+    mapped: bool = False,
+) -> Bundle:
+    """The bundle `_pack_index` packed: `frame` with its index back (not copied)."""
+    import pandas as pd
+
+    frame.index = pd.Index(values.view(dtype), name=name, copy=False)
+    return Bundle(frame, parts, offsets, nbytes, mapped=mapped)
 
 
 @attrs.frozen
@@ -151,11 +207,33 @@ def take_bundle(split: Split, group: int) -> Bundle:
     return split.bundles[group]
 
 
-def receive_bundle(bundle: Bundle) -> Bundle:
+def receive_bundle(
+    bundle: Bundle, exchange_parts: int = 0, disk_threshold: int | None = None
+) -> Bundle:
     """The bundle, now held by its owner: once every owner has its copy, the bundles
     on the workers that split their inputs have no dependents left and are released,
-    so no bundle is held twice while the owners unpack."""
-    return bundle
+    so no bundle is held twice while the owners unpack.
+
+    A large exchange's bundles wait on the owner's disk: when `disk_threshold` (bytes)
+    is given and the exchange's size estimated from this bundle (its bytes per output
+    partition times `exchange_parts`, the exchange's input partitions times its output
+    partitions) is above it, the bundle returned is `cold` (the same rows, not copied),
+    so a worker with a spill store writes it to disk at once (see `exchange_is_large`).
+    """
+    if not exchange_is_large(bundle.nbytes, len(bundle.parts), exchange_parts, disk_threshold):
+        return bundle
+    return Bundle(bundle.frame, bundle.parts, bundle.offsets, bundle.nbytes, cold=True)
+
+
+def exchange_is_large(
+    nbytes: int, parts: int, exchange_parts: int, disk_threshold: int | None
+) -> bool:
+    """Whether an exchange of `exchange_parts` (input, output) pairs is estimated above
+    `disk_threshold` bytes from one of its bundles, `nbytes` bytes for `parts` of them;
+    False without a threshold."""
+    if disk_threshold is None or parts <= 0:
+        return False
+    return nbytes * exchange_parts > disk_threshold * parts
 
 
 def unpack_partition(bundles: list[Bundle], part: int, ignore_index: bool) -> Any:
@@ -203,14 +281,25 @@ def _columnar(frame: Any) -> tuple[Any, ...]:
     return signature, arrays, index._values
 
 
-def _concat(slices: list[Any]) -> Any:
-    """The concatenation of same-typed numpy or pandas extension arrays."""
+def _concat(slices: list[Any], compact: bool = False) -> Any:
+    """The concatenation of same-typed numpy or pandas extension arrays. pyarrow-backed
+    arrays (pandas' arrow strings) concatenate to chunks that view their inputs; with
+    `compact` they are copied into one chunk of their own, so that an output partition
+    does not keep the files of the `mapped` bundles it took rows from mapped."""
     import numpy as np
 
     head = slices[0]
     if isinstance(head, np.ndarray):
         return np.concatenate(slices)
-    return type(head)._concat_same_type(slices)
+    result = type(head)._concat_same_type(slices)
+    chunked = getattr(result, "_pa_array", None)
+    if not compact or chunked is None or not hasattr(chunked, "combine_chunks"):
+        return result
+    import pyarrow as pa
+
+    own = result.copy()
+    own._pa_array = pa.chunked_array([chunked.combine_chunks()], type=chunked.type)
+    return own
 
 
 def _concat_arrays(full: list[tuple[Bundle, int, int]], ignore_index: bool) -> Any:
@@ -225,12 +314,14 @@ def _concat_arrays(full: list[tuple[Bundle, int, int]], ignore_index: bool) -> A
     if len(columnar) < len(found) or any(entry[0] != columnar[0][0] for entry in columnar):
         return None
     spans = [(start, stop) for _, start, stop in full]
+    compact = any(bundle.mapped for bundle, _, _ in full)
     columns = [
         _concat(
             [
                 arrays[i][start:stop]
                 for (start, stop), (_, arrays, _) in zip(spans, columnar, strict=True)
-            ]
+            ],
+            compact,
         )
         for i in range(len(columnar[0][1]))
     ]
@@ -243,7 +334,8 @@ def _concat_arrays(full: list[tuple[Bundle, int, int]], ignore_index: bool) -> A
             [
                 index[start:stop]
                 for (start, stop), (_, _, index) in zip(spans, columnar, strict=True)
-            ]
+            ],
+            compact,
         )
         index = pd.Index(values, dtype=first.index.dtype, name=first.index.name, copy=False)
     result = pd.DataFrame(dict(enumerate(columns)), index=index, copy=False)

@@ -6,6 +6,20 @@ least recently used ones are then written to files in a local directory (`slow`)
 read back transparently on access. `evict` spills one more value on request (the
 worker's memory monitor does that when the process as a whole uses too much).
 
+A value that asks for it goes to disk as soon as it is stored, however much room is
+left: one whose type has a ``__trident_cold__`` method returning ``COLD_READ`` or
+``COLD_MAP`` (`cold_kind`). The exchanges of `trident.shuffle` mark the bundles a
+worker receives this way when the exchange is large, so they wait on disk until the
+tasks that assemble them read them back, as dask.distributed's peer-to-peer shuffle
+keeps its shards. Such a value is stored in memory and written by a thread of the
+buffer's own (so the caller, the worker's event loop, does not wait on the disk); it
+leaves memory once it is written. While more than ``COLD_QUEUE_BYTES`` wait for that
+thread, the caller writes the next cold value itself. `flush_cold` waits for the
+writes queued so far. A ``COLD_READ`` value is read back like any spilled value (into
+memory while it fits); a ``COLD_MAP`` value is read back at each access with its
+buffers mapped from the file (read-only: only the pages its reader touches are read)
+and never comes back into memory, for values of which each reader takes a small part.
+
 Reading a value that is in memory costs a dict lookup and a move to the end of the LRU
 order. Writing one costs its size estimate and, past `target`, the spilling. Values
 that cannot be pickled are never spilled.
@@ -24,12 +38,13 @@ import contextlib
 import hashlib
 import itertools
 import logging
+import mmap
 import os
 import shutil
 import struct
 import tempfile
 import threading
-from collections import OrderedDict
+from collections import OrderedDict, deque
 from collections.abc import Iterator, MutableMapping
 from pathlib import Path
 from typing import Any
@@ -42,6 +57,20 @@ logger = logging.getLogger("trident.worker")
 
 _COUNT = struct.Struct("<I")
 _LENGTH = struct.Struct("<Q")
+#: each part of a spill file starts at a multiple of this offset, so that arrays mapped
+#: from the file (cold values, see `_map_file`) are aligned
+_ALIGN = 64
+#: bytes per write of a file that is read back mapped (`_map_file`)
+_MAPPED_WRITE = 64 * 2**10
+#: what a value's ``__trident_cold__`` returns to be written to disk as it is stored
+#: and read back like any spilled value
+COLD_READ = "read"
+#: ... and read back mapped at each access, never kept in memory (its readers each take
+#: a small part of it)
+COLD_MAP = "map"
+#: bytes of cold values waiting in memory for the writer thread at most; beyond, the
+#: caller writes the next one itself (so a slow disk holds the producer back)
+COLD_QUEUE_BYTES = 32 * 2**20
 #: Spill directories live under this folder of the system's temporary directory.
 SPILL_ROOT = "trident-spill"
 
@@ -52,7 +81,11 @@ class SpillBuffer(MutableMapping[str, Any]):
     Arguments:
         directory: where spilled values go (created if missing; `close` removes it).
         target: bytes of values kept in memory before the least recently used ones
-            are spilled; a single value larger than this goes straight to disk.
+            are spilled; a single value larger than this goes straight to disk, and so
+            does a value that `cold_kind` says should (kept in memory only if it
+            cannot be pickled or the disk refuses it). A value read back from disk
+            comes back into memory while it fits under the target, a ``COLD_MAP``
+            one never (it is read back mapped from its file at each access).
     """
 
     def __init__(self, directory: str | os.PathLike[str], target: int):
@@ -68,7 +101,21 @@ class SpillBuffer(MutableMapping[str, Any]):
         self.fast_bytes = 0
         #: bytes of the values on disk
         self.spilled_bytes = 0
+        #: values written to disk as they were stored because `cold_kind` asked, and
+        #: their size estimates (totals since the buffer was made)
+        self.cold_count = 0
+        self.cold_bytes = 0
+        #: cold values stored in memory and not yet written (key, size), oldest first
+        self._cold_queue: deque[tuple[str, int]] = deque()
+        #: their bytes: past COLD_QUEUE_BYTES, a cold value is written as it is stored
+        self._cold_pending = 0
+        self._cold_wake = threading.Condition()
+        self._cold_busy = False
+        self._cold_writer: threading.Thread | None = None
+        self._closed = False
         self._unspillable: set[str] = set()
+        #: keys on disk that were stored ``COLD_MAP``: read back mapped, never kept
+        self._cold_keys: set[str] = set()
         self._files = itertools.count()
         self._lock = threading.Lock()
 
@@ -86,18 +133,23 @@ class SpillBuffer(MutableMapping[str, Any]):
 
     def __setitem__(self, key: str, value: Any) -> None:
         weight = sizeof(value)
-        if weight > self.target:
-            written = self._write(key, value)
+        cold = cold_kind(value)
+        if weight > self.target or (cold and self._cold_pending >= COLD_QUEUE_BYTES):
+            written = self._write(key, value, mapped=cold == COLD_MAP)
             if written is not None:
                 with self._lock:
                     self._discard(key)
                     self._on_disk(key, written)
+                    if cold:
+                        self._count_cold(key, weight, cold)
                 return
         with self._lock:
             self._discard(key)
             self.fast[key] = value
             self._weights[key] = weight
             self.fast_bytes += weight
+        if cold:
+            self._queue_cold(key, weight)
         while self.fast_bytes > self.target and self.evict():
             pass
 
@@ -152,6 +204,65 @@ class SpillBuffer(MutableMapping[str, Any]):
                 self._on_disk(key, written)
                 return max(weight, 1)
 
+    def flush_cold(self, timeout: float | None = None) -> bool:
+        """Wait until the cold values stored so far are written (or dropped, or known
+        not to pickle); False if `timeout` seconds passed first."""
+        with self._cold_wake:
+            return self._cold_wake.wait_for(
+                lambda: not self._cold_queue and not self._cold_busy, timeout
+            )
+
+    def _count_cold(self, key: str, weight: int, kind: str) -> None:
+        """`key`, just put on disk, was stored cold (the lock is held)."""
+        if kind == COLD_MAP:
+            self._cold_keys.add(key)
+        self.cold_count += 1
+        self.cold_bytes += weight
+
+    def _queue_cold(self, key: str, weight: int) -> None:
+        with self._cold_wake:
+            if self._closed:
+                return
+            self._cold_queue.append((key, weight))
+            self._cold_pending += weight
+            if self._cold_writer is None:
+                self._cold_writer = threading.Thread(
+                    target=self._write_cold, name="trident-spill-cold", daemon=True
+                )
+                self._cold_writer.start()
+            self._cold_wake.notify_all()
+
+    def _write_cold(self) -> None:
+        """The cold writer's loop: write each queued key's value, then move it from
+        memory to disk unless it was dropped, replaced or spilled meanwhile."""
+        while True:
+            with self._cold_wake:
+                self._cold_busy = False
+                self._cold_wake.notify_all()
+                self._cold_wake.wait_for(lambda: self._cold_queue or self._closed)
+                if self._closed:
+                    return
+                key, weight = self._cold_queue.popleft()
+                self._cold_pending -= weight
+                self._cold_busy = True
+            with self._lock:
+                value = self.fast.get(key)
+            cold = None if value is None else cold_kind(value)
+            if cold is None:
+                continue
+            written = self._write(key, value, mapped=cold == COLD_MAP)
+            if written is None:
+                continue  # unpicklable (marked) or the disk refused it: stays in memory
+            with self._lock:
+                if self.fast.get(key) is not value:  # dropped or replaced meanwhile
+                    _remove(written[0])
+                    continue
+                weight = self._weights.pop(key)
+                del self.fast[key]
+                self.fast_bytes -= weight
+                self._on_disk(key, written)
+                self._count_cold(key, weight, cold)
+
     def set_target(self, target: int) -> None:
         """Keep at most `target` bytes of values in memory from now on (the memory
         monitor lowers it while the process's unmanaged memory grows); values beyond it
@@ -170,10 +281,20 @@ class SpillBuffer(MutableMapping[str, Any]):
         return total
 
     def close(self) -> None:
-        """Forget every value and remove the directory."""
+        """Forget every value and remove the directory (after the cold writer's current
+        write, if any)."""
+        with self._cold_wake:
+            self._closed = True
+            self._cold_queue.clear()
+            self._cold_pending = 0
+            self._cold_wake.notify_all()
+            writer = self._cold_writer
+        if writer is not None and writer is not threading.current_thread():
+            writer.join()
         with self._lock:
             self.fast.clear()
             self.slow.clear()
+            self._cold_keys.clear()
             self._weights.clear()
             self.fast_bytes = self.spilled_bytes = 0
         shutil.rmtree(self.directory, ignore_errors=True)
@@ -189,9 +310,10 @@ class SpillBuffer(MutableMapping[str, Any]):
             except RuntimeError:  # a reading thread reordered `fast` meanwhile
                 continue
 
-    def _write(self, key: str, value: Any) -> tuple[Path, int] | None:
+    def _write(self, key: str, value: Any, mapped: bool = False) -> tuple[Path, int] | None:
         """Write `value` to a fresh file; return it and its size, or None (a value that
-        cannot be pickled is marked never to be tried again)."""
+        cannot be pickled is marked never to be tried again). `mapped`: the file will be
+        read back mapped (a cold value)."""
         try:
             payload = dumps(value)
         except Exception as exc:
@@ -203,12 +325,24 @@ class SpillBuffer(MutableMapping[str, Any]):
         path = self.directory / f"{digest}-{next(self._files)}"
         try:
             with open(path, "wb") as file:
+                parts = (payload.header, *payload.buffers)
+                sizes = [p.nbytes if isinstance(p, memoryview) else len(p) for p in parts]
                 file.write(_COUNT.pack(len(payload.buffers)))
-                for part in (payload.header, *payload.buffers):
-                    size = part.nbytes if isinstance(part, memoryview) else len(part)
+                for size in sizes:
                     file.write(_LENGTH.pack(size))
-                for part in (payload.header, *payload.buffers):
-                    file.write(part)
+                position = _COUNT.size + _LENGTH.size * len(sizes)
+                for part, size in zip(parts, sizes, strict=True):
+                    padding = -position % _ALIGN
+                    file.write(bytes(padding))
+                    if mapped:
+                        # Small writes make small page-cache folios, and a reader that
+                        # maps the file then faults in little more than what it touches.
+                        view = memoryview(part).cast("B")
+                        for start in range(0, size, _MAPPED_WRITE):
+                            file.write(view[start : start + _MAPPED_WRITE])
+                    else:
+                        file.write(part)
+                    position += padding + size
         except OSError as exc:
             logger.warning("could not spill %r to %s: %s", key, path, exc)
             _remove(path)
@@ -227,12 +361,17 @@ class SpillBuffer(MutableMapping[str, Any]):
                 entry = self.slow.get(key)
                 if entry is None:
                     raise KeyError(key)
+                cold = key in self._cold_keys
             try:
-                parts = _read_file(entry[0])
+                parts = (_map_file if cold else _read_file)(entry[0])
             except FileNotFoundError:
                 continue  # read back, dropped or replaced meanwhile: look again
             break
         value = loads(Serialized(parts[0], parts[1:]))
+        if cold:
+            # Its reader takes a part of it (an exchange's assembling task, one output
+            # of many): only the pages it touches are read, and none stays resident.
+            return value
         weight = sizeof(value)
         with self._lock:
             # Back into memory if it fits and is still the value spilled under `key`.
@@ -257,6 +396,7 @@ class SpillBuffer(MutableMapping[str, Any]):
 
     def _forget_spilled(self, key: str) -> None:
         path, size = self.slow.pop(key)
+        self._cold_keys.discard(key)
         self.spilled_bytes -= size
         _remove(path)
 
@@ -267,16 +407,59 @@ class SpillBuffer(MutableMapping[str, Any]):
         )
 
 
+def cold_kind(value: Any) -> str | None:
+    """``COLD_READ`` or ``COLD_MAP`` when `value` asks to go to disk as it is stored
+    (what its type's ``__trident_cold__`` method returns for it), else None. Looked up
+    on the type, so objects that answer any attribute (a pandas frame's columns,
+    proxies) never ask by accident; any other answer is ignored."""
+    method = getattr(type(value), "__trident_cold__", None)
+    if not callable(method):
+        return None
+    kind = method(value)
+    return kind if kind in (COLD_READ, COLD_MAP) else None
+
+
 def _read_file(path: Path) -> list[memoryview]:
     """The pickle stream and buffers of a spilled value. Raises `FileNotFoundError`."""
     with open(path, "rb") as file:
         (count,) = _COUNT.unpack(file.read(_COUNT.size))
         sizes = [_LENGTH.unpack(file.read(_LENGTH.size))[0] for _ in range(count + 1)]
+        position = _COUNT.size + _LENGTH.size * len(sizes)
         parts = []
         for size in sizes:
+            padding = -position % _ALIGN
+            file.read(padding)
             part = bytearray(size)
             file.readinto(part)
             parts.append(memoryview(part))
+            position += padding + size
+    return parts
+
+
+def _map_file(path: Path) -> list[memoryview]:
+    """The pickle stream (read) and buffers (read-only views of the file mapped into
+    memory, which stay valid after the file is removed) of a spilled value. Raises
+    `FileNotFoundError`."""
+    with open(path, "rb") as file:
+        (count,) = _COUNT.unpack(file.read(_COUNT.size))
+        sizes = [_LENGTH.unpack(file.read(_LENGTH.size))[0] for _ in range(count + 1)]
+        position = _COUNT.size + _LENGTH.size * len(sizes)
+        position += -position % _ALIGN
+        file.seek(position)
+        header = memoryview(file.read(sizes[0]))
+        if not count:
+            return [header]
+        mapped = mmap.mmap(file.fileno(), 0, access=mmap.ACCESS_READ)
+    if hasattr(mmap, "MADV_RANDOM"):
+        # Its reader takes a few slices: no read-ahead, nor pages mapped around them.
+        mapped.madvise(mmap.MADV_RANDOM)
+    view = memoryview(mapped)
+    parts = [header]
+    position += sizes[0]
+    for size in sizes[1:]:
+        position += -position % _ALIGN
+        parts.append(view[position : position + size])
+        position += size
     return parts
 
 
