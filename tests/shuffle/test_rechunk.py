@@ -21,6 +21,7 @@ from trident import Client, LocalCluster  # noqa: E402
 from trident.worker import spill  # noqa: E402
 
 from .killing import kill_a_worker_holding  # noqa: E402
+from .spilling import client_of_spilling_workers, cold_counts  # noqa: E402
 
 
 @pytest.fixture(autouse=True)
@@ -219,18 +220,11 @@ def test_a_rechunk_above_the_disk_threshold_keeps_its_pieces_on_disk(monkeypatch
     with dask.config.set({"scheduler": "sync"}):
         expected = y.compute()
     with (
-        LocalCluster(
-            n_workers=2,
-            threads_per_worker=1,
-            processes=False,
-            memory_limit="4GB",
-            dashboard_address=None,
-        ) as cluster,
-        Client(cluster) as client,
+        client_of_spilling_workers() as client,
         dask.config.set({"trident.exchange-disk-threshold": "100 KiB"}),  # x: 480 KB
     ):
         assert_same(y.compute(), expected)
-        cold = client.run(lambda dask_worker: dask_worker.data.cold_count)
+        cold = cold_counts(client)
         rewritten = rechunk.rewrite_hlg(y.__dask_graph__(), sorted(cold))
     assert rewritten is not None
     receives = [key for key in dict(rewritten[0]) if "rechunk-receive-trident" in key[0]]

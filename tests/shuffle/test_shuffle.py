@@ -22,6 +22,7 @@ from trident import Client, LocalCluster  # noqa: E402
 from trident.worker import spill  # noqa: E402
 
 from .killing import kill_a_worker_holding  # noqa: E402
+from .spilling import client_of_spilling_workers, cold_counts  # noqa: E402
 
 
 def frames():
@@ -205,28 +206,15 @@ def test_a_shuffle_above_the_disk_threshold_keeps_its_bundles_on_disk(monkeypatc
     Below the threshold nothing goes to disk."""
     monkeypatch.setattr(spill, "COLD_QUEUE_BYTES", 0)  # written as stored: all counted
     expected = expected_results()
-    with (
-        LocalCluster(
-            n_workers=2,
-            threads_per_worker=1,
-            processes=False,
-            memory_limit="4GB",
-            dashboard_address=None,
-        ) as cluster,
-        Client(cluster) as client,
-    ):
-
-        def cold_count(dask_worker):
-            return dask_worker.data.cold_count
-
+    with client_of_spilling_workers() as client:
         with dask.config.set({"trident.exchange-disk-threshold": "1 KiB"}):
             for name in ("shuffle", "set_index", "merge left"):
                 assert_same(computations()[name](), expected[name])
-        cold = client.run(cold_count)
+        cold = cold_counts(client)
         assert len(cold) == 2
         assert all(count > 0 for count in cold.values())
         # every receive (input partition x owner's group, 2 owners) of the shuffles of
         # the 7-partition frame, 3 times, and of the merge's 3-partition right side
         assert sum(cold.values()) == 3 * 7 * 2 + 3 * 2
         assert_same(computations()["shuffle"](), expected["shuffle"])  # 256 MiB default
-        assert client.run(cold_count) == cold
+        assert cold_counts(client) == cold

@@ -195,14 +195,23 @@ class SpillBuffer(MutableMapping[str, Any]):
                     if key not in self._unspillable:
                         return 0  # the disk refused it: stop for now
                     continue
-                if self.fast.get(key) is not value:  # dropped or replaced meanwhile
-                    _remove(written[0])
+                weight = self._move_to_disk(key, value, written)
+                if weight is None:
                     continue
-                weight = self._weights.pop(key)
-                del self.fast[key]
-                self.fast_bytes -= weight
-                self._on_disk(key, written)
                 return max(weight, 1)
+
+    def _move_to_disk(self, key: str, value: Any, written: tuple[Path, int]) -> int | None:
+        """`value` of `key` was written (`written` from `_write`): drop it from memory
+        and return its weight; None, and the file removed, if `key` was dropped or
+        replaced meanwhile (the lock is held)."""
+        if self.fast.get(key) is not value:
+            _remove(written[0])
+            return None
+        weight: int = self._weights.pop(key)
+        del self.fast[key]
+        self.fast_bytes -= weight
+        self._on_disk(key, written)
+        return weight
 
     def flush_cold(self, timeout: float | None = None) -> bool:
         """Wait until the cold values stored so far are written (or dropped, or known
@@ -254,14 +263,9 @@ class SpillBuffer(MutableMapping[str, Any]):
             if written is None:
                 continue  # unpicklable (marked) or the disk refused it: stays in memory
             with self._lock:
-                if self.fast.get(key) is not value:  # dropped or replaced meanwhile
-                    _remove(written[0])
-                    continue
-                weight = self._weights.pop(key)
-                del self.fast[key]
-                self.fast_bytes -= weight
-                self._on_disk(key, written)
-                self._count_cold(key, weight, cold)
+                moved = self._move_to_disk(key, value, written)
+                if moved is not None:
+                    self._count_cold(key, moved, cold)
 
     def set_target(self, target: int) -> None:
         """Keep at most `target` bytes of values in memory from now on (the memory
