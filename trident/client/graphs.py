@@ -26,6 +26,7 @@ from collections.abc import Callable, Hashable, Iterable, Mapping
 from typing import Any
 
 from .._keys import encode_key
+from .delayed_graphs import delayed_graph
 from .future import _UNDECODED, Future
 from .graph_tasks import Call, evaluate, identity, run_node
 
@@ -67,6 +68,19 @@ def _graph_node_type() -> Any:
     """dask's graph node class, when dask (and a collection using it) is loaded."""
     module = sys.modules.get("dask._task_spec")
     return getattr(module, "GraphNode", None)
+
+
+class _NotDirect(Exception):
+    """A dask task's argument that only the task node itself can evaluate."""
+
+
+def _direct_kinds() -> tuple[Any, ...]:
+    """dask's ``Task``, ``TaskRef``, ``DataNode``, its container nodes (each with the
+    Python type it builds) and ``GraphNode``."""
+    from dask import _task_spec as spec
+
+    containers = {spec.List: list, spec.Tuple: tuple, spec.Set: set}
+    return spec.Task, spec.TaskRef, spec.DataNode, containers, spec.GraphNode
 
 
 class TaskPlan:
@@ -163,6 +177,10 @@ class GraphPlan:
             if type(value).__name__ == "DataNode":
                 self.tasks[name] = TaskPlan(name, identity, (value.value,), set())
                 return
+            direct = self._direct_call(value, key)
+            if direct is not None:
+                self.tasks[name] = direct
+                return
             references = {dep: KeyReference(self._name(dep, key)) for dep in value.dependencies}
             needed = {ref._key for ref in references.values()}
             self.tasks[name] = TaskPlan(name, run_node, (value, references), needed)
@@ -178,6 +196,46 @@ class GraphPlan:
             converted = self._argument(value, key, dependencies, nested)
             function, args = (evaluate if nested[0] else identity), (converted,)
         self.tasks[name] = TaskPlan(name, function, args, dependencies)
+
+    def _direct_call(self, node: Any, key: Any) -> TaskPlan | None:
+        """The plan of a dask ``Task`` that calls its function directly, without the
+        node: its references to other keys (also inside dask's list, tuple and set
+        nodes) become arguments that travel as dependencies, literals stay. Then the
+        function is pickled once per submission rather than inside every task (by value,
+        for a function of ``__main__``), and the worker calls it as it calls a submitted
+        function. None for what only the node can run: keyword arguments, nested tasks,
+        dictionaries and subclasses of ``Task``."""
+        kinds = _direct_kinds()
+        if type(node) is not kinds[0] or node.kwargs:
+            return None
+        dependencies: set[str] = set()
+        try:
+            args = tuple(self._direct_argument(arg, key, dependencies, kinds) for arg in node.args)
+        except _NotDirect:
+            return None
+        return TaskPlan(self.names[key], node.func, args, dependencies)
+
+    def _direct_argument(
+        self, arg: Any, key: Any, dependencies: set[str], kinds: tuple[Any, ...]
+    ) -> Any:
+        _task, task_ref, data_node, containers, graph_node = kinds
+        kind = type(arg)
+        if kind is task_ref:
+            name = self._name(arg.key, key)
+            dependencies.add(name)
+            return KeyReference(name)
+        if kind is data_node:
+            if isinstance(arg.value, Future):
+                raise _NotDirect
+            return arg.value
+        container = containers.get(kind)
+        if container is not None:
+            return container(
+                self._direct_argument(item, key, dependencies, kinds) for item in arg.args
+            )
+        if isinstance(arg, (graph_node, Future)):
+            raise _NotDirect
+        return arg
 
     def _argument(self, arg: Any, key: Any, dependencies: set[str], nested: list[bool]) -> Any:
         """`arg` with keys replaced by references and nested tasks by `Call`s."""
@@ -252,7 +310,8 @@ def as_graph(dsk: Any) -> Mapping[Any, Any]:
     """The mapping of a graph: a dict, a dask HighLevelGraph, or anything with
     ``__dask_graph__`` (dask expressions and collections)."""
     if hasattr(dsk, "__dask_graph__"):
-        dsk = dsk.__dask_graph__()
+        culled = delayed_graph(dsk)
+        dsk = culled if culled is not None else dsk.__dask_graph__()
     if not isinstance(dsk, Mapping):
         raise TypeError(f"expected a task graph (a mapping of keys), got {type(dsk).__name__}")
     return dsk
