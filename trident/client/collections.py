@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..protocol.serialize import Serialized
 from ..shuffle import shuffle_graph
+from .annotations import Annotations, active_annotations
 from .future import FINISHED, PENDING, Future
 from .graphs import GraphPlan, as_graph, dask_priorities, flatten_keys, map_keys, trident_key
 from .placement import GraphPlacement, collection_output_keys, for_collections, for_graph
@@ -107,6 +108,11 @@ class GraphMethods(ResultMethods):
         worker-to-worker shuffle and rechunk (`trident.shuffle`), whose output tasks
         are placed, loosely, on the workers that own them."""
         replaced = None
+        active = active_annotations()
+        if "dask" in sys.modules and (active or hasattr(dsk, "__dask_graph__")):
+            placement = placement.with_annotations(
+                Annotations.of(dsk, lambda: as_graph(dsk).keys(), trident_key, active)
+            )
         if "dask" in sys.modules:
             threads = {address: info.nthreads for address, info in self._core.workers.items()}
             replaced = shuffle_graph(dsk, threads)

@@ -16,6 +16,7 @@ from typing import Any
 
 import attrs
 
+from .annotations import Annotations
 from .graphs import flatten_keys, trident_key
 from .task_specs import TaskOptions
 
@@ -31,10 +32,12 @@ class GraphPlacement:
     loose: bool | frozenset[str] = False
     #: key -> resources it needs
     resources: Mapping[str, dict[str, float]] = attrs.Factory(dict)
+    #: the graph's dask annotations per key (see `with_annotations`)
+    annotations: Annotations = attrs.Factory(Annotations)
 
     def options_for(self, key: str) -> TaskOptions:
         """The options of the task `key`."""
-        if not (self.workers or self.resources):
+        if not (self.workers or self.resources or self.annotations.by_key):
             return self.options
         options = self.options
         workers = self.workers.get(key)
@@ -44,7 +47,15 @@ class GraphPlacement:
         resources = self.resources.get(key)
         if resources is not None:
             options = attrs.evolve(options, resources=resources)
-        return options
+        return self.annotations.for_key(key, options)
+
+    def with_annotations(self, annotations: Annotations) -> GraphPlacement:
+        """This placement under a graph's dask annotations: the ones active at the
+        call fill the options the call left at their defaults; a task's own (from its
+        graph's layers) override everything for that task."""
+        if not annotations:
+            return self
+        return attrs.evolve(self, options=annotations.base(self.options), annotations=annotations)
 
     def with_owners(self, owners: Mapping[Any, str]) -> GraphPlacement:
         """This placement with each key of `owners` (graph keys) placed loosely on its
