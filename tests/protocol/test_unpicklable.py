@@ -62,3 +62,28 @@ def test_the_error_is_a_picklable_type_and_pickling_error():
     )
     copy = pickle.loads(pickle.dumps(error))
     assert (copy.path, copy.type_name) == ("args[0].conn", "_thread.lock")
+
+
+def test_surely_picklable_judges_by_type_without_pickling():
+    import numpy as np
+    import pandas as pd
+
+    from trident.protocol.unpicklable import surely_picklable
+
+    frame = pd.DataFrame(
+        {"x": [1.0, 2.0], "when": pd.to_datetime(["2000", "2001"])},
+        index=pd.Index([3, 4]),
+    )
+    for value in (1, "s", b"b", None, np.arange(3), np.float64(1), frame, frame.x, frame.index):
+        assert surely_picklable(value), value
+    # Python objects inside (or an unknown type): unknown, so pickling decides
+    held = pd.DataFrame({"o": [threading.Lock()]})
+    for value in (np.array([object()]), held, held.o, [1], Session()):
+        assert not surely_picklable(value), value
+    assert pickling_error(held) is not None
+
+    class Declared:
+        def __trident_surely_picklable__(self) -> bool:
+            return True
+
+    assert surely_picklable(Declared())

@@ -31,3 +31,18 @@ def test_picklable_and_actor_results_pass():
     outcome = Outcome(actor)
     complete(outcome, threading.Lock(), actor, "w")
     assert outcome.error is None
+
+
+def test_results_of_known_picklable_types_are_not_pickled_to_check(monkeypatch):
+    import numpy as np
+
+    from trident.worker import executor
+
+    def must_not_pickle(value: object) -> None:
+        raise AssertionError(f"pickled {value!r} to check it")
+
+    monkeypatch.setattr(executor, "pickling_error", must_not_pickle)
+    outcome = Outcome(job(inline=False))
+    complete(outcome, np.arange(10), job(inline=False), "w")
+    assert outcome.error is None
+    assert outcome.nbytes == 80

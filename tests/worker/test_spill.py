@@ -261,3 +261,13 @@ def test_a_paused_worker_state_starts_nothing_until_resumed(tmp_path):
     state.validate()
     assert "a-1" in spill.slow  # beyond the target: on disk, and still the worker's data
     spill.close()
+
+
+def test_put_takes_the_size_the_caller_already_measured(buffer, monkeypatch):
+    monkeypatch.setattr(spill, "sizeof", lambda value: pytest.fail("sized again"))
+    buffer.put("a", array(1), 8000)
+    buffer.put("b", array(2), 15_000)  # the caller's figure counts, not a re-measure
+    assert buffer.fast_bytes == 15_000
+    assert list(buffer.slow) == ["a"]
+    monkeypatch.undo()  # reading a spilled value back measures what came from disk
+    assert buffer["a"][0] == 1

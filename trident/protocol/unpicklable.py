@@ -55,6 +55,38 @@ def pickling_error(obj: object) -> Exception | None:
     return None
 
 
+def surely_picklable(obj: object) -> bool:
+    """Whether `obj` pickles, judged from its type alone: numbers, strings and bytes;
+    numpy arrays and pandas frames, series and indexes that hold no Python objects; and
+    objects whose type says so (``__trident_surely_picklable__(obj)``). False means
+    "unknown": `pickling_error` tells for sure, at the cost of pickling."""
+    kind = type(obj)
+    if kind in _ATOMS:
+        return True
+    module = kind.__module__
+    if module == "numpy":
+        return _plain(getattr(obj, "dtype", "object"))
+    if module == "pandas" or module.startswith("pandas."):
+        dtypes = getattr(obj, "dtypes", None) if kind.__name__ == "DataFrame" else None
+        if dtypes is not None:
+            index = getattr(obj, "index", None)
+            return all(_plain(dtype) for dtype in dtypes) and surely_picklable(index)
+        if kind.__name__ == "Series":
+            return _plain(obj.dtype) and surely_picklable(obj.index)  # type: ignore[attr-defined]
+        dtype = getattr(obj, "dtype", None)
+        return kind.__name__.endswith("Index") and dtype is not None and _plain(dtype)
+    hook = getattr(kind, "__trident_surely_picklable__", None)
+    return bool(hook(obj)) if hook is not None else False
+
+
+_ATOMS = frozenset({int, float, complex, bool, str, bytes, type(None)})
+
+
+def _plain(dtype: object) -> bool:
+    """Whether a numpy or pandas dtype holds no arbitrary Python objects."""
+    return str(dtype) != "object"
+
+
 def _out_of_band(buffer: object) -> bool:
     return False
 

@@ -18,6 +18,8 @@ from typing import Any
 
 import attrs
 
+from ..protocol.unpicklable import surely_picklable
+
 
 class Bundle:
     """One input partition's rows for a group of output partitions (all of one owner).
@@ -52,6 +54,9 @@ class Bundle:
         self.cold = cold
         self.mapped = mapped
         self._columns: tuple[Any, ...] | None = None
+
+    def __trident_surely_picklable__(self) -> bool:
+        return surely_picklable(self.frame)
 
     def __trident_cold__(self) -> str | None:
         # each unpack takes one output partition's rows: read back mapped, not kept

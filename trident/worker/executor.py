@@ -24,7 +24,7 @@ from .._exceptions import Reschedule
 from ..protocol.failures import error_info
 from ..protocol.messages import ErrorInfo
 from ..protocol.serialize import Serialized, dumps, loads_task_args, sizeof
-from ..protocol.unpicklable import pickling_error, unpicklable_error
+from ..protocol.unpicklable import pickling_error, surely_picklable, unpicklable_error
 from ..sizes import format_bytes
 from .context import task_context
 from .output import OutputCollector, capture_output
@@ -194,7 +194,7 @@ def complete(outcome: Outcome, value: Any, job: Job, worker: str, memory_limit: 
         if payload.nbytes <= INLINE_RESULT_MAX_BYTES:
             outcome.payload = payload
         return
-    error = pickling_error(value)
+    error = None if surely_picklable(value) else pickling_error(value)
     if error is not None:
         outcome.error = _unpicklable_result(job.key, value, error, worker)
 

@@ -132,7 +132,11 @@ class SpillBuffer(MutableMapping[str, Any]):
         return value
 
     def __setitem__(self, key: str, value: Any) -> None:
-        weight = sizeof(value)
+        self.put(key, value, sizeof(value))
+
+    def put(self, key: str, value: Any, weight: int) -> None:
+        """``self[key] = value`` for a value whose `sizeof` the caller already knows
+        (`weight`, in bytes): sizing a dataframe costs hundreds of microseconds."""
         cold = cold_kind(value)
         if weight > self.target or (cold and self._cold_pending >= COLD_QUEUE_BYTES):
             written = self._write(key, value, mapped=cold == COLD_MAP)

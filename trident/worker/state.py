@@ -85,6 +85,8 @@ class WorkerState:
         self.nthreads = max(1, nthreads)
         self.tasks: dict[str, WorkerTask] = {}
         self.data: MutableMapping[str, Any] = {} if data is None else data
+        #: stores a value with its known size (`SpillBuffer.put`), when `data` can
+        self._put: Callable[[str, Any, int], None] | None = getattr(self.data, "put", None)
         self.paused = False
         #: the scheduler told this worker to close: its further messages are ignored
         self.closed = False
@@ -388,7 +390,7 @@ class WorkerState:
             return False
         ts.state = MEMORY
         ts.nbytes = nbytes
-        self.data[ts.key] = value
+        self._store(ts.key, value, nbytes)
         ts.args = None
         self._to_scheduler.append(m.TaskFinished(ts.key, nbytes, type_name, start, stop, payload))
         self._release_inputs(ts)
@@ -454,6 +456,13 @@ class WorkerState:
             self.fetches_in_flight[peer] += 1
             self._instructions.append(Fetch(peer, keys))
 
+    def _store(self, key: str, value: Any, nbytes: int) -> None:
+        """Keep `value` in `data`, passing on its size when known (positive)."""
+        if self._put is not None and nbytes > 0:
+            self._put(key, value, nbytes)
+        else:
+            self.data[key] = value
+
     def _on_fetch_done(self, event: ev.FetchDone) -> None:
         """The fetch returned data; the keys the peer lacked are tried elsewhere."""
         peer, data, nbytes = event.peer, event.data, event.nbytes
@@ -465,7 +474,7 @@ class WorkerState:
             ts.state = MEMORY
             ts.nbytes = nbytes.get(key, 0)
             self.bytes_fetched += ts.nbytes
-            self.data[key] = value
+            self._store(key, value, ts.nbytes)
             if ts.acquiring is not None:
                 self.replicas.acquired(ts, ts.nbytes)
             self._inputs_arrived(ts)
@@ -513,7 +522,7 @@ class WorkerState:
             ts.is_compute = True
             ts.state = MEMORY
             ts.nbytes = event.nbytes.get(key, 0)
-            self.data[key] = value
+            self._store(key, value, ts.nbytes)
             if ts.acquiring is not None:
                 self.replicas.acquired(ts, ts.nbytes)
             self._inputs_arrived(ts)
