@@ -23,12 +23,17 @@ from typing import Any
 
 _prefixes: dict[str, str] = {}
 _TUPLE_HEAD = re.compile(r"""\((['"])([^'"\\]*)\1""")
+_HEX_WORD = re.compile("[a-f]+")  # an all-letter hex token, not a name
 #: Distinct prefixes interned at most: keys of a user's own making may all differ.
 PREFIXES_INTERNED = 10_000
 
 
 def key_prefix(key: str) -> str:
-    """The function-name part of a key: ``inc-1f3a...`` -> ``inc``.
+    """The function-name part of a key, as dask's ``key_split`` finds it: the first
+    ``-``-separated word and the purely alphabetic words after it, up to the first
+    other word or 8-letter hex word: ``inc-1f3a...`` -> ``inc``,
+    ``inc-1888e446-cbe1-4732-...`` (dask.delayed's keys) -> ``inc``, ``x-1-2`` -> ``x``,
+    ``hello-world-1`` -> ``hello-world``.
 
     Prefixes are interned: a million tasks of one function share one string (up to
     `PREFIXES_INTERNED` distinct prefixes; beyond that they are not kept).
@@ -37,8 +42,12 @@ def key_prefix(key: str) -> str:
         found = _TUPLE_HEAD.match(key)
         if found is not None:
             key = found.group(2)
-    head, sep, _ = key.rpartition("-")
-    prefix = head if sep else key
+    prefix, sep, rest = key.partition("-")
+    while sep:
+        word, sep, rest = rest.partition("-")
+        if not word.isalpha() or (len(word) == 8 and _HEX_WORD.fullmatch(word)):
+            break
+        prefix = f"{prefix}-{word}"
     interned = _prefixes.get(prefix)
     if interned is not None:
         return interned
