@@ -164,6 +164,13 @@ def delayed_fanin(client: Any) -> None:
     assert dask.delayed(sum)(leaves).compute() == sum(range(1, 5051))
 
 
+def delayed_many(client: Any) -> None:
+    import dask
+
+    results = [dask.delayed(_inc)(i) for i in range(10_000)]
+    assert sum(dask.compute(*results)) == sum(range(1, 10_001))
+
+
 def _sleep(seconds: float) -> float:
     time.sleep(seconds)
     return seconds
@@ -214,6 +221,7 @@ WORKLOADS: dict[str, tuple[str, Callable[[Any], None]]] = {
     ),
     "bag_wordcount": ("dask.bag word count, 200k lines, top 10", bag_wordcount),
     "delayed_fanin": ("delayed fan-in, 5,051 tasks", delayed_fanin),
+    "delayed_many": ("dask.compute(*results) of 10,000 independent delayed calls", delayed_many),
     "futures_mixed": ("3 one-second tasks among 297 5 ms tasks (futures)", futures_mixed),
     "sklearn_grid": ("GridSearchCV(SVC) 12 candidates x 3 folds via joblib", sklearn_grid),
 }
