@@ -183,6 +183,7 @@ class Nanny:
         self._cancel_scope: trio.CancelScope | None = None
         self._nursery: trio.Nursery | None = None
         self._oom_before = 0
+        self._with_welcome: list[Any] = []
         #: nanny plugins (`Client.register_plugin`), by name
         self.plugins: dict[str, Any] = {}
         self._plugin_lock = trio.Lock()
@@ -243,7 +244,12 @@ class Nanny:
                     self.id, self.config.name or "", socket.gethostname(), os.getpid()
                 )
                 await connection.send([registration])
-                await connection.receive_one(m.NannyWelcome)
+                welcome = await connection.receive()
+                if not welcome or not isinstance(welcome[0], m.NannyWelcome):
+                    got = ", ".join(type(msg).__name__ for msg in welcome)
+                    raise ProtocolError(f"expected NannyWelcome, got [{got}]")
+                # What came with the welcome (the plugins to set up) is handled first.
+                self._with_welcome = welcome[1:]
             except BaseException:
                 with trio.CancelScope(shield=True):
                     await connection.aclose()
@@ -298,10 +304,9 @@ class Nanny:
                 nursery.cancel_scope.cancel()
 
             nursery.start_soon(watch_silence)
+            messages, self._with_welcome = self._with_welcome, []
             try:
                 while True:
-                    messages = await connection.receive()
-                    watch.heard()
                     for msg in messages:
                         kind = type(msg)
                         if kind is m.Heartbeat:
@@ -326,6 +331,8 @@ class Nanny:
                         self._restart_id = msg.restart_id
                         if self._run_scope is not None:
                             self._run_scope.cancel()
+                    messages = await connection.receive()
+                    watch.heard()
             except ConnectionClosed:
                 logger.info("nanny %s: the scheduler closed the connection", self.id)
             except (StreamClosed, ProtocolError) as exc:
