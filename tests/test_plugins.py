@@ -142,6 +142,12 @@ def recorder_state(dask_worker: Any) -> tuple[Any, list[tuple[Any, str, str]]]:
     )
 
 
+async def run_on_each(client: Client) -> None:
+    """Run a task on every worker (tasks reach a worker after its plugins)."""
+    futures = [client.submit(inc, 0, workers=[a], pure=False) for a in client.nthreads()]
+    await client.gather(futures)
+
+
 def set_ups(tag: str = "first") -> set[str]:
     return {address for event, address, detail in EVENTS if event == "setup" and detail == tag}
 
@@ -160,6 +166,7 @@ async def test_worker_plugin_runs_on_every_worker_and_on_workers_that_join_later
         assert set_ups() == workers
         await cluster.scale(3)
         await client.wait_for_workers(3)
+        await run_on_each(client)  # a worker sets its plugins up before any task
         assert set_ups() == set(client.nthreads())
         states = await client.run(recorder_state)
         assert {tag for tag, _ in states.values()} == {"first"}
@@ -415,6 +422,7 @@ async def test_plugins_with_worker_processes_and_nannies():
         await client.register_plugin(NannyRecorder())
         await cluster.scale(2)
         await client.wait_for_workers(2)
+        await run_on_each(client)  # a worker sets its plugins up before any task
         assert await client.submit(inc, 1, key="in-a-process") == 2
         states = await client.run(recorder_state)
         assert {tag for tag, _ in states.values()} == {"first"}  # the newcomer too
@@ -422,9 +430,11 @@ async def test_plugins_with_worker_processes_and_nannies():
         assert ("in-a-process", "executing", "memory") in transitions
         with pytest.raises(ZeroDivisionError, match="on purpose"):
             await client.register_plugin(Exploding())
-        found = await client.run(nanny_recorded, nanny=True)
-        assert set(found) == set(client.nthreads())
-        assert all(v == ("set up", ["nanny-recorder"]) for v in found.values())
+        expected = {a: ("set up", ["nanny-recorder"]) for a in client.nthreads()}
+        # The nanny that joined later sets its plugin up as it connects, before its
+        # worker process is up: it has long finished by now; poll briefly all the same.
+        while (found := await client.run(nanny_recorded, nanny=True)) != expected:
+            await trio.sleep(0.05)
         await client.unregister_worker_plugin("recorder")
         assert {tag for tag, _ in (await client.run(recorder_state)).values()} == {None}
         await client.unregister_worker_plugin("nanny-recorder", nanny=True)
