@@ -105,7 +105,7 @@ class TaskLifecycle:
         self._lost_data = lost_data
         self._story = story
         #: sets a task's state and logs it (`TaskStory.transition`)
-        self._set_state = self.set_state = story.transition
+        self.set_state = story.transition
         #: how many transitions happened so far
         self.transitions = 0
         #: ready tasks that no connected worker may run
@@ -164,7 +164,7 @@ class TaskLifecycle:
                 assert dep.error is not None
                 self.fail(ts, dep.error)
                 return
-        self._set_state(ts, WAITING)
+        self.set_state(ts, WAITING)
         self.transitions += 1
         for dep in ts.dependencies:
             dep.add_waiter(ts)
@@ -176,12 +176,12 @@ class TaskLifecycle:
     def make_ready(self, ts: TaskRecord) -> None:
         """All inputs are in memory: queue the task or send it to a worker."""
         if ts.is_root:
-            self._set_state(ts, QUEUED)
+            self.set_state(ts, QUEUED)
             self._books.enqueue(ts)
             return
         ws = choose_worker(ts, self._workers, self._books.idle, self._clock(), self._stalled)
         if ws is None:
-            self._set_state(ts, NO_WORKER)
+            self.set_state(ts, NO_WORKER)
             self.no_worker[ts] = None
             if self._workers and not self._retrying_no_worker:
                 self._tell_no_worker(ts)
@@ -239,7 +239,7 @@ class TaskLifecycle:
             erred.append(ts)
             stack.extend(ts.dependencies)
         for ts in erred:
-            self._set_state(ts, RELEASED)
+            self.set_state(ts, RELEASED)
             ts.error = None
             self.transitions += 1
         for ts in roots:
@@ -271,7 +271,7 @@ class TaskLifecycle:
         self._books.unassign(ts)
         self._durations.observe(ts.prefix, msg.stop - msg.start, msg.nbytes)
         self._activity.task_ran(ts.key, ts.prefix, ws.address, msg.start, msg.stop, OK)
-        self._set_state(ts, MEMORY)
+        self.set_state(ts, MEMORY)
         self.transitions += 1
         ts.type_name = msg.type_name
         self.add_replica(ts, ws, msg.nbytes)
@@ -321,7 +321,7 @@ class TaskLifecycle:
         self._activity.task_ran(ts.key, ts.prefix, ws.address, msg.start, msg.stop, FAILED)
         if ts.retries > 0:
             ts.retries -= 1
-            self._set_state(ts, WAITING)
+            self.set_state(ts, WAITING)
             self.make_ready(ts)
             return
         self.fail(ts, msg.error, record=True)
@@ -340,7 +340,7 @@ class TaskLifecycle:
             return
         self._books.unassign(ts)
         self._task_ended(ts.key)
-        self._set_state(ts, WAITING)
+        self.set_state(ts, WAITING)
         self.make_ready(ts)
 
     def fail(self, ts: TaskRecord, error: m.ErrorInfo, *, record: bool = False) -> None:
@@ -356,7 +356,7 @@ class TaskLifecycle:
             if task.state in (ERRED, MEMORY):
                 continue
             self.stop(task)
-            self._set_state(task, ERRED)
+            self.set_state(task, ERRED)
             self.transitions += 1
             task.error = error
             for cs in list(task.who_wants):
@@ -401,7 +401,7 @@ class TaskLifecycle:
         Data that cannot be recomputed is awaited from the worker at `returning`, when
         given, before it fails (`lost_data`).
         """
-        self._set_state(ts, RELEASED)
+        self.set_state(ts, RELEASED)
         self.transitions += 1
         for cs in ts.who_wants:
             if cs is not self._fire_and_forget:
@@ -452,7 +452,7 @@ class TaskLifecycle:
             self._release_data(ts)
         elif ts.state in (WAITING, QUEUED, NO_WORKER, PROCESSING):
             self.stop(ts)
-            self._set_state(ts, RELEASED)
+            self.set_state(ts, RELEASED)
             self.transitions += 1
             for dep in ts.dependencies:
                 dep.waiters.discard(ts)
@@ -476,7 +476,7 @@ class TaskLifecycle:
             ws.nbytes -= ts.nbytes
             self._send_key(ws.address, m.FreeKeys, ts.key)
         ts.who_has = EMPTY
-        self._set_state(ts, RELEASED)
+        self.set_state(ts, RELEASED)
         self.transitions += 1
 
     def maybe_forget(self, ts: TaskRecord) -> None:
