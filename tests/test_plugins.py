@@ -254,6 +254,11 @@ def callback_without_arguments() -> None:
     EVENTS.append(("callback", "-", None))
 
 
+async def async_callback(trident_worker: Any) -> None:
+    await trio.sleep(0)
+    EVENTS.append(("async-callback", trident_worker.address, None))
+
+
 async def test_register_worker_callbacks(trident_client):
     client = trident_client
     result = await client.register_worker_callbacks(callback_with_worker)
@@ -262,6 +267,8 @@ async def test_register_worker_callbacks(trident_client):
     assert {a for e, a, _ in EVENTS if e == "callback"} == workers
     await client.register_worker_callbacks(setup=callback_without_arguments)
     assert [a for e, a, _ in EVENTS if e == "callback"].count("-") == len(workers)
+    await client.register_worker_callbacks(async_callback)
+    assert {a for e, a, _ in EVENTS if e == "async-callback"} == workers
     with pytest.raises(TypeError, match="needs a setup function"):
         client.register_worker_callbacks()
 

@@ -196,16 +196,14 @@ class WorkerCallback(WorkerPlugin):
         label = getattr(callback, "__name__", type(callback).__name__)
         self.name = f"{label}-{uuid.uuid4()}"
 
-    async def setup(self, worker: Any) -> Any:
+    def setup(self, worker: Any) -> Any:
+        """Call the callback; a coroutine it returns is awaited by the worker."""
         kwargs = {}
         names = _keyword_parameters(self.callback)
         for parameter in ("dask_worker", "trident_worker"):
             if parameter in names:
                 kwargs[parameter] = worker
-        result = self.callback(**kwargs)
-        if inspect.isawaitable(result):
-            result = await result
-        return result
+        return self.callback(**kwargs)
 
 
 def _keyword_parameters(function: Any) -> set[str]:
