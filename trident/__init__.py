@@ -30,6 +30,10 @@ if TYPE_CHECKING:
     from ._exceptions import Reschedule as Reschedule
     from ._exceptions import SchedulerError as SchedulerError
     from ._exceptions import SchedulerLostError as SchedulerLostError
+    from ._plugins import NannyPlugin as NannyPlugin
+    from ._plugins import SchedulerPlugin as SchedulerPlugin
+    from ._plugins import UploadFile as UploadFile
+    from ._plugins import WorkerPlugin as WorkerPlugin
     from .client.actor_handle import Actor as Actor
     from .client.actor_handle import ActorFuture as ActorFuture
     from .client.client import Client as Client
@@ -97,6 +101,7 @@ __all__ = [
     "LocalCluster",
     "Lock",
     "MultiLock",
+    "NannyPlugin",
     "PBSCluster",
     "ProtocolError",
     "Pub",
@@ -109,13 +114,16 @@ __all__ = [
     "Scheduler",
     "SchedulerError",
     "SchedulerLostError",
+    "SchedulerPlugin",
     "Security",
     "Semaphore",
     "SerializationError",
     "Sub",
     "TaskGroup",
+    "UploadFile",
     "Variable",
     "Worker",
+    "WorkerPlugin",
     "__version__",
     "as_completed",
     "default_client",

@@ -66,6 +66,10 @@ EXPORTS = {
     "worker_client": "trident.client.worker_client",
     "get_worker": "trident.worker.context",
     "RemoteException": "trident.protocol.failures",
+    "NannyPlugin": "trident._plugins",
+    "SchedulerPlugin": "trident._plugins",
+    "UploadFile": "trident._plugins",
+    "WorkerPlugin": "trident._plugins",
     "rejoin": "trident.worker.secession",
     "secede": "trident.worker.secession",
 }

@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 import trio
 
-from trident import Client, Future, LocalCluster
+from trident import Client, Future, LocalCluster, SchedulerPlugin, WorkerPlugin
 
 
 def inc(x: int) -> int:
@@ -37,6 +37,23 @@ async def apid() -> int:
     import os
 
     return os.getpid()
+
+
+class Marker(WorkerPlugin):
+    """A worker plugin that marks each worker it reaches."""
+
+    name = "async-methods-marker"
+
+    def setup(self, worker: Any) -> None:
+        worker.async_methods_marker = True
+
+
+class Watcher(SchedulerPlugin):
+    name = "async-methods-watcher"
+
+
+def note_worker(dask_worker: Any) -> None:
+    dask_worker.async_methods_callback = True
 
 
 class Tally:
@@ -103,6 +120,13 @@ AWAITED: dict[str, Arguments] = {
     "rebalance": call(),
     "retire_workers": call(workers=[]),
     "recreate_error_locally": lambda ctx: ((ctx.failed,), {}),
+    "register_plugin": call(Marker()),
+    "register_worker_plugin": call(Marker(), name="async-methods-marker-2"),
+    "register_scheduler_plugin": call(Watcher()),
+    "register_worker_callbacks": call(note_worker),
+    "unregister_worker_plugin": call("async-methods-marker-2"),
+    "unregister_scheduler_plugin": call("async-methods-watcher"),
+    "story": lambda ctx: ((ctx.done,), {}),
     "replicate": lambda ctx: ((ctx.done,), {}),
     # no such worker: with raise_for_error=False the error is the answer
     "restart_workers": call(["no-such-worker"], raise_for_error=False),
@@ -135,6 +159,7 @@ AWAITABLE_NOT_AWAITED: dict[str, Arguments] = {
 #: Methods that return at once in dask too (futures, handles, local objects).
 IMMEDIATE: dict[str, Arguments] = {
     "actor": call(Tally),
+    "as_current": call(),
     "get_executor": call(),
     "get_restrictions": call([], None, False),
     "map": call(inc, [1, 2]),

@@ -98,11 +98,16 @@ def _seconds(moment: Any) -> float | None:
 def load_run_error(result: m.RunResult, where: str) -> BaseException:
     """The exception a `RunResult` carries, with its remote traceback and a note."""
     assert result.error is not None
+    return load_error(result.error, where)
+
+
+def load_error(error: m.ErrorInfo, where: str) -> BaseException:
+    """The exception of `error`, with its remote traceback and a note naming `where`."""
     try:
-        exc = loads(result.error.exception)
-    except Exception as load_error:
-        exc = RuntimeError(f"{result.error.text.strip()} (unloadable: {load_error!r})")
-    tb = load_traceback(result.error)
+        exc = loads(error.exception)
+    except Exception as unloadable:
+        exc = RuntimeError(f"{error.text.strip()} (unloadable: {unloadable!r})")
+    tb = load_traceback(error)
     if tb is not None:
         exc = exc.with_traceback(tb)
     exc.add_note(f"trident: raised on {where}")

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import atexit
 import contextlib
+import contextvars
 import html
 import logging
 import os
@@ -47,6 +48,7 @@ from .events import EventMethods
 from .future import Future
 from .kernels import KernelMethods
 from .local_cluster import LocalClusterLike, start_local_cluster
+from .plugins import PluginMethods
 from .structures import futures_of
 from .task_group import TaskGroup
 from .task_specs import (
@@ -60,6 +62,10 @@ from .task_specs import (
 DEFAULT_TIMEOUT = 30.0
 
 _default_client: Client | None = None
+#: the client of the innermost `Client.as_current` block in this context
+_current_client: contextvars.ContextVar[Client | None] = contextvars.ContextVar(
+    "trident_current_client", default=None
+)
 _default_lock = threading.Lock()
 _live_blocking_clients: weakref.WeakSet[Client] = weakref.WeakSet()
 #: every started client made with ``set_as_default=True``, oldest first: when the
@@ -78,11 +84,16 @@ def _newest_open_candidate() -> Client | None:
 
 
 def default_client() -> Client:
-    """The default client: the one most recently created with ``set_as_default=True``,
-    or, once it closed, the newest such client still open (as dask's).
+    """The default client: inside ``with client.as_current():`` that client; else the one
+    most recently created with ``set_as_default=True``, or, once it closed, the newest
+    such client still open (as dask's).
 
     Raises `ValueError` if there is none.
     """
+    current = _current_client.get()
+    if _is_open(current):
+        assert current is not None
+        return current
     client = _default_client
     if _is_open(client):
         assert client is not None
@@ -103,7 +114,7 @@ def _set_default(client: Client | None) -> None:
         use_as_dask_scheduler(client)
 
 
-class Client(KernelMethods, GraphMethods, DatasetMethods, CallMethods, EventMethods):
+class Client(KernelMethods, GraphMethods, DatasetMethods, CallMethods, EventMethods, PluginMethods):
     """Connect to a trident cluster and run computations on it.
 
     Arguments:
@@ -347,6 +358,19 @@ class Client(KernelMethods, GraphMethods, DatasetMethods, CallMethods, EventMeth
     def shutdown(self) -> Any:
         """Close the client; a cluster it started is closed too."""
         return self.close()
+
+    @contextlib.contextmanager
+    def as_current(self) -> Generator[Client, None, None]:
+        """``with client.as_current():`` makes this client the one `default_client` and
+        `get_client` return inside the block (in this thread or task only: the choice is
+        a context variable, so concurrent tasks and threads keep their own), as dask's.
+        Blocks nest; the previous choice comes back at the end. Tasks running on
+        workers keep using their worker's client."""
+        token = _current_client.set(self)
+        try:
+            yield self
+        finally:
+            _current_client.reset(token)
 
     def __enter__(self) -> Client:
         if self.asynchronous:

@@ -144,6 +144,7 @@ class ClientCore:
             m.Reply: self.requests.on_reply,
             m.RunResult: self.requests.on_answer,
             m.RunResults: self.requests.on_answer,
+            m.PluginResults: self.requests.on_answer,
             m.SchedulerServices: self._on_services,
             m.TaskOutput: self._on_task_output,
             m.Heartbeat: _ignore,

@@ -272,8 +272,11 @@ class Future:
 
     def __del__(self) -> None:
         # Errors are impossible to report from here (interpreter shutdown, closed client).
-        with contextlib.suppress(Exception):
+        # No module globals (contextlib.suppress): at shutdown they may be None already.
+        try:  # noqa: SIM105
             self._client._core.release(self._key)
+        except Exception:
+            pass
 
     @property
     def client(self) -> Client:

@@ -123,7 +123,7 @@ class SchedulerRequests:
         pending.reply = msg
         pending.event.set()
 
-    def on_answer(self, msg: m.RunResult | m.RunResults) -> None:
+    def on_answer(self, msg: m.RunResult | m.RunResults | m.PluginResults) -> None:
         """A request answered by a message of its own: the message is the reply's value."""
         self.on_reply(m.Reply(msg.request_id, msg, None))
 

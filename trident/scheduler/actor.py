@@ -18,6 +18,7 @@ from typing import Any, Protocol
 import trio
 
 from .._ipython import EmbeddedKernel
+from .._plugins import call_hook
 from .._public import publish
 from .._run_function import run_function
 from ..comm import handshake
@@ -28,6 +29,8 @@ from ..comm.streams import ByteStream, StreamClosed
 from ..comm.transports import describe, serve
 from ..protocol import messages as m
 from ..protocol.errors import InvalidBatch, ProtocolError
+from ..protocol.failures import error_info
+from ..protocol.serialize import loads
 from ..security import Security
 from .liveness import LivenessSettings
 from .state import InvalidMessage, SchedulerState
@@ -35,6 +38,8 @@ from .state import InvalidMessage, SchedulerState
 logger = logging.getLogger("trident.scheduler")
 
 REGISTRATION_TIMEOUT = 10.0
+#: Seconds the scheduler's plugins get to close when it stops.
+PLUGIN_CLOSE_TIMEOUT = 10.0
 
 
 class SchedulerService(Protocol):
@@ -118,6 +123,8 @@ class Scheduler:
         self._cancel_scope: trio.CancelScope | None = None
         self._nursery: trio.Nursery | None = None
         self.state.remote_calls.run_here = self._run_function
+        self.state.plugins.run_here = self._plugin_request
+        self.state.plugins.scheduler = self
         #: the IPython kernel of `Client.start_ipython_scheduler`, once started
         self.ipython = EmbeddedKernel()
 
@@ -180,6 +187,8 @@ class Scheduler:
                     await self._start_dashboard(nursery, self._dashboard_address)
                 task_status.started(self)
         finally:
+            with trio.move_on_after(PLUGIN_CLOSE_TIMEOUT, shield=True):
+                await self._close_plugins()
             logs.detach()
             self.ipython.stop()
 
@@ -231,6 +240,51 @@ class Scheduler:
         sender = self._senders.get(client_id)
         if sender is not None:
             sender.send(result)
+
+    # --- scheduler plugins (`Client.register_plugin`) --------------------------------------
+
+    @property
+    def plugins(self) -> Mapping[str, Any]:
+        """The scheduler plugins, by name: a read-only view (dask's
+        ``dask_scheduler.plugins``)."""
+        return MappingProxyType(self.state.plugins.scheduler_plugins)
+
+    def _plugin_request(self, client_id: str, msg: m.RegisterPlugin | m.UnregisterPlugin) -> None:
+        """Add or remove a scheduler plugin for a client, in the scheduler's loop."""
+        assert self._nursery is not None
+        self._nursery.start_soon(self._carry_out_plugin_request, client_id, msg)
+
+    async def _carry_out_plugin_request(
+        self, client_id: str, msg: m.RegisterPlugin | m.UnregisterPlugin
+    ) -> None:
+        """Unpickle and start the plugin (closing the one it replaces), or close the one
+        unregistered; answer the client with what raised, if anything."""
+        plugins = self.state.plugins
+        error = None
+        try:
+            old = plugins.remove_scheduler_plugin(msg.name)
+            if old is not None:
+                await call_hook(old, "close")
+            if isinstance(msg, m.RegisterPlugin):
+                plugin = loads(msg.plugin)
+                await call_hook(plugin, "start", self)
+                plugins.add_scheduler_plugin(msg.name, plugin)
+                logger.info("scheduler: plugin %s added", msg.name)
+        except Exception as exc:
+            logger.warning("scheduler: plugin %s failed: %r", msg.name, exc)
+            error = error_info(exc, self.address)
+        sender = self._senders.get(client_id)
+        if sender is not None:
+            sender.send(m.PluginResults(msg.request_id, {}, error))
+
+    async def _close_plugins(self) -> None:
+        plugins = self.state.plugins
+        for name in list(plugins.scheduler_plugins):
+            plugin = plugins.remove_scheduler_plugin(name)
+            try:
+                await call_hook(plugin, "close")
+            except Exception:
+                logger.exception("scheduler: closing plugin %s failed", name)
 
     async def _keep_time(self) -> None:
         """Tick the state's clock once per heartbeat interval; close silent peers."""

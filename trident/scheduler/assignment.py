@@ -48,6 +48,7 @@ class Assignments:
             when one has more tasks than threads (`WorkStealing.queued`).
         stalled: workers gone quiet (`WorkerStalls.stalled`, read only): never idle,
             and offered no queued tasks.
+        set_state: sets a task's state and logs it (`TaskStory.transition`).
     """
 
     def __init__(
@@ -60,7 +61,9 @@ class Assignments:
         clock: Callable[[], float],
         stealing: WorkStealing,
         stalled: Collection[WorkerRecord],
+        set_state: Callable[[TaskRecord, str], None],
     ) -> None:
+        self._set_state = set_state
         self._workers = workers
         self.idle = idle
         self._durations = durations
@@ -145,7 +148,7 @@ class Assignments:
         `root_bytes`: the expected output bytes of `ts` when the caller knows it is a
         root task (else looked up if it is one); booked on `ws` while it waits unstarted.
         """
-        ts.state = PROCESSING
+        self._set_state(ts, PROCESSING)
         ts.processing_on = ws
         estimate = self._durations.get(ts.prefix)
         ws.processing[ts] = estimate

@@ -46,6 +46,7 @@ from .records import (
 
 if TYPE_CHECKING:
     from .lost_data import LostData
+    from .story import TaskStory
 
 
 class TaskLifecycle:
@@ -69,6 +70,7 @@ class TaskLifecycle:
         stalled: workers gone quiet (`WorkerStalls.stalled`, read only): ready tasks
             go to them only when no other worker may run them.
         lost_data: keys awaited from departed workers that may come back.
+        story: the log every state change goes through (`TaskStory.transition`).
     """
 
     def __init__(
@@ -86,6 +88,7 @@ class TaskLifecycle:
         clock: Callable[[], float],
         stalled: Collection[WorkerRecord],
         lost_data: LostData,
+        story: TaskStory,
     ) -> None:
         self._tasks = tasks
         self._workers = workers
@@ -100,6 +103,9 @@ class TaskLifecycle:
         self._clock = clock
         self._stalled = stalled
         self._lost_data = lost_data
+        self._story = story
+        #: sets a task's state and logs it (`TaskStory.transition`)
+        self.set_state = story.transition
         #: how many transitions happened so far
         self.transitions = 0
         #: ready tasks that no connected worker may run
@@ -158,7 +164,7 @@ class TaskLifecycle:
                 assert dep.error is not None
                 self.fail(ts, dep.error)
                 return
-        ts.state = WAITING
+        self.set_state(ts, WAITING)
         self.transitions += 1
         for dep in ts.dependencies:
             dep.add_waiter(ts)
@@ -170,12 +176,12 @@ class TaskLifecycle:
     def make_ready(self, ts: TaskRecord) -> None:
         """All inputs are in memory: queue the task or send it to a worker."""
         if ts.is_root:
-            ts.state = QUEUED
+            self.set_state(ts, QUEUED)
             self._books.enqueue(ts)
             return
         ws = choose_worker(ts, self._workers, self._books.idle, self._clock(), self._stalled)
         if ws is None:
-            ts.state = NO_WORKER
+            self.set_state(ts, NO_WORKER)
             self.no_worker[ts] = None
             if self._workers and not self._retrying_no_worker:
                 self._tell_no_worker(ts)
@@ -233,7 +239,7 @@ class TaskLifecycle:
             erred.append(ts)
             stack.extend(ts.dependencies)
         for ts in erred:
-            ts.state = RELEASED
+            self.set_state(ts, RELEASED)
             ts.error = None
             self.transitions += 1
         for ts in roots:
@@ -265,7 +271,7 @@ class TaskLifecycle:
         self._books.unassign(ts)
         self._durations.observe(ts.prefix, msg.stop - msg.start, msg.nbytes)
         self._activity.task_ran(ts.key, ts.prefix, ws.address, msg.start, msg.stop, OK)
-        ts.state = MEMORY
+        self.set_state(ts, MEMORY)
         self.transitions += 1
         ts.type_name = msg.type_name
         self.add_replica(ts, ws, msg.nbytes)
@@ -315,7 +321,7 @@ class TaskLifecycle:
         self._activity.task_ran(ts.key, ts.prefix, ws.address, msg.start, msg.stop, FAILED)
         if ts.retries > 0:
             ts.retries -= 1
-            ts.state = WAITING
+            self.set_state(ts, WAITING)
             self.make_ready(ts)
             return
         self.fail(ts, msg.error, record=True)
@@ -334,7 +340,7 @@ class TaskLifecycle:
             return
         self._books.unassign(ts)
         self._task_ended(ts.key)
-        ts.state = WAITING
+        self.set_state(ts, WAITING)
         self.make_ready(ts)
 
     def fail(self, ts: TaskRecord, error: m.ErrorInfo, *, record: bool = False) -> None:
@@ -350,7 +356,7 @@ class TaskLifecycle:
             if task.state in (ERRED, MEMORY):
                 continue
             self.stop(task)
-            task.state = ERRED
+            self.set_state(task, ERRED)
             self.transitions += 1
             task.error = error
             for cs in list(task.who_wants):
@@ -395,7 +401,7 @@ class TaskLifecycle:
         Data that cannot be recomputed is awaited from the worker at `returning`, when
         given, before it fails (`lost_data`).
         """
-        ts.state = RELEASED
+        self.set_state(ts, RELEASED)
         self.transitions += 1
         for cs in ts.who_wants:
             if cs is not self._fire_and_forget:
@@ -446,7 +452,7 @@ class TaskLifecycle:
             self._release_data(ts)
         elif ts.state in (WAITING, QUEUED, NO_WORKER, PROCESSING):
             self.stop(ts)
-            ts.state = RELEASED
+            self.set_state(ts, RELEASED)
             self.transitions += 1
             for dep in ts.dependencies:
                 dep.waiters.discard(ts)
@@ -470,7 +476,7 @@ class TaskLifecycle:
             ws.nbytes -= ts.nbytes
             self._send_key(ws.address, m.FreeKeys, ts.key)
         ts.who_has = EMPTY
-        ts.state = RELEASED
+        self.set_state(ts, RELEASED)
         self.transitions += 1
 
     def maybe_forget(self, ts: TaskRecord) -> None:
@@ -487,6 +493,7 @@ class TaskLifecycle:
                 self._release_data(task)
             elif task.state not in (RELEASED, ERRED):
                 continue
+            self._story.forgotten(task)
             del tasks[task.key]
             if task.function is not None:
                 self._functions.unref(task.function)

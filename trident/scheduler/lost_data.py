@@ -65,7 +65,7 @@ class LostData:
         state = self._state
         lifecycle = state.lifecycle
         self.restored += 1
-        ts.state = MEMORY
+        lifecycle.set_state(ts, MEMORY)
         lifecycle.transitions += 1
         lifecycle.add_replica(ts, ws, nbytes)
         done = m.KeyDone(ts.key, ts.type_name, ts.nbytes, None)

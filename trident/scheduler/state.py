@@ -34,6 +34,7 @@ from typing import Any
 
 from .._eventlog import DEFAULT_LENGTH, new_log, subject
 from .._logbuffer import LogBuffer
+from .._plugins import NANNY
 from ..protocol import messages as m
 from ..protocol.failures import error_info_for
 from ..protocol.serialize import Serialized
@@ -57,11 +58,13 @@ from .nannies import Nannies
 from .outbox import Outbox
 from .output import OutputForwarding
 from .placement import DurationEstimates
+from .plugins import Plugins
 from .records import MEMORY, QUEUED, WAITING, ClientRecord, TaskRecord, WorkerRecord
 from .remote_calls import RemoteCalls
 from .sessions import ClientSessions
 from .stalls import WorkerStalls
 from .stealing import WorkStealing
+from .story import TaskStory
 from .uploads import Uploads
 from .wants import ClientWants
 
@@ -100,6 +103,8 @@ class SchedulerState:
         self.workers: dict[str, WorkerRecord] = {}
         self.clients: dict[str, ClientRecord] = {}
         self.durations = DurationEstimates()
+        #: every task transition, recent ones kept (`Client.story`, scheduler plugins)
+        self.story = TaskStory(clock)
         #: workers with at least one free thread, in the order they became free
         self.idle: dict[WorkerRecord, None] = {}
         #: recent events ``(stimulus id, event, peer, subject)`` and flushes ``(stimulus
@@ -135,6 +140,7 @@ class SchedulerState:
             clock,
             self.stealing,
             self.stalls.stalled,
+            self.story.transition,
         )
         #: when peers were last heard from, and clients that may still resume
         self.liveness = Liveness(liveness)
@@ -158,6 +164,7 @@ class SchedulerState:
             clock,
             self.stalls.stalled,
             self.lost_data,
+            self.story,
         )
         self.no_worker = self.lifecycle.no_worker
         self.wants = ClientWants(
@@ -184,6 +191,8 @@ class SchedulerState:
         self.output = OutputForwarding(self.tasks, self.workers, self._send)
         self.data_movement = DataMovement(self, self._send)
         self.uploads = Uploads(self.workers, self._send)
+        #: worker, nanny and scheduler plugins (`Client.register_plugin`)
+        self.plugins = Plugins(self.workers, self.nannies, self.story, self._send, error_info_for)
         self.remote_calls = RemoteCalls(self.workers, self.nannies, self._send, error_info_for)
         self.dumps = ClusterDumps(self, self._send)
         #: events by topic, the task stream and retries (`Client.log_event`, ...)
@@ -196,6 +205,7 @@ class SchedulerState:
             self.output,
             self.data_movement,
             self.uploads,
+            self.plugins,
             self.remote_calls,
             self.dumps,
             self.diagnostics,
@@ -207,6 +217,8 @@ class SchedulerState:
         self._worker_handlers[m.ReplicasAcquired] = self.data_movement.on_replicas_acquired
         self._worker_handlers[m.WorkerRetiring] = self.data_movement.on_worker_retiring
         self._worker_handlers[m.FileStored] = self.uploads.on_file_stored
+        self._worker_handlers[m.PluginDone] = self.plugins.on_worker_done
+        self._client_handlers[m.StoryRequest] = self._on_story
         self._worker_handlers[m.WorkerStateDumped] = self.dumps.on_worker_dumped
         self._worker_handlers[m.TasksRecalled] = self.stealing.on_tasks_recalled
 
@@ -223,7 +235,7 @@ class SchedulerState:
 
     def _record(self, event: str, peer: str | None, about: Any) -> None:
         """Log an event under a fresh stimulus id."""
-        stimulus_id = self._stimulus_id = next(self._stimuli)
+        stimulus_id = self._stimulus_id = self.story.stimulus_id = next(self._stimuli)
         self.log.append((stimulus_id, event, peer, about))
 
     def flush(self) -> dict[str, list[Any]]:
@@ -259,6 +271,7 @@ class SchedulerState:
         cs = self.clients[client_id] = ClientRecord(client_id, name)
         self.liveness.client_joined(client_id)
         self.sessions.welcome(cs)
+        self.plugins.client_added(client_id)
 
     def resume_client(self, msg: m.ResumeClient) -> None:
         """A client registered again after losing its connection (see `sessions`)."""
@@ -283,6 +296,7 @@ class SchedulerState:
         self.holds.client_removed(client_id)
         self.data_movement.client_removed(client_id)
         self.uploads.client_removed(client_id)
+        self.plugins.client_gone(client_id)
         self.remote_calls.client_removed(client_id)
         self.output.client_left(cs)
         self.wants.client_removed(cs)
@@ -295,9 +309,11 @@ class SchedulerState:
         handler = self._client_handlers.get(type(message))
         if handler is None:
             raise InvalidMessage(f"clients may not send {type(message).__name__}")
-        stimulus_id = self._stimulus_id = next(self._stimuli)
+        stimulus_id = self._stimulus_id = self.story.stimulus_id = next(self._stimuli)
         self.log.append((stimulus_id, type(message).__name__, client_id, subject(message)))
         handler(self.clients[client_id], message)
+        if self.plugins.scheduler_plugins and type(message) is m.UpdateGraph:
+            self.plugins.graph_updated(client_id, message)
 
     # --- workers ------------------------------------------------------------------------
 
@@ -312,6 +328,7 @@ class SchedulerState:
         self.liveness.worker_joined(ws.address)
         self._send(ws.address, m.WorkerWelcome(self.id))
         self.uploads.worker_added(ws.address)
+        self.plugins.worker_added(ws.address)
         self.output.worker_added(ws.address)
         unknown = []
         for key, nbytes in (keys or {}).items():
@@ -394,6 +411,7 @@ class SchedulerState:
                 self.lifecycle.compute(ts)
         self.data_movement.worker_removed(address)
         self.uploads.worker_removed(address)
+        self.plugins.worker_removed(address, reason)
         self.dumps.worker_removed(address)
         if ws.processing:
             self.deaths.hold(ws, self.liveness.now + self.liveness.settings.death_report_wait)
@@ -458,7 +476,7 @@ class SchedulerState:
             if address in self.data_movement.retired:
                 return  # sent before the worker heard it was retired
             raise InvalidMessage(f"worker {address} is no longer registered")
-        stimulus_id = self._stimulus_id = next(self._stimuli)
+        stimulus_id = self._stimulus_id = self.story.stimulus_id = next(self._stimuli)
         self.log.append((stimulus_id, type(message).__name__, address, subject(message)))
         handler(ws, message)
 
@@ -467,12 +485,14 @@ class SchedulerState:
     def add_nanny(self, registration: m.RegisterNanny) -> None:
         """A nanny connected; its id becomes a peer id for `flush`."""
         self.nannies.add(registration, self.id)
+        self.plugins.peer_added(registration.nanny_id, NANNY)
 
     def remove_nanny(self, nanny_id: str) -> None:
         """The nanny left; its worker leaves on its own connection."""
         if self.nannies.remove(nanny_id):
             self.outbox.drop(nanny_id)
             self.remote_calls.nanny_removed(nanny_id)
+            self.plugins.peer_removed(nanny_id)
 
     def handle_nanny_message(self, nanny_id: str, message: m.NannyToScheduler | m.Common) -> None:
         """Apply one message from a nanny. Raises `InvalidMessage` for disallowed types."""
@@ -555,10 +575,15 @@ class SchedulerState:
         ):
             self.lifecycle.assign(ts, ws)
         else:
-            ts.state = WAITING
+            self.lifecycle.set_state(ts, WAITING)
             self.lifecycle.make_ready(ts)
 
     # --- heartbeats, queries ----------------------------------------------------------
+
+    def _on_story(self, cs: ClientRecord, msg: m.StoryRequest) -> None:
+        """`Client.story`: the logged transitions of the keys asked for."""
+        story = [list(entry) for entry in self.story.story(msg.keys)]
+        self._send(cs.client_id, m.Reply(msg.request_id, story, None))
 
     def _on_heartbeat(self, ws: WorkerRecord, msg: m.WorkerHeartbeat) -> None:
         ws.heartbeat = msg

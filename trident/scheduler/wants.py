@@ -210,7 +210,7 @@ class ClientWants:
                 lifecycle.stop(ts)
                 for dep in ts.dependencies:
                     dep.waiters.discard(ts)
-            ts.state = MEMORY
+            lifecycle.set_state(ts, MEMORY)
             ts.error = None
             ts.type_name = msg.type_names.get(key, "")
             cs.wants.add(ts)

@@ -47,6 +47,7 @@ from .memory_watch import watch_memory
 from .outcomes import outcome_event
 from .output_forwarding import OutputForwarding
 from .peers import PeerServer
+from .plugins import WorkerPlugins
 from .profiling import Sampler
 from .scheduler_connection import SchedulerConnection, heartbeat
 from .secession_bridge import SecessionBridge
@@ -55,6 +56,9 @@ from .state import WorkerState
 from .uploads import UploadedFiles
 
 logger = logging.getLogger("trident.worker")
+
+#: Seconds the worker's plugins get to tear down when it stops.
+PLUGIN_TEARDOWN_TIMEOUT = 10.0
 
 
 class Worker:
@@ -196,6 +200,9 @@ class Worker:
         self.peers = PeerServer(self, self._token, self._jobs)
         #: numbers the stimuli the actor feeds the state (see `_stimulus`)
         self._stimuli = itertools.count(1)
+        #: worker plugins (`Client.register_plugin`)
+        self._plugins = WorkerPlugins(self, self._plugin_done, self._watch_transitions)
+        self._flushing = False
 
     @classmethod
     def from_config(
@@ -264,6 +271,11 @@ class Worker:
         return f"<Worker {self.address or 'not started'} nthreads={self.nthreads}>"
 
     @property
+    def plugins(self) -> dict[str, Any]:
+        """The worker plugins running here, by name (dask's ``dask_worker.plugins``)."""
+        return self._plugins.plugins
+
+    @property
     def data(self) -> MutableMapping[str, Any]:
         """The values this worker holds, by key (a `SpillBuffer` with a memory limit)."""
         return self.state.data if self.state is not None else {}
@@ -279,6 +291,8 @@ class Worker:
         try:
             await self._serve(task_status)
         finally:
+            with trio.move_on_after(PLUGIN_TEARDOWN_TIMEOUT, shield=True):
+                await self._plugins.teardown_all()
             with trio.CancelScope(shield=True):
                 await self.preloads.teardown(self)
             self.logs.detach()
@@ -457,6 +471,19 @@ class Worker:
         stimulus_id = self.stimulus("file-stored")
         self.state.handle(ev.FileStoreDone(instruction.upload, error, stimulus_id))
 
+    def _plugin_done(self, request: int, error: m.ErrorInfo | None) -> None:
+        """A plugin hook the scheduler asked for finished: tell the state (and flush,
+        unless this runs while flushing)."""
+        if self.state is None or self.stopped:
+            return
+        self.state.handle(ev.PluginHookDone(request, error, self.stimulus("plugin")))
+        if not self._flushing:
+            self.flush()
+
+    def _watch_transitions(self, on: bool) -> None:
+        if self.state is not None:
+            self.state.watch_transitions(on)
+
     def _send_output_entries(self, entries: list[m.OutputEntry]) -> None:
         if self._sender is not None:
             self._sender.send(m.TaskOutput(self.address, entries))
@@ -469,12 +496,25 @@ class Worker:
         stored file)."""
         assert self.state is not None
         assert self._sender is not None
+        self._flushing = True
+        try:
+            self._flush()
+        finally:
+            self._flushing = False
+
+    def _flush(self) -> None:
+        assert self.state is not None
+        assert self._sender is not None
         again = True
         while again:
             again = False
             out, instructions = self.state.flush()
             if out:
                 self._sender.send_now(out)
+            noted = self.state.transition_log
+            if noted:
+                self.state.transition_log = self.state.slots.transition_log = []
+                self._plugins.transitions(noted)
             for instruction in instructions:
                 if isinstance(instruction, ins.Execute):
                     self._execute(instruction.key, instruction.run_id)
@@ -503,6 +543,16 @@ class Worker:
             self._functions.forget(instruction.tokens)
         elif isinstance(instruction, ins.StoreFile):
             self._store_file(instruction)
+            return True
+        elif isinstance(instruction, ins.SetupPlugin):
+            assert self._nursery is not None
+            self._plugins.setup(
+                self._nursery, instruction.request, instruction.name, instruction.plugin
+            )
+            return True
+        elif isinstance(instruction, ins.TeardownPlugin):
+            assert self._nursery is not None
+            self._plugins.teardown(self._nursery, instruction.request, instruction.name)
             return True
         elif isinstance(instruction, ins.CaptureOutput):
             assert self._nursery is not None

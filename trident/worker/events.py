@@ -144,6 +144,16 @@ class FileStoreDone:
 
 
 @attrs.define(slots=True)
+class PluginHookDone:
+    """The hook of `SetupPlugin` or `TeardownPlugin` `request` returned (`error` None) or
+    raised."""
+
+    request: int
+    error: m.ErrorInfo | None
+    stimulus_id: str
+
+
+@attrs.define(slots=True)
 class PauseChanged:
     """Memory pressure paused the worker (no new task starts) or resumed it."""
 
@@ -172,6 +182,7 @@ Event = (
     | FetchFailed
     | DataPut
     | FileStoreDone
+    | PluginHookDone
     | PauseChanged
     | SchedulerLost
 )

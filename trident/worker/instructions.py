@@ -92,6 +92,24 @@ class StoreFile:
 
 
 @attrs.frozen
+class SetupPlugin:
+    """Unpickle a worker plugin and set it up (tearing down the one of the same name);
+    report it with `PluginHookDone`."""
+
+    request: int
+    name: str
+    plugin: Serialized
+
+
+@attrs.frozen
+class TeardownPlugin:
+    """Tear the worker plugin `name` down and drop it; report it with `PluginHookDone`."""
+
+    request: int
+    name: str
+
+
+@attrs.frozen
 class CaptureOutput:
     """Capture the output of running tasks (or stop capturing it)."""
 
@@ -115,6 +133,8 @@ Instruction = (
     | LoadFunction
     | ForgetFunctions
     | StoreFile
+    | SetupPlugin
+    | TeardownPlugin
     | CaptureOutput
     | Close
 )

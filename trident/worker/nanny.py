@@ -46,6 +46,7 @@ import attrs
 import psutil
 import trio
 
+from .._plugins import call_hook
 from .._run_function import run_function
 from ..comm import handshake
 from ..comm.batched import BatchedSender
@@ -55,6 +56,8 @@ from ..comm.streams import StreamClosed
 from ..comm.transports import connect
 from ..protocol import messages as m
 from ..protocol.errors import ProtocolError
+from ..protocol.failures import error_info
+from ..protocol.serialize import loads
 from ..security import TOKEN_ENV, Security
 from ..sizes import format_bytes
 from .config import WorkerConfig
@@ -67,6 +70,8 @@ logger = logging.getLogger("trident.nanny")
 CONNECT_TIMEOUT = 10.0
 STDERR_LINES = 20
 DEATHS_KEPT = 50
+#: Seconds the nanny's plugins get to tear down when it stops.
+PLUGIN_TEARDOWN_TIMEOUT = 10.0
 _MAX_LINE = 500
 
 
@@ -178,6 +183,10 @@ class Nanny:
         self._cancel_scope: trio.CancelScope | None = None
         self._nursery: trio.Nursery | None = None
         self._oom_before = 0
+        self._with_welcome: list[Any] = []
+        #: nanny plugins (`Client.register_plugin`), by name
+        self.plugins: dict[str, Any] = {}
+        self._plugin_lock = trio.Lock()
 
     def __repr__(self) -> str:
         return f"<Nanny {self.id} worker={self.worker_address or 'not started'}>"
@@ -204,6 +213,8 @@ class Nanny:
                     start_error = exc
                 nursery.cancel_scope.cancel()
         finally:
+            with trio.move_on_after(PLUGIN_TEARDOWN_TIMEOUT, shield=True):
+                await self._teardown_plugins()
             with trio.CancelScope(shield=True):
                 await self._connection.aclose()
         if start_error is not None:
@@ -233,7 +244,12 @@ class Nanny:
                     self.id, self.config.name or "", socket.gethostname(), os.getpid()
                 )
                 await connection.send([registration])
-                await connection.receive_one(m.NannyWelcome)
+                welcome = await connection.receive()
+                if not welcome or not isinstance(welcome[0], m.NannyWelcome):
+                    got = ", ".join(type(msg).__name__ for msg in welcome)
+                    raise ProtocolError(f"expected NannyWelcome, got [{got}]")
+                # What came with the welcome (the plugins to set up) is handled first.
+                self._with_welcome = welcome[1:]
             except BaseException:
                 with trio.CancelScope(shield=True):
                     await connection.aclose()
@@ -288,10 +304,9 @@ class Nanny:
                 nursery.cancel_scope.cancel()
 
             nursery.start_soon(watch_silence)
+            messages, self._with_welcome = self._with_welcome, []
             try:
                 while True:
-                    messages = await connection.receive()
-                    watch.heard()
                     for msg in messages:
                         kind = type(msg)
                         if kind is m.Heartbeat:
@@ -299,6 +314,10 @@ class Nanny:
                         if kind is m.RunFunction:
                             assert self._nursery is not None
                             self._nursery.start_soon(self._run_function, msg)
+                            continue
+                        if kind is m.SetupPlugin or kind is m.TeardownPlugin:
+                            assert self._nursery is not None
+                            self._nursery.start_soon(self._plugin_request, msg)
                             continue
                         if kind is m.CloseWorker:
                             logger.info(
@@ -312,6 +331,8 @@ class Nanny:
                         self._restart_id = msg.restart_id
                         if self._run_scope is not None:
                             self._run_scope.cancel()
+                    messages = await connection.receive()
+                    watch.heard()
             except ConnectionClosed:
                 logger.info("nanny %s: the scheduler closed the connection", self.id)
             except (StreamClosed, ProtocolError) as exc:
@@ -326,6 +347,38 @@ class Nanny:
         )
         if self._sender is not None:  # else the scheduler was lost meanwhile
             self._sender.send(result)
+
+    async def _plugin_request(self, msg: m.SetupPlugin | m.TeardownPlugin) -> None:
+        """Set a nanny plugin up (tearing down the one it replaces) or tear one down, in
+        the order the scheduler sent them; answer with what the hook raised."""
+        error = None
+        async with self._plugin_lock:
+            old = self.plugins.pop(msg.name, None)
+            try:
+                if old is not None:
+                    await call_hook(old, "teardown", nanny=self)
+            except Exception as exc:
+                logger.warning("nanny %s: plugin %s teardown failed: %r", self.id, msg.name, exc)
+                if isinstance(msg, m.TeardownPlugin):
+                    error = error_info(exc, self.worker_address or self.id)
+            if isinstance(msg, m.SetupPlugin):
+                try:
+                    plugin = loads(msg.plugin)
+                    self.plugins[msg.name] = plugin
+                    await call_hook(plugin, "setup", nanny=self)
+                except Exception as exc:
+                    logger.warning("nanny %s: plugin %s setup failed: %r", self.id, msg.name, exc)
+                    error = error_info(exc, self.worker_address or self.id)
+        if msg.request and self._sender is not None:
+            self._sender.send(m.PluginDone(msg.request, error))
+
+    async def _teardown_plugins(self) -> None:
+        while self.plugins:
+            name, plugin = self.plugins.popitem()
+            try:
+                await call_hook(plugin, "teardown", nanny=self)
+            except Exception:
+                logger.exception("nanny %s: plugin %s teardown failed", self.id, name)
 
     # --- supervising ------------------------------------------------------------------
 

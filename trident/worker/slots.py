@@ -63,10 +63,14 @@ class ExecutionSlots:
         #: seconds a run takes, on average (recent runs weigh more)
         self.mean_duration = 0.5
         self._ready: list[WorkerTask] = []
+        #: where state changes are noted (`WorkerState.watch_transitions`), or None
+        self.transition_log: list[tuple[str, str, str]] | None = None
         self._constrained: list[WorkerTask] = []
 
     def make_ready(self, ts: WorkerTask) -> None:
         """`ts` has all its inputs: it waits for a slot."""
+        if self.transition_log is not None:
+            self.transition_log.append((ts.key, ts.state, READY))
         ts.state = READY
         if ts.resources:
             self._constrained.append(ts)
@@ -112,6 +116,8 @@ class ExecutionSlots:
                 self._execute(ts)
 
     def _execute(self, ts: WorkerTask) -> None:
+        if self.transition_log is not None:
+            self.transition_log.append((ts.key, ts.state, EXECUTING))
         ts.state = EXECUTING
         ts.run_id = next(self._run_ids)
         self.executing[ts.run_id] = ts

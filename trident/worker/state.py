@@ -52,13 +52,25 @@ from .instructions import (
     Instruction,
     Interrupt,
     LoadFunction,
+    SetupPlugin,
     StoreFile,
+    TeardownPlugin,
 )
 from .invariants import check_invariants
 from .replicas import ReplicaAcquisitions
 from .slots import ExecutionSlots
 from .state_dump import describe_state
-from .tasks import EXECUTING, FETCH, FLIGHT, MEMORY, READY, WAITING, WorkerTask
+from .tasks import (
+    ERROR,
+    EXECUTING,
+    FETCH,
+    FLIGHT,
+    FORGOTTEN,
+    MEMORY,
+    READY,
+    WAITING,
+    WorkerTask,
+)
 
 #: Concurrent fetches from one peer.
 FETCHES_PER_PEER = 2
@@ -114,6 +126,10 @@ class WorkerState:
         #: id, "flush", messages for the scheduler, instructions)``
         self.log = new_log(log_length)
         self._stimulus_id = ""
+        #: ``(key, start, finish)`` of task state changes since the actor last took them,
+        #: in dask's state names; None (nothing noted) unless a plugin watches them
+        #: (`watch_transitions`)
+        self.transition_log: list[tuple[str, str, str]] | None = None
         self._handlers: dict[type, Callable[[Any], None]] = {
             ev.RunFinished: self._on_run_finished,
             ev.RunFailed: self._on_run_failed,
@@ -127,6 +143,7 @@ class WorkerState:
             ev.FetchFailed: self._on_fetch_failed,
             ev.DataPut: self._on_data_put,
             ev.FileStoreDone: self._on_file_stored,
+            ev.PluginHookDone: self._on_plugin_hook_done,
             ev.PauseChanged: self._on_pause_changed,
             ev.SchedulerLost: self._on_scheduler_lost,
         }
@@ -138,6 +155,8 @@ class WorkerState:
             m.CancelTask: self._on_cancel_task,
             m.AcquireReplicas: self.replicas.start,
             m.StoreFile: self._on_store_file,
+            m.SetupPlugin: self._on_setup_plugin,
+            m.TeardownPlugin: self._on_teardown_plugin,
             m.CaptureOutput: self._on_capture_output,
             m.CloseWorker: self._on_close_worker,
             m.DumpWorkerState: self._on_dump,
@@ -153,6 +172,18 @@ class WorkerState:
     @mean_duration.setter
     def mean_duration(self, seconds: float) -> None:
         self.slots.mean_duration = seconds
+
+    def watch_transitions(self, on: bool) -> None:
+        """Start (or stop) noting task state changes in `transition_log`."""
+        if on and self.transition_log is None:
+            self.transition_log = []
+        elif not on:
+            self.transition_log = None
+        self.slots.transition_log = self.transition_log
+
+    def _note(self, key: str, start: str, finish: str) -> None:
+        if self.transition_log is not None:
+            self.transition_log.append((key, start, finish))
 
     # --- the one entry ----------------------------------------------------------------
 
@@ -215,6 +246,16 @@ class WorkerState:
         if event.upload:  # 0: sent to a worker that joined later, nobody waits for it
             self._to_scheduler.append(m.FileStored(event.upload, event.error))
 
+    def _on_setup_plugin(self, msg: m.SetupPlugin) -> None:
+        self._instructions.append(SetupPlugin(msg.request, msg.name, msg.plugin))
+
+    def _on_teardown_plugin(self, msg: m.TeardownPlugin) -> None:
+        self._instructions.append(TeardownPlugin(msg.request, msg.name))
+
+    def _on_plugin_hook_done(self, event: ev.PluginHookDone) -> None:
+        if event.request:  # 0: sent to a worker that joined later, nobody waits for it
+            self._to_scheduler.append(m.PluginDone(event.request, event.error))
+
     def _on_capture_output(self, msg: m.CaptureOutput) -> None:
         self._instructions.append(CaptureOutput(msg.enabled))
 
@@ -254,12 +295,15 @@ class WorkerState:
         ts.actor = msg.actor
         ts.restarts = msg.restarts
         self.tasks[msg.key] = ts
+        if self.transition_log is not None:
+            self.transition_log.append((msg.key, "released", WAITING))
         for dep_key, holders in msg.who_has.items():
             dep = self.tasks.get(dep_key)
             if dep is None:
                 dep = WorkerTask(dep_key, is_compute=False)
                 dep.state = FETCH
                 self.tasks[dep_key] = dep
+                self._note(dep_key, "released", FETCH)
                 self._fetch_queue[dep] = None
             if dep.state in (FETCH, FLIGHT):
                 for holder in holders:
@@ -316,6 +360,7 @@ class WorkerState:
     def _abandon(self, ts: WorkerTask) -> None:
         """Give up on a running task: forget it, but let its run hold the slot until it ends."""
         ts.cancelled = True
+        self._note(ts.key, ts.state, "cancelled")
         self._instructions.append(Interrupt(ts.key, ts.run_id))
         if self.tasks.get(ts.key) is ts:
             del self.tasks[ts.key]
@@ -388,6 +433,8 @@ class WorkerState:
         ts = self._finish_execution(run_id, stop - start)
         if ts is None:
             return False
+        if self.transition_log is not None:
+            self.transition_log.append((ts.key, ts.state, MEMORY))
         ts.state = MEMORY
         ts.nbytes = nbytes
         self._store(ts.key, value, nbytes)
@@ -403,6 +450,8 @@ class WorkerState:
         if ts is None:
             return
         self._to_scheduler.append(m.TaskFailed(ts.key, event.error, event.start, event.stop))
+        self._note(ts.key, ts.state, ERROR)
+        ts.state = ERROR
         self._drop(ts)
 
     def _on_run_skipped(self, event: ev.RunSkipped) -> None:
@@ -450,6 +499,7 @@ class WorkerState:
             if self.fetches_in_flight[peer] >= FETCHES_PER_PEER and peer not in by_peer:
                 continue
             del self._fetch_queue[ts]
+            self._note(ts.key, ts.state, FLIGHT)
             ts.state = FLIGHT
             by_peer[peer].append(ts.key)
         for peer, keys in by_peer.items():
@@ -471,6 +521,7 @@ class WorkerState:
             ts = self.tasks.get(key)
             if ts is None or ts.state != FLIGHT:
                 continue
+            self._note(key, FLIGHT, MEMORY)
             ts.state = MEMORY
             ts.nbytes = nbytes.get(key, 0)
             self.bytes_fetched += ts.nbytes
@@ -497,6 +548,7 @@ class WorkerState:
             if ts is None or ts.state != FLIGHT:
                 continue
             ts.tried.add(peer)
+            self._note(key, FLIGHT, FETCH)
             ts.state = FETCH
             self._fetch_queue[ts] = None
 
@@ -520,6 +572,8 @@ class WorkerState:
             elif ts.state not in (MEMORY,):
                 self._fetch_queue.pop(ts, None)
             ts.is_compute = True
+            if ts.state != MEMORY:
+                self._note(key, ts.state, MEMORY)
             ts.state = MEMORY
             ts.nbytes = event.nbytes.get(key, 0)
             self._store(key, value, ts.nbytes)
@@ -558,7 +612,9 @@ class WorkerState:
         self._fetch_queue.pop(ts, None)
         if ts.acquiring is not None:
             self.replicas.acquired(ts, None)
-        ts.state = "forgotten"
+        if self.transition_log is not None and ts.state != FORGOTTEN:
+            self.transition_log.append((ts.key, ts.state, "released"))
+        ts.state = FORGOTTEN
         for dependent in list(ts.dependents):
             if dependent.state in (WAITING, READY):
                 # Cannot run without this input: the scheduler must place it again.

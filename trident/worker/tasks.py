@@ -11,6 +11,10 @@ EXECUTING = "executing"
 MEMORY = "memory"
 FETCH = "fetch"
 FLIGHT = "flight"
+#: only for `WorkerState.transition_log`: a run that raised, just before it is dropped
+ERROR = "error"
+#: a task dropped from the worker's records
+FORGOTTEN = "forgotten"
 
 
 class WorkerTask:

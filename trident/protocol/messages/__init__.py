@@ -85,6 +85,7 @@ from .client_scheduler import (
 from .client_scheduler import (
     NbytesRequest as NbytesRequest,
 )
+from .client_scheduler import PluginResults as PluginResults
 from .client_scheduler import (
     ProcessingRequest as ProcessingRequest,
 )
@@ -94,6 +95,7 @@ from .client_scheduler import (
 from .client_scheduler import (
     RegisterClient as RegisterClient,
 )
+from .client_scheduler import RegisterPlugin as RegisterPlugin
 from .client_scheduler import (
     RegisterScattered as RegisterScattered,
 )
@@ -130,6 +132,8 @@ from .client_scheduler import (
 from .client_scheduler import (
     SchedulerToClient as SchedulerToClient,
 )
+from .client_scheduler import StoryRequest as StoryRequest
+from .client_scheduler import UnregisterPlugin as UnregisterPlugin
 from .client_scheduler import (
     UpdateGraph as UpdateGraph,
 )
@@ -157,6 +161,7 @@ from .common import (
 from .common import (
     LogsRequest as LogsRequest,
 )
+from .common import PluginDone as PluginDone
 from .common import (
     Reply as Reply,
 )
@@ -166,9 +171,11 @@ from .common import (
 from .common import (
     RunResult as RunResult,
 )
+from .common import SetupPlugin as SetupPlugin
 from .common import (
     TaskOutput as TaskOutput,
 )
+from .common import TeardownPlugin as TeardownPlugin
 from .common import (
     VersionsRequest as VersionsRequest,
 )

@@ -280,6 +280,40 @@ class UploadFile:
     load: bool
 
 
+@message("register-plugin")
+class RegisterPlugin:
+    """`Client.register_plugin`: run `plugin` (pickled) on every worker (`kind`
+    ``"worker"``) or nanny (``"nanny"``), now and joining later, or in the scheduler
+    (``"scheduler"``), under `name`; a plugin of that name is replaced (torn down
+    first), unless `idempotent`: then nothing happens. Answered by `PluginResults`."""
+
+    request_id: int
+    kind: str
+    name: str
+    plugin: Serialized
+    idempotent: bool
+
+
+@message("unregister-plugin")
+class UnregisterPlugin:
+    """`Client.unregister_worker_plugin` (and the scheduler one): tear the plugin `name`
+    of `kind` down everywhere and stop sending it to newcomers. Answered by
+    `PluginResults` (its `error` a `ValueError` when there is no such plugin)."""
+
+    request_id: int
+    kind: str
+    name: str
+
+
+@message("story")
+class StoryRequest:
+    """`Client.story`: the scheduler's recent transitions of `keys`. Answered by a `Reply`
+    with ``[[key, start, finish, stimulus id, time], ...]``, oldest first."""
+
+    request_id: int
+    keys: list[str]
+
+
 # --- scheduler -> client ---
 
 
@@ -373,6 +407,17 @@ class RunResults:
     results: dict[str, RunResult]
 
 
+@message("plugin-results")
+class PluginResults:
+    """Answer to `RegisterPlugin` and `UnregisterPlugin`: for each worker (or nanny, by
+    its worker's address) that ran the hook, what it raised (None: it worked); `error`
+    is set when the scheduler refused or the scheduler plugin's hook raised."""
+
+    request_id: int
+    results: dict[str, ErrorInfo | None]
+    error: ErrorInfo | None
+
+
 @message("dump-cluster")
 class DumpClusterState:
     """`Client.dump_cluster_state`: the scheduler's state and every worker's, for
@@ -411,6 +456,9 @@ ClientToScheduler = (
     | RebalanceRequest
     | RetireWorkersRequest
     | UploadFile
+    | RegisterPlugin
+    | UnregisterPlugin
+    | StoryRequest
     | DumpClusterState
     | CoordinationRequest
     | DiagnosticsRequest
@@ -428,6 +476,7 @@ SchedulerToClient = (
     | KeysWithoutWorker
     | WorkersChanged
     | RunResults
+    | PluginResults
     | Published
     | EventLogged
 )

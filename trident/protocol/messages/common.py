@@ -93,6 +93,36 @@ class TaskOutput:
     entries: list[OutputEntry]
 
 
+@message("setup-plugin")
+class SetupPlugin:
+    """Scheduler -> worker and scheduler -> nanny (`Client.register_plugin`): unpickle
+    `plugin`, tear down any plugin of the same `name`, then run the plugin's ``setup``.
+    Answered by `PluginDone` with the same `request` (`request` 0: sent to a newcomer,
+    no answer expected)."""
+
+    request: int
+    name: str
+    plugin: Serialized
+
+
+@message("teardown-plugin")
+class TeardownPlugin:
+    """Scheduler -> worker and scheduler -> nanny (`Client.unregister_worker_plugin`):
+    run the ``teardown`` of plugin `name` and drop it. Answered by `PluginDone`."""
+
+    request: int
+    name: str
+
+
+@message("plugin-done")
+class PluginDone:
+    """Worker -> scheduler and nanny -> scheduler: the answer to `SetupPlugin` or
+    `TeardownPlugin` `request`; `error` is what the hook raised (None: it worked)."""
+
+    request: int
+    error: ErrorInfo | None
+
+
 #: Messages with more than one direction (the direction unions leave them out).
 Common = (
     Heartbeat
@@ -103,4 +133,7 @@ Common = (
     | RunResult
     | CloseWorker
     | TaskOutput
+    | SetupPlugin
+    | TeardownPlugin
+    | PluginDone
 )
