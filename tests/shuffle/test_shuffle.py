@@ -202,7 +202,8 @@ def test_dask_config_sets_the_disk_threshold():
 
 def test_a_shuffle_above_the_disk_threshold_keeps_its_bundles_on_disk(monkeypatch):
     """Every received bundle goes to its owner's disk (the workers have spill stores:
-    a memory limit) and is read back mapped by the unpacks; results stay dask's.
+    a memory limit), written one section per output partition, of which each unpack
+    reads its own; results stay dask's.
     Below the threshold nothing goes to disk."""
     monkeypatch.setattr(spill, "COLD_QUEUE_BYTES", 0)  # written as stored: all counted
     expected = expected_results()
