@@ -22,7 +22,11 @@ from trident import Client, LocalCluster  # noqa: E402
 from trident.worker import spill  # noqa: E402
 
 from .killing import kill_a_worker_holding  # noqa: E402
-from .spilling import client_of_spilling_workers, cold_counts  # noqa: E402
+from .spilling import (  # noqa: E402
+    client_of_spilling_workers,
+    cold_counts,
+    wait_for_empty_disks,
+)
 
 
 def frames():
@@ -217,5 +221,6 @@ def test_a_shuffle_above_the_disk_threshold_keeps_its_bundles_on_disk(monkeypatc
         # every receive (input partition x owner's group, 2 owners) of the shuffles of
         # the 7-partition frame, 3 times, and of the merge's 3-partition right side
         assert sum(cold.values()) == 3 * 7 * 2 + 3 * 2
+        wait_for_empty_disks(client)  # released with the exchange's keys
         assert_same(computations()["shuffle"](), expected["shuffle"])  # 256 MiB default
         assert cold_counts(client) == cold
