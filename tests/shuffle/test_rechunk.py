@@ -212,9 +212,10 @@ def test_process_workers():
 
 
 def test_a_rechunk_above_the_disk_threshold_keeps_its_pieces_on_disk(monkeypatch):
-    """The received pieces go to their owner's disk, one section per output block, of
-    which each assemble reads its own; results stay dask's sync scheduler's."""
-    monkeypatch.setattr(expressions, "GROUP_SIZE", 2)  # 2 output blocks per group
+    """The received pieces go to their owner's disk, in groups bounded by
+    ``COLD_GROUP_BYTES`` (read back into memory while a group is assembled); results
+    stay dask's sync scheduler's."""
+    monkeypatch.setattr(rechunk, "COLD_GROUP_BYTES", 2 * 7 * 200 * 8)  # 2 output blocks
     # each received group is written as it is stored (not by the writer thread, which
     # skips values released before their turn), so every one is counted
     monkeypatch.setattr(spill, "COLD_QUEUE_BYTES", 0)

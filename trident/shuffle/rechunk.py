@@ -22,9 +22,9 @@ stay dask's tasks. ``dask.config.set({"trident.rechunk": False})`` keeps dask's 
 
 A rechunk of more than ``trident.exchange-disk-threshold`` bytes (see
 `trident.shuffle`) marks its received pieces cold, so each owner's spill store writes
-them to disk as they arrive, one section per output block; an assemble reads back only
-its own block's pieces (`StoredPieces`), so what an owner holds in memory again is the
-block it is assembling.
+them to disk as they arrive, and groups its output blocks by at most about
+``COLD_GROUP_BYTES``: an assemble reads its group's pieces back into memory (once), and
+they are released when the group's blocks are assembled.
 """
 
 from __future__ import annotations
@@ -41,6 +41,9 @@ from .expressions import disk_threshold
 #: dask config key: False keeps dask's task-based rechunk under trident
 CONFIG_KEY = "trident.rechunk"
 _MERGE_PREFIX = "rechunk-merge-"
+#: bytes of one group's output blocks at most (about) in a rechunk whose pieces wait on
+#: disk: what an owner holds in memory again while it assembles the group's blocks
+COLD_GROUP_BYTES = 128 * 2**20
 
 
 class Pieces:
@@ -50,8 +53,7 @@ class Pieces:
     offset in that output block and its values. `nbytes` is what the arrays hold, for
     the worker's memory accounting. `cold` pieces (received in a large rechunk, see
     `receive_pieces`) ask the worker's spill store to write them to disk as they are
-    stored, one section per output block, and are read back as `StoredPieces`; a copy
-    of them (pickled) is not cold.
+    stored; a copy of them (pickled) is not cold.
     """
 
     __slots__ = ("cold", "nbytes", "pieces")
@@ -66,66 +68,11 @@ class Pieces:
         self.cold = cold
 
     def __trident_cold__(self) -> str | None:
-        # each assemble takes one output block's pieces: it reads only its section
-        return "parts" if self.cold else None
-
-    def __trident_parts__(self) -> tuple[_StoredPiecesHead, list[Any]]:
-        """How the spill store writes cold pieces: one section per output block (its
-        ``(position, array)`` entries), and the opener of the `StoredPieces` an
-        assemble gets."""
-        outs = tuple(self.pieces)
-        return _StoredPiecesHead(outs, self.nbytes), [self.pieces[out] for out in outs]
+        # read back once into memory: a group's pieces are a bounded size (`_rechunk_layer`)
+        return "read" if self.cold else None
 
     def __reduce__(self) -> tuple[Any, ...]:
         return Pieces, (self.pieces,)
-
-    def entries(self, out: tuple[int, ...]) -> list[tuple[tuple[int, ...], Any]]:
-        """The ``(position, array)`` pieces of output block `out` (none: empty)."""
-        return self.pieces.get(out, [])
-
-
-class _StoredPiecesHead:
-    """What the spill store keeps in memory of cold pieces on disk (the output blocks of
-    its sections, in order), and calls at each access with the sections of its file
-    (a ``trident.worker.spill.ColdParts``)."""
-
-    __slots__ = ("nbytes", "outs")
-
-    def __init__(self, outs: tuple[tuple[int, ...], ...], nbytes: int) -> None:
-        self.outs = {out: i for i, out in enumerate(outs)}
-        self.nbytes = nbytes
-
-    def __call__(self, sections: Any) -> StoredPieces:
-        return StoredPieces(self, sections)
-
-
-class StoredPieces:
-    """Cold pieces on their owner's disk, as an assemble gets them: `entries` reads one
-    output block's section of the file. Pickled (sent to another worker), they read
-    every section and become ordinary `Pieces`."""
-
-    __slots__ = ("_head", "_sections")
-
-    def __init__(self, head: _StoredPiecesHead, sections: Any) -> None:
-        self._head = head
-        self._sections = sections
-
-    @property
-    def nbytes(self) -> int:
-        return self._head.nbytes
-
-    def entries(self, out: tuple[int, ...]) -> list[tuple[tuple[int, ...], Any]]:
-        """The ``(position, array)`` pieces of output block `out`, read from the file
-        (arrays of their own); none when these pieces hold none of it. Raises
-        `FileNotFoundError` when the file is gone (its key was released)."""
-        i = self._head.outs.get(out)
-        if i is None:
-            return []
-        entries: list[tuple[tuple[int, ...], Any]] = self._sections.read(i)
-        return entries
-
-    def __reduce__(self) -> tuple[Any, ...]:
-        return Pieces, ({out: self.entries(out) for out in self._head.outs},)
 
 
 def split_block(block: Any, cuts: dict[int, list[tuple[Any, tuple[int, ...], tuple]]]) -> dict:
@@ -154,14 +101,11 @@ def receive_pieces(pieces: Pieces, cold: bool = False) -> Pieces:
     return Pieces(pieces.pieces, cold=True) if cold else pieces
 
 
-def assemble_block(
-    received: list[Pieces | StoredPieces], out: tuple[int, ...], shape: tuple[int, ...]
-) -> Any:
-    """Output block `out` of `shape`, its pieces copied into one new array (those on
-    disk read for this block only)."""
+def assemble_block(received: list[Pieces], out: tuple[int, ...], shape: tuple[int, ...]) -> Any:
+    """Output block `out` of `shape`, its pieces copied into one new array."""
     import numpy as np
 
-    entries = [entry for pieces in received for entry in pieces.entries(out)]
+    entries = [entry for pieces in received for entry in pieces.pieces.get(out, ())]
     result = np.empty(shape, dtype=np.result_type(*(array for _, array in entries)))
     for position, array in entries:
         result[tuple(slice(p, p + n) for p, n in zip(position, array.shape, strict=True))] = array
@@ -275,7 +219,9 @@ def rewrite_hlg(hlg: Any, slots: list[str]) -> tuple[Any, dict[Any, str]] | None
         crossed = _crossed(old, new)
         nbytes = _nbytes(layers[final], new)
         cold = threshold is not None and nbytes > threshold
-        layer, pins = _rechunk_layer(final, source, old, new, crossed, slots, cold)
+        layer, pins = _rechunk_layer(
+            final, source, old, new, crossed, slots, nbytes if cold else None
+        )
         for name in chain:
             del layers[name]
             dependencies.pop(name, None)
@@ -295,15 +241,21 @@ def _rechunk_layer(
     new: tuple[tuple[int, ...], ...],
     crossed: list[list[list[tuple[int, slice, int]]]],
     slots: list[str],
-    cold: bool,
+    cold_bytes: int | None,
 ) -> tuple[dict[Any, Any], dict[Any, str]]:
     """The tasks of one rechunk from `source` (blocks of `old` chunks) to `name`
-    (blocks of `new` chunks), and the worker each output block should run on. `cold`
-    (the array's bytes are above ``trident.exchange-disk-threshold``): the received
-    pieces wait on their owners' disks, each assemble reading its block's pieces."""
-    from .expressions import GROUP_SIZE as group_size
+    (blocks of `new` chunks), and the worker each output block should run on. With
+    `cold_bytes` (the array's bytes, above ``trident.exchange-disk-threshold``) the
+    received pieces wait on their owners' disks, in groups of at most about
+    ``COLD_GROUP_BYTES`` (a group's pieces come back into memory while its blocks are
+    assembled)."""
+    from .expressions import GROUP_SIZE
 
     outputs = list(itertools.product(*(range(len(dim)) for dim in new)))
+    cold = cold_bytes is not None
+    group_size = GROUP_SIZE
+    if cold_bytes:
+        group_size = max(1, min(GROUP_SIZE, COLD_GROUP_BYTES * len(outputs) // cold_bytes))
     workers = sorted(set(slots))
     # contiguous runs of output blocks per slot: neighbours share their inputs
     owner_of = {
