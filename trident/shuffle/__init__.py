@@ -39,10 +39,10 @@ above ``trident.exchange-disk-threshold`` (dask config, bytes or a string such a
 cold and the worker's spill store writes it to disk at once, one section per output
 partition (its rows, as column arrays where the dtypes allow); each unpack reads only
 its own partition's section of each of its group's bundles. A rechunk knows its size
-when its graph is built: above the threshold its pieces go to disk the same way, in
-groups of at most about 128 MiB of output blocks that are read back into memory while
-they are assembled. Workers without a memory limit (no spill store) keep everything in
-memory.
+when its graph is built: above the threshold its pieces go to disk too (each value
+written whole), in groups of at most about 128 MiB of output blocks that are read back
+into memory while they are assembled. Workers without a memory limit (no spill store)
+keep everything in memory.
 
 dask.array's rechunk goes the same way (`rechunk`): outside dask.distributed dask plans
 it as one or more stages of slicing and concatenation tasks (its ``rechunk-merge-*``
