@@ -21,7 +21,11 @@ from trident import Client, LocalCluster  # noqa: E402
 from trident.worker import spill  # noqa: E402
 
 from .killing import kill_a_worker_holding  # noqa: E402
-from .spilling import client_of_spilling_workers, cold_counts  # noqa: E402
+from .spilling import (  # noqa: E402
+    client_of_spilling_workers,
+    cold_counts,
+    wait_for_empty_disks,
+)
 
 
 @pytest.fixture(autouse=True)
@@ -226,6 +230,7 @@ def test_a_rechunk_above_the_disk_threshold_keeps_its_pieces_on_disk(monkeypatch
         assert_same(y.compute(), expected)
         cold = cold_counts(client)
         rewritten = rechunk.rewrite_hlg(y.__dask_graph__(), sorted(cold))
+        wait_for_empty_disks(client)  # released with the exchange's keys
     assert rewritten is not None
     receives = [key for key in dict(rewritten[0]) if "rechunk-receive-trident" in key[0]]
     groups = {key[1] for key in receives}

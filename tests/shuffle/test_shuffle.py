@@ -22,7 +22,11 @@ from trident import Client, LocalCluster  # noqa: E402
 from trident.worker import spill  # noqa: E402
 
 from .killing import kill_a_worker_holding  # noqa: E402
-from .spilling import client_of_spilling_workers, cold_counts  # noqa: E402
+from .spilling import (  # noqa: E402
+    client_of_spilling_workers,
+    cold_counts,
+    wait_for_empty_disks,
+)
 
 
 def frames():
@@ -202,7 +206,8 @@ def test_dask_config_sets_the_disk_threshold():
 
 def test_a_shuffle_above_the_disk_threshold_keeps_its_bundles_on_disk(monkeypatch):
     """Every received bundle goes to its owner's disk (the workers have spill stores:
-    a memory limit) and is read back mapped by the unpacks; results stay dask's.
+    a memory limit), written one section per output partition, of which each unpack
+    reads its own; results stay dask's.
     Below the threshold nothing goes to disk."""
     monkeypatch.setattr(spill, "COLD_QUEUE_BYTES", 0)  # written as stored: all counted
     expected = expected_results()
@@ -216,5 +221,6 @@ def test_a_shuffle_above_the_disk_threshold_keeps_its_bundles_on_disk(monkeypatc
         # every receive (input partition x owner's group, 2 owners) of the shuffles of
         # the 7-partition frame, 3 times, and of the merge's 3-partition right side
         assert sum(cold.values()) == 3 * 7 * 2 + 3 * 2
+        wait_for_empty_disks(client)  # released with the exchange's keys
         assert_same(computations()["shuffle"](), expected["shuffle"])  # 256 MiB default
         assert cold_counts(client) == cold

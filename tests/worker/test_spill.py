@@ -88,10 +88,11 @@ def test_unpicklable_values_stay_in_memory(buffer):
 
 
 class Shard:
-    """A value that asks the buffer to keep it on disk (``__trident_cold__``), read
-    back mapped (``"map"``, the default) or into memory (``"read"``)."""
+    """A value that asks the buffer to keep it on disk (``__trident_cold__``), in
+    sections (``"parts"``, the default: its values in 4 runs, read back one at a time
+    through a `StoredShard`) or whole, read back into memory (``"read"``)."""
 
-    def __init__(self, values, cold="map"):
+    def __init__(self, values, cold="parts"):
         self.values = values
         self.cold = cold
         self.nbytes = values.nbytes
@@ -99,8 +100,18 @@ class Shard:
     def __trident_cold__(self):
         return self.cold
 
+    def __trident_parts__(self):
+        return StoredShard, np.array_split(self.values, 4)
+
     def __reduce__(self):
         return Shard, (self.values, None)
+
+
+class StoredShard:
+    """What reading a `Shard` stored in sections gives: its sections, read on demand."""
+
+    def __init__(self, sections):
+        self.sections = sections
 
 
 class AnswersEverything:
@@ -121,11 +132,9 @@ def test_cold_values_go_to_disk_however_much_room_is_left(buffer):
     assert (buffer.cold_count, buffer.cold_bytes) == (1, 8000)
     assert buffer.fast_bytes <= 20_000  # room was left: only the mark sent it to disk
     back = buffer["cold"]
-    assert (back.values == 2).all()
-    assert not back.cold  # a copy read back is an ordinary value...
-    assert not back.values.flags.writeable  # ...mapped from the file...
-    assert back.values.ctypes.data % 64 == 0
-    assert list(buffer.slow) == ["cold"]  # ...which stays on disk: it is read again
+    assert isinstance(back, StoredShard)  # what the opener makes of its sections...
+    assert len(back.sections) == 4
+    assert list(buffer.slow) == ["cold"]  # ...which stay on disk: they are read again
     assert buffer["cold"] is not back
     assert buffer.evict() > 0  # an ordinary spill and read back still comes back
     assert list(buffer.slow) == ["cold", "warm"]
@@ -133,8 +142,84 @@ def test_cold_values_go_to_disk_however_much_room_is_left(buffer):
     assert "warm" in buffer.fast
     del buffer["cold"]
     del buffer["odd"]
-    assert (back.values == 2).all()  # the mapping outlives the file
     assert os.listdir(buffer.directory) == []
+    with pytest.raises(FileNotFoundError):  # released: its sections are gone
+        back.sections.read(0)
+
+
+def test_cold_parts_read_one_section_at_a_time(buffer, monkeypatch):
+    """Each read reads its section's bytes and nothing else, into arrays of their own
+    (writeable, aligned), however the sections were sized."""
+    values = np.arange(10_001, dtype=np.int64)
+    buffer["cold"] = Shard(values)
+    assert buffer.flush_cold(timeout=10)
+    size = buffer.slow["cold"][1]
+    assert size >= values.nbytes
+    assert buffer.spilled_bytes == size  # counted on disk, never in memory
+    read = []
+    preadv = os.preadv
+
+    def counting(fd, buffers, offset):
+        n = preadv(fd, buffers, offset)
+        read.append(n)
+        return n
+
+    monkeypatch.setattr(spill.os, "preadv", counting)
+    sections = buffer["cold"].sections
+    assert not read  # nothing is read until a section is asked for
+    expected = np.array_split(values, 4)
+    for i in (2, 0, 3, 1):
+        part = sections.read(i)
+        np.testing.assert_array_equal(part, expected[i])
+        assert part.flags.writeable
+        assert part.ctypes.data % 8 == 0
+        # this section's values and its pickle stream (a few hundred bytes)
+        assert expected[i].nbytes < read[-1] < expected[i].nbytes + 1000
+    assert sum(read) < values.nbytes + 4000
+    assert buffer.fast_bytes == 0
+    with pytest.raises(IndexError):
+        sections.read(4)
+
+
+def test_cold_parts_of_mixed_objects_round_trip(buffer):
+    """Sections are any picklable objects, empty ones included."""
+
+    class Mixed(Shard):
+        def __trident_parts__(self):
+            return StoredShard, [{"a": self.values[:3]}, b"", (), "text", self.values[:0]]
+
+    buffer["mixed"] = Mixed(array(9))
+    assert buffer.flush_cold(timeout=10)
+    sections = buffer["mixed"].sections
+    assert list(sections.read(0)) == ["a"]
+    np.testing.assert_array_equal(sections.read(0)["a"], [9, 9, 9])
+    assert sections.read(1) == b""
+    assert sections.read(2) == ()
+    assert sections.read(3) == "text"
+    assert sections.read(4).shape == (0,)
+
+
+def test_cold_values_evicted_before_their_write_keep_their_kind(buffer, monkeypatch):
+    """The memory monitor may spill a cold value still waiting for the writer thread:
+    it goes to disk in sections all the same."""
+    writes = threading.Event()
+    monkeypatch.setattr(buffer, "_queue_cold", lambda key, weight: writes.set())
+    buffer["cold"] = Shard(array(3))
+    assert writes.is_set()  # queued for the writer thread, which never took it
+    assert list(buffer.fast) == ["cold"]
+    assert buffer.evict() == 8000
+    assert list(buffer.slow) == ["cold"]
+    assert isinstance(buffer["cold"], StoredShard)
+
+
+def test_cold_parts_need_a_parts_method():
+    class Partless:
+        def __trident_cold__(self):
+            return "parts"
+
+    assert spill.cold_kind(Partless()) is None
+    assert spill.cold_kind(Shard(array(1))) == "parts"
+    assert spill.cold_kind(Shard(array(1), cold="read")) == "read"
 
 
 def test_cold_values_read_into_memory_come_back_like_spilled_ones(buffer):
@@ -144,7 +229,7 @@ def test_cold_values_read_into_memory_come_back_like_spilled_ones(buffer):
     assert buffer.cold_count == 1
     back = buffer["cold"]
     assert (back.values == 5).all()
-    assert back.values.flags.writeable  # read, not mapped
+    assert back.values.flags.writeable  # read into memory of its own
     assert list(buffer.fast) == ["cold"]  # back in memory: it fits
     assert buffer["cold"] is back
 
@@ -168,15 +253,15 @@ def test_cold_values_dropped_or_replaced_before_the_write_stay_gone(buffer):
     assert sorted(buffer.slow) == sorted(f"c{i}" for i in range(2, 20, 2))
     assert len(os.listdir(buffer.directory)) == 9
     for i in range(2, 20, 2):
-        assert (buffer[f"c{i}"].values == i).all()
+        assert (buffer[f"c{i}"].sections.read(0) == i).all()
     buffer.close()
     assert not buffer.directory.exists()
 
 
 def test_unpicklable_cold_values_stay_in_memory(buffer):
     class Locked(Shard):
-        def __reduce__(self):
-            raise TypeError("no")
+        def __trident_parts__(self):
+            return StoredShard, [threading.Lock()]
 
     value = Locked(array(3))
     buffer["locked"] = value

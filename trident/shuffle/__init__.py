@@ -36,12 +36,13 @@ A large exchange keeps what its owners receive on their disk: when a receive est
 the shuffle (its bundle's bytes per output partition times input and output partitions)
 above ``trident.exchange-disk-threshold`` (dask config, bytes or a string such as
 ``"1 GiB"``; default 256 MiB; None or False: never), the bundle it returns is marked
-cold and the worker's spill store writes it to disk at once; each unpack reads its
-group's bundles back mapped from their files, touching only its own rows. A rechunk
-knows its size when its graph is built: above the threshold its pieces go to disk the
-same way, in groups of at most about 128 MiB of output blocks that are read back into
-memory while they are assembled. Workers without a memory limit (no spill store) keep
-everything in memory.
+cold and the worker's spill store writes it to disk at once, one section per output
+partition (its rows, as column arrays where the dtypes allow); each unpack reads only
+its own partition's section of each of its group's bundles. A rechunk knows its size
+when its graph is built: above the threshold its pieces go to disk too (each value
+written whole), in groups of at most about 128 MiB of output blocks that are read back
+into memory while they are assembled. Workers without a memory limit (no spill store)
+keep everything in memory.
 
 dask.array's rechunk goes the same way (`rechunk`): outside dask.distributed dask plans
 it as one or more stages of slicing and concatenation tasks (its ``rechunk-merge-*``

@@ -14,6 +14,7 @@ input order.
 
 from __future__ import annotations
 
+import itertools
 from typing import Any
 
 import attrs
@@ -29,12 +30,12 @@ class Bundle:
     `frame` holds (dask's estimate), for the worker's memory accounting: sizing a
     bundle costs nothing. A `cold` bundle (one received in a large exchange, see
     `receive_bundle`) asks the worker's spill store to write it to disk as it is stored
-    (``__trident_cold__``); a copy of it (pickled: sent, spilled, read back) is not cold
-    but `mapped`: its arrays may view a file the worker maps, so what is unpacked from
-    it is copied into memory of its own.
+    (``__trident_cold__``), one section per output partition (``__trident_parts__``),
+    and is read back as a `StoredBundle`; a copy of it (pickled: sent or spilled) is not
+    cold.
     """
 
-    __slots__ = ("_columns", "cold", "frame", "mapped", "nbytes", "offsets", "parts")
+    __slots__ = ("_columns", "cold", "frame", "nbytes", "offsets", "parts")
 
     def __init__(
         self,
@@ -43,7 +44,6 @@ class Bundle:
         offsets: tuple[int, ...],
         nbytes: int,
         cold: bool = False,
-        mapped: bool = False,
     ) -> None:
         self.frame = frame
         #: the output partitions, in the order their rows appear in `frame`
@@ -52,15 +52,42 @@ class Bundle:
         self.offsets = offsets
         self.nbytes = nbytes
         self.cold = cold
-        self.mapped = mapped
         self._columns: tuple[Any, ...] | None = None
 
     def __trident_surely_picklable__(self) -> bool:
         return surely_picklable(self.frame)
 
     def __trident_cold__(self) -> str | None:
-        # each unpack takes one output partition's rows: read back mapped, not kept
-        return "map" if self.cold else None
+        # each unpack takes one output partition's rows: it reads only its section
+        return "parts" if self.cold else None
+
+    def __trident_parts__(self) -> tuple[_StoredHead, list[Any]]:
+        """How the spill store writes a cold bundle: one section per output partition
+        (in `parts` order) holding its rows, where `columns` allows as each column's and
+        the index's rows cut by its `sections.codec` (plain numpy arrays: no pandas
+        object is pickled, or rebuilt when it is read), else as a pandas slice; and the
+        opener that makes the `StoredBundle` an unpack gets (kept in memory: no rows,
+        an empty frame of the same columns and dtypes, and the codecs' decoders)."""
+        import pickle
+
+        from .sections import codec
+
+        columnar = self.columns()
+        spans = list(itertools.pairwise(self.offsets))
+        sections: list[Any]
+        decoders = None
+        if columnar is None:
+            sections = [self.frame.iloc[start:stop] for start, stop in spans]
+        else:
+            _, arrays, index = columnar
+            codecs = [codec(array) for array in (*arrays, index)]
+            sections = [[encode(start, stop) for encode, _ in codecs] for start, stop in spans]
+            decoders = tuple(decoder for _, decoder in codecs)
+        # a copy of its own (pickled in-band): a slice would keep the bundle's rows
+        template = pickle.loads(pickle.dumps(self.frame.iloc[:0], protocol=5))
+        signature = None if columnar is None else columnar[0]
+        head = _StoredHead(self.parts, self.offsets, self.nbytes, template, signature, decoders)
+        return head, sections
 
     @classmethod
     def of(cls, frame: Any, parts: tuple[int, ...], offsets: tuple[int, ...]) -> Bundle:
@@ -70,11 +97,10 @@ class Bundle:
         return cls(frame, parts, offsets, int(sizeof(frame)))
 
     def __reduce__(self) -> tuple[Any, ...]:
-        mapped = self.cold or self.mapped
         packed = _pack_index(self.frame)
         if packed is None:
-            return Bundle, (self.frame, self.parts, self.offsets, self.nbytes, False, mapped)
-        return _unpack_bundle, (*packed, self.parts, self.offsets, self.nbytes, mapped)
+            return Bundle, (self.frame, self.parts, self.offsets, self.nbytes)
+        return _unpack_bundle, (*packed, self.parts, self.offsets, self.nbytes)
 
     def columns(self) -> tuple[Any, list[Any], Any] | None:
         """``(signature, column arrays, index array)`` of `frame`, computed once per
@@ -98,6 +124,126 @@ class Bundle:
         start, stop = self.span(part)
         piece = self.frame.iloc[start:stop]
         return piece.reset_index(drop=True) if ignore_index else piece
+
+    def rows(self, part: int) -> Rows:
+        """The rows of output partition `part`, for `unpack_partition`."""
+        start, stop = self.span(part)
+        columnar = self.columns()
+        if columnar is not None:
+            signature, arrays, index = columnar
+            columnar = (signature, [a[start:stop] for a in arrays], index[start:stop])
+        return Rows(columnar, self.frame, False, lambda ignore: self.piece(part, ignore))
+
+
+@attrs.frozen(eq=False)
+class Rows:
+    """One bundle's rows of one output partition, as `unpack_partition` takes them."""
+
+    #: ``(signature, column arrays, index array)`` of the rows (see `Bundle.columns`),
+    #: or None where only `frame` gives them
+    columns: tuple[Any, list[Any], Any] | None
+    #: a frame of the rows' columns, dtypes and index dtype and name
+    like: Any
+    #: whether the arrays are read from disk (each piece's buffers in one allocation):
+    #: pyarrow-backed columns built of them are copied into memory of their own
+    stored: bool
+    #: ``frame(ignore_index)``: the rows as a pandas object (numbered from 0 with
+    #: `ignore_index`), as dask's task-based shuffle cuts them
+    frame: Any
+
+
+@attrs.frozen(eq=False)
+class _StoredHead:
+    """What the spill store keeps in memory of a cold bundle on disk, and calls at each
+    access with the sections of its file (a ``trident.worker.spill.ColdParts``)."""
+
+    parts: tuple[int, ...]
+    offsets: tuple[int, ...]
+    nbytes: int
+    #: an empty frame with the bundle's columns, dtypes and index (its own memory)
+    template: Any
+    #: `Bundle.columns`' signature when the sections hold column arrays, else None
+    signature: Any
+    #: then the `sections.Decoder` of each column and of the index, else None
+    decoders: tuple[Any, ...] | None
+
+    def __call__(self, sections: Any) -> StoredBundle:
+        return StoredBundle(self, sections)
+
+
+class StoredBundle:
+    """A cold bundle on its owner's disk, as an unpack gets it: `rows` reads one output
+    partition's section of the file (its rows, and nothing else). Pickled (sent to
+    another worker), it reads every section and becomes an ordinary `Bundle`."""
+
+    __slots__ = ("_head", "_sections")
+
+    def __init__(self, head: _StoredHead, sections: Any) -> None:
+        self._head = head
+        self._sections = sections
+
+    @property
+    def parts(self) -> tuple[int, ...]:
+        return self._head.parts
+
+    @property
+    def offsets(self) -> tuple[int, ...]:
+        return self._head.offsets
+
+    @property
+    def nbytes(self) -> int:
+        return self._head.nbytes
+
+    def span(self, part: int) -> tuple[int, int]:
+        """The positions of the rows of output partition `part` in the bundle."""
+        i = self.parts.index(part)
+        return self.offsets[i], self.offsets[i + 1]
+
+    def rows(self, part: int) -> Rows:
+        """The rows of output partition `part`, read from the file. Raises
+        `FileNotFoundError` when the file is gone (its key was released)."""
+        head = self._head
+        section = self._sections.read(self.parts.index(part))
+        if head.signature is None:
+            return Rows(None, head.template, True, lambda ignore: _numbered(section, ignore))
+        decoders = head.decoders or ()
+        *arrays, index = (decoder.decode(e) for decoder, e in zip(decoders, section, strict=True))
+        return Rows(
+            (head.signature, arrays, index),
+            head.template,
+            True,
+            lambda ignore: _frame_of(head.template, arrays, index, ignore),
+        )
+
+    def piece(self, part: int, ignore_index: bool) -> Any:
+        """The rows of output partition `part` as a pandas object (see `Bundle.piece`)."""
+        return self.rows(part).frame(ignore_index)
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        import pandas as pd
+
+        pieces = [self.piece(part, False) for part in self.parts]
+        full = [piece for piece in pieces if len(piece)]
+        frame = pd.concat(full) if full else pieces[0]
+        return Bundle, (frame, self.parts, self.offsets, self.nbytes)
+
+
+def _numbered(piece: Any, ignore_index: bool) -> Any:
+    return piece.reset_index(drop=True) if ignore_index else piece
+
+
+def _frame_of(like: Any, arrays: list[Any], index: Any, ignore_index: bool) -> Any:
+    """The frame of column `arrays` and `index` values with the columns, dtypes and index
+    dtype and name of `like` (numbered from 0 with `ignore_index`); not copied."""
+    import pandas as pd
+
+    if ignore_index:
+        labels = pd.RangeIndex(len(index))
+    else:
+        labels = pd.Index(index, dtype=like.index.dtype, name=like.index.name, copy=False)
+    result = pd.DataFrame(dict(enumerate(arrays)), index=labels, copy=False)
+    result.columns = like.columns
+    return result
 
 
 def _pack_index(frame: Any) -> tuple[Any, Any, Any, Any] | None:
@@ -127,13 +273,12 @@ def _unpack_bundle(
     parts: tuple[int, ...],
     offsets: tuple[int, ...],
     nbytes: int,
-    mapped: bool = False,
 ) -> Bundle:
     """The bundle `_pack_index` packed: `frame` with its index back (not copied)."""
     import pandas as pd
 
     frame.index = pd.Index(values.view(dtype), name=name, copy=False)
-    return Bundle(frame, parts, offsets, nbytes, mapped=mapped)
+    return Bundle(frame, parts, offsets, nbytes)
 
 
 @attrs.frozen
@@ -241,18 +386,14 @@ def exchange_is_large(
     return nbytes * exchange_parts > disk_threshold * parts
 
 
-def unpack_partition(bundles: list[Bundle], part: int, ignore_index: bool) -> Any:
+def unpack_partition(bundles: list[Bundle | StoredBundle], part: int, ignore_index: bool) -> Any:
     """Output partition `part`: its rows from every input partition, in input order,
     concatenated as dask's task-based shuffle concatenates them: empty pieces left
     out, the first piece when all are empty, and with `ignore_index` each piece
     numbered from 0 before the concatenation (dask's ``_concat`` keeps those indexes).
+    Bundles on disk (`StoredBundle`) are read for this partition's rows only.
     """
-    spans = [bundle.span(part) for bundle in bundles]
-    full = [
-        (bundle, start, stop)
-        for bundle, (start, stop) in zip(bundles, spans, strict=True)
-        if stop > start
-    ]
+    full = [bundle.rows(part) for bundle in bundles if _has_rows(bundle, part)]
     if not full:
         return bundles[0].piece(part, ignore_index)
     fast = _concat_arrays(full, ignore_index)
@@ -260,8 +401,13 @@ def unpack_partition(bundles: list[Bundle], part: int, ignore_index: bool) -> An
         return fast
     from dask.dataframe import methods
 
-    pieces = [bundle.piece(part, ignore_index) for bundle, _, _ in full]
+    pieces = [rows.frame(ignore_index) for rows in full]
     return methods.concat(pieces, uniform=True, ignore_index=ignore_index)
+
+
+def _has_rows(bundle: Bundle | StoredBundle, part: int) -> bool:
+    start, stop = bundle.span(part)
+    return stop > start
 
 
 def _columnar(frame: Any) -> tuple[Any, ...]:
@@ -290,7 +436,8 @@ def _concat(slices: list[Any], compact: bool = False) -> Any:
     """The concatenation of same-typed numpy or pandas extension arrays. pyarrow-backed
     arrays (pandas' arrow strings) concatenate to chunks that view their inputs; with
     `compact` they are copied into one chunk of their own, so that an output partition
-    does not keep the files of the `mapped` bundles it took rows from mapped."""
+    does not keep alive the buffers of the pieces read from disk it took rows from (each
+    holds the piece's other columns too)."""
     import numpy as np
 
     head = slices[0]
@@ -307,41 +454,26 @@ def _concat(slices: list[Any], compact: bool = False) -> Any:
     return own
 
 
-def _concat_arrays(full: list[tuple[Bundle, int, int]], ignore_index: bool) -> Any:
-    """What ``pd.concat`` of the rows ``frame.iloc[start:stop]`` of each bundle gives
-    (with `ignore_index`, each numbered from 0), built column by column from the
-    frames' arrays; None unless every frame has a `Bundle.columns` with one signature
-    (the caller then concatenates pandas pieces)."""
+def _concat_arrays(full: list[Rows], ignore_index: bool) -> Any:
+    """What ``pd.concat`` of the rows of each `Rows` gives (with `ignore_index`, each
+    numbered from 0), built column by column from their arrays; None unless every one
+    has column arrays with one signature (the caller then concatenates pandas pieces)."""
     import pandas as pd
 
-    found = [bundle.columns() for bundle, _, _ in full]
-    columnar = [entry for entry in found if entry is not None]
-    if len(columnar) < len(found) or any(entry[0] != columnar[0][0] for entry in columnar):
+    columnar = [rows.columns for rows in full if rows.columns is not None]
+    if len(columnar) < len(full) or any(entry[0] != columnar[0][0] for entry in columnar):
         return None
-    spans = [(start, stop) for _, start, stop in full]
-    compact = any(bundle.mapped for bundle, _, _ in full)
+    compact = any(rows.stored for rows in full)
     columns = [
-        _concat(
-            [
-                arrays[i][start:stop]
-                for (start, stop), (_, arrays, _) in zip(spans, columnar, strict=True)
-            ],
-            compact,
-        )
+        _concat([arrays[i] for _, arrays, _ in columnar], compact)
         for i in range(len(columnar[0][1]))
     ]
-    first = full[0][0].frame
+    first = full[0].like
     if ignore_index:
-        indexes = [pd.RangeIndex(stop - start) for _, start, stop in full]
+        indexes = [pd.RangeIndex(len(index)) for _, _, index in columnar]
         index = indexes[0].append(indexes[1:]) if len(indexes) > 1 else indexes[0]
     else:
-        values = _concat(
-            [
-                index[start:stop]
-                for (start, stop), (_, _, index) in zip(spans, columnar, strict=True)
-            ],
-            compact,
-        )
+        values = _concat([index for _, _, index in columnar], compact)
         index = pd.Index(values, dtype=first.index.dtype, name=first.index.name, copy=False)
     result = pd.DataFrame(dict(enumerate(columns)), index=index, copy=False)
     result.columns = first.columns

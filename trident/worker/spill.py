@@ -8,7 +8,7 @@ worker's memory monitor does that when the process as a whole uses too much).
 
 A value that asks for it goes to disk as soon as it is stored, however much room is
 left: one whose type has a ``__trident_cold__`` method returning ``COLD_READ`` or
-``COLD_MAP`` (`cold_kind`). The exchanges of `trident.shuffle` mark the bundles a
+``COLD_PARTS`` (`cold_kind`). The exchanges of `trident.shuffle` mark the values a
 worker receives this way when the exchange is large, so they wait on disk until the
 tasks that assemble them read them back, as dask.distributed's peer-to-peer shuffle
 keeps its shards. Such a value is stored in memory and written by a thread of the
@@ -16,9 +16,11 @@ buffer's own (so the caller, the worker's event loop, does not wait on the disk)
 leaves memory once it is written. While more than ``COLD_QUEUE_BYTES`` wait for that
 thread, the caller writes the next cold value itself. `flush_cold` waits for the
 writes queued so far. A ``COLD_READ`` value is read back like any spilled value (into
-memory while it fits); a ``COLD_MAP`` value is read back at each access with its
-buffers mapped from the file (read-only: only the pages its reader touches are read)
-and never comes back into memory, for values of which each reader takes a small part.
+memory while it fits). A ``COLD_PARTS`` value is one whose readers each take one of its
+parts: it is written as sections, one per part (its type's ``__trident_parts__``
+returns them, with an opener), and each access returns what the opener makes of a
+`ColdParts` handle, which reads one section at a time straight from the file (one
+read of just those bytes). Such a value never comes back into memory.
 
 Reading a value that is in memory costs a dict lookup and a move to the end of the LRU
 order. Writing one costs its size estimate and, past `target`, the spilling. Values
@@ -38,7 +40,6 @@ import contextlib
 import hashlib
 import itertools
 import logging
-import mmap
 import os
 import shutil
 import struct
@@ -57,17 +58,21 @@ logger = logging.getLogger("trident.worker")
 
 _COUNT = struct.Struct("<I")
 _LENGTH = struct.Struct("<Q")
-#: each part of a spill file starts at a multiple of this offset, so that arrays mapped
-#: from the file (cold values, see `_map_file`) are aligned
+#: each part of a spill file starts at a multiple of this offset, so that the arrays read
+#: back from it are aligned
 _ALIGN = 64
-#: bytes per write of a file that is read back mapped (`_map_file`)
-_MAPPED_WRITE = 64 * 2**10
+#: each section of a ``COLD_PARTS`` file, and each buffer in it, starts at a multiple of
+#: this offset, so that the arrays read back from it are aligned
+_SECTION_ALIGN = 8
+_ZEROS = bytes(_SECTION_ALIGN)
+#: buffers per gathered write of a ``COLD_PARTS`` file (within every system's IOV_MAX)
+_WRITEV_BUFFERS = 512
 #: what a value's ``__trident_cold__`` returns to be written to disk as it is stored
 #: and read back like any spilled value
 COLD_READ = "read"
-#: ... and read back mapped at each access, never kept in memory (its readers each take
-#: a small part of it)
-COLD_MAP = "map"
+#: ... and written as one section per part (``__trident_parts__``), never read back
+#: whole: each reader reads the sections it needs (its readers each take one part)
+COLD_PARTS = "parts"
 #: bytes of cold values waiting in memory for the writer thread at most; beyond, the
 #: caller writes the next one itself (so a slow disk holds the producer back)
 COLD_QUEUE_BYTES = 32 * 2**20
@@ -84,8 +89,8 @@ class SpillBuffer(MutableMapping[str, Any]):
             are spilled; a single value larger than this goes straight to disk, and so
             does a value that `cold_kind` says should (kept in memory only if it
             cannot be pickled or the disk refuses it). A value read back from disk
-            comes back into memory while it fits under the target, a ``COLD_MAP``
-            one never (it is read back mapped from its file at each access).
+            comes back into memory while it fits under the target, a ``COLD_PARTS``
+            one never (each access reads the sections its reader asks for).
     """
 
     def __init__(self, directory: str | os.PathLike[str], target: int):
@@ -114,8 +119,8 @@ class SpillBuffer(MutableMapping[str, Any]):
         self._cold_writer: threading.Thread | None = None
         self._closed = False
         self._unspillable: set[str] = set()
-        #: keys on disk that were stored ``COLD_MAP``: read back mapped, never kept
-        self._cold_keys: set[str] = set()
+        #: keys on disk that were stored ``COLD_PARTS``: their opener and sections
+        self._parts: dict[str, _Sections] = {}
         self._files = itertools.count()
         self._lock = threading.Lock()
 
@@ -139,7 +144,7 @@ class SpillBuffer(MutableMapping[str, Any]):
         (`weight`, in bytes): sizing a dataframe costs hundreds of microseconds."""
         cold = cold_kind(value)
         if weight > self.target or (cold and self._cold_pending >= COLD_QUEUE_BYTES):
-            written = self._write(key, value, mapped=cold == COLD_MAP)
+            written = self._write(key, value, cold)
             if written is not None:
                 with self._lock:
                     self._discard(key)
@@ -193,7 +198,7 @@ class SpillBuffer(MutableMapping[str, Any]):
             if candidate is None:
                 return 0
             key, value = candidate
-            written = self._write(key, value)
+            written = self._write(key, value, cold_kind(value))
             with self._lock:
                 if written is None:
                     if key not in self._unspillable:
@@ -204,7 +209,7 @@ class SpillBuffer(MutableMapping[str, Any]):
                     continue
                 return max(weight, 1)
 
-    def _move_to_disk(self, key: str, value: Any, written: tuple[Path, int]) -> int | None:
+    def _move_to_disk(self, key: str, value: Any, written: _Written) -> int | None:
         """`value` of `key` was written (`written` from `_write`): drop it from memory
         and return its weight; None, and the file removed, if `key` was dropped or
         replaced meanwhile (the lock is held)."""
@@ -227,8 +232,6 @@ class SpillBuffer(MutableMapping[str, Any]):
 
     def _count_cold(self, key: str, weight: int, kind: str) -> None:
         """`key`, just put on disk, was stored cold (the lock is held)."""
-        if kind == COLD_MAP:
-            self._cold_keys.add(key)
         self.cold_count += 1
         self.cold_bytes += weight
 
@@ -263,7 +266,7 @@ class SpillBuffer(MutableMapping[str, Any]):
             cold = None if value is None else cold_kind(value)
             if cold is None:
                 continue
-            written = self._write(key, value, mapped=cold == COLD_MAP)
+            written = self._write(key, value, cold)
             if written is None:
                 continue  # unpicklable (marked) or the disk refused it: stays in memory
             with self._lock:
@@ -302,7 +305,7 @@ class SpillBuffer(MutableMapping[str, Any]):
         with self._lock:
             self.fast.clear()
             self.slow.clear()
-            self._cold_keys.clear()
+            self._parts.clear()
             self._weights.clear()
             self.fast_bytes = self.spilled_bytes = 0
         shutil.rmtree(self.directory, ignore_errors=True)
@@ -318,12 +321,16 @@ class SpillBuffer(MutableMapping[str, Any]):
             except RuntimeError:  # a reading thread reordered `fast` meanwhile
                 continue
 
-    def _write(self, key: str, value: Any, mapped: bool = False) -> tuple[Path, int] | None:
-        """Write `value` to a fresh file; return it and its size, or None (a value that
-        cannot be pickled is marked never to be tried again). `mapped`: the file will be
-        read back mapped (a cold value)."""
+    def _write(self, key: str, value: Any, kind: str | None = None) -> _Written | None:
+        """Write `value` to a fresh file; return it, its size and, for a ``COLD_PARTS``
+        `kind`, its sections; or None (a value that cannot be pickled is marked never to
+        be tried again)."""
         try:
-            payload = dumps(value)
+            if kind == COLD_PARTS:
+                opener, parts = type(value).__trident_parts__(value)
+                payloads = [dumps(part) for part in parts]
+            else:
+                payloads = [dumps(value)]
         except Exception as exc:
             logger.debug("value of %r cannot be spilled: %r", key, exc)
             with self._lock:
@@ -332,34 +339,26 @@ class SpillBuffer(MutableMapping[str, Any]):
         digest = hashlib.sha1(key.encode(), usedforsecurity=False).hexdigest()
         path = self.directory / f"{digest}-{next(self._files)}"
         try:
-            with open(path, "wb") as file:
-                parts = (payload.header, *payload.buffers)
-                sizes = [p.nbytes if isinstance(p, memoryview) else len(p) for p in parts]
-                file.write(_COUNT.pack(len(payload.buffers)))
-                for size in sizes:
-                    file.write(_LENGTH.pack(size))
-                position = _COUNT.size + _LENGTH.size * len(sizes)
-                for part, size in zip(parts, sizes, strict=True):
-                    padding = -position % _ALIGN
-                    file.write(bytes(padding))
-                    if mapped:
-                        # Small writes make small page-cache folios, and a reader that
-                        # maps the file then faults in little more than what it touches.
-                        view = memoryview(part).cast("B")
-                        for start in range(0, size, _MAPPED_WRITE):
-                            file.write(view[start : start + _MAPPED_WRITE])
-                    else:
-                        file.write(part)
-                    position += padding + size
+            if kind == COLD_PARTS:
+                spans, size = _write_sections(path, payloads)
+            else:
+                with open(path, "wb") as file:
+                    _write_payload(file, payloads[0])
+                size = payloads[0].nbytes
         except OSError as exc:
             logger.warning("could not spill %r to %s: %s", key, path, exc)
             _remove(path)
             return None
-        return path, payload.nbytes
+        if kind == COLD_PARTS:
+            return path, size, (opener, spans)
+        return path, size, None
 
-    def _on_disk(self, key: str, written: tuple[Path, int]) -> None:
-        self.slow[key] = written
-        self.spilled_bytes += written[1]
+    def _on_disk(self, key: str, written: _Written) -> None:
+        path, size, sections = written
+        self.slow[key] = (path, size)
+        self.spilled_bytes += size
+        if sections is not None:
+            self._parts[key] = sections
 
     def _read_spilled(self, key: str) -> Any:
         while True:
@@ -369,17 +368,18 @@ class SpillBuffer(MutableMapping[str, Any]):
                 entry = self.slow.get(key)
                 if entry is None:
                     raise KeyError(key)
-                cold = key in self._cold_keys
+                sections = self._parts.get(key)
+            if sections is not None:
+                # Its readers each take a part: they read their sections from the file,
+                # and nothing is read here or kept in memory.
+                opener, spans = sections
+                return opener(ColdParts(entry[0], spans))
             try:
-                parts = (_map_file if cold else _read_file)(entry[0])
+                parts = _read_file(entry[0])
             except FileNotFoundError:
                 continue  # read back, dropped or replaced meanwhile: look again
             break
         value = loads(Serialized(parts[0], parts[1:]))
-        if cold:
-            # Its reader takes a part of it (an exchange's assembling task, one output
-            # of many): only the pages it touches are read, and none stays resident.
-            return value
         weight = sizeof(value)
         with self._lock:
             # Back into memory if it fits and is still the value spilled under `key`.
@@ -404,7 +404,7 @@ class SpillBuffer(MutableMapping[str, Any]):
 
     def _forget_spilled(self, key: str) -> None:
         path, size = self.slow.pop(key)
-        self._cold_keys.discard(key)
+        self._parts.pop(key, None)
         self.spilled_bytes -= size
         _remove(path)
 
@@ -416,15 +416,141 @@ class SpillBuffer(MutableMapping[str, Any]):
 
 
 def cold_kind(value: Any) -> str | None:
-    """``COLD_READ`` or ``COLD_MAP`` when `value` asks to go to disk as it is stored
+    """``COLD_READ`` or ``COLD_PARTS`` when `value` asks to go to disk as it is stored
     (what its type's ``__trident_cold__`` method returns for it), else None. Looked up
     on the type, so objects that answer any attribute (a pandas frame's columns,
-    proxies) never ask by accident; any other answer is ignored."""
+    proxies) never ask by accident; any other answer is ignored, and so is
+    ``COLD_PARTS`` from a type without a ``__trident_parts__`` method."""
     method = getattr(type(value), "__trident_cold__", None)
     if not callable(method):
         return None
     kind = method(value)
-    return kind if kind in (COLD_READ, COLD_MAP) else None
+    if kind == COLD_PARTS and not callable(getattr(type(value), "__trident_parts__", None)):
+        return None
+    return kind if kind in (COLD_READ, COLD_PARTS) else None
+
+
+class ColdParts:
+    """Read access to the sections of a value stored ``COLD_PARTS``: what the value's
+    opener (from its type's ``__trident_parts__``) is called with at each access.
+
+    ``__trident_parts__()`` returns ``(opener, parts)``: `parts` a sequence of picklable
+    objects, each written as one section of the value's file (pickled, its out-of-band
+    buffers laid out after it), and `opener` a callable kept in memory while the value
+    is on disk (keep it small). Reading the key calls ``opener(ColdParts(...))`` and
+    returns what it returns; `read` then unpickles one section from one read of its
+    bytes, into memory of its own (nothing stays mapped or cached).
+
+    The file is opened at each `read`: one that was removed (its key released or
+    replaced, or the buffer closed) raises `FileNotFoundError`.
+    """
+
+    __slots__ = ("_spans", "path")
+
+    def __init__(self, path: Path, spans: tuple[tuple[int, tuple[int, ...]], ...]):
+        self.path = path
+        #: per section: its offset in the file, then the sizes of its pickle stream and
+        #: each of its buffers (each starting at a multiple of _SECTION_ALIGN)
+        self._spans = spans
+
+    def __len__(self) -> int:
+        return len(self._spans)
+
+    def read(self, index: int) -> Any:
+        """Section `index`, unpickled. Raises `IndexError` for a section that does not
+        exist and `FileNotFoundError` when the file is gone."""
+        offset, sizes = self._spans[index]
+        starts = []
+        position = 0
+        for size in sizes:
+            position += -position % _SECTION_ALIGN
+            starts.append(position)
+            position += size
+        data = bytearray(position)
+        fd = os.open(self.path, os.O_RDONLY)
+        try:
+            view = memoryview(data)
+            done = 0
+            while done < position:
+                n = os.preadv(fd, [view[done:]], offset + done)
+                if n <= 0:
+                    raise OSError(f"{self.path} ends before its section {index}")
+                done += n
+        finally:
+            os.close(fd)
+        views = [view[start : start + size] for start, size in zip(starts, sizes, strict=True)]
+        return loads(Serialized(views[0], views[1:]))
+
+
+#: (opener, spans) of a value stored ``COLD_PARTS`` (see `ColdParts`)
+_Sections = tuple[Any, tuple[tuple[int, tuple[int, ...]], ...]]
+#: what `SpillBuffer._write` wrote: the file, its bytes, and the sections of a
+#: ``COLD_PARTS`` value (None for any other)
+_Written = tuple[Path, int, _Sections | None]
+
+
+def _write_payload(file: Any, payload: Serialized) -> None:
+    """A spilled value's file: the count of buffers, the sizes of the pickle stream and
+    each buffer, then each of them at a multiple of `_ALIGN` (see `_read_file`)."""
+    parts = (payload.header, *payload.buffers)
+    sizes = [p.nbytes if isinstance(p, memoryview) else len(p) for p in parts]
+    file.write(_COUNT.pack(len(payload.buffers)))
+    for size in sizes:
+        file.write(_LENGTH.pack(size))
+    position = _COUNT.size + _LENGTH.size * len(sizes)
+    for part, size in zip(parts, sizes, strict=True):
+        padding = -position % _ALIGN
+        file.write(bytes(padding))
+        file.write(part)
+        position += padding + size
+
+
+def _write_sections(
+    path: Path, payloads: list[Serialized]
+) -> tuple[tuple[tuple[int, tuple[int, ...]], ...], int]:
+    """Write a ``COLD_PARTS`` file: one section per payload, its pickle stream then each
+    buffer, each at a multiple of `_SECTION_ALIGN` from the file's start. Returns each
+    section's offset and sizes (what `ColdParts` reads), and the file's size.
+
+    The pieces go out in gathered writes of up to `_WRITEV_BUFFERS` buffers (a
+    section's pieces are often a few KiB: one write each would be many system calls,
+    and a buffered file would copy them once more)."""
+    spans = []
+    pieces: list[Any] = []
+    position = 0
+    for payload in payloads:
+        pad = -position % _SECTION_ALIGN
+        if pad:
+            pieces.append(_ZEROS[:pad])
+            position += pad
+        offset = position
+        sizes = []
+        for part in (payload.header, *payload.buffers):
+            view = memoryview(part).cast("B")
+            pad = -(position - offset) % _SECTION_ALIGN
+            if pad:
+                pieces.append(_ZEROS[:pad])
+                position += pad
+            if view.nbytes:
+                pieces.append(view)
+            sizes.append(view.nbytes)
+            position += view.nbytes
+        spans.append((offset, tuple(sizes)))
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    try:
+        for start in range(0, len(pieces), _WRITEV_BUFFERS):
+            batch = pieces[start : start + _WRITEV_BUFFERS]
+            while batch:
+                written = os.writev(fd, batch)
+                # a short write (rare on a regular file): go on from where it stopped
+                while batch and written >= len(batch[0]):
+                    written -= len(batch[0])
+                    batch.pop(0)
+                if batch and written:
+                    batch[0] = memoryview(batch[0])[written:]
+    finally:
+        os.close(fd)
+    return tuple(spans), position
 
 
 def _read_file(path: Path) -> list[memoryview]:
@@ -441,33 +567,6 @@ def _read_file(path: Path) -> list[memoryview]:
             file.readinto(part)
             parts.append(memoryview(part))
             position += padding + size
-    return parts
-
-
-def _map_file(path: Path) -> list[memoryview]:
-    """The pickle stream (read) and buffers (read-only views of the file mapped into
-    memory, which stay valid after the file is removed) of a spilled value. Raises
-    `FileNotFoundError`."""
-    with open(path, "rb") as file:
-        (count,) = _COUNT.unpack(file.read(_COUNT.size))
-        sizes = [_LENGTH.unpack(file.read(_LENGTH.size))[0] for _ in range(count + 1)]
-        position = _COUNT.size + _LENGTH.size * len(sizes)
-        position += -position % _ALIGN
-        file.seek(position)
-        header = memoryview(file.read(sizes[0]))
-        if not count:
-            return [header]
-        mapped = mmap.mmap(file.fileno(), 0, access=mmap.ACCESS_READ)
-    if hasattr(mmap, "MADV_RANDOM"):
-        # Its reader takes a few slices: no read-ahead, nor pages mapped around them.
-        mapped.madvise(mmap.MADV_RANDOM)
-    view = memoryview(mapped)
-    parts = [header]
-    position += sizes[0]
-    for size in sizes[1:]:
-        position += -position % _ALIGN
-        parts.append(view[position : position + size])
-        position += size
     return parts
 
 
