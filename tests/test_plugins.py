@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 import trio
+import trio.lowlevel
 
 import trident
 from trident import (
@@ -255,7 +256,7 @@ def callback_without_arguments() -> None:
 
 
 async def async_callback(trident_worker: Any) -> None:
-    await trio.sleep(0)
+    await trio.lowlevel.checkpoint()
     EVENTS.append(("async-callback", trident_worker.address, None))
 
 
