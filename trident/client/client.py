@@ -372,6 +372,20 @@ class Client(KernelMethods, GraphMethods, DatasetMethods, CallMethods, EventMeth
     def __await__(self) -> Generator[Any, None, Client]:
         return self._start_async().__await__()
 
+    @classmethod
+    def current(cls, allow_global: bool = True) -> Client:
+        """The client to use here, as dask's ``Client.current()``: the worker's own
+        client inside a task, else the default client (see `default_client`).
+
+        Raises `ValueError` when no client is running, and when `allow_global` is
+        false (trident has no per-context client, so only the global one is found).
+        """
+        if not allow_global:
+            raise ValueError("no current client: trident keeps only the global default client")
+        from .worker_client import get_client
+
+        return get_client()
+
     def __repr__(self) -> str:
         workers = self._core.workers
         threads = sum(info.nthreads for info in workers.values())
@@ -552,9 +566,18 @@ class Client(KernelMethods, GraphMethods, DatasetMethods, CallMethods, EventMeth
 
     # --- cluster information --------------------------------------------------------------
 
-    def scheduler_info(self, **kwargs: Any) -> Any:
-        """Workers, threads and memory of the cluster, as a dict."""
-        return self._sync(self._core.request, lambda rid: m.InfoRequest(rid))
+    def scheduler_info(self, n_workers: int = -1, **kwargs: Any) -> Any:
+        """Workers, threads and memory of the cluster, as a dict (dask's keys: see
+        `trident.scheduler.summary.scheduler_info`). `n_workers` (as in dask): list only
+        the first that many workers (-1: all); the totals still count every worker. A
+        coroutine if asynchronous."""
+        return self._sync(self._scheduler_info, n_workers)
+
+    async def _scheduler_info(self, n_workers: int) -> dict[str, Any]:
+        info: dict[str, Any] = await self._core.request(lambda rid: m.InfoRequest(rid))
+        if n_workers >= 0:
+            info["workers"] = dict(list(info["workers"].items())[:n_workers])
+        return info
 
     def who_has(self, futures: Any = None) -> Any:
         """The workers holding each future's data: ``{key: [address, ...]}``.

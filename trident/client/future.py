@@ -217,7 +217,7 @@ class Future:
     coroutine when the client is asynchronous.
     """
 
-    __slots__ = ("__weakref__", "_client", "_key", "_state", "_user_key")
+    __slots__ = ("__weakref__", "_client", "_key", "_released", "_state", "_user_key")
 
     #: dask treats futures in graphs as references to their keys (its future protocol)
     __dask_future__ = True
@@ -239,6 +239,7 @@ class Future:
         self._user_key = key
         self._client = client
         self._state = client._core.acquire(self._key, inform=inform)
+        self._released = False
 
     @classmethod
     def _adopt(cls, key: str, client: Client, state: FutureState) -> Future:
@@ -249,6 +250,7 @@ class Future:
         future._user_key = _UNDECODED
         future._client = client
         future._state = state
+        future._released = False
         return future
 
     @classmethod
@@ -259,6 +261,7 @@ class Future:
         future._user_key = _UNDECODED
         future._client = client
         future._state = client._core.acquire(key, inform=True)
+        future._released = False
         return future
 
     @property
@@ -273,7 +276,16 @@ class Future:
     def __del__(self) -> None:
         # Errors are impossible to report from here (interpreter shutdown, closed client).
         with contextlib.suppress(Exception):
-            self._client._core.release(self._key)
+            self.release()
+
+    def release(self) -> None:
+        """Give up this future's hold on its key, as ``del future`` does (dask's
+        `Future.release`): once no future of the key is left, the cluster may forget
+        its result. Idempotent; the future must not be used afterwards. Never blocks."""
+        if getattr(self, "_released", True):
+            return  # already released, or never acquired (a failed constructor)
+        self._released = True
+        self._client._core.release(self._key)
 
     @property
     def client(self) -> Client:

@@ -37,6 +37,7 @@ from . import events as ev
 from . import instructions as ins
 from . import memory
 from .actor_host import ActorHost
+from .asyncio_actors import AsyncioTaskLoop
 from .config import HEARTBEAT_INTERVAL, WorkerConfig
 from .executor import Job, Outcome, ThreadExecutor, run_async_job
 from .fetch import fetch_from_peer
@@ -177,6 +178,8 @@ class Worker:
         self._deadlines: dict[int, trio.CancelScope] = {}
         self._sender: BatchedSender | None = None
         self._executor: ThreadExecutor | None = None
+        #: where ``async def`` tasks written for asyncio run (set once serving)
+        self._asyncio_tasks: AsyncioTaskLoop | None = None
         self._nursery: trio.Nursery | None = None
         self._peers: PeerPool | None = None
         self._stopped = trio.Event()
@@ -321,6 +324,8 @@ class Worker:
             await nursery.start(self._executor.run)
             self.secession.executor = self._executor
             await nursery.start(self.actors.run)
+            self._asyncio_tasks = AsyncioTaskLoop(f"trident-tasks-asyncio-{self.name}")
+            await nursery.start(self._asyncio_tasks.run)
             nursery.start_soon(self.profiler.run)
             await self.preloads.setup(self)
             connection = await self._scheduler.connect(self.name or self.address)
@@ -540,7 +545,8 @@ class Worker:
             scope = self._deadlines[run_id] = trio.CancelScope()
             self._nursery.start_soon(self._enforce_deadline, key, run_id, ts.timeout, scope)
         if ts.actor is None and self._functions.is_async(ts.function):
-            self._nursery.start_soon(self._run_async, job)
+            uses_asyncio = self._functions.uses_asyncio(ts.function)
+            self._nursery.start_soon(self._run_async, job, uses_asyncio)
         else:
             self._executor.submit(job)
 
@@ -557,8 +563,12 @@ class Worker:
                 self.client.task_ended(key, succeeded=False)
             self.flush()
 
-    async def _run_async(self, job: Job) -> None:
-        outcome = await run_async_job(job, self)
+    async def _run_async(self, job: Job, uses_asyncio: bool) -> None:
+        loop = None
+        if uses_asyncio:
+            assert self._asyncio_tasks is not None
+            loop = self._asyncio_tasks.get()
+        outcome = await run_async_job(job, self, loop)
         self._on_outcomes([outcome])
 
     def _interrupt(self, key: str, run_id: int) -> None:
