@@ -186,6 +186,28 @@ def test_map_keywords_and_several_iterables(client):
     assert client.gather(client.map(np.sum, rows)) == [int(r.sum()) for r in rows]
 
 
+def triple(x: int) -> int:
+    """Used by one test only, so that its first use is the one under test."""
+    return 3 * x
+
+
+def test_empty_inputs_as_a_loop_over_no_files_makes_them(client):
+    """A script whose input list is empty maps, scatters and waits on nothing; the
+    function it mapped over nothing is used later (it was once defined without a task,
+    and the next message to the scheduler lost it: the scheduler closed the client's
+    connection over a task naming an undefined function)."""
+    assert client.map(triple, []) == []
+    assert client.scatter([]) == []
+    assert client.gather([]) == []
+    assert client.compute([]) == []
+    done, not_done = wait([])
+    assert done == not_done == set()
+    assert dask.compute() == ()
+    assert client.submit(triple, 1).result(timeout=10) == 3
+    assert client.gather(client.map(triple, [1, 1])) == [3, 3]
+    assert client.status == "running"
+
+
 def test_a_callable_object_carrying_an_array_is_not_mistaken_for_another(client):
     """Callables that pickle to the same header with different arrays out of band
     (a partial over an array, an object holding one) are different functions."""
