@@ -137,6 +137,19 @@ def test_client_keywords_from_the_docs_and_the_shape_of_scheduler_info():
         Client.current()
 
 
+def test_a_cluster_scaled_from_nothing_as_deployment_scripts_do():
+    with LocalCluster(n_workers=0, processes=False, dashboard_address=None) as cluster:
+        cluster.scale(2)
+        cluster.wait_for_workers(2, timeout=30)
+        assert len(cluster.scheduler_info["workers"]) == 2
+        client = cluster.get_client()
+        assert cluster.get_client() is client  # the default client, once connected
+        assert client.submit(inc, 1).result(timeout=10) == 2
+        client.close()
+        with pytest.raises(TimeoutError):
+            cluster.wait_for_workers(3, timeout=0.2)
+
+
 def test_client_current_refuses_a_context_local_lookup(client):
     assert Client.current(allow_global=True) is client
     with pytest.raises(ValueError, match="only the global default client"):
@@ -242,6 +255,13 @@ def test_gather_skip_as_completed_and_wait_as_the_docs_use_them(client):
         for _, result in as_completed([failing], with_results=True, raise_errors=False)
     ]
     assert errors == ["ZeroDivisionError"]
+
+    finished = client.submit(inc, 7)
+    finished.result(timeout=10)
+    first = as_completed([finished])
+    assert first.has_ready()
+    assert first.next().result() == 8
+    assert not first.has_ready()
 
     sequence = as_completed(client.map(inc, range(3)))
     sequence.update(client.map(inc, range(10, 12)))

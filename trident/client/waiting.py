@@ -232,6 +232,12 @@ class as_completed:
     def is_empty(self) -> bool:
         return self.count() == 0
 
+    def has_ready(self) -> bool:
+        """True when a finished future waits to be yielded (the next ``next()`` returns
+        at once)."""
+        with self._lock:
+            return bool(self._ready)
+
     def clear(self) -> None:
         """Forget every future not yet yielded."""
         with self._lock:
@@ -266,6 +272,10 @@ class as_completed:
                 self._condition.wait(0.5)
             future = self._ready.popleft()
         return self._item(future)
+
+    def next(self) -> Any:
+        """The next finished future (or ``(future, result)``), as ``next(iterator)``."""
+        return self.__next__()
 
     def next_batch(self, block: bool = True) -> list[Any]:
         """Every future ready now (waiting for at least one if `block`)."""
