@@ -384,6 +384,10 @@ def test_dataframe_persist_with_progress_then_queries(client, capsys):
     df = build().persist()
     progress(df)
     assert "100%" in capsys.readouterr().out
+    progress(df, notebook=False, multi=True, complete=True, group_by="prefix")
+    assert "100% Completed | 6 / 6" in capsys.readouterr().out
+    with pytest.raises(ValueError, match="group_by='spans'"):
+        progress(df, group_by="spans")
     wait(df)
     assert len(futures_of(df)) == 6
     got = df.groupby("name").amount.mean().compute()
