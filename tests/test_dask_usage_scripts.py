@@ -342,6 +342,22 @@ def test_a_task_writes_into_its_input_array(client):
         assert client.submit(normalize, scattered).result(timeout=10).sum() == pytest.approx(1.0)
 
 
+def report_progress(step: int) -> Any:
+    worker = get_worker()
+    worker.log_event("usage-steps", {"step": step, "key": str(worker.get_current_task())})
+    return worker.get_current_task()
+
+
+def test_tasks_log_structured_events_from_their_worker(client):
+    assert client.submit(report_progress, 1, key=("step", 1)).result(timeout=10) == ("step", 1)
+    deadline = time.monotonic() + 10
+    while not client.get_events("usage-steps") and time.monotonic() < deadline:
+        time.sleep(0.02)
+    [(when, event)] = client.get_events("usage-steps")
+    assert event == {"step": 1, "key": "('step', 1)"}
+    assert when <= time.time()
+
+
 # --- dask collections on the client -------------------------------------------------------
 
 

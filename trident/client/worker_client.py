@@ -147,6 +147,11 @@ class WorkerClient:
             for children in self._children.values():
                 children.difference_update(keys)
 
+    def log_event(self, topic: str | list[str] | tuple[str, ...], msg: Any) -> None:
+        """Store `msg` on the scheduler under `topic` (`Worker.log_event`); from any
+        thread of the worker, never waits."""
+        self.client.log_event(topic, msg)
+
     def task_ended(self, key: str, *, succeeded: bool) -> None:
         """Task `key` ended: on failure or cancellation, cancel what it still runs.
 

@@ -20,6 +20,7 @@ import psutil
 import trio
 
 from .._ipython import EmbeddedKernel
+from .._keys import decode_key
 from .._logbuffer import LogBuffer
 from .._preload import Preloads
 from .._public import publish
@@ -39,6 +40,7 @@ from . import memory
 from .actor_host import ActorHost
 from .asyncio_actors import AsyncioTaskLoop
 from .config import HEARTBEAT_INTERVAL, WorkerConfig
+from .context import current_task_key
 from .executor import Job, Outcome, ThreadExecutor, run_async_job
 from .fetch import fetch_from_peer
 from .functions import FunctionCache, actor_constructor
@@ -265,6 +267,21 @@ class Worker:
 
     def __repr__(self) -> str:
         return f"<Worker {self.address or 'not started'} nthreads={self.nthreads}>"
+
+    def get_current_task(self) -> Any:
+        """The key of the task (or actor) the calling thread or trio task runs for, as
+        the user gave it; None outside tasks (dask's ``Worker.get_current_task``)."""
+        key = current_task_key()
+        return decode_key(key) if key is not None else None
+
+    def log_event(self, topic: str | list[str] | tuple[str, ...], msg: Any) -> None:
+        """Store `msg` (plain msgpack data) on the scheduler under `topic` (or each of a
+        list of topics), as dask's ``Worker.log_event``; `Client.get_events` and
+        topic subscribers get it. Never waits. Raises `RuntimeError` before the
+        worker's client is connected."""
+        if self.client is None:
+            raise RuntimeError(f"worker {self.address} has no client to log events with")
+        self.client.log_event(topic, msg)
 
     @property
     def data(self) -> MutableMapping[str, Any]:
