@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import logging
 import os
 import threading
 import time
@@ -135,6 +136,28 @@ def test_client_keywords_from_the_docs_and_the_shape_of_scheduler_info():
     assert client.status == "closed"
     with pytest.raises(ValueError, match="no trident client is running"):
         Client.current()
+
+
+def test_local_cluster_keywords_dask_scripts_pass():
+    with (
+        LocalCluster(
+            name="usage",
+            n_workers=1,
+            processes=False,
+            silence_logs=logging.ERROR,
+            ip="127.0.0.1",
+            scheduler_kwargs={"port": 0, "dashboard_address": None},
+            worker_dashboard_address=None,
+            death_timeout=30,
+        ) as cluster,
+        Client(cluster) as client,
+    ):
+        assert cluster.name == "usage"
+        assert cluster.log_level == "ERROR"
+        assert cluster.dashboard_link is None
+        assert client.submit(inc, 1).result(timeout=10) == 2
+    with pytest.raises(TypeError, match="idle_timeout"):
+        LocalCluster(n_workers=0, processes=False, scheduler_kwargs={"idle_timeout": 5})
 
 
 def test_a_cluster_scaled_from_nothing_as_deployment_scripts_do():
