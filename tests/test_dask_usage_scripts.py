@@ -30,6 +30,7 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
 from trident import (  # noqa: E402
+    CancelledError,
     Client,
     Event,
     Future,
@@ -304,7 +305,12 @@ def test_gather_skip_as_completed_and_wait_as_the_docs_use_them(client):
         slow.result(timeout=0.05)
     with pytest.raises(TimeoutError):
         wait([slow], timeout=0.05)
-    slow.cancel()
+    with pytest.raises(TimeoutError, match=r"within 0\.05 s"):
+        for _ in as_completed([slow], timeout=0.05):
+            pass
+    slow.cancel(msg="no longer needed")
+    with pytest.raises(CancelledError, match="no longer needed"):
+        slow.result(timeout=10)
 
 
 def test_done_callbacks_and_release(client):

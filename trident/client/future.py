@@ -372,9 +372,10 @@ class Future:
             return None
         return load_traceback(state.error)
 
-    def cancel(self, force: bool = False, reason: str | None = None) -> Any:
-        """Cancel the task on the cluster (and everything that depends on it)."""
-        return self._client.cancel([self], force=force, reason=reason)
+    def cancel(self, force: bool = False, reason: str | None = None, msg: str | None = None) -> Any:
+        """Cancel the task on the cluster (and everything that depends on it); `reason`
+        (or dask's older name, `msg`) is what its `CancelledError` says."""
+        return self._client.cancel([self], force=force, reason=reason, msg=msg)
 
     def retry(self) -> Any:
         """Run this future's task again if it failed (see `Client.retry`)."""

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import threading
+import time
 from collections import defaultdict, deque
 from collections.abc import AsyncIterator, Callable, Iterable, Iterator
 from typing import Any, NamedTuple
@@ -173,7 +174,9 @@ class as_completed:
     Works as a blocking iterator and as an async iterator. `add` and `update` accept
     more futures while iterating. With ``with_results=True`` it yields
     ``(future, result)`` pairs; a failed future then raises its error (or, with
-    ``raise_errors=False``, yields the exception as the result).
+    ``raise_errors=False``, yields the exception as the result). With `timeout`, asking
+    for a future once `timeout` seconds have passed since construction, while none is
+    finished, raises `TimeoutError` (as dask's).
     """
 
     def __init__(
@@ -182,9 +185,15 @@ class as_completed:
         loop: Any = None,
         with_results: bool = False,
         raise_errors: bool = True,
+        *,
+        timeout: float | None = None,
     ):
         self.with_results = with_results
         self.raise_errors = raise_errors
+        #: as dask's: asking for the next future after `timeout` seconds (counted from
+        #: here) with none finished raises `TimeoutError`
+        self._deadline = None if timeout is None else time.monotonic() + timeout
+        self._timeout = timeout
         self._lock = threading.Lock()
         self._condition = threading.Condition(self._lock)
         self._ready: deque[Future] = deque()
@@ -264,12 +273,22 @@ class as_completed:
                 return contextlib.nullcontext()
             return next(iter(self._pending.values())).client._waiting()
 
+    def _wait_slice(self) -> float:
+        """How long one wait for a finished future may block; raises `TimeoutError`
+        past the deadline."""
+        if self._deadline is None:
+            return 0.5
+        left = self._deadline - time.monotonic()
+        if left <= 0:
+            raise TimeoutError(f"as_completed: no future finished within {self._timeout} s")
+        return min(left, 0.5)
+
     def __next__(self) -> Any:
         with self._waiting(), self._condition:
             while not self._ready:
                 if not self._pending:
                     raise StopIteration
-                self._condition.wait(0.5)
+                self._condition.wait(self._wait_slice())
             future = self._ready.popleft()
         return self._item(future)
 
@@ -282,7 +301,7 @@ class as_completed:
         with self._waiting() if block else contextlib.nullcontext(), self._condition:
             if block:
                 while not self._ready and self._pending:
-                    self._condition.wait(0.5)
+                    self._condition.wait(self._wait_slice())
             batch = list(self._ready)
             self._ready.clear()
         return [self._item(f) for f in batch]
@@ -305,7 +324,8 @@ class as_completed:
                     raise StopAsyncIteration
                 event = self._async_event = anyio.Event()
                 client = next(iter(self._pending.values())).client
-            with client._waiting():
+                wait_for = None if self._deadline is None else self._wait_slice()
+            with client._waiting(), anyio.move_on_after(wait_for):
                 await event.wait()
         if not self.with_results:
             return future
