@@ -111,6 +111,7 @@ def test_client_keywords_from_the_docs_and_the_shape_of_scheduler_info():
         memory_limit="1GB",
         dashboard_address=None,
         processes=False,
+        timeout="30s",
     ) as client:
         assert Client.current() is client
         assert default_client() is client
@@ -133,7 +134,8 @@ def test_client_keywords_from_the_docs_and_the_shape_of_scheduler_info():
         assert list(client.nthreads().values()) == [1, 1]
         assert "workers=2" in repr(client)
         assert str(client) == repr(client)
-    client.close()  # closing twice is fine
+        client.wait_for_workers(2, timeout="10s")
+    client.close(timeout="5s")  # closing twice is fine
     assert client.status == "closed"
     with pytest.raises(ValueError, match="no trident client is running"):
         Client.current()
@@ -303,6 +305,10 @@ def test_gather_skip_as_completed_and_wait_as_the_docs_use_them(client):
     assert slow in not_done
     with pytest.raises(TimeoutError):
         slow.result(timeout=0.05)
+    with pytest.raises(TimeoutError):
+        slow.result(timeout="50ms")  # dask takes text durations wherever a timeout goes
+    with pytest.raises(TimeoutError):
+        wait([slow], timeout="50ms")
     with pytest.raises(TimeoutError):
         wait([slow], timeout=0.05)
     with pytest.raises(TimeoutError, match=r"within 0\.05 s"):

@@ -34,7 +34,7 @@ from .._scheduler_file import read_scheduler_file, write_scheduler_file
 from ..comm.liveness import RECONNECT_TIMEOUT, SCHEDULER_TIMEOUT
 from ..protocol import messages as m
 from ..security import TOKEN_ENV, Security
-from ..sizes import format_bytes
+from ..sizes import format_bytes, parse_duration
 from .actor_handle import Actor
 from .admin import worker_names
 from .base import NO_DEFAULT
@@ -193,7 +193,7 @@ class Client(KernelMethods, GraphMethods, DatasetMethods, CallMethods, EventMeth
             chosen = local_credentials.complete(address, chosen.with_token(token))
             token = chosen.token
         name = name or f"client-{os.getpid()}"
-        wait = DEFAULT_TIMEOUT if timeout == NO_DEFAULT else float(timeout)
+        wait = DEFAULT_TIMEOUT if timeout == NO_DEFAULT else parse_duration(timeout)
         core = ClientCore(
             "",
             name=name,
@@ -309,7 +309,7 @@ class Client(KernelMethods, GraphMethods, DatasetMethods, CallMethods, EventMeth
         if self._closed:
             return None
         self._closed = True
-        wait = self._timeout if timeout == NO_DEFAULT else float(timeout)
+        wait = self._timeout if timeout == NO_DEFAULT else parse_duration(timeout)
         self._core.close()
         self._core.stopped.wait(wait)
         self._teardown_blocking()
@@ -606,9 +606,11 @@ class Client(KernelMethods, GraphMethods, DatasetMethods, CallMethods, EventMeth
 
     ncores = nthreads
 
-    def wait_for_workers(self, n_workers: int = 1, timeout: float | None = None) -> Any:
-        """Block until at least `n_workers` workers are connected."""
-        return self._sync(self._core.wait_for_workers, n_workers, timeout)
+    def wait_for_workers(self, n_workers: int = 1, timeout: float | str | None = None) -> Any:
+        """Block until at least `n_workers` workers are connected; `TimeoutError` after
+        `timeout` (seconds, or text such as ``"10s"``)."""
+        wait = None if timeout is None else parse_duration(timeout)
+        return self._sync(self._core.wait_for_workers, n_workers, wait)
 
     def restart(self, timeout: float | str = NO_DEFAULT, wait_for_workers: bool = True) -> Any:
         """Forget every task on the cluster and restart every worker that has a nanny.
@@ -621,7 +623,7 @@ class Client(KernelMethods, GraphMethods, DatasetMethods, CallMethods, EventMeth
         was ordered). Raises `TimeoutError` after `timeout` seconds (default: the
         client's timeout). A coroutine for asynchronous clients.
         """
-        wait = self._timeout if timeout == NO_DEFAULT else float(timeout)
+        wait = self._timeout if timeout == NO_DEFAULT else parse_duration(timeout)
         return self._sync(self._core.restart, wait, wait_for_workers)
 
     def write_scheduler_file(self, scheduler_file: str) -> None:

@@ -27,6 +27,7 @@ from .._keys import decode_key, encode_key
 from .._public import publish
 from ..protocol.messages import ErrorInfo, TaskSpec
 from ..protocol.serialize import Serialized, loads, register_future_type
+from ..sizes import parse_duration
 
 if TYPE_CHECKING:
     from .client import Client
@@ -204,6 +205,11 @@ def load_exception(error: ErrorInfo, key: str) -> BaseException:
     return exc
 
 
+def _seconds(timeout: float | str | None) -> float | None:
+    """A timeout in seconds: dask takes numbers and text such as ``"10s"``."""
+    return None if timeout is None else parse_duration(timeout)
+
+
 #: `Future._user_key` before the wire key was first decoded
 _UNDECODED: Any = object()
 
@@ -308,12 +314,13 @@ class Future:
     def cancelled(self) -> bool:
         return self._state.status == CANCELLED
 
-    def result(self, timeout: float | None = None) -> Any:
+    def result(self, timeout: float | str | None = None) -> Any:
         """Wait for the task and return its value (raises the task's exception).
 
-        Raises `TimeoutError` after `timeout` seconds, `CancelledError` if cancelled.
-        Returns a coroutine for asynchronous clients.
+        Raises `TimeoutError` after `timeout` seconds (or text such as ``"10s"``),
+        `CancelledError` if cancelled. Returns a coroutine for asynchronous clients.
         """
+        timeout = _seconds(timeout)
         if self._client.asynchronous:
             return self._result_async(timeout)
         return self._client._result_blocking(self._state, timeout)
@@ -342,8 +349,9 @@ class Future:
             return self._client._waiting()
         return contextlib.nullcontext()
 
-    def exception(self, timeout: float | None = None) -> Any:
+    def exception(self, timeout: float | str | None = None) -> Any:
         """Wait for the task; return its exception, or None if it succeeded."""
+        timeout = _seconds(timeout)
         if self._client.asynchronous:
             return self._exception_async(timeout)
         self._client._wait_blocking(self._state, timeout)
@@ -357,8 +365,9 @@ class Future:
             raise state.exception_object()
         return state.exception_object()
 
-    def traceback(self, timeout: float | None = None) -> Any:
+    def traceback(self, timeout: float | str | None = None) -> Any:
         """Wait for the task; return the traceback of its exception, or None."""
+        timeout = _seconds(timeout)
         if self._client.asynchronous:
             return self._traceback_async(timeout)
         self._client._wait_blocking(self._state, timeout)

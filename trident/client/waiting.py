@@ -18,6 +18,7 @@ import anyio
 
 from .._public import publish
 from ..protocol import messages as m
+from ..sizes import parse_duration
 from .future import ERROR, PENDING, Future, FutureState
 from .structures import futures_of
 
@@ -115,15 +116,16 @@ class _Progress:
         return self._return_when == FIRST_EXCEPTION and bool(self._failed)
 
 
-def wait(fs: Any, timeout: float | None = None, return_when: str = ALL_COMPLETED) -> Any:
+def wait(fs: Any, timeout: float | str | None = None, return_when: str = ALL_COMPLETED) -> Any:
     """Wait until futures are done; return ``(done, not_done)`` sets.
 
     `return_when` is ``ALL_COMPLETED``, ``FIRST_COMPLETED`` or ``FIRST_EXCEPTION``.
-    Raises `TimeoutError` if `timeout` seconds pass first. A coroutine when the futures
-    belong to an asynchronous client.
+    Raises `TimeoutError` if `timeout` seconds (or text such as ``"10s"``) pass first.
+    A coroutine when the futures belong to an asynchronous client.
     """
     if return_when not in (ALL_COMPLETED, FIRST_COMPLETED, FIRST_EXCEPTION):
         raise ValueError(f"unknown return_when {return_when!r}")
+    timeout = None if timeout is None else parse_duration(timeout)
     futures = futures_of(fs) if not isinstance(fs, Future) else [fs]
     if futures and futures[0].client.asynchronous:
         return _wait_async(futures, timeout, return_when)
@@ -186,8 +188,9 @@ class as_completed:
         with_results: bool = False,
         raise_errors: bool = True,
         *,
-        timeout: float | None = None,
+        timeout: float | str | None = None,
     ):
+        timeout = None if timeout is None else parse_duration(timeout)
         self.with_results = with_results
         self.raise_errors = raise_errors
         #: as dask's: asking for the next future after `timeout` seconds (counted from
