@@ -459,6 +459,42 @@ def test_array_persist_and_client_compute(client):
     assert kept.std().compute() == pytest.approx(on_sync_scheduler(lambda: build().std().compute()))
 
 
+#: attempts per key of `fails_twice` (the module-scoped cluster runs in this process)
+_attempts: dict[int, int] = {}
+
+
+def fails_twice(x: int) -> int:
+    _attempts[x] = _attempts.get(x, 0) + 1
+    if _attempts[x] <= 2:
+        raise ConnectionError(f"flaky service, attempt {_attempts[x]}")
+    return x
+
+
+def test_dask_annotate_places_and_retries_tasks(client):
+    first, second = sorted(client.nthreads())
+    with dask.annotate(workers=[second]):
+        pinned = [dask.delayed(where_am_i)(i) for i in range(6)]
+    assert set(dask.compute(*pinned)) == {second}
+
+    parts = [dask.delayed(where_am_i)(i + 10) for i in range(6)]
+    with dask.annotate(workers=[first]):  # around the computation: every task
+        assert set(client.compute(parts, sync=True)) == {first}
+
+    with dask.annotate(retries=3):
+        flaky = [dask.delayed(fails_twice, pure=False)(i) for i in range(4)]
+    assert dask.compute(*flaky) == (0, 1, 2, 3)
+    with dask.annotate(retries=3):
+        submitted = client.map(fails_twice, range(100, 103))
+    assert client.gather(submitted) == [100, 101, 102]
+    with dask.annotate(resources={"GPU": 1}, priority=5):
+        gpu = dask.delayed(where_am_i)(99)
+        assert client.submit(where_am_i, 98, pure=False).result(timeout=10) in (first, second)
+    assert gpu.compute() in (first, second)
+    with dask.annotate(workers=[first]):
+        explicit = client.submit(where_am_i, 97, workers=[second], pure=False)
+    assert explicit.result(timeout=10) == second  # the call's own restriction wins
+
+
 # --- coordination by name ------------------------------------------------------------------
 
 

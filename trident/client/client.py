@@ -47,6 +47,7 @@ from .events import EventMethods
 from .future import Future
 from .kernels import KernelMethods
 from .local_cluster import LocalClusterLike, start_local_cluster
+from .placement import with_current_annotations
 from .structures import futures_of
 from .task_group import TaskGroup
 from .task_specs import (
@@ -455,8 +456,10 @@ class Client(KernelMethods, GraphMethods, DatasetMethods, CallMethods, EventMeth
             raise TypeError("the first argument to submit must be callable")
         self._check_open()
         actor_options = pop_actor_options(kwargs) if actor else None
-        options = TaskOptions(
-            priority, retries, workers, allow_other_workers, resources, timeout, actor_options
+        options = with_current_annotations(
+            TaskOptions(
+                priority, retries, workers, allow_other_workers, resources, timeout, actor_options
+            )
         )
         function_payload, function_token = pickle_function(func)
         spec = task_spec(
@@ -531,8 +534,8 @@ class Client(KernelMethods, GraphMethods, DatasetMethods, CallMethods, EventMeth
         if not iterables:
             raise TypeError("map needs at least one iterable")
         self._check_open()
-        options = TaskOptions(
-            priority, retries, workers, allow_other_workers, resources, timeout, None
+        options = with_current_annotations(
+            TaskOptions(priority, retries, workers, allow_other_workers, resources, timeout, None)
         )
         function_payload, function_token = pickle_function(func)
         argument_tuples = list(zip(*iterables, strict=False))

@@ -43,6 +43,30 @@ def is_dask_collection(value: Any) -> bool:
     return hasattr(value, "__dask_graph__") and not isinstance(value, type)
 
 
+def dask_annotations(dsk: Any, graph: Mapping[Any, Any]) -> dict[str, dict[str, Any]]:
+    """dask's annotations of the tasks of `graph` (made from `dsk`), by type and trident
+    key: those of the collection's layers (``dask.annotate`` around building it), then
+    those in force now (around computing it), which cover every task and win, as in
+    dask's scheduler. Callable values are called with the key."""
+    found: dict[str, dict[str, Any]] = {}
+    per_layer = getattr(dsk, "__dask_annotations__", None)
+    if callable(per_layer) and not isinstance(dsk, type):
+        try:
+            layered = per_layer() or {}
+        except Exception:  # a graph dask cannot annotate is computed without them
+            layered = {}
+        for kind, by_key in layered.items():
+            found[kind] = {trident_key(key): value for key, value in by_key.items()}
+    dask = sys.modules.get("dask")
+    get_annotations = getattr(dask, "get_annotations", None) if dask is not None else None
+    current = get_annotations() if get_annotations is not None else {}
+    for kind, value in current.items():
+        by_key = found.setdefault(kind, {})
+        for key in graph:
+            by_key[trident_key(key)] = value(key) if callable(value) else value
+    return found
+
+
 class GraphMethods(ResultMethods):
     """Mixed into `Client`: graphs, dask collections and the executor (see the module)."""
 
@@ -111,8 +135,10 @@ class GraphMethods(ResultMethods):
             threads = {address: info.nthreads for address, info in self._core.workers.items()}
             replaced = shuffle_graph(dsk, threads)
         if replaced is None:
-            return as_graph(dsk), placement
-        return replaced.graph, placement.with_owners(replaced.owners)
+            graph = as_graph(dsk)
+            return graph, placement.with_annotations(dask_annotations(dsk, graph))
+        annotated = placement.with_annotations(dask_annotations(dsk, replaced.graph))
+        return replaced.graph, annotated.with_owners(replaced.owners)
 
     def _submit_graph(self, graph: Any, placement: GraphPlacement, keys: Any) -> Any:
         """Submit the tasks of `graph` as one `UpdateGraph`; return futures for `keys`

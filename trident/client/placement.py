@@ -6,11 +6,14 @@ like `submit`, ``workers=`` and ``resources=`` for every task. `Client.compute` 
 `Client.persist` take dask's collection forms (`for_collections`): a worker or a list
 restricts the output keys of the collections, other tasks run anywhere; a dict maps
 (tuples of) collections or keys to workers; ``allow_other_workers`` is True or a list of
-collections whose restrictions are loose.
+collections whose restrictions are loose. dask's annotations (``with
+dask.annotate(workers=..., resources=..., retries=..., priority=...)``) place the keys
+they cover (`GraphPlacement.with_annotations`).
 """
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
@@ -31,10 +34,13 @@ class GraphPlacement:
     loose: bool | frozenset[str] = False
     #: key -> resources it needs
     resources: Mapping[str, dict[str, float]] = attrs.Factory(dict)
+    #: key -> retries and priority it was annotated with (``dask.annotate``)
+    retries: Mapping[str, int] = attrs.Factory(dict)
+    priority: Mapping[str, int] = attrs.Factory(dict)
 
     def options_for(self, key: str) -> TaskOptions:
         """The options of the task `key`."""
-        if not (self.workers or self.resources):
+        if not (self.workers or self.resources or self.retries or self.priority):
             return self.options
         options = self.options
         workers = self.workers.get(key)
@@ -44,7 +50,54 @@ class GraphPlacement:
         resources = self.resources.get(key)
         if resources is not None:
             options = attrs.evolve(options, resources=resources)
+        retries = self.retries.get(key)
+        if retries is not None:
+            options = attrs.evolve(options, retries=retries)
+        priority = self.priority.get(key)
+        if priority is not None:
+            options = attrs.evolve(options, priority=priority)
         return options
+
+    def with_annotations(self, annotations: Mapping[str, Mapping[str, Any]]) -> GraphPlacement:
+        """This placement with dask's annotations (``dask.annotate``), given by type
+        (``workers``, ``allow_other_workers``, ``resources``, ``retries``,
+        ``priority``) and trident key. What the caller passed explicitly wins: a key's
+        own restriction, and ``resources=``, ``retries=`` or ``priority=`` for every
+        task. Other annotation types are ignored, as dask's scheduler ignores those it
+        does not know."""
+        if not annotations:
+            return self
+        workers = dict(self.workers)
+        loose_keys: set[str] = set()
+        allow = annotations.get("allow_other_workers", {})
+        for key, where in annotations.get("workers", {}).items():
+            if key in self.workers or not where:
+                continue
+            workers[key] = _worker_list(where)
+            if allow.get(key):
+                loose_keys.add(key)
+        loose = self.loose
+        if loose_keys and loose is not True:
+            loose = frozenset(loose or ()) | loose_keys
+        resources = dict(self.resources)
+        if self.options.resources is None:
+            for key, needs in annotations.get("resources", {}).items():
+                if needs and key not in resources:
+                    resources[key] = {str(name): float(v) for name, v in needs.items()}
+        retries: dict[str, int] = {}
+        if self.options.retries is None:
+            retries = {k: int(v) for k, v in annotations.get("retries", {}).items() if v}
+        priority: dict[str, int] = {}
+        if self.options.priority == 0:
+            priority = {k: int(v) for k, v in annotations.get("priority", {}).items() if v}
+        return attrs.evolve(
+            self,
+            workers=workers,
+            loose=loose,
+            resources=resources,
+            retries=retries,
+            priority=priority,
+        )
 
     def with_owners(self, owners: Mapping[Any, str]) -> GraphPlacement:
         """This placement with each key of `owners` (graph keys) placed loosely on its
@@ -57,6 +110,30 @@ class GraphPlacement:
         if self.loose is not True:
             loose = frozenset(self.loose or ()) | frozenset(new)
         return attrs.evolve(self, workers={**new, **self.workers}, loose=loose)
+
+
+def with_current_annotations(options: TaskOptions) -> TaskOptions:
+    """`options` of a `submit` or `map` call with the annotations in force
+    (``with dask.annotate(resources=..., retries=..., ...)``, as dask's `submit` takes
+    them), where the call gave none of its own. Callable annotations, which need a
+    task's key, are left to graphs."""
+    dask = sys.modules.get("dask")
+    current = getattr(dask, "get_annotations", None) if dask is not None else None
+    found = {k: v for k, v in (current() if current is not None else {}).items()}
+    found = {kind: value for kind, value in found.items() if not callable(value)}
+    if not found:
+        return options
+    changes: dict[str, Any] = {}
+    if options.workers is None and found.get("workers"):
+        changes["workers"] = _worker_list(found["workers"])
+        changes["allow_other_workers"] = bool(found.get("allow_other_workers", False))
+    if options.resources is None and found.get("resources"):
+        changes["resources"] = {str(k): float(v) for k, v in found["resources"].items()}
+    if options.retries is None and found.get("retries"):
+        changes["retries"] = int(found["retries"])
+    if options.priority == 0 and found.get("priority"):
+        changes["priority"] = int(found["priority"])
+    return attrs.evolve(options, **changes) if changes else options
 
 
 def for_graph(
