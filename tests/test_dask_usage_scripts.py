@@ -178,6 +178,8 @@ def test_a_cluster_scaled_from_nothing_as_deployment_scripts_do():
 
 def test_client_current_refuses_a_context_local_lookup(client):
     assert Client.current(allow_global=True) is client
+    assert default_client(client) is client
+    assert get_client(resolve_address=False) is client
     with pytest.raises(ValueError, match="only the global default client"):
         Client.current(allow_global=False)
 

@@ -78,12 +78,15 @@ def _newest_open_candidate() -> Client | None:
     return _default_candidates[-1]() if _default_candidates else None
 
 
-def default_client() -> Client:
+def default_client(c: Client | None = None) -> Client:
     """The default client: the one most recently created with ``set_as_default=True``,
-    or, once it closed, the newest such client still open (as dask's).
+    or, once it closed, the newest such client still open (as dask's); `c` itself when
+    given (dask's ``default_client(c)``).
 
     Raises `ValueError` if there is none.
     """
+    if c is not None:
+        return c
     client = _default_client
     if _is_open(client):
         assert client is not None
