@@ -590,6 +590,15 @@ async def asyncio_task(x: int) -> tuple[int, str]:
     return x + 1, type(loop).__module__.partition(".")[0] + ":" + get_worker().address
 
 
+async def asyncio_parent(x: int) -> tuple[list[int], int]:
+    """An asyncio task that uses the worker's client: it submits subtasks and awaits
+    one future (a blocking client there: `gather` returns the values)."""
+    await asyncio.sleep(0.01)
+    client = get_client()
+    values = client.gather(client.map(inc, range(3), pure=False))
+    return values, await client.submit(inc, x, pure=False)
+
+
 async def asyncio_forever() -> None:
     await asyncio.sleep(3600)
 
@@ -602,6 +611,7 @@ def test_async_def_tasks_that_use_asyncio_run_in_an_asyncio_loop(client):
     assert address in client.nthreads()
     results = client.gather(client.map(asyncio_task, range(4)))
     assert [r[0] for r in results] == [1, 2, 3, 4]
+    assert client.submit(asyncio_parent, 10).result(timeout=10) == ([1, 2, 3], 11)
     hanging = client.submit(asyncio_forever)
     time.sleep(0.1)
     hanging.cancel()
@@ -646,6 +656,7 @@ def test_a_script_on_worker_processes():
         assert sorted(results.get(timeout=30).result(timeout=30) for _ in range(3)) == [1, 2, 3]
         # async def tasks written for asyncio, one left running when the workers go
         assert client.submit(asyncio_task, 5).result(timeout=30)[0] == 6
+        assert client.submit(asyncio_parent, 1).result(timeout=30) == ([1, 2, 3], 2)
         client.submit(asyncio_forever)
         # dask's store into a numpy target: each worker process writes into its own
         # copy, as under dask; the target arrives writable, so the store tasks run

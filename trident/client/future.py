@@ -328,8 +328,16 @@ class Future:
     # The async forms are methods of the future so that awaiting a temporary future
     # (``await client.submit(f)``) keeps it, and with it the key, alive until done.
     async def _result_async(self, timeout: float | None) -> Any:
+        core = self._client._core
+        if not self._client.asynchronous and not core.in_loop_thread:
+            # Awaited in an event loop that is not the client's (an ``async def`` task
+            # written for asyncio awaiting a future of the worker's client, which runs
+            # in the worker's trio loop): a thread of that loop waits for it.
+            return await anyio.to_thread.run_sync(
+                self._client._result_blocking, self._state, timeout, abandon_on_cancel=True
+            )
         with self._waiting():
-            return await self._client._core.result_async(self._state, timeout)
+            return await core.result_async(self._state, timeout)
 
     async def _exception_async(self, timeout: float | None) -> Any:
         with self._waiting():
