@@ -35,7 +35,7 @@ from .client.future import Future
 from .client.worker_client import get_client
 from .worker.secession import seceded_for_block
 
-__all__ = ["BACKEND_NAME", "TridentBackend", "register"]
+__all__ = ["BACKEND_NAME", "DASK_BACKEND_NAME", "TridentBackend", "dask_backend", "register"]
 
 #: The name to pass to ``joblib.parallel_backend`` / ``joblib.parallel_config``.
 BACKEND_NAME = "trident"
@@ -162,9 +162,47 @@ class TridentBackend(AutoBatchingMixin, ParallelBackendBase):
             yield
 
 
+#: joblib's name for dask's backend, which dask code passes to ``parallel_backend``
+DASK_BACKEND_NAME = "dask"
+
+#: arguments of dask's backend that trident's has no use for: the scheduler comes from
+#: the client, and task arguments travel with their batch without scattering first
+_DASK_ONLY_ARGUMENTS = ("scheduler_host", "scatter", "loop")
+
+
+def _trident_client_running(client: Any) -> bool:
+    if client is not None:
+        return isinstance(client, Client)
+    try:
+        get_client()
+    except (ValueError, RuntimeError):
+        return False
+    return True
+
+
+def dask_backend(**kwargs: Any) -> ParallelBackendBase:
+    """joblib's ``"dask"`` backend, as dask code selects it
+    (``joblib.parallel_backend("dask")``): trident's backend while a trident client is
+    running (or given as ``client=``), else dask's own (which needs dask.distributed).
+
+    dask's ``scatter=``, ``scheduler_host=`` and ``loop=`` are accepted and not needed
+    (arguments travel with their batch).
+    """
+    if _trident_client_running(kwargs.get("client")):
+        for name in _DASK_ONLY_ARGUMENTS:
+            kwargs.pop(name, None)
+        return TridentBackend(**kwargs)
+    from joblib._dask import DaskDistributedBackend  # needs dask.distributed
+
+    backend: ParallelBackendBase = DaskDistributedBackend(**kwargs)
+    return backend
+
+
 def register() -> None:
-    """Register the backend with joblib under `BACKEND_NAME` (idempotent)."""
+    """Register the backend with joblib under `BACKEND_NAME`, and under joblib's name for
+    dask's backend (`dask_backend`). Idempotent."""
     joblib.register_parallel_backend(BACKEND_NAME, TridentBackend)
+    joblib.register_parallel_backend(DASK_BACKEND_NAME, dask_backend)
 
 
 register()

@@ -56,6 +56,17 @@ def test_functions_are_pickled_once_and_cached():
     assert len(token) == 24
 
 
+def test_callables_that_differ_only_in_their_buffers_get_different_tokens():
+    import functools
+
+    ones, twos = np.ones(100_000), np.full(100_000, 2.0)
+    (first, first_token) = dumps_function(functools.partial(np.sum, ones))
+    (second, second_token) = dumps_function(functools.partial(np.sum, twos))
+    assert bytes(first.header) == bytes(second.header)  # the arrays travel out of band
+    assert first_token != second_token
+    assert dumps_function(functools.partial(np.sum, np.ones(100_000)))[1] == first_token
+
+
 def test_futures_anywhere_in_arguments_become_dependencies():
     a, b = FakeFuture("a-1"), FakeFuture("b-2")
     payload, deps = dumps_task_args((1, [a, {"k": (b,)}]), {"x": a})

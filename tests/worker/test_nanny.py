@@ -200,7 +200,14 @@ async def test_the_nanny_and_its_worker_reconnect_to_a_restarted_scheduler():
             first.close()
             await wait_for(lambda: not nanny.connected)
             fresh = await nursery.start(Scheduler(address, security=SECURITY).serve)
-            await wait_for(lambda: len(fresh.state.workers) == 1 and fresh.state.nannies.records)
+            # The nanny registers again, then reports its worker (WorkerStarted): wait for
+            # both, since under load the test may look in between.
+            await wait_for(
+                lambda: (
+                    len(fresh.state.workers) == 1
+                    and any(r.worker_address for r in fresh.state.nannies.records.values())
+                )
+            )
             assert nanny.worker_pid == pid  # the same worker process, registered again
             (record,) = fresh.state.nannies.records.values()
             assert record.worker_address == nanny.worker_address

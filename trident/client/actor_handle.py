@@ -32,7 +32,7 @@ class ActorFuture(Future):
     def __del__(self) -> None:
         pass  # nothing to release on the cluster
 
-    def cancel(self, force: bool = False, reason: str | None = None) -> Any:
+    def cancel(self, force: bool = False, reason: str | None = None, msg: str | None = None) -> Any:
         """Cancel the call: skipped if it has not started, interrupted if it is async.
 
         A coroutine for asynchronous clients; the future is cancelled when it returns.

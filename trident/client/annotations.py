@@ -10,6 +10,8 @@ as dask.distributed does:
 - the annotations active when a collection was *built* travel in its graph's layers
   (``collection.__dask_annotations__()``) and apply to those layers' tasks, above both.
 
+`submit` and `map` take the active annotations the same way (`with_active_annotations`).
+
 The annotations trident acts on are ``priority``, ``retries``, ``resources``,
 ``workers`` and ``allow_other_workers``; a value may be a callable of the key. Others
 (a user's own) are ignored, as dask's scheduler keeps them for plugins only.
@@ -125,6 +127,15 @@ class Annotations:
         """`options` with the task `key`'s own annotations on top."""
         own = self.by_key.get(key)
         return apply(options, own) if own else options
+
+
+def with_active_annotations(options: TaskOptions) -> TaskOptions:
+    """The `options` of a `submit` or `map` call under the active annotations (``with
+    dask.annotate(retries=2): client.submit(...)``, as dask's `submit` reads them):
+    they fill what the call leaves at its defaults. Callable annotations, which need a
+    key of a graph, apply to graphs only."""
+    active = {name: v for name, v in active_annotations().items() if not callable(v)}
+    return Annotations(active).base(options) if active else options
 
 
 def apply(options: TaskOptions, annotations: Mapping[str, Any]) -> TaskOptions:

@@ -35,9 +35,10 @@ from .._scheduler_file import read_scheduler_file, write_scheduler_file
 from ..comm.liveness import RECONNECT_TIMEOUT, SCHEDULER_TIMEOUT
 from ..protocol import messages as m
 from ..security import TOKEN_ENV, Security
-from ..sizes import format_bytes
+from ..sizes import format_bytes, parse_duration
 from .actor_handle import Actor
 from .admin import worker_names
+from .annotations import with_active_annotations
 from .base import NO_DEFAULT
 from .bridge import OwnLoop
 from .calls import CallMethods
@@ -83,13 +84,16 @@ def _newest_open_candidate() -> Client | None:
     return _default_candidates[-1]() if _default_candidates else None
 
 
-def default_client() -> Client:
-    """The default client: inside ``with client.as_current():`` that client; else the one
-    most recently created with ``set_as_default=True``, or, once it closed, the newest
-    such client still open (as dask's).
+def default_client(c: Client | None = None) -> Client:
+    """The default client: `c` itself when given (dask's ``default_client(c)``); inside
+    ``with client.as_current():`` that client; else the one most recently created with
+    ``set_as_default=True``, or, once it closed, the newest such client still open (as
+    dask's).
 
     Raises `ValueError` if there is none.
     """
+    if c is not None:
+        return c
     current = _current_client.get()
     if _is_open(current):
         assert current is not None
@@ -204,7 +208,7 @@ class Client(KernelMethods, GraphMethods, DatasetMethods, CallMethods, EventMeth
             chosen = local_credentials.complete(address, chosen.with_token(token))
             token = chosen.token
         name = name or f"client-{os.getpid()}"
-        wait = DEFAULT_TIMEOUT if timeout == NO_DEFAULT else float(timeout)
+        wait = DEFAULT_TIMEOUT if timeout == NO_DEFAULT else parse_duration(timeout)
         core = ClientCore(
             "",
             name=name,
@@ -320,7 +324,7 @@ class Client(KernelMethods, GraphMethods, DatasetMethods, CallMethods, EventMeth
         if self._closed:
             return None
         self._closed = True
-        wait = self._timeout if timeout == NO_DEFAULT else float(timeout)
+        wait = self._timeout if timeout == NO_DEFAULT else parse_duration(timeout)
         self._core.close()
         self._core.stopped.wait(wait)
         self._teardown_blocking()
@@ -396,6 +400,20 @@ class Client(KernelMethods, GraphMethods, DatasetMethods, CallMethods, EventMeth
     def __await__(self) -> Generator[Any, None, Client]:
         return self._start_async().__await__()
 
+    @classmethod
+    def current(cls, allow_global: bool = True) -> Client:
+        """The client to use here, as dask's ``Client.current()``: the worker's own
+        client inside a task, else the default client (see `default_client`).
+
+        Raises `ValueError` when no client is running, and when `allow_global` is
+        false (trident has no per-context client, so only the global one is found).
+        """
+        if not allow_global:
+            raise ValueError("no current client: trident keeps only the global default client")
+        from .worker_client import get_client
+
+        return get_client()
+
     def __repr__(self) -> str:
         workers = self._core.workers
         threads = sum(info.nthreads for info in workers.values())
@@ -465,8 +483,10 @@ class Client(KernelMethods, GraphMethods, DatasetMethods, CallMethods, EventMeth
             raise TypeError("the first argument to submit must be callable")
         self._check_open()
         actor_options = pop_actor_options(kwargs) if actor else None
-        options = TaskOptions(
-            priority, retries, workers, allow_other_workers, resources, timeout, actor_options
+        options = with_active_annotations(
+            TaskOptions(
+                priority, retries, workers, allow_other_workers, resources, timeout, actor_options
+            )
         )
         function_payload, function_token = pickle_function(func)
         spec = task_spec(
@@ -541,8 +561,8 @@ class Client(KernelMethods, GraphMethods, DatasetMethods, CallMethods, EventMeth
         if not iterables:
             raise TypeError("map needs at least one iterable")
         self._check_open()
-        options = TaskOptions(
-            priority, retries, workers, allow_other_workers, resources, timeout, None
+        options = with_active_annotations(
+            TaskOptions(priority, retries, workers, allow_other_workers, resources, timeout, None)
         )
         function_payload, function_token = pickle_function(func)
         argument_tuples = list(zip(*iterables, strict=False))
@@ -576,9 +596,18 @@ class Client(KernelMethods, GraphMethods, DatasetMethods, CallMethods, EventMeth
 
     # --- cluster information --------------------------------------------------------------
 
-    def scheduler_info(self, **kwargs: Any) -> Any:
-        """Workers, threads and memory of the cluster, as a dict."""
-        return self._sync(self._core.request, lambda rid: m.InfoRequest(rid))
+    def scheduler_info(self, n_workers: int = -1, **kwargs: Any) -> Any:
+        """Workers, threads and memory of the cluster, as a dict (dask's keys: see
+        `trident.scheduler.summary.scheduler_info`). `n_workers` (as in dask): list only
+        the first that many workers (-1: all); the totals still count every worker. A
+        coroutine if asynchronous."""
+        return self._sync(self._scheduler_info, n_workers)
+
+    async def _scheduler_info(self, n_workers: int) -> dict[str, Any]:
+        info: dict[str, Any] = await self._core.request(lambda rid: m.InfoRequest(rid))
+        if n_workers >= 0:
+            info["workers"] = dict(list(info["workers"].items())[:n_workers])
+        return info
 
     def who_has(self, futures: Any = None) -> Any:
         """The workers holding each future's data: ``{key: [address, ...]}``.
@@ -607,9 +636,11 @@ class Client(KernelMethods, GraphMethods, DatasetMethods, CallMethods, EventMeth
 
     ncores = nthreads
 
-    def wait_for_workers(self, n_workers: int = 1, timeout: float | None = None) -> Any:
-        """Block until at least `n_workers` workers are connected."""
-        return self._sync(self._core.wait_for_workers, n_workers, timeout)
+    def wait_for_workers(self, n_workers: int = 1, timeout: float | str | None = None) -> Any:
+        """Block until at least `n_workers` workers are connected; `TimeoutError` after
+        `timeout` (seconds, or text such as ``"10s"``)."""
+        wait = None if timeout is None else parse_duration(timeout)
+        return self._sync(self._core.wait_for_workers, n_workers, wait)
 
     def restart(self, timeout: float | str = NO_DEFAULT, wait_for_workers: bool = True) -> Any:
         """Forget every task on the cluster and restart every worker that has a nanny.
@@ -622,7 +653,7 @@ class Client(KernelMethods, GraphMethods, DatasetMethods, CallMethods, EventMeth
         was ordered). Raises `TimeoutError` after `timeout` seconds (default: the
         client's timeout). A coroutine for asynchronous clients.
         """
-        wait = self._timeout if timeout == NO_DEFAULT else float(timeout)
+        wait = self._timeout if timeout == NO_DEFAULT else parse_duration(timeout)
         return self._sync(self._core.restart, wait, wait_for_workers)
 
     def write_scheduler_file(self, scheduler_file: str) -> None:

@@ -325,6 +325,7 @@ def use_as_dask_scheduler(client: Any) -> None:
             settings, _dask_settings = _dask_settings, None
             settings.__exit__(None, None, None)
         _waiting_client = None
+        _name_as_distributed(client is not None and config is not None)
         if client is None:
             return
         if config is None:
@@ -332,6 +333,40 @@ def use_as_dask_scheduler(client: Any) -> None:
             _WhenDaskLoads.install()
             return
         _dask_settings = config.set({"scheduler": client, "dataframe.shuffle.method": "tasks"})
+
+
+#: the names dask gives its distributed scheduler (``compute(scheduler="distributed")``)
+_DISTRIBUTED_NAMES = ("distributed", "dask.distributed")
+
+
+def _default_client_get(*args: Any, **kwargs: Any) -> Any:
+    """dask's scheduler function under the names ``"distributed"`` and
+    ``"dask.distributed"``: the `Client.get` of the client to use here."""
+    from .worker_client import get_client
+
+    client = get_client()
+    if client.asynchronous:
+        raise RuntimeError(
+            "Attempting to use an asynchronous Client in a synchronous context of `dask.compute`"
+        )
+    return client.get(*args, **kwargs)
+
+
+def _name_as_distributed(on: bool) -> None:
+    """Make dask's scheduler names ``"distributed"``/``"dask.distributed"`` mean the
+    default trident client (`on`), or give them back to dask (its distributed Client,
+    if any). Needs dask imported when `on`."""
+    base = sys.modules.get("dask.base")
+    if base is None and on:
+        import dask.base as base
+    named = getattr(base, "named_schedulers", None)
+    if not isinstance(named, dict):
+        return
+    for name in _DISTRIBUTED_NAMES:
+        if on:
+            named[name] = _default_client_get
+        elif named.get(name) is _default_client_get:
+            del named[name]
 
 
 def _dask_loaded() -> None:

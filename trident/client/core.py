@@ -455,7 +455,7 @@ class ClientCore:
                 functions, self._pending_functions = self._pending_functions, {}
                 if functions:
                     self._reconnection.keep_functions(functions)
-            if outgoing:
+            if outgoing or functions:
                 sender.send_now(batch_messages(outgoing, functions))
         except Exception:
             logger.exception("client %s failed to send its queue", self.client_id)

@@ -27,6 +27,7 @@ from .._keys import decode_key, encode_key
 from .._public import publish
 from ..protocol.messages import ErrorInfo, TaskSpec
 from ..protocol.serialize import Serialized, loads, register_future_type
+from ..sizes import parse_duration
 
 if TYPE_CHECKING:
     from .client import Client
@@ -204,6 +205,11 @@ def load_exception(error: ErrorInfo, key: str) -> BaseException:
     return exc
 
 
+def _seconds(timeout: float | str | None) -> float | None:
+    """A timeout in seconds: dask takes numbers and text such as ``"10s"``."""
+    return None if timeout is None else parse_duration(timeout)
+
+
 #: `Future._user_key` before the wire key was first decoded
 _UNDECODED: Any = object()
 
@@ -217,7 +223,7 @@ class Future:
     coroutine when the client is asynchronous.
     """
 
-    __slots__ = ("__weakref__", "_client", "_key", "_state", "_user_key")
+    __slots__ = ("__weakref__", "_client", "_key", "_released", "_state", "_user_key")
 
     #: dask treats futures in graphs as references to their keys (its future protocol)
     __dask_future__ = True
@@ -239,6 +245,7 @@ class Future:
         self._user_key = key
         self._client = client
         self._state = client._core.acquire(self._key, inform=inform)
+        self._released = False
 
     @classmethod
     def _adopt(cls, key: str, client: Client, state: FutureState) -> Future:
@@ -249,6 +256,7 @@ class Future:
         future._user_key = _UNDECODED
         future._client = client
         future._state = state
+        future._released = False
         return future
 
     @classmethod
@@ -259,6 +267,7 @@ class Future:
         future._user_key = _UNDECODED
         future._client = client
         future._state = client._core.acquire(key, inform=True)
+        future._released = False
         return future
 
     @property
@@ -274,9 +283,18 @@ class Future:
         # Errors are impossible to report from here (interpreter shutdown, closed client).
         # No module globals (contextlib.suppress): at shutdown they may be None already.
         try:  # noqa: SIM105
-            self._client._core.release(self._key)
+            self.release()
         except Exception:
             pass
+
+    def release(self) -> None:
+        """Give up this future's hold on its key, as ``del future`` does (dask's
+        `Future.release`): once no future of the key is left, the cluster may forget
+        its result. Idempotent; the future must not be used afterwards. Never blocks."""
+        if getattr(self, "_released", True):
+            return  # already released, or never acquired (a failed constructor)
+        self._released = True
+        self._client._core.release(self._key)
 
     @property
     def client(self) -> Client:
@@ -299,12 +317,13 @@ class Future:
     def cancelled(self) -> bool:
         return self._state.status == CANCELLED
 
-    def result(self, timeout: float | None = None) -> Any:
+    def result(self, timeout: float | str | None = None) -> Any:
         """Wait for the task and return its value (raises the task's exception).
 
-        Raises `TimeoutError` after `timeout` seconds, `CancelledError` if cancelled.
-        Returns a coroutine for asynchronous clients.
+        Raises `TimeoutError` after `timeout` seconds (or text such as ``"10s"``),
+        `CancelledError` if cancelled. Returns a coroutine for asynchronous clients.
         """
+        timeout = _seconds(timeout)
         if self._client.asynchronous:
             return self._result_async(timeout)
         return self._client._result_blocking(self._state, timeout)
@@ -312,8 +331,16 @@ class Future:
     # The async forms are methods of the future so that awaiting a temporary future
     # (``await client.submit(f)``) keeps it, and with it the key, alive until done.
     async def _result_async(self, timeout: float | None) -> Any:
+        core = self._client._core
+        if not self._client.asynchronous and not core.in_loop_thread:
+            # Awaited in an event loop that is not the client's (an ``async def`` task
+            # written for asyncio awaiting a future of the worker's client, which runs
+            # in the worker's trio loop): a thread of that loop waits for it.
+            return await anyio.to_thread.run_sync(
+                self._client._result_blocking, self._state, timeout, abandon_on_cancel=True
+            )
         with self._waiting():
-            return await self._client._core.result_async(self._state, timeout)
+            return await core.result_async(self._state, timeout)
 
     async def _exception_async(self, timeout: float | None) -> Any:
         with self._waiting():
@@ -333,8 +360,9 @@ class Future:
             return self._client._waiting()
         return contextlib.nullcontext()
 
-    def exception(self, timeout: float | None = None) -> Any:
+    def exception(self, timeout: float | str | None = None) -> Any:
         """Wait for the task; return its exception, or None if it succeeded."""
+        timeout = _seconds(timeout)
         if self._client.asynchronous:
             return self._exception_async(timeout)
         self._client._wait_blocking(self._state, timeout)
@@ -348,8 +376,9 @@ class Future:
             raise state.exception_object()
         return state.exception_object()
 
-    def traceback(self, timeout: float | None = None) -> Any:
+    def traceback(self, timeout: float | str | None = None) -> Any:
         """Wait for the task; return the traceback of its exception, or None."""
+        timeout = _seconds(timeout)
         if self._client.asynchronous:
             return self._traceback_async(timeout)
         self._client._wait_blocking(self._state, timeout)
@@ -363,9 +392,10 @@ class Future:
             return None
         return load_traceback(state.error)
 
-    def cancel(self, force: bool = False, reason: str | None = None) -> Any:
-        """Cancel the task on the cluster (and everything that depends on it)."""
-        return self._client.cancel([self], force=force, reason=reason)
+    def cancel(self, force: bool = False, reason: str | None = None, msg: str | None = None) -> Any:
+        """Cancel the task on the cluster (and everything that depends on it); `reason`
+        (or dask's older name, `msg`) is what its `CancelledError` says."""
+        return self._client.cancel([self], force=force, reason=reason, msg=msg)
 
     def retry(self) -> Any:
         """Run this future's task again if it failed (see `Client.retry`)."""

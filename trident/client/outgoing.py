@@ -51,7 +51,10 @@ def queue_releases(
 
 
 def batch_messages(outgoing: list[Any], functions: dict[str, Serialized]) -> list[Any]:
-    """Group runs of task specs into `UpdateGraph`s and runs of releases into one message."""
+    """Group runs of task specs into `UpdateGraph`s and runs of releases into one message.
+
+    `functions` travel with the first `UpdateGraph`, or in one of their own when the
+    batch has no task."""
     messages: list[Any] = []
     specs: list[m.TaskSpec] = []
     releases: list[str] = []
@@ -79,4 +82,8 @@ def batch_messages(outgoing: list[Any], functions: dict[str, Serialized]) -> lis
             close_runs()
             messages.append(item)
     close_runs()
+    if functions:
+        # No task of this batch carried them (``client.map(f, [])`` defines `f` with no
+        # task): define them first anyway, since the client counts them as sent.
+        messages.insert(0, m.UpdateGraph(functions, []))
     return messages

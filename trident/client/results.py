@@ -146,10 +146,12 @@ class ResultMethods(ClientBase):
         asynchronous: bool | None = None,
         force: bool = False,
         reason: str | None = None,
+        msg: str | None = None,
     ) -> Any:
         """Cancel futures (and what depends on them) on the cluster.
 
         Without `force`, keys another client still wants keep running for that client.
+        `reason` (or dask's older name, `msg`) is what their `CancelledError` says.
         """
         keys = [f._key for f in futures_of(futures)]
-        return self._sync(self._core.cancel, keys, force, reason)
+        return self._sync(self._core.cancel, keys, force, reason if reason is not None else msg)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import threading
+import time
 from collections import defaultdict, deque
 from collections.abc import AsyncIterator, Callable, Iterable, Iterator
 from typing import Any, NamedTuple
@@ -17,6 +18,7 @@ import anyio
 
 from .._public import publish
 from ..protocol import messages as m
+from ..sizes import parse_duration
 from .future import ERROR, PENDING, Future, FutureState
 from .structures import futures_of
 
@@ -114,15 +116,16 @@ class _Progress:
         return self._return_when == FIRST_EXCEPTION and bool(self._failed)
 
 
-def wait(fs: Any, timeout: float | None = None, return_when: str = ALL_COMPLETED) -> Any:
+def wait(fs: Any, timeout: float | str | None = None, return_when: str = ALL_COMPLETED) -> Any:
     """Wait until futures are done; return ``(done, not_done)`` sets.
 
     `return_when` is ``ALL_COMPLETED``, ``FIRST_COMPLETED`` or ``FIRST_EXCEPTION``.
-    Raises `TimeoutError` if `timeout` seconds pass first. A coroutine when the futures
-    belong to an asynchronous client.
+    Raises `TimeoutError` if `timeout` seconds (or text such as ``"10s"``) pass first.
+    A coroutine when the futures belong to an asynchronous client.
     """
     if return_when not in (ALL_COMPLETED, FIRST_COMPLETED, FIRST_EXCEPTION):
         raise ValueError(f"unknown return_when {return_when!r}")
+    timeout = None if timeout is None else parse_duration(timeout)
     futures = futures_of(fs) if not isinstance(fs, Future) else [fs]
     if futures and futures[0].client.asynchronous:
         return _wait_async(futures, timeout, return_when)
@@ -173,7 +176,9 @@ class as_completed:
     Works as a blocking iterator and as an async iterator. `add` and `update` accept
     more futures while iterating. With ``with_results=True`` it yields
     ``(future, result)`` pairs; a failed future then raises its error (or, with
-    ``raise_errors=False``, yields the exception as the result).
+    ``raise_errors=False``, yields the exception as the result). With `timeout`, asking
+    for a future once `timeout` seconds have passed since construction, while none is
+    finished, raises `TimeoutError` (as dask's).
     """
 
     def __init__(
@@ -182,9 +187,16 @@ class as_completed:
         loop: Any = None,
         with_results: bool = False,
         raise_errors: bool = True,
+        *,
+        timeout: float | str | None = None,
     ):
+        timeout = None if timeout is None else parse_duration(timeout)
         self.with_results = with_results
         self.raise_errors = raise_errors
+        #: as dask's: asking for the next future after `timeout` seconds (counted from
+        #: here) with none finished raises `TimeoutError`
+        self._deadline = None if timeout is None else time.monotonic() + timeout
+        self._timeout = timeout
         self._lock = threading.Lock()
         self._condition = threading.Condition(self._lock)
         self._ready: deque[Future] = deque()
@@ -232,6 +244,12 @@ class as_completed:
     def is_empty(self) -> bool:
         return self.count() == 0
 
+    def has_ready(self) -> bool:
+        """True when a finished future waits to be yielded (the next ``next()`` returns
+        at once)."""
+        with self._lock:
+            return bool(self._ready)
+
     def clear(self) -> None:
         """Forget every future not yet yielded."""
         with self._lock:
@@ -258,21 +276,35 @@ class as_completed:
                 return contextlib.nullcontext()
             return next(iter(self._pending.values())).client._waiting()
 
+    def _wait_slice(self) -> float:
+        """How long one wait for a finished future may block; raises `TimeoutError`
+        past the deadline."""
+        if self._deadline is None:
+            return 0.5
+        left = self._deadline - time.monotonic()
+        if left <= 0:
+            raise TimeoutError(f"as_completed: no future finished within {self._timeout} s")
+        return min(left, 0.5)
+
     def __next__(self) -> Any:
         with self._waiting(), self._condition:
             while not self._ready:
                 if not self._pending:
                     raise StopIteration
-                self._condition.wait(0.5)
+                self._condition.wait(self._wait_slice())
             future = self._ready.popleft()
         return self._item(future)
+
+    def next(self) -> Any:
+        """The next finished future (or ``(future, result)``), as ``next(iterator)``."""
+        return self.__next__()
 
     def next_batch(self, block: bool = True) -> list[Any]:
         """Every future ready now (waiting for at least one if `block`)."""
         with self._waiting() if block else contextlib.nullcontext(), self._condition:
             if block:
                 while not self._ready and self._pending:
-                    self._condition.wait(0.5)
+                    self._condition.wait(self._wait_slice())
             batch = list(self._ready)
             self._ready.clear()
         return [self._item(f) for f in batch]
@@ -295,7 +327,8 @@ class as_completed:
                     raise StopAsyncIteration
                 event = self._async_event = anyio.Event()
                 client = next(iter(self._pending.values())).client
-            with client._waiting():
+                wait_for = None if self._deadline is None else self._wait_slice()
+            with client._waiting(), anyio.move_on_after(wait_for):
                 await event.wait()
         if not self.with_results:
             return future

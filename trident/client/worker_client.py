@@ -147,6 +147,11 @@ class WorkerClient:
             for children in self._children.values():
                 children.difference_update(keys)
 
+    def log_event(self, topic: str | list[str] | tuple[str, ...], msg: Any) -> None:
+        """Store `msg` on the scheduler under `topic` (`Worker.log_event`); from any
+        thread of the worker, never waits."""
+        self.client.log_event(topic, msg)
+
     def task_ended(self, key: str, *, succeeded: bool) -> None:
         """Task `key` ended: on failure or cancellation, cancel what it still runs.
 
@@ -167,10 +172,13 @@ def lent_client() -> Client | None:
     return lent.client if isinstance(lent, WorkerClient) else None
 
 
-def get_client(address: str | None = None, timeout: float | None = None) -> Client:
+def get_client(
+    address: str | None = None, timeout: float | None = None, resolve_address: bool = True
+) -> Client:
     """The client to use here: the worker's own inside a task, else the default client.
 
-    Raises `ValueError` outside a task when no client is running.
+    Raises `ValueError` outside a task when no client is running. `resolve_address` is
+    accepted for dask's sake (addresses are compared as given).
     """
     lender = current_lender()
     if lender is not None:

@@ -9,6 +9,7 @@ cluster runs in the background loop and is reached over TCP.
 from __future__ import annotations
 
 import html
+import logging
 import math
 import os
 import secrets
@@ -22,7 +23,7 @@ import trio
 from .._html import html_table
 from .._public import publish
 from ..client.local_cluster import register_local_cluster
-from ..comm.routes import is_loopback
+from ..comm.routes import interface_address, is_loopback
 from ..security import Security
 from ..sizes import parse_memory
 from ..worker import memory
@@ -57,6 +58,57 @@ def default_layout(cpus: int, processes: bool) -> tuple[int, int]:
         return cpus, 1
     workers = min(f for f in range(1, cpus + 1) if cpus % f == 0 and f >= math.sqrt(cpus))
     return workers, cpus // workers
+
+
+#: dask's ``scheduler_kwargs`` that trident's scheduler takes, and their argument here
+_SCHEDULER_KWARGS = {
+    "host": "host",
+    "port": "scheduler_port",
+    "protocol": "protocol",
+    "dashboard_address": "dashboard_address",
+}
+
+
+def _dask_placement(
+    host: str,
+    scheduler_port: int,
+    protocol: str | None,
+    dashboard_address: Any,
+    ip: str | None,
+    interface: str | None,
+    scheduler_kwargs: dict[str, Any] | None,
+) -> tuple[str, int, str | None, Any]:
+    """`host`, `scheduler_port`, `protocol` and `dashboard_address` once dask's ways to
+    give them (``ip=``, ``interface=``, ``scheduler_kwargs=``, ``protocol="tcp://"``)
+    are applied."""
+    settings: dict[str, Any] = {
+        "host": host,
+        "scheduler_port": scheduler_port,
+        "protocol": protocol,
+        "dashboard_address": dashboard_address,
+    }
+    extra = dict(scheduler_kwargs or {})
+    unknown = set(extra) - set(_SCHEDULER_KWARGS)
+    if unknown:
+        raise TypeError(
+            f"LocalCluster(scheduler_kwargs=...) has settings trident's scheduler does not "
+            f"take: {', '.join(sorted(unknown))} (it takes {', '.join(_SCHEDULER_KWARGS)})"
+        )
+    for key, value in extra.items():
+        settings[_SCHEDULER_KWARGS[key]] = value
+    if ip is not None:
+        settings["host"] = ip
+    if interface is not None:
+        settings["host"] = interface_address(interface)
+    protocol = settings["protocol"]
+    if isinstance(protocol, str) and protocol.endswith("://"):
+        settings["protocol"] = protocol[: -len("://")]
+    return (
+        settings["host"],
+        settings["scheduler_port"],
+        settings["protocol"],
+        settings["dashboard_address"],
+    )
 
 
 class LocalCluster(ClusterManager):
@@ -98,6 +150,16 @@ class LocalCluster(ClusterManager):
         memory_pause_fraction: a worker process using more starts no new task; 0.8.
         memory_terminate_fraction: a worker process using more is restarted by its
             nanny; 0.95.
+        name: the cluster's name (`name`); a random one by default.
+        silence_logs: dask's way to set `log_level`: a level (``logging.ERROR``,
+            ``"error"``) sets it; True or False leave it.
+        ip: dask's former name of `host`.
+        interface: a network interface (``"eth0"``, ``"lo"``) whose address is `host`.
+        scheduler_kwargs: dask's scheduler settings that trident's scheduler has:
+            ``host``, ``port`` (`scheduler_port`), ``protocol``, ``dashboard_address``
+            (`TypeError` for others).
+        worker_dashboard_address: accepted for dask's sake; trident workers serve no
+            dashboard of their own (the scheduler's shows every worker).
         local_directory: where each worker keeps its files (spilled results); default:
             the system's temporary directory.
         heartbeat_interval: seconds (or text such as ``"500ms"``) between each
@@ -142,8 +204,26 @@ class LocalCluster(ClusterManager):
         local_directory: str | os.PathLike[str] | None = None,
         heartbeat_interval: float | str = HEARTBEAT_INTERVAL,
         preload: str | list[str] | tuple[str, ...] = (),
+        name: str | None = None,
+        silence_logs: int | str | bool = True,
+        ip: str | None = None,
+        interface: str | None = None,
+        scheduler_kwargs: dict[str, Any] | None = None,
+        worker_dashboard_address: str | int | None = None,
         **worker_kwargs: Any,
     ):
+        host, scheduler_port, protocol, dashboard_address = _dask_placement(
+            host, scheduler_port, protocol, dashboard_address, ip, interface, scheduler_kwargs
+        )
+        if not isinstance(silence_logs, bool):
+            log_level = (
+                logging.getLevelName(silence_logs)
+                if isinstance(silence_logs, int)
+                else str(silence_logs).upper()
+            )
+        if "death_timeout" in worker_kwargs:
+            worker_kwargs.setdefault("reconnect_timeout", worker_kwargs.pop("death_timeout"))
+        self.name = name if name is not None else secrets.token_hex(4)
         unknown = set(worker_kwargs) - (WorkerConfig.option_names() - _OWN_SETTINGS)
         if unknown:
             raise TypeError(

@@ -468,6 +468,30 @@ class ClusterManager(abc.ABC):
 
         return cluster_logs(self, (cluster, scheduler, workers))
 
+    def wait_for_workers(self, n_workers: int = 1, timeout: float | None = None) -> Any:
+        """Return once the scheduler has at least `n_workers` workers (dask's
+        ``Cluster.wait_for_workers``); `TimeoutError` after `timeout` seconds. A
+        coroutine if asynchronous."""
+        from .queries import wait_for_workers
+
+        return wait_for_workers(self, n_workers, timeout)
+
+    @property
+    def scheduler_info(self) -> dict[str, Any]:
+        """What `Client.scheduler_info` returns, asked now (dask's
+        ``cluster.scheduler_info``): ``len(cluster.scheduler_info["workers"])``.
+        Blocking clusters only (`TypeError` otherwise)."""
+        from .queries import scheduler_info
+
+        return scheduler_info(self)
+
+    def get_client(self) -> Any:
+        """The default client if it is connected to this cluster, else a new client of
+        it (dask's ``Cluster.get_client``)."""
+        from .queries import get_client
+
+        return get_client(self)
+
     @property
     def token(self) -> str | None:
         """The cluster token (None: no authentication)."""

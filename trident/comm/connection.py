@@ -138,7 +138,10 @@ class PacketReader:
     async def _read(self, n: int) -> Frame:
         if n <= len(self._buffer):
             await self._fill(n)
-            out = bytes(self._view[self._start : self._start + n])
+            # A bytearray, not bytes: arrays unpickled from a payload frame are then
+            # writable, as the sender's were (tasks write into their inputs, dask's
+            # `store` into its target), whatever the frame's size.
+            out = bytearray(self._view[self._start : self._start + n])
             self._start += n
             return out
         large = receive_buffer(n)

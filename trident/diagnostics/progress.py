@@ -22,6 +22,7 @@ def progress(
     width: int = 40,
     interval: float = 0.1,
     file: TextIO | None = None,
+    group_by: str = "prefix",
 ) -> Any:
     """Show the progress of futures until they are all done (dask's ``progress``).
 
@@ -37,6 +38,9 @@ def progress(
         width: characters of a text bar.
         interval: seconds between redraws of a text bar on a terminal.
         file: where text bars go (``sys.stdout`` by default).
+        group_by: what a bar of `multi` counts: ``"prefix"`` (dask's default: the tasks
+            of one function, by key prefix), the only grouping trident draws
+            (`ValueError` for others, such as dask's ``"spans"``).
 
     What it does and returns depends on where it is called:
 
@@ -54,6 +58,11 @@ def progress(
     ipywidgets, and `RuntimeError` when a blocking call would wait inside the client's
     own event loop.
     """
+    if group_by != "prefix":
+        raise ValueError(
+            f"progress(group_by={group_by!r}) is not supported: bars group tasks by "
+            "key prefix (group_by='prefix')"
+        )
     found = futures_of(list(futures))
     graph = any(hasattr(item, "__dask_graph__") for item in futures)
     if notebook is None:

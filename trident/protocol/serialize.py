@@ -277,8 +277,12 @@ class _FunctionCache:
 
 def _pickle_function(func: Callable) -> tuple[Serialized, str]:
     payload = dumps(func)
-    token = hashlib.blake2b(payload.header, digest_size=12).hexdigest()
-    return payload, token
+    # The out-of-band buffers count too: callables that differ only in the arrays they
+    # carry (``partial(np.sum, a)``, ``partial(np.sum, b)``) pickle to the same header.
+    digest = hashlib.blake2b(payload.header, digest_size=12)
+    for buffer in payload.buffers:
+        digest.update(buffer)
+    return payload, digest.hexdigest()
 
 
 _function_cache = _FunctionCache()

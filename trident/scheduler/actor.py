@@ -182,6 +182,7 @@ class Scheduler:
                             self._handle_connection,
                         )
                     )
+                self.state.address = self.address
                 logger.info("scheduler: listening at %s", ", ".join(self.addresses))
                 if self._dashboard_address is not None:
                     await self._start_dashboard(nursery, self._dashboard_address)

@@ -99,6 +99,10 @@ class SchedulerState:
         self.id = scheduler_id
         self.allowed_failures = allowed_failures
         self.clock = clock
+        #: where clients reach the scheduler (set by the actor once it listens) and when
+        #: the state was made, for `Client.scheduler_info`
+        self.address = ""
+        self.started = clock()
         self.tasks: dict[str, TaskRecord] = {}
         self.workers: dict[str, WorkerRecord] = {}
         self.clients: dict[str, ClientRecord] = {}

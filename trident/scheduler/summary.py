@@ -20,18 +20,31 @@ if TYPE_CHECKING:
 def scheduler_info(state: SchedulerState) -> dict[str, Any]:
     """A summary of the scheduler for `Client.scheduler_info`.
 
-    Besides workers, tasks and clients (``"worker_clients"`` of them run by workers for
+    dask's keys (``"address"``, ``"started"``, ``"n_workers"``, ``"total_threads"``,
+    ``"total_memory"``, and per worker ``"host"``, ``"nthreads"``, ``"memory_limit"``,
+    ...); besides workers, tasks and clients (``"worker_clients"`` of them run by workers for
     their tasks): ``"task_states"`` (tasks per state),
     ``"nannies"`` (by nanny id: its worker, pid, starts, deaths and the last death) and
     ``"worker_deaths"`` (the latest deaths nannies reported, oldest first, each with its
     reason and the tail of the worker's stderr).
     """
     nanny_of = state.nannies.nanny_of()
+    workers = state.workers.values()
     return {
         "type": "Scheduler",
         "id": state.id,
+        "address": state.address,
+        "started": state.started,
+        "n_workers": len(state.workers),
+        "total_threads": sum(ws.nthreads for ws in workers),
+        "total_memory": sum(ws.info.memory_limit for ws in workers),
         "workers": {
             ws.address: {
+                "type": "Worker",
+                "id": ws.name,
+                "host": ws.host,
+                "status": "running",
+                "services": {},
                 "name": ws.name,
                 "nthreads": ws.nthreads,
                 "memory_limit": ws.info.memory_limit,
@@ -44,7 +57,7 @@ def scheduler_info(state: SchedulerState) -> dict[str, Any]:
                 "metrics": worker_metrics(ws),
                 "nanny": nanny_of.get(ws.address),
             }
-            for ws in state.workers.values()
+            for ws in workers
         },
         "tasks": len(state.tasks),
         "task_states": task_counts(state.tasks.values()),

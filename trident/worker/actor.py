@@ -20,6 +20,7 @@ import psutil
 import trio
 
 from .._ipython import EmbeddedKernel
+from .._keys import decode_key
 from .._logbuffer import LogBuffer
 from .._preload import Preloads
 from .._public import publish
@@ -37,7 +38,9 @@ from . import events as ev
 from . import instructions as ins
 from . import memory
 from .actor_host import ActorHost
+from .asyncio_actors import AsyncioTaskLoop
 from .config import HEARTBEAT_INTERVAL, WorkerConfig
+from .context import current_task_key
 from .executor import Job, Outcome, ThreadExecutor, run_async_job
 from .fetch import fetch_from_peer
 from .functions import FunctionCache, actor_constructor
@@ -181,6 +184,8 @@ class Worker:
         self._deadlines: dict[int, trio.CancelScope] = {}
         self._sender: BatchedSender | None = None
         self._executor: ThreadExecutor | None = None
+        #: where ``async def`` tasks written for asyncio run (set once serving)
+        self._asyncio_tasks: AsyncioTaskLoop | None = None
         self._nursery: trio.Nursery | None = None
         self._peers: PeerPool | None = None
         self._stopped = trio.Event()
@@ -270,6 +275,21 @@ class Worker:
     def __repr__(self) -> str:
         return f"<Worker {self.address or 'not started'} nthreads={self.nthreads}>"
 
+    def get_current_task(self) -> Any:
+        """The key of the task (or actor) the calling thread or trio task runs for, as
+        the user gave it; None outside tasks (dask's ``Worker.get_current_task``)."""
+        key = current_task_key()
+        return decode_key(key) if key is not None else None
+
+    def log_event(self, topic: str | list[str] | tuple[str, ...], msg: Any) -> None:
+        """Store `msg` (plain msgpack data) on the scheduler under `topic` (or each of a
+        list of topics), as dask's ``Worker.log_event``; `Client.get_events` and
+        topic subscribers get it. Never waits. Raises `RuntimeError` before the
+        worker's client is connected."""
+        if self.client is None:
+            raise RuntimeError(f"worker {self.address} has no client to log events with")
+        self.client.log_event(topic, msg)
+
     @property
     def plugins(self) -> dict[str, Any]:
         """The worker plugins running here, by name (dask's ``dask_worker.plugins``)."""
@@ -335,6 +355,8 @@ class Worker:
             await nursery.start(self._executor.run)
             self.secession.executor = self._executor
             await nursery.start(self.actors.run)
+            self._asyncio_tasks = AsyncioTaskLoop(f"trident-tasks-asyncio-{self.name}")
+            await nursery.start(self._asyncio_tasks.run)
             nursery.start_soon(self.profiler.run)
             await self.preloads.setup(self)
             connection = await self._scheduler.connect(self.name or self.address)
@@ -590,7 +612,8 @@ class Worker:
             scope = self._deadlines[run_id] = trio.CancelScope()
             self._nursery.start_soon(self._enforce_deadline, key, run_id, ts.timeout, scope)
         if ts.actor is None and self._functions.is_async(ts.function):
-            self._nursery.start_soon(self._run_async, job)
+            uses_asyncio = self._functions.uses_asyncio(ts.function)
+            self._nursery.start_soon(self._run_async, job, uses_asyncio)
         else:
             self._executor.submit(job)
 
@@ -607,8 +630,12 @@ class Worker:
                 self.client.task_ended(key, succeeded=False)
             self.flush()
 
-    async def _run_async(self, job: Job) -> None:
-        outcome = await run_async_job(job, self)
+    async def _run_async(self, job: Job, uses_asyncio: bool) -> None:
+        loop = None
+        if uses_asyncio:
+            assert self._asyncio_tasks is not None
+            loop = self._asyncio_tasks.get()
+        outcome = await run_async_job(job, self, loop)
         self._on_outcomes([outcome])
 
     def _interrupt(self, key: str, run_id: int) -> None:

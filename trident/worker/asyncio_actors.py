@@ -1,4 +1,5 @@
-"""Actors written for asyncio: which ones, and the asyncio loop their coroutines run in.
+"""Actors and task functions written for asyncio: which ones, and the asyncio loop
+their coroutines run in.
 
 dask runs an actor's ``async def`` methods in the worker's asyncio loop, so dask actors
 use ``asyncio.Event``, ``asyncio.sleep`` and ``asyncio.Queue`` freely. A trident worker
@@ -13,6 +14,10 @@ in the worker's trio loop.
 actor when its instance holds an asyncio object (``self.ready = asyncio.Event()``) or
 the code of its class names asyncio (the module, or anything taken from it) and never
 names trio. Code that reaches asyncio only through another library is not seen.
+
+Task functions (``async def`` submitted with `Client.submit`) are decided the same way
+from their own code (`function_uses_asyncio`); those written for asyncio share one
+asyncio loop per worker (`AsyncioTaskLoop`).
 """
 
 from __future__ import annotations
@@ -67,23 +72,43 @@ def _functions(cls: type) -> Iterator[FunctionType]:
                     yield candidate
 
 
+def _add_libraries_named_by(function: FunctionType, found: set[str]) -> None:
+    namespace = function.__globals__
+    for code in _codes(function.__code__):
+        for name in code.co_names:
+            if name in (_ASYNCIO, _TRIO):
+                found.add(name)
+                continue
+            value = namespace.get(name, getattr(builtins, name, None))
+            library = _library_of(value) if value is not None else None
+            if library is not None:
+                found.add(library)
+
+
 def libraries_named(cls: type) -> set[str]:
     """Which of asyncio and trio the code of `cls` (methods, nested functions,
     properties, base classes) names: as a module, imported inside a method, or through a
     name taken from it (``from asyncio import Queue``)."""
     found: set[str] = set()
     for function in _functions(cls):
-        namespace = function.__globals__
-        for code in _codes(function.__code__):
-            for name in code.co_names:
-                if name in (_ASYNCIO, _TRIO):
-                    found.add(name)
-                    continue
-                value = namespace.get(name, getattr(builtins, name, None))
-                library = _library_of(value) if value is not None else None
-                if library is not None:
-                    found.add(library)
+        _add_libraries_named_by(function, found)
     return found
+
+
+def function_uses_asyncio(function: Any) -> bool:
+    """True when the task function `function` (an ``async def``, possibly wrapped in
+    `functools.partial` or a decorator) names asyncio and never trio, as
+    `uses_asyncio` decides for actors."""
+    while True:
+        inner = getattr(function, "__wrapped__", None) or getattr(function, "func", None)
+        if inner is None or inner is function:
+            break
+        function = inner
+    if not isinstance(function, FunctionType):
+        return False
+    found: set[str] = set()
+    _add_libraries_named_by(function, found)
+    return _ASYNCIO in found and _TRIO not in found
 
 
 def uses_asyncio(instance: Any) -> bool:
@@ -93,6 +118,42 @@ def uses_asyncio(instance: Any) -> bool:
         return True
     named = libraries_named(type(instance))
     return _ASYNCIO in named and _TRIO not in named
+
+
+class AsyncioTaskLoop:
+    """The asyncio loop a worker runs its asyncio task functions in (dask runs
+    coroutine functions in the worker's asyncio loop, so they ``await asyncio.sleep``
+    and use asyncio libraries): one `AsyncioActorLoop`, started when the first such task
+    runs. `run` owns its thread: on cancellation it closes the loop and joins it.
+    """
+
+    def __init__(self, name: str):
+        self._name = name
+        self._loop: AsyncioActorLoop | None = None
+        self._closed = False
+
+    def get(self) -> AsyncioActorLoop:
+        """The loop, started on first use (from the worker's trio loop)."""
+        if self._closed:
+            raise RuntimeError("the worker's asyncio loop for tasks is closed")
+        if self._loop is None:
+            self._loop = AsyncioActorLoop(self._name)
+            self._loop.start()
+        return self._loop
+
+    async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        """Serve until cancelled; then end the loop (cancelling its coroutines)."""
+        from .executor import SHUTDOWN_GRACE_SECONDS, join_threads
+
+        task_status.started()
+        try:
+            await trio.sleep_forever()
+        finally:
+            self._closed = True
+            if self._loop is not None:
+                self._loop.close()
+                with trio.CancelScope(shield=True):
+                    await join_threads([self._loop.thread], SHUTDOWN_GRACE_SECONDS)
 
 
 class AsyncioActorLoop:

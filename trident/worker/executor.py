@@ -9,13 +9,15 @@ none is pending, so a burst of short tasks costs one wakeup of the loop.
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import itertools
 import logging
 import queue
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 import trio
@@ -31,6 +33,7 @@ from .output import OutputCollector, capture_output
 
 if TYPE_CHECKING:
     from .actor import Worker
+    from .asyncio_actors import AsyncioActorLoop
 
 logger = logging.getLogger("trident.worker")
 
@@ -228,8 +231,17 @@ def run_job(job: Job, worker: Worker) -> Outcome:
     return outcome
 
 
-async def run_async_job(job: Job, worker: Worker) -> Outcome:
-    """Run an ``async def`` job in the current trio task, inside its own cancel scope."""
+@contextlib.contextmanager
+def _in_task(worker: Worker, job: Job) -> Iterator[None]:
+    with task_context(worker, job.key, job), capture_output(job.key, job.output):
+        yield
+
+
+async def run_async_job(
+    job: Job, worker: Worker, asyncio_loop: AsyncioActorLoop | None = None
+) -> Outcome:
+    """Run an ``async def`` job inside its own cancel scope: in the current trio task,
+    or in `asyncio_loop` (a function written for asyncio). Never raises."""
     outcome = Outcome(job)
     outcome.start = time.time()
     with trio.CancelScope() as scope, task_context(worker, job.key, job):
@@ -238,8 +250,12 @@ async def run_async_job(job: Job, worker: Worker) -> Outcome:
             scope.cancel()
         try:
             args, kwargs = loads_task_args(job.args, job.data)
-            with capture_output(job.key, job.output):
-                value = await job.function(*args, **kwargs)
+            if asyncio_loop is not None:
+                call = functools.partial(job.function, *args, **kwargs)
+                value = await asyncio_loop.run(call, lambda: _in_task(worker, job))
+            else:
+                with capture_output(job.key, job.output):
+                    value = await job.function(*args, **kwargs)
         except Exception as exc:
             outcome.stop = time.time()
             outcome.error = failure(exc, worker.address)

@@ -13,6 +13,7 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 from ..protocol.serialize import Serialized, loads
+from .asyncio_actors import function_uses_asyncio
 
 
 class FunctionLoadError:
@@ -34,13 +35,15 @@ def actor_constructor(cls: Any, restarts: int) -> Callable[..., Any]:
 
 
 class FunctionCache:
-    """Functions by token, and which of them are ``async def``."""
+    """Functions by token, and which of them are ``async def`` (and of those, which are
+    written for asyncio: `function_uses_asyncio`)."""
 
     def __init__(self, owner: str):
         """`owner` names the worker in the error of a task whose function is unknown."""
         self._owner = owner
         self._functions: dict[str, Callable[..., Any]] = {}
         self._async: set[str] = set()
+        self._asyncio: set[str] = set()
 
     def load(self, token: str, function: Serialized) -> None:
         """Unpickle `function` under `token` (a failure is kept as a `FunctionLoadError`)."""
@@ -51,6 +54,8 @@ class FunctionCache:
         self._functions[token] = loaded
         if inspect.iscoroutinefunction(loaded):
             self._async.add(token)
+            if function_uses_asyncio(loaded):
+                self._asyncio.add(token)
 
     def forget(self, tokens: Iterable[str]) -> None:
         """Drop the functions under `tokens` (the scheduler's `ForgetFunctions`), so that
@@ -58,6 +63,7 @@ class FunctionCache:
         for token in tokens:
             self._functions.pop(token, None)
             self._async.discard(token)
+            self._asyncio.discard(token)
 
     def get(self, token: str) -> Callable[..., Any]:
         """The function under `token`; one that raises if the worker does not know it."""
@@ -69,3 +75,7 @@ class FunctionCache:
 
     def is_async(self, token: str) -> bool:
         return token in self._async
+
+    def uses_asyncio(self, token: str) -> bool:
+        """The ``async def`` function under `token` is written for asyncio."""
+        return token in self._asyncio

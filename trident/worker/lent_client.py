@@ -35,6 +35,10 @@ class TaskClient(Protocol):
         """Task `key` ended; on failure its unfinished subtasks are cancelled."""
         ...
 
+    def log_event(self, topic: str | list[str] | tuple[str, ...], msg: Any) -> None:
+        """Store `msg` on the scheduler under `topic` (`Worker.log_event`); never waits."""
+        ...
+
 
 #: Builds the client `worker` lends, from the cluster's security (token included) and the
 #: TLS context for connections (None without TLS). Called once the worker registered.
