@@ -50,6 +50,8 @@ from trident import (  # noqa: E402
     worker_client,
 )
 
+from .inprocess import in_process_client  # noqa: E402
+
 
 def inc(x: int) -> int:
     return x + 1
@@ -80,17 +82,7 @@ def on_sync_scheduler(build: Any) -> Any:
 @pytest.fixture(scope="module")
 def client() -> Iterator[Client]:
     """One in-process cluster for the module (as a notebook keeps one client)."""
-    with (
-        LocalCluster(
-            n_workers=2,
-            threads_per_worker=2,
-            processes=False,
-            memory_limit=None,
-            dashboard_address=None,
-            resources={"GPU": 1},
-        ) as cluster,
-        Client(cluster) as client,
-    ):
+    with in_process_client(threads_per_worker=2, resources={"GPU": 1}) as client:
         yield client
 
 

@@ -16,11 +16,13 @@ import dask.array as da  # noqa: E402
 import dask.dataframe as dd  # noqa: E402
 import pandas as pd  # noqa: E402
 
-from trident import Client, LocalCluster, get_worker  # noqa: E402
+from trident import get_worker  # noqa: E402
 from trident.client.annotations import Annotations, apply, graph_annotations  # noqa: E402
 from trident.client.graphs import trident_key  # noqa: E402
 from trident.client.placement import GraphPlacement  # noqa: E402
 from trident.client.task_specs import TaskOptions  # noqa: E402
+
+from ..inprocess import in_process_client  # noqa: E402
 
 
 def where(_):
@@ -45,17 +47,7 @@ def fails_twice(token):
 
 @pytest.fixture(scope="module")
 def client():
-    with (
-        LocalCluster(
-            n_workers=2,
-            threads_per_worker=1,
-            processes=False,
-            memory_limit=None,
-            dashboard_address=None,
-            resources={"GPU": 1},
-        ) as cluster,
-        Client(cluster) as client,
-    ):
+    with in_process_client(resources={"GPU": 1}) as client:
         yield client
 
 
