@@ -70,6 +70,8 @@ if TYPE_CHECKING:
     from .deploy.jobqueue.cluster import SLURMCluster as SLURMCluster
     from .diagnostics.performance import performance_report as performance_report
     from .diagnostics.progress import progress as progress
+    from .diagnostics.remote_print import print as print
+    from .diagnostics.remote_print import warn as warn
     from .diagnostics.task_stream import get_task_stream as get_task_stream
     from .protocol.errors import SerializationError as SerializationError
     from .protocol.failures import RemoteException as RemoteException
@@ -133,10 +135,12 @@ __all__ = [
     "get_task_stream",
     "get_worker",
     "performance_report",
+    "print",
     "progress",
     "rejoin",
     "secede",
     "wait",
+    "warn",
     "worker_client",
 ]
 

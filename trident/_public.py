@@ -58,6 +58,8 @@ EXPORTS = {
     "progress": "trident.diagnostics.progress",
     "get_task_stream": "trident.diagnostics.task_stream",
     "performance_report": "trident.diagnostics.performance",
+    "print": "trident.diagnostics.remote_print",
+    "warn": "trident.diagnostics.remote_print",
     "SerializationError": "trident.protocol.errors",
     "Scheduler": "trident.cluster.servers",
     "Security": "trident.security",

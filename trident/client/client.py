@@ -50,6 +50,7 @@ from .future import Future
 from .kernels import KernelMethods
 from .local_cluster import LocalClusterLike, start_local_cluster
 from .plugins import PluginMethods
+from .remote_output import PRINT_TOPIC, WARN_TOPIC, show_print, show_warning
 from .structures import futures_of
 from .task_group import TaskGroup
 from .task_specs import (
@@ -234,6 +235,9 @@ class Client(KernelMethods, GraphMethods, DatasetMethods, CallMethods, EventMeth
         self._cluster_kwargs = cluster_kwargs
         if forward_logging:
             self._core.set_forwarding(None, logging.NOTSET, enabled=True)
+        # what tasks show with trident.print / trident.warn (dask's clients do the same)
+        self.subscribe_topic(PRINT_TOPIC, show_print)
+        self.subscribe_topic(WARN_TOPIC, show_warning)
         if not asynchronous:
             self._start_blocking()
 
