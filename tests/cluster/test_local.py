@@ -27,8 +27,15 @@ def worker_pids(cluster):
     return sorted(h.process.pid for h in cluster.workers.values())
 
 
+def environment_setting() -> str | None:
+    return os.environ.get("TRIDENT_TEST_SETTING")
+
+
 def test_processes_start_scale_and_stop():
-    with LocalCluster(n_workers=2, threads_per_worker=1) as cluster:
+    # env= reaches worker processes (dask's nanny env=), values as strings
+    with LocalCluster(
+        n_workers=2, threads_per_worker=1, env={"TRIDENT_TEST_SETTING": 5}
+    ) as cluster:
         pids = worker_pids(cluster)
         assert len(pids) == 2
         assert all(psutil.pid_exists(p) for p in pids)
@@ -37,6 +44,7 @@ def test_processes_start_scale_and_stop():
         assert len(cluster.workers) == 3
         with Client(cluster) as client:
             assert sum(client.nthreads().values()) == 3
+            assert set(client.run(environment_setting).values()) == {"5"}
             cluster.scale(1)
             deadline = time.monotonic() + 10
             while len(client.nthreads()) != 1 and time.monotonic() < deadline:
@@ -164,6 +172,8 @@ def test_bad_arguments():
         LocalCluster(n_workers=-1)
     with pytest.raises(ValueError, match="inproc"):
         LocalCluster(processes=True, protocol="inproc")
+    with pytest.raises(TypeError, match="env must map"):
+        LocalCluster(n_workers=0, env=["TRIDENT_TEST_SETTING"])
 
 
 def test_a_tls_cluster_encrypts_every_connection_and_refuses_plain_clients(tmp_path, monkeypatch):

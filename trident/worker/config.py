@@ -52,6 +52,14 @@ def _preload(value: str | Sequence[str] | None) -> tuple[str, ...]:
     return tuple(str(item) for item in value)
 
 
+def _environment(value: Mapping[str, Any] | None) -> dict[str, str]:
+    if value is None:
+        return {}
+    if not isinstance(value, Mapping):
+        raise TypeError(f"env must map variable names to values, got {value!r}")
+    return {str(name): str(setting) for name, setting in value.items()}
+
+
 def _thresholds(value: MemoryThresholds | Mapping[str, float | None]) -> MemoryThresholds:
     if isinstance(value, MemoryThresholds):
         return value
@@ -91,6 +99,9 @@ class WorkerConfig:
             for batch jobs, a little under the walltime). None: no limit.
         lifetime_stagger: the lifetime moves by a random amount within plus or minus
             this, so workers started together leave at different times.
+        env: environment variables set in a worker process (dask's nanny ``env=``),
+            over the thread-pool limits trident sets; values become strings. Workers
+            in the caller's process share its environment and ignore it.
 
     Values are normalised on construction (``memory_limit="4GB"`` becomes bytes), so
     two configs with the same meaning compare equal.
@@ -111,6 +122,7 @@ class WorkerConfig:
     log_level: str = "WARNING"
     lifetime: float | None = attrs.field(default=None, converter=_optional_seconds)
     lifetime_stagger: float = attrs.field(default=0.0, converter=_seconds)
+    env: dict[str, str] = attrs.field(factory=dict, converter=_environment)
 
     @classmethod
     def option_names(cls) -> frozenset[str]:

@@ -464,6 +464,7 @@ class Nanny:
     async def _run_once(self, restart_id: int | None, on_ready: Callable[[], None]) -> _Run:
         """Run one worker process until it exits; call `on_ready` once it registered."""
         env = worker_environment(self.config.nthreads, os.environ)
+        env.update(self.config.env)
         env.pop(TOKEN_ENV, None)
         if self.security.token is not None:
             env[TOKEN_ENV] = self.security.token
