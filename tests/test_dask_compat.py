@@ -29,7 +29,6 @@ import trio  # noqa: E402
 
 from trident import (  # noqa: E402
     Client,
-    LocalCluster,
     Lock,
     Queue,
     Variable,
@@ -40,6 +39,8 @@ from trident import (  # noqa: E402
     performance_report,
     wait,
 )
+
+from .inprocess import in_process_client  # noqa: E402
 
 
 def square(x: int) -> int:
@@ -78,16 +79,7 @@ def assert_same(got: Any, expected: Any) -> None:
 
 @pytest.fixture
 def client() -> Iterator[Client]:
-    with (
-        LocalCluster(
-            n_workers=2,
-            threads_per_worker=2,
-            processes=False,
-            memory_limit=None,
-            dashboard_address=None,
-        ) as cluster,
-        Client(cluster) as client,
-    ):
+    with in_process_client(threads_per_worker=2) as client:
         yield client
 
 

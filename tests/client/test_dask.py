@@ -19,7 +19,9 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 from dask._task_spec import Alias, DataNode, List, Task, TaskRef  # noqa: E402
 
-from trident import Client, Future, LocalCluster, get_worker  # noqa: E402
+from trident import Client, Future, get_worker  # noqa: E402
+
+from ..inprocess import in_process_client  # noqa: E402
 
 
 def inc(x):
@@ -32,16 +34,7 @@ def worker_address(_):
 
 @pytest.fixture
 def client():
-    with (
-        LocalCluster(
-            n_workers=2,
-            threads_per_worker=1,
-            processes=False,
-            memory_limit=None,
-            dashboard_address=None,
-        ) as cluster,
-        Client(cluster) as client,
-    ):
+    with in_process_client() as client:
         yield client
 
 
