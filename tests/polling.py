@@ -29,3 +29,17 @@ async def wait_until(
             if value:
                 return value
             await trio.sleep(interval)
+
+
+def wait_until_true(
+    predicate: Callable[[], Any], *, timeout: float = DEADLINE, interval: float = 0.01
+) -> Any:
+    """The blocking `wait_until`: call `predicate` every `interval` seconds until it
+    returns something true, and return that. Fails the test after `timeout` seconds."""
+    import time
+
+    deadline = time.monotonic() + timeout
+    while not (value := predicate()):
+        assert time.monotonic() < deadline, f"timed out after {timeout} s"
+        time.sleep(interval)
+    return value

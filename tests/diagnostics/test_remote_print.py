@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import sys
-import time
 import warnings
 
 import pytest
@@ -13,6 +12,7 @@ import trident
 from trident import get_worker
 
 from ..inprocess import in_process_client
+from ..polling import wait_until_true
 
 
 def shout(x):
@@ -20,13 +20,6 @@ def shout(x):
     trident.print("to stderr", file=sys.stderr)
     trident.warn("careful", RuntimeWarning)
     return get_worker().address
-
-
-def eventually(check, timeout=10.0):
-    deadline = time.monotonic() + timeout
-    while not check():
-        assert time.monotonic() < deadline, "timed out"
-        time.sleep(0.01)
 
 
 def test_task_output_and_warnings_reach_the_client(capsys):
@@ -41,8 +34,8 @@ def test_task_output_and_warnings_reach_the_client(capsys):
             seen["err"] += captured.err
             return seen["out"].count("task says:7!\n") == 2 and seen["err"].count("to stderr") == 2
 
-        eventually(both_printed_twice)
-        eventually(lambda: sum(str(w.message) == "careful" for w in caught) >= 2)
+        wait_until_true(both_printed_twice)
+        wait_until_true(lambda: sum(str(w.message) == "careful" for w in caught) >= 2)
         assert {w.category for w in caught if str(w.message) == "careful"} == {RuntimeWarning}
 
 

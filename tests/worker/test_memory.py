@@ -8,6 +8,8 @@ import numpy as np
 
 from trident import Client, LocalCluster
 
+from ..polling import wait_until_true
+
 MB = 2**20
 
 
@@ -36,10 +38,7 @@ def inc(x: int) -> int:
 
 
 def wait_until(predicate, timeout=30.0):
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        assert time.monotonic() < deadline, "timed out"
-        time.sleep(0.05)
+    return wait_until_true(predicate, timeout=timeout, interval=0.05)
 
 
 def worker_metrics(client):
