@@ -106,8 +106,8 @@ def static_exports() -> dict[str, str]:
     tree = ast.parse((CLONE / "trident" / "__init__.py").read_text())
     exports = {}
     for node in ast.walk(tree):
-        if isinstance(node, ast.ImportFrom) and node.level == 1:
-            module = f"trident.{node.module}"
+        if isinstance(node, ast.ImportFrom) and (node.level == 1 or node.module == "builtins"):
+            module = f"trident.{node.module}" if node.level == 1 else "builtins"
             for alias in node.names:
                 if alias.asname == alias.name:  # the explicit re-export form
                     exports[alias.name] = module

@@ -31,8 +31,14 @@ def _globals_named(data: bytes) -> list[tuple[str, str]]:
 def _public_objects():
     for name in trident.__all__:
         value = getattr(trident, name)
+        if getattr(value, "__module__", None) == "builtins":
+            continue  # the builtin itself (TimeoutError, as dask exports it)
         if isinstance(value, type) or callable(value):
             yield name, value
+
+
+def test_timeout_error_is_the_builtin_one():
+    assert trident.TimeoutError is TimeoutError
 
 
 @pytest.mark.parametrize(("name", "value"), list(_public_objects()))

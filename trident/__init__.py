@@ -19,6 +19,8 @@ from ._public import EXPORTS as _EXPORTS
 from ._version import __version__ as __version__
 
 if TYPE_CHECKING:
+    from builtins import TimeoutError as TimeoutError  # what timeouts raise, as dask's
+
     from ._exceptions import ActorDied as ActorDied
     from ._exceptions import ActorRestarted as ActorRestarted
     from ._exceptions import AuthenticationError as AuthenticationError
@@ -48,6 +50,7 @@ if TYPE_CHECKING:
     from .client.waiting import fire_and_forget as fire_and_forget
     from .client.waiting import wait as wait
     from .client.worker_client import get_client as get_client
+    from .client.worker_client import local_client as local_client
     from .client.worker_client import worker_client as worker_client
     from .cluster.adaptive import Adaptive as Adaptive
     from .cluster.kube.cluster import KubeCluster as KubeCluster
@@ -122,6 +125,7 @@ __all__ = [
     "SerializationError",
     "Sub",
     "TaskGroup",
+    "TimeoutError",
     "UploadFile",
     "Variable",
     "Worker",
@@ -134,6 +138,7 @@ __all__ = [
     "get_client",
     "get_task_stream",
     "get_worker",
+    "local_client",
     "performance_report",
     "print",
     "progress",

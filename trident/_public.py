@@ -66,6 +66,8 @@ EXPORTS = {
     "Worker": "trident.cluster.servers",
     "get_client": "trident.client.worker_client",
     "worker_client": "trident.client.worker_client",
+    "local_client": "trident.client.worker_client",
+    "TimeoutError": "builtins",
     "get_worker": "trident.worker.context",
     "RemoteException": "trident.protocol.failures",
     "NannyPlugin": "trident._plugins",

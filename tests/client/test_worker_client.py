@@ -44,3 +44,14 @@ async def test_the_workers_client_is_a_client_over_the_workers_loop(trident_clus
         assert isinstance(lent, WorkerClient)
         assert type(lent.client) is trident.Client
         assert lent.client._bridge is lent
+
+
+def total_through_local_client(n):
+    with trident.local_client() as client:  # dask's older name for worker_client
+        return sum(client.gather(client.map(abs, range(-n, 0))))
+
+
+async def test_local_client_is_worker_client_under_dasks_older_name(trident_cluster):
+    async with trident.Client(trident_cluster, asynchronous=True, set_as_default=False) as client:
+        with trio.fail_after(30):
+            assert await client.submit(total_through_local_client, 4) == 10

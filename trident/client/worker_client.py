@@ -212,4 +212,11 @@ def worker_client(timeout: float | None = None, separate_thread: bool = True) ->
         yield client
 
 
+@contextmanager
+def local_client(timeout: float | None = None, separate_thread: bool = True) -> Iterator[Client]:
+    """dask's older name for `worker_client`: the same context manager."""
+    with worker_client(timeout, separate_thread) as client:
+        yield client
+
+
 publish(globals())
