@@ -56,6 +56,7 @@ if TYPE_CHECKING:
     from .cluster.kube.cluster import KubeCluster as KubeCluster
     from .cluster.local import LocalCluster as LocalCluster
     from .cluster.manager import ClusterManager as ClusterManager
+    from .cluster.servers import Nanny as Nanny
     from .cluster.servers import Scheduler as Scheduler
     from .cluster.servers import Worker as Worker
     from .cluster.ssh import SSHCluster as SSHCluster
@@ -106,6 +107,7 @@ __all__ = [
     "LocalCluster",
     "Lock",
     "MultiLock",
+    "Nanny",
     "NannyPlugin",
     "PBSCluster",
     "ProtocolError",

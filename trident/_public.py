@@ -64,6 +64,7 @@ EXPORTS = {
     "Scheduler": "trident.cluster.servers",
     "Security": "trident.security",
     "Worker": "trident.cluster.servers",
+    "Nanny": "trident.cluster.servers",
     "get_client": "trident.client.worker_client",
     "worker_client": "trident.client.worker_client",
     "local_client": "trident.client.worker_client",

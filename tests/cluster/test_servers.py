@@ -6,11 +6,12 @@ under trio and asyncio, as dask's asynchronous docs show), the introspection obj
 from __future__ import annotations
 
 import asyncio
+import os
 
 import pytest
 import trio
 
-from trident import Client, LocalCluster, Scheduler, Security, Worker, get_client
+from trident import Client, LocalCluster, Nanny, Scheduler, Security, Worker, get_client
 
 
 def inc(x):
@@ -42,6 +43,38 @@ def test_scheduler_and_worker_under_asyncio():
         return await asyncio.wait_for(use_in_process_servers(), 30)
 
     assert asyncio.run(bounded()) == (2, 11)
+
+
+def pid_and_setting() -> tuple[int, str | None]:
+    return os.getpid(), os.environ.get("TRIDENT_NANNY_SETTING")
+
+
+async def use_a_nanny() -> tuple[bool, str | None, dict[str, int], str]:
+    """(the task ran in the nanny's worker process, the env it saw, nthreads, address)"""
+    async with (
+        Scheduler() as s,
+        Nanny(s.address, nthreads=2, env={"TRIDENT_NANNY_SETTING": "on"}) as n,
+        Client(s.address, asynchronous=True, set_as_default=False) as client,
+    ):
+        pid, setting = await client.submit(pid_and_setting)
+        assert n.worker_pid != os.getpid()
+        return pid == n.worker_pid, setting, await client.nthreads(), n.worker_address
+
+
+async def test_a_nanny_runs_its_worker_in_a_process_of_its_own_under_trio():
+    with trio.fail_after(60):
+        same, setting, threads, address = await use_a_nanny()
+    assert (same, setting, threads) == (True, "on", {address: 2})
+
+
+def test_a_nanny_under_asyncio_and_its_bad_arguments():
+    async def bounded():
+        return await asyncio.wait_for(use_a_nanny(), 60)
+
+    same, setting, threads, address = asyncio.run(bounded())
+    assert (same, setting, threads) == (True, "on", {address: 2})
+    with pytest.raises(TypeError, match="unexpected keyword arguments: colour"):
+        Nanny("tcp://127.0.0.1:1", colour="blue")
 
 
 def worker_view(dask_worker):

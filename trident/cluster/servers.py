@@ -1,8 +1,11 @@
-"""`Scheduler` and `Worker` as users start them in their own program, as in dask::
+"""`Scheduler`, `Worker` and `Nanny` as users start them in their own program, as in
+dask::
 
     async with Scheduler() as s, Worker(s.address) as w:
         async with Client(s.address, asynchronous=True) as client:
             ...
+
+(`Nanny(s.address)` in place of `Worker` runs the worker in a process of its own.)
 
 Thin wrappers over the actors (`trident.scheduler.actor.Scheduler`,
 `trident.worker.actor.Worker`) that wire the defaults the layers below cannot import:
@@ -26,7 +29,10 @@ from .._loop_thread import LoopThread
 from .._public import publish
 from ..dashboard import dashboard_for
 from ..scheduler.actor import Scheduler as SchedulerActor
+from ..security import Security
 from ..worker.actor import Worker as WorkerActor
+from ..worker.config import WorkerConfig
+from ..worker.nanny import Nanny as NannyActor
 from .lending import lend_client
 
 
@@ -115,6 +121,31 @@ class Worker(_ServedInBlock, WorkerActor):
     def __init__(self, scheduler_address: str, **options: Any):
         options.setdefault("client_factory", lend_client)
         super().__init__(scheduler_address, **options)
+
+
+class Nanny(_ServedInBlock, NannyActor):
+    """A worker in a process of its own, supervised (restarted when it dies), as dask's
+    ``Nanny``: ``async with Nanny(s.address, nthreads=2) as n``; the block returns once
+    the worker registered, `worker_address` and `worker_pid` name it.
+
+    Keyword arguments are the worker's settings (`trident.worker.config.WorkerConfig`:
+    ``nthreads``, ``memory_limit``, ``resources``, ``name``, ``env``, ...) and the
+    nanny's own (``security``, ``backoff``, ``memory_terminate_fraction``,
+    ``memory_check_interval``). Raises `TypeError` for any other.
+    """
+
+    def __init__(self, scheduler_address: str, *, security: Security | None = None, **options: Any):
+        own = {
+            name: options.pop(name)
+            for name in ("backoff", "memory_terminate_fraction", "memory_check_interval")
+            if name in options
+        }
+        unknown = set(options) - WorkerConfig.option_names()
+        if unknown:
+            raise TypeError(
+                f"Nanny() got unexpected keyword arguments: {', '.join(sorted(unknown))}"
+            )
+        super().__init__(scheduler_address, WorkerConfig(**options), security=security, **own)
 
 
 publish(globals())
