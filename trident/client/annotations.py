@@ -62,6 +62,19 @@ def graph_annotations(dsk: Any) -> dict[str, dict[Any, Any]]:
             for name, values in graph_annotations(operand.hlg).items():
                 found.setdefault(name, {}).update(values)
         return found
+    operands = getattr(dsk, "operands", None)
+    if (
+        isinstance(operands, (list, tuple))
+        and operands
+        and not any(
+            getattr(layer, "annotations", None)
+            for operand in operands
+            for layer in getattr(getattr(operand, "hlg", None), "layers", {None: None}).values()
+        )
+    ):
+        # HighLevelGraph collections whose layers carry no annotations: asking dask
+        # would optimize the graph only to find none (wasted where trident rewrites it)
+        return found
     annotations = getattr(dsk, "__dask_annotations__", None)
     if annotations is None:  # a collection: its graph's layers
         graph = getattr(dsk, "__dask_graph__", None)

@@ -20,6 +20,7 @@ order where dependencies come first (dask's own ordering when dask is installed)
 
 from __future__ import annotations
 
+import functools
 import heapq
 import sys
 from collections.abc import Callable, Hashable, Iterable, Mapping
@@ -74,6 +75,7 @@ class _NotDirect(Exception):
     """A dask task's argument that only the task node itself can evaluate."""
 
 
+@functools.cache
 def _direct_kinds() -> tuple[Any, ...]:
     """dask's ``Task``, ``TaskRef``, ``DataNode``, its container nodes (each with the
     Python type it builds) and ``GraphNode``."""
